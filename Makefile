@@ -1,0 +1,47 @@
+# Convertly — run `make help` for the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8000
+HOST ?= 127.0.0.1
+PY := $(VENV)/bin/python
+# System tools the service uses, as command:debian-package pairs; installed when missing.
+SYSTEM_DEPS ?=
+
+.PHONY: help setup run serve test lint check bench clean
+
+help: ## show this help
+	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	@echo "  variables: PORT=$(PORT) HOST=$(HOST) CONVERTLY_DATA_DIR=$${CONVERTLY_DATA_DIR:-./data}"
+
+setup: $(VENV)/.installed ## create .venv and install everything needed
+
+$(VENV)/.installed: pyproject.toml scripts/ensure-system.sh
+	@bash scripts/ensure-system.sh "$(PYTHON)" $(SYSTEM_DEPS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: setup ## serve the API on PORT (default 8000), embedded mode, data in ./data
+	$(VENV)/bin/convertly serve --host $(HOST) --port $(PORT)
+
+serve: run
+
+test: setup ## run the whole test suite
+	$(PY) -m pytest -q
+
+lint: setup ## ruff and mypy --strict
+	$(VENV)/bin/ruff check convertly workers tests bench
+	$(VENV)/bin/mypy convertly workers
+
+check: lint test ## lint, type-check and test
+
+bench: setup ## benchmarks (see bench/README.md); prints a table, writes bench/out/
+	$(PY) -m bench.run
+
+clean: ## remove the virtualenv and caches (keeps ./data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out

@@ -1,0 +1,5 @@
+import sys
+
+from convertly.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The HTTP API: routes, thin endpoints, multipart parsing and the error table."""

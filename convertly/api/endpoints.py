@@ -1,0 +1,405 @@
+"""Endpoints: parse the request, call the service, render the answer. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from convertly import service
+from convertly.api import forms
+from convertly.auth import ApiKey
+from convertly.errors import (
+    ConflictError,
+    ConvertlyError,
+    InvalidFieldError,
+    NotFoundError,
+)
+from convertly.executors.base import Executor
+from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus, JobType
+from convertly.service import Services
+from convertly.signing import Grant, sign, verify
+from convertly.sniff import Kind
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def _services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def _executor(request: Request) -> Executor:
+    executor: Executor = request.app.state.executor
+    return executor
+
+
+def authenticate(request: Request) -> ApiKey:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    key = token.strip() if scheme.lower() == "bearer" else None
+    key = key or request.headers.get("x-api-key")
+    return _services(request).keys.authenticate(key)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _base_url(request: Request) -> str:
+    configured = _services(request).settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def download_url(request: Request, *, key: str, tenant: str, filename: str,
+                 mime_type: str) -> str:
+    svc = _services(request)
+    grant = Grant(key=key, tenant=tenant, filename=filename, mime_type=mime_type,
+                  expires=int(time.time()) + svc.settings.download_url_ttl)
+    return f"{_base_url(request)}/api/download/{sign(grant, svc.secret)}"
+
+
+# --- sync conversions -------------------------------------------------------------------
+
+
+async def convert(request: Request) -> Response:
+    return await _sync(request, JobType.CONVERT)
+
+
+async def compress(request: Request) -> Response:
+    return await _sync(request, JobType.COMPRESS)
+
+
+def _reject_source_url(form: forms.ParsedForm) -> None:
+    if form.get("sourceUrl") is not None and not form.files:
+        raise InvalidFieldError("sourceUrl", "URL inputs are not supported by this server; "
+                                "upload the file in 'files' instead.")
+
+
+async def _sync(request: Request, job_type: JobType) -> Response:
+    key = authenticate(request)
+    svc = _services(request)
+    form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
+    workdirs: list[Path] = []
+    try:
+        _reject_source_url(form)
+        specs = forms.build_specs(form, job_type)
+        save = forms.parse_bool(form.get("saveToStorage") or "false", "saveToStorage", None)
+        for upload in form.files:
+            workdir = form.spool / f"work-{len(workdirs)}"
+            workdir.mkdir()
+            workdirs.append(workdir)
+            upload.path = Path(shutil.move(upload.path, workdir / "source"))
+        outcomes = await asyncio.gather(
+            *(_executor(request).convert(u.path, s, w)
+              for u, s, w in zip(form.files, specs, workdirs, strict=True)),
+            return_exceptions=True,
+        )
+        for spec, outcome in zip(specs, outcomes, strict=True):
+            if isinstance(outcome, ConvertlyError):
+                raise outcome.for_file(spec.filename)
+            if isinstance(outcome, BaseException):
+                raise outcome
+        files = []
+        temporary_used = False
+        for upload, spec, out in zip(form.files, specs, outcomes, strict=True):
+            assert isinstance(out, ConvertedFile)
+            entry, temporary = await _render_sync_output(request, key, upload, spec, out, save)
+            temporary_used = temporary_used or temporary
+            files.append(entry)
+    finally:
+        await asyncio.to_thread(form.cleanup)
+    if save:
+        notice = "Uploads and outputs were saved to storage."
+    elif temporary_used:
+        notice = (f"Not saved to storage. Outputs over {svc.settings.data_url_max_bytes} bytes "
+                  f"are kept for {svc.settings.temporary_ttl} s behind their download link; "
+                  "send saveToStorage=true to keep them.")
+    else:
+        notice = "Not saved to storage; send saveToStorage=true to keep uploads and outputs."
+    return JSONResponse({"files": files, "storage": {"saved": save, "notice": notice}})
+
+
+async def _render_sync_output(
+    request: Request, key: ApiKey, upload: forms.UploadedFile, spec: FileSpec,
+    out: ConvertedFile, save: bool,
+) -> tuple[dict[str, Any], bool]:
+    svc = _services(request)
+    path = Path(out.path)
+    final_size = path.stat().st_size
+    name = service.output_filename(spec.filename, out.format)
+    stored_id = None
+    temporary = False
+    if save or final_size > svc.settings.data_url_max_bytes:
+        temporary = not save
+        if save:
+            await asyncio.to_thread(service.store_upload, svc, key.tenant, upload.path,
+                                    spec.filename)
+        record = await asyncio.to_thread(service.store_output, svc, key.tenant, path, out, name,
+                                         temporary=temporary)
+        stored_id = None if temporary else record.id
+        url = download_url(request, key=record.key, tenant=key.tenant, filename=name,
+                           mime_type=out.mime_type)
+    else:
+        data = await asyncio.to_thread(path.read_bytes)
+        url = f"data:{out.mime_type};base64,{base64.b64encode(data).decode()}"
+    saved = round(100 * (upload.size - final_size) / upload.size, 2) if upload.size else 0.0
+    return {
+        "filename": name,
+        "originalFilename": spec.filename,
+        "originalSize": upload.size,
+        "finalSize": final_size,
+        "savedPercent": saved,
+        "mimeType": out.mime_type,
+        "format": out.format,
+        "width": out.width,
+        "height": out.height,
+        "downloadUrl": url,
+        "appliedQuality": out.applied_quality,
+        "storedFileId": stored_id,
+        "notes": list(out.notes),
+    }, temporary
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+async def create_job(request: Request) -> Response:
+    key = authenticate(request)
+    svc = _services(request)
+    executor = _executor(request)
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise InvalidFieldError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} "
+                                "characters.")
+    form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
+    try:
+        _reject_source_url(form)
+        raw_type = (form.get("jobType") or "convert").lower()
+        try:
+            job_type = JobType(raw_type)
+        except ValueError:
+            raise InvalidFieldError("jobType", f"unknown job type {raw_type!r}; use convert "
+                                    "or compress.") from None
+        specs = forms.build_specs(form, job_type)
+        archive = forms.parse_bool(form.get("createArchive") or "false", "createArchive", None)
+        archive_format = (form.get("archiveFormat") or "zip").lower()
+        if archive_format not in service.ARCHIVE_FORMATS:
+            raise InvalidFieldError("archiveFormat", f"unknown archive format "
+                                    f"{archive_format!r}; use one of "
+                                    f"{', '.join(service.ARCHIVE_FORMATS)}.")
+        if form.get("saveToStorage") is not None:
+            forms.parse_bool(form.get("saveToStorage"), "saveToStorage", None)
+        executor.check_capacity(len(specs))
+        job, created = await asyncio.to_thread(
+            service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
+            uploads=[u.path for u in form.files], create_archive=archive,
+            archive_format=archive_format, idempotency_key=idempotency_key,
+        )
+    finally:
+        await asyncio.to_thread(form.cleanup)
+    if created:
+        executor.submit(job)
+        return JSONResponse({"jobId": job.id, "status": JobStatus.PENDING.value})
+    return JSONResponse({"jobId": job.id, "status": job.status.value},
+                        headers={"Idempotent-Replayed": "true"})
+
+
+def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+        raise InvalidFieldError(name, f"must be a whole number from {low} to {high}.")
+    return int(raw)
+
+
+async def list_jobs(request: Request) -> Response:
+    key = authenticate(request)
+    limit = _query_int(request, "limit", 20, 1, 100)
+    offset = _query_int(request, "offset", 0, 0, 10**9)
+    raw_status = request.query_params.get("status")
+    status = None
+    if raw_status:
+        try:
+            status = JobStatus(raw_status)
+        except ValueError:
+            raise InvalidFieldError("status", "use pending, processing, completed or "
+                                    "failed.") from None
+    jobs, total = await asyncio.to_thread(
+        _services(request).jobs.list, key.tenant, limit=limit, offset=offset, status=status
+    )
+    return JSONResponse({
+        "jobs": [render_job(request, job) for job in jobs],
+        "pagination": {"limit": limit, "offset": offset, "total": total,
+                       "hasMore": offset + len(jobs) < total},
+    })
+
+
+async def _job_for(request: Request, key: ApiKey) -> Job:
+    job_id = request.path_params["job_id"]
+    job = await asyncio.to_thread(_services(request).jobs.get, job_id, key.tenant)
+    if job is None:
+        raise NotFoundError(f"No job {job_id!r} for this API key.")
+    return job
+
+
+async def get_job(request: Request) -> Response:
+    key = authenticate(request)
+    return JSONResponse(render_job(request, await _job_for(request, key)))
+
+
+async def cancel_job(request: Request) -> Response:
+    key = authenticate(request)
+    job = await _job_for(request, key)
+    cancelled = await asyncio.to_thread(_services(request).jobs.cancel, job.id, key.tenant)
+    if cancelled is None:
+        raise ConflictError(f"Job {job.id} is {job.status.value}; only pending jobs can be "
+                            "cancelled.")
+    return JSONResponse(render_job(request, cancelled))
+
+
+def render_job(request: Request, job: Job) -> dict[str, Any]:
+    results = []
+    for result in job.results:
+        url = None
+        if result.status is FileStatus.COMPLETED and result.output_key:
+            url = download_url(request, key=result.output_key, tenant=job.tenant,
+                               filename=result.output_filename or "output",
+                               mime_type=result.mime_type or "application/octet-stream")
+        results.append({
+            "index": result.index,
+            "filename": result.filename,
+            "status": result.status.value,
+            "format": result.format,
+            "outputFilename": result.output_filename,
+            "originalSize": result.original_size,
+            "finalSize": result.final_size,
+            "mimeType": result.mime_type,
+            "appliedQuality": result.applied_quality,
+            "width": result.width,
+            "height": result.height,
+            "downloadUrl": url,
+            "storedFileId": result.stored_file_id,
+            "error": result.error,
+            "errorCode": result.error_code,
+        })
+    archive = None
+    if job.create_archive:
+        name = service.archive_filename(job)
+        archive = {
+            "filename": name,
+            "format": job.archive_format,
+            "size": job.archive_size,
+            "downloadUrl": download_url(request, key=job.archive_key, tenant=job.tenant,
+                                        filename=name, mime_type="application/zip"
+                                        if job.archive_format == "zip" else
+                                        "application/x-tar" if job.archive_format == "tar"
+                                        else "application/gzip")
+            if job.archive_key else None,
+        }
+    return {
+        "jobId": job.id,
+        "jobType": job.job_type.value,
+        "status": job.status.value,
+        "totalFiles": job.total_files,
+        "completedFiles": job.completed_files,
+        "failedFiles": job.failed_files,
+        "progress": job.progress,
+        "errorMessage": job.error_message,
+        "cancelled": job.cancelled,
+        "results": results,
+        "archive": archive,
+        "createdAt": _iso(job.created_at),
+        "startedAt": _iso(job.started_at),
+        "completedAt": _iso(job.completed_at),
+    }
+
+
+# --- downloads, formats, health ---------------------------------------------------------
+
+
+async def download(request: Request) -> Response:
+    svc = _services(request)
+    grant = verify(request.path_params["token"], svc.secret)
+    headers = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
+    path = await asyncio.to_thread(_local_path, svc, grant.key)
+    if path is not None:
+        return FileResponse(path, media_type=grant.mime_type, filename=grant.filename,
+                            headers=headers)
+    try:
+        fh = await asyncio.to_thread(svc.storage.open, grant.key)
+    except FileNotFoundError:
+        raise NotFoundError("This file no longer exists.") from None
+
+    def chunks() -> Any:
+        with fh:
+            while block := fh.read(1024 * 1024):
+                yield block
+
+    headers["Content-Disposition"] = f'attachment; filename="{grant.filename}"'
+    return StreamingResponse(chunks(), media_type=grant.mime_type, headers=headers)
+
+
+def _local_path(svc: Services, key: str) -> Path | None:
+    try:
+        path = svc.storage.local_path(key)
+    except FileNotFoundError:
+        path = None
+    if path is None and not svc.storage.exists(key):
+        raise NotFoundError("This file no longer exists.")
+    return path
+
+
+async def formats(request: Request) -> Response:
+    registry = _services(request).registry
+    matrix = registry.matrix()
+    inputs = [
+        {"kind": kind.value, "family": kind.family, "mimeType": kind.mime_type,
+         "targets": sorted(t.value for t in targets)}
+        for kind, targets in sorted(matrix.items(), key=lambda kv: kv[0].value)
+    ]
+    outputs = sorted({t.value for targets in matrix.values() for t in targets})
+    compressible = sorted(k.value for k in matrix
+                          if k.own_format in {t.value for t in matrix[k]})
+    from convertly.models import ResizePreset  # local: keeps the import list short
+
+    return JSONResponse({
+        "inputs": inputs,
+        "outputs": outputs,
+        "compress": compressible,
+        "resizePresets": [p.value for p in ResizePreset],
+        "kinds": [k.value for k in Kind],
+    })
+
+
+async def healthz(request: Request) -> Response:
+    svc = _services(request)
+    checks: dict[str, str] = {}
+    status = 200
+    try:
+        await asyncio.to_thread(svc.storage.check)
+        checks["storage"] = "ok"
+    except ConvertlyError as exc:
+        checks["storage"] = exc.message
+        status = 503
+    return JSONResponse({"status": "ok" if status == 200 else "degraded", "checks": checks,
+                         "queuedFiles": _executor(request).queued_files()},
+                        status_code=status)
+
+
+async def index(request: Request) -> Response:
+    return JSONResponse({
+        "name": "convertly",
+        "docs": f"{_base_url(request)}/openapi.json",
+        "formats": f"{_base_url(request)}/api/formats",
+    })

@@ -1,0 +1,87 @@
+"""The one table from error classes to HTTP statuses, and the one function that renders
+every error body in Convertly's shape: {"error": "...", "code": "...", "detail": {...}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from convertly import errors
+
+log = logging.getLogger("convertly.api")
+
+STATUS: dict[type[errors.ConvertlyError], int] = {
+    errors.ConvertlyError: 500,
+    errors.InvalidRequestError: 400,
+    errors.AuthenticationError: 401,
+    errors.ForbiddenError: 403,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.PayloadTooLargeError: 413,
+    errors.UnsupportedMediaError: 415,
+    errors.ConversionError: 422,
+    errors.ServiceUnavailableError: 503,
+}
+
+
+def status_for(exc: errors.ConvertlyError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(exc: errors.ConvertlyError) -> JSONResponse:
+    body: dict[str, Any] = {"error": exc.message, "code": exc.code}
+    detail = dict(exc.detail)
+    if exc.filename is not None:
+        detail.setdefault("filename", exc.filename)
+    if detail:
+        body["detail"] = detail
+    headers = {}
+    if isinstance(exc, errors.ServiceUnavailableError):
+        headers["Retry-After"] = str(exc.retry_after)
+    status = status_for(exc)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="convertly"'
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def handle_convertly_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ConvertlyError)
+    return error_response(exc)
+
+
+_HTTP_ERRORS: dict[int, type[errors.ConvertlyError]] = {
+    400: errors.InvalidRequestError,
+    401: errors.AuthenticationError,
+    403: errors.ForbiddenError,
+    404: errors.NotFoundError,
+    409: errors.ConflictError,
+    413: errors.PayloadTooLargeError,
+    415: errors.UnsupportedMediaError,
+}
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        response = JSONResponse(
+            {"error": f"Method {request.method} is not allowed on {request.url.path}.",
+             "code": "METHOD_NOT_ALLOWED"},
+            status_code=405, headers=exc.headers,
+        )
+        return response
+    cls = _HTTP_ERRORS.get(exc.status_code, errors.ConvertlyError)
+    message = (f"No route {request.url.path}; see /openapi.json."
+               if exc.status_code == 404 else None)
+    return error_response(cls(message))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(errors.ConvertlyError())

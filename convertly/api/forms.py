@@ -1,0 +1,364 @@
+"""Multipart bodies streamed to disk with limits enforced as bytes arrive, and the per-file
+settings (singular fields or JSON arrays with one entry per file) turned into FileSpecs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from convertly.errors import (
+    ArrayLengthError,
+    FileTooLargeError,
+    InvalidFieldError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    TooManyFilesError,
+)
+from convertly.models import (
+    DEFAULT_COMPRESSION,
+    CompressMode,
+    FileSpec,
+    JobType,
+    OutputFormat,
+    ResizePreset,
+)
+from convertly.settings import Settings
+
+FILE_FIELDS = ("files", "file")
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS = 200
+# Other spellings users send for a format.
+FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff", "heic": "heif", "tar.gz": "tgz"}
+
+
+@dataclass
+class UploadedFile:
+    field: str
+    filename: str
+    content_type: str
+    path: Path
+    size: int = 0
+
+
+@dataclass
+class ParsedForm:
+    """Text fields and spooled files. `cleanup()` removes what was not moved into storage."""
+
+    spool: Path
+    fields: dict[str, str] = field(default_factory=dict)
+    files: list[UploadedFile] = field(default_factory=list)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.spool, ignore_errors=True)
+
+    def get(self, name: str) -> str | None:
+        value = self.fields.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+
+class _Collector:
+    """python-multipart callbacks writing file parts to `spool` under the limits."""
+
+    def __init__(self, form: ParsedForm, settings: Settings) -> None:
+        self.form = form
+        self.settings = settings
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+        self.headers: dict[bytes, bytes] = {}
+        self.name = ""
+        self.sink: BinaryIO | None = None
+        self.current: UploadedFile | None = None
+        self.value = bytearray()
+        self.field_count = 0
+        self.error: Exception | None = None
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+        }
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+        self.value = bytearray()
+        self.current = None
+        self.sink = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[bytes(self.header_field).lower()] = bytes(self.header_value)
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        if filename is None:
+            self.field_count += 1
+            if self.field_count > MAX_FIELDS:
+                raise InvalidRequestError(f"Too many form fields (limit {MAX_FIELDS}).")
+            return
+        if self.name not in FILE_FIELDS:
+            raise InvalidFieldError(self.name, "unexpected file; send files in 'files'.")
+        if len(self.form.files) >= self.settings.max_files:
+            raise TooManyFilesError(
+                f"Too many files: at most {self.settings.max_files} per request "
+                "(setting CONVERTLY_MAX_FILES)."
+            )
+        index = len(self.form.files)
+        name = filename.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+        path = self.form.spool / f"upload-{index}"
+        self.current = UploadedFile(
+            field=self.name,
+            filename=name[:255] or f"file-{index + 1}",
+            content_type=self.headers.get(b"content-type", b"").decode("latin-1"),
+            path=path,
+        )
+        self.form.files.append(self.current)
+        self.sink = path.open("wb")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.sink is not None and self.current is not None:
+            self.current.size += end - start
+            if self.current.size > self.settings.max_file_bytes:
+                raise FileTooLargeError(
+                    f"{self.current.filename} is larger than the limit of "
+                    f"{self.settings.max_file_bytes} bytes per file (setting "
+                    "CONVERTLY_MAX_FILE_BYTES).",
+                    filename=self.current.filename,
+                )
+            self.sink.write(data[start:end])
+            return
+        self.value += data[start:end]
+        if len(self.value) > MAX_FIELD_BYTES:
+            raise InvalidFieldError(self.name, f"value longer than {MAX_FIELD_BYTES} bytes.")
+
+    def on_part_end(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+            return
+        try:
+            self.form.fields[self.name] = self.value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidFieldError(self.name, "value is not valid UTF-8.") from exc
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+
+
+async def parse_multipart(request: Request, settings: Settings, spool_root: Path) -> ParsedForm:
+    """Stream the multipart body to a private spool directory, enforcing the size and count
+    limits while it arrives. The caller must call `cleanup()` on the result."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in params:
+        raise InvalidRequestError(
+            "Send the request as multipart/form-data with the files in the 'files' field."
+        )
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
+        raise PayloadTooLargeError(
+            f"The request body ({length} bytes) exceeds the limit of "
+            f"{settings.max_request_bytes} bytes (setting CONVERTLY_MAX_REQUEST_BYTES)."
+        )
+    spool_root.mkdir(parents=True, exist_ok=True)
+    form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
+    collector = _Collector(form, settings)
+    parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > settings.max_request_bytes:
+                raise PayloadTooLargeError(
+                    f"The request body exceeds the limit of {settings.max_request_bytes} "
+                    "bytes (setting CONVERTLY_MAX_REQUEST_BYTES)."
+                )
+            parser.write(chunk)
+        parser.finalize()
+    except ClientDisconnect:
+        collector.close()
+        form.cleanup()
+        raise
+    except Exception as exc:
+        collector.close()
+        form.cleanup()
+        if isinstance(exc, InvalidRequestError | PayloadTooLargeError):
+            raise
+        raise InvalidRequestError(f"The multipart body is malformed: {exc}") from exc
+    return form
+
+
+# --- per-file settings ------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class SpecReader:
+    """Reads singular fields and their per-file JSON-array twins for `count` files."""
+
+    def __init__(self, form: ParsedForm) -> None:
+        self.form = form
+        self.count = len(form.files)
+
+    def values(
+        self,
+        singular: str | tuple[str, ...],
+        plural: str | None,
+        parse: Callable[[Any, str, int | None], T],
+        default: T,
+    ) -> list[T]:
+        if plural is not None and (raw := self.form.get(plural)) is not None:
+            try:
+                items = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InvalidFieldError(plural, f"is not valid JSON ({exc.msg}); send a JSON "
+                                        "array with one entry per file.") from exc
+            if not isinstance(items, list):
+                raise InvalidFieldError(plural, "must be a JSON array with one entry per file.")
+            if len(items) != self.count:
+                raise ArrayLengthError(plural, len(items), self.count)
+            return [
+                default if item is None else parse(item, plural, i)
+                for i, item in enumerate(items)
+            ]
+        names = (singular,) if isinstance(singular, str) else singular
+        for name in names:
+            if (raw := self.form.get(name)) is not None:
+                value = parse(raw, name, None)
+                return [value] * self.count
+        return [default] * self.count
+
+
+def parse_format(value: Any, name: str, index: int | None) -> OutputFormat:
+    text = str(value).strip().lower().lstrip(".")
+    text = FORMAT_ALIASES.get(text, text)
+    try:
+        return OutputFormat(text)
+    except ValueError:
+        raise InvalidFieldError(
+            name, f"unknown format {value!r}; use one of "
+            f"{', '.join(f.value for f in OutputFormat)}.", file_index=index,
+        ) from None
+
+
+def parse_preset(value: Any, name: str, index: int | None) -> ResizePreset:
+    try:
+        return ResizePreset(str(value).strip().lower())
+    except ValueError:
+        raise InvalidFieldError(
+            name, f"unknown resize preset {value!r}; use one of "
+            f"{', '.join(p.value for p in ResizePreset)}.", file_index=index,
+        ) from None
+
+
+def _int(value: Any, name: str, index: int | None, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidFieldError(name, f"must be {what}, got {value!r}.", file_index=index)
+    try:
+        number = float(str(value).strip()) if not isinstance(value, int | float) else value
+    except ValueError:
+        raise InvalidFieldError(name, f"must be {what}, got {value!r}.",
+                                file_index=index) from None
+    if number != int(number) or not low <= number <= high:
+        raise InvalidFieldError(name, f"must be {what}, got {value!r}.", file_index=index)
+    return int(number)
+
+
+def parse_compression(value: Any, name: str, index: int | None) -> int:
+    return _int(value, name, index, 1, 100, "an integer from 1 to 100")
+
+
+def parse_dimension(value: Any, name: str, index: int | None) -> int:
+    return _int(value, name, index, 1, 100_000, "a whole number of pixels from 1 to 100000")
+
+
+def parse_bytes(value: Any, name: str, index: int | None) -> int:
+    return _int(value, name, index, 1, 2**50, "a positive number of bytes")
+
+
+def parse_bool(value: Any, name: str, index: int | None) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes", "on"}:
+        return True
+    if text in {"false", "0", "no", "off"}:
+        return False
+    raise InvalidFieldError(name, f"must be true or false, got {value!r}.", file_index=index)
+
+
+def parse_mode(value: Any, name: str, index: int | None) -> CompressMode:
+    try:
+        return CompressMode(str(value).strip().lower())
+    except ValueError:
+        raise InvalidFieldError(name, f"unknown mode {value!r}; use quality or target-size.",
+                                file_index=index) from None
+
+
+def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
+    """FileSpecs for every uploaded file, validating every field (400 names field and file)."""
+    if not form.files:
+        raise InvalidFieldError("files", "no file uploaded; send one or more files in 'files'.")
+    read = SpecReader(form)
+    n = read.count
+    compress = job_type is JobType.COMPRESS
+    if compress:
+        formats: list[OutputFormat | None] = [None] * n
+    else:
+        if form.get("format") is None and form.get("formats") is None:
+            raise InvalidFieldError("format", "is required: send 'format' for every file or "
+                                    "'formats' as a JSON array with one entry per file.")
+        formats = list(read.values("format", "formats", parse_format, OutputFormat.WEBP))
+    quality_fields = ("compression", "quality") if not compress else ("quality", "compression")
+    compressions = read.values(quality_fields, "compressions", parse_compression,
+                               DEFAULT_COMPRESSION)
+    resizes = read.values("resize", "resizes", parse_preset, ResizePreset.ORIGINAL)
+    widths = read.values("resizeWidth", "resizeWidths", parse_dimension, None)
+    heights = read.values("resizeHeight", "resizeHeights", parse_dimension, None)
+    orients = read.values("autoOrient", "autoOrients", parse_bool, True)
+    monos = read.values("mono", "monos", parse_bool, False)
+    modes = read.values("mode", "modes", parse_mode, CompressMode.QUALITY)
+    targets = read.values(("targetBytes", "targetByteValue"), "targetByteValues", parse_bytes,
+                          None)
+    lossless = read.values(("lossless", "losslessValue"), "losslessValues", parse_bool, False)
+    strip = read.values(("stripMetadata", "stripMetadataValue"), "stripMetadataValues",
+                        parse_bool, False)
+    specs = []
+    for i, upload in enumerate(form.files):
+        if resizes[i] is ResizePreset.WIDTH and widths[i] is None:
+            raise InvalidFieldError("resizeWidth", "is required when resize is 'width'.",
+                                    file_index=i)
+        if resizes[i] is ResizePreset.HEIGHT and heights[i] is None:
+            raise InvalidFieldError("resizeHeight", "is required when resize is 'height'.",
+                                    file_index=i)
+        if compress and modes[i] is CompressMode.TARGET_SIZE and targets[i] is None:
+            raise InvalidFieldError("targetBytes", "is required when mode is 'target-size'.",
+                                    file_index=i)
+        specs.append(FileSpec(
+            index=i, filename=upload.filename, job_type=job_type, format=formats[i],
+            compression=compressions[i], resize=resizes[i], resize_width=widths[i],
+            resize_height=heights[i], auto_orient=orients[i], mono=monos[i], mode=modes[i],
+            target_bytes=targets[i], lossless=lossless[i], strip_metadata=strip[i],
+        ))
+    return specs

@@ -1,0 +1,72 @@
+"""The application factory: `create_app(settings, *, services=None, executor=None)`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from convertly import service
+from convertly.api import errors as api_errors
+from convertly.api.routes import ROUTES
+from convertly.errors import ConvertlyError
+from convertly.executors import build_executor
+from convertly.executors.base import Executor
+from convertly.settings import Settings
+
+log = logging.getLogger("convertly")
+
+MAINTENANCE_INTERVAL = 60.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: service.Services | None = None,
+    executor: Executor | None = None,
+) -> Starlette:
+    """Build the ASGI app. Collaborators default to what the settings select."""
+    services = services or service.build_services(settings)
+    executor = executor or build_executor(services)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await executor.start()
+        maintenance = asyncio.create_task(_maintenance(services))
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            await executor.stop()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            ConvertlyError: api_errors.handle_convertly_error,
+            HTTPException: api_errors.handle_http_error,
+            Exception: api_errors.handle_unexpected,
+        },
+    )
+    app.state.services = services
+    app.state.executor = executor
+    app.state.settings = settings
+    return app
+
+
+async def _maintenance(services: service.Services) -> None:
+    """Remove expired short-lived outputs, once a minute."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(service.purge_expired, services)
+            if removed:
+                log.info("removed %d expired temporary files", removed)
+        except Exception:
+            log.exception("maintenance failed")
+        await asyncio.sleep(MAINTENANCE_INTERVAL)

@@ -1,0 +1,1 @@
+"""Converters, one module per media family, looked up through the registry."""

@@ -1,0 +1,58 @@
+"""(source kind, target format) -> converter. Built-in converters register like extensions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from convertly.converters.base import Converter
+from convertly.errors import UnsupportedConversionError
+from convertly.models import OutputFormat
+from convertly.sniff import Kind
+
+
+@dataclass
+class Registry:
+    _table: dict[tuple[Kind, OutputFormat], Converter] = field(default_factory=dict)
+
+    def register(
+        self, converter: Converter, sources: Iterable[Kind], targets: Iterable[OutputFormat]
+    ) -> None:
+        """Register `converter` for every (source, target) pair; a pair taken twice is an error."""
+        targets = list(targets)
+        for source in sources:
+            for target in targets:
+                key = (source, target)
+                if key in self._table:
+                    raise ValueError(
+                        f"{source}->{target} is already handled by {self._table[key].name}"
+                    )
+                self._table[key] = converter
+
+    def find(self, source: Kind, target: OutputFormat) -> Converter:
+        try:
+            return self._table[(source, target)]
+        except KeyError:
+            raise UnsupportedConversionError(
+                f"Converting {source.label} to {target.value} is not supported. "
+                f"Supported targets for {source.label}: "
+                f"{', '.join(t.value for t in self.targets_for(source)) or 'none'}."
+            ) from None
+
+    def targets_for(self, source: Kind) -> list[OutputFormat]:
+        return [t for (s, t) in self._table if s == source]
+
+    def matrix(self) -> dict[Kind, list[OutputFormat]]:
+        out: dict[Kind, list[OutputFormat]] = {}
+        for s, t in self._table:
+            out.setdefault(s, []).append(t)
+        return out
+
+
+def default_registry() -> Registry:
+    """The registry with every built-in converter."""
+    from convertly.converters import image
+
+    registry = Registry()
+    image.register(registry)
+    return registry

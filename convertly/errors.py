@@ -1,0 +1,186 @@
+"""Every error the service reports, with a stable machine code and a safe public message.
+
+    ConvertlyError                      500 INTERNAL_ERROR
+    ├── InvalidRequestError             400 INVALID_REQUEST
+    │   ├── InvalidFieldError           400 INVALID_FIELD
+    │   ├── ArrayLengthError            400 ARRAY_LENGTH_MISMATCH
+    │   └── CorruptFileError            400 CORRUPT_FILE
+    ├── AuthenticationError             401 UNAUTHORIZED
+    ├── ForbiddenError                  403 FORBIDDEN
+    ├── NotFoundError                   404 NOT_FOUND
+    ├── ConflictError                   409 CONFLICT
+    ├── PayloadTooLargeError            413 PAYLOAD_TOO_LARGE
+    │   ├── FileTooLargeError           413 FILE_TOO_LARGE
+    │   ├── TooManyFilesError           413 TOO_MANY_FILES
+    │   └── ImageTooLargeError          413 IMAGE_TOO_LARGE
+    ├── UnsupportedMediaError           415 UNSUPPORTED_MEDIA
+    │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
+    ├── ConversionError                 422 CONVERSION_FAILED
+    └── ServiceUnavailableError         503 SERVICE_UNAVAILABLE
+        ├── QueueFullError              503 QUEUE_FULL
+        └── StorageUnavailableError     503 STORAGE_UNAVAILABLE
+
+Per-file errors (CorruptFileError, UnsupportedMediaError, ...) carry the file's name so a
+sync request can say which file failed and a job can store it in that file's `error`.
+The HTTP status table lives in `convertly.api.errors`, next to the one function that renders
+every error body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConvertlyError(Exception):
+    """Base class. `message` is safe to show to the caller; it says what to do next."""
+
+    code = "INTERNAL_ERROR"
+    default_message = "Something went wrong on our side; the error was logged. Retry later."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        detail: dict[str, Any] | None = None,
+        filename: str | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.detail = detail or {}
+        self.filename = filename
+        super().__init__(self.message)
+
+    def for_file(self, filename: str) -> ConvertlyError:
+        """Name the file this error is about (in the message too), once."""
+        if self.filename is None:
+            self.filename = filename
+            self.message = f"{filename}: {self.message}"
+            self.args = (self.message,)
+        return self
+
+
+class InvalidRequestError(ConvertlyError):
+    code = "INVALID_REQUEST"
+    default_message = "The request is invalid."
+
+
+class InvalidFieldError(InvalidRequestError):
+    """A form field has a value we do not accept; the message names the field (and file)."""
+
+    code = "INVALID_FIELD"
+
+    def __init__(self, field: str, message: str, *, file_index: int | None = None) -> None:
+        where = f" (file {file_index + 1})" if file_index is not None else ""
+        detail: dict[str, Any] = {"field": field}
+        if file_index is not None:
+            detail["fileIndex"] = file_index
+        super().__init__(f"Field '{field}'{where}: {message}", detail=detail)
+        self.field = field
+
+
+class ArrayLengthError(InvalidRequestError):
+    code = "ARRAY_LENGTH_MISMATCH"
+
+    def __init__(self, field: str, got: int, expected: int) -> None:
+        super().__init__(
+            f"Field '{field}' has {got} entries but {expected} files were uploaded; "
+            "send exactly one entry per file, or the singular field to apply one value to all.",
+            detail={"field": field, "entries": got, "files": expected},
+        )
+        self.field = field
+
+
+class CorruptFileError(InvalidRequestError):
+    """The file claims a format we read but is empty, truncated or corrupt."""
+
+    code = "CORRUPT_FILE"
+    default_message = "The file is empty, truncated or corrupt and cannot be decoded."
+
+
+class AuthenticationError(ConvertlyError):
+    code = "UNAUTHORIZED"
+    default_message = (
+        "Missing or invalid API key. Send it as 'Authorization: Bearer cvly_...' "
+        "or in the 'x-api-key' header."
+    )
+
+
+class ForbiddenError(ConvertlyError):
+    code = "FORBIDDEN"
+    default_message = "This API key is not allowed to do that."
+
+
+class NotFoundError(ConvertlyError):
+    code = "NOT_FOUND"
+    default_message = "Not found."
+
+
+class ConflictError(ConvertlyError):
+    code = "CONFLICT"
+    default_message = "The resource is not in a state that allows this."
+
+
+class PayloadTooLargeError(ConvertlyError):
+    code = "PAYLOAD_TOO_LARGE"
+    default_message = "The request body is too large."
+
+
+class FileTooLargeError(PayloadTooLargeError):
+    code = "FILE_TOO_LARGE"
+
+
+class TooManyFilesError(PayloadTooLargeError):
+    code = "TOO_MANY_FILES"
+
+
+class ImageTooLargeError(PayloadTooLargeError):
+    code = "IMAGE_TOO_LARGE"
+
+
+class UnsupportedMediaError(ConvertlyError):
+    code = "UNSUPPORTED_MEDIA"
+    default_message = "We cannot read this kind of file."
+
+
+class UnsupportedConversionError(UnsupportedMediaError):
+    code = "UNSUPPORTED_CONVERSION"
+
+
+class ConversionError(ConvertlyError):
+    code = "CONVERSION_FAILED"
+    default_message = "The conversion failed."
+
+
+class ServiceUnavailableError(ConvertlyError):
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "The service is temporarily unavailable; retry in a few seconds."
+    retry_after = 5
+
+
+class QueueFullError(ServiceUnavailableError):
+    code = "QUEUE_FULL"
+    default_message = "The queue is full; retry in a few seconds."
+
+
+class StorageUnavailableError(ServiceUnavailableError):
+    code = "STORAGE_UNAVAILABLE"
+    default_message = "Storage is unavailable; retry in a few seconds."
+
+
+ERROR_CLASSES: dict[str, type[ConvertlyError]] = {}
+
+
+def _collect(cls: type[ConvertlyError]) -> None:
+    ERROR_CLASSES[cls.code] = cls
+    for sub in cls.__subclasses__():
+        _collect(sub)
+
+
+_collect(ConvertlyError)
+
+
+def from_code(code: str, message: str) -> ConvertlyError:
+    """Rebuild an error that crossed a process boundary as (code, message)."""
+    cls = ERROR_CLASSES.get(code, ConvertlyError)
+    err = ConvertlyError.__new__(cls)
+    ConvertlyError.__init__(err, message)
+    return err

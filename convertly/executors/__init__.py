@@ -1,0 +1,13 @@
+"""Where conversions run: a local process pool (embedded default) or Celery workers."""
+
+from __future__ import annotations
+
+from convertly.executors.base import Executor
+from convertly.service import Services
+
+
+def build_executor(services: Services) -> Executor:
+    """The executor the settings select."""
+    from convertly.executors.inprocess import InProcessExecutor
+
+    return InProcessExecutor(services.settings)

@@ -1,0 +1,34 @@
+"""The executor protocol: runs job files and sync conversions somewhere other than the event
+loop, and makes sure every accepted job reaches a final state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from convertly.models import ConvertedFile, FileSpec, Job
+
+
+class Executor(Protocol):
+    async def start(self) -> None:
+        """Begin accepting work and resume every unfinished job found in the job store."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop; work not yet done stays recorded as pending and resumes on the next start."""
+        ...
+
+    def check_capacity(self, files: int) -> None:
+        """Raise QueueFullError when `files` more files cannot be queued now."""
+        ...
+
+    def submit(self, job: Job) -> None:
+        """Queue every pending file of a stored job; the job is finalised when all are done."""
+        ...
+
+    async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
+        """Run one sync conversion (`service.convert_path`) and return its output, which is
+        written inside `workdir`; the caller owns `workdir`."""
+        ...
+
+    def queued_files(self) -> int: ...

@@ -1,0 +1,177 @@
+"""The embedded executor: a pool of worker processes on this machine, sized to its cores.
+
+Conversions are CPU-bound native code, so they run in separate processes (spawned, recycled
+after `_TASKS_PER_CHILD` tasks because native libraries fragment memory). Job state lives in
+the job store, not here: a restart finds unfinished jobs there and queues their files again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from convertly import service
+from convertly.errors import ConversionError, QueueFullError, from_code
+from convertly.models import ConvertedFile, FileSpec, FileStatus, Job
+from convertly.settings import Settings
+from workers.pool import convert_file, finalize, init_worker, run_file, warm
+
+log = logging.getLogger("convertly.executor")
+
+_TASKS_PER_CHILD = 500
+_MAX_ATTEMPTS = 3  # a file whose worker process dies this often is failed, not retried
+
+class InProcessExecutor:
+    def __init__(self, settings: Settings, services: service.Services | None = None) -> None:
+        self.settings = settings
+        self._services = services
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._queued = 0
+        self._attempts: dict[tuple[str, int], int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    @property
+    def services(self) -> service.Services:
+        if self._services is None:
+            self._services = service.build_services(self.settings)
+        return self._services
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.settings.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker,
+            initargs=(self.settings,),
+            max_tasks_per_child=_TASKS_PER_CHILD,
+        )
+
+    def _pool_or_new(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self._new_pool()
+        return self._pool
+
+    def _replace_broken(self, broken: concurrent.futures.ProcessPoolExecutor | None) -> None:
+        if self._pool is broken and broken is not None:
+            log.error("a conversion process died; starting a new pool")
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        pool = self._pool_or_new()
+        # Start the workers now, so the first request does not pay for their imports.
+        await asyncio.gather(*(asyncio.wrap_future(pool.submit(warm))
+                               for _ in range(self.settings.workers)))
+        jobs = await asyncio.to_thread(self.services.jobs.unfinished)
+        for job in jobs:
+            log.info("resuming job %s (%d files left)", job.id,
+                     sum(r.status is FileStatus.PENDING for r in job.results))
+            self.submit(job)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    def queued_files(self) -> int:
+        return self._queued
+
+    def check_capacity(self, files: int) -> None:
+        if self._queued + files > self.settings.max_queued_files:
+            raise QueueFullError(
+                f"The queue is full ({self._queued} files waiting, limit "
+                f"CONVERTLY_MAX_QUEUED_FILES={self.settings.max_queued_files}); "
+                "retry in a few seconds."
+            )
+
+    def submit(self, job: Job) -> None:
+        pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
+        if not pending:
+            self._submit_finalize(job.id)
+            return
+        for index in pending:
+            self._submit_file(job.id, index)
+
+    def _submit_file(self, job_id: str, index: int) -> None:
+        pool = self._pool_or_new()
+        future = pool.submit(run_file, job_id, index)
+        self._queued += 1
+        future.add_done_callback(lambda f: self._call_in_loop(self._file_done, job_id, index,
+                                                              pool, f))
+
+    def _submit_finalize(self, job_id: str) -> None:
+        pool = self._pool_or_new()
+        future = pool.submit(finalize, job_id)
+        future.add_done_callback(lambda f: self._call_in_loop(self._finalize_done, job_id,
+                                                              pool, f))
+
+    def _call_in_loop(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _file_done(self, job_id: str, index: int,
+                   pool: concurrent.futures.ProcessPoolExecutor,
+                   future: concurrent.futures.Future[bool]) -> None:
+        self._queued -= 1
+        if future.cancelled() or self._stopping:
+            return  # left pending in the job store; resumed at the next start
+        exc = future.exception()
+        if exc is None:
+            self._attempts.pop((job_id, index), None)
+            if future.result():
+                self._submit_finalize(job_id)
+            return
+        if isinstance(exc, BrokenProcessPool):
+            self._replace_broken(pool)
+            attempts = self._attempts.get((job_id, index), 0) + 1
+            self._attempts[(job_id, index)] = attempts
+            if attempts < _MAX_ATTEMPTS:
+                self._submit_file(job_id, index)
+                return
+            self._attempts.pop((job_id, index), None)
+            message = "The converter process crashed on this file; it was not converted."
+        else:
+            log.error("job %s file %d: %r", job_id, index, exc)
+            message = "The conversion failed unexpectedly; the error was logged."
+        if service.fail_file(self.services, job_id, index, message, "WORKER_CRASHED"):
+            self._submit_finalize(job_id)
+
+    def _finalize_done(self, job_id: str, pool: concurrent.futures.ProcessPoolExecutor,
+                       future: concurrent.futures.Future[None]) -> None:
+        if future.cancelled() or self._stopping:
+            return
+        exc = future.exception()
+        if exc is None:
+            return
+        if isinstance(exc, BrokenProcessPool):
+            self._replace_broken(pool)
+            self._submit_finalize(job_id)
+            return
+        log.error("finalising job %s failed: %r", job_id, exc)
+
+    async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
+        pool = self._pool_or_new()
+        try:
+            status, payload = await asyncio.wrap_future(
+                pool.submit(convert_file, str(src), spec.to_dict(), str(workdir))
+            )
+        except BrokenProcessPool:
+            self._replace_broken(pool)
+            raise ConversionError(
+                "The converter process crashed on this file; it was not converted."
+            ) from None
+        if status == "error":
+            code, message, detail = payload
+            err = from_code(code, message)
+            err.detail = detail
+            raise err
+        return ConvertedFile(**{**payload, "notes": tuple(payload.get("notes", ()))})

@@ -1,0 +1,246 @@
+"""Job state shared by the API and the workers.
+
+`JobStore` is the protocol (the distributed engine implements it again on Redis);
+`SqliteJobStore` is the embedded default, safe across the API process and pool workers.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from typing import Any, Protocol
+
+from convertly.db import Database
+from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
+
+
+class JobStore(Protocol):
+    """Durable job state. Every method is blocking and atomic on its own."""
+
+    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
+        """Store a new job; with an idempotency key seen for this tenant within `ttl`
+        seconds, store nothing and return (the earlier job, False)."""
+        ...
+
+    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None when it does not exist or belongs to another tenant."""
+        ...
+
+    def list(
+        self, tenant: str, *, limit: int, offset: int, status: JobStatus | None
+    ) -> tuple[builtins.list[Job], int]:
+        """A page of the tenant's jobs, newest first, and the total count."""
+        ...
+
+    def start_file(self, job_id: str, index: int) -> Job | None:
+        """Mark the job processing (first file only); None when the job is finished or
+        cancelled or this file already has its result (a redelivery after completion)."""
+        ...
+
+    def record_file(self, result: FileResult, job_id: str) -> tuple[Job, bool]:
+        """Store one file's result; return the job and whether this call completed the last
+        file (exactly one caller gets True, so exactly one finalises the job)."""
+        ...
+
+    def finish(
+        self,
+        job_id: str,
+        *,
+        status: JobStatus,
+        error_message: str | None = None,
+        archive_key: str | None = None,
+        archive_size: int | None = None,
+    ) -> Job: ...
+
+    def cancel(self, job_id: str, tenant: str) -> Job | None:
+        """Cancel a pending job; return it, or None when it was not pending."""
+        ...
+
+    def unfinished(self) -> builtins.list[Job]:
+        """Jobs not completed nor failed (to resume after a restart)."""
+        ...
+
+
+def _now() -> float:
+    return time.time()
+
+
+class SqliteJobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _load(self, row: Any, file_rows: list[Any]) -> Job:
+        specs = tuple(FileSpec.from_dict(s) for s in json.loads(row["specs"]))
+        by_index = {r["idx"]: FileResult.from_dict(json.loads(r["result"])) for r in file_rows}
+        results = tuple(
+            by_index.get(
+                s.index,
+                FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING),
+            )
+            for s in specs
+        )
+        return Job(
+            id=row["id"],
+            tenant=row["tenant"],
+            job_type=JobType(row["job_type"]),
+            status=JobStatus(row["status"]),
+            specs=specs,
+            results=results,
+            create_archive=bool(row["create_archive"]),
+            archive_format=row["archive_format"],
+            archive_key=row["archive_key"],
+            archive_size=row["archive_size"],
+            error_message=row["error_message"],
+            cancelled=bool(row["cancelled"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            extra=json.loads(row["extra"]),
+        )
+
+    def _get(self, conn: Any, job_id: str) -> Job | None:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        files = conn.execute("SELECT idx, result FROM job_files WHERE job_id = ?", (job_id,))
+        return self._load(row, files.fetchall())
+
+    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
+        with self.db.transaction() as conn:
+            if idempotency_key is not None:
+                conn.execute("DELETE FROM idempotency WHERE created_at < ?", (_now() - ttl,))
+                row = conn.execute(
+                    "SELECT job_id FROM idempotency WHERE tenant = ? AND key = ?",
+                    (job.tenant, idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    earlier = self._get(conn, row["job_id"])
+                    if earlier is not None:
+                        return earlier, False
+                conn.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                    (job.tenant, idempotency_key, job.id, _now()),
+                )
+            conn.execute(
+                "INSERT INTO jobs (id, tenant, job_type, status, create_archive, archive_format,"
+                " created_at, specs, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.tenant,
+                    job.job_type.value,
+                    job.status.value,
+                    int(job.create_archive),
+                    job.archive_format,
+                    job.created_at,
+                    json.dumps([s.to_dict() for s in job.specs]),
+                    json.dumps(job.extra),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO job_files (job_id, idx, status, result) VALUES (?, ?, ?, ?)",
+                [(job.id, r.index, r.status.value, json.dumps(r.to_dict())) for r in job.results],
+            )
+        return job, True
+
+    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        job = self._get(self.db.read(), job_id)
+        if job is None or (tenant is not None and job.tenant != tenant):
+            return None
+        return job
+
+    def list(
+        self, tenant: str, *, limit: int, offset: int, status: JobStatus | None
+    ) -> tuple[builtins.list[Job], int]:
+        conn = self.db.read()
+        where, args = "tenant = ?", [tenant]
+        if status is not None:
+            where += " AND status = ?"
+            args.append(status.value)
+        total = conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", args).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT id FROM jobs WHERE {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        ).fetchall()
+        jobs = [j for r in rows if (j := self._get(conn, r["id"])) is not None]
+        return jobs, int(total)
+
+    def start_file(self, job_id: str, index: int) -> Job | None:
+        with self.db.transaction() as conn:
+            job = self._get(conn, job_id)
+            if job is None or job.status.finished or job.cancelled:
+                return None
+            if job.results[index].status is not FileStatus.PENDING:
+                return None
+            if job.status is JobStatus.PENDING:
+                conn.execute(
+                    "UPDATE jobs SET status = ?, started_at = ? WHERE id = ?",
+                    (JobStatus.PROCESSING.value, _now(), job_id),
+                )
+                job = self._get(conn, job_id)
+            return job
+
+    def record_file(self, result: FileResult, job_id: str) -> tuple[Job, bool]:
+        with self.db.transaction() as conn:
+            before = self._get(conn, job_id)
+            if before is None:
+                raise KeyError(job_id)
+            already = before.results[result.index].status is not FileStatus.PENDING
+            conn.execute(
+                "UPDATE job_files SET status = ?, result = ? WHERE job_id = ? AND idx = ?",
+                (result.status.value, json.dumps(result.to_dict()), job_id, result.index),
+            )
+            job = self._get(conn, job_id)
+            assert job is not None
+            last = (
+                not already
+                and not job.status.finished
+                and all(r.status is not FileStatus.PENDING for r in job.results)
+            )
+            return job, last
+
+    def finish(
+        self,
+        job_id: str,
+        *,
+        status: JobStatus,
+        error_message: str | None = None,
+        archive_key: str | None = None,
+        archive_size: int | None = None,
+    ) -> Job:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = ?, error_message = ?, archive_key = ?,"
+                " archive_size = ?, completed_at = ? WHERE id = ?",
+                (status.value, error_message, archive_key, archive_size, _now(), job_id),
+            )
+            job = self._get(conn, job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return job
+
+    def cancel(self, job_id: str, tenant: str) -> Job | None:
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET status = ?, cancelled = 1, error_message = ?, completed_at = ?"
+                " WHERE id = ? AND tenant = ? AND status = ?",
+                (
+                    JobStatus.FAILED.value,
+                    "Cancelled at the client's request.",
+                    _now(),
+                    job_id,
+                    tenant,
+                    JobStatus.PENDING.value,
+                ),
+            )
+            if cur.rowcount == 0:
+                return None
+            return self._get(conn, job_id)
+
+    def unfinished(self) -> builtins.list[Job]:
+        conn = self.db.read()
+        rows = conn.execute(
+            "SELECT id FROM jobs WHERE status IN (?, ?) ORDER BY created_at",
+            (JobStatus.PENDING.value, JobStatus.PROCESSING.value),
+        ).fetchall()
+        return [j for r in rows if (j := self._get(conn, r["id"])) is not None]

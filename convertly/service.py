@@ -1,0 +1,357 @@
+"""The service layer: the only place that combines storage, state, converters and executors.
+
+API endpoints call `submit_job`, `convert_upload`, ...; executors (a pool worker in embedded
+mode, a Celery task in distributed mode) call `run_file` and `finalize_job`. The same
+functions run in both modes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tarfile
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from convertly.auth import KeyStore
+from convertly.converters.registry import Registry, default_registry
+from convertly.db import Database
+from convertly.errors import ConvertlyError, UnsupportedConversionError
+from convertly.jobstore import JobStore, SqliteJobStore
+from convertly.models import (
+    ConvertedFile,
+    FileResult,
+    FileSpec,
+    FileStatus,
+    Job,
+    JobStatus,
+    JobType,
+    OutputFormat,
+    extension_for,
+)
+from convertly.records import FileIndex, StoredFile, new_file_id
+from convertly.settings import Settings
+from convertly.signing import load_or_create_secret
+from convertly.sniff import Kind, sniff_file
+from convertly.storage import build_storage
+from convertly.storage.base import Storage, safe_name
+
+log = logging.getLogger("convertly.service")
+
+ARCHIVE_FORMATS = ("zip", "tar", "tgz")
+# Formats whose bytes are already compressed: stored as-is in zip archives.
+_PACKED_FORMATS = {"jpg", "png", "webp", "avif", "gif", "heif", "mp4", "webm", "mov", "mp3",
+                   "ogg", "m4a", "flac", "zip", "7z", "rar", "gz", "bz2", "xz", "tgz"}
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the service functions need, built once per process."""
+
+    settings: Settings
+    storage: Storage
+    jobs: JobStore
+    keys: KeyStore
+    files: FileIndex
+    registry: Registry
+    secret: bytes
+
+    @property
+    def scratch_root(self) -> Path:
+        return self.settings.data_dir / "tmp"
+
+
+def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
+    db = Database(settings.data_dir / "convertly.db")
+    scratch = settings.data_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return Services(
+        settings=settings,
+        storage=storage if storage is not None else build_storage(settings),
+        jobs=SqliteJobStore(db),
+        keys=KeyStore(db),
+        files=FileIndex(db),
+        registry=default_registry(),
+        secret=load_or_create_secret(settings.secret_key, settings.data_dir),
+    )
+
+
+@contextmanager
+def scratch_dir(svc: Services, label: str) -> Iterator[Path]:
+    """A private working directory, removed afterwards whatever happens."""
+    svc.scratch_root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=svc.scratch_root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# --- storage keys -----------------------------------------------------------------------
+
+
+def job_prefix(tenant: str, job_id: str) -> str:
+    return f"tenants/{tenant}/jobs/{job_id}"
+
+
+def source_key(tenant: str, job_id: str, spec: FileSpec) -> str:
+    return f"{job_prefix(tenant, job_id)}/sources/{spec.index}-{safe_name(spec.filename)}"
+
+
+def output_filename(original: str, fmt: str) -> str:
+    stem = PurePosixPath(original.replace("\\", "/")).name
+    if "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+    return f"{stem or 'file'}.{extension_for(fmt)}"
+
+
+# --- converting one file ----------------------------------------------------------------
+
+
+def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
+    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work)."""
+    source = sniff_file(src)
+    kind = Kind(source.kind)
+    if spec.job_type is JobType.COMPRESS:
+        try:
+            own = OutputFormat(kind.own_format)
+        except ValueError:
+            raise UnsupportedConversionError(
+                f"{kind.label} files cannot be compressed in place; convert them to another "
+                "format instead (for example png)."
+            ) from None
+        spec = replace(spec, format=own)
+    if spec.format is None:
+        raise UnsupportedConversionError("No target format given.")
+    converter = svc.registry.find(kind, spec.format)
+    return converter.convert(src, source, spec, workdir, svc.settings)
+
+
+def run_file(svc: Services, job_id: str, index: int) -> bool:
+    """Convert file `index` of a job and record its result. Safe to call again for the same
+    file (a redelivery): a file that already has its result is skipped. Returns True when this
+    call finished the job's last file, so the caller must run `finalize_job` once."""
+    job = svc.jobs.start_file(job_id, index)
+    if job is None:
+        return False
+    spec = job.specs[index]
+    src_key = source_key(job.tenant, job.id, spec)
+    result = _convert_job_file(svc, job, spec, src_key)
+    _, last = svc.jobs.record_file(result, job_id)
+    return last
+
+
+def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str) -> FileResult:
+    base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
+    try:
+        original_size = svc.storage.size(src_key)
+    except FileNotFoundError:
+        return replace(base, error="The uploaded source is missing from storage.",
+                       error_code="SOURCE_MISSING")
+    base = replace(base, original_size=original_size)
+    try:
+        with scratch_dir(svc, f"job-{job.id[:8]}-{spec.index}") as workdir:
+            src = workdir / "source"
+            svc.storage.get_file(src_key, src)
+            out = convert_path(svc, src, spec, workdir)
+            name = output_filename(spec.filename, out.format)
+            key = f"{job_prefix(job.tenant, job.id)}/outputs/{spec.index}-{safe_name(name)}"
+            size = svc.storage.put_file(key, Path(out.path), move=True)
+        record = svc.files.add(
+            StoredFile(
+                id=new_file_id(), tenant=job.tenant, key=key, filename=name,
+                mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
+                job_id=job.id, created_at=time.time(),
+            )
+        )
+    except ConvertlyError as exc:
+        return replace(base, error=exc.message, error_code=exc.code)
+    except Exception:
+        log.exception("job %s file %d failed unexpectedly", job.id, spec.index)
+        return replace(base, error="The conversion failed unexpectedly; the error was logged.",
+                       error_code="INTERNAL_ERROR")
+    return FileResult(
+        index=spec.index, filename=spec.filename, status=FileStatus.COMPLETED,
+        format=out.format, original_size=original_size, final_size=size,
+        mime_type=out.mime_type, applied_quality=out.applied_quality, output_key=key,
+        output_filename=name, stored_file_id=record.id, width=out.width, height=out.height,
+    )
+
+
+def fail_file(svc: Services, job_id: str, index: int, message: str, code: str) -> bool:
+    """Record that a file could not be processed at all (its worker crashed, ...)."""
+    job = svc.jobs.get(job_id)
+    if job is None or job.results[index].status is not FileStatus.PENDING:
+        return False
+    spec = job.specs[index]
+    result = FileResult(index=index, filename=spec.filename, status=FileStatus.FAILED,
+                        error=message, error_code=code)
+    _, last = svc.jobs.record_file(result, job_id)
+    return last
+
+
+def finalize_job(svc: Services, job_id: str) -> Job:
+    """Bundle outputs when asked and set the job's final status. Idempotent."""
+    job = svc.jobs.get(job_id)
+    if job is None:
+        raise KeyError(job_id)
+    if job.status.finished:
+        return job
+    done = [r for r in job.results if r.status is FileStatus.COMPLETED and r.output_key]
+    if not done:
+        return svc.jobs.finish(
+            job_id, status=JobStatus.FAILED,
+            error_message=f"All {job.total_files} files failed; see each result's error.",
+        )
+    archive_key = archive_size = None
+    if job.create_archive:
+        try:
+            archive_key, archive_size = _build_archive(svc, job, done)
+        except ConvertlyError as exc:
+            return svc.jobs.finish(job_id, status=JobStatus.FAILED, error_message=exc.message)
+        except Exception:
+            log.exception("archive for job %s failed", job_id)
+            return svc.jobs.finish(job_id, status=JobStatus.FAILED,
+                                   error_message="Building the archive failed; retry the job.")
+    return svc.jobs.finish(job_id, status=JobStatus.COMPLETED, archive_key=archive_key,
+                           archive_size=archive_size)
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """The names with ` (2)`, ` (3)`, ... added where they repeat."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name.lower(), 0) + 1
+        seen[name.lower()] = count
+        if count > 1:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem} ({count}).{ext}" if dot else f"{name} ({count})"
+        out.append(name)
+    return out
+
+
+def archive_filename(job: Job) -> str:
+    return f"convertly-{job.id[:8]}.{extension_for(job.archive_format)}"
+
+
+def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str, int]:
+    names = unique_names(r.output_filename or f"file-{r.index}" for r in done)
+    with scratch_dir(svc, f"archive-{job.id[:8]}") as workdir:
+        members = []
+        for result, name in zip(done, names, strict=True):
+            assert result.output_key is not None
+            local = workdir / f"{result.index}"
+            svc.storage.get_file(result.output_key, local)
+            members.append((local, name, result.format or ""))
+        path = workdir / "archive"
+        if job.archive_format == "zip":
+            with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
+                for local, name, fmt in members:
+                    method = zipfile.ZIP_STORED if fmt in _PACKED_FORMATS else zipfile.ZIP_DEFLATED
+                    zf.write(local, name, compress_type=method, compresslevel=6)
+        elif job.archive_format == "tgz":
+            with tarfile.open(path, "w:gz", compresslevel=6) as tf:
+                for local, name, _ in members:
+                    tf.add(local, arcname=name, recursive=False)
+        else:
+            with tarfile.open(path, "w") as tf:
+                for local, name, _ in members:
+                    tf.add(local, arcname=name, recursive=False)
+        key = f"{job_prefix(job.tenant, job.id)}/{archive_filename(job)}"
+        size = svc.storage.put_file(key, path, move=True)
+    return key, size
+
+
+# --- submitting jobs --------------------------------------------------------------------
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def store_sources(svc: Services, tenant: str, job_id: str,
+                  files: list[tuple[FileSpec, Path]]) -> None:
+    """Move the spooled uploads into storage (a rename on local disk)."""
+    for spec, path in files:
+        svc.storage.put_file(source_key(tenant, job_id, spec), path, move=True)
+
+
+def create_job(
+    svc: Services,
+    *,
+    tenant: str,
+    job_type: JobType,
+    specs: list[FileSpec],
+    uploads: list[Path],
+    create_archive: bool,
+    archive_format: str,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """Store the sources and the job; (job, False) when the idempotency key replays a job."""
+    job_id = new_job_id()
+    job = Job(
+        id=job_id, tenant=tenant, job_type=job_type, status=JobStatus.PENDING,
+        specs=tuple(specs),
+        results=tuple(FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
+                      for s in specs),
+        create_archive=create_archive, archive_format=archive_format, created_at=time.time(),
+    )
+    store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)))
+    stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)
+    if not created:
+        svc.storage.delete_prefix(job_prefix(tenant, job_id))
+    return stored, created
+
+
+# --- sync conversions -------------------------------------------------------------------
+
+
+def store_output(
+    svc: Services, tenant: str, path: Path, out: ConvertedFile, name: str, *,
+    temporary: bool,
+) -> StoredFile:
+    """Keep a sync output in storage, permanently or for `temporary_ttl` seconds."""
+    file_id = new_file_id()
+    folder = "tmp" if temporary else "files"
+    key = f"tenants/{tenant}/{folder}/{file_id}/{safe_name(name)}"
+    size = svc.storage.put_file(key, path, move=True)
+    now = time.time()
+    return svc.files.add(
+        StoredFile(
+            id=file_id, tenant=tenant, key=key, filename=name, mime_type=out.mime_type,
+            size_bytes=size, width=out.width, height=out.height, temporary=temporary,
+            created_at=now, expires_at=now + svc.settings.temporary_ttl if temporary else None,
+        )
+    )
+
+
+def store_upload(svc: Services, tenant: str, path: Path, filename: str) -> StoredFile:
+    """Keep an uploaded source in storage (sync requests with saveToStorage=true)."""
+    file_id = new_file_id()
+    key = f"tenants/{tenant}/files/{file_id}/{safe_name(filename)}"
+    try:
+        mime = sniff_file(path).mime_type
+    except ConvertlyError:
+        mime = "application/octet-stream"
+    size = svc.storage.put_file(key, path, move=False)
+    return svc.files.add(
+        StoredFile(id=file_id, tenant=tenant, key=key, filename=filename, mime_type=mime,
+                   size_bytes=size, created_at=time.time())
+    )
+
+
+def purge_expired(svc: Services) -> int:
+    """Delete short-lived outputs whose time is up; return how many."""
+    count = 0
+    for record in svc.files.expired(time.time()):
+        svc.storage.delete(record.key)
+        svc.files.remove(record.id)
+        count += 1
+    return count

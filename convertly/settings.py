@@ -1,0 +1,190 @@
+"""Every setting, declared once: name, type, default, help. Read from the environment and `.env`.
+
+This is the only module that reads the environment. `Settings.from_env()` parses and validates
+everything at start-up and fails fast with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Secret(str):
+    """A string whose repr hides it (keys and secrets never land in logs)."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self else "Secret('')"
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; the message names it."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw.strip().replace("_", ""))
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw.strip().replace("_", ""))
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _str(raw: str) -> str:
+    return raw.strip()
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def _default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def setting(
+    env: str, default: Any, help: str, parse: Callable[[str], Any] = _str
+) -> Any:
+    """Declare one setting: its environment variable, default, help text and parser."""
+    meta = {"env": env, "help": help, "parse": parse}
+    if callable(default) and not isinstance(default, type):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration. Build it with `Settings.from_env()` or directly in tests."""
+
+    data_dir: Path = setting(
+        "CONVERTLY_DATA_DIR", Path("data"), "Where local storage, the job database and "
+        "the server secret live.", Path,
+    )
+    host: str = setting("CONVERTLY_HOST", "127.0.0.1", "Address `convertly serve` binds to.")
+    port: int = setting("CONVERTLY_PORT", 8000, "Port `convertly serve` listens on.",
+                        _positive_int)
+    public_url: str = setting(
+        "CONVERTLY_PUBLIC_URL", "", "Base URL used in download links (e.g. "
+        "https://convert.example.com). Empty: taken from each request's Host header.",
+    )
+    secret_key: Secret = setting(
+        "CONVERTLY_SECRET_KEY", Secret(""), "Signs download URLs. Empty: a random key is "
+        "created once in the data directory.", _secret,
+    )
+    workers: int = setting(
+        "CONVERTLY_WORKERS", _default_workers, "Conversion processes of the embedded "
+        "executor (default: one per CPU core).", _positive_int,
+    )
+    max_file_bytes: int = setting(
+        "CONVERTLY_MAX_FILE_BYTES", 500 * 1024 * 1024, "Largest accepted upload, per file "
+        "(enforced while the body streams in).", _positive_int,
+    )
+    max_files: int = setting(
+        "CONVERTLY_MAX_FILES", 100, "Most files accepted in one request.", _positive_int,
+    )
+    max_request_bytes: int = setting(
+        "CONVERTLY_MAX_REQUEST_BYTES", 2 * 1024 * 1024 * 1024, "Largest accepted request "
+        "body (all files together).", _positive_int,
+    )
+    max_pixels: int = setting(
+        "CONVERTLY_MAX_PIXELS", 100_000_000, "Largest image accepted, in pixels (width × "
+        "height × frames), checked from the header before decoding.", _positive_int,
+    )
+    max_queued_files: int = setting(
+        "CONVERTLY_MAX_QUEUED_FILES", 10_000, "Files waiting for a worker before new jobs "
+        "get 503 QUEUE_FULL.", _positive_int,
+    )
+    data_url_max_bytes: int = setting(
+        "CONVERTLY_DATA_URL_MAX_BYTES", 2 * 1024 * 1024, "Sync outputs up to this size come "
+        "back inline as a data: URL when not saved to storage; larger ones as a short-lived "
+        "stored copy behind a signed link.", _non_negative_int,
+    )
+    download_url_ttl: int = setting(
+        "CONVERTLY_DOWNLOAD_URL_TTL", 3600, "Seconds a signed download link stays valid.",
+        _positive_int,
+    )
+    temporary_ttl: int = setting(
+        "CONVERTLY_TEMPORARY_TTL", 3600, "Seconds a short-lived copy of a large sync output "
+        "(not saved to storage) is kept.", _positive_int,
+    )
+    idempotency_ttl: int = setting(
+        "CONVERTLY_IDEMPOTENCY_TTL", 86_400, "Seconds an Idempotency-Key maps to its job.",
+        _positive_int,
+    )
+    log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.")
+
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field[Any]]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+    ) -> Settings:
+        """Settings from `environ` (default os.environ), falling back to `env_file`."""
+        values: dict[str, str] = {}
+        if env_file is not None and env_file.is_file():
+            values.update(read_env_file(env_file))
+        values.update(os.environ if environ is None else environ)
+        kwargs: dict[str, Any] = {}
+        for f in cls.fields():
+            name = f.metadata["env"]
+            if name in values and values[name] != "":
+                try:
+                    kwargs[f.name] = f.metadata["parse"](values[name])
+                except ValueError as exc:
+                    raise SettingsError(f"{name}: {exc}") from exc
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(
+                f"CONVERTLY_LOG_LEVEL: expected debug, info, warning or error, "
+                f"got {self.log_level!r}"
+            )
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as environment variables (to hand to a child process)."""
+        out: dict[str, str] = {}
+        for f in self.fields():
+            value = getattr(self, f.name)
+            out[f.metadata["env"]] = str(value)
+        return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines; blank lines and # comments are ignored, quotes stripped."""
+    out: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        out[key.strip().removeprefix("export ").strip()] = value
+    return out

@@ -1,0 +1,79 @@
+"""Signed, expiring download links: the token carries what to serve and an HMAC over it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from convertly.errors import ForbiddenError
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Permission to read one stored object until `expires`."""
+
+    key: str
+    tenant: str
+    filename: str
+    mime_type: str
+    expires: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(grant: Grant, secret: bytes) -> str:
+    payload = _b64(
+        json.dumps(
+            [grant.key, grant.tenant, grant.filename, grant.mime_type, grant.expires],
+            separators=(",", ":"),
+        ).encode()
+    )
+    mac = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
+    return f"{payload}.{_b64(mac)}"
+
+
+def verify(token: str, secret: bytes, now: float | None = None) -> Grant:
+    """The grant inside `token`; ForbiddenError when forged, altered or expired."""
+    payload, _, mac = token.partition(".")
+    try:
+        expected = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _unb64(mac)):
+            raise ValueError("bad signature")
+        key, tenant, filename, mime_type, expires = json.loads(_unb64(payload))
+        grant = Grant(str(key), str(tenant), str(filename), str(mime_type), int(expires))
+    except (ValueError, TypeError) as exc:
+        raise ForbiddenError("This download link is invalid.") from exc
+    if grant.expires < (time.time() if now is None else now):
+        raise ForbiddenError("This download link has expired; request a new one.")
+    return grant
+
+
+def load_or_create_secret(configured: str, data_dir: Path) -> bytes:
+    """The configured secret, else one kept in `data_dir/secret_key` (created once, 0600)."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"secret_key.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # first writer wins when several processes start together
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip().encode()

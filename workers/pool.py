@@ -1,0 +1,53 @@
+"""Task shims run inside the embedded executor's worker processes.
+
+Each process builds its own `Services` once (the pool initialiser) and every task is a thin
+call into `convertly.service`; the Celery tasks call the same service functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from convertly import service
+from convertly.errors import ConvertlyError
+from convertly.models import FileSpec
+from convertly.settings import Settings
+
+# One Services per worker process, built by the pool initialiser.
+_worker_services: service.Services | None = None
+
+
+def init_worker(settings: Settings) -> None:
+    global _worker_services
+    logging.basicConfig(level=settings.log_level.upper())
+    _worker_services = service.build_services(settings)
+
+
+def _services() -> service.Services:
+    assert _worker_services is not None, "pool worker not initialised"
+    return _worker_services
+
+
+def warm() -> None:
+    _services()
+
+
+def run_file(job_id: str, index: int) -> bool:
+    return service.run_file(_services(), job_id, index)
+
+
+def finalize(job_id: str) -> None:
+    service.finalize_job(_services(), job_id)
+
+
+def convert_file(src: str, spec: dict[str, Any], workdir: str) -> tuple[str, Any]:
+    # ConvertlyError subclasses have their own __init__ signatures and do not unpickle
+    # reliably, so errors cross the process boundary as (code, message, detail).
+    try:
+        out = service.convert_path(_services(), Path(src), FileSpec.from_dict(spec),
+                                   Path(workdir))
+    except ConvertlyError as exc:
+        return "error", (exc.code, exc.message, exc.detail)
+    return "ok", out.to_dict()
