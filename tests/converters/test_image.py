@@ -14,8 +14,8 @@ from convertly.converters.image import (
     TARGETS,
     ImageConverter,
     register,
-    strip_jpeg_metadata,
 )
+from convertly.converters.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.registry import Registry, default_registry
 from convertly.errors import (
     ConversionError,
