@@ -130,6 +130,73 @@ class Settings:
         _positive_int,
     )
     log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.")
+    job_retention: int = setting(
+        "CONVERTLY_JOB_RETENTION", 0, "Seconds after completion when a job's sources, "
+        "outputs and archive are deleted (0 keeps them).", _non_negative_int,
+    )
+
+    # Distributed mode: set CONVERTLY_BROKER_URL for Celery workers, CONVERTLY_S3_ENDPOINT
+    # for S3 storage. Either one alone works too.
+    broker_url: str = setting(
+        "CONVERTLY_BROKER_URL", "", "Redis URL of the Celery broker (e.g. "
+        "redis://127.0.0.1:6379/0). Set: jobs run on Celery workers and job state lives in "
+        "Redis. Empty: the embedded process pool and SQLite.",
+    )
+    state_url: str = setting(
+        "CONVERTLY_STATE_URL", "", "Redis URL for job state, API keys and file records in "
+        "distributed mode (default: CONVERTLY_BROKER_URL).",
+    )
+    s3_endpoint: str = setting(
+        "CONVERTLY_S3_ENDPOINT", "", "host:port of MinIO or any S3 service. Set: sources "
+        "and outputs live in that bucket. Empty: local disk under CONVERTLY_DATA_DIR.",
+    )
+    s3_access_key: Secret = setting("CONVERTLY_S3_ACCESS_KEY", Secret(""), "S3 access key.",
+                                    _secret)
+    s3_secret_key: Secret = setting("CONVERTLY_S3_SECRET_KEY", Secret(""), "S3 secret key.",
+                                    _secret)
+    s3_bucket: str = setting("CONVERTLY_S3_BUCKET", "convertly", "S3 bucket (created when "
+                             "missing).")
+    s3_secure: bool = setting("CONVERTLY_S3_SECURE", False, "Use HTTPS to reach S3.", _bool)
+    s3_region: str = setting("CONVERTLY_S3_REGION", "", "S3 region (empty: the service's "
+                             "default).")
+    image_queue: str = setting("CONVERTLY_IMAGE_QUEUE", "image", "Celery queue for image and "
+                               "vector conversions.")
+    media_queue: str = setting("CONVERTLY_MEDIA_QUEUE", "media", "Celery queue for audio and "
+                               "video conversions.")
+    archive_queue: str = setting("CONVERTLY_ARCHIVE_QUEUE", "archive", "Celery queue for "
+                                 "archives and for finishing jobs (bundling outputs).")
+    worker_queues: str = setting(
+        "CONVERTLY_WORKER_QUEUES", "image,media,archive", "Queues `convertly worker` consumes "
+        "(comma-separated), unless --queues is given.",
+    )
+    worker_concurrency: int = setting(
+        "CONVERTLY_WORKER_CONCURRENCY", _default_workers, "Processes per `convertly worker` "
+        "(default: one per CPU core), unless --concurrency is given.", _positive_int,
+    )
+    task_soft_time_limit: int = setting(
+        "CONVERTLY_TASK_SOFT_TIME_LIMIT", 600, "Seconds before a conversion task is asked to "
+        "stop (the file fails with a clear error).", _positive_int,
+    )
+    task_time_limit: int = setting(
+        "CONVERTLY_TASK_TIME_LIMIT", 660, "Seconds before a conversion task's process is "
+        "killed and replaced.", _positive_int,
+    )
+    worker_max_tasks_per_child: int = setting(
+        "CONVERTLY_WORKER_MAX_TASKS_PER_CHILD", 200, "Tasks a worker process runs before it "
+        "is replaced (native libraries fragment memory).", _positive_int,
+    )
+    worker_max_memory_per_child: int = setting(
+        "CONVERTLY_WORKER_MAX_MEMORY_PER_CHILD", 1_000_000, "KiB of resident memory after "
+        "which a worker process is replaced once its task ends.", _positive_int,
+    )
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.broker_url)
+
+    @property
+    def redis_state_url(self) -> str:
+        return self.state_url or self.broker_url
 
     @classmethod
     def fields(cls) -> list[dataclasses.Field[Any]]:
@@ -157,6 +224,14 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.state_url and not self.broker_url:
+            raise SettingsError("CONVERTLY_STATE_URL: needs CONVERTLY_BROKER_URL as well.")
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise SettingsError("CONVERTLY_TASK_TIME_LIMIT: must be larger than "
+                                "CONVERTLY_TASK_SOFT_TIME_LIMIT.")
+        if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
+            raise SettingsError("CONVERTLY_S3_ENDPOINT is set: CONVERTLY_S3_ACCESS_KEY and "
+                                "CONVERTLY_S3_SECRET_KEY are needed too.")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(
                 f"CONVERTLY_LOG_LEVEL: expected debug, info, warning or error, "

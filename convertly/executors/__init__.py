@@ -10,4 +10,4 @@ def build_executor(services: Services) -> Executor:
     """The executor the settings select."""
     from convertly.executors.inprocess import InProcessExecutor
 
-    return InProcessExecutor(services.settings)
+    return InProcessExecutor(services.settings, services)

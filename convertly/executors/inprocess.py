@@ -8,6 +8,7 @@ the job store, not here: a restart finds unfinished jobs there and queues their 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import multiprocessing
@@ -31,7 +32,8 @@ class InProcessExecutor:
         self.settings = settings
         self._services = services
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._queued = 0
+        self._backlog: collections.deque[tuple[str, int]] = collections.deque()
+        self._in_pool = 0
         self._attempts: dict[tuple[str, int], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -77,17 +79,19 @@ class InProcessExecutor:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._backlog.clear()  # still pending in the job store; resumed at the next start
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     def queued_files(self) -> int:
-        return self._queued
+        return len(self._backlog) + self._in_pool
 
     def check_capacity(self, files: int) -> None:
-        if self._queued + files > self.settings.max_queued_files:
+        queued = self.queued_files()
+        if queued + files > self.settings.max_queued_files:
             raise QueueFullError(
-                f"The queue is full ({self._queued} files waiting, limit "
+                f"The queue is full ({queued} files waiting, limit "
                 f"CONVERTLY_MAX_QUEUED_FILES={self.settings.max_queued_files}); "
                 "retry in a few seconds."
             )
@@ -97,13 +101,20 @@ class InProcessExecutor:
         if not pending:
             self._submit_finalize(job.id)
             return
-        for index in pending:
-            self._submit_file(job.id, index)
+        self._backlog.extend((job.id, index) for index in pending)
+        self._pump()
+
+    def _pump(self) -> None:
+        # Only a few job files sit in the pool's own queue at a time, so a sync conversion
+        # submitted meanwhile waits for at most one round of tasks, not for a whole batch.
+        while self._backlog and self._in_pool < self.settings.workers * 2:
+            job_id, index = self._backlog.popleft()
+            self._submit_file(job_id, index)
 
     def _submit_file(self, job_id: str, index: int) -> None:
         pool = self._pool_or_new()
         future = pool.submit(run_file, job_id, index)
-        self._queued += 1
+        self._in_pool += 1
         future.add_done_callback(lambda f: self._call_in_loop(self._file_done, job_id, index,
                                                               pool, f))
 
@@ -121,9 +132,10 @@ class InProcessExecutor:
     def _file_done(self, job_id: str, index: int,
                    pool: concurrent.futures.ProcessPoolExecutor,
                    future: concurrent.futures.Future[bool]) -> None:
-        self._queued -= 1
+        self._in_pool -= 1
         if future.cancelled() or self._stopping:
             return  # left pending in the job store; resumed at the next start
+        self._pump()
         exc = future.exception()
         if exc is None:
             self._attempts.pop((job_id, index), None)
