@@ -7,7 +7,8 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from convertly.db import Database
 from convertly.errors import AuthenticationError, NotFoundError
@@ -34,33 +35,76 @@ def new_tenant_id() -> str:
     return "tn_" + secrets.token_hex(8)
 
 
-class KeyStore:
+class KeyBackend(Protocol):
+    """Where key records live (SQLite in embedded mode, Redis in distributed mode)."""
+
+    def insert(self, record: ApiKey, key_hash: str) -> None: ...
+
+    def by_prefix(self, prefix: str) -> tuple[ApiKey, str] | None:
+        """The record and the stored hash for a public prefix, or None."""
+        ...
+
+    def all(self) -> list[ApiKey]: ...
+
+    def update(self, record: ApiKey) -> None:
+        """Store new `last_used_at` / `revoked_at` values for an existing key."""
+        ...
+
+
+class SqliteKeyBackend:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, name: str, tenant: str | None = None) -> tuple[str, ApiKey]:
-        """Make a key; return (the key in clear — shown once, never stored — and its record)."""
-        key = KEY_PREFIX + secrets.token_urlsafe(32).replace("-", "A").replace("_", "z")
-        prefix = key[: len(KEY_PREFIX) + _LOOKUP_CHARS]
-        record = ApiKey(prefix, name, tenant or new_tenant_id(), time.time(), None, None)
+    def insert(self, record: ApiKey, key_hash: str) -> None:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO api_keys (prefix, hash, name, tenant, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (prefix, _hash(key), name, record.tenant, record.created_at),
+                (record.prefix, key_hash, record.name, record.tenant, record.created_at),
             )
-        return key, record
 
-    def list(self) -> list[ApiKey]:
+    def by_prefix(self, prefix: str) -> tuple[ApiKey, str] | None:
+        row = self.db.read().execute(
+            "SELECT prefix, name, tenant, created_at, last_used_at, revoked_at, hash"
+            " FROM api_keys WHERE prefix = ?",
+            (prefix,),
+        ).fetchone()
+        return None if row is None else (ApiKey(*tuple(row)[:6]), row["hash"])
+
+    def all(self) -> list[ApiKey]:
         rows = self.db.read().execute(
             "SELECT prefix, name, tenant, created_at, last_used_at, revoked_at"
             " FROM api_keys ORDER BY created_at"
         )
         return [ApiKey(*r) for r in rows.fetchall()]
 
+    def update(self, record: ApiKey) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE api_keys SET last_used_at = ?, revoked_at = ? WHERE prefix = ?",
+                (record.last_used_at, record.revoked_at, record.prefix),
+            )
+
+
+class KeyStore:
+    """Creating, listing, revoking and checking keys, over either backend."""
+
+    def __init__(self, backend: KeyBackend) -> None:
+        self.backend = backend
+
+    def create(self, name: str, tenant: str | None = None) -> tuple[str, ApiKey]:
+        """Make a key; return (the key in clear — shown once, never stored — and its record)."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32).replace("-", "A").replace("_", "z")
+        prefix = key[: len(KEY_PREFIX) + _LOOKUP_CHARS]
+        record = ApiKey(prefix, name, tenant or new_tenant_id(), time.time(), None, None)
+        self.backend.insert(record, _hash(key))
+        return key, record
+
+    def list(self) -> list[ApiKey]:
+        return self.backend.all()
+
     def active_count(self) -> int:
-        row = self.db.read().execute("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
-        return int(row.fetchone()[0])
+        return sum(1 for k in self.backend.all() if k.revoked_at is None)
 
     def revoke(self, prefix: str) -> ApiKey:
         """Revoke the one key whose public prefix starts with `prefix`."""
@@ -68,29 +112,23 @@ class KeyStore:
         if len(rows) != 1:
             what = "no active key" if not rows else f"{len(rows)} active keys"
             raise NotFoundError(f"{what} with prefix {prefix!r}; see `convertly keys list`.")
-        with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE prefix = ?", (time.time(), rows[0].prefix)
-            )
-        return rows[0]
+        revoked = replace(rows[0], revoked_at=time.time())
+        self.backend.update(revoked)
+        return revoked
 
     def authenticate(self, key: str | None) -> ApiKey:
         """The key's record, or AuthenticationError. Timing does not depend on the hash."""
         if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
             raise AuthenticationError()
-        prefix = key[: len(KEY_PREFIX) + _LOOKUP_CHARS]
-        row = self.db.read().execute(
-            "SELECT prefix, hash, name, tenant, created_at, last_used_at, revoked_at"
-            " FROM api_keys WHERE prefix = ?",
-            (prefix,),
-        ).fetchone()
-        expected = row["hash"] if row is not None else _hash("")
-        if not hmac.compare_digest(_hash(key), expected) or row is None:
+        found = self.backend.by_prefix(key[: len(KEY_PREFIX) + _LOOKUP_CHARS])
+        expected = found[1] if found is not None else _hash("")
+        if not hmac.compare_digest(_hash(key), expected) or found is None:
             raise AuthenticationError()
-        if row["revoked_at"] is not None:
+        record = found[0]
+        if record.revoked_at is not None:
             raise AuthenticationError("This API key was revoked; create a new one.")
         now = time.time()
-        if row["last_used_at"] is None or now - row["last_used_at"] > 60:
-            with self.db.transaction() as conn:
-                conn.execute("UPDATE api_keys SET last_used_at = ? WHERE prefix = ?", (now, prefix))
-        return ApiKey(prefix, row["name"], row["tenant"], row["created_at"], now, None)
+        if record.last_used_at is None or now - record.last_used_at > 60:
+            record = replace(record, last_used_at=now)
+            self.backend.update(record)
+        return record

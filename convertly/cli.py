@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from convertly.auth import KeyStore
-from convertly.db import Database
 from convertly.errors import ConvertlyError
+from convertly.service import build_state
 from convertly.settings import Settings, SettingsError
 
 
 def _keys(settings: Settings) -> KeyStore:
-    return KeyStore(Database(settings.data_dir / "convertly.db"))
+    return build_state(settings)[1]
 
 
 def _when(ts: float | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from convertly.db import Database
 
@@ -27,6 +28,20 @@ class StoredFile:
 
 def new_file_id() -> str:
     return "file_" + secrets.token_hex(12)
+
+
+class FileIndexLike(Protocol):
+    """Stored-file records (SQLite in embedded mode, Redis in distributed mode)."""
+
+    def add(self, record: StoredFile) -> StoredFile: ...
+
+    def get(self, file_id: str, tenant: str) -> StoredFile | None:
+        """The tenant's live record, or None (missing, another tenant's, or expired)."""
+        ...
+
+    def expired(self, now: float) -> list[StoredFile]: ...
+
+    def remove(self, file_id: str) -> None: ...
 
 
 class FileIndex:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from convertly.auth import KeyStore
+from convertly.auth import KeyStore, SqliteKeyBackend
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
 from convertly.errors import ConvertlyError, UnsupportedConversionError
@@ -35,7 +35,7 @@ from convertly.models import (
     OutputFormat,
     extension_for,
 )
-from convertly.records import FileIndex, StoredFile, new_file_id
+from convertly.records import FileIndex, FileIndexLike, StoredFile, new_file_id
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret
 from convertly.sniff import Kind, sniff_file
@@ -58,7 +58,7 @@ class Services:
     storage: Storage
     jobs: JobStore
     keys: KeyStore
-    files: FileIndex
+    files: FileIndexLike
     registry: Registry
     secret: bytes
 
@@ -67,16 +67,29 @@ class Services:
         return self.settings.data_dir / "tmp"
 
 
-def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
+def build_state(settings: Settings) -> tuple[JobStore, KeyStore, FileIndexLike]:
+    """Job store, key store and file index: Redis in distributed mode, else SQLite."""
+    if settings.distributed:
+        from convertly import redisstate
+
+        client = redisstate.connect(settings.redis_state_url)
+        return (redisstate.RedisJobStore(client),
+                KeyStore(redisstate.RedisKeyBackend(client)),
+                redisstate.RedisFileIndex(client))
     db = Database(settings.data_dir / "convertly.db")
+    return SqliteJobStore(db), KeyStore(SqliteKeyBackend(db)), FileIndex(db)
+
+
+def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
     scratch = settings.data_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
+    jobs, keys, files = build_state(settings)
     return Services(
         settings=settings,
         storage=storage if storage is not None else build_storage(settings),
-        jobs=SqliteJobStore(db),
-        keys=KeyStore(db),
-        files=FileIndex(db),
+        jobs=jobs,
+        keys=keys,
+        files=files,
         registry=default_registry(),
         secret=load_or_create_secret(settings.secret_key, settings.data_dir),
     )

@@ -1,0 +1,348 @@
+"""Distributed state on Redis: jobs, API keys and stored-file records, shared by every API
+and worker process on every host. Read-modify-write steps use WATCH/MULTI transactions, so
+concurrent workers never lose an update; with AOF on, a Redis restart loses nothing.
+
+Layout (all keys under `cv:`):
+    cv:job:{id}                   hash: `meta` (JSON) and `r:{index}` (JSON result per file)
+    cv:jobs:{tenant}              zset of job ids by creation time
+    cv:jobs:{tenant}:{status}     the same, per status
+    cv:unfinished                 set of job ids not yet completed or failed
+    cv:idem:{tenant}:{sha256}     job id for an Idempotency-Key (expires)
+    cv:key:{prefix}               hash: one API key;  cv:keys  zset of prefixes
+    cv:file:{id}                  hash: one stored file;  cv:expiring  zset by expiry time
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+
+from convertly.auth import ApiKey, KeyBackend
+from convertly.errors import ServiceUnavailableError
+from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
+from convertly.records import StoredFile
+
+T = TypeVar("T")
+P = "cv:"
+
+
+class StateUnavailableError(ServiceUnavailableError):
+    code = "STATE_UNAVAILABLE"
+    default_message = "Job state storage (Redis) is unavailable; retry in a few seconds."
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
+                                socket_connect_timeout=3, health_check_interval=15,
+                                retry_on_timeout=True)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StateUnavailableError() from exc
+
+
+def _transaction(client: Any, key: str, body: Callable[[Any], T]) -> T:
+    """Run `body(pipe)` under WATCH `key`, retrying when another writer got there first."""
+    def attempt() -> T:
+        with client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    return body(pipe)
+                except redis.WatchError:
+                    continue
+    return _guard(attempt)
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+def _meta(job: Job) -> str:
+    return json.dumps({
+        "tenant": job.tenant, "job_type": job.job_type.value, "status": job.status.value,
+        "create_archive": job.create_archive, "archive_format": job.archive_format,
+        "archive_key": job.archive_key, "archive_size": job.archive_size,
+        "error_message": job.error_message, "cancelled": job.cancelled,
+        "created_at": job.created_at, "started_at": job.started_at,
+        "completed_at": job.completed_at, "specs": [s.to_dict() for s in job.specs],
+        "extra": job.extra,
+    })
+
+
+def _job(job_id: str, data: dict[str, str]) -> Job | None:
+    if "meta" not in data:
+        return None
+    meta = json.loads(data["meta"])
+    specs = tuple(FileSpec.from_dict(s) for s in meta["specs"])
+    results = tuple(
+        FileResult.from_dict(json.loads(data[f"r:{s.index}"])) if f"r:{s.index}" in data
+        else FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
+        for s in specs
+    )
+    return Job(
+        id=job_id, tenant=meta["tenant"], job_type=JobType(meta["job_type"]),
+        status=JobStatus(meta["status"]), specs=specs, results=results,
+        create_archive=meta["create_archive"], archive_format=meta["archive_format"],
+        archive_key=meta["archive_key"], archive_size=meta["archive_size"],
+        error_message=meta["error_message"], cancelled=meta["cancelled"],
+        created_at=meta["created_at"], started_at=meta["started_at"],
+        completed_at=meta["completed_at"], extra=meta.get("extra", {}),
+    )
+
+
+def _with(job: Job, **changes: Any) -> Job:
+    from dataclasses import replace
+
+    return replace(job, **changes)
+
+
+class RedisJobStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r: Any = client  # redis-py's types do not follow decode_responses
+
+    def _key(self, job_id: str) -> str:
+        return f"{P}job:{job_id}"
+
+    def _read(self, conn: Any, job_id: str) -> Job | None:
+        return _job(job_id, conn.hgetall(self._key(job_id)))
+
+    def _write_status(self, pipe: Any, before: Job, after: Job) -> None:
+        pipe.hset(self._key(after.id), "meta", _meta(after))
+        if before.status is not after.status:
+            pipe.zrem(f"{P}jobs:{after.tenant}:{before.status.value}", after.id)
+            pipe.zadd(f"{P}jobs:{after.tenant}:{after.status.value}",
+                      {after.id: after.created_at})
+        if after.status.finished:
+            pipe.srem(f"{P}unfinished", after.id)
+
+    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
+        if idempotency_key is not None:
+            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+            idem = f"{P}idem:{job.tenant}:{digest}"
+            if not _guard(lambda: self.r.set(idem, job.id, nx=True, ex=ttl)):
+                earlier_id = _guard(lambda: self.r.get(idem))
+                earlier = self.get(earlier_id) if earlier_id else None
+                if earlier is not None:
+                    return earlier, False
+                _guard(lambda: self.r.set(idem, job.id, ex=ttl))
+
+        def write() -> None:
+            with self.r.pipeline() as pipe:
+                key = self._key(job.id)
+                pipe.hset(key, "meta", _meta(job))
+                pipe.zadd(f"{P}jobs:{job.tenant}", {job.id: job.created_at})
+                pipe.zadd(f"{P}jobs:{job.tenant}:{job.status.value}", {job.id: job.created_at})
+                pipe.sadd(f"{P}unfinished", job.id)
+                pipe.execute()
+
+        _guard(write)
+        return job, True
+
+    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        job = _guard(lambda: self._read(self.r, job_id))
+        if job is None or (tenant is not None and job.tenant != tenant):
+            return None
+        return job
+
+    def list(
+        self, tenant: str, *, limit: int, offset: int, status: JobStatus | None
+    ) -> tuple[builtins.list[Job], int]:
+        index = f"{P}jobs:{tenant}" + (f":{status.value}" if status else "")
+
+        def read() -> tuple[builtins.list[Job], int]:
+            total = self.r.zcard(index)
+            ids = self.r.zrevrange(index, offset, offset + limit - 1)
+            with self.r.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self._key(job_id))
+                rows = pipe.execute()
+            jobs = [j for job_id, row in zip(ids, rows, strict=True)
+                    if (j := _job(job_id, row)) is not None]
+            return jobs, int(total)
+
+        return _guard(read)
+
+    def start_file(self, job_id: str, index: int) -> Job | None:
+        def body(pipe: Any) -> Job | None:
+            job = self._read(pipe, job_id)
+            if job is None or job.status.finished or job.cancelled:
+                pipe.unwatch()
+                return None
+            if job.results[index].status is not FileStatus.PENDING:
+                pipe.unwatch()
+                return None
+            if job.status is not JobStatus.PENDING:
+                pipe.unwatch()
+                return job
+            after = _with(job, status=JobStatus.PROCESSING, started_at=time.time())
+            pipe.multi()
+            self._write_status(pipe, job, after)
+            pipe.execute()
+            return after
+
+        return _transaction(self.r, self._key(job_id), body)
+
+    def record_file(self, result: FileResult, job_id: str) -> tuple[Job, bool]:
+        def body(pipe: Any) -> tuple[Job, bool]:
+            before = self._read(pipe, job_id)
+            if before is None:
+                pipe.unwatch()
+                raise KeyError(job_id)
+            already = before.results[result.index].status is not FileStatus.PENDING
+            results = list(before.results)
+            results[result.index] = result
+            after = _with(before, results=tuple(results))
+            pipe.multi()
+            pipe.hset(self._key(job_id), f"r:{result.index}", json.dumps(result.to_dict()))
+            pipe.execute()
+            last = (not already and not after.status.finished
+                    and all(r.status is not FileStatus.PENDING for r in after.results))
+            return after, last
+
+        return _transaction(self.r, self._key(job_id), body)
+
+    def finish(
+        self, job_id: str, *, status: JobStatus, error_message: str | None = None,
+        archive_key: str | None = None, archive_size: int | None = None,
+    ) -> Job:
+        def body(pipe: Any) -> Job:
+            before = self._read(pipe, job_id)
+            if before is None:
+                pipe.unwatch()
+                raise KeyError(job_id)
+            after = _with(before, status=status, error_message=error_message,
+                          archive_key=archive_key, archive_size=archive_size,
+                          completed_at=time.time())
+            pipe.multi()
+            self._write_status(pipe, before, after)
+            pipe.execute()
+            return after
+
+        return _transaction(self.r, self._key(job_id), body)
+
+    def cancel(self, job_id: str, tenant: str) -> Job | None:
+        def body(pipe: Any) -> Job | None:
+            before = self._read(pipe, job_id)
+            if before is None or before.tenant != tenant or before.status is not JobStatus.PENDING:
+                pipe.unwatch()
+                return None
+            after = _with(before, status=JobStatus.FAILED, cancelled=True,
+                          error_message="Cancelled at the client's request.",
+                          completed_at=time.time())
+            pipe.multi()
+            self._write_status(pipe, before, after)
+            pipe.execute()
+            return after
+
+        return _transaction(self.r, self._key(job_id), body)
+
+    def unfinished(self) -> builtins.list[Job]:
+        ids = _guard(lambda: sorted(self.r.smembers(f"{P}unfinished")))
+        jobs = [j for job_id in ids if (j := self.get(job_id)) is not None]
+        return sorted(jobs, key=lambda j: j.created_at)
+
+    def finished_before(self, cutoff: float) -> builtins.list[Job]:
+        """Completed or failed jobs whose completion is older than `cutoff` (retention)."""
+        out = []
+        for key in _guard(lambda: list(self.r.scan_iter(f"{P}job:*", count=500))):
+            job = self.get(key.removeprefix(f"{P}job:"))
+            if job and job.status.finished and (job.completed_at or 0) < cutoff:
+                out.append(job)
+        return out
+
+    def delete(self, job: Job) -> None:
+        def run() -> None:
+            with self.r.pipeline() as pipe:
+                pipe.delete(self._key(job.id))
+                pipe.zrem(f"{P}jobs:{job.tenant}", job.id)
+                pipe.zrem(f"{P}jobs:{job.tenant}:{job.status.value}", job.id)
+                pipe.srem(f"{P}unfinished", job.id)
+                pipe.execute()
+        _guard(run)
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+class RedisKeyBackend(KeyBackend):
+    def __init__(self, client: redis.Redis) -> None:
+        self.r: Any = client  # redis-py's types do not follow decode_responses
+
+    def insert(self, record: ApiKey, key_hash: str) -> None:
+        def run() -> None:
+            with self.r.pipeline() as pipe:
+                pipe.hset(f"{P}key:{record.prefix}", mapping={
+                    "hash": key_hash, "record": json.dumps(record.__dict__)})
+                pipe.zadd(f"{P}keys", {record.prefix: record.created_at})
+                pipe.execute()
+        _guard(run)
+
+    def by_prefix(self, prefix: str) -> tuple[ApiKey, str] | None:
+        data = _guard(lambda: self.r.hgetall(f"{P}key:{prefix}"))
+        if not data:
+            return None
+        return ApiKey(**json.loads(data["record"])), data["hash"]
+
+    def all(self) -> builtins.list[ApiKey]:
+        prefixes = _guard(lambda: self.r.zrange(f"{P}keys", 0, -1))
+        return [found[0] for p in prefixes if (found := self.by_prefix(p)) is not None]
+
+    def update(self, record: ApiKey) -> None:
+        _guard(lambda: self.r.hset(f"{P}key:{record.prefix}", "record",
+                                   json.dumps(record.__dict__)))
+
+
+# --- stored-file records ----------------------------------------------------------------
+
+
+class RedisFileIndex:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r: Any = client  # redis-py's types do not follow decode_responses
+
+    def add(self, record: StoredFile) -> StoredFile:
+        def run() -> None:
+            with self.r.pipeline() as pipe:
+                pipe.set(f"{P}file:{record.id}", json.dumps(record.__dict__))
+                pipe.zadd(f"{P}files:{record.tenant}", {record.id: record.created_at})
+                if record.expires_at is not None:
+                    pipe.zadd(f"{P}expiring", {record.id: record.expires_at})
+                pipe.execute()
+        _guard(run)
+        return record
+
+    def _load(self, file_id: str) -> StoredFile | None:
+        raw = _guard(lambda: self.r.get(f"{P}file:{file_id}"))
+        return StoredFile(**json.loads(raw)) if raw else None
+
+    def get(self, file_id: str, tenant: str) -> StoredFile | None:
+        record = self._load(file_id)
+        if record is None or record.tenant != tenant:
+            return None
+        if record.expires_at is not None and record.expires_at < time.time():
+            return None
+        return record
+
+    def expired(self, now: float) -> builtins.list[StoredFile]:
+        ids = _guard(lambda: self.r.zrangebyscore(f"{P}expiring", 0, now))
+        return [r for file_id in ids if (r := self._load(file_id)) is not None]
+
+    def remove(self, file_id: str) -> None:
+        record = self._load(file_id)
+
+        def run() -> None:
+            with self.r.pipeline() as pipe:
+                pipe.delete(f"{P}file:{file_id}")
+                pipe.zrem(f"{P}expiring", file_id)
+                if record is not None:
+                    pipe.zrem(f"{P}files:{record.tenant}", file_id)
+                pipe.execute()
+        _guard(run)
