@@ -1,9 +1,10 @@
-"""The `convertly` command: `serve`, and API key management (`keys create|list|revoke`)."""
+"""The `convertly` command: `serve`, `worker` and API key management (`keys`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -47,6 +48,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.distributed:
+        print("convertly worker: set CONVERTLY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
+              "without it `convertly serve` runs conversions itself.", file=sys.stderr)
+        return 2
+    from workers.tasks import make_celery
+
+    queues = args.queues or settings.worker_queues
+    concurrency = args.concurrency or settings.worker_concurrency
+    app = make_celery(settings)
+    argv = ["worker", "--queues", queues, "--concurrency", str(concurrency),
+            "--loglevel", settings.log_level.upper(), "--hostname",
+            f"convertly-{os.getpid()}@%h", "--without-mingle", "--without-gossip"]
+    app.worker_main(argv)
+    return 0
+
+
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     key, record = _keys(settings).create(args.name, tenant=args.tenant)
     print(f"Created API key {record.prefix}… named {record.name!r} for tenant {record.tenant}.")
@@ -82,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default CONVERTLY_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default CONVERTLY_PORT or 8000)")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a Celery worker (distributed mode)")
+    worker.add_argument("--queues", help="comma-separated queues (default "
+                        "CONVERTLY_WORKER_QUEUES: image,media,archive)")
+    worker.add_argument("--concurrency", type=int, help="worker processes (default "
+                        "CONVERTLY_WORKER_CONCURRENCY or one per core)")
+    worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

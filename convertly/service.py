@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from convertly.auth import KeyStore, SqliteKeyBackend
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
-from convertly.errors import ConvertlyError, UnsupportedConversionError
+from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
 from convertly.jobstore import JobStore, SqliteJobStore
 from convertly.models import (
     ConvertedFile,
@@ -38,7 +38,7 @@ from convertly.models import (
 from convertly.records import FileIndex, FileIndexLike, StoredFile, new_file_id
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret
-from convertly.sniff import Kind, sniff_file
+from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
 
@@ -146,21 +146,27 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path) -> Con
     return converter.convert(src, source, spec, workdir, svc.settings)
 
 
-def run_file(svc: Services, job_id: str, index: int) -> bool:
+def run_file(svc: Services, job_id: str, index: int,
+             reraise: tuple[type[BaseException], ...] = ()) -> bool:
     """Convert file `index` of a job and record its result. Safe to call again for the same
     file (a redelivery): a file that already has its result is skipped. Returns True when this
-    call finished the job's last file, so the caller must run `finalize_job` once."""
+    call finished the job's last file, so the caller must run `finalize_job` once.
+
+    A ServiceUnavailableError (storage or state down) propagates without recording anything,
+    so the caller can retry later; so do the exception types in `reraise` (an executor's own
+    time-limit signal). Every other failure becomes that file's error."""
     job = svc.jobs.start_file(job_id, index)
     if job is None:
         return False
     spec = job.specs[index]
     src_key = source_key(job.tenant, job.id, spec)
-    result = _convert_job_file(svc, job, spec, src_key)
+    result = _convert_job_file(svc, job, spec, src_key, reraise)
     _, last = svc.jobs.record_file(result, job_id)
     return last
 
 
-def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str) -> FileResult:
+def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str,
+                      reraise: tuple[type[BaseException], ...]) -> FileResult:
     base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
     try:
         original_size = svc.storage.size(src_key)
@@ -183,8 +189,12 @@ def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str) -> 
                 job_id=job.id, created_at=time.time(),
             )
         )
+    except ServiceUnavailableError:
+        raise
     except ConvertlyError as exc:
         return replace(base, error=exc.message, error_code=exc.code)
+    except reraise:
+        raise
     except Exception:
         log.exception("job %s file %d failed unexpectedly", job.id, spec.index)
         return replace(base, error="The conversion failed unexpectedly; the error was logged.",
@@ -285,6 +295,14 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str
 # --- submitting jobs --------------------------------------------------------------------
 
 
+def source_family(path: Path) -> str:
+    """The media family a file's leading bytes announce (routes its task to a queue);
+    "image" when unknown — the converter then reports the precise error."""
+    with path.open("rb") as fh:
+        kind = sniff_bytes(fh.read(HEAD_BYTES))
+    return kind.family if kind is not None else "image"
+
+
 def new_job_id() -> str:
     return str(uuid.uuid4())
 
@@ -315,6 +333,7 @@ def create_job(
         results=tuple(FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
                       for s in specs),
         create_archive=create_archive, archive_format=archive_format, created_at=time.time(),
+        extra={"families": [source_family(path) for path in uploads]},
     )
     store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)))
     stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)

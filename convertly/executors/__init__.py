@@ -7,7 +7,11 @@ from convertly.service import Services
 
 
 def build_executor(services: Services) -> Executor:
-    """The executor the settings select."""
+    """The executor the settings select: Celery when a broker is set, else the local pool."""
+    if services.settings.distributed:
+        from convertly.executors.celery import CeleryExecutor
+
+        return CeleryExecutor(services.settings, services)
     from convertly.executors.inprocess import InProcessExecutor
 
     return InProcessExecutor(services.settings, services)

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from convertly import service
-from convertly.errors import ConversionError, QueueFullError, from_code
+from convertly.errors import (
+    ConversionError,
+    QueueFullError,
+    ServiceUnavailableError,
+    from_code,
+)
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job
 from convertly.settings import Settings
 from workers.pool import convert_file, finalize, init_worker, run_file, warm
@@ -118,6 +123,11 @@ class InProcessExecutor:
         future.add_done_callback(lambda f: self._call_in_loop(self._file_done, job_id, index,
                                                               pool, f))
 
+    def _retry_file(self, job_id: str, index: int) -> None:
+        self._in_pool -= 1
+        if not self._stopping:
+            self._submit_file(job_id, index)
+
     def _submit_finalize(self, job_id: str) -> None:
         pool = self._pool_or_new()
         future = pool.submit(finalize, job_id)
@@ -151,6 +161,14 @@ class InProcessExecutor:
                 return
             self._attempts.pop((job_id, index), None)
             message = "The converter process crashed on this file; it was not converted."
+        elif isinstance(exc, ServiceUnavailableError):
+            # Storage or state is down: nothing was recorded; try the file again later.
+            log.warning("job %s file %d: %s; retrying in %d s", job_id, index, exc,
+                        exc.retry_after)
+            self._in_pool += 1  # still owed to the pool, so capacity stays honest
+            assert self._loop is not None
+            self._loop.call_later(exc.retry_after, self._retry_file, job_id, index)
+            return
         else:
             log.error("job %s file %d: %r", job_id, index, exc)
             message = "The conversion failed unexpectedly; the error was logged."

@@ -1,0 +1,137 @@
+"""The distributed executor: one Celery task per file, routed by media family, and a chord
+callback that finalises the job (bundling the outputs when asked). Job state lives in Redis
+and files in shared storage, so any worker on any host can take any task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kombu.exceptions
+import redis
+from celery import chord
+
+from convertly import service
+from convertly.errors import ConversionError, QueueFullError, ServiceUnavailableError, from_code
+from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
+from convertly.settings import Settings
+from convertly.sniff import HEAD_BYTES, sniff_bytes
+from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery
+
+log = logging.getLogger("convertly.executor")
+
+
+class BrokerUnavailableError(ServiceUnavailableError):
+    code = "BROKER_UNAVAILABLE"
+    default_message = "The task queue (Redis) is unavailable; retry in a few seconds."
+
+
+class CeleryExecutor:
+    def __init__(self, settings: Settings, services: service.Services) -> None:
+        self.settings = settings
+        self.services = services
+        self.app = make_celery(settings)
+        self._redis: Any = redis.Redis.from_url(settings.broker_url, socket_timeout=5,
+                                                socket_connect_timeout=3)
+
+    def queue_for(self, family: str) -> str:
+        if family in ("video", "audio"):
+            return self.settings.media_queue
+        if family == "archive":
+            return self.settings.archive_queue
+        return self.settings.image_queue
+
+    @property
+    def queues(self) -> list[str]:
+        return list(dict.fromkeys([self.settings.image_queue, self.settings.media_queue,
+                                   self.settings.archive_queue]))
+
+    async def start(self) -> None:
+        """Nothing to resume here: queued tasks wait in the broker across API restarts."""
+
+    async def stop(self) -> None:
+        self._redis.close()
+
+    def queued_files(self) -> int:
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for queue in self.queues:
+                    pipe.llen(queue)
+                return int(sum(pipe.execute()))
+        except redis.RedisError as exc:
+            raise BrokerUnavailableError() from exc
+
+    def check_capacity(self, files: int) -> None:
+        queued = self.queued_files()
+        if queued + files > self.settings.max_queued_files:
+            raise QueueFullError(
+                f"The queue is full ({queued} files waiting, limit "
+                f"CONVERTLY_MAX_QUEUED_FILES={self.settings.max_queued_files}); "
+                "retry in a few seconds."
+            )
+
+    def submit(self, job: Job) -> None:
+        pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
+        families = job.extra.get("families") or ["image"] * job.total_files
+        finalize = self.app.signature(FINALIZE, args=(job.id,), immutable=True,
+                                      queue=self.settings.archive_queue)
+        try:
+            if not pending:
+                finalize.apply_async()
+                return
+            header = [
+                self.app.signature(RUN_FILE, args=(job.id, index),
+                                   queue=self.queue_for(families[index]))
+                for index in pending
+            ]
+            chord(header)(finalize)
+        except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
+            log.error("could not queue job %s: %s", job.id, exc)
+            self.services.jobs.finish(job.id, status=JobStatus.FAILED,
+                                      error_message="The job could not be queued; send it "
+                                      "again.")
+            raise BrokerUnavailableError() from exc
+
+    async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
+        storage = self.services.storage
+        prefix = f"sync/{uuid.uuid4()}"
+        source_key = f"{prefix}/source"
+        try:
+            await asyncio.to_thread(storage.put_file, source_key, src)
+            with src.open("rb") as fh:
+                kind = sniff_bytes(fh.read(HEAD_BYTES))
+            queue = self.queue_for(kind.family if kind is not None else "image")
+            try:
+                result = self.app.signature(CONVERT, args=(source_key, spec.to_dict(),
+                                                           prefix), queue=queue).apply_async()
+            except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
+                raise BrokerUnavailableError() from exc
+            timeout = self.settings.task_time_limit + 60
+            try:
+                status, *payload = await asyncio.to_thread(result.get, timeout=timeout,
+                                                           propagate=True)
+            except ServiceUnavailableError:
+                raise
+            except Exception as exc:
+                log.error("sync conversion failed: %r", exc)
+                raise ConversionError("The conversion failed on the worker; retry later.") \
+                    from exc
+            finally:
+                result.forget()
+            if status == "error":
+                code, message, detail = payload
+                err = from_code(code, message)
+                err.detail = detail
+                raise err
+            out: dict[str, Any] = payload[0]
+            local = workdir / Path(out["path"]).name
+            await asyncio.to_thread(storage.get_file, out["path"], local)
+            return ConvertedFile(**{**out, "path": str(local),
+                                    "notes": tuple(out.get("notes", ()))})
+        finally:
+            with contextlib.suppress(ServiceUnavailableError):
+                await asyncio.to_thread(storage.delete_prefix, prefix)

@@ -1,0 +1,125 @@
+"""The Celery app of distributed mode and its tasks: thin shims over `convertly.service`.
+
+`make_celery(settings)` builds the app; `workers.celery_app:app` is the instance the `celery`
+command line (and Flower) loads from the environment, and `convertly worker` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from convertly import service
+from convertly.errors import ConvertlyError, ServiceUnavailableError
+from convertly.models import FileSpec
+from convertly.settings import Settings
+
+log = logging.getLogger("convertly.worker")
+
+RUN_FILE = "convertly.run_file"
+FINALIZE = "convertly.finalize"
+CONVERT = "convertly.convert"
+MAX_RETRIES = 12  # infrastructure outages: backoff 2, 4, ... 60 s, about ten minutes in all
+
+# Per-process Services, keyed by pid so a forked pool child never reuses its parent's
+# connections.
+_services: dict[int, service.Services] = {}
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The Celery app for these settings, with every task registered."""
+    app = Celery("convertly", broker=settings.broker_url, backend=settings.broker_url,
+                 set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # A task is acknowledged only when it ends, and a worker process that dies mid-task
+        # (SIGKILL, OOM) gets its message requeued, so no accepted file is lost.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
+        worker_max_memory_per_child=settings.worker_max_memory_per_child,
+        task_default_queue=settings.image_queue,
+        # A message a dead worker took is delivered again after this many seconds; longer
+        # than the hard time limit, so a running task is never handed out twice.
+        broker_transport_options={"visibility_timeout": settings.task_time_limit + 60},
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        result_expires=86_400,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+    )
+    app.conf.convertly_settings = settings
+    _register(app)
+    return app
+
+
+def services_for(task: Task) -> service.Services:
+    pid = os.getpid()
+    svc = _services.get(pid)
+    if svc is None:
+        settings: Settings = task.app.conf.convertly_settings
+        import pyvips
+
+        pyvips.cache_set_max(0)  # workers never process the same image twice
+        svc = _services[pid] = service.build_services(settings)
+    return svc
+
+
+def _register(app: Celery) -> None:
+    @app.task(name=RUN_FILE, bind=True, max_retries=MAX_RETRIES)
+    def run_file(self: Task, job_id: str, index: int) -> None:
+        svc = services_for(self)
+        try:
+            service.run_file(svc, job_id, index, reraise=(SoftTimeLimitExceeded,))
+        except SoftTimeLimitExceeded:
+            service.fail_file(
+                svc, job_id, index,
+                f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
+                "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", "TIME_LIMIT",
+            )
+        except ServiceUnavailableError as exc:
+            if self.request.retries >= MAX_RETRIES:
+                log.error("job %s file %d: giving up after %d retries: %s", job_id, index,
+                          self.request.retries, exc.message)
+                service.fail_file(svc, job_id, index, exc.message, exc.code)
+                return
+            raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) \
+                from exc
+
+    @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES)
+    def finalize(self: Task, job_id: str) -> None:
+        try:
+            service.finalize_job(services_for(self), job_id)
+        except ServiceUnavailableError as exc:
+            raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) \
+                from exc
+
+    @app.task(name=CONVERT, bind=True)
+    def convert(self: Task, source_key: str, spec: dict[str, Any],
+                output_prefix: str) -> list[Any]:
+        svc = services_for(self)
+        try:
+            with service.scratch_dir(svc, "sync") as workdir:
+                src = workdir / "source"
+                svc.storage.get_file(source_key, src)
+                out = service.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
+                key = f"{output_prefix}/{Path(out.path).name}"
+                svc.storage.put_file(key, Path(out.path), move=True)
+        except ConvertlyError as exc:
+            return ["error", exc.code, exc.message, exc.detail]
+        except SoftTimeLimitExceeded:
+            return ["error", "CONVERSION_FAILED",
+                    f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
+                    "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
+        return ["ok", {**out.to_dict(), "path": key}]
