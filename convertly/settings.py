@@ -144,7 +144,7 @@ class Settings:
     )
     state_url: str = setting(
         "CONVERTLY_STATE_URL", "", "Redis URL for job state, API keys and file records in "
-        "distributed mode (default: CONVERTLY_BROKER_URL).",
+        "distributed mode; empty means the broker's Redis (CONVERTLY_BROKER_URL).",
     )
     s3_endpoint: str = setting(
         "CONVERTLY_S3_ENDPOINT", "", "host:port of MinIO or any S3 service. Set: sources "

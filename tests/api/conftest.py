@@ -1,0 +1,60 @@
+"""API fixtures: one started app per mode for the whole session (starting a worker pool
+costs a second or two), a fresh tenant per test, and a small-limits app for the limit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from convertly.settings import Settings
+from tests.api.support import MODES, AppEnv, Tenant, running_app
+
+
+@pytest.fixture(scope="session", params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    """How the service is deployed; every API test runs once per mode."""
+    value: str = request.param
+    return value
+
+
+@pytest.fixture(scope="session")
+def app_env(mode: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppEnv]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp(f"data-{mode}"), workers=2)
+    with running_app(mode, settings) as env:
+        yield env
+
+
+@pytest.fixture
+def client(app_env: AppEnv) -> TestClient:
+    return app_env.client
+
+
+@pytest.fixture
+def tenant(app_env: AppEnv) -> Tenant:
+    return app_env.new_tenant("tenant-a")
+
+
+@pytest.fixture
+def other_tenant(app_env: AppEnv) -> Tenant:
+    return app_env.new_tenant("tenant-b")
+
+
+# Small limits, so the limit tests need no large uploads.
+LIMITED = {
+    "max_file_bytes": 64 * 1024,
+    "max_files": 3,
+    "max_request_bytes": 512 * 1024,
+    "data_url_max_bytes": 1000,
+    "max_queued_files": 1,
+    "max_pixels": 200_000,
+}
+
+
+@pytest.fixture(scope="session")
+def limited_env(mode: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppEnv]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp(f"limited-{mode}"), workers=1,
+                        **LIMITED)
+    with running_app(mode, settings) as env:
+        yield env

@@ -1,0 +1,208 @@
+"""Error bodies and statuses: the error hierarchy, limits, bad files, a full queue."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from convertly import errors
+from convertly.api.errors import STATUS, error_response
+from tests import images
+from tests.api.support import (
+    AppEnv,
+    Tenant,
+    assert_error,
+    convert_ok,
+    create_job,
+    list_jobs,
+    post,
+    wait_for_job,
+)
+
+
+def _all_error_classes() -> list[type[errors.ConvertlyError]]:
+    found: list[type[errors.ConvertlyError]] = []
+    pending: list[type[errors.ConvertlyError]] = [errors.ConvertlyError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def _instance(cls: type[errors.ConvertlyError]) -> errors.ConvertlyError:
+    if issubclass(cls, errors.InvalidFieldError):
+        return cls("someField", "is wrong.", file_index=1)
+    if issubclass(cls, errors.ArrayLengthError):
+        return cls("formats", 3, 2)
+    return cls("Something specific happened; do this next.")
+
+
+def _expected_status(cls: type[errors.ConvertlyError]) -> int:
+    nearest = next(c for c in cls.__mro__ if c in STATUS)
+    return STATUS[nearest]
+
+
+def _documented_tree() -> dict[str, tuple[int, str]]:
+    """`ClassName -> (status, code)` as drawn in convertly/errors.py's docstring."""
+    assert errors.__doc__ is not None
+    rows = re.findall(r"(\w+Error)\s+(\d{3}) ([A-Z_]+)", errors.__doc__)
+    return {name: (int(status), code) for name, status, code in rows}
+
+
+ERROR_CLASSES = _all_error_classes()
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda c: c.__name__)
+def test_every_error_class_renders_the_wire_shape(cls: type[errors.ConvertlyError]) -> None:
+    exc = _instance(cls)
+    response = error_response(exc)
+    body = json.loads(bytes(response.body))
+
+    assert response.status_code == _expected_status(cls)
+    assert body["error"] == exc.message and body["error"]
+    assert body["code"] == cls.code
+    assert set(body) <= {"error", "code", "detail"}
+    if response.status_code == 503:
+        assert int(response.headers["retry-after"]) > 0
+    if response.status_code == 401:
+        assert "bearer" in response.headers["www-authenticate"].lower()
+    # Documented in the module's tree with the same status and code.
+    assert _documented_tree()[cls.__name__] == (response.status_code, cls.code)
+    # Errors cross process boundaries as (code, message): they come back as the same class.
+    rebuilt = errors.from_code(cls.code, exc.message)
+    assert type(rebuilt) is cls and rebuilt.message == exc.message
+
+
+def test_the_tree_lists_every_class_and_codes_are_unique() -> None:
+    assert set(_documented_tree()) == {c.__name__ for c in ERROR_CLASSES}
+    codes = [c.code for c in ERROR_CLASSES]
+    assert len(codes) == len(set(codes))
+    assert set(errors.ERROR_CLASSES.values()) == set(ERROR_CLASSES)
+
+
+def test_a_file_error_names_its_file_in_message_and_detail() -> None:
+    exc = errors.CorruptFileError().for_file("holiday.jpg").for_file("other.jpg")
+    body = json.loads(bytes(error_response(exc).body))
+    assert body["error"].startswith("holiday.jpg: ")
+    assert body["detail"] == {"filename": "holiday.jpg"}
+
+
+def test_unknown_route_is_json_404(client: TestClient) -> None:
+    assert_error(client.get("/api/nothing-here"), 404, "NOT_FOUND", "/api/nothing-here")
+
+
+def test_wrong_method_is_json_405(client: TestClient) -> None:
+    response = client.delete("/api/convert")
+    assert_error(response, 405, "METHOD_NOT_ALLOWED", "DELETE")
+    assert "POST" in response.headers["allow"]
+
+
+# --- bad files --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("empty.jpg", b""), ("cut.jpg", images.truncated_jpeg())],
+    ids=["empty", "truncated"],
+)
+def test_corrupt_file_is_400_naming_the_file(client: TestClient, tenant: Tenant, name: str,
+                                             data: bytes) -> None:
+    uploads = [("good.jpg", images.jpeg(80, 60)), (name, data)]
+    response = post(client, "/api/convert", tenant, uploads, format="png")
+    body = assert_error(response, 400, "CORRUPT_FILE", name)
+    assert body["detail"]["filename"] == name
+    assert "good.jpg" not in body["error"]
+
+
+def test_text_file_is_415(client: TestClient, tenant: Tenant) -> None:
+    response = post(client, "/api/convert", tenant, [("notes.jpg", b"hello, world\n" * 20)],
+                    format="png")
+    body = assert_error(response, 415, "UNSUPPORTED_MEDIA", "notes.jpg")
+    assert body["detail"]["filename"] == "notes.jpg"
+
+
+def test_unsupported_pair_is_415(client: TestClient, tenant: Tenant, png_bytes: bytes) -> None:
+    response = post(client, "/api/convert", tenant, [("pic.png", png_bytes)], format="mp3")
+    assert_error(response, 415, "UNSUPPORTED_CONVERSION", "pic.png", "mp3")
+
+
+# --- limits -----------------------------------------------------------------------------
+
+
+def _still_serving(env: AppEnv, tenant: Tenant) -> None:
+    body = convert_ok(env.client, tenant, [("ok.jpg", images.jpeg(40, 30))], format="png")
+    assert body["files"][0]["mimeType"] == "image/png"
+
+
+def test_file_over_max_file_bytes_is_413(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    big = images.png(300, 300, noise=0.9)
+    assert len(big) > limited_env.settings.max_file_bytes
+    response = post(limited_env.client, "/api/convert", tenant,
+                    [("small.jpg", images.jpeg(40, 30)), ("big.png", big)], format="webp")
+    body = assert_error(response, 413, "FILE_TOO_LARGE", "big.png",
+                        str(limited_env.settings.max_file_bytes))
+    assert body["detail"]["filename"] == "big.png"
+    _still_serving(limited_env, tenant)
+
+
+def test_more_than_max_files_is_413(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    uploads = [(f"{i}.jpg", images.jpeg(40, 30, seed=i)) for i in range(4)]
+    response = post(limited_env.client, "/api/convert", tenant, uploads, format="png")
+    assert_error(response, 413, "TOO_MANY_FILES", "3")
+    response = post(limited_env.client, "/api/jobs", tenant, uploads, format="png")
+    assert_error(response, 413, "TOO_MANY_FILES")
+    assert list_jobs(limited_env.client, tenant)["pagination"]["total"] == 0
+    _still_serving(limited_env, tenant)
+
+
+def test_body_over_max_request_bytes_is_413(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    # Every part is under its own limit; together they are over the request's.
+    chunk = images.png(140, 140, noise=0.9)
+    assert len(chunk) < limited_env.settings.max_file_bytes
+    parts = [(f"{i}.png", chunk) for i in range(3)]
+    filler = "x" * 60_000
+    response = limited_env.client.post(
+        "/api/convert", headers=tenant.headers,
+        files=[("files", (n, d, "image/png")) for n, d in parts]
+        + [(f"note{i}", (None, filler)) for i in range(8)],
+        data={"format": "png"},
+    )
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE",
+                 str(limited_env.settings.max_request_bytes))
+    _still_serving(limited_env, tenant)
+
+
+def test_image_over_max_pixels_is_413(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    # 600x400 = 240,000 pixels, over the limit of 200,000, in a small file.
+    flat = images.encode(images.picture(600, 400, noise=0), "PNG")
+    assert len(flat) < limited_env.settings.max_file_bytes
+    response = post(limited_env.client, "/api/convert", tenant, [("wide.png", flat)],
+                    format="jpg")
+    body = assert_error(response, 413, "IMAGE_TOO_LARGE", "wide.png", "600x400")
+    assert body["detail"] == {"pixels": 240_000, "maxPixels": 200_000, "filename": "wide.png"}
+    _still_serving(limited_env, tenant)
+
+
+def test_queue_full_is_503_with_retry_after(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    uploads = [(f"{i}.jpg", images.jpeg(40, 30, seed=i)) for i in range(3)]
+    response = post(limited_env.client, "/api/jobs", tenant, uploads, format="png")
+    body = assert_error(response, 503, "QUEUE_FULL", "retry")
+    assert int(response.headers["retry-after"]) > 0
+    assert body["code"] == "QUEUE_FULL"
+    assert list_jobs(limited_env.client, tenant)["pagination"]["total"] == 0
+    # Nothing was left behind in the spool.
+    spool = Path(limited_env.settings.data_dir) / "tmp"
+    assert not any(p.name.startswith("upload-") for p in spool.iterdir())
+    # A job that fits is accepted.
+    job_id = create_job(limited_env.client, tenant, uploads[:1], format="png")
+    assert wait_for_job(limited_env.client, tenant, job_id)["status"] == "completed"

@@ -1,0 +1,340 @@
+"""POST/GET/DELETE /api/jobs: async jobs, archives, partial failures, idempotency, paging,
+cancelling."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import uuid
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests import images
+from tests.api.support import (
+    AppEnv,
+    Tenant,
+    assert_error,
+    create_job,
+    download,
+    get_job,
+    list_jobs,
+    post,
+    store_job,
+    wait_for_job,
+)
+
+JOB_KEYS = {"jobId", "jobType", "status", "totalFiles", "completedFiles", "failedFiles",
+            "progress", "errorMessage", "results", "archive", "createdAt", "completedAt"}
+RESULT_KEYS = {"index", "filename", "format", "originalSize", "finalSize", "mimeType",
+               "downloadUrl", "storedFileId", "error"}
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_create_answers_pending_and_the_job_completes(client: TestClient, tenant: Tenant,
+                                                      jpeg_bytes: bytes) -> None:
+    response = post(client, "/api/jobs", tenant, [("photo.jpg", jpeg_bytes)], format="webp",
+                    resize="width", resizeWidth=160)
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert created.keys() == {"jobId", "status"}
+    assert created["status"] == "pending"
+    assert uuid.UUID(created["jobId"])
+
+    job = wait_for_job(client, tenant, created["jobId"])
+
+    assert job.keys() >= JOB_KEYS
+    assert job["jobId"] == created["jobId"]
+    assert job["jobType"] == "convert"
+    assert job["status"] == "completed"
+    assert (job["totalFiles"], job["completedFiles"], job["failedFiles"]) == (1, 1, 0)
+    assert job["progress"] == 100
+    assert job["errorMessage"] is None
+    assert job["archive"] is None
+    assert _when(job["createdAt"]) <= _when(job["completedAt"])
+    [result] = job["results"]
+    assert result.keys() >= RESULT_KEYS
+    assert result["index"] == 0
+    assert result["filename"] == "photo.jpg"
+    assert result["format"] == "webp"
+    assert result["originalSize"] == len(jpeg_bytes)
+    assert result["mimeType"] == "image/webp"
+    assert result["storedFileId"].startswith("file_")
+    assert result["error"] is None
+    assert result["downloadUrl"].startswith("http://testserver/api/download/")
+    data = download(client, result["downloadUrl"]).content
+    assert len(data) == result["finalSize"]
+    out = images.decode(data)
+    assert (out.format, out.size) == ("WEBP", (160, 120))
+
+
+def test_three_files_with_formats_and_an_archive(client: TestClient, tenant: Tenant) -> None:
+    uploads = [
+        ("a.jpg", images.jpeg(300, 200, seed=1)),
+        ("b.png", images.png(200, 300, seed=2)),
+        ("c.jpg", images.jpeg(250, 250, seed=3)),
+    ]
+    job_id = create_job(client, tenant, uploads, formats=["png", "webp", "avif"],
+                        createArchive=True)
+    job = wait_for_job(client, tenant, job_id)
+
+    assert job["status"] == "completed", job
+    assert [r["format"] for r in job["results"]] == ["png", "webp", "avif"]
+    archive = job["archive"]
+    assert archive["filename"].endswith(".zip")
+    data = download(client, archive["downloadUrl"]).content
+    assert len(data) == archive["size"]
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert sorted(zf.namelist()) == ["a.png", "b.webp", "c.avif"]
+        members = {name: images.decode(zf.read(name)) for name in zf.namelist()}
+    assert (members["a.png"].format, members["a.png"].size) == ("PNG", (300, 200))
+    assert (members["b.webp"].format, members["b.webp"].size) == ("WEBP", (200, 300))
+    assert (members["c.avif"].format, members["c.avif"].size) == ("AVIF", (250, 250))
+
+
+def test_archive_names_never_collide(client: TestClient, tenant: Tenant) -> None:
+    uploads = [("same.jpg", images.jpeg(64, 48)), ("same.png", images.png(48, 64))]
+    job_id = create_job(client, tenant, uploads, format="png", createArchive=True)
+    job = wait_for_job(client, tenant, job_id)
+    with zipfile.ZipFile(io.BytesIO(download(client, job["archive"]["downloadUrl"]).content)) \
+            as zf:
+        assert sorted(zf.namelist()) == ["same (2).png", "same.png"]
+        assert images.decode(zf.read("same (2).png")).size == (48, 64)
+
+
+@pytest.mark.parametrize(("archive_format", "suffix"), [("tar", ".tar"), ("tgz", ".tar.gz")])
+def test_tar_archives(client: TestClient, tenant: Tenant, archive_format: str,
+                      suffix: str) -> None:
+    uploads = [("a.jpg", images.jpeg(64, 48)), ("b.png", images.png(48, 64))]
+    job_id = create_job(client, tenant, uploads, format="webp", createArchive=True,
+                        archiveFormat=archive_format)
+    job = wait_for_job(client, tenant, job_id)
+    assert job["archive"]["filename"].endswith(suffix)
+    assert job["archive"]["format"] == archive_format
+    data = download(client, job["archive"]["downloadUrl"]).content
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert sorted(tf.getnames()) == ["a.webp", "b.webp"]
+        member = tf.extractfile("b.webp")
+        assert member is not None
+        with member:
+            assert images.decode(member.read()).size == (48, 64)
+
+
+def test_unknown_archive_format(client: TestClient, tenant: Tenant, jpeg_bytes: bytes) -> None:
+    response = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes)], format="png",
+                    createArchive=True, archiveFormat="rar")
+    assert_error(response, 400, "INVALID_FIELD", "'archiveFormat'")
+
+
+def test_a_corrupt_file_fails_alone(client: TestClient, tenant: Tenant) -> None:
+    uploads = [
+        ("good.jpg", images.jpeg(120, 90)),
+        ("broken.jpg", images.truncated_jpeg()),
+        ("fine.png", images.png(90, 120)),
+    ]
+    job_id = create_job(client, tenant, uploads, format="png", createArchive=True)
+    job = wait_for_job(client, tenant, job_id)
+
+    assert job["status"] == "completed"
+    assert (job["completedFiles"], job["failedFiles"]) == (2, 1)
+    assert job["errorMessage"] is None
+    good, broken, fine = job["results"]
+    assert good["error"] is None and fine["error"] is None
+    assert broken["filename"] == "broken.jpg"
+    assert broken["error"] and broken["errorCode"] == "CORRUPT_FILE"
+    assert broken["downloadUrl"] is None and broken["storedFileId"] is None
+    assert images.decode(download(client, fine["downloadUrl"]).content).size == (90, 120)
+    with zipfile.ZipFile(io.BytesIO(download(client, job["archive"]["downloadUrl"]).content)) \
+            as zf:
+        assert sorted(zf.namelist()) == ["fine.png", "good.png"]
+
+
+def test_all_files_bad_fails_the_job(client: TestClient, tenant: Tenant) -> None:
+    uploads = [("broken.jpg", images.truncated_jpeg()), ("notes.txt", b"just some text\n")]
+    job_id = create_job(client, tenant, uploads, format="png")
+    job = wait_for_job(client, tenant, job_id)
+
+    assert job["status"] == "failed"
+    assert job["errorMessage"]
+    assert (job["completedFiles"], job["failedFiles"]) == (0, 2)
+    assert [r["errorCode"] for r in job["results"]] == ["CORRUPT_FILE", "UNSUPPORTED_MEDIA"]
+    assert all(r["error"] for r in job["results"])
+
+
+def test_compress_job(client: TestClient, tenant: Tenant) -> None:
+    source = images.jpeg(400, 300, quality=98)
+    job_id = create_job(client, tenant, [("photo.jpg", source)], jobType="compress",
+                        quality=50)
+    job = wait_for_job(client, tenant, job_id)
+
+    assert job["jobType"] == "compress"
+    assert job["status"] == "completed"
+    [result] = job["results"]
+    assert (result["format"], result["mimeType"]) == ("jpg", "image/jpeg")
+    assert result["finalSize"] < len(source)
+    out = images.decode(download(client, result["downloadUrl"]).content)
+    assert (out.format, out.size) == ("JPEG", (400, 300))
+
+
+def test_compress_job_with_per_file_settings(client: TestClient, tenant: Tenant) -> None:
+    photo = images.jpeg(400, 300, quality=98)
+    shot = images.png(160, 120, alpha=True)
+    target = len(photo) // 3
+    job_id = create_job(client, tenant, [("photo.jpg", photo), ("shot.png", shot)],
+                        jobType="compress", modes=["target-size", "quality"],
+                        targetByteValues=[target, None], losslessValues=[False, True])
+    job = wait_for_job(client, tenant, job_id)
+    assert job["status"] == "completed", job
+    fitted, lossless = job["results"]
+    assert fitted["finalSize"] <= target
+    assert images.decode(download(client, fitted["downloadUrl"]).content).size == (400, 300)
+    assert images.decode(download(client, lossless["downloadUrl"]).content).image.tobytes() \
+        == images.decode(shot).image.tobytes()
+
+
+def test_unknown_job_type(client: TestClient, tenant: Tenant, jpeg_bytes: bytes) -> None:
+    response = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes)], format="png",
+                    jobType="transcode")
+    assert_error(response, 400, "INVALID_FIELD", "'jobType'")
+
+
+def test_job_validation_matches_convert(client: TestClient, tenant: Tenant,
+                                        jpeg_bytes: bytes) -> None:
+    response = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes), ("b.jpg", jpeg_bytes)],
+                    formats=["png"])
+    assert_error(response, 400, "ARRAY_LENGTH_MISMATCH", "'formats'")
+    assert list_jobs(client, tenant)["pagination"]["total"] == 0
+
+
+# --- idempotency ------------------------------------------------------------------------
+
+
+def test_idempotency_key_replays_the_same_job(client: TestClient, tenant: Tenant,
+                                              other_tenant: Tenant, jpeg_bytes: bytes) -> None:
+    headers = {"Idempotency-Key": "order-42"}
+    first = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes)], format="png",
+                 headers=headers)
+    second = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes)], format="png",
+                  headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["jobId"] == second.json()["jobId"]
+    assert second.headers["idempotent-replayed"] == "true"
+    listing = list_jobs(client, tenant)
+    assert listing["pagination"]["total"] == 1
+    assert [j["jobId"] for j in listing["jobs"]] == [first.json()["jobId"]]
+
+    theirs = post(client, "/api/jobs", other_tenant, [("a.jpg", jpeg_bytes)], format="png",
+                  headers=headers)
+    assert theirs.status_code == 200
+    assert theirs.json()["jobId"] != first.json()["jobId"]
+    for who, response in ((tenant, first), (other_tenant, theirs)):
+        assert wait_for_job(client, who, response.json()["jobId"])["status"] == "completed"
+
+
+def test_idempotency_key_too_long(client: TestClient, tenant: Tenant,
+                                  jpeg_bytes: bytes) -> None:
+    response = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes)], format="png",
+                    headers={"Idempotency-Key": "k" * 256})
+    assert_error(response, 400, "INVALID_FIELD", "Idempotency-Key")
+
+
+# --- listing ----------------------------------------------------------------------------
+
+
+def test_list_pages_and_filters(app_env: AppEnv, client: TestClient, tenant: Tenant,
+                                other_tenant: Tenant, tmp_path: Path) -> None:
+    done = [create_job(client, tenant, [(f"{i}.jpg", images.jpeg(64, 48, seed=i))],
+                       format="png") for i in range(3)]
+    for job_id in done:
+        wait_for_job(client, tenant, job_id)
+    pending = store_job(app_env.services, tenant, [("later.jpg", images.jpeg(64, 48))],
+                        tmp_path).id
+    create_job(client, other_tenant, [("theirs.jpg", images.jpeg(64, 48))], format="png")
+
+    everything = list_jobs(client, tenant)
+    assert everything["pagination"] == {"limit": 20, "offset": 0, "total": 4, "hasMore": False}
+    ids = [j["jobId"] for j in everything["jobs"]]
+    assert ids == [pending, *reversed(done)]  # newest first
+
+    first = list_jobs(client, tenant, limit=3)
+    assert [j["jobId"] for j in first["jobs"]] == ids[:3]
+    assert first["pagination"] == {"limit": 3, "offset": 0, "total": 4, "hasMore": True}
+    rest = list_jobs(client, tenant, limit=3, offset=3)
+    assert [j["jobId"] for j in rest["jobs"]] == ids[3:]
+    assert rest["pagination"]["hasMore"] is False
+    assert list_jobs(client, tenant, offset=10)["jobs"] == []
+
+    completed = list_jobs(client, tenant, status="completed")
+    assert sorted(j["jobId"] for j in completed["jobs"]) == sorted(done)
+    assert completed["pagination"]["total"] == 3
+    assert [j["jobId"] for j in list_jobs(client, tenant, status="pending")["jobs"]] == [pending]
+    assert list_jobs(client, tenant, status="failed")["jobs"] == []
+    # Each entry has the same shape as GET /api/jobs/{id}.
+    assert everything["jobs"][0].keys() >= JOB_KEYS
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"status": "done"}, "status"),
+    ],
+)
+def test_list_rejects_bad_parameters(client: TestClient, tenant: Tenant,
+                                     params: dict[str, object], field: str) -> None:
+    response = client.get("/api/jobs", headers=tenant.headers, params=params)
+    assert_error(response, 400, "INVALID_FIELD", f"'{field}'")
+
+
+def test_list_accepts_the_limit_bounds(client: TestClient, tenant: Tenant) -> None:
+    assert list_jobs(client, tenant, limit=1)["pagination"]["limit"] == 1
+    assert list_jobs(client, tenant, limit=100)["pagination"]["limit"] == 100
+
+
+# --- getting and cancelling -------------------------------------------------------------
+
+
+def test_unknown_job_is_404(client: TestClient, tenant: Tenant) -> None:
+    missing = str(uuid.uuid4())
+    assert_error(client.get(f"/api/jobs/{missing}", headers=tenant.headers), 404, "NOT_FOUND",
+                 missing)
+    assert_error(client.delete(f"/api/jobs/{missing}", headers=tenant.headers), 404,
+                 "NOT_FOUND")
+
+
+def test_cancel_a_finished_job_is_409(client: TestClient, tenant: Tenant,
+                                      jpeg_bytes: bytes) -> None:
+    job_id = create_job(client, tenant, [("a.jpg", jpeg_bytes)], format="png")
+    wait_for_job(client, tenant, job_id)
+    response = client.delete(f"/api/jobs/{job_id}", headers=tenant.headers)
+    assert_error(response, 409, "CONFLICT", "completed")
+    assert get_job(client, tenant, job_id)["status"] == "completed"
+
+
+def test_cancel_a_pending_job(app_env: AppEnv, client: TestClient, tenant: Tenant,
+                              tmp_path: Path) -> None:
+    # Stored but never handed to the executor: deterministically pending.
+    job = store_job(app_env.services, tenant, [("a.jpg", images.jpeg(64, 48))], tmp_path)
+    assert get_job(client, tenant, job.id)["status"] == "pending"
+
+    response = client.delete(f"/api/jobs/{job.id}", headers=tenant.headers)
+
+    assert response.status_code == 200, response.text
+    cancelled = response.json()
+    assert cancelled["jobId"] == job.id
+    assert cancelled["status"] == "failed"
+    assert cancelled["cancelled"] is True
+    assert cancelled["errorMessage"]
+    assert cancelled["completedAt"]
+    assert get_job(client, tenant, job.id)["cancelled"] is True
+    assert_error(client.delete(f"/api/jobs/{job.id}", headers=tenant.headers), 409,
+                 "CONFLICT")

@@ -1,0 +1,127 @@
+"""Test images made by code: deterministic, small, with enough detail to compress like photos,
+and a decoder that reports what a file really is (format, size, mode, EXIF)."""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pillow_heif
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
+# Lets Image.open read the HEIF files the service writes.
+pillow_heif.register_heif_opener()
+
+EXIF_ORIENTATION = 0x0112
+EXIF_ARTIST = 0x013B
+EXIF_COPYRIGHT = 0x8298
+
+# Pillow's name for each output format of the API.
+PIL_FORMATS = {
+    "jpg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "avif": "AVIF",
+    "tiff": "TIFF",
+    "gif": "GIF",
+    "heif": "HEIF",
+}
+MIME_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "tiff": "image/tiff",
+    "gif": "image/gif",
+    "heif": "image/heif",
+}
+EXTENSIONS = {"jpg": "jpg", "png": "png", "webp": "webp", "avif": "avif", "tiff": "tiff",
+              "gif": "gif", "heif": "heic"}
+
+
+def picture(width: int = 320, height: int = 240, *, seed: int = 1,
+            noise: float = 0.15) -> Image.Image:
+    """An RGB photo stand-in: two gradients, a few coloured shapes and some noise."""
+    rng = random.Random(seed)
+    vertical = Image.linear_gradient("L").resize((width, height))
+    horizontal = Image.linear_gradient("L").rotate(90).resize((width, height))
+    image = Image.merge("RGB", (horizontal, vertical, ImageChops.invert(horizontal)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(8):
+        x, y = rng.randrange(width), rng.randrange(height)
+        w, h = rng.randrange(width // 8, width // 3), rng.randrange(height // 8, height // 3)
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.ellipse((x, y, x + w, y + h), fill=colour)
+    if noise:
+        grain = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3))
+        image = Image.blend(image, grain, noise)
+    return image
+
+
+def encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def jpeg(width: int = 320, height: int = 240, *, quality: int = 90, seed: int = 1,
+         noise: float = 0.15, exif: dict[int, Any] | None = None) -> bytes:
+    options: dict[str, Any] = {"quality": quality}
+    if exif:
+        tags = Image.Exif()
+        for tag, value in exif.items():
+            tags[tag] = value
+        options["exif"] = tags.tobytes()
+    return encode(picture(width, height, seed=seed, noise=noise), "JPEG", **options)
+
+
+def png(width: int = 320, height: int = 240, *, seed: int = 2, noise: float = 0.15,
+        alpha: bool = False) -> bytes:
+    image = picture(width, height, seed=seed, noise=noise)
+    if alpha:
+        image.putalpha(Image.linear_gradient("L").resize((width, height)))
+    return encode(image, "PNG")
+
+
+def truncated_jpeg() -> bytes:
+    """A JPEG cut in the middle of its image data: the header still reads."""
+    data = jpeg(200, 150)
+    return data[: len(data) // 2]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    format: str
+    width: int
+    height: int
+    mode: str
+    exif: dict[int, Any]
+    image: Image.Image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+def decode(data: bytes) -> Decoded:
+    """Open and fully decode `data`; raises when it is not a complete image."""
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        return Decoded(
+            format=str(opened.format),
+            width=opened.width,
+            height=opened.height,
+            mode=opened.mode,
+            exif=dict(opened.getexif()),
+            image=opened.copy(),
+        )
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference per RGB channel (0 identical, 255 opposite)."""
+    left, right = a.convert("RGB"), b.convert("RGB")
+    if left.size != right.size:
+        right = right.resize(left.size)
+    return sum(ImageStat.Stat(ImageChops.difference(left, right)).mean) / 3
