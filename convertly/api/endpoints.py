@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -346,8 +347,14 @@ async def download(request: Request) -> Response:
             while block := fh.read(1024 * 1024):
                 yield block
 
-    headers["Content-Disposition"] = f'attachment; filename="{grant.filename}"'
+    headers["Content-Disposition"] = content_disposition(grant.filename)
     return StreamingResponse(chunks(), media_type=grant.mime_type, headers=headers)
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header that survives any file name (RFC 6266 filename*)."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
 def _local_path(svc: Services, key: str) -> Path | None:

@@ -228,6 +228,14 @@ class SpecReader:
         parse: Callable[[Any, str, int | None], T],
         default: T,
     ) -> list[T]:
+        """One value per file: the array's entries (a null entry takes the singular field's
+        value, else the default), else the singular field for every file, else the default."""
+        fallback = default
+        names = (singular,) if isinstance(singular, str) else singular
+        for name in names:
+            if (raw := self.form.get(name)) is not None:
+                fallback = parse(raw, name, None)
+                break
         if plural is not None and (raw := self.form.get(plural)) is not None:
             try:
                 items = json.loads(raw)
@@ -239,15 +247,10 @@ class SpecReader:
             if len(items) != self.count:
                 raise ArrayLengthError(plural, len(items), self.count)
             return [
-                default if item is None else parse(item, plural, i)
+                fallback if item is None else parse(item, plural, i)
                 for i, item in enumerate(items)
             ]
-        names = (singular,) if isinstance(singular, str) else singular
-        for name in names:
-            if (raw := self.form.get(name)) is not None:
-                value = parse(raw, name, None)
-                return [value] * self.count
-        return [default] * self.count
+        return [fallback] * self.count
 
 
 def parse_format(value: Any, name: str, index: int | None) -> OutputFormat:
@@ -329,7 +332,11 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
         if form.get("format") is None and form.get("formats") is None:
             raise InvalidFieldError("format", "is required: send 'format' for every file or "
                                     "'formats' as a JSON array with one entry per file.")
-        formats = list(read.values("format", "formats", parse_format, OutputFormat.WEBP))
+        formats = list(read.values("format", "formats", parse_format, None))
+        for i, fmt in enumerate(formats):
+            if fmt is None:
+                raise InvalidFieldError("formats", "is null for this file and no 'format' "
+                                        "is given to fall back on.", file_index=i)
     quality_fields = ("compression", "quality") if not compress else ("quality", "compression")
     compressions = read.values(quality_fields, "compressions", parse_compression,
                                DEFAULT_COMPRESSION)
