@@ -7,7 +7,18 @@ from convertly.storage.base import Storage
 
 
 def build_storage(settings: Settings) -> Storage:
-    """The storage the settings select."""
+    """The storage the settings select: S3 when CONVERTLY_S3_ENDPOINT is set, else local disk."""
+    if settings.s3_endpoint:
+        from convertly.storage.s3 import S3Storage
+
+        return S3Storage(
+            settings.s3_endpoint,
+            str(settings.s3_access_key),
+            str(settings.s3_secret_key),
+            settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region or None,
+        )
     from convertly.storage.local import LocalStorage
 
     return LocalStorage(settings.data_dir / "storage")

@@ -71,3 +71,11 @@ class Storage(Protocol):
     def check(self) -> None:
         """Raise StorageUnavailableError when the storage cannot be used right now."""
         ...
+
+    def presigned_url(
+        self, key: str, filename: str, mime_type: str, expires_seconds: int
+    ) -> str | None:
+        """A direct download URL from the storage service, or None when the API must serve
+        the bytes itself. The URL downloads the object as an attachment named `filename`
+        with Content-Type `mime_type` and stops working after `expires_seconds`."""
+        ...

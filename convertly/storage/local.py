@@ -112,3 +112,10 @@ class LocalStorage:
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageUnavailableError(f"Storage directory {self.root} is not writable.")
+
+    def presigned_url(
+        self, key: str, filename: str, mime_type: str, expires_seconds: int
+    ) -> str | None:
+        """None: local files are served by the API itself."""
+        self._path(key)
+        return None

@@ -1,0 +1,325 @@
+"""S3 storage (MinIO, SeaweedFS, AWS, ...) through the `minio` client.
+
+Uploads and downloads stream in parts, so memory use does not grow with the object size.
+Every library failure is translated here: a missing object is FileNotFoundError, anything
+that means "the storage cannot serve us right now" is StorageUnavailableError. The HTTP
+client has short connect timeouts and few retries, so a server that is down is reported
+within seconds; the same instance recovers by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from urllib.parse import quote
+
+import urllib3
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import InvalidResponseError, S3Error, ServerError
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from convertly.errors import StorageUnavailableError
+from convertly.storage.base import check_key
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Uploads hold about two parts in memory (the one being sent and the next one being read),
+# whatever the object size. Larger parts or parallel parts gained little upload speed
+# against SeaweedFS on loopback while multiplying memory per upload.
+PART_SIZE = 8 * 1024 * 1024
+MAX_PARTS = 10_000  # the S3 limit; larger objects get larger parts
+PARALLEL_PARTS = 1
+CHUNK = 1024 * 1024
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 60.0
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the S3 signature v4 limit
+
+_MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "NoSuchObject"})
+_BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+
+
+def build_http_client(
+    *, connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+    retries: int = 2,
+) -> urllib3.PoolManager:
+    """A connection pool that gives up quickly when the server is unreachable."""
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+        maxsize=10,
+        # The system trust store (which honours SSL_CERT_FILE for a private CA).
+        cert_reqs="CERT_REQUIRED",
+        retries=urllib3.Retry(
+            total=retries,
+            connect=retries,
+            read=1,  # one retry: a pooled keep-alive connection the server already closed
+            backoff_factor=0.2,
+            status_forcelist=[500, 502, 503, 504],
+        ),
+    )
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact name as RFC 5987 `filename*`."""
+    ascii_name = "".join(
+        c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename
+    ) or "download"
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
+
+
+class S3Storage:
+    """Objects in one bucket of an S3-compatible service; the bucket is created when missing.
+
+    A server that is down when the storage is built does not stop the process: creating the
+    bucket is retried on the next call until it succeeds.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        *,
+        secure: bool = False,
+        region: str | None = None,
+        http_client: urllib3.PoolManager | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self._client = Minio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region or None,
+            http_client=http_client or build_http_client(),
+        )
+        self._bucket_ready = False
+        self._bucket_lock = threading.Lock()
+        with contextlib.suppress(StorageUnavailableError):
+            self.ensure_bucket()
+
+    def __repr__(self) -> str:
+        return f"S3Storage(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _call(self, what: str, func: Callable[[], T]) -> T:
+        """Run one client call, translating library errors (see the module docstring)."""
+        try:
+            return func()
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                raise FileNotFoundError(f"{what}: no such object") from exc
+            if exc.code == "NoSuchBucket":
+                self._bucket_ready = False
+            raise self._unavailable(what, exc) from exc
+        except (ServerError, InvalidResponseError, Urllib3Error, OSError) as exc:
+            raise self._unavailable(what, exc) from exc
+
+    def _unavailable(self, what: str, exc: Exception) -> StorageUnavailableError:
+        code = exc.code if isinstance(exc, S3Error) else type(exc).__name__
+        log.warning("S3 storage %s unavailable during %s: %s", self.endpoint, what, code)
+        return StorageUnavailableError()
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket unless it exists; remembered once it succeeded."""
+        if self._bucket_ready:
+            return
+        with self._bucket_lock:
+            if self._bucket_ready:
+                return
+            if not self._call("bucket_exists", lambda: self._client.bucket_exists(self.bucket)):
+                try:
+                    self._call("make_bucket", lambda: self._client.make_bucket(self.bucket))
+                except StorageUnavailableError as exc:
+                    # Another process may have created it in between.
+                    cause = exc.__cause__
+                    if not (isinstance(cause, S3Error) and cause.code in _BUCKET_EXISTS_CODES):
+                        raise
+                log.info("created S3 bucket %s on %s", self.bucket, self.endpoint)
+            self._bucket_ready = True
+
+    def _upload(self, key: str, stream: BinaryIO, length: int) -> int:
+        """One PUT up to PART_SIZE, a multipart upload above (S3 shows it only once complete,
+        so a reader never sees part of it)."""
+        self.ensure_bucket()
+        mib = 1024 * 1024
+        per_part = -(-length // MAX_PARTS)  # ceiling division
+        part_size = max(PART_SIZE, -(-per_part // mib) * mib)
+        self._call(
+            f"put {key}",
+            lambda: self._client.put_object(
+                self.bucket, key, stream, length,
+                part_size=part_size, num_parallel_uploads=PARALLEL_PARTS,
+            ),
+        )
+        return length
+
+    # -- the Storage protocol -------------------------------------------------------------
+
+    def put_file(self, key: str, src: Path, *, move: bool = False) -> int:
+        check_key(key)
+        with src.open("rb") as fh:
+            size = self._upload(key, fh, os.fstat(fh.fileno()).st_size)
+        if move:
+            src.unlink(missing_ok=True)
+        return size
+
+    def put_bytes(self, key: str, data: bytes) -> int:
+        check_key(key)
+        return self._upload(key, io.BytesIO(data), len(data))
+
+    def get_file(self, key: str, dst: Path) -> None:
+        check_key(key)
+        self.ensure_bucket()
+        fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out, self.open(key) as src:
+                while chunk := src.read(CHUNK):
+                    out.write(chunk)
+            os.replace(tmp, dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def open(self, key: str) -> BinaryIO:
+        check_key(key)
+        self.ensure_bucket()
+        response = self._call(
+            f"get {key}", lambda: self._client.get_object(self.bucket, key)
+        )
+        return io.BufferedReader(_ResponseReader(response, self, key), buffer_size=CHUNK)
+
+    def local_path(self, key: str) -> Path | None:
+        check_key(key)
+        return None
+
+    def size(self, key: str) -> int:
+        check_key(key)
+        self.ensure_bucket()
+        stat = self._call(f"stat {key}", lambda: self._client.stat_object(self.bucket, key))
+        if stat.is_dir or stat.size is None:
+            raise FileNotFoundError(f"stat {key}: no such object")
+        return stat.size
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        self.ensure_bucket()
+        # S3 answers a delete of a missing key with success.
+        self._call(f"delete {key}", lambda: self._client.remove_object(self.bucket, key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        count = 0
+
+        def listed() -> Iterator[DeleteObject]:
+            nonlocal count
+            for key in self.list_prefix(prefix):
+                count += 1
+                yield DeleteObject(key)
+
+        # remove_objects is lazy: it deletes in batches of 1000 as its error iterator is
+        # consumed, pulling keys from the listing as it goes.
+        errors = self._call(
+            f"delete {prefix}",
+            lambda: [
+                err for err in self._client.remove_objects(self.bucket, listed())
+                if err.code not in _MISSING_CODES
+            ],
+        )
+        if errors:
+            log.warning("S3 storage %s: %d objects under %s not deleted (%s)",
+                        self.endpoint, len(errors), prefix, errors[0].code)
+            raise StorageUnavailableError()
+        return count
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        base = check_key(prefix.rstrip("/")) + "/"
+        self.ensure_bucket()
+        objects = self._call(
+            f"list {base}",
+            lambda: self._client.list_objects(self.bucket, prefix=base, recursive=True),
+        )
+        while True:
+            obj = self._call(f"list {base}", lambda: next(objects, None))
+            if obj is None:
+                return
+            if not obj.is_dir and obj.object_name:
+                yield obj.object_name
+
+    def check(self) -> None:
+        self._bucket_ready = False
+        self.ensure_bucket()
+
+    def presigned_url(self, key: str, filename: str, mime_type: str, expires_seconds: int) -> str:
+        """A time-limited GET URL that downloads the object as an attachment named
+        `filename` with Content-Type `mime_type`."""
+        check_key(key)
+        self.ensure_bucket()
+        expires = timedelta(seconds=min(max(1, expires_seconds), MAX_PRESIGN_SECONDS))
+        return self._call(
+            f"presign {key}",
+            lambda: self._client.get_presigned_url(
+                "GET", self.bucket, key, expires=expires,
+                response_headers={
+                    "response-content-disposition": content_disposition(filename),
+                    "response-content-type": mime_type,
+                },
+            ),
+        )
+
+
+class _ResponseReader(io.RawIOBase):
+    """A streaming GET response as a raw binary stream; closing releases the connection."""
+
+    def __init__(
+        self, response: urllib3.BaseHTTPResponse, storage: S3Storage, key: str
+    ) -> None:
+        self._response = response
+        self._storage = storage
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._storage._call(
+            f"read {self._key}", lambda: self._response.read(len(view))
+        )
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._response.close()
+                self._response.release_conn()
+            finally:
+                super().close()
+
