@@ -61,6 +61,10 @@ class JobStore(Protocol):
         """Jobs not completed nor failed (to resume after a restart)."""
         ...
 
+    def mark_queued(self, job_id: str) -> None:
+        """Note that the job's tasks reached the broker (`extra["queued"]`)."""
+        ...
+
 
 def _now() -> float:
     return time.time()
@@ -236,6 +240,11 @@ class SqliteJobStore:
             if cur.rowcount == 0:
                 return None
             return self._get(conn, job_id)
+
+    def mark_queued(self, job_id: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE jobs SET extra = json_set(extra, '$.queued', json('true'))"
+                         " WHERE id = ?", (job_id,))
 
     def unfinished(self) -> builtins.list[Job]:
         conn = self.db.read()

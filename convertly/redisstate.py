@@ -63,6 +63,31 @@ def _transaction(client: Any, key: str, body: Callable[[Any], T]) -> T:
     return _guard(attempt)
 
 
+# --- replies to sync conversions ---------------------------------------------------------
+
+REPLY_TTL = 3600
+_reply_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def send_reply(url: str, key: str, payload: Any) -> None:
+    """Hand a sync conversion's outcome to the API process waiting on `key`."""
+    import os
+
+    client = _reply_clients.get((os.getpid(), url))
+    if client is None:
+        client = _reply_clients[(os.getpid(), url)] = connect(url)
+    with client.pipeline() as pipe:
+        pipe.rpush(key, json.dumps(payload))
+        pipe.expire(key, REPLY_TTL)
+        pipe.execute()
+
+
+def wait_reply(client: Any, key: str, timeout: int) -> Any:
+    """The payload sent to `key`, or None after `timeout` seconds."""
+    found = _guard(lambda: client.blpop([key], timeout=timeout))
+    return None if found is None else json.loads(found[1])
+
+
 # --- jobs -------------------------------------------------------------------------------
 
 
@@ -249,6 +274,19 @@ class RedisJobStore:
         ids = _guard(lambda: sorted(self.r.smembers(f"{P}unfinished")))
         jobs = [j for job_id in ids if (j := self.get(job_id)) is not None]
         return sorted(jobs, key=lambda j: j.created_at)
+
+    def mark_queued(self, job_id: str) -> None:
+        def body(pipe: Any) -> None:
+            job = self._read(pipe, job_id)
+            if job is None:
+                pipe.unwatch()
+                return
+            pipe.multi()
+            pipe.hset(self._key(job_id), "meta",
+                      _meta(_with(job, extra={**job.extra, "queued": True})))
+            pipe.execute()
+
+        _transaction(self.r, self._key(job_id), body)
 
     def finished_before(self, cutoff: float) -> builtins.list[Job]:
         """Completed or failed jobs whose completion is older than `cutoff` (retention)."""

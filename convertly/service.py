@@ -219,6 +219,13 @@ def fail_file(svc: Services, job_id: str, index: int, message: str, code: str) -
     return last
 
 
+def awaits_finalize(svc: Services, job_id: str) -> bool:
+    """True when every file of the job has its result but the job is not finished."""
+    job = svc.jobs.get(job_id)
+    return (job is not None and not job.status.finished
+            and all(r.status is not FileStatus.PENDING for r in job.results))
+
+
 def finalize_job(svc: Services, job_id: str) -> Job:
     """Bundle outputs when asked and set the job's final status. Idempotent."""
     job = svc.jobs.get(job_id)

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from convertly import service
+from convertly import redisstate, service
 from convertly.errors import ConvertlyError, ServiceUnavailableError
 from convertly.models import FileSpec
 from convertly.settings import Settings
@@ -33,8 +33,7 @@ _services: dict[int, service.Services] = {}
 
 def make_celery(settings: Settings) -> Celery:
     """The Celery app for these settings, with every task registered."""
-    app = Celery("convertly", broker=settings.broker_url, backend=settings.broker_url,
-                 set_as_current=False)
+    app = Celery("convertly", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -53,8 +52,8 @@ def make_celery(settings: Settings) -> Celery:
         # A message a dead worker took is delivered again after this many seconds; longer
         # than the hard time limit, so a running task is never handed out twice.
         broker_transport_options={"visibility_timeout": settings.task_time_limit + 60},
-        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
-        result_expires=86_400,
+        # No result backend: outcomes live in the job store, and sync replies in Redis lists.
+        task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
@@ -77,27 +76,31 @@ def services_for(task: Task) -> service.Services:
 
 
 def _register(app: Celery) -> None:
-    @app.task(name=RUN_FILE, bind=True, max_retries=MAX_RETRIES)
-    def run_file(self: Task, job_id: str, index: int) -> None:
+    @app.task(name=RUN_FILE, bind=True, max_retries=MAX_RETRIES, shared=False)
+    def run_file(self: Task, job_id: str, index: int, finalize_queue: str) -> None:
         svc = services_for(self)
         try:
-            service.run_file(svc, job_id, index, reraise=(SoftTimeLimitExceeded,))
+            last = service.run_file(svc, job_id, index, reraise=(SoftTimeLimitExceeded,))
         except SoftTimeLimitExceeded:
-            service.fail_file(
+            last = service.fail_file(
                 svc, job_id, index,
                 f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
                 "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", "TIME_LIMIT",
             )
         except ServiceUnavailableError as exc:
-            if self.request.retries >= MAX_RETRIES:
-                log.error("job %s file %d: giving up after %d retries: %s", job_id, index,
-                          self.request.retries, exc.message)
-                service.fail_file(svc, job_id, index, exc.message, exc.code)
-                return
-            raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) \
-                from exc
+            if self.request.retries < MAX_RETRIES:
+                raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) \
+                    from exc
+            log.error("job %s file %d: giving up after %d retries: %s", job_id, index,
+                      self.request.retries, exc.message)
+            last = service.fail_file(svc, job_id, index, exc.message, exc.code)
+        # The join: the task that records a job's last result queues its finalisation
+        # (the job store decides "last" atomically). A redelivered task whose file is already
+        # done finds the job unfinished and queues it again; finalising is idempotent.
+        if last or service.awaits_finalize(svc, job_id):
+            self.app.signature(FINALIZE, args=(job_id,), queue=finalize_queue).apply_async()
 
-    @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES)
+    @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES, shared=False)
     def finalize(self: Task, job_id: str) -> None:
         try:
             service.finalize_job(services_for(self), job_id)
@@ -105,10 +108,13 @@ def _register(app: Celery) -> None:
             raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) \
                 from exc
 
-    @app.task(name=CONVERT, bind=True)
-    def convert(self: Task, source_key: str, spec: dict[str, Any],
-                output_prefix: str) -> list[Any]:
+    @app.task(name=CONVERT, bind=True, shared=False, ignore_result=True)
+    def convert(self: Task, source_key: str, spec: dict[str, Any], output_prefix: str,
+                reply_to: str) -> None:
+        """A sync conversion; the outcome goes to the Redis list `reply_to`, where the API
+        process that received the request waits for it."""
         svc = services_for(self)
+        reply: list[Any]
         try:
             with service.scratch_dir(svc, "sync") as workdir:
                 src = workdir / "source"
@@ -116,10 +122,11 @@ def _register(app: Celery) -> None:
                 out = service.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
                 key = f"{output_prefix}/{Path(out.path).name}"
                 svc.storage.put_file(key, Path(out.path), move=True)
+            reply = ["ok", {**out.to_dict(), "path": key}]
         except ConvertlyError as exc:
-            return ["error", exc.code, exc.message, exc.detail]
+            reply = ["error", exc.code, exc.message, exc.detail]
         except SoftTimeLimitExceeded:
-            return ["error", "CONVERSION_FAILED",
-                    f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
-                    "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
-        return ["ok", {**out.to_dict(), "path": key}]
+            reply = ["error", "CONVERSION_FAILED",
+                     f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
+                     "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
+        redisstate.send_reply(svc.settings.redis_state_url, reply_to, reply)

@@ -337,7 +337,12 @@ async def download(request: Request) -> Response:
     if path is not None:
         return FileResponse(path, media_type=grant.mime_type, filename=grant.filename,
                             headers=headers)
+    headers["Content-Disposition"] = content_disposition(grant.filename)
     try:
+        size = await asyncio.to_thread(svc.storage.size, grant.key)
+        headers["Content-Length"] = str(size)
+        if request.method == "HEAD":
+            return Response(media_type=grant.mime_type, headers=headers)
         fh = await asyncio.to_thread(svc.storage.open, grant.key)
     except FileNotFoundError:
         raise NotFoundError("This file no longer exists.") from None
@@ -347,14 +352,13 @@ async def download(request: Request) -> Response:
             while block := fh.read(1024 * 1024):
                 yield block
 
-    headers["Content-Disposition"] = content_disposition(grant.filename)
     return StreamingResponse(chunks(), media_type=grant.mime_type, headers=headers)
 
 
 def content_disposition(filename: str) -> str:
     """An attachment header that survives any file name (RFC 6266 filename*)."""
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=utf-8''{quote(filename)}"
 
 
 def _local_path(svc: Services, key: str) -> Path | None:

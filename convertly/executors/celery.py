@@ -1,6 +1,8 @@
-"""The distributed executor: one Celery task per file, routed by media family, and a chord
-callback that finalises the job (bundling the outputs when asked). Job state lives in Redis
-and files in shared storage, so any worker on any host can take any task."""
+"""The distributed executor: one Celery task per file, routed by media family; the task that
+records a job's last result queues the task that finalises it (bundling the outputs when
+asked) — a chord whose join is the job store's atomic "last file" answer, so it needs no
+result backend and survives redelivery. Job state lives in Redis and files in shared storage,
+so any worker on any host can take any task."""
 
 from __future__ import annotations
 
@@ -13,9 +15,8 @@ from typing import Any
 
 import kombu.exceptions
 import redis
-from celery import chord
 
-from convertly import service
+from convertly import redisstate, service
 from convertly.errors import ConversionError, QueueFullError, ServiceUnavailableError, from_code
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
@@ -37,6 +38,9 @@ class CeleryExecutor:
         self.app = make_celery(settings)
         self._redis: Any = redis.Redis.from_url(settings.broker_url, socket_timeout=5,
                                                 socket_connect_timeout=3)
+        # Waits for sync replies block for minutes: a client without a short read timeout.
+        self._state: Any = redis.Redis.from_url(settings.redis_state_url,
+                                                socket_connect_timeout=3)
 
     def queue_for(self, family: str) -> str:
         if family in ("video", "audio"):
@@ -51,10 +55,17 @@ class CeleryExecutor:
                                    self.settings.archive_queue]))
 
     async def start(self) -> None:
-        """Nothing to resume here: queued tasks wait in the broker across API restarts."""
+        """Queue the jobs that were stored but never reached the broker (the API stopped in
+        between). Jobs whose tasks are queued wait in the broker across API restarts."""
+        jobs = await asyncio.to_thread(self.services.jobs.unfinished)
+        for job in jobs:
+            if not job.extra.get("queued"):
+                log.info("queueing job %s, stored before the last stop but never queued", job.id)
+                await asyncio.to_thread(self.submit, job)
 
     async def stop(self) -> None:
         self._redis.close()
+        self._state.close()
 
     def queued_files(self) -> int:
         try:
@@ -77,18 +88,14 @@ class CeleryExecutor:
     def submit(self, job: Job) -> None:
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
         families = job.extra.get("families") or ["image"] * job.total_files
-        finalize = self.app.signature(FINALIZE, args=(job.id,), immutable=True,
-                                      queue=self.settings.archive_queue)
+        archive = self.settings.archive_queue
         try:
             if not pending:
-                finalize.apply_async()
-                return
-            header = [
-                self.app.signature(RUN_FILE, args=(job.id, index),
-                                   queue=self.queue_for(families[index]))
-                for index in pending
-            ]
-            chord(header)(finalize)
+                self.app.signature(FINALIZE, args=(job.id,), queue=archive).apply_async()
+            for index in pending:
+                self.app.signature(RUN_FILE, args=(job.id, index, archive),
+                                   queue=self.queue_for(families[index])).apply_async()
+            self.services.jobs.mark_queued(job.id)
         except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
             log.error("could not queue job %s: %s", job.id, exc)
             self.services.jobs.finish(job.id, status=JobStatus.FAILED,
@@ -105,23 +112,17 @@ class CeleryExecutor:
             with src.open("rb") as fh:
                 kind = sniff_bytes(fh.read(HEAD_BYTES))
             queue = self.queue_for(kind.family if kind is not None else "image")
+            reply_to = f"cv:reply:{uuid.uuid4()}"
             try:
-                result = self.app.signature(CONVERT, args=(source_key, spec.to_dict(),
-                                                           prefix), queue=queue).apply_async()
+                self.app.signature(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),
+                                   queue=queue).apply_async(ignore_result=True)
             except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
                 raise BrokerUnavailableError() from exc
-            timeout = self.settings.task_time_limit + 60
-            try:
-                status, *payload = await asyncio.to_thread(result.get, timeout=timeout,
-                                                           propagate=True)
-            except ServiceUnavailableError:
-                raise
-            except Exception as exc:
-                log.error("sync conversion failed: %r", exc)
-                raise ConversionError("The conversion failed on the worker; retry later.") \
-                    from exc
-            finally:
-                result.forget()
+            reply = await asyncio.to_thread(redisstate.wait_reply, self._state, reply_to,
+                                            self.settings.task_time_limit + 60)
+            if reply is None:
+                raise ConversionError("No worker finished this conversion in time; retry later.")
+            status, *payload = reply
             if status == "error":
                 code, message, detail = payload
                 err = from_code(code, message)

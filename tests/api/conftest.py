@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from convertly.settings import Settings
-from tests.api.support import MODES, AppEnv, Tenant, running_app
+from tests.api.support import MODES, AppEnv, Tenant, deployed, running_app
 
 
 @pytest.fixture(scope="session", params=MODES)
@@ -20,9 +20,11 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def app_env(mode: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppEnv]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp(f"data-{mode}"), workers=2)
-    with running_app(mode, settings) as env:
+def app_env(mode: str, tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[AppEnv]:
+    settings, cluster = deployed(
+        mode, Settings(data_dir=tmp_path_factory.mktemp(f"data-{mode}"), workers=2), request)
+    with running_app(mode, settings, cluster) as env:
         yield env
 
 
@@ -53,8 +55,10 @@ LIMITED = {
 
 
 @pytest.fixture(scope="session")
-def limited_env(mode: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppEnv]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp(f"limited-{mode}"), workers=1,
-                        **LIMITED)
-    with running_app(mode, settings) as env:
+def limited_env(mode: str, tmp_path_factory: pytest.TempPathFactory,
+                request: pytest.FixtureRequest) -> Iterator[AppEnv]:
+    settings, cluster = deployed(
+        mode, Settings(data_dir=tmp_path_factory.mktemp(f"limited-{mode}"), workers=1,
+                       **LIMITED), request)
+    with running_app(mode, settings, cluster) as env:
         yield env

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -22,8 +23,9 @@ from convertly.app import create_app
 from convertly.models import FileSpec, Job, JobType, OutputFormat
 from convertly.service import Services
 from convertly.settings import Settings
+from tests.cluster import Cluster
 
-MODES = ["embedded"]
+MODES = ["embedded", "distributed"]
 JOB_TIMEOUT = 60.0
 FINISHED = {"completed", "failed"}
 
@@ -65,21 +67,41 @@ def new_tenant(services: Services, name: str = "test") -> Tenant:
     return Tenant(key=key, prefix=record.prefix, tenant=record.tenant)
 
 
+def deployed(mode: str, settings: Settings, request: pytest.FixtureRequest
+             ) -> tuple[Settings, Cluster | None]:
+    """`settings` as `mode` deploys them (distributed: on the session's cluster)."""
+    if mode != "distributed":
+        return settings, None
+    cluster: Cluster = request.getfixturevalue("cluster")
+    return cluster.settings_for(settings), cluster
+
+
 def services_for(mode: str, settings: Settings) -> Services:
-    """The services a process of this deployment builds (to act on its data directly)."""
-    if mode != "embedded":
+    """The services a process of this deployment builds (to act on its data directly);
+    in distributed mode `settings` already point at the cluster (Cluster.settings_for)."""
+    if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     return service.build_services(settings)
 
 
 @contextmanager
-def running_app(mode: str, settings: Settings) -> Iterator[AppEnv]:
-    """Start the app the way `mode` deploys it and stop it (and its workers) afterwards."""
-    if mode != "embedded":
+def running_app(mode: str, settings: Settings, cluster: Cluster | None = None
+                ) -> Iterator[AppEnv]:
+    """Start the app the way `mode` deploys it and stop it (and its workers) afterwards.
+    Distributed mode also starts a `convertly worker` process on the cluster."""
+    if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
-    app = create_app(settings)
-    with TestClient(app) as client:
-        yield AppEnv(mode=mode, app=app, client=client, settings=settings)
+    worker = None
+    if mode == "distributed":
+        assert cluster is not None and settings.distributed
+        worker = cluster.start_worker(settings)
+    try:
+        app = create_app(settings)
+        with TestClient(app) as client:
+            yield AppEnv(mode=mode, app=app, client=client, settings=settings)
+    finally:
+        if worker is not None:
+            worker.stop()
 
 
 # --- requests ---------------------------------------------------------------------------

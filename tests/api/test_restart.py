@@ -6,12 +6,15 @@ import io
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from convertly import service
 from convertly.models import FileStatus, JobStatus
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import (
     create_job,
+    deployed,
     download,
     running_app,
     services_for,
@@ -20,11 +23,13 @@ from tests.api.support import (
 )
 
 
-def test_unfinished_jobs_complete_after_a_restart(mode: str, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", workers=1)
+def test_unfinished_jobs_complete_after_a_restart(mode: str, tmp_path: Path,
+                                                  request: pytest.FixtureRequest) -> None:
+    settings, cluster = deployed(mode, Settings(data_dir=tmp_path / "data", workers=1),
+                                 request)
 
     # 1. A job accepted over HTTP, then the server stops with its files still queued.
-    with running_app(mode, settings) as env:
+    with running_app(mode, settings, cluster) as env:
         tenant = env.new_tenant()
         uploads = [(f"{i}.jpg", images.jpeg(480, 360, seed=i)) for i in range(6)]
         interrupted = create_job(env.client, tenant, uploads, format="avif")
@@ -47,7 +52,7 @@ def test_unfinished_jobs_complete_after_a_restart(mode: str, tmp_path: Path) -> 
     assert all(r.status is FileStatus.COMPLETED for r in stalled.results)
 
     # 3. The next start finishes all three.
-    with running_app(mode, settings) as env:
+    with running_app(mode, settings, cluster) as env:
         first = wait_for_job(env.client, tenant, interrupted)
         assert first["status"] == "completed", first
         assert first["completedFiles"] == 6

@@ -1,0 +1,123 @@
+"""Distributed mode under faults, on real processes: a worker process SIGKILLed mid-file,
+Redis restarted (AOF), the S3 service stopped and started again. Accepted work completes;
+requests in between get 503 with a retry hint; nothing needs a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from convertly.settings import Settings
+from tests import images
+from tests.api.support import (
+    AppEnv,
+    assert_error,
+    create_job,
+    output_bytes,
+    post,
+    running_app,
+    wait_for_job,
+)
+from tests.cluster import Cluster
+
+
+@pytest.fixture(scope="module")
+def chaos_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster of its own: these tests stop and restart its servers."""
+    cluster = Cluster(tmp_path_factory.mktemp("chaos"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def env(chaos_cluster: Cluster, tmp_path: Path) -> Iterator[AppEnv]:
+    settings = chaos_cluster.settings_for(Settings(data_dir=tmp_path / "api", workers=1))
+    with running_app("distributed", settings, chaos_cluster) as app_env:
+        yield app_env
+
+
+def _wait(predicate: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def _slow_uploads(count: int) -> list[tuple[str, bytes]]:
+    # 1600×1200 to AVIF takes a few hundred milliseconds: long enough to kill mid-file.
+    return [(f"{i}.jpg", images.jpeg(1600, 1200, seed=i)) for i in range(count)]
+
+
+def test_a_worker_process_killed_mid_file_is_redelivered(env: AppEnv,
+                                                         chaos_cluster: Cluster) -> None:
+    worker = chaos_cluster.workers[-1]
+    tenant = env.new_tenant()
+    job_id = create_job(env.client, tenant, _slow_uploads(6), format="avif")
+
+    # Kill a pool process while it converts (the job has started and is not done).
+    def started() -> bool:
+        job = env.client.get(f"/api/jobs/{job_id}", headers=tenant.headers).json()
+        return bool(job["status"] == "processing")
+
+    _wait(started)
+    victims = worker.children()
+    assert victims, worker.log_tail()
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+
+    job = wait_for_job(env.client, tenant, job_id, timeout=120)
+    assert job["status"] == "completed", job
+    assert job["completedFiles"] == 6, job
+    assert "WorkerLostError" in worker.log_tail(100_000) or "signal 9" in \
+        worker.log_tail(100_000)
+
+
+def test_accepted_jobs_complete_across_a_redis_restart(env: AppEnv,
+                                                       chaos_cluster: Cluster) -> None:
+    tenant = env.new_tenant()
+    job_id = create_job(env.client, tenant, _slow_uploads(4), format="webp")
+    chaos_cluster.redis.stop()
+
+    # While Redis is down the API answers 503 with a retry hint, not 500.
+    response = post(env.client, "/api/jobs", tenant, [("x.jpg", images.jpeg(64, 48))],
+                    format="png")
+    assert_error(response, 503, "STATE_UNAVAILABLE")
+    assert response.headers["retry-after"]
+
+    chaos_cluster.redis.start()  # same port, same AOF
+    job = wait_for_job(env.client, tenant, job_id, timeout=120)
+    assert job["status"] == "completed", job
+    assert job["completedFiles"] == 4
+    # And new work goes through without restarting anything.
+    again = wait_for_job(env.client, tenant, create_job(
+        env.client, tenant, [("y.png", images.png(80, 60))], format="jpg"))
+    assert again["status"] == "completed", again
+
+
+def test_s3_outage_gives_503_and_the_service_recovers(env: AppEnv,
+                                                      chaos_cluster: Cluster) -> None:
+    tenant = env.new_tenant()
+    chaos_cluster.s3.stop()
+    try:
+        response = post(env.client, "/api/convert", tenant, [("a.jpg", images.jpeg(64, 48))],
+                        format="png")
+        assert_error(response, 503, "STORAGE_UNAVAILABLE")
+        assert response.headers["retry-after"]
+        health = env.client.get("/healthz")
+        assert health.status_code == 503
+    finally:
+        chaos_cluster.s3.start()
+    assert env.client.get("/healthz").status_code == 200
+    response = post(env.client, "/api/convert", tenant, [("a.jpg", images.jpeg(64, 48))],
+                    format="png")
+    assert response.status_code == 200, response.text
+    output = output_bytes(env.client, response.json()["files"][0])
+    assert images.decode(output).size == (64, 48)
