@@ -65,6 +65,14 @@ class JobStore(Protocol):
         """Note that the job's tasks reached the broker (`extra["queued"]`)."""
         ...
 
+    def finished_before(self, cutoff: float) -> builtins.list[Job]:
+        """Completed or failed jobs that finished before `cutoff` (for retention)."""
+        ...
+
+    def delete(self, job: Job) -> None:
+        """Forget the job (its files in storage are the caller's to delete)."""
+        ...
+
 
 def _now() -> float:
     return time.time()
@@ -245,6 +253,19 @@ class SqliteJobStore:
         with self.db.transaction() as conn:
             conn.execute("UPDATE jobs SET extra = json_set(extra, '$.queued', json('true'))"
                          " WHERE id = ?", (job_id,))
+
+    def finished_before(self, cutoff: float) -> builtins.list[Job]:
+        conn = self.db.read()
+        rows = conn.execute(
+            "SELECT id FROM jobs WHERE status IN (?, ?) AND completed_at < ? LIMIT 1000",
+            (JobStatus.COMPLETED.value, JobStatus.FAILED.value, cutoff),
+        ).fetchall()
+        return [j for r in rows if (j := self._get(conn, r["id"])) is not None]
+
+    def delete(self, job: Job) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM job_files WHERE job_id = ?", (job.id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
 
     def unfinished(self) -> builtins.list[Job]:
         conn = self.db.read()

@@ -43,6 +43,10 @@ class FileIndexLike(Protocol):
 
     def remove(self, file_id: str) -> None: ...
 
+    def remove_for_job(self, job_id: str) -> None:
+        """Forget every record of the job's outputs."""
+        ...
+
 
 class FileIndex:
     def __init__(self, db: Database) -> None:
@@ -87,3 +91,7 @@ class FileIndex:
     def remove(self, file_id: str) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM files WHERE id = ?", (file_id,))
+
+    def remove_for_job(self, job_id: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM files WHERE job_id = ?", (job_id,))

@@ -7,6 +7,7 @@ Layout (all keys under `cv:`):
     cv:jobs:{tenant}              zset of job ids by creation time
     cv:jobs:{tenant}:{status}     the same, per status
     cv:unfinished                 set of job ids not yet completed or failed
+    cv:finished                   zset of finished job ids by completion time (retention)
     cv:idem:{tenant}:{sha256}     job id for an Idempotency-Key (expires)
     cv:key:{prefix}               hash: one API key;  cv:keys  zset of prefixes
     cv:file:{id}                  hash: one stored file;  cv:expiring  zset by expiry time
@@ -148,6 +149,7 @@ class RedisJobStore:
                       {after.id: after.created_at})
         if after.status.finished:
             pipe.srem(f"{P}unfinished", after.id)
+            pipe.zadd(f"{P}finished", {after.id: after.completed_at or time.time()})
 
     def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
         if idempotency_key is not None:
@@ -289,13 +291,9 @@ class RedisJobStore:
         _transaction(self.r, self._key(job_id), body)
 
     def finished_before(self, cutoff: float) -> builtins.list[Job]:
-        """Completed or failed jobs whose completion is older than `cutoff` (retention)."""
-        out = []
-        for key in _guard(lambda: list(self.r.scan_iter(f"{P}job:*", count=500))):
-            job = self.get(key.removeprefix(f"{P}job:"))
-            if job and job.status.finished and (job.completed_at or 0) < cutoff:
-                out.append(job)
-        return out
+        ids = _guard(lambda: self.r.zrangebyscore(f"{P}finished", 0, cutoff, start=0,
+                                                  num=1000))
+        return [j for job_id in ids if (j := self.get(job_id)) is not None]
 
     def delete(self, job: Job) -> None:
         def run() -> None:
@@ -304,6 +302,7 @@ class RedisJobStore:
                 pipe.zrem(f"{P}jobs:{job.tenant}", job.id)
                 pipe.zrem(f"{P}jobs:{job.tenant}:{job.status.value}", job.id)
                 pipe.srem(f"{P}unfinished", job.id)
+                pipe.zrem(f"{P}finished", job.id)
                 pipe.execute()
         _guard(run)
 
@@ -353,6 +352,8 @@ class RedisFileIndex:
                 pipe.zadd(f"{P}files:{record.tenant}", {record.id: record.created_at})
                 if record.expires_at is not None:
                     pipe.zadd(f"{P}expiring", {record.id: record.expires_at})
+                if record.job_id is not None:
+                    pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
                 pipe.execute()
         _guard(run)
         return record
@@ -372,6 +373,11 @@ class RedisFileIndex:
     def expired(self, now: float) -> builtins.list[StoredFile]:
         ids = _guard(lambda: self.r.zrangebyscore(f"{P}expiring", 0, now))
         return [r for file_id in ids if (r := self._load(file_id)) is not None]
+
+    def remove_for_job(self, job_id: str) -> None:
+        for file_id in _guard(lambda: self.r.smembers(f"{P}jobfiles:{job_id}")):
+            self.remove(file_id)
+        _guard(lambda: self.r.delete(f"{P}jobfiles:{job_id}"))
 
     def remove(self, file_id: str) -> None:
         record = self._load(file_id)

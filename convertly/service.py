@@ -387,10 +387,18 @@ def store_upload(svc: Services, tenant: str, path: Path, filename: str) -> Store
 
 
 def purge_expired(svc: Services) -> int:
-    """Delete short-lived outputs whose time is up; return how many."""
+    """Delete short-lived outputs whose time is up, and jobs (sources, outputs, archive,
+    records) finished longer than CONVERTLY_JOB_RETENTION seconds ago; return how many."""
+    now = time.time()
     count = 0
-    for record in svc.files.expired(time.time()):
+    for record in svc.files.expired(now):
         svc.storage.delete(record.key)
         svc.files.remove(record.id)
         count += 1
+    if svc.settings.job_retention:
+        for job in svc.jobs.finished_before(now - svc.settings.job_retention):
+            svc.storage.delete_prefix(job_prefix(job.tenant, job.id))
+            svc.files.remove_for_job(job.id)
+            svc.jobs.delete(job)
+            count += 1
     return count
