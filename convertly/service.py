@@ -7,6 +7,7 @@ functions run in both modes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import shutil
 import tarfile
@@ -45,6 +46,7 @@ from convertly.storage.base import Storage, safe_name
 log = logging.getLogger("convertly.service")
 
 ARCHIVE_FORMATS = ("zip", "tar", "tgz")
+_UPLOAD_THREADS = 8
 # Formats whose bytes are already compressed: stored as-is in zip archives.
 _PACKED_FORMATS = {"jpg", "png", "webp", "avif", "gif", "heif", "mp4", "webm", "mov", "mp3",
                    "ogg", "m4a", "flac", "zip", "7z", "rar", "gz", "bz2", "xz", "tgz"}
@@ -157,7 +159,9 @@ def run_file(svc: Services, job_id: str, index: int,
     time-limit signal). Every other failure becomes that file's error."""
     job = svc.jobs.start_file(job_id, index)
     if job is None:
-        return False
+        # Finished, cancelled, or this file was done before (a redelivered task): if the
+        # job still waits for its finalisation, this caller owes it.
+        return awaits_finalize(svc, job_id)
     spec = job.specs[index]
     src_key = source_key(job.tenant, job.id, spec)
     result = _convert_job_file(svc, job, spec, src_key, reraise)
@@ -168,16 +172,17 @@ def run_file(svc: Services, job_id: str, index: int,
 def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str,
                       reraise: tuple[type[BaseException], ...]) -> FileResult:
     base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
-    try:
-        original_size = svc.storage.size(src_key)
-    except FileNotFoundError:
-        return replace(base, error="The uploaded source is missing from storage.",
-                       error_code="SOURCE_MISSING")
-    base = replace(base, original_size=original_size)
+    original_size = 0
     try:
         with scratch_dir(svc, f"job-{job.id[:8]}-{spec.index}") as workdir:
             src = workdir / "source"
-            svc.storage.get_file(src_key, src)
+            try:
+                svc.storage.get_file(src_key, src)
+            except FileNotFoundError:
+                return replace(base, error="The uploaded source is missing from storage.",
+                               error_code="SOURCE_MISSING")
+            original_size = src.stat().st_size
+            base = replace(base, original_size=original_size)
             out = convert_path(svc, src, spec, workdir)
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(job.tenant, job.id)}/outputs/{spec.index}-{safe_name(name)}"
@@ -316,9 +321,18 @@ def new_job_id() -> str:
 
 def store_sources(svc: Services, tenant: str, job_id: str,
                   files: list[tuple[FileSpec, Path]]) -> None:
-    """Move the spooled uploads into storage (a rename on local disk)."""
-    for spec, path in files:
-        svc.storage.put_file(source_key(tenant, job_id, spec), path, move=True)
+    """Move the spooled uploads into storage: a rename on local disk; on S3 several uploads
+    at once, since one stream leaves most of the bandwidth unused."""
+    def put(item: tuple[FileSpec, Path]) -> int:
+        spec, path = item
+        return svc.storage.put_file(source_key(tenant, job_id, spec), path, move=True)
+
+    if not svc.storage.remote or len(files) < 2:
+        for item in files:
+            put(item)
+        return
+    with concurrent.futures.ThreadPoolExecutor(min(_UPLOAD_THREADS, len(files))) as pool:
+        list(pool.map(put, files))
 
 
 def create_job(

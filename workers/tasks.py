@@ -94,10 +94,10 @@ def _register(app: Celery) -> None:
             log.error("job %s file %d: giving up after %d retries: %s", job_id, index,
                       self.request.retries, exc.message)
             last = service.fail_file(svc, job_id, index, exc.message, exc.code)
-        # The join: the task that records a job's last result queues its finalisation
-        # (the job store decides "last" atomically). A redelivered task whose file is already
-        # done finds the job unfinished and queues it again; finalising is idempotent.
-        if last or service.awaits_finalize(svc, job_id):
+        # The join: the task that records a job's last result queues its finalisation (the
+        # job store decides "last" atomically); a redelivered task whose file was done
+        # before queues it again if the job still waits for it. Finalising is idempotent.
+        if last:
             self.app.signature(FINALIZE, args=(job_id,), queue=finalize_queue).apply_async()
 
     @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES, shared=False)

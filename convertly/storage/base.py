@@ -36,6 +36,9 @@ class Storage(Protocol):
     raise FileNotFoundError. Infrastructure failures raise StorageUnavailableError.
     """
 
+    remote: bool
+    """True when objects live across a network (several transfers at once help)."""
+
     def put_file(self, key: str, src: Path, *, move: bool = False) -> int:
         """Store the file at `src` under `key`; return its size in bytes."""
         ...

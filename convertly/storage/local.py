@@ -15,6 +15,8 @@ from convertly.storage.base import check_key
 
 
 class LocalStorage:
+    remote = False
+
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)

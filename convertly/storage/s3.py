@@ -90,6 +90,8 @@ class S3Storage:
     bucket is retried on the next call until it succeeds.
     """
 
+    remote = True
+
     def __init__(
         self,
         endpoint: str,
