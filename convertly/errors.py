@@ -18,7 +18,9 @@
     ├── ConversionError                 422 CONVERSION_FAILED
     └── ServiceUnavailableError         503 SERVICE_UNAVAILABLE
         ├── QueueFullError              503 QUEUE_FULL
-        └── StorageUnavailableError     503 STORAGE_UNAVAILABLE
+        ├── StorageUnavailableError     503 STORAGE_UNAVAILABLE
+        ├── StateUnavailableError       503 STATE_UNAVAILABLE
+        └── BrokerUnavailableError      503 BROKER_UNAVAILABLE
 
 Per-file errors (CorruptFileError, UnsupportedMediaError, ...) carry the file's name so a
 sync request can say which file failed and a job can store it in that file's `error`.
@@ -164,6 +166,16 @@ class QueueFullError(ServiceUnavailableError):
 class StorageUnavailableError(ServiceUnavailableError):
     code = "STORAGE_UNAVAILABLE"
     default_message = "Storage is unavailable; retry in a few seconds."
+
+
+class StateUnavailableError(ServiceUnavailableError):
+    code = "STATE_UNAVAILABLE"
+    default_message = "Job state storage (Redis) is unavailable; retry in a few seconds."
+
+
+class BrokerUnavailableError(ServiceUnavailableError):
+    code = "BROKER_UNAVAILABLE"
+    default_message = "The task queue (Redis) is unavailable; retry in a few seconds."
 
 
 ERROR_CLASSES: dict[str, type[ConvertlyError]] = {}

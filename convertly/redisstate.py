@@ -25,17 +25,12 @@ from typing import Any, TypeVar
 import redis
 
 from convertly.auth import ApiKey, KeyBackend
-from convertly.errors import ServiceUnavailableError
+from convertly.errors import StateUnavailableError
 from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
 from convertly.records import StoredFile
 
 T = TypeVar("T")
 P = "cv:"
-
-
-class StateUnavailableError(ServiceUnavailableError):
-    code = "STATE_UNAVAILABLE"
-    default_message = "Job state storage (Redis) is unavailable; retry in a few seconds."
 
 
 def connect(url: str) -> redis.Redis:

@@ -17,18 +17,19 @@ import kombu.exceptions
 import redis
 
 from convertly import redisstate, service
-from convertly.errors import ConversionError, QueueFullError, ServiceUnavailableError, from_code
+from convertly.errors import (
+    BrokerUnavailableError,
+    ConversionError,
+    QueueFullError,
+    ServiceUnavailableError,
+    from_code,
+)
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
 from convertly.sniff import HEAD_BYTES, sniff_bytes
 from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery
 
 log = logging.getLogger("convertly.executor")
-
-
-class BrokerUnavailableError(ServiceUnavailableError):
-    code = "BROKER_UNAVAILABLE"
-    default_message = "The task queue (Redis) is unavailable; retry in a few seconds."
 
 
 class CeleryExecutor:
