@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from convertly.errors import QueueFullError
 from convertly.models import ConvertedFile, FileSpec, Job
 
 
@@ -32,3 +33,12 @@ class Executor(Protocol):
         ...
 
     def queued_files(self) -> int: ...
+
+
+def ensure_capacity(queued: int, files: int, limit: int) -> None:
+    """Raise QueueFullError when `files` more files would pass `limit` queued files."""
+    if queued + files > limit:
+        raise QueueFullError(
+            f"The queue is full ({queued} files waiting, limit "
+            f"CONVERTLY_MAX_QUEUED_FILES={limit}); retry in a few seconds."
+        )

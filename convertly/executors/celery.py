@@ -20,10 +20,10 @@ from convertly import redisstate, service
 from convertly.errors import (
     BrokerUnavailableError,
     ConversionError,
-    QueueFullError,
     ServiceUnavailableError,
     from_code,
 )
+from convertly.executors.base import ensure_capacity
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
 from convertly.sniff import HEAD_BYTES, sniff_bytes
@@ -78,13 +78,7 @@ class CeleryExecutor:
             raise BrokerUnavailableError() from exc
 
     def check_capacity(self, files: int) -> None:
-        queued = self.queued_files()
-        if queued + files > self.settings.max_queued_files:
-            raise QueueFullError(
-                f"The queue is full ({queued} files waiting, limit "
-                f"CONVERTLY_MAX_QUEUED_FILES={self.settings.max_queued_files}); "
-                "retry in a few seconds."
-            )
+        ensure_capacity(self.queued_files(), files, self.settings.max_queued_files)
 
     def submit(self, job: Job) -> None:
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]

@@ -19,10 +19,10 @@ from typing import Any
 from convertly import service
 from convertly.errors import (
     ConversionError,
-    QueueFullError,
     ServiceUnavailableError,
     from_code,
 )
+from convertly.executors.base import ensure_capacity
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job
 from convertly.settings import Settings
 from workers.pool import convert_file, finalize, init_worker, run_file, warm
@@ -93,13 +93,7 @@ class InProcessExecutor:
         return len(self._backlog) + self._in_pool
 
     def check_capacity(self, files: int) -> None:
-        queued = self.queued_files()
-        if queued + files > self.settings.max_queued_files:
-            raise QueueFullError(
-                f"The queue is full ({queued} files waiting, limit "
-                f"CONVERTLY_MAX_QUEUED_FILES={self.settings.max_queued_files}); "
-                "retry in a few seconds."
-            )
+        ensure_capacity(self.queued_files(), files, self.settings.max_queued_files)
 
     def submit(self, job: Job) -> None:
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
