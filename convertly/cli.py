@@ -32,6 +32,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port or settings.port
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
     keys = _keys(settings)
     if keys.active_count() == 0:
         key, record = keys.create("default")

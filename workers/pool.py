@@ -24,6 +24,7 @@ _worker_services: service.Services | None = None
 def init_worker(settings: Settings) -> None:
     global _worker_services
     logging.basicConfig(level=settings.log_level.upper())
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
     # libvips' operation cache only pays off when the same image is processed again, which a
     # conversion worker never does; without it the workers' peak memory is ~15 % lower.
     pyvips.cache_set_max(0)

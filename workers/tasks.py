@@ -71,6 +71,7 @@ def services_for(task: Task) -> service.Services:
         import pyvips
 
         pyvips.cache_set_max(0)  # workers never process the same image twice
+        logging.getLogger("pyvips").setLevel(logging.WARNING)
         svc = _services[pid] = service.build_services(settings)
     return svc
 
