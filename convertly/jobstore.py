@@ -12,7 +12,15 @@ import time
 from typing import Any, Protocol
 
 from convertly.db import Database
-from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
+from convertly.models import (
+    CANCELLED_MESSAGE,
+    FileResult,
+    FileSpec,
+    FileStatus,
+    Job,
+    JobStatus,
+    JobType,
+)
 
 
 class JobStore(Protocol):
@@ -238,7 +246,7 @@ class SqliteJobStore:
                 " WHERE id = ? AND tenant = ? AND status = ?",
                 (
                     JobStatus.FAILED.value,
-                    "Cancelled at the client's request.",
+                    CANCELLED_MESSAGE,
                     _now(),
                     job_id,
                     tenant,

@@ -123,6 +123,7 @@ class FileStatus(StrEnum):
 
 
 DEFAULT_COMPRESSION = 82
+CANCELLED_MESSAGE = "Cancelled at the client's request."
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,22 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import redis
 
 from convertly.auth import ApiKey, KeyBackend
 from convertly.errors import StateUnavailableError
-from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
+from convertly.models import (
+    CANCELLED_MESSAGE,
+    FileResult,
+    FileSpec,
+    FileStatus,
+    Job,
+    JobStatus,
+    JobType,
+)
 from convertly.records import StoredFile
 
 T = TypeVar("T")
@@ -121,8 +130,6 @@ def _job(job_id: str, data: dict[str, str]) -> Job | None:
 
 
 def _with(job: Job, **changes: Any) -> Job:
-    from dataclasses import replace
-
     return replace(job, **changes)
 
 
@@ -258,7 +265,7 @@ class RedisJobStore:
                 pipe.unwatch()
                 return None
             after = _with(before, status=JobStatus.FAILED, cancelled=True,
-                          error_message="Cancelled at the client's request.",
+                          error_message=CANCELLED_MESSAGE,
                           completed_at=time.time())
             pipe.multi()
             self._write_status(pipe, before, after)

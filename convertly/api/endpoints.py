@@ -24,7 +24,16 @@ from convertly.errors import (
     NotFoundError,
 )
 from convertly.executors.base import Executor
-from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus, JobType
+from convertly.models import (
+    ConvertedFile,
+    FileSpec,
+    FileStatus,
+    Job,
+    JobStatus,
+    JobType,
+    ResizePreset,
+    mime_for,
+)
 from convertly.service import Services
 from convertly.signing import Grant, sign, verify
 from convertly.sniff import Kind
@@ -302,10 +311,8 @@ def render_job(request: Request, job: Job) -> dict[str, Any]:
             "format": job.archive_format,
             "size": job.archive_size,
             "downloadUrl": download_url(request, key=job.archive_key, tenant=job.tenant,
-                                        filename=name, mime_type="application/zip"
-                                        if job.archive_format == "zip" else
-                                        "application/x-tar" if job.archive_format == "tar"
-                                        else "application/gzip")
+                                        filename=name,
+                                        mime_type=mime_for(job.archive_format))
             if job.archive_key else None,
         }
     return {
@@ -382,8 +389,6 @@ async def formats(request: Request) -> Response:
     outputs = sorted({t.value for targets in matrix.values() for t in targets})
     compressible = sorted(k.value for k in matrix
                           if k.own_format in {t.value for t in matrix[k]})
-    from convertly.models import ResizePreset  # local: keeps the import list short
-
     return JSONResponse({
         "inputs": inputs,
         "outputs": outputs,

@@ -26,7 +26,6 @@ from convertly.errors import (
 from convertly.executors.base import ensure_capacity
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
-from convertly.sniff import HEAD_BYTES, sniff_bytes
 from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery
 
 log = logging.getLogger("convertly.executor")
@@ -104,9 +103,7 @@ class CeleryExecutor:
         source_key = f"{prefix}/source"
         try:
             await asyncio.to_thread(storage.put_file, source_key, src)
-            with src.open("rb") as fh:
-                kind = sniff_bytes(fh.read(HEAD_BYTES))
-            queue = self.queue_for(kind.family if kind is not None else "image")
+            queue = self.queue_for(service.source_family(src))
             reply_to = f"cv:reply:{uuid.uuid4()}"
             try:
                 self.app.signature(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),
