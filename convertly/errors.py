@@ -12,10 +12,14 @@
     ├── PayloadTooLargeError            413 PAYLOAD_TOO_LARGE
     │   ├── FileTooLargeError           413 FILE_TOO_LARGE
     │   ├── TooManyFilesError           413 TOO_MANY_FILES
-    │   └── ImageTooLargeError          413 IMAGE_TOO_LARGE
+    │   ├── ImageTooLargeError          413 IMAGE_TOO_LARGE
+    │   ├── MediaTooLongError           413 MEDIA_TOO_LONG
+    │   ├── TooManyPagesError           413 TOO_MANY_PAGES
+    │   └── ArchiveTooLargeError        413 ARCHIVE_TOO_LARGE
     ├── UnsupportedMediaError           415 UNSUPPORTED_MEDIA
     │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
     ├── ConversionError                 422 CONVERSION_FAILED
+    │   └── ConversionTimeoutError      422 CONVERSION_TIMEOUT
     └── ServiceUnavailableError         503 SERVICE_UNAVAILABLE
         ├── QueueFullError              503 QUEUE_FULL
         ├── StorageUnavailableError     503 STORAGE_UNAVAILABLE
@@ -138,6 +142,20 @@ class ImageTooLargeError(PayloadTooLargeError):
     code = "IMAGE_TOO_LARGE"
 
 
+class MediaTooLongError(PayloadTooLargeError):
+    code = "MEDIA_TOO_LONG"
+
+
+class TooManyPagesError(PayloadTooLargeError):
+    code = "TOO_MANY_PAGES"
+
+
+class ArchiveTooLargeError(PayloadTooLargeError):
+    """Too many entries, or more bytes once extracted than CONVERTLY_MAX_EXTRACTED_BYTES."""
+
+    code = "ARCHIVE_TOO_LARGE"
+
+
 class UnsupportedMediaError(ConvertlyError):
     code = "UNSUPPORTED_MEDIA"
     default_message = "We cannot read this kind of file."
@@ -150,6 +168,11 @@ class UnsupportedConversionError(UnsupportedMediaError):
 class ConversionError(ConvertlyError):
     code = "CONVERSION_FAILED"
     default_message = "The conversion failed."
+
+
+class ConversionTimeoutError(ConversionError):
+    code = "CONVERSION_TIMEOUT"
+    default_message = "The conversion took longer than allowed."
 
 
 class ServiceUnavailableError(ConvertlyError):

@@ -144,6 +144,7 @@ class FileSpec:
     target_bytes: int | None = None
     lossless: bool = False
     strip_metadata: bool = False
+    page: int = 1  # which page of a PDF source becomes the image (1-based)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -166,6 +167,7 @@ class FileSpec:
             target_bytes=data.get("target_bytes"),
             lossless=bool(data.get("lossless", False)),
             strip_metadata=bool(data.get("strip_metadata", False)),
+            page=int(data.get("page", 1)),
         )
 
 

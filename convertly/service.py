@@ -307,12 +307,22 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str
 # --- submitting jobs --------------------------------------------------------------------
 
 
-def source_family(path: Path) -> str:
-    """The media family a file's leading bytes announce (routes its task to a queue);
-    "image" when unknown — the converter then reports the precise error."""
+_MEDIA_FORMATS = frozenset({"mp4", "webm", "mov", "mp3", "wav", "ogg", "m4a", "flac"})
+_ARCHIVE_FORMATS = frozenset({"zip", "tar", "tgz", "7z", "rar", "gz", "bz2", "xz"})
+
+
+def task_family(path: Path, fmt: str | None) -> str:
+    """The converter family a file's task belongs to (routes it to a queue): "media" when
+    audio or video is read or written, "archive" likewise, else "image" (also when the
+    content is unknown — the converter then reports the precise error)."""
     with path.open("rb") as fh:
         kind = sniff_bytes(fh.read(HEAD_BYTES))
-    return kind.family if kind is not None else "image"
+    family = kind.family if kind is not None else "image"
+    if family in ("video", "audio") or fmt in _MEDIA_FORMATS:
+        return "media"
+    if family == "archive" or fmt in _ARCHIVE_FORMATS:
+        return "archive"
+    return "image"
 
 
 def new_job_id() -> str:
@@ -354,7 +364,8 @@ def create_job(
         results=tuple(FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
                       for s in specs),
         create_archive=create_archive, archive_format=archive_format, created_at=time.time(),
-        extra={"families": [source_family(path) for path in uploads]},
+        extra={"families": [task_family(path, spec.format.value if spec.format else None)
+                              for spec, path in zip(specs, uploads, strict=True)]},
     )
     store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)))
     stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)

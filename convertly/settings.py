@@ -108,6 +108,34 @@ class Settings:
         "CONVERTLY_MAX_PIXELS", 100_000_000, "Largest image accepted, in pixels (width × "
         "height × frames), checked from the header before decoding.", _positive_int,
     )
+    max_pdf_pages: int = setting(
+        "CONVERTLY_MAX_PDF_PAGES", 500, "Most pages read from or written to one PDF.",
+        _positive_int,
+    )
+    pdf_dpi: int = setting(
+        "CONVERTLY_PDF_DPI", 150, "Resolution PDF pages are rendered at; lowered for a page "
+        "that would go over the pixel limit.", _positive_int,
+    )
+    max_media_seconds: int = setting(
+        "CONVERTLY_MAX_MEDIA_SECONDS", 4 * 3600, "Longest audio or video accepted, in "
+        "seconds (read with ffprobe before converting).", _positive_int,
+    )
+    trace_timeout: int = setting(
+        "CONVERTLY_TRACE_TIMEOUT", 60, "Longest a raster-to-SVG trace may run, in seconds.",
+        _positive_int,
+    )
+    max_archive_entries: int = setting(
+        "CONVERTLY_MAX_ARCHIVE_ENTRIES", 10_000, "Most entries read from one archive.",
+        _positive_int,
+    )
+    max_extracted_bytes: int = setting(
+        "CONVERTLY_MAX_EXTRACTED_BYTES", 8 * 1024 * 1024 * 1024, "Most bytes extracted from "
+        "one archive (guards against archive bombs).", _positive_int,
+    )
+    rar_command: str = setting(
+        "CONVERTLY_RAR_COMMAND", "", "Path to the proprietary `rar` program. Empty: RAR output "
+        "is refused (RAR input works through unar).",
+    )
     max_queued_files: int = setting(
         "CONVERTLY_MAX_QUEUED_FILES", 10_000, "Files waiting for a worker before new jobs "
         "get 503 QUEUE_FULL.", _positive_int,

@@ -38,6 +38,7 @@ class Kind(StrEnum):
     WAV = "wav"
     OGG = "ogg"
     FLAC = "flac"
+    M4A = "m4a"
 
     @property
     def family(self) -> str:
@@ -65,7 +66,7 @@ _FAMILIES: dict[Kind, str] = {
     **{k: "archive" for k in (Kind.ZIP, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.SEVEN_Z)},
     **{k: "archive" for k in (Kind.RAR, Kind.TAR)},
     **{k: "video" for k in (Kind.MP4, Kind.MOV, Kind.WEBM)},
-    **{k: "audio" for k in (Kind.MP3, Kind.WAV, Kind.OGG, Kind.FLAC)},
+    **{k: "audio" for k in (Kind.MP3, Kind.WAV, Kind.OGG, Kind.FLAC, Kind.M4A)},
 }
 
 _OWN_FORMAT: dict[Kind, str] = {
@@ -94,8 +95,8 @@ def _ftyp_kind(head: bytes) -> Kind | None:
         return Kind.MOV
     if brands & _AVIF_BRANDS:
         return Kind.AVIF
-    if major == b"M4A " or major == b"M4B ":
-        return None  # audio in an mp4 container: the media family reads it (ffprobe)
+    if major in (b"M4A ", b"M4B "):
+        return Kind.M4A
     return Kind.MP4
 
 
@@ -160,6 +161,8 @@ def sniff_file(path: Path) -> SourceInfo:
     if kind is None:
         raise UnsupportedMediaError(
             "We cannot tell what kind of file this is from its content; "
-            "send an image (jpg, png, webp, avif, tiff, gif, heif, bmp)."
+            "send an image (jpg, png, webp, avif, tiff, gif, heif, bmp, svg), a pdf, "
+            "audio or video (mp4, webm, mov, mp3, wav, ogg, m4a, flac) or an archive "
+            "(zip, tar, 7z, rar, gz, bz2, xz)."
         )
     return SourceInfo(kind=kind.value, family=kind.family, mime_type=kind.mime_type, size=size)

@@ -296,6 +296,10 @@ def parse_dimension(value: Any, name: str, index: int | None) -> int:
     return _int(value, name, index, 1, 100_000, "a whole number of pixels from 1 to 100000")
 
 
+def parse_page(value: Any, name: str, index: int | None) -> int:
+    return _int(value, name, index, 1, 1_000_000, "a page number, 1 for the first page")
+
+
 def parse_bytes(value: Any, name: str, index: int | None) -> int:
     return _int(value, name, index, 1, 2**50, "a positive number of bytes")
 
@@ -351,6 +355,7 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
     lossless = read.values(("lossless", "losslessValue"), "losslessValues", parse_bool, False)
     strip = read.values(("stripMetadata", "stripMetadataValue"), "stripMetadataValues",
                         parse_bool, False)
+    pages = read.values("page", "pages", parse_page, 1)
     specs = []
     for i, upload in enumerate(form.files):
         if resizes[i] is ResizePreset.WIDTH and widths[i] is None:
@@ -367,5 +372,6 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
             compression=compressions[i], resize=resizes[i], resize_width=widths[i],
             resize_height=heights[i], auto_orient=orients[i], mono=monos[i], mode=modes[i],
             target_bytes=targets[i], lossless=lossless[i], strip_metadata=strip[i],
+            page=pages[i],
         ))
     return specs

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from convertly.models import ConvertedFile, FileSpec, SourceInfo
+
+# Reports a file's progress as a fraction in [0, 1]; cheap to call often (callers throttle).
+ProgressFn = Callable[[float], None]
+
+
+def no_progress(_fraction: float) -> None:
+    """The progress callback used when nobody listens."""
 
 
 class Converter(Protocol):
@@ -19,17 +27,46 @@ class Converter(Protocol):
       format). Failures raise `convertly.errors.ConvertlyError` subclasses, translated from the
       library's own exceptions with `raise ... from exc`; anything else is a bug.
     - `limits` carries the resource limits (max pixels, ...) the converter must enforce.
+    - Long conversions call `progress` with the fraction done; short ones may ignore it.
+    - External programs run only through `convertly.converters.process.run`.
     """
 
     name: str
 
     def convert(
-        self, src: Path, source: SourceInfo, spec: FileSpec, workdir: Path, limits: Limits
+        self,
+        src: Path,
+        source: SourceInfo,
+        spec: FileSpec,
+        workdir: Path,
+        limits: Limits,
+        progress: ProgressFn = no_progress,
     ) -> ConvertedFile: ...
 
 
 class Limits(Protocol):
-    """The subset of settings converters read."""
+    """The subset of settings converters read (`convertly.settings.Settings` provides all)."""
 
     @property
     def max_pixels(self) -> int: ...
+
+    @property
+    def max_pdf_pages(self) -> int: ...
+
+    @property
+    def pdf_dpi(self) -> int: ...
+
+    @property
+    def max_media_seconds(self) -> int: ...
+
+    @property
+    def trace_timeout(self) -> int: ...
+
+    @property
+    def max_archive_entries(self) -> int: ...
+
+    @property
+    def max_extracted_bytes(self) -> int: ...
+
+    @property
+    def rar_command(self) -> str: ...

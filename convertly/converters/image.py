@@ -15,7 +15,7 @@ import pillow_heif
 import pyvips
 from PIL import Image
 
-from convertly.converters.base import Limits
+from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
@@ -100,7 +100,13 @@ class ImageConverter:
     name = "image"
 
     def convert(
-        self, src: Path, source: SourceInfo, spec: FileSpec, workdir: Path, limits: Limits
+        self,
+        src: Path,
+        source: SourceInfo,
+        spec: FileSpec,
+        workdir: Path,
+        limits: Limits,
+        progress: ProgressFn = no_progress,
     ) -> ConvertedFile:
         kind = Kind(source.kind)
         compress = spec.job_type is JobType.COMPRESS

@@ -43,7 +43,7 @@ class CeleryExecutor:
                                                 socket_connect_timeout=3)
 
     def queue_for(self, family: str) -> str:
-        if family in ("video", "audio"):
+        if family in ("media", "video", "audio"):
             return self.settings.media_queue
         if family == "archive":
             return self.settings.archive_queue
@@ -103,7 +103,8 @@ class CeleryExecutor:
         source_key = f"{prefix}/source"
         try:
             await asyncio.to_thread(storage.put_file, source_key, src)
-            queue = self.queue_for(service.source_family(src))
+            queue = self.queue_for(service.task_family(
+                src, spec.format.value if spec.format else None))
             reply_to = f"cv:reply:{uuid.uuid4()}"
             try:
                 self.app.signature(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),

@@ -46,7 +46,16 @@ SAVE_OPTIONS: dict[Kind, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class FakeLimits:
+    """The converter limits (convertly.converters.base.Limits) with test-sized defaults."""
+
     max_pixels: int = 40_000_000
+    max_pdf_pages: int = 50
+    pdf_dpi: int = 72
+    max_media_seconds: int = 600
+    trace_timeout: int = 30
+    max_archive_entries: int = 1000
+    max_extracted_bytes: int = 200 * 1024 * 1024
+    rar_command: str = ""
 
 
 def quadrants(width: int, height: int, colours: Sequence[Colour] = QUADRANTS) -> Image.Image:
