@@ -17,6 +17,7 @@ from convertly.models import (
     FileResult,
     FileSpec,
     FileStatus,
+    FileWork,
     Job,
     JobStatus,
     JobType,
@@ -41,14 +42,19 @@ class JobStore(Protocol):
         """A page of the tenant's jobs, newest first, and the total count."""
         ...
 
-    def start_file(self, job_id: str, index: int) -> Job | None:
-        """Mark the job processing (first file only); None when the job is finished or
-        cancelled or this file already has its result (a redelivery after completion)."""
+    def start_file(self, job_id: str, index: int) -> FileWork | None:
+        """Mark the job processing (first file only) and return the file's work; None when
+        the job is finished or cancelled or this file already has its result (a redelivery
+        after completion). Costs the same whatever the job's size."""
         ...
 
-    def record_file(self, result: FileResult, job_id: str) -> tuple[Job, bool]:
-        """Store one file's result; return the job and whether this call completed the last
-        file (exactly one caller gets True, so exactly one finalises the job)."""
+    def record_file(self, result: FileResult, job_id: str) -> bool:
+        """Store one file's result; return whether this call completed the last file
+        (exactly one caller gets True, so exactly one finalises the job)."""
+        ...
+
+    def set_progress(self, job_id: str, index: int, fraction: float) -> None:
+        """Note how far a pending file has got (ignored once the file has its result)."""
         ...
 
     def finish(
@@ -185,39 +191,55 @@ class SqliteJobStore:
         jobs = [j for r in rows if (j := self._get(conn, r["id"])) is not None]
         return jobs, int(total)
 
-    def start_file(self, job_id: str, index: int) -> Job | None:
+    def start_file(self, job_id: str, index: int) -> FileWork | None:
         with self.db.transaction() as conn:
-            job = self._get(conn, job_id)
-            if job is None or job.status.finished or job.cancelled:
+            row = conn.execute(
+                "SELECT j.tenant, j.status, j.cancelled, j.specs, f.status AS file_status"
+                " FROM jobs j JOIN job_files f ON f.job_id = j.id"
+                " WHERE j.id = ? AND f.idx = ?", (job_id, index),
+            ).fetchone()
+            if row is None or row["cancelled"] or JobStatus(row["status"]).finished:
                 return None
-            if job.results[index].status is not FileStatus.PENDING:
+            if row["file_status"] != FileStatus.PENDING.value:
                 return None
-            if job.status is JobStatus.PENDING:
+            if row["status"] == JobStatus.PENDING.value:
                 conn.execute(
                     "UPDATE jobs SET status = ?, started_at = ? WHERE id = ?",
                     (JobStatus.PROCESSING.value, _now(), job_id),
                 )
-                job = self._get(conn, job_id)
-            return job
+            spec = FileSpec.from_dict(json.loads(row["specs"])[index])
+            return FileWork(job_id=job_id, tenant=row["tenant"], spec=spec)
 
-    def record_file(self, result: FileResult, job_id: str) -> tuple[Job, bool]:
+    def record_file(self, result: FileResult, job_id: str) -> bool:
         with self.db.transaction() as conn:
-            before = self._get(conn, job_id)
-            if before is None:
+            row = conn.execute(
+                "SELECT j.status, f.status AS file_status FROM jobs j"
+                " JOIN job_files f ON f.job_id = j.id WHERE j.id = ? AND f.idx = ?",
+                (job_id, result.index),
+            ).fetchone()
+            if row is None:
                 raise KeyError(job_id)
-            already = before.results[result.index].status is not FileStatus.PENDING
             conn.execute(
                 "UPDATE job_files SET status = ?, result = ? WHERE job_id = ? AND idx = ?",
                 (result.status.value, json.dumps(result.to_dict()), job_id, result.index),
             )
-            job = self._get(conn, job_id)
-            assert job is not None
-            last = (
-                not already
-                and not job.status.finished
-                and all(r.status is not FileStatus.PENDING for r in job.results)
+            if row["file_status"] != FileStatus.PENDING.value:
+                return False
+            if JobStatus(row["status"]).finished:
+                return False
+            pending = conn.execute(
+                "SELECT COUNT(*) FROM job_files WHERE job_id = ? AND status = ?",
+                (job_id, FileStatus.PENDING.value),
+            ).fetchone()[0]
+            return bool(pending == 0)
+
+    def set_progress(self, job_id: str, index: int, fraction: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE job_files SET result = json_set(result, '$.progress', ?)"
+                " WHERE job_id = ? AND idx = ? AND status = ?",
+                (fraction, job_id, index, FileStatus.PENDING.value),
             )
-            return job, last
 
     def finish(
         self,

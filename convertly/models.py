@@ -216,6 +216,8 @@ class FileResult:
     error_code: str | None = None
     width: int | None = None
     height: int | None = None
+    notes: tuple[str, ...] = ()
+    progress: float = 0.0  # fraction of a pending file done, as its converter reported it
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -224,7 +226,17 @@ class FileResult:
     def from_dict(cls, data: dict[str, Any]) -> FileResult:
         values = dict(data)
         values["status"] = FileStatus(values["status"])
+        values["notes"] = tuple(values.get("notes") or ())
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class FileWork:
+    """What a worker needs to convert one file of a job."""
+
+    job_id: str
+    tenant: str
+    spec: FileSpec
 
 
 @dataclass(frozen=True)
@@ -267,6 +279,7 @@ class Job:
         if not self.specs:
             return 0
         done = self.completed_files + self.failed_files
+        partial = sum(r.progress for r in self.results if r.status is FileStatus.PENDING)
         # The archive step, when asked for, is the last slice of the bar.
         steps = self.total_files + (1 if self.create_archive else 0)
-        return min(99, int(100 * done / steps)) if done < steps else 100
+        return min(99, int(100 * (done + partial) / steps)) if done < steps else 100

@@ -1,9 +1,13 @@
 """Distributed state on Redis: jobs, API keys and stored-file records, shared by every API
-and worker process on every host. Read-modify-write steps use WATCH/MULTI transactions, so
-concurrent workers never lose an update; with AOF on, a Redis restart loses nothing.
+and worker process on every host. Status changes use WATCH/MULTI transactions and
+the per-file hot path (start, record) small Lua scripts, so concurrent workers never lose an
+update and each step costs the same whatever the job's size; with AOF on, a Redis restart
+loses nothing.
 
 Layout (all keys under `cv:`):
-    cv:job:{id}                   hash: `meta` (JSON) and `r:{index}` (JSON result per file)
+    cv:job:{id}                   hash: `meta` (JSON), `total` and `done` (file counts),
+                                  `s:{i}` (JSON spec), `r:{i}` (JSON result), `p:{i}`
+                                  (progress of a pending file) per file
     cv:jobs:{tenant}              zset of job ids by creation time
     cv:jobs:{tenant}:{status}     the same, per status
     cv:unfinished                 set of job ids not yet completed or failed
@@ -32,6 +36,7 @@ from convertly.models import (
     FileResult,
     FileSpec,
     FileStatus,
+    FileWork,
     Job,
     JobStatus,
     JobType,
@@ -103,8 +108,7 @@ def _meta(job: Job) -> str:
         "archive_key": job.archive_key, "archive_size": job.archive_size,
         "error_message": job.error_message, "cancelled": job.cancelled,
         "created_at": job.created_at, "started_at": job.started_at,
-        "completed_at": job.completed_at, "specs": [s.to_dict() for s in job.specs],
-        "extra": job.extra,
+        "completed_at": job.completed_at, "extra": job.extra,
     })
 
 
@@ -112,10 +116,12 @@ def _job(job_id: str, data: dict[str, str]) -> Job | None:
     if "meta" not in data:
         return None
     meta = json.loads(data["meta"])
-    specs = tuple(FileSpec.from_dict(s) for s in meta["specs"])
+    specs = tuple(FileSpec.from_dict(json.loads(data[f"s:{i}"]))
+                  for i in range(int(data.get("total", 0))))
     results = tuple(
         FileResult.from_dict(json.loads(data[f"r:{s.index}"])) if f"r:{s.index}" in data
-        else FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
+        else FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING,
+                        progress=float(data.get(f"p:{s.index}", 0.0)))
         for s in specs
     )
     return Job(
@@ -133,9 +139,38 @@ def _with(job: Job, **changes: Any) -> Job:
     return replace(job, **changes)
 
 
+# KEYS[1] the job hash; ARGV: result field, result JSON, progress field.
+# Returns 1 when this result completed the last file of an unfinished job, -1 when the job
+# does not exist.
+_RECORD_FILE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local existed = redis.call('HEXISTS', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[3])
+if existed == 1 then return 0 end
+local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
+if done < tonumber(redis.call('HGET', KEYS[1], 'total')) then return 0 end
+local status = cjson.decode(redis.call('HGET', KEYS[1], 'meta'))['status']
+if status == 'completed' or status == 'failed' then return 0 end
+return 1
+"""
+
+# KEYS[1] the job hash; ARGV: result field, progress field, fraction.
+_SET_PROGRESS = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+end
+return 0
+"""
+
+_FINISHED = frozenset({JobStatus.COMPLETED.value, JobStatus.FAILED.value})
+
+
 class RedisJobStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r: Any = client  # redis-py's types do not follow decode_responses
+        self._record = client.register_script(_RECORD_FILE)
+        self._progress = client.register_script(_SET_PROGRESS)
 
     def _key(self, job_id: str) -> str:
         return f"{P}job:{job_id}"
@@ -167,7 +202,10 @@ class RedisJobStore:
         def write() -> None:
             with self.r.pipeline() as pipe:
                 key = self._key(job.id)
-                pipe.hset(key, "meta", _meta(job))
+                pipe.hset(key, mapping={
+                    "meta": _meta(job), "total": job.total_files, "done": 0,
+                    **{f"s:{spec.index}": json.dumps(spec.to_dict()) for spec in job.specs},
+                })
                 pipe.zadd(f"{P}jobs:{job.tenant}", {job.id: job.created_at})
                 pipe.zadd(f"{P}jobs:{job.tenant}:{job.status.value}", {job.id: job.created_at})
                 pipe.sadd(f"{P}unfinished", job.id)
@@ -200,44 +238,57 @@ class RedisJobStore:
 
         return _guard(read)
 
-    def start_file(self, job_id: str, index: int) -> Job | None:
-        def body(pipe: Any) -> Job | None:
-            job = self._read(pipe, job_id)
-            if job is None or job.status.finished or job.cancelled:
+    def start_file(self, job_id: str, index: int) -> FileWork | None:
+        key = self._key(job_id)
+        meta_raw, spec_raw, done = _guard(
+            lambda: self.r.hmget(key, "meta", f"s:{index}", f"r:{index}"))
+        if meta_raw is None or spec_raw is None or done is not None:
+            return None
+        meta = json.loads(meta_raw)
+        if meta["status"] in _FINISHED or meta["cancelled"]:
+            return None
+        if meta["status"] == JobStatus.PENDING.value and not self._mark_processing(job_id):
+            return None
+        return FileWork(job_id=job_id, tenant=meta["tenant"],
+                        spec=FileSpec.from_dict(json.loads(spec_raw)))
+
+    def _mark_processing(self, job_id: str) -> bool:
+        """Pending -> processing, once per job; False when it was finished or cancelled."""
+        def body(pipe: Any) -> bool:
+            meta_raw = pipe.hget(self._key(job_id), "meta")
+            if meta_raw is None:
                 pipe.unwatch()
-                return None
-            if job.results[index].status is not FileStatus.PENDING:
+                return False
+            meta = json.loads(meta_raw)
+            if meta["status"] in _FINISHED or meta["cancelled"]:
                 pipe.unwatch()
-                return None
-            if job.status is not JobStatus.PENDING:
+                return False
+            if meta["status"] != JobStatus.PENDING.value:
                 pipe.unwatch()
-                return job
-            after = _with(job, status=JobStatus.PROCESSING, started_at=time.time())
+                return True
+            tenant = meta["tenant"]
+            meta.update(status=JobStatus.PROCESSING.value, started_at=time.time())
             pipe.multi()
-            self._write_status(pipe, job, after)
+            pipe.hset(self._key(job_id), "meta", json.dumps(meta))
+            pipe.zrem(f"{P}jobs:{tenant}:{JobStatus.PENDING.value}", job_id)
+            pipe.zadd(f"{P}jobs:{tenant}:{JobStatus.PROCESSING.value}",
+                      {job_id: meta["created_at"]})
             pipe.execute()
-            return after
+            return True
 
         return _transaction(self.r, self._key(job_id), body)
 
-    def record_file(self, result: FileResult, job_id: str) -> tuple[Job, bool]:
-        def body(pipe: Any) -> tuple[Job, bool]:
-            before = self._read(pipe, job_id)
-            if before is None:
-                pipe.unwatch()
-                raise KeyError(job_id)
-            already = before.results[result.index].status is not FileStatus.PENDING
-            results = list(before.results)
-            results[result.index] = result
-            after = _with(before, results=tuple(results))
-            pipe.multi()
-            pipe.hset(self._key(job_id), f"r:{result.index}", json.dumps(result.to_dict()))
-            pipe.execute()
-            last = (not already and not after.status.finished
-                    and all(r.status is not FileStatus.PENDING for r in after.results))
-            return after, last
+    def record_file(self, result: FileResult, job_id: str) -> bool:
+        last = _guard(lambda: self._record(
+            keys=[self._key(job_id)],
+            args=[f"r:{result.index}", json.dumps(result.to_dict()), f"p:{result.index}"]))
+        if last == -1:
+            raise KeyError(job_id)
+        return bool(last)
 
-        return _transaction(self.r, self._key(job_id), body)
+    def set_progress(self, job_id: str, index: int, fraction: float) -> None:
+        _guard(lambda: self._progress(keys=[self._key(job_id)],
+                                      args=[f"r:{index}", f"p:{index}", round(fraction, 4)]))
 
     def finish(
         self, job_id: str, *, status: JobStatus, error_message: str | None = None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from convertly.auth import KeyStore, SqliteKeyBackend
+from convertly.converters.base import ProgressFn, no_progress
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
@@ -30,6 +31,7 @@ from convertly.models import (
     FileResult,
     FileSpec,
     FileStatus,
+    FileWork,
     Job,
     JobStatus,
     JobType,
@@ -46,6 +48,7 @@ from convertly.storage.base import Storage, safe_name
 log = logging.getLogger("convertly.service")
 
 ARCHIVE_FORMATS = ("zip", "tar", "tgz")
+PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
 _UPLOAD_THREADS = 8
 # Formats whose bytes are already compressed: stored as-is in zip archives.
 _PACKED_FORMATS = {"jpg", "png", "webp", "avif", "gif", "heif", "mp4", "webm", "mov", "mp3",
@@ -129,7 +132,8 @@ def output_filename(original: str, fmt: str) -> str:
 # --- converting one file ----------------------------------------------------------------
 
 
-def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
+def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
+                 progress: ProgressFn = no_progress) -> ConvertedFile:
     """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work)."""
     source = sniff_file(src)
     kind = Kind(source.kind)
@@ -145,7 +149,7 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path) -> Con
     if spec.format is None:
         raise UnsupportedConversionError("No target format given.")
     converter = svc.registry.find(kind, spec.format)
-    return converter.convert(src, source, spec, workdir, svc.settings)
+    return converter.convert(src, source, spec, workdir, svc.settings, progress)
 
 
 def run_file(svc: Services, job_id: str, index: int,
@@ -157,24 +161,42 @@ def run_file(svc: Services, job_id: str, index: int,
     A ServiceUnavailableError (storage or state down) propagates without recording anything,
     so the caller can retry later; so do the exception types in `reraise` (an executor's own
     time-limit signal). Every other failure becomes that file's error."""
-    job = svc.jobs.start_file(job_id, index)
-    if job is None:
+    work = svc.jobs.start_file(job_id, index)
+    if work is None:
         # Finished, cancelled, or this file was done before (a redelivered task): if the
         # job still waits for its finalisation, this caller owes it.
         return awaits_finalize(svc, job_id)
-    spec = job.specs[index]
-    src_key = source_key(job.tenant, job.id, spec)
-    result = _convert_job_file(svc, job, spec, src_key, reraise)
-    _, last = svc.jobs.record_file(result, job_id)
-    return last
+    result = _convert_job_file(svc, work, reraise)
+    return svc.jobs.record_file(result, job_id)
 
 
-def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str,
+class _ProgressReporter:
+    """Passes a converter's progress to the job store, at most every PROGRESS_INTERVAL
+    seconds; a state outage only loses progress updates, never the conversion."""
+
+    def __init__(self, svc: Services, work: FileWork) -> None:
+        self.svc, self.work = svc, work
+        self.sent_at = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self.sent_at < PROGRESS_INTERVAL or not 0.0 <= fraction < 1.0:
+            return
+        self.sent_at = now
+        try:
+            self.svc.jobs.set_progress(self.work.job_id, self.work.spec.index, fraction)
+        except ServiceUnavailableError:
+            log.warning("progress of job %s not recorded: state unavailable", self.work.job_id)
+
+
+def _convert_job_file(svc: Services, work: FileWork,
                       reraise: tuple[type[BaseException], ...]) -> FileResult:
+    spec, tenant, job_id = work.spec, work.tenant, work.job_id
+    src_key = source_key(tenant, job_id, spec)
     base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
     original_size = 0
     try:
-        with scratch_dir(svc, f"job-{job.id[:8]}-{spec.index}") as workdir:
+        with scratch_dir(svc, f"job-{job_id[:8]}-{spec.index}") as workdir:
             src = workdir / "source"
             try:
                 svc.storage.get_file(src_key, src)
@@ -183,15 +205,15 @@ def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str,
                                error_code="SOURCE_MISSING")
             original_size = src.stat().st_size
             base = replace(base, original_size=original_size)
-            out = convert_path(svc, src, spec, workdir)
+            out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work))
             name = output_filename(spec.filename, out.format)
-            key = f"{job_prefix(job.tenant, job.id)}/outputs/{spec.index}-{safe_name(name)}"
+            key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
             size = svc.storage.put_file(key, Path(out.path), move=True)
         record = svc.files.add(
             StoredFile(
-                id=new_file_id(), tenant=job.tenant, key=key, filename=name,
+                id=new_file_id(), tenant=tenant, key=key, filename=name,
                 mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
-                job_id=job.id, created_at=time.time(),
+                job_id=job_id, created_at=time.time(),
             )
         )
     except ServiceUnavailableError:
@@ -201,7 +223,7 @@ def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str,
     except reraise:
         raise
     except Exception:
-        log.exception("job %s file %d failed unexpectedly", job.id, spec.index)
+        log.exception("job %s file %d failed unexpectedly", job_id, spec.index)
         return replace(base, error="The conversion failed unexpectedly; the error was logged.",
                        error_code="INTERNAL_ERROR")
     return FileResult(
@@ -209,6 +231,7 @@ def _convert_job_file(svc: Services, job: Job, spec: FileSpec, src_key: str,
         format=out.format, original_size=original_size, final_size=size,
         mime_type=out.mime_type, applied_quality=out.applied_quality, output_key=key,
         output_filename=name, stored_file_id=record.id, width=out.width, height=out.height,
+        notes=out.notes,
     )
 
 
@@ -220,8 +243,7 @@ def fail_file(svc: Services, job_id: str, index: int, message: str, code: str) -
     spec = job.specs[index]
     result = FileResult(index=index, filename=spec.filename, status=FileStatus.FAILED,
                         error=message, error_code=code)
-    _, last = svc.jobs.record_file(result, job_id)
-    return last
+    return svc.jobs.record_file(result, job_id)
 
 
 def awaits_finalize(svc: Services, job_id: str) -> bool:

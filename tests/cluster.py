@@ -86,7 +86,7 @@ class Cluster:
         self.root = root
         self.redis = RedisServer(root / "redis")
         self.s3 = SeaweedS3(root / "s3")
-        self._dbs = itertools.count(1)
+        self._dbs = itertools.count(1)  # database 0 is the job-store contract tests'
         self._names = itertools.count(1)
         self.workers: list[Worker] = []
 

@@ -302,6 +302,9 @@ def render_job(request: Request, job: Job) -> dict[str, Any]:
             "storedFileId": result.stored_file_id,
             "error": result.error,
             "errorCode": result.error_code,
+            "notes": list(result.notes),
+            "progress": 100 if result.status is not FileStatus.PENDING
+            else int(100 * result.progress),
         })
     archive = None
     if job.create_archive:

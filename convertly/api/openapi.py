@@ -159,6 +159,10 @@ SCHEMAS: dict[str, Any] = {
             "storedFileId": {"type": ["string", "null"]},
             "error": {"type": ["string", "null"]},
             "errorCode": {"type": ["string", "null"]},
+            "notes": {"type": "array", "items": {"type": "string"},
+                      "description": "What the service decided for this file (downscaled "
+                                     "before tracing, first page only, ...)."},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
         },
     },
     "Job": {

@@ -1,0 +1,128 @@
+"""The job store contract, on both engines: SQLite (embedded) and Redis (distributed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from convertly import redisstate
+from convertly.db import Database
+from convertly.jobstore import JobStore, SqliteJobStore
+from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
+from tests.cluster import Cluster
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    if request.param == "sqlite":
+        yield SqliteJobStore(Database(tmp_path / "jobs.db"))
+        return
+    cluster: Cluster = request.getfixturevalue("cluster")
+    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client.flushdb()
+    try:
+        yield redisstate.RedisJobStore(client)
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def new_job(files: int, *, archive: bool = False) -> Job:
+    specs = tuple(FileSpec(index=i, filename=f"{i}.png") for i in range(files))
+    return Job(
+        id=f"job-{time.monotonic_ns()}", tenant="t1", job_type=JobType.CONVERT,
+        status=JobStatus.PENDING, specs=specs,
+        results=tuple(FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
+                      for s in specs),
+        create_archive=archive, created_at=time.time(),
+    )
+
+
+def done(index: int, **extra: object) -> FileResult:
+    return FileResult(index=index, filename=f"{index}.png", status=FileStatus.COMPLETED,
+                      format="png", **extra)  # type: ignore[arg-type]
+
+
+def test_start_file_returns_the_work_and_marks_the_job_processing(store: JobStore) -> None:
+    job, _ = store.create(new_job(3), None, 60)
+    work = store.start_file(job.id, 2)
+    assert work is not None
+    assert (work.job_id, work.tenant, work.spec) == (job.id, "t1", job.specs[2])
+    stored = store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.PROCESSING
+    assert stored.started_at is not None
+    jobs, total = store.list("t1", limit=10, offset=0, status=JobStatus.PROCESSING)
+    assert [j.id for j in jobs] == [job.id] and total == 1
+
+
+def test_a_file_with_its_result_is_not_started_again(store: JobStore) -> None:
+    job, _ = store.create(new_job(2), None, 60)
+    assert store.start_file(job.id, 0) is not None
+    assert store.record_file(done(0), job.id) is False
+    assert store.start_file(job.id, 0) is None
+    assert store.start_file(job.id, 1) is not None
+
+
+def test_exactly_one_recorder_completes_the_job(store: JobStore) -> None:
+    files = 40
+    job, _ = store.create(new_job(files), None, 60)
+    lasts: list[bool] = []
+
+    def worker(indexes: range) -> None:
+        for i in indexes:
+            assert store.start_file(job.id, i) is not None
+            lasts.append(store.record_file(done(i), job.id))
+
+    threads = [threading.Thread(target=worker, args=(range(k, files, 4),)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert lasts.count(True) == 1
+    # A redelivered result replaces the first one but completes nothing again.
+    assert store.record_file(done(0, width=7), job.id) is False
+    stored = store.get(job.id)
+    assert stored is not None and stored.results[0].width == 7
+    assert stored.completed_files == files
+
+
+def test_no_file_completes_a_finished_job(store: JobStore) -> None:
+    job, _ = store.create(new_job(1), None, 60)
+    assert store.cancel(job.id, "t1") is not None
+    assert store.start_file(job.id, 0) is None
+    assert store.record_file(done(0), job.id) is False
+
+
+def test_progress_of_pending_files_moves_the_job_bar(store: JobStore) -> None:
+    job, _ = store.create(new_job(2, archive=True), None, 60)
+    store.start_file(job.id, 0)
+    store.set_progress(job.id, 0, 0.5)
+    stored = store.get(job.id)
+    assert stored is not None
+    assert stored.results[0].progress == pytest.approx(0.5)
+    assert stored.progress == 16  # half of one of three steps (two files and the archive)
+    store.record_file(done(0), job.id)
+    store.set_progress(job.id, 0, 0.25)  # late: the file has its result
+    stored = store.get(job.id)
+    assert stored is not None
+    assert stored.results[0].status is FileStatus.COMPLETED
+    assert stored.results[0].progress == 0.0
+    assert stored.progress == 33
+
+
+def test_results_keep_their_notes(store: JobStore) -> None:
+    job, _ = store.create(new_job(1), None, 60)
+    store.start_file(job.id, 0)
+    store.record_file(done(0, notes=("traced at 800x600",)), job.id)
+    stored = store.get(job.id)
+    assert stored is not None and stored.results[0].notes == ("traced at 800x600",)
+
+
+def test_recording_for_an_unknown_job_is_an_error(store: JobStore) -> None:
+    with pytest.raises(KeyError):
+        store.record_file(done(0), "no-such-job")
+    assert store.start_file("no-such-job", 0) is None
