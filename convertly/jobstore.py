@@ -36,6 +36,10 @@ class JobStore(Protocol):
         """The job, or None when it does not exist or belongs to another tenant."""
         ...
 
+    def by_idempotency_key(self, tenant: str, key: str, ttl: int) -> Job | None:
+        """The tenant's job created with this Idempotency-Key within `ttl` seconds."""
+        ...
+
     def list(
         self, tenant: str, *, limit: int, offset: int, status: JobStatus | None
     ) -> tuple[builtins.list[Job], int]:
@@ -168,6 +172,14 @@ class SqliteJobStore:
                 [(job.id, r.index, r.status.value, json.dumps(r.to_dict())) for r in job.results],
             )
         return job, True
+
+    def by_idempotency_key(self, tenant: str, key: str, ttl: int) -> Job | None:
+        conn = self.db.read()
+        row = conn.execute(
+            "SELECT job_id FROM idempotency WHERE tenant = ? AND key = ? AND created_at >= ?",
+            (tenant, key, _now() - ttl),
+        ).fetchone()
+        return None if row is None else self._get(conn, row["job_id"])
 
     def get(self, job_id: str, tenant: str | None = None) -> Job | None:
         job = self._get(self.db.read(), job_id)

@@ -188,10 +188,17 @@ class RedisJobStore:
             pipe.srem(f"{P}unfinished", after.id)
             pipe.zadd(f"{P}finished", {after.id: after.completed_at or time.time()})
 
+    @staticmethod
+    def _idem_key(tenant: str, key: str) -> str:
+        return f"{P}idem:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    def by_idempotency_key(self, tenant: str, key: str, ttl: int) -> Job | None:
+        job_id = _guard(lambda: self.r.get(self._idem_key(tenant, key)))
+        return None if job_id is None else self.get(job_id, tenant)
+
     def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
         if idempotency_key is not None:
-            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
-            idem = f"{P}idem:{job.tenant}:{digest}"
+            idem = self._idem_key(job.tenant, idempotency_key)
             if not _guard(lambda: self.r.set(idem, job.id, nx=True, ex=ttl)):
                 earlier_id = _guard(lambda: self.r.get(idem))
                 earlier = self.get(earlier_id) if earlier_id else None

@@ -209,6 +209,11 @@ async def create_job(request: Request) -> Response:
                                     f"{', '.join(service.ARCHIVE_FORMATS)}.")
         if form.get("saveToStorage") is not None:
             forms.parse_bool(form.get("saveToStorage"), "saveToStorage", None)
+        if idempotency_key is not None:
+            earlier = await asyncio.to_thread(svc.jobs.by_idempotency_key, key.tenant,
+                                              idempotency_key, svc.settings.idempotency_ttl)
+            if earlier is not None:
+                return _replayed(earlier)
         executor.check_capacity(len(specs))
         job, created = await asyncio.to_thread(
             service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
@@ -220,6 +225,10 @@ async def create_job(request: Request) -> Response:
     if created:
         executor.submit(job)
         return JSONResponse({"jobId": job.id, "status": JobStatus.PENDING.value})
+    return _replayed(job)
+
+
+def _replayed(job: Job) -> Response:
     return JSONResponse({"jobId": job.id, "status": job.status.value},
                         headers={"Idempotent-Replayed": "true"})
 

@@ -203,6 +203,21 @@ def test_queue_full_is_503_with_retry_after(limited_env: AppEnv) -> None:
     # Nothing was left behind in the spool.
     spool = Path(limited_env.settings.data_dir) / "tmp"
     assert not any(p.name.startswith("upload-") for p in spool.iterdir())
+
+
+def test_a_replayed_job_is_not_refused_for_a_full_queue(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    headers = {"Idempotency-Key": "batch-7"}
+    first = post(limited_env.client, "/api/jobs", tenant, [("0.jpg", images.jpeg(40, 30))],
+                 format="png", headers=headers)
+    assert first.status_code == 200, first.text
+    # The retry carries more files than the queue could take now: it is the same job.
+    uploads = [(f"{i}.jpg", images.jpeg(40, 30, seed=i)) for i in range(3)]
+    again = post(limited_env.client, "/api/jobs", tenant, uploads, format="png",
+                 headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["jobId"] == first.json()["jobId"]
+    assert again.headers["idempotent-replayed"] == "true"
     # A job that fits is accepted.
     job_id = create_job(limited_env.client, tenant, uploads[:1], format="png")
     assert wait_for_job(limited_env.client, tenant, job_id)["status"] == "completed"
