@@ -8,6 +8,7 @@ functions run in both modes.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import shutil
 import tarfile
@@ -15,7 +16,7 @@ import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -352,19 +353,33 @@ def new_job_id() -> str:
 
 
 def store_sources(svc: Services, tenant: str, job_id: str,
-                  files: list[tuple[FileSpec, Path]]) -> None:
+                  files: list[tuple[FileSpec, Path]],
+                  on_stored: Callable[[int], None] | None = None) -> None:
     """Move the spooled uploads into storage: a rename on local disk; on S3 several uploads
-    at once, since one stream leaves most of the bandwidth unused."""
+    at once, since one stream leaves most of the bandwidth unused. `on_stored(index)` runs
+    in the calling thread as each source lands."""
     def put(item: tuple[FileSpec, Path]) -> int:
         spec, path = item
-        return svc.storage.put_file(source_key(tenant, job_id, spec), path, move=True)
+        svc.storage.put_file(source_key(tenant, job_id, spec), path, move=True)
+        return spec.index
 
     if not svc.storage.remote or len(files) < 2:
         for item in files:
-            put(item)
+            index = put(item)
+            if on_stored is not None:
+                on_stored(index)
         return
     with concurrent.futures.ThreadPoolExecutor(min(_UPLOAD_THREADS, len(files))) as pool:
-        list(pool.map(put, files))
+        futures = [pool.submit(put, item) for item in files]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                index = future.result()
+                if on_stored is not None:
+                    on_stored(index)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def create_job(
@@ -377,8 +392,12 @@ def create_job(
     create_archive: bool,
     archive_format: str,
     idempotency_key: str | None,
+    on_stored: Callable[[Job, int], None] | None = None,
 ) -> tuple[Job, bool]:
-    """Store the sources and the job; (job, False) when the idempotency key replays a job."""
+    """Store the job, then its sources; (job, False) when the idempotency key replays a job
+    (nothing is stored then). `on_stored(job, index)` runs as each source lands, so its file
+    can be queued while the others are still being stored. When storing fails, the job is
+    deleted again and the error propagates."""
     job_id = new_job_id()
     job = Job(
         id=job_id, tenant=tenant, job_type=job_type, status=JobStatus.PENDING,
@@ -387,13 +406,20 @@ def create_job(
                       for s in specs),
         create_archive=create_archive, archive_format=archive_format, created_at=time.time(),
         extra={"families": [task_family(path, spec.format.value if spec.format else None)
-                              for spec, path in zip(specs, uploads, strict=True)]},
+                            for spec, path in zip(specs, uploads, strict=True)]},
     )
-    store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)))
     stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)
     if not created:
-        svc.storage.delete_prefix(job_prefix(tenant, job_id))
-    return stored, created
+        return stored, False
+    feed = None if on_stored is None else (lambda index: on_stored(job, index))
+    try:
+        store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)), feed)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            svc.jobs.delete(job)
+            svc.storage.delete_prefix(job_prefix(tenant, job_id))
+        raise
+    return job, True
 
 
 # --- sync conversions -------------------------------------------------------------------

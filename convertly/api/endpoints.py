@@ -219,11 +219,12 @@ async def create_job(request: Request) -> Response:
             service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
             uploads=[u.path for u in form.files], create_archive=archive,
             archive_format=archive_format, idempotency_key=idempotency_key,
+            on_stored=executor.submit_file,
         )
     finally:
         await asyncio.to_thread(form.cleanup)
     if created:
-        executor.submit(job)
+        executor.submitted(job)
         return JSONResponse({"jobId": job.id, "status": JobStatus.PENDING.value})
     return _replayed(job)
 

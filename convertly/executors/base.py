@@ -27,6 +27,16 @@ class Executor(Protocol):
         """Queue every pending file of a stored job; the job is finalised when all are done."""
         ...
 
+    def submit_file(self, job: Job, index: int) -> None:
+        """Queue one file of a stored job as soon as its source is in storage, so
+        conversions start while the rest of the upload is still being stored. Safe to call
+        from any thread. `submitted` follows once every file went this way."""
+        ...
+
+    def submitted(self, job: Job) -> None:
+        """Every file of `job` was queued through `submit_file`."""
+        ...
+
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
         """Run one sync conversion (`service.convert_path`) and return its output, which is
         written inside `workdir`; the caller owns `workdir`."""

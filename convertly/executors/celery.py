@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +83,31 @@ class CeleryExecutor:
 
     def submit(self, job: Job) -> None:
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
-        families = job.extra.get("families") or ["image"] * job.total_files
-        archive = self.settings.archive_queue
-        try:
+        with self._queueing(job):
             if not pending:
-                self.app.signature(FINALIZE, args=(job.id,), queue=archive).apply_async()
+                self.app.signature(FINALIZE, args=(job.id,),
+                                   queue=self.settings.archive_queue).apply_async()
             for index in pending:
-                self.app.signature(RUN_FILE, args=(job.id, index, archive),
-                                   queue=self.queue_for(families[index])).apply_async()
+                self._send_file(job, index)
             self.services.jobs.mark_queued(job.id)
+
+    def submit_file(self, job: Job, index: int) -> None:
+        with self._queueing(job):
+            self._send_file(job, index)
+
+    def submitted(self, job: Job) -> None:
+        with self._queueing(job):
+            self.services.jobs.mark_queued(job.id)
+
+    def _send_file(self, job: Job, index: int) -> None:
+        families = job.extra.get("families") or ["image"] * job.total_files
+        self.app.signature(RUN_FILE, args=(job.id, index, self.settings.archive_queue),
+                           queue=self.queue_for(families[index])).apply_async()
+
+    @contextmanager
+    def _queueing(self, job: Job) -> Iterator[None]:
+        try:
+            yield
         except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
             log.error("could not queue job %s: %s", job.id, exc)
             self.services.jobs.finish(job.id, status=JobStatus.FAILED,

@@ -103,6 +103,16 @@ class InProcessExecutor:
         self._backlog.extend((job.id, index) for index in pending)
         self._pump()
 
+    def submit_file(self, job: Job, index: int) -> None:
+        self._call_in_loop(self._enqueue, job.id, index)
+
+    def submitted(self, job: Job) -> None:
+        """Nothing to note: an embedded restart resumes every unfinished job."""
+
+    def _enqueue(self, job_id: str, index: int) -> None:
+        self._backlog.append((job_id, index))
+        self._pump()
+
     def _pump(self) -> None:
         # Only a few job files sit in the pool's own queue at a time, so a sync conversion
         # submitted meanwhile waits for at most one round of tasks, not for a whole batch.
