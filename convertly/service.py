@@ -123,8 +123,14 @@ def source_key(tenant: str, job_id: str, spec: FileSpec) -> str:
     return f"{job_prefix(tenant, job_id)}/sources/{spec.index}-{safe_name(spec.filename)}"
 
 
+# Single-file compressors keep the whole original name: photo.jpg -> photo.jpg.gz.
+_SUFFIX_FORMATS = frozenset({"gz", "bz2", "xz"})
+
+
 def output_filename(original: str, fmt: str) -> str:
     stem = PurePosixPath(original.replace("\\", "/")).name
+    if fmt in _SUFFIX_FORMATS and stem:
+        return f"{stem}.{fmt}"
     if "." in stem:
         stem = stem.rsplit(".", 1)[0]
     return f"{stem or 'file'}.{extension_for(fmt)}"
