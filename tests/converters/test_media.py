@@ -555,9 +555,8 @@ def test_timeout_kills_ffmpeg(inputs: Inputs, convert: ConvertFn, tmp_path: Path
 def test_timeout_scales_with_duration_and_frame_size() -> None:
     info = probe_like(width=3840, height=2160, fps=60)
     task = media._Task(
-        src=Path("s"), workdir=Path("w"), spec=FileSpec(index=0, filename="x"),
-        target=F.MP4, info=info, duration=100, out=Path("o"), base_timeout=60,
-        timeout_factor=1,
+        src=Path("s"), spec=FileSpec(index=0, filename="x"), target=F.MP4, info=info,
+        duration=100, out=Path("o"), report=lambda _f: None, base_timeout=60, timeout_factor=1,
     )  # fmt: skip
     # 4 x the pixels of 1080p, 2 x the frame rate.
     assert task.timeout(1.5) == pytest.approx(60 + 1.5 * 100 * 4 * 2)
