@@ -42,6 +42,7 @@ from convertly.errors import (
     ConversionError,
     ConversionTimeoutError,
     CorruptFileError,
+    InvalidFieldError,
     UnsupportedConversionError,
 )
 from convertly.models import (
@@ -65,10 +66,12 @@ PHOTO_MIN_PIXELS = 500_000
 PHOTO_EXTRA_PIXELS = 2_500_000  # scaled by detail squared: 3 MP at compression 100
 FLAT_MAX_PIXELS = 4_000_000
 MONO_MAX_PIXELS = 4_000_000
-# Share of the pixels that the 16 most common colours (4 bits a channel) must cover for an
-# image to trace as a flat graphic: logos measure 0.97-0.99 (JPEG ones too), photos 0.35-0.6.
-FLAT_COVERAGE = 0.95
+# Share of the pixels that the 16 most common colours (6 bits a channel) must cover for an
+# image to count as a flat graphic: logos measure 0.90-0.98 (JPEG ones at quality 40 too),
+# photos 0.01-0.2 and greyscale photos 0.55-0.62.
+FLAT_COVERAGE = 0.85
 FLAT_TOP_COLOURS = 16
+FLAT_BINS = 64
 PDF_RENDER_DPI = 192  # SVG pixels are 1/96 inch; a PDF page is drawn at twice that
 
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
@@ -292,15 +295,17 @@ def _shrink(image: pyvips.Image, pixels: int) -> pyvips.Image:
 def is_flat_graphic(image: pyvips.Image) -> bool:
     """True for logos and drawings: a few colours cover nearly every pixel."""
     rgb = _on_white(image)
+    if rgb.bands < 3:
+        rgb = rgb.colourspace("srgb")
     histogram = array("I")
-    histogram.frombytes(rgb.hist_find_ndim(bins=16).cast("uint").write_to_memory())
+    histogram.frombytes(rgb.hist_find_ndim(bins=FLAT_BINS).cast("uint").write_to_memory())
     counts = sorted(histogram, reverse=True)
     total = sum(counts) or 1
     return sum(counts[:FLAT_TOP_COLOURS]) / total >= FLAT_COVERAGE
 
 
 def _on_white(image: pyvips.Image) -> pyvips.Image:
-    return image.flatten(background=[255, 255, 255]) if image.hasalpha() else image
+    return image.flatten(background=[255] * (image.bands - 1)) if image.hasalpha() else image
 
 
 def _posterise(image: pyvips.Image, colours: int) -> pyvips.Image:
@@ -659,6 +664,8 @@ def _crop_or_pad(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
 
 def _minify(src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
     """Compress an SVG: comments, processing instructions and idle whitespace go."""
+    if spec.resize is not ResizePreset.ORIGINAL:
+        raise InvalidFieldError("resize", "compress keeps the SVG as drawn; resize with convert.")
     data = src.read_bytes()
     rewrite = safe_svg(data, external=True, metadata=not spec.strip_metadata)
     width, height = _natural_size(rewrite.data)
