@@ -145,7 +145,7 @@ def sniff_bytes(head: bytes) -> Kind | None:
     if head.startswith(b"fLaC"):
         return Kind.FLAC
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<svg", b"<?xml")) and b"<svg" in head.lower():
+    if text.startswith((b"<svg", b"<?xml", b"<!doctype svg", b"<!--")) and b"<svg" in text:
         return Kind.SVG
     return None
 

@@ -106,6 +106,9 @@ def run(
     finally:
         for reader in readers:
             reader.join(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     done = Completed(
         argv=args,
         returncode=proc.returncode,

@@ -51,8 +51,10 @@ class Registry:
 
 def default_registry() -> Registry:
     """The registry with every built-in converter."""
-    from convertly.converters import image
+    from convertly.converters import image, pdf, vector
 
     registry = Registry()
     image.register(registry)
+    vector.register(registry)
+    pdf.register(registry)
     return registry

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
+import pypdfium2 as pdfium
 import pytest
 import pyvips
 from PIL import Image
@@ -40,12 +40,6 @@ from tests.converters.conftest import (
     quadrants,
     write_animation,
     write_image,
-)
-
-# convertly.converters.process.run leaves the child's stdout/stderr pipes for the garbage
-# collector to close (ResourceWarning); remove this once it closes them itself.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in.*FileIO:pytest.PytestUnraisableExceptionWarning"
 )
 
 F = OutputFormat
