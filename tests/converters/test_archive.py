@@ -469,8 +469,6 @@ Path(args[args.index("--") + 1]).write_bytes(b"Rar!\\x1a\\x07\\x01\\x00 written 
 '''
 
 
-# process.run leaves its stdout/stderr pipes for the garbage collector (ResourceWarning).
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("source", ["zip", "jpeg"])
 def test_rar_output_runs_the_configured_command(
     registry: Registry, tmp_path: Path, payload: Files, source: str
