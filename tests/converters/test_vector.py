@@ -17,12 +17,12 @@ from PIL import Image, ImageDraw
 from convertly.converters import image as image_module
 from convertly.converters import pdf as pdf_module
 from convertly.converters.registry import Registry
+from convertly.converters.svgsafe import safe_svg
 from convertly.converters.vector import (
     SVG_TARGETS,
     VectorConverter,
     otsu_threshold,
     register,
-    safe_svg,
 )
 from convertly.errors import (
     ConversionTimeoutError,
