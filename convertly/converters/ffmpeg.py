@@ -85,6 +85,13 @@ class MediaInfo:
     def audio(self) -> Stream | None:
         return next((s for s in self.streams if s.kind == "audio"), None)
 
+    @property
+    def cover(self) -> Stream | None:
+        """Cover art: a JPEG or PNG picture attached to the audio."""
+        return next(
+            (s for s in self.streams if s.attached_picture and s.codec in ("mjpeg", "png")), None
+        )
+
 
 def input_url(path: Path) -> str:
     return f"file:{path}"

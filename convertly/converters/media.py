@@ -100,6 +100,7 @@ WORK_FACTOR = {"mp4": 1.5, "mov": 1.5, "webm": 2.0, "gif": 2.0, "webp": 3.0, "au
 _VIDEO_CODEC = {F.MP4: "h264", F.MOV: "h264", F.WEBM: "vp9"}
 _COPYABLE_AUDIO = {F.MP4: {"aac"}, F.MOV: {"aac"}, F.WEBM: {"opus", "vorbis"}}
 _LOSSLESS_TARGETS = frozenset({F.WAV, F.FLAC})
+_COVER_TARGETS = frozenset({F.MP3, F.M4A, F.FLAC})
 
 
 @dataclass(frozen=True)
@@ -469,7 +470,7 @@ def _remux(task: _Task) -> None:
     for stream in streams:
         if stream is not None:
             args += ["-map", f"0:{stream.index}"]
-    task.run([*args, "-c", "copy", *task.output()], WORK_FACTOR["copy"])
+    task.run([*args, "-c", "copy", *_cover_args(task), *task.output()], WORK_FACTOR["copy"])
 
 
 # -- video -> animation ----------------------------------------------------------------------
@@ -564,7 +565,8 @@ def _to_audio(task: _Task) -> ConvertedFile:
             task.target.value, audio, spec.compression, kbps, smallest=task.compress,
             keep_pcm=task.compress and (spec.lossless or not is_deep(audio)),
         )  # fmt: skip
-        args = ["-i", input_url(task.src), "-map", f"0:{audio.index}", *sound.args]
+        args = ["-i", input_url(task.src), "-map", f"0:{audio.index}", *sound.args,
+                *_cover_args(task)]  # fmt: skip
         return replace(sound, args=(*args, *task.output()), note=sound.note + ".")
 
     if task.compress and spec.mode is CompressMode.TARGET_SIZE and not lossless_target:
@@ -576,6 +578,14 @@ def _to_audio(task: _Task) -> ConvertedFile:
     if task.compress:
         return _keep_smaller(task, done, None)
     return task.result([done.note], done.quality)
+
+
+def _cover_args(task: _Task) -> list[str]:
+    """Keep the source's cover art where the target holds one (unless metadata must go)."""
+    cover = task.info.cover
+    if cover is None or task.spec.strip_metadata or task.target not in _COVER_TARGETS:
+        return []
+    return ["-map", f"0:{cover.index}", "-c:v", "copy", "-disposition:v", "attached_pic"]
 
 
 def _check_lossless_size(task: _Task) -> None:

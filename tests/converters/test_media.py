@@ -122,6 +122,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
           "-metadata", "artist=Someone")  # fmt: skip
     lavfi(root / "tagged.mp3", "-c:a", "libmp3lame", "-metadata", "title=Secret title",
           "-metadata", "artist=Someone", video=None)  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", TONE, "-f", "lavfi", "-i", "color=red:size=64x64:duration=1",
+           "-map", "0:a", "-map", "1:v", "-frames:v", "1", "-c:a", "libmp3lame", "-c:v", "mjpeg",
+           "-disposition:v", "attached_pic", str(root / "cover.mp3"))  # fmt: skip
     lavfi(root / "tiny.mp3", "-c:a", "libmp3lame", "-q:a", "9", video=None)
     lavfi(root / "tone24.flac", "-c:a", "flac", "-sample_fmt", "s32", video=None)
     ffmpeg("-i", str(root / "clip.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90",
@@ -479,6 +482,20 @@ def test_audio_only_container_becomes_audio_not_video(inputs: Inputs, convert: C
             convert(src, target)
     audio = stream(ffprobe(convert(src, F.MP3).path), "audio")
     assert audio is not None and audio["codec_name"] == "mp3"
+
+
+def test_cover_art_is_kept_unless_metadata_goes(inputs: Inputs, convert: ConvertFn) -> None:
+    def covers(path: str | Path) -> list[str]:
+        return [s["codec_name"] for s in ffprobe(path)["streams"]
+                if s["disposition"]["attached_pic"]]  # fmt: skip
+
+    src = inputs["cover.mp3"]
+    assert covers(src) == ["mjpeg"]
+    for target in (F.MP3, F.M4A, F.FLAC):
+        assert covers(convert(src, target).path) == ["mjpeg"], target
+        assert covers(convert(src, target, strip_metadata=True).path) == [], target
+    assert covers(convert(src, job_type=COMPRESS, lossless=True).path) == ["mjpeg"]
+    assert covers(convert(src, F.OGG).path) == []
 
 
 def test_silent_video_has_no_audio_to_extract(inputs: Inputs, convert: ConvertFn) -> None:
