@@ -11,17 +11,16 @@ import concurrent.futures
 import contextlib
 import logging
 import shutil
-import tarfile
 import tempfile
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from convertly.auth import KeyStore, SqliteKeyBackend
+from convertly.converters import archive
 from convertly.converters.base import ProgressFn, no_progress
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
@@ -48,12 +47,9 @@ from convertly.storage.base import Storage, safe_name
 
 log = logging.getLogger("convertly.service")
 
-ARCHIVE_FORMATS = ("zip", "tar", "tgz")
+ARCHIVE_FORMATS = ("zip", "tar", "tgz", "7z")  # what createArchive can bundle into
 PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
 _UPLOAD_THREADS = 8
-# Formats whose bytes are already compressed: stored as-is in zip archives.
-_PACKED_FORMATS = {"jpg", "png", "webp", "avif", "gif", "heif", "mp4", "webm", "mov", "mp3",
-                   "ogg", "m4a", "flac", "zip", "7z", "rar", "gz", "bz2", "xz", "tgz"}
 
 
 @dataclass(frozen=True)
@@ -313,21 +309,9 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str
             assert result.output_key is not None
             local = workdir / f"{result.index}"
             svc.storage.get_file(result.output_key, local)
-            members.append((local, name, result.format or ""))
+            members.append((name, local))
         path = workdir / "archive"
-        if job.archive_format == "zip":
-            with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
-                for local, name, fmt in members:
-                    method = zipfile.ZIP_STORED if fmt in _PACKED_FORMATS else zipfile.ZIP_DEFLATED
-                    zf.write(local, name, compress_type=method, compresslevel=6)
-        elif job.archive_format == "tgz":
-            with tarfile.open(path, "w:gz", compresslevel=6) as tf:
-                for local, name, _ in members:
-                    tf.add(local, arcname=name, recursive=False)
-        else:
-            with tarfile.open(path, "w") as tf:
-                for local, name, _ in members:
-                    tf.add(local, arcname=name, recursive=False)
+        archive.pack(members, path, job.archive_format)
         key = f"{job_prefix(job.tenant, job.id)}/{archive_filename(job)}"
         size = svc.storage.put_file(key, path, move=True)
     return key, size

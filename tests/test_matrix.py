@@ -31,7 +31,7 @@ from PIL import Image
 
 from convertly.converters.registry import default_registry
 from convertly.errors import UnsupportedConversionError
-from convertly.models import FileSpec, JobType, OutputFormat
+from convertly.models import FileSpec, JobType, OutputFormat, extension_for
 from convertly.service import Services, build_services, convert_path
 from convertly.settings import Settings
 from convertly.sniff import Kind, sniff_file
@@ -268,10 +268,33 @@ def _check_media(path: Path, target: OutputFormat, source: Kind) -> None:
 # --- the walk ---------------------------------------------------------------------------
 
 
+ARCHIVE_TARGETS = {OutputFormat.ZIP, OutputFormat.TAR, OutputFormat.TGZ, OutputFormat.SEVEN_Z,
+                   OutputFormat.GZ, OutputFormat.BZ2, OutputFormat.XZ, OutputFormat.RAR}
+
+
+def _unpacks(kind: Kind, target: OutputFormat) -> bool:
+    """An archive converted to a media format: its entries come back converted, in a zip."""
+    return kind.family == "archive" and target not in ARCHIVE_TARGETS
+
+
 def _expected_refusal(kind: Kind, target: OutputFormat, svc: Services) -> str | None:
     if target is OutputFormat.RAR and not svc.settings.rar_command:
-        return "rar"
+        return "needs the proprietary `rar` program"
+    # The samples hold a PNG (the RAR sample, text files): a target no PNG converts to leaves
+    # nothing to convert.
+    if _unpacks(kind, target) and (kind is Kind.RAR
+                                   or target not in REGISTRY.targets_for(Kind.PNG)):
+        return "holds"
     return None
+
+
+def check_unpacked(path: Path, target: OutputFormat, tmp_path: Path) -> None:
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        assert len(names) == 1 and names[0].endswith(f".{extension_for(target.value)}"), names
+        entry = tmp_path / "entry"
+        entry.write_bytes(zf.read(names[0]))
+    check_output(entry, target, Kind.PNG)
 
 
 @pytest.mark.parametrize(("kind", "target"), PAIRS, ids=[f"{k.value}-{t.value}" for k, t in PAIRS])
@@ -289,9 +312,13 @@ def test_pair(kind: Kind, target: OutputFormat, samples: dict[Kind, Path], svc: 
             convert_path(svc, src, spec, tmp_path)
         return
     out = convert_path(svc, src, spec, tmp_path)
-    assert out.format == target.value
     path = Path(out.path)
     assert path.is_file() and path.parent == tmp_path and path.stat().st_size > 0
+    if _unpacks(kind, target):
+        assert out.format == "zip"
+        check_unpacked(path, target, tmp_path)
+        return
+    assert out.format == target.value
     check_output(path, target, kind)
 
 
@@ -308,6 +335,11 @@ def test_compress_keeps_the_format(kind: Kind, samples: dict[Kind, Path], svc: S
     shutil.copyfile(samples[kind], src)
     spec = FileSpec(index=0, filename=f"sample.{kind.own_format}", job_type=JobType.COMPRESS,
                     compression=50)
+    refusal = _expected_refusal(kind, OutputFormat(kind.own_format), svc)
+    if refusal is not None:
+        with pytest.raises(UnsupportedConversionError, match=refusal):
+            convert_path(svc, src, spec, tmp_path)
+        return
     out = convert_path(svc, src, spec, tmp_path)
     assert out.format == kind.own_format
     check_output(Path(out.path), OutputFormat(kind.own_format), kind)

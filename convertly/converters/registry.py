@@ -51,10 +51,11 @@ class Registry:
 
 def default_registry() -> Registry:
     """The registry with every built-in converter."""
-    from convertly.converters import image, pdf, vector
+    from convertly.converters import archive, image, pdf, vector
 
     registry = Registry()
     image.register(registry)
     vector.register(registry)
     pdf.register(registry)
+    archive.register(registry)
     return registry

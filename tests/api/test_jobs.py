@@ -10,6 +10,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+import py7zr
 import pytest
 from starlette.testclient import TestClient
 
@@ -124,6 +125,20 @@ def test_tar_archives(client: TestClient, tenant: Tenant, archive_format: str,
         assert member is not None
         with member:
             assert images.decode(member.read()).size == (48, 64)
+
+
+def test_7z_archive(client: TestClient, tenant: Tenant, tmp_path: Path) -> None:
+    uploads = [("a.jpg", images.jpeg(64, 48)), ("notes/b.png", images.png(48, 64))]
+    job_id = create_job(client, tenant, uploads, format="png", createArchive=True,
+                        archiveFormat="7z")
+    job = wait_for_job(client, tenant, job_id)
+    assert job["archive"]["filename"].endswith(".7z")
+    assert job["archive"]["format"] == "7z"
+    data = download(client, job["archive"]["downloadUrl"]).content
+    with py7zr.SevenZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(path=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+    assert images.decode((tmp_path / "b.png").read_bytes()).size == (48, 64)
 
 
 def test_unknown_archive_format(client: TestClient, tenant: Tenant, jpeg_bytes: bytes) -> None:
