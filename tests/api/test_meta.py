@@ -9,7 +9,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from convertly.api.routes import ROUTES
-from convertly.models import ResizePreset
+from convertly.models import OutputFormat, ResizePreset
 from tests.api.support import AppEnv
 
 IMAGE_OUTPUTS = {"jpg", "png", "webp", "avif", "tiff", "gif", "heif"}
@@ -42,8 +42,9 @@ def test_formats_lists_the_registry_matrix(app_env: AppEnv, client: TestClient) 
     listed = {entry["kind"]: set(entry["targets"]) for entry in body["inputs"]}
     assert listed == {kind.value: {t.value for t in targets} for kind, targets in matrix.items()}
     for kind in ("jpeg", "png", "webp", "gif", "tiff", "avif", "heif", "bmp"):
-        assert listed[kind] == IMAGE_OUTPUTS
-    assert set(body["outputs"]) == IMAGE_OUTPUTS
+        assert listed[kind] >= IMAGE_OUTPUTS | {"svg", "pdf", "zip", "7z", "gz"}
+    assert set(body["outputs"]) == {f.value for f in OutputFormat}
+    assert listed["zip"] >= {"tar", "7z", "webp", "mp3"}  # re-pack, or convert what it holds
     assert {"jpeg", "png", "webp"} <= set(body["compress"])
     assert "bmp" in body["kinds"]
     assert body["resizePresets"] == [p.value for p in ResizePreset]
