@@ -51,11 +51,12 @@ class Registry:
 
 def default_registry() -> Registry:
     """The registry with every built-in converter."""
-    from convertly.converters import archive, image, pdf, vector
+    from convertly.converters import archive, image, media, pdf, vector
 
     registry = Registry()
     image.register(registry)
     vector.register(registry)
     pdf.register(registry)
+    media.register(registry)
     archive.register(registry)
     return registry
