@@ -6,6 +6,9 @@ Rows:
   distributed mode with 2 Celery workers on Redis + SeaweedFS (S3) — against the fastest plain
   library loop (pyvips `thumbnail` + `webpsave`) in 1 and 2 processes.
 - dispatch: the per-file cost of a job of tiny files against a bare Celery no-op task.
+- video: a 30 s 1080p clip → 720p mp4 through `POST /api/jobs` against the same ffmpeg
+  command (captured from the converter) run alone.
+- trace: a 12 MP photo → SVG, colour and mono: seconds and size.
 The ratios are what count: both sides run on the same machine, minutes apart.
 
 Writes bench/out/results.json and prints a markdown table.
@@ -32,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from bench.corpus import make_jpegs
+from bench.corpus import make_clip, make_jpegs
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out"
@@ -248,6 +251,96 @@ def dispatch_overhead(files: int = 100) -> dict[str, Any]:
     }
 
 
+def video_job() -> dict[str, Any]:
+    """A 30 s 1080p clip to 720p mp4 through /api/jobs (embedded, one worker process: ffmpeg
+    uses both cores itself) against the very ffmpeg command the converter runs, run alone."""
+    from convertly.converters import process
+    from convertly.converters.registry import default_registry
+    from convertly.models import FileSpec, OutputFormat, ResizePreset
+    from convertly.settings import Settings
+    from convertly.sniff import Kind, sniff_file
+
+    clip = make_clip(ROOT / "corpus" / "video")
+    spec = FileSpec(index=0, filename=clip.name, format=OutputFormat.MP4,
+                    resize=ResizePreset.HEIGHT, resize_height=720)
+    # The converter's own ffmpeg argv, captured from one in-process run.
+    commands: list[tuple[str, ...]] = []
+    real_run = process.run
+
+    def recording_run(argv: Any, **kwargs: Any) -> Any:
+        done = real_run(argv, **kwargs)
+        commands.append(done.argv)
+        return done
+
+    process.run = recording_run
+    try:
+        with tempfile.TemporaryDirectory(prefix="convertly-bench-video-") as root:
+            src = Path(root) / "source"
+            shutil.copyfile(clip, src)
+            source = sniff_file(src)
+            default_registry().find(Kind(source.kind), OutputFormat.MP4).convert(
+                src, source, spec, Path(root), Settings())
+    finally:
+        process.run = real_run
+    argv = next(c for c in commands if Path(c[0]).name == "ffmpeg")
+    out_index = len(argv) - 1
+    with tempfile.TemporaryDirectory(prefix="convertly-bench-video-") as root:
+        direct_argv = [*argv[:out_index], str(Path(root) / Path(argv[out_index]).name)]
+        direct_argv = [str(clip) if a.endswith("/source") else a for a in direct_argv]
+        start = time.perf_counter()
+        subprocess.run(direct_argv, check=True, capture_output=True)
+        direct = time.perf_counter() - start
+    with server(1) as (base, key), httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as client:
+        start = time.perf_counter()
+        with clip.open("rb") as fh:
+            response = client.post("/api/jobs", files=[("files", (clip.name, fh, "video/mp4"))],
+                                   data={"format": "mp4", "resize": "height",
+                                         "resizeHeight": "720"})
+        response.raise_for_status()
+        job_id = response.json()["jobId"]
+        while (job := client.get(f"/api/jobs/{job_id}").json())["status"] not in (
+                "completed", "failed"):
+            time.sleep(0.05)
+        api = time.perf_counter() - start
+    if job["status"] != "completed" or job["results"][0]["height"] != 720:
+        raise RuntimeError(f"video job did not complete: {job}")
+    return {
+        "name": "30 s 1080p H.264 → 720p mp4 via /api/jobs vs the same ffmpeg command alone",
+        "ffmpegSeconds": round(direct, 2), "apiSeconds": round(api, 2),
+        "ratio": round(direct / api, 3), "target": 0.97,
+        "command": " ".join(direct_argv),
+    }
+
+
+def trace_photo() -> dict[str, Any]:
+    """Raster -> SVG of a 12 MP photo-like JPEG, colour (default compression) and mono."""
+    from convertly.converters.registry import default_registry
+    from convertly.models import FileSpec, OutputFormat
+    from convertly.settings import Settings
+    from convertly.sniff import Kind, sniff_file
+
+    photo = make_jpegs(ROOT / "corpus" / "jpeg12mp", 1)[0]
+    results = {}
+    for mono in (False, True):
+        with tempfile.TemporaryDirectory(prefix="convertly-bench-trace-") as root:
+            src = Path(root) / "source"
+            shutil.copyfile(photo, src)
+            source = sniff_file(src)
+            spec = FileSpec(index=0, filename=photo.name, format=OutputFormat.SVG, mono=mono)
+            start = time.perf_counter()
+            out = default_registry().find(Kind(source.kind), OutputFormat.SVG).convert(
+                src, source, spec, Path(root), Settings())
+            results[mono] = (time.perf_counter() - start, Path(out.path).stat().st_size)
+    return {
+        "name": "12 MP photo-like JPEG → SVG (vtracer), default compression",
+        "traceSeconds": round(results[False][0], 2),
+        "svgKiB": results[False][1] // 1024,
+        "monoSeconds": round(results[True][0], 2),
+        "monoKiB": results[True][1] // 1024,
+    }
+
+
 def _tiny_conversion_seconds(tiny: bytes, rounds: int = 200) -> float:
     """The conversion itself (sniff, decode, encode in a scratch directory), in process:
     the part of a file's time that is work, not dispatch."""
@@ -301,12 +394,13 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--embedded-only", action="store_true",
                         help="skip the distributed rows (no Redis, no S3 needed)")
-    parser.add_argument("--only", choices=["batch", "distributed", "dispatch"],
-                        help="run one row")
+    parser.add_argument("--only", choices=["batch", "distributed", "dispatch", "video",
+                                           "trace"], help="run one row")
     args = parser.parse_args()
-    wanted = {args.only} if args.only else {"batch", "distributed", "dispatch"}
+    wanted = ({args.only} if args.only
+              else {"batch", "distributed", "dispatch", "video", "trace"})
     if args.embedded_only:
-        wanted &= {"batch"}
+        wanted -= {"distributed", "dispatch"}
     rows = []
     if "batch" in wanted:
         rows.append(batch_images(args.images))
@@ -314,6 +408,10 @@ def main() -> int:
         rows.append(batch_distributed(args.images))
     if "dispatch" in wanted:
         rows.append(dispatch_overhead())
+    if "video" in wanted:
+        rows.append(video_job())
+    if "trace" in wanted:
+        rows.append(trace_photo())
     OUT.mkdir(exist_ok=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "platform": platform.platform()}
@@ -329,6 +427,13 @@ def main() -> int:
                               for k, v in row.items() if k.startswith("libraryLoop"))
             print(f"| {row['name']} | {loops} | {row['api']} img/s | "
                   f"{row['ratioVsBestLoop']} | ≥ {row['target']} |")
+        elif "ffmpegSeconds" in row:
+            print(f"| {row['name']} | ffmpeg alone {row['ffmpegSeconds']} s | "
+                  f"{row['apiSeconds']} s | {row['ratio']} | ≥ {row['target']} |")
+        elif "traceSeconds" in row:
+            print(f"| {row['name']} | — | {row['traceSeconds']} s, {row['svgKiB']} KiB "
+                  f"(mono {row['monoSeconds']} s, {row['monoKiB']} KiB) | — | seconds, "
+                  "not minutes |")
         else:
             print(f"| {row['name']} | Celery no-op {row['celeryNoopMs']} ms/task | "
                   f"{row['convertlyPerFileMs']} ms/file, of which conversion "
