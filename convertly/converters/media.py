@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
@@ -117,6 +117,7 @@ class _Task:
     base_timeout: float = BASE_TIMEOUT
     timeout_factor: float = 1.0
     progress_period: float = PROGRESS_PERIOD
+    written: list[float] = field(default_factory=list)  # seconds each ffmpeg run wrote
 
     @property
     def workdir(self) -> Path:
@@ -140,6 +141,18 @@ class _Task:
         reader = ProgressReader(self.duration or None, report or self.report, *span)
         run_ffmpeg(args, timeout=self.timeout(work), reader=reader, workdir=self.workdir,
                    progress_period=self.progress_period)  # fmt: skip
+        self.written.append(reader.seconds)
+
+    def truncation(self, *streams: Stream | None) -> list[str]:
+        """A note when the last run wrote clearly less than the streams announce (ffmpeg
+        converts what it can decode of a truncated file and exits successfully)."""
+        known = [s.duration for s in streams if s is not None and s.duration]
+        expected = max(known) if known else self.duration
+        got = self.written[-1] if self.written else expected
+        if expected and got < expected - max(0.5, 0.05 * expected):
+            return [f"The source ends after {seconds_label(got)} of the {seconds_label(expected)}"
+                    " it announces; it may be truncated. What could be decoded was converted."]
+        return []
 
     def output(self) -> list[str]:
         return output_args(self.target.value, self.out, strip=self.spec.strip_metadata)
@@ -340,9 +353,10 @@ def _to_video(task: _Task, kind: Kind) -> ConvertedFile:
     else:
         done = encode()
         task.run(list(done.args), WORK_FACTOR[task.target.value])
+    notes = [done.note, *task.truncation(video, audio)]
     if task.compress:
-        return _keep_smaller(task, done, (frames.width, frames.height))
-    return task.result([done.note], done.quality, (frames.width, frames.height))
+        return _keep_smaller(task, done, notes, (frames.width, frames.height))
+    return task.result(notes, done.quality, (frames.width, frames.height))
 
 
 def _can_copy(
@@ -357,6 +371,8 @@ def _can_copy(
         and video.pix_fmt == "yuv420p"
         and not filters
         and size == video.oriented_size
+        # ffmpeg 5.1 writes no rotation into Matroska: webm must get upright frames.
+        and (video.rotation == 0 or task.target is not F.WEBM)
     )
 
 
@@ -442,12 +458,12 @@ def _unreachable(smallest: int, target_bytes: int, how: str) -> ConversionError:
 
 
 def _keep_smaller(
-    task: _Task, done: Encoding, size: tuple[int, int] | None
+    task: _Task, done: Encoding, notes: list[str], size: tuple[int, int] | None
 ) -> ConvertedFile:
     """Compress never hands back a larger file: the original (remuxed without metadata when
     that was asked for) replaces a re-encode that grew."""
     if task.out.stat().st_size < task.src.stat().st_size:
-        return task.result([done.note], done.quality, size)
+        return task.result(notes, done.quality, size)
     if not task.spec.strip_metadata:
         return _keep_original(task, "Re-encoding made the file larger, so the original was "
                               "kept.")  # fmt: skip
@@ -458,7 +474,7 @@ def _keep_smaller(
         return task.result(["Re-encoding made the file larger, so the original streams were "
                             "kept without their metadata."], None, _display_size(task))
     encoded.replace(task.out)
-    return task.result([done.note, "The file is larger than the original: removing metadata "
+    return task.result([*notes, "The file is larger than the original: removing metadata "
                         "needed a re-encode."], done.quality, size)  # fmt: skip
 
 
@@ -575,9 +591,10 @@ def _to_audio(task: _Task) -> ConvertedFile:
         done = encode()
         task.run(list(done.args), WORK_FACTOR["audio"])
         _check_lossless_size(task)
+    notes = [done.note, *task.truncation(audio)]
     if task.compress:
-        return _keep_smaller(task, done, None)
-    return task.result([done.note], done.quality)
+        return _keep_smaller(task, done, notes, None)
+    return task.result(notes, done.quality)
 
 
 def _cover_args(task: _Task) -> list[str]:
