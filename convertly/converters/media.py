@@ -94,6 +94,7 @@ SHORT_CLIP_SECONDS = 2.0  # shorter clips give their first frame
 # least 1). The factors are ~3x the seconds of work per second of 1080p30 media measured on
 # 2 cores (x264 veryfast 0.46, VP9 realtime 0.58, MP3 0.01).
 BASE_TIMEOUT = 60.0
+READ_BYTES_PER_SECOND = 20_000_000  # a slow disk, for timing out a pass that only reads
 _FULL_HD = 1920 * 1080
 WORK_FACTOR = {"mp4": 1.5, "mov": 1.5, "webm": 2.0, "gif": 2.0, "webp": 3.0, "audio": 0.2,
                "copy": 0.2, "frame": 0.0}  # fmt: skip
@@ -219,10 +220,13 @@ class MediaConverter:
         if spec.job_type is JobType.COMPRESS:
             _check_compress(target, spec)
         info = probe(src)
+        _check_limits(info, info.duration or 0.0, limits)
         duration = info.duration
-        if duration is None:  # streamed WebM (MediaRecorder) says nothing; count the packets
-            duration = measure_duration(src, timeout=self.base_timeout)
-        _check_limits(info, duration or 0.0, limits)
+        if duration is None:
+            # Streamed WebM (MediaRecorder) announces no duration: read every packet.
+            reading = self.timeout_factor * source.size / READ_BYTES_PER_SECOND
+            duration = measure_duration(src, timeout=self.base_timeout + reading)
+            _check_limits(info, duration or 0.0, limits)
         task = _Task(
             src=src,
             spec=spec,
