@@ -117,7 +117,7 @@ def probe(src: Path, *, timeout: float = PROBE_TIMEOUT) -> MediaInfo:
         data = json.loads(done.stdout)
         streams = tuple(_stream(s) for s in data.get("streams", []))
         fmt = data.get("format", {})
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise CorruptFileError("ffprobe could not describe the file.") from exc
     info = MediaInfo(
         format_name=str(fmt.get("format_name", "")),
@@ -165,15 +165,14 @@ def _stream(raw: dict[str, Any]) -> Stream:
 
 
 def _rotation(raw: dict[str, Any]) -> int:
-    degrees: float | None = None
-    for side_data in raw.get("side_data_list", []):
-        if "rotation" in side_data:
-            degrees = _float(side_data["rotation"])
-    if degrees is None:
-        degrees = _float(raw.get("tags", {}).get("rotate"))
-    if degrees is None:
+    """The display matrix's rotation (phones write -90 as often as 90), else the older tag."""
+    values = [d["rotation"] for d in raw.get("side_data_list", []) if "rotation" in d]
+    values.append(raw.get("tags", {}).get("rotate", 0))
+    try:
+        degrees = float(values[0])
+    except (TypeError, ValueError):
         return 0
-    return (round(degrees / 90) * 90) % 360
+    return (round(degrees / 90) * 90) % 360 if math.isfinite(degrees) else 0
 
 
 def _float(value: Any) -> float | None:

@@ -127,8 +127,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
            "-disposition:v", "attached_pic", str(root / "cover.mp3"))  # fmt: skip
     lavfi(root / "tiny.mp3", "-c:a", "libmp3lame", "-q:a", "9", video=None)
     lavfi(root / "tone24.flac", "-c:a", "flac", "-sample_fmt", "s32", video=None)
-    ffmpeg("-i", str(root / "clip.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90",
-           str(root / "rotated.mp4"))  # fmt: skip
+    for degrees, name in ((90, "rotated.mp4"), (270, "rotated-back.mp4")):
+        ffmpeg("-i", str(root / "clip.mp4"), "-c", "copy", "-metadata:s:v:0",
+               f"rotate={degrees}", str(root / name))  # fmt: skip
     # Written to a pipe, the muxer cannot go back to write the duration (like MediaRecorder).
     with (root / "no-duration.webm").open("wb") as out:
         subprocess.run(
@@ -315,6 +316,7 @@ def test_same_codecs_only_change_the_container(inputs: Inputs, convert: ConvertF
         ("clip.mp4", {"resize": ResizePreset.HEIGHT, "resize_height": 99}, (132, 98)),
         ("clip.mp4", {"resize": ResizePreset.HEIGHT, "resize_height": 101}, (134, 100)),
         ("rotated.mp4", {}, (240, 320)),
+        ("rotated-back.mp4", {}, (240, 320)),
         ("rotated.mp4", {"resize": ResizePreset.WIDTH, "resize_width": 120}, (120, 160)),
         ("odd.mp4", {}, (320, 240)),
         ("wide-pixels.mp4", {}, (640, 240)),
@@ -333,6 +335,37 @@ def test_video_geometry(
         assert (result.width, result.height) == size
         assert video.get("sample_aspect_ratio", "1:1") in ("1:1", "0:1")
         assert not any("rotation" in d for d in video.get("side_data_list", []))
+
+
+@pytest.mark.parametrize(("degrees", "red_corner"), [(0, "tl"), (90, "bl"), (-90, "tr")])
+def test_rotation_turns_the_picture(
+    tmp_path: Path, convert: ConvertFn, degrees: int, red_corner: str
+) -> None:
+    """The display matrix turns counterclockwise: a red top-left corner goes bottom-left
+    for 90 degrees, top-right for -90 (what phones write for portrait video)."""
+    plain = lavfi(tmp_path / "corner.mp4", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                  audio=None, video="color=black:size=320x240:duration=1,"
+                                    "drawbox=x=0:y=0:w=160:h=120:color=red:t=fill")  # fmt: skip
+    src = tmp_path / "turned.mp4"
+    # ffmpeg 5.1 turns the rotate tag into a display matrix when it copies the stream.
+    ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees % 360}",
+           str(src))  # fmt: skip
+    frame = tmp_path / "frame.png"
+    for result in (convert(src, F.PNG), convert(src, F.WEBM)):
+        ffmpeg("-i", result.path, "-frames:v", "1", str(frame))
+        with Image.open(frame) as image:
+            rgb = image.convert("RGB")
+        expected_size = (320, 240) if degrees == 0 else (240, 320)
+        assert rgb.size == expected_size == (result.width, result.height)
+        w, h = rgb.size
+        points = {"tl": (8, 8), "tr": (w - 8, 8), "bl": (8, h - 8), "br": (w - 8, h - 8)}
+        red = {name for name, xy in points.items() if _reddish(rgb.getpixel(xy))}
+        assert red == {red_corner}, (degrees, red)
+
+
+def _reddish(pixel: Any) -> bool:
+    r, g, b = pixel
+    return bool(r > 180 and g < 60 and b < 60)
 
 
 def test_copied_video_keeps_its_rotation(inputs: Inputs, convert: ConvertFn) -> None:
