@@ -49,10 +49,6 @@ from convertly.models import (
 from convertly.sniff import Kind, sniff_file
 from tests.converters.conftest import BLUE, GREEN, RED, FakeLimits, write_animation
 
-# convertly.converters.process.run leaves the closing of ffmpeg's pipes to the garbage
-# collector (ResourceWarning); drop this mark once it closes them itself.
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
-
 F = OutputFormat
 COMPRESS = JobType.COMPRESS
 SECONDS = 2.0
