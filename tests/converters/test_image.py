@@ -143,7 +143,7 @@ def test_every_source_kind_converts_to_every_target(
 def test_registry_routes_every_pair_to_the_image_converter() -> None:
     registry = default_registry()
     for kind in SOURCES:
-        assert sorted(registry.targets_for(kind)) == sorted(TARGETS)
+        assert set(registry.targets_for(kind)) >= set(TARGETS)
         for target in TARGETS:
             converter = registry.find(kind, target)
             assert isinstance(converter, ImageConverter)
