@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import kombu.exceptions
+import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -18,6 +20,7 @@ from convertly import redisstate, service
 from convertly.errors import ConvertlyError, ServiceUnavailableError
 from convertly.models import FileSpec
 from convertly.settings import Settings
+from workers import brokerfix
 
 log = logging.getLogger("convertly.worker")
 
@@ -25,6 +28,9 @@ RUN_FILE = "convertly.run_file"
 FINALIZE = "convertly.finalize"
 CONVERT = "convertly.convert"
 MAX_RETRIES = 12  # infrastructure outages: backoff 2, 4, ... 60 s, about ten minutes in all
+# Publishing through a broker that is restarting: keep trying for about a minute.
+PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5,
+                 "interval_max": 2.0}
 
 # Per-process Services, keyed by pid so a forked pool child never reuses its parent's
 # connections.
@@ -33,6 +39,7 @@ _services: dict[int, service.Services] = {}
 
 def make_celery(settings: Settings) -> Celery:
     """The Celery app for these settings, with every task registered."""
+    brokerfix.apply()
     app = Celery("convertly", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -90,8 +97,8 @@ def _register(app: Celery) -> None:
             )
         except ServiceUnavailableError as exc:
             if self.request.retries < MAX_RETRIES:
-                raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) \
-                    from exc
+                raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1)),
+                                 retry_policy=PUBLISH_RETRY) from exc
             log.error("job %s file %d: giving up after %d retries: %s", job_id, index,
                       self.request.retries, exc.message)
             last = service.fail_file(svc, job_id, index, exc.message, exc.code)
@@ -99,15 +106,15 @@ def _register(app: Celery) -> None:
         # job store decides "last" atomically); a redelivered task whose file was done
         # before queues it again if the job still waits for it. Finalising is idempotent.
         if last:
-            self.app.signature(FINALIZE, args=(job_id,), queue=finalize_queue).apply_async()
+            _queue_finalize(self, svc, job_id, finalize_queue)
 
     @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES, shared=False)
     def finalize(self: Task, job_id: str) -> None:
         try:
             service.finalize_job(services_for(self), job_id)
         except ServiceUnavailableError as exc:
-            raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) \
-                from exc
+            raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1)),
+                             retry_policy=PUBLISH_RETRY) from exc
 
     @app.task(name=CONVERT, bind=True, shared=False, ignore_result=True)
     def convert(self: Task, source_key: str, spec: dict[str, Any], output_prefix: str,
@@ -131,3 +138,20 @@ def _register(app: Celery) -> None:
                      f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
                      "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
         redisstate.send_reply(svc.settings.redis_state_url, reply_to, reply)
+
+
+def _queue_finalize(task: Task, svc: service.Services, job_id: str, queue: str) -> None:
+    """Queue the job's finalisation; when the broker stays unreachable, finalise right here
+    (it is idempotent). Should that fail too, the API's watchdog queues it later."""
+    try:
+        task.app.signature(FINALIZE, args=(job_id,), queue=queue).apply_async(
+            retry=True, retry_policy=PUBLISH_RETRY)
+        return
+    except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
+        log.warning("job %s: could not queue its finalisation (%s); finalising here",
+                    job_id, exc)
+    try:
+        service.finalize_job(svc, job_id)
+    except ServiceUnavailableError as exc:
+        log.error("job %s: not finalised (%s); the API's watchdog will queue it",
+                  job_id, exc.message)
