@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +34,8 @@ from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery
 
 log = logging.getLogger("convertly.executor")
 
+WATCH_INTERVAL = 15.0  # seconds between the watchdog's looks at unfinished jobs
+
 
 class CeleryExecutor:
     def __init__(self, settings: Settings, services: service.Services) -> None:
@@ -43,6 +47,10 @@ class CeleryExecutor:
         # Waits for sync replies block for minutes: a client without a short read timeout.
         self._state: Any = redis.Redis.from_url(settings.redis_state_url,
                                                 socket_connect_timeout=3)
+        self._watchdog: asyncio.Task[None] | None = None
+        # job id -> when the watchdog may queue its finalisation (again)
+        self._owed: dict[str, float] = {}
+        self._sweeping = threading.Lock()
 
     def queue_for(self, family: str) -> str:
         if family in ("media", "video", "audio"):
@@ -64,10 +72,54 @@ class CeleryExecutor:
             if not job.extra.get("queued"):
                 log.info("queueing job %s, stored before the last stop but never queued", job.id)
                 await asyncio.to_thread(self.submit, job)
+        self._watchdog = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         self._redis.close()
         self._state.close()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                await asyncio.to_thread(self.sweep)
+            except (ServiceUnavailableError, kombu.exceptions.OperationalError,
+                    redis.RedisError) as exc:
+                log.warning("watchdog: %s", exc)
+            except Exception:
+                log.exception("watchdog failed")
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Queue the finalisation of jobs whose files all have results but which are still
+        unfinished one watch interval later: the worker that recorded the last file could
+        not queue it (a broker outage) nor finalise the job itself. Finalising is
+        idempotent, so a job is queued again only after a task's time limit. Returns the
+        ids queued."""
+        now = time.monotonic() if now is None else now
+        with self._sweeping:
+            return self._sweep(now)
+
+    def _sweep(self, now: float) -> list[str]:
+        owed: dict[str, float] = {}
+        queued = []
+        for job in self.services.jobs.unfinished():
+            if any(r.status is FileStatus.PENDING for r in job.results):
+                continue
+            due = self._owed.get(job.id, now + WATCH_INTERVAL)
+            if now >= due:
+                log.warning("job %s: every file is done but it was never finalised; "
+                            "queueing its finalisation", job.id)
+                self.app.signature(FINALIZE, args=(job.id,),
+                                   queue=self.settings.archive_queue).apply_async()
+                queued.append(job.id)
+                due = now + self.settings.task_time_limit + 60
+            owed[job.id] = due
+        self._owed = owed
+        return queued
 
     def queued_files(self) -> int:
         try:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from convertly.executors.celery import WATCH_INTERVAL, CeleryExecutor
+from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import (
@@ -121,3 +124,30 @@ def test_s3_outage_gives_503_and_the_service_recovers(env: AppEnv,
     assert response.status_code == 200, response.text
     output = output_bytes(env.client, response.json()["files"][0])
     assert images.decode(output).size == (64, 48)
+
+
+def test_the_watchdog_finalises_a_job_whose_finalisation_was_lost(env: AppEnv) -> None:
+    # Every file has its result but no finalisation was ever queued: what a broker outage
+    # between the last file and its finalisation leaves behind.
+    tenant = env.new_tenant()
+    specs = (FileSpec(index=0, filename="a.png"), FileSpec(index=1, filename="b.png"))
+    job, _ = env.services.jobs.create(Job(
+        id=str(uuid.uuid4()), tenant=tenant.tenant, job_type=JobType.CONVERT,
+        status=JobStatus.PROCESSING, specs=specs,
+        results=tuple(FileResult(index=s.index, filename=s.filename,
+                                 status=FileStatus.PENDING) for s in specs),
+        created_at=time.time(), extra={"queued": True}), None, 60)
+    for spec in specs:
+        env.services.jobs.record_file(FileResult(
+            index=spec.index, filename=spec.filename, status=FileStatus.FAILED,
+            error="lost", error_code="CONVERSION_FAILED"), job.id)
+    executor: CeleryExecutor = env.app.state.executor
+
+    now = time.monotonic()
+    assert job.id not in executor.sweep(now)  # first sight: its finalisation may be on the way
+    assert job.id in executor.sweep(now + WATCH_INTERVAL)
+    assert job.id not in executor.sweep(now + 2 * WATCH_INTERVAL)  # once per time limit
+
+    finished = wait_for_job(env.client, tenant, job.id)
+    assert finished["status"] == "failed", finished
+    assert finished["errorMessage"] == "All 2 files failed; see each result's error."
