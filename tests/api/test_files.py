@@ -13,6 +13,8 @@ from typing import Any
 import httpx2
 from starlette.testclient import TestClient
 
+from convertly import library
+from convertly.records import FileQuery
 from tests import images
 from tests.api.library_support import (
     create_folder,
@@ -28,6 +30,7 @@ from tests.api.support import (
     assert_error,
     convert_ok,
     create_job,
+    services_for,
     wait_for_job,
 )
 
@@ -320,3 +323,38 @@ def test_tenants_never_see_each_others_files(client: TestClient, tenant: Tenant,
     assert_error(client.get("/api/files"), 401, "UNAUTHORIZED")
     assert_error(client.get(file_url, headers={"Authorization": "Bearer cvly_wrong"}),
                  401, "UNAUTHORIZED")
+
+
+def test_malformed_requests_are_clear_400s(client: TestClient, tenant: Tenant) -> None:
+    json_headers = {**tenant.headers, "Content-Type": "application/json"}
+    for path in ("/api/files?limit=%C2%B2", "/api/files/search?offset=%C2%B2",
+                 "/api/jobs?limit=%C2%B2"):  # "²".isdigit() is True; int("²") fails
+        assert_error(client.get(path, headers=tenant.headers), 400, "INVALID_FIELD")
+    for method, path, body in (
+        ("PATCH", "/api/files/file_x", b"[" * 50_000 + b"]" * 50_000),
+        ("POST", "/api/folders", b'{"name": "\\ud800"}'),
+        ("POST", "/api/uploads", b'{"filename": "a\\udfff.bin", "sizeBytes": 3}'),
+        ("POST", "/api/files/zip", b'{"ids": ["\\ud800"]}'),
+    ):
+        response = client.request(method, path, headers=json_headers, content=body)
+        assert_error(response, 400, "INVALID_REQUEST", "JSON object")
+    too_big = client.post("/api/folders", headers=json_headers,
+                          content=b'{"name": "' + b"x" * 300_000 + b'"}')
+    assert_error(too_big, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_another_api_replica_sees_the_same_files(app_env: AppEnv, client: TestClient,
+                                                 tenant: Tenant) -> None:
+    """A second set of services on the same settings (another API process or host: the
+    same SQLite file, or the same Redis) sees what this one stored, and the other way round."""
+    replica = services_for(app_env.mode, app_env.settings)
+    record = upload(client, tenant, "shared.png", images.png(10, 10))
+    found, total = library.list_files(replica, tenant.tenant, FileQuery(), limit=10, offset=0)
+    assert ([r.id for r in found], total) == ([record["id"]], 1)
+    folder = library.create_folder(replica, tenant.tenant, name="From the replica",
+                                   color=None, parent_id=None)
+    library.update_file(replica, tenant.tenant, record["id"], {"folder_id": folder.id})
+    assert listed_ids(client, tenant, folderId=folder.id) == [record["id"]]
+    names = [f["name"] for f in client.get("/api/folders", headers=tenant.headers).json()[
+        "folders"]]
+    assert names == ["From the replica"]
