@@ -251,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClientError as exc:
         print(f"convertly: {commands.explain(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nconvertly: interrupted", file=sys.stderr)
+        return 130
     return code
 
 

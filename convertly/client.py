@@ -6,8 +6,9 @@ routes; signed download links need no key and get none.
 
 Errors, all `ClientError`:
 
-    ClientError             anything that stops a request; `message` is one readable line
-    ├── ConnectionFailed    the server could not be reached (refused, DNS, timeout)
+    ClientError             anything that stops a request (a connection that broke off, a
+    │                       server that did not answer in time); `message` is one line
+    ├── ConnectionFailed    the server could not be reached (refused, unknown host, timeout)
     └── ApiError            the server answered an error ({"error", "code"} or not JSON)
 
 They are separate from `convertly.errors`, which are the server's own errors and map to HTTP
@@ -185,10 +186,13 @@ class Client:
             response = self._http.send(request, stream=stream)
         except httpx2.ConnectError as exc:
             raise ConnectionFailed(self.url, _reason(exc)) from exc
-        except httpx2.TimeoutException as exc:
+        except httpx2.ConnectTimeout as exc:
             raise ConnectionFailed(self.url, "timed out") from exc
+        except httpx2.TimeoutException as exc:
+            raise ClientError(f"{method} {url}: the server did not answer in time") from exc
         except httpx2.TransportError as exc:
-            raise ConnectionFailed(self.url, _reason(exc)) from exc
+            raise ClientError(f"{method} {url}: the connection broke off "
+                              f"({_reason(exc)})") from exc
         if response.is_error:
             if stream:
                 response.read()

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from convertly.client import ApiError, Client, ClientError, ConnectionFailed
+from convertly.client import ApiError, Client, ClientError, ConnectionFailed, safe_filename
 from convertly.progress import Bar, Reporter, human_bytes
 from convertly.settings import Settings
 
@@ -117,8 +117,7 @@ def cmd_convert(settings: Settings, args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}.")
     fields = convert_fields(args)
     directory = None if args.async_ else _output_dir(args)
-    reporter = _reporter(args)
-    with connect(settings, args) as client:
+    with connect(settings, args) as client, _reporter(args) as reporter:
         label = f"Uploading {len(files)} file{'s' if len(files) > 1 else ''}"
         bar: Bar | None = None
 
@@ -140,7 +139,7 @@ def cmd_convert(settings: Settings, args: argparse.Namespace) -> int:
         try:
             return _wait_and_save(client, job_id, reporter, directory, timeout=None)
         except KeyboardInterrupt:
-            reporter.message(f"\nStopped waiting; job {job_id} goes on on the server: "
+            reporter.message(f"Stopped waiting; job {job_id} goes on on the server: "
                              f"`convertly jobs wait {job_id} -o {directory}` fetches it.")
             return 130
 
@@ -178,7 +177,7 @@ def _save_outputs(client: Client, job: dict[str, Any], reporter: Reporter,
         targets = [(r["downloadUrl"], r.get("outputFilename") or r.get("filename") or "output")
                    for r in job.get("results") or [] if r.get("downloadUrl")]
     for url, name in targets:
-        yield _download(client, reporter, url, directory, name), Path(name).name
+        yield _download(client, reporter, url, directory, name), safe_filename(name)
 
 
 def _download(client: Client, reporter: Reporter, url: str, directory: Path,
@@ -277,11 +276,10 @@ def cmd_jobs_get(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_jobs_wait(settings: Settings, args: argparse.Namespace) -> int:
     directory = _output_dir(args) if args.output else None
-    reporter = _reporter(args)
-    with connect(settings, args) as client:
+    with connect(settings, args) as client, _reporter(args) as reporter:
         code = _wait_and_save(client, args.job_id, reporter, directory, timeout=args.timeout)
-    if code == 0 and directory is None:
-        reporter.message(f"Job {args.job_id} completed.")
+        if code == 0 and directory is None:
+            reporter.message(f"Job {args.job_id} completed.")
     return code
 
 
@@ -335,10 +333,12 @@ def cmd_files_get(settings: Settings, args: argparse.Namespace) -> int:
             raise ClientError(f"the server gave no download link for {args.file_id}")
         directory = _output_dir(args)
         name = str(record.get("filename") or args.file_id)
-        path = _download(client, _reporter(args), url, directory, name)
+        with _reporter(args) as reporter:
+            path = _download(client, reporter, url, directory, name)
     print(path)
-    if path.name != Path(name).name:
-        print(f"{directory / Path(name).name} exists; saved as {path.name}.", file=sys.stderr)
+    if path.name != safe_filename(name):
+        print(f"{directory / safe_filename(name)} exists; saved as {path.name}.",
+              file=sys.stderr)
     return 0
 
 

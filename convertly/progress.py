@@ -21,7 +21,8 @@ def human_bytes(size: float) -> str:
 
 class Reporter:
     """Writes messages and progress bars to `stream`; `interactive` (default: the stream is a
-    terminal) chooses redrawn bars over plain lines. `quiet` keeps progress off, not messages."""
+    terminal) chooses redrawn bars over plain lines. `quiet` keeps progress off, not messages.
+    Use it as a context manager so that an error leaves no half-drawn line behind."""
 
     def __init__(self, stream: TextIO, *, interactive: bool | None = None,
                  quiet: bool = False) -> None:
@@ -29,6 +30,13 @@ class Reporter:
         self.interactive = stream.isatty() if interactive is None else interactive
         self.quiet = quiet
         self._drawn = False  # a bar is on the current line
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Whatever ended the command, its next line starts below the last bar.
+        self.keep()
 
     def message(self, text: str) -> None:
         """A line of its own (below any bar, which is cleared first)."""

@@ -262,6 +262,8 @@ def test_files_ls_get_rm(cli: Cli, tmp_path: Path) -> None:
     found = json.loads(_ok(cli("files", "ls", "--search", "sunset", "--json")).stdout)
     assert "sunset.webp" in {f["filename"] for f in found["files"]}
     assert "logo.webp" not in {f["filename"] for f in found["files"]}
+    root = json.loads(_ok(cli("files", "ls", "--folder", "null", "--json")).stdout)
+    assert {"sunset.webp", "logo.webp"} <= {f["filename"] for f in root["files"]}
     limited = json.loads(_ok(cli("files", "ls", "--limit", "1", "--json")).stdout)
     assert len(limited["files"]) == 1 and limited["pagination"]["hasMore"]
 
