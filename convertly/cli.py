@@ -1,5 +1,5 @@
 """The `convertly` command: `serve`, `worker` and API key management (`keys`) on the server;
-`convert`, `jobs` and `files` as a client of a running server (see convertly.commands)."""
+`convert`, `jobs` and `files` as a client of a running server (convertly.commands)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,9 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convertly", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="convertly", description="Convertly. On the server: serve, worker, keys. As a "
+        "client of a running server (--url, --api-key): convert, jobs, files.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (embedded executor by default)")
@@ -202,9 +204,11 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     get.add_argument("job_id")
     get.add_argument("--json", action="store_true", help="print the server's JSON")
     get.set_defaults(func=commands.cmd_jobs_get)
-    wait = jobs_sub.add_parser("wait", parents=[server, progress, output],
+    wait = jobs_sub.add_parser("wait", parents=[server, progress],
                                help="wait for a job; exit 1 if it or any file failed")
     wait.add_argument("job_id")
+    wait.add_argument("-o", "--output", metavar="DIR", help="then download the outputs (or "
+                      "the job's archive) into DIR, keeping existing files")
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
     wait.set_defaults(func=commands.cmd_jobs_wait)
     cancel = jobs_sub.add_parser("cancel", parents=[server], help="cancel a pending job")
