@@ -38,6 +38,7 @@ MAX_TAG = 64
 MAX_DESCRIPTION = 2000
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 ZIP_NAME = "convertly-files.zip"
+_INTEGER = re.compile(r"^-?[0-9]{1,12}$")  # ASCII digits only: "²".isdigit() is True
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _MIME_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*(?:/[A-Za-z0-9.+_-]*)?$")
 
@@ -97,7 +98,7 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+    if not _INTEGER.match(raw) or not low <= int(raw) <= high:
         raise InvalidFieldError(name, f"must be a whole number from {low} to {high}, "
                                 f"got {raw[:40]!r}.")
     return int(raw)
@@ -154,11 +155,13 @@ async def _json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
             raise PayloadTooLargeError(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.")
     try:
         body = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
+        # Lone surrogates ("\ud800") parse, but are no text: nothing could store them.
+        json.dumps(body, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
         body = None
     if not isinstance(body, dict):
-        raise InvalidRequestError("Send a JSON object as the body (Content-Type: "
-                                  "application/json).")
+        raise InvalidRequestError("Send a JSON object as the body, in UTF-8 "
+                                  "(Content-Type: application/json).")
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidFieldError(unknown[0], f"is not a field of this request; send "
