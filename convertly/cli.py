@@ -1,4 +1,5 @@
-"""The `convertly` command: `serve`, `worker` and API key management (`keys`)."""
+"""The `convertly` command: `serve`, `worker` and API key management (`keys`) on the server;
+`convert`, `jobs` and `files` as a client of a running server (convertly.commands)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from convertly import commands
+from convertly.api.forms import FORMAT_ALIASES
 from convertly.auth import KeyStore
+from convertly.client import ClientError
 from convertly.errors import ConvertlyError
+from convertly.models import OutputFormat, ResizePreset
 from convertly.service import build_state
 from convertly.settings import Settings, SettingsError
 
@@ -94,7 +99,9 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convertly", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="convertly", description="Convertly. On the server: serve, worker, keys. As a "
+        "client of a running server (--url, --api-key): convert, jobs, files.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (embedded executor by default)")
@@ -120,7 +127,114 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke the key with this prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(func=cmd_keys_revoke)
+    _add_client_commands(sub)
     return parser
+
+
+def _output_format(raw: str) -> str:
+    text = raw.strip().lower().lstrip(".")
+    text = FORMAT_ALIASES.get(text, text)
+    if text not in set(OutputFormat):
+        raise argparse.ArgumentTypeError(
+            f"unknown format {raw!r}; use one of {', '.join(OutputFormat)}")
+    return text
+
+
+def _percent(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100, got {raw!r}")
+    return int(raw)
+
+
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1, got {raw!r}")
+    return int(raw)
+
+
+def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--url", help="the server (default CONVERTLY_URL or "
+                        "http://127.0.0.1:8000)")
+    server.add_argument("--api-key", help="API key (default CONVERTLY_API_KEY)")
+    progress = argparse.ArgumentParser(add_help=False)
+    progress.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("-o", "--output", metavar="DIR", help="download into DIR (default: "
+                        "the current directory); existing files are kept, new ones get -1, "
+                        "-2, ... before the extension")
+
+    convert = sub.add_parser(
+        "convert", parents=[server, progress, output],
+        help="convert files on a server (a job): wait and download, or --async",
+        description="Upload FILES as one job, wait for it and download the outputs.")
+    convert.add_argument("files", nargs="+", metavar="FILE")
+    convert.add_argument("-f", "--format", required=True, type=_output_format,
+                         help=f"output format: {', '.join(OutputFormat)}")
+    convert.add_argument("-r", "--resize", type=str.lower, choices=list(ResizePreset),
+                         help="resize preset (default original; --width alone means width, "
+                         "--height alone means height)")
+    convert.add_argument("-c", "--compression", "--quality", type=_percent, metavar="1-100",
+                         help="quality (server default 82)")
+    convert.add_argument("--width", type=_positive, help="width for --resize width or square")
+    convert.add_argument("--height", type=_positive, help="height for --resize height")
+    convert.add_argument("--page", type=_positive, help="page of a PDF source (default 1)")
+    convert.add_argument("--no-auto-orient", action="store_true",
+                         help="keep the pixels as stored (ignore EXIF orientation)")
+    convert.add_argument("--mono", action="store_true", help="monochrome SVG tracing")
+    convert.add_argument("--strip-metadata", action="store_true", help="drop EXIF and tags")
+    convert.add_argument("--archive", action="store_true",
+                         help="bundle the outputs into one archive and download that")
+    convert.add_argument("--archive-format", default="zip", choices=["zip", "tar", "tgz", "7z"],
+                         help="archive format for --archive (default zip)")
+    convert.add_argument("--async", dest="async_", action="store_true",
+                         help="print the job id and return without waiting")
+    convert.add_argument("--idempotency-key", help="the same key returns the same job")
+    convert.set_defaults(func=commands.cmd_convert)
+
+    jobs = sub.add_parser("jobs", help="list, inspect, wait for or cancel jobs on a server")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_sub.add_parser("list", parents=[server], help="recent jobs, newest first")
+    listing.add_argument("--status", choices=["pending", "processing", "completed", "failed"])
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (1-100)")
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--json", action="store_true", help="print the server's JSON")
+    listing.set_defaults(func=commands.cmd_jobs_list)
+    get = jobs_sub.add_parser("get", parents=[server], help="one job and its files")
+    get.add_argument("job_id")
+    get.add_argument("--json", action="store_true", help="print the server's JSON")
+    get.set_defaults(func=commands.cmd_jobs_get)
+    wait = jobs_sub.add_parser("wait", parents=[server, progress],
+                               help="wait for a job; exit 1 if it or any file failed")
+    wait.add_argument("job_id")
+    wait.add_argument("-o", "--output", metavar="DIR", help="then download the outputs (or "
+                      "the job's archive) into DIR, keeping existing files")
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    wait.set_defaults(func=commands.cmd_jobs_wait)
+    cancel = jobs_sub.add_parser("cancel", parents=[server], help="cancel a pending job")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(func=commands.cmd_jobs_cancel)
+
+    files = sub.add_parser("files", help="stored files on a server: ls, get, rm")
+    files_sub = files.add_subparsers(dest="files_command", required=True)
+    ls = files_sub.add_parser("ls", parents=[server], help="list stored files")
+    ls.add_argument("--folder", help="a folder id (null: the root folder)")
+    ls.add_argument("--search", "-s", "--q", dest="search", help="match file names")
+    ls.add_argument("--limit", type=int, help="at most this many")
+    ls.add_argument("--offset", type=int)
+    ls.add_argument("--json", action="store_true", help="print the server's JSON")
+    ls.set_defaults(func=commands.cmd_files_ls)
+    fget = files_sub.add_parser("get", parents=[server, progress, output],
+                                help="download a stored file (through its signed link)")
+    fget.add_argument("file_id")
+    shown = fget.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the record, no download")
+    shown.add_argument("--link", action="store_true",
+                       help="print the signed download link, no download")
+    fget.set_defaults(func=commands.cmd_files_get)
+    rm = files_sub.add_parser("rm", parents=[server], help="delete stored files")
+    rm.add_argument("file_ids", nargs="+", metavar="FILE_ID")
+    rm.set_defaults(func=commands.cmd_files_rm)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConvertlyError as exc:
         print(f"convertly: {exc.message}", file=sys.stderr)
         return 1
+    except commands.UsageError as exc:
+        print(f"convertly: {exc}", file=sys.stderr)
+        return 2
+    except ClientError as exc:
+        print(f"convertly: {commands.explain(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nconvertly: interrupted", file=sys.stderr)
+        return 130
     return code
 
 

@@ -229,6 +229,16 @@ class Settings:
         "which a worker process is replaced once its task ends.", _positive_int,
     )
 
+    # The client commands (`convertly convert`, `jobs`, `files`): which server, which key.
+    url: str = setting(
+        "CONVERTLY_URL", "http://127.0.0.1:8000", "Server the client commands (`convertly "
+        "convert`, `jobs`, `files`) talk to, unless --url is given.",
+    )
+    api_key: Secret = setting(
+        "CONVERTLY_API_KEY", Secret(""), "API key the client commands send, unless --api-key "
+        "is given.", _secret,
+    )
+
     @property
     def distributed(self) -> bool:
         return bool(self.broker_url)

@@ -1,0 +1,356 @@
+"""The client commands: `convert`, `jobs list|get|wait|cancel`, `files ls|get|rm`.
+
+Each takes the settings and the parsed arguments and answers an exit status: 0 when
+everything worked, 1 when the server refused something or any file failed, 2 for a usage
+problem found before any request. Results go to stdout (saved paths, job ids, tables, JSON);
+progress, notices and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from convertly.client import ApiError, Client, ClientError, ConnectionFailed, safe_filename
+from convertly.progress import Bar, Reporter, human_bytes
+from convertly.settings import Settings
+
+KEY_HINT = ("pass --api-key or set CONVERTLY_API_KEY; on the server, `convertly keys create "
+            "--name NAME` makes one")
+
+
+class UsageError(Exception):
+    """Something the command line got wrong, caught before any request (exit status 2)."""
+
+
+def explain(exc: ClientError) -> str:
+    """The one or two lines printed for a failed request."""
+    if isinstance(exc, ConnectionFailed):
+        return (f"{exc.message}. Start a server there with `convertly serve`, or point --url "
+                "(or CONVERTLY_URL) at a running one.")
+    if isinstance(exc, ApiError):
+        code = f" [{exc.code}]" if exc.code else ""
+        text = f"{exc.message}{code}"
+        if exc.status == 401:
+            text += f"\nThe server refused the API key: {KEY_HINT}."
+        return text
+    return exc.message
+
+
+@contextmanager
+def connect(settings: Settings, args: argparse.Namespace) -> Iterator[Client]:
+    url = args.url or settings.url
+    key = args.api_key or settings.api_key
+    if not key:
+        raise UsageError(f"no API key: {KEY_HINT}.")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url must start with http:// or https://, got {url!r}.")
+    with Client(url, key) as client:
+        yield client
+
+
+def _reporter(args: argparse.Namespace) -> Reporter:
+    return Reporter(sys.stderr, quiet=getattr(args, "quiet", False))
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _output_dir(args: argparse.Namespace) -> Path:
+    directory = Path(args.output or ".")
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"-o {directory}: not a directory.")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+# --- convert -----------------------------------------------------------------------------
+
+
+def convert_fields(args: argparse.Namespace) -> dict[str, str]:
+    """The form fields of POST /api/jobs for the options given (server defaults otherwise)."""
+    resize = args.resize
+    if resize is None and args.width and not args.height:
+        resize = "width"
+    elif resize is None and args.height and not args.width:
+        resize = "height"
+    elif resize is None and args.width and args.height:
+        raise UsageError("--width with --height needs --resize (square, width or height): "
+                         "no preset fits both.")
+    fields = {"format": args.format, "saveToStorage": "true"}
+    optional = {
+        "resize": resize,
+        "compression": args.compression,
+        "resizeWidth": args.width,
+        "resizeHeight": args.height,
+        "page": args.page,
+        "autoOrient": "false" if args.no_auto_orient else None,
+        "mono": "true" if args.mono else None,
+        "stripMetadata": "true" if args.strip_metadata else None,
+        "createArchive": "true" if args.archive else None,
+        "archiveFormat": args.archive_format if args.archive else None,
+    }
+    fields.update({name: str(value) for name, value in optional.items() if value is not None})
+    return fields
+
+
+def cmd_convert(settings: Settings, args: argparse.Namespace) -> int:
+    files = [Path(name) for name in args.files]
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}.")
+    fields = convert_fields(args)
+    directory = None if args.async_ else _output_dir(args)
+    with connect(settings, args) as client, _reporter(args) as reporter:
+        label = f"Uploading {len(files)} file{'s' if len(files) > 1 else ''}"
+        bar: Bar | None = None
+
+        def sent(done: int, total: int) -> None:
+            nonlocal bar
+            bar = bar or reporter.bytes_bar(label, total)
+            bar.update(done)
+
+        created = client.create_job(files, fields, idempotency_key=args.idempotency_key,
+                                    on_sent=sent)
+        if bar is not None:
+            bar.close()
+        job_id = str(created["jobId"])
+        if directory is None:
+            print(job_id)
+            reporter.message(f"Job {job_id} queued; `convertly jobs wait {job_id} -o DIR` "
+                             "waits for it and downloads the outputs.")
+            return 0
+        try:
+            return _wait_and_save(client, job_id, reporter, directory, timeout=None)
+        except KeyboardInterrupt:
+            reporter.message(f"Stopped waiting; job {job_id} goes on on the server: "
+                             f"`convertly jobs wait {job_id} -o {directory}` fetches it.")
+            return 130
+
+
+def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: Path | None,
+                   timeout: float | None) -> int:
+    """Wait with a progress bar, save the outputs (or the archive) when `directory` is given,
+    report failures; 0 only when the job completed and no file failed."""
+    bar: Bar | None = None
+
+    def update(job: dict[str, Any]) -> None:
+        nonlocal bar
+        total = int(job.get("totalFiles") or 0)
+        bar = bar or reporter.files_bar(f"Job {job_id[:8]}", total)
+        done = int(job.get("completedFiles") or 0) + int(job.get("failedFiles") or 0)
+        bar.update(done, float(job.get("progress") or 0))
+
+    job = client.wait_job(job_id, on_update=update, timeout=timeout)
+    if bar is not None:
+        bar.close()
+    if directory is not None:
+        for path, wanted in _save_outputs(client, job, reporter, directory):
+            print(path)
+            if path.name != wanted:
+                reporter.message(f"{directory / wanted} exists; saved as {path.name}.")
+    return _report_failures(job, reporter)
+
+
+def _save_outputs(client: Client, job: dict[str, Any], reporter: Reporter,
+                  directory: Path) -> Iterator[tuple[Path, str]]:
+    archive = job.get("archive") or {}
+    if archive.get("downloadUrl"):
+        targets = [(archive["downloadUrl"], archive.get("filename") or "convertly.zip")]
+    else:
+        targets = [(r["downloadUrl"], r.get("outputFilename") or r.get("filename") or "output")
+                   for r in job.get("results") or [] if r.get("downloadUrl")]
+    for url, name in targets:
+        yield _download(client, reporter, url, directory, name), safe_filename(name)
+
+
+def _download(client: Client, reporter: Reporter, url: str, directory: Path,
+              name: str) -> Path:
+    bar: Bar | None = None
+
+    def start(size: int | None) -> None:
+        nonlocal bar
+        bar = reporter.bytes_bar(f"Downloading {name}", size or 0)
+
+    def received(done: int) -> None:
+        if bar is not None:
+            if done > bar.total:
+                bar.total = done
+            bar.update(done)
+
+    path = client.download(url, directory, name, on_start=start, on_received=received)
+    if bar is not None:
+        bar.close()
+    return path
+
+
+def _report_failures(job: dict[str, Any], reporter: Reporter) -> int:
+    failed = [r for r in job.get("results") or [] if r.get("status") == "failed"]
+    for result in failed:
+        code = f" [{result['errorCode']}]" if result.get("errorCode") else ""
+        reporter.message(f"convertly: {result.get('filename')}: {result.get('error')}{code}")
+    if job.get("status") == "failed":
+        reporter.message(f"convertly: job {job.get('jobId')} failed: "
+                         f"{job.get('errorMessage') or 'no file could be converted'}")
+        return 1
+    if failed:
+        reporter.message(f"convertly: {len(failed)} of {job.get('totalFiles')} files failed.")
+        return 1
+    return 0
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> int:
+    with connect(settings, args) as client:
+        body = client.list_jobs(limit=args.limit, offset=args.offset, status=args.status)
+    if args.json:
+        _dump(body)
+        return 0
+    jobs = body.get("jobs") or []
+    if not jobs:
+        print("No jobs.", file=sys.stderr)
+        return 0
+    print(f"{'JOB ID':<36}  {'TYPE':<8}  {'STATUS':<10}  {'FILES':>9}  {'FAILED':>6}  "
+          f"{'PROGRESS':>8}  CREATED")
+    for job in jobs:
+        files = f"{job.get('completedFiles', 0)}/{job.get('totalFiles', 0)}"
+        print(f"{job.get('jobId', ''):<36}  {job.get('jobType', ''):<8}  "
+              f"{job.get('status', ''):<10}  {files:>9}  {job.get('failedFiles', 0):>6}  "
+              f"{str(job.get('progress', 0)) + '%':>8}  {_when(job.get('createdAt'))}")
+    page = body.get("pagination") or {}
+    if page.get("hasMore"):
+        shown = int(page.get("offset", 0)) + len(jobs)
+        print(f"{shown} of {page.get('total')} jobs shown; --offset {shown} for more.",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_jobs_get(settings: Settings, args: argparse.Namespace) -> int:
+    with connect(settings, args) as client:
+        job = client.get_job(args.job_id)
+    if args.json:
+        _dump(job)
+        return 0
+    print(f"Job {job.get('jobId')}: {job.get('jobType')}, {job.get('status')}, "
+          f"{job.get('completedFiles')}/{job.get('totalFiles')} files done, "
+          f"{job.get('failedFiles')} failed, {job.get('progress')}%")
+    print(f"Created {_when(job.get('createdAt'))}, finished {_when(job.get('completedAt'))}")
+    if job.get("errorMessage"):
+        print(f"Error: {job['errorMessage']}")
+    for r in job.get("results") or []:
+        line = f"  {int(r.get('index', 0)) + 1:>3}  {r.get('filename')}  {r.get('status')}"
+        if r.get("status") == "completed":
+            size = r.get("finalSize")
+            line += f"  -> {r.get('outputFilename')}"
+            line += f"  {human_bytes(size)}" if isinstance(size, int) else ""
+            if r.get("width") and r.get("height"):
+                line += f"  {r['width']}x{r['height']}"
+        elif r.get("error"):
+            line += f"  {r['error']}"
+        print(line)
+    archive = job.get("archive")
+    if archive:
+        size = archive.get("size")
+        print(f"Archive: {archive.get('filename')}"
+              + (f" ({human_bytes(size)})" if isinstance(size, int) else " (not built)"))
+    return 0
+
+
+def cmd_jobs_wait(settings: Settings, args: argparse.Namespace) -> int:
+    directory = _output_dir(args) if args.output else None
+    with connect(settings, args) as client, _reporter(args) as reporter:
+        code = _wait_and_save(client, args.job_id, reporter, directory, timeout=args.timeout)
+        if code == 0 and directory is None:
+            reporter.message(f"Job {args.job_id} completed.")
+    return code
+
+
+def cmd_jobs_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    with connect(settings, args) as client:
+        job = client.cancel_job(args.job_id)
+    print(f"Cancelled job {job.get('jobId', args.job_id)}.")
+    return 0
+
+
+# --- files (storage) ---------------------------------------------------------------------
+
+
+def cmd_files_ls(settings: Settings, args: argparse.Namespace) -> int:
+    with connect(settings, args) as client:
+        body = client.list_files(folder=args.folder, search=args.search, limit=args.limit,
+                                 offset=args.offset)
+    if args.json:
+        _dump(body)
+        return 0
+    files = body.get("files") or []
+    if not files:
+        print("No files.", file=sys.stderr)
+        return 0
+    print(f"{'ID':<36}  {'SIZE':>9}  {'TYPE':<22}  {'CREATED':<16}  NAME")
+    for f in files:
+        size = f.get("size_bytes")
+        print(f"{f.get('id', ''):<36}  "
+              f"{human_bytes(size) if isinstance(size, int) else '-':>9}  "
+              f"{(f.get('mime_type') or '-')[:22]:<22}  {_when(f.get('created_at')):<16}  "
+              f"{f.get('filename', '')}")
+    page = body.get("pagination") or {}
+    if page.get("hasMore"):
+        shown = int(page.get("offset", 0)) + len(files)
+        print(f"{shown} of {page.get('total')} files shown; --offset {shown} for more.",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_files_get(settings: Settings, args: argparse.Namespace) -> int:
+    with connect(settings, args) as client:
+        record = client.get_file(args.file_id).get("file") or {}
+        url = record.get("download_url") or record.get("downloadUrl")
+        if args.json:
+            _dump(record)
+            return 0
+        if args.link:
+            print(url)
+            return 0
+        if not url:
+            raise ClientError(f"the server gave no download link for {args.file_id}")
+        directory = _output_dir(args)
+        name = str(record.get("filename") or args.file_id)
+        with _reporter(args) as reporter:
+            path = _download(client, reporter, url, directory, name)
+    print(path)
+    if path.name != safe_filename(name):
+        print(f"{directory / safe_filename(name)} exists; saved as {path.name}.",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_files_rm(settings: Settings, args: argparse.Namespace) -> int:
+    status = 0
+    with connect(settings, args) as client:
+        for file_id in args.file_ids:
+            try:
+                client.delete_file(file_id)
+            except ApiError as exc:
+                print(f"convertly: {file_id}: {explain(exc)}", file=sys.stderr)
+                status = 1
+                continue
+            print(f"Deleted {file_id}.")
+    return status

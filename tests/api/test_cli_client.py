@@ -1,0 +1,381 @@
+"""The client commands (`convertly convert`, `jobs`, `files`) run as real programs against a
+real server: uvicorn on a free loopback port, in both deployment modes. Outputs are decoded;
+exit statuses and stderr are checked for failures, bad keys and an unreachable server."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from PIL import Image
+
+from convertly.app import create_app
+from convertly.client import MultipartBody
+from convertly.models import JobType, OutputFormat
+from convertly.service import Services
+from convertly.settings import Settings
+from tests import images
+from tests.api.support import Tenant, deployed, new_tenant, store_job
+from tests.cluster import Cluster
+
+CLI_TIMEOUT = 120
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _convertly() -> str:
+    path = Path(sys.executable).parent / "convertly"
+    assert path.is_file(), f"{path} is missing: run `make setup` to install the command"
+    return str(path)
+
+
+@dataclass(frozen=True)
+class Served:
+    mode: str
+    url: str
+    services: Services
+
+
+@contextmanager
+def serving(mode: str, settings: Settings, cluster: Cluster | None) -> Iterator[Served]:
+    """The app behind a real socket (uvicorn in a thread), with a worker in distributed mode."""
+    worker = cluster.start_worker(settings) if cluster is not None else None
+    app = create_app(settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        yield Served(mode, f"http://127.0.0.1:{port}", app.state.services)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+        if worker is not None:
+            worker.stop()
+
+
+@pytest.fixture(scope="module")
+def served(mode: str, tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Served]:
+    """A server in each deployment mode."""
+    settings, cluster = deployed(
+        mode, Settings(data_dir=tmp_path_factory.mktemp(f"cli-{mode}"), workers=2), request)
+    with serving(mode, settings, cluster) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """An embedded server for what only concerns the client (terminal, memory, errors)."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("cli-client"), workers=1)
+    with serving("embedded", settings, None) as running:
+        yield running
+
+
+@pytest.fixture
+def tenant(served: Served) -> Tenant:
+    return new_tenant(served.services, "cli")
+
+
+@dataclass
+class Cli:
+    """Runs `convertly` in `cwd` with the server's URL and the tenant's key in its
+    environment (and nothing else of ours: no CONVERTLY_* from outside, no .env)."""
+
+    url: str
+    key: str
+    cwd: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONVERTLY_")}
+        env.update({"CONVERTLY_URL": self.url, "CONVERTLY_API_KEY": self.key, **extra})
+        return env
+
+    def __call__(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([_convertly(), *args], cwd=self.cwd, env=self.env(**extra),
+                              capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False)
+
+
+@pytest.fixture
+def cli(served: Served, tenant: Tenant, tmp_path: Path) -> Cli:
+    return Cli(served.url, tenant.key, tmp_path)
+
+
+@pytest.fixture
+def embedded_cli(embedded: Served, tmp_path: Path) -> Cli:
+    return Cli(embedded.url, new_tenant(embedded.services, "cli").key, tmp_path)
+
+
+def _write(directory: Path, name: str, data: bytes) -> Path:
+    path = directory / name
+    path.write_bytes(data)
+    return path
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+# --- convert -----------------------------------------------------------------------------
+
+
+def test_convert_waits_and_downloads_without_overwriting(cli: Cli, tmp_path: Path) -> None:
+    photo = images.jpeg(2400, 1600)
+    _write(tmp_path, "photo.jpg", photo)
+    _write(tmp_path, "icon.png", images.png(300, 200))
+    result = _ok(cli("convert", "photo.jpg", "icon.png", "--format", "webp",
+                     "--resize", "website", "-o", "out"))
+    assert result.stdout.split() == ["out/photo.webp", "out/icon.webp"]
+    first = (tmp_path / "out/photo.webp").read_bytes()
+    out = images.decode(first)
+    assert (out.format, out.size) == ("WEBP", (1920, 1280))
+    source = Image.open(io.BytesIO(photo)).resize((1920, 1280))
+    assert images.mean_difference(source, out.image) < 8
+    icon = images.decode((tmp_path / "out/icon.webp").read_bytes())
+    assert (icon.format, icon.size) == ("WEBP", (300, 200))  # website never enlarges
+    # Plain progress lines, not a redrawn bar, when stderr is not a terminal.
+    assert "\r" not in result.stderr
+    assert re.search(r"Job [0-9a-f]{8}: 2/2 files \(100%\)", result.stderr), result.stderr
+
+    # Again into the same directory: the first outputs stay, the new ones get a suffix.
+    again = _ok(cli("convert", "photo.jpg", "--format", "png", "--width", "100",
+                    "--compression", "50", "-o", "out"))
+    assert again.stdout.split() == ["out/photo.png"]
+    _ok(cli("convert", "photo.jpg", "--format", "webp", "-r", "email", "-o", "out"))
+    assert (tmp_path / "out/photo.webp").read_bytes() == first
+    renamed = images.decode((tmp_path / "out/photo-1.webp").read_bytes())
+    assert (renamed.format, renamed.size) == ("WEBP", (600, 400))
+    narrow = images.decode((tmp_path / "out/photo.png").read_bytes())
+    assert (narrow.format, narrow.size) == ("PNG", (100, 67))
+
+
+def test_convert_reports_each_failed_file_and_exits_non_zero(cli: Cli, tmp_path: Path) -> None:
+    _write(tmp_path, "good.jpg", images.jpeg(64, 48))
+    _write(tmp_path, "broken.jpg", images.truncated_jpeg())
+    result = cli("convert", "good.jpg", "broken.jpg", "--format", "png")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.split() == ["good.png"]
+    assert images.decode((tmp_path / "good.png").read_bytes()).size == (64, 48)
+    assert re.search(r"broken\.jpg: .+\[CORRUPT_FILE\]", result.stderr), result.stderr
+    assert "1 of 2 files failed" in result.stderr
+
+
+def test_convert_archive(cli: Cli, tmp_path: Path) -> None:
+    _write(tmp_path, "a.jpg", images.jpeg(320, 240, seed=3))
+    _write(tmp_path, "b.jpg", images.jpeg(200, 100, seed=4))
+    result = _ok(cli("convert", "a.jpg", "b.jpg", "-f", "png", "--archive", "-o", "bundle"))
+    [saved] = result.stdout.split()
+    assert re.fullmatch(r"bundle/convertly-[0-9a-f]{8}\.zip", saved)
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == [Path(saved).name]
+    with zipfile.ZipFile(tmp_path / saved) as archive:
+        sizes = {name: images.decode(archive.read(name)).size for name in archive.namelist()}
+    assert sizes == {"a.png": (320, 240), "b.png": (200, 100)}
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+def test_async_then_jobs_wait_get_list(cli: Cli, tmp_path: Path) -> None:
+    _write(tmp_path, "pic.png", images.png(160, 120))
+    created = _ok(cli("convert", "pic.png", "--format", "jpg", "--async"))
+    job_id = created.stdout.strip()
+    assert UUID.match(job_id), created.stdout
+    assert not (tmp_path / "pic.jpg").exists()
+
+    waited = _ok(cli("jobs", "wait", job_id, "-o", "later"))
+    assert waited.stdout.split() == ["later/pic.jpg"]
+    out = images.decode((tmp_path / "later/pic.jpg").read_bytes())
+    assert (out.format, out.size) == ("JPEG", (160, 120))
+
+    job = json.loads(_ok(cli("jobs", "get", job_id, "--json")).stdout)
+    assert (job["jobId"], job["status"], job["completedFiles"]) == (job_id, "completed", 1)
+    shown = _ok(cli("jobs", "get", job_id)).stdout
+    assert "completed" in shown and "pic.png" in shown and "pic.jpg" in shown
+
+    listed = _ok(cli("jobs", "list")).stdout.splitlines()
+    assert listed[0].split()[:3] == ["JOB", "ID", "TYPE"]
+    row = next(line for line in listed if line.startswith(job_id))
+    assert row.split()[1:4] == ["convert", "completed", "1/1"]
+    raw = json.loads(_ok(cli("jobs", "list", "--json", "--status", "completed")).stdout)
+    assert job_id in [j["jobId"] for j in raw["jobs"]]
+
+
+def test_jobs_wait_fails_for_a_failed_job(cli: Cli, tmp_path: Path) -> None:
+    _write(tmp_path, "broken.jpg", images.truncated_jpeg())
+    job_id = _ok(cli("convert", "broken.jpg", "-f", "webp", "--async")).stdout.strip()
+    waited = cli("jobs", "wait", job_id)
+    assert waited.returncode == 1
+    assert "[CORRUPT_FILE]" in waited.stderr
+    assert f"job {job_id} failed" in waited.stderr
+
+
+def test_jobs_cancel(cli: Cli, served: Served, tenant: Tenant, tmp_path: Path) -> None:
+    # Stored without being handed to an executor, so it stays pending until cancelled.
+    job = store_job(served.services, tenant, [("x.png", images.png(32, 32))],
+                    tmp_path / "spool", fmt=OutputFormat.JPG, job_type=JobType.CONVERT)
+    cancelled = _ok(cli("jobs", "cancel", job.id))
+    assert cancelled.stdout.strip() == f"Cancelled job {job.id}."
+    again = cli("jobs", "cancel", job.id)
+    assert again.returncode == 1
+    assert "only pending jobs can be cancelled" in again.stderr and "[CONFLICT]" in again.stderr
+    waited = cli("jobs", "wait", job.id)
+    assert waited.returncode == 1 and "Cancelled" in waited.stderr
+
+
+# --- files (storage API) -----------------------------------------------------------------
+
+
+def test_files_ls_get_rm(cli: Cli, tmp_path: Path) -> None:
+    _write(tmp_path, "sunset.jpg", images.jpeg(120, 80, seed=5))
+    _write(tmp_path, "logo.png", images.png(90, 60, seed=6))
+    _ok(cli("convert", "sunset.jpg", "logo.png", "-f", "webp", "-o", "converted"))
+
+    listing = json.loads(_ok(cli("files", "ls", "--json")).stdout)
+    names = {f["filename"]: f for f in listing["files"]}
+    assert {"sunset.webp", "logo.webp"} <= set(names)
+    table = _ok(cli("files", "ls")).stdout
+    assert names["sunset.webp"]["id"] in table
+    found = json.loads(_ok(cli("files", "ls", "--search", "sunset", "--json")).stdout)
+    assert "sunset.webp" in {f["filename"] for f in found["files"]}
+    assert "logo.webp" not in {f["filename"] for f in found["files"]}
+    root = json.loads(_ok(cli("files", "ls", "--folder", "null", "--json")).stdout)
+    assert {"sunset.webp", "logo.webp"} <= {f["filename"] for f in root["files"]}
+    limited = json.loads(_ok(cli("files", "ls", "--limit", "1", "--json")).stdout)
+    assert len(limited["files"]) == 1 and limited["pagination"]["hasMore"]
+
+    file_id = names["sunset.webp"]["id"]
+    got = _ok(cli("files", "get", file_id, "-o", "fetched"))
+    assert got.stdout.split() == ["fetched/sunset.webp"]
+    out = images.decode((tmp_path / "fetched/sunset.webp").read_bytes())
+    assert (out.format, out.size) == ("WEBP", (120, 80))
+    link = _ok(cli("files", "get", file_id, "--link")).stdout.strip()
+    assert link.startswith(f"{cli.url}/api/download/")
+
+    removed = _ok(cli("files", "rm", file_id))
+    assert removed.stdout.strip() == f"Deleted {file_id}."
+    gone = cli("files", "get", file_id)
+    assert gone.returncode == 1 and "[NOT_FOUND]" in gone.stderr
+    listing = json.loads(_ok(cli("files", "ls", "--json")).stdout)
+    assert file_id not in {f["id"] for f in listing["files"]}
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def test_bad_key_unreachable_server_and_usage_errors(embedded_cli: Cli, tmp_path: Path) -> None:
+    cli = embedded_cli
+    _write(tmp_path, "a.jpg", images.jpeg(32, 32))
+    bad = cli("jobs", "list", "--api-key", "cvly_not-a-key")
+    assert bad.returncode == 1
+    assert "[UNAUTHORIZED]" in bad.stderr and "CONVERTLY_API_KEY" in bad.stderr
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening
+        down = cli("convert", "a.jpg", "-f", "png", "--url", nowhere)
+    assert down.returncode == 1
+    lines = down.stderr.strip().splitlines()
+    assert len(lines) == 1, down.stderr
+    assert nowhere in lines[0] and "connection refused" in lines[0]
+    assert "convertly serve" in lines[0]
+
+    missing = cli("convert", "nope.jpg", "-f", "png")
+    assert missing.returncode == 2 and "nope.jpg: no such file" in missing.stderr
+    no_key = cli("jobs", "list", CONVERTLY_API_KEY="")
+    assert no_key.returncode == 2 and "no API key" in no_key.stderr
+    unknown = cli("jobs", "get", "0" * 8)
+    assert unknown.returncode == 1 and "[NOT_FOUND]" in unknown.stderr
+    invalid = cli("convert", "a.jpg", "-f", "bmp")
+    assert invalid.returncode == 2 and "unknown format 'bmp'" in invalid.stderr
+
+
+# --- progress and streaming --------------------------------------------------------------
+
+
+def test_progress_bars_on_a_terminal(embedded_cli: Cli, tmp_path: Path) -> None:
+    cli = embedded_cli
+    _write(tmp_path, "a.jpg", images.jpeg(640, 480))
+    leader, follower = pty.openpty()
+    with subprocess.Popen([_convertly(), "convert", "a.jpg", "-f", "webp"], cwd=tmp_path,
+                          env=cli.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=follower) as process:
+        os.close(follower)
+        shown = b""
+        while True:
+            ready, _, _ = select.select([leader], [], [], CLI_TIMEOUT)
+            assert ready, "no output on the terminal"
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the command ended and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(leader)
+        assert process.stdout is not None
+        assert process.stdout.read().split() == [b"a.webp"]
+        assert process.wait(CLI_TIMEOUT) == 0
+    text = shown.decode()
+    assert "\r" in text
+    for bar in ("Uploading 1 file [", "Job ", "Downloading a.webp ["):
+        assert re.search(re.escape(bar) + r".*\[#{24}\] 100%", text), (bar, text)
+    assert re.search(r"\] 100% 1/1 files", text), text
+
+
+def test_upload_streams_from_disk(embedded_cli: Cli, tmp_path: Path) -> None:
+    """The command's peak memory does not grow with the size of what it uploads."""
+    cli = embedded_cli
+    _write(tmp_path, "small.bin", b"\0" * 1024)
+    with (tmp_path / "big.bin").open("wb") as fh:
+        fh.truncate(96 * 1024 * 1024)
+
+    def peak_kib(name: str) -> int:
+        # A small parent whose only child is the command: its RUSAGE_CHILDREN is the command.
+        probe = ("import resource, subprocess, sys; "
+                 "code = subprocess.run(sys.argv[1:]).returncode; "
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+                 "sys.exit(code)")
+        result = subprocess.run([sys.executable, "-c", probe, _convertly(), "convert", name,
+                                 "-f", "png", "--async", "-q"], cwd=tmp_path, env=cli.env(),
+                                capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        return int(result.stdout.split()[-1])
+
+    small, big = peak_kib("small.bin"), peak_kib("big.bin")
+    assert big - small < 24 * 1024, (small, big)  # 96 MB uploaded, well under 24 MB more
+
+
+def test_multipart_body_length_is_exact(tmp_path: Path) -> None:
+    first = _write(tmp_path, 'we"ird\nname.jpg', b"x" * 300_000)
+    second = _write(tmp_path, "caf\u00e9.png", b"")
+    body = MultipartBody([("format", "webp"), ("resizeWidths", "[1, null]")], [first, second])
+    seen: list[int] = []
+    data = b"".join(body.iter_bytes(seen.append))
+    assert len(data) == body.length() == seen[-1]
+    assert b'filename="we%22ird%0Aname.jpg"' in data
+    assert 'filename="caf\u00e9.png"'.encode() in data
+    assert data.endswith(f"--{body.boundary}--\r\n".encode())
