@@ -72,7 +72,28 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_tenant_created ON files (tenant, created_at DESC);
 CREATE INDEX IF NOT EXISTS files_expires ON files (expires_at);
+CREATE INDEX IF NOT EXISTS files_tenant_folder ON files (tenant, folder_id, created_at DESC);
+CREATE TABLE IF NOT EXISTS folders (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    color TEXT NOT NULL,
+    parent_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS folders_tenant ON folders (tenant);
 """
+
+# Columns added after a table first shipped: (table, column, definition). A database created
+# by an older version gets them on open.
+ADDED_COLUMNS = [
+    ("files", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+    ("files", "description", "TEXT"),
+]
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
 
 
 class Database:
@@ -83,6 +104,14 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._conn().executescript(SCHEMA)  # runs in its own transaction
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        with self.transaction() as conn:
+            for table, column, definition in ADDED_COLUMNS:
+                present = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -93,6 +122,8 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
+            # Unicode-aware case folding for searches (SQLite's lower() folds ASCII only).
+            conn.create_function("casefold", 1, _casefold, deterministic=True)
             self._local.conn = conn
         return conn
 

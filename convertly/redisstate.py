@@ -1,4 +1,4 @@
-"""Distributed state on Redis: jobs, API keys and stored-file records, shared by every API
+"""Distributed state on Redis: jobs and API keys, shared by every API
 and worker process on every host. Status changes use WATCH/MULTI transactions and
 the per-file hot path (start, record) small Lua scripts, so concurrent workers never lose an
 update and each step costs the same whatever the job's size; with AOF on, a Redis restart
@@ -14,7 +14,7 @@ Layout (all keys under `cv:`):
     cv:finished                   zset of finished job ids by completion time (retention)
     cv:idem:{tenant}:{sha256}     job id for an Idempotency-Key (expires)
     cv:key:{prefix}               hash: one API key;  cv:keys  zset of prefixes
-    cv:file:{id}                  hash: one stored file;  cv:expiring  zset by expiry time
+    cv:file:*, cv:lib:*, cv:folders:*   stored files and folders (see convertly.redisfiles)
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from convertly.models import (
     JobStatus,
     JobType,
 )
-from convertly.records import StoredFile
 
 T = TypeVar("T")
 P = "cv:"
@@ -396,57 +395,3 @@ class RedisKeyBackend(KeyBackend):
     def update(self, record: ApiKey) -> None:
         _guard(lambda: self.r.hset(f"{P}key:{record.prefix}", "record",
                                    json.dumps(record.__dict__)))
-
-
-# --- stored-file records ----------------------------------------------------------------
-
-
-class RedisFileIndex:
-    def __init__(self, client: redis.Redis) -> None:
-        self.r: Any = client  # redis-py's types do not follow decode_responses
-
-    def add(self, record: StoredFile) -> StoredFile:
-        def run() -> None:
-            with self.r.pipeline() as pipe:
-                pipe.set(f"{P}file:{record.id}", json.dumps(record.__dict__))
-                pipe.zadd(f"{P}files:{record.tenant}", {record.id: record.created_at})
-                if record.expires_at is not None:
-                    pipe.zadd(f"{P}expiring", {record.id: record.expires_at})
-                if record.job_id is not None:
-                    pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
-                pipe.execute()
-        _guard(run)
-        return record
-
-    def _load(self, file_id: str) -> StoredFile | None:
-        raw = _guard(lambda: self.r.get(f"{P}file:{file_id}"))
-        return StoredFile(**json.loads(raw)) if raw else None
-
-    def get(self, file_id: str, tenant: str) -> StoredFile | None:
-        record = self._load(file_id)
-        if record is None or record.tenant != tenant:
-            return None
-        if record.expires_at is not None and record.expires_at < time.time():
-            return None
-        return record
-
-    def expired(self, now: float) -> builtins.list[StoredFile]:
-        ids = _guard(lambda: self.r.zrangebyscore(f"{P}expiring", 0, now))
-        return [r for file_id in ids if (r := self._load(file_id)) is not None]
-
-    def remove_for_job(self, job_id: str) -> None:
-        for file_id in _guard(lambda: self.r.smembers(f"{P}jobfiles:{job_id}")):
-            self.remove(file_id)
-        _guard(lambda: self.r.delete(f"{P}jobfiles:{job_id}"))
-
-    def remove(self, file_id: str) -> None:
-        record = self._load(file_id)
-
-        def run() -> None:
-            with self.r.pipeline() as pipe:
-                pipe.delete(f"{P}file:{file_id}")
-                pipe.zrem(f"{P}expiring", file_id)
-                if record is not None:
-                    pipe.zrem(f"{P}files:{record.tenant}", file_id)
-                pipe.execute()
-        _guard(run)

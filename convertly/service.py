@@ -26,6 +26,7 @@ from convertly.converters.base import ProgressFn, no_progress
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
+from convertly.folders import FolderStore, FolderStoreLike
 from convertly.jobstore import JobStore, SqliteJobStore
 from convertly.models import (
     ConvertedFile,
@@ -67,29 +68,32 @@ class Services:
     files: FileIndexLike
     registry: Registry
     secret: bytes
+    folders: FolderStoreLike
 
     @property
     def scratch_root(self) -> Path:
         return self.settings.data_dir / "tmp"
 
 
-def build_state(settings: Settings) -> tuple[JobStore, KeyStore, FileIndexLike]:
-    """Job store, key store and file index: Redis in distributed mode, else SQLite."""
+def build_state(settings: Settings
+                ) -> tuple[JobStore, KeyStore, FileIndexLike, FolderStoreLike]:
+    """Job store, key store, file index and folders: Redis in distributed mode, else SQLite."""
     if settings.distributed:
-        from convertly import redisstate
+        from convertly import redisfiles, redisstate
 
         client = redisstate.connect(settings.redis_state_url)
         return (redisstate.RedisJobStore(client),
                 KeyStore(redisstate.RedisKeyBackend(client)),
-                redisstate.RedisFileIndex(client))
+                redisfiles.RedisFileIndex(client),
+                redisfiles.RedisFolderStore(client))
     db = Database(settings.data_dir / "convertly.db")
-    return SqliteJobStore(db), KeyStore(SqliteKeyBackend(db)), FileIndex(db)
+    return SqliteJobStore(db), KeyStore(SqliteKeyBackend(db)), FileIndex(db), FolderStore(db)
 
 
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
     scratch = settings.data_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    jobs, keys, files = build_state(settings)
+    jobs, keys, files, folders = build_state(settings)
     return Services(
         settings=settings,
         storage=storage if storage is not None else build_storage(settings),
@@ -98,6 +102,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         files=files,
         registry=default_registry(),
         secret=load_or_create_secret(settings.secret_key, settings.data_dir),
+        folders=folders,
     )
 
 

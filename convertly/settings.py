@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class Secret(str):
@@ -157,6 +158,11 @@ class Settings:
         "CONVERTLY_IDEMPOTENCY_TTL", 86_400, "Seconds an Idempotency-Key maps to its job.",
         _positive_int,
     )
+    upload_url_ttl: int = setting(
+        "CONVERTLY_UPLOAD_URL_TTL", 3600, "Seconds a direct-upload URL (POST /api/uploads) "
+        "stays valid; an upload not completed within twice this time is deleted.",
+        _positive_int,
+    )
     log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.")
     job_retention: int = setting(
         "CONVERTLY_JOB_RETENTION", 0, "Seconds after completion when a job's sources, "
@@ -187,6 +193,11 @@ class Settings:
     s3_secure: bool = setting("CONVERTLY_S3_SECURE", False, "Use HTTPS to reach S3.", _bool)
     s3_region: str = setting("CONVERTLY_S3_REGION", "", "S3 region (empty: the service's "
                              "default).")
+    s3_public_url: str = setting(
+        "CONVERTLY_S3_PUBLIC_URL", "", "Base URL clients use to reach the S3 service for "
+        "direct uploads (e.g. https://s3.example.com) when CONVERTLY_S3_ENDPOINT is an "
+        "internal address. Empty: CONVERTLY_S3_ENDPOINT.",
+    )
     image_queue: str = setting("CONVERTLY_IMAGE_QUEUE", "image", "Celery queue for image and "
                                "vector conversions.")
     media_queue: str = setting("CONVERTLY_MEDIA_QUEUE", "media", "Celery queue for audio and "
@@ -260,6 +271,11 @@ class Settings:
         if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
             raise SettingsError("CONVERTLY_S3_ENDPOINT is set: CONVERTLY_S3_ACCESS_KEY and "
                                 "CONVERTLY_S3_SECRET_KEY are needed too.")
+        public = urlsplit(self.s3_public_url)
+        if self.s3_public_url and (public.scheme not in ("http", "https") or not public.netloc
+                                   or public.path not in ("", "/")):
+            raise SettingsError("CONVERTLY_S3_PUBLIC_URL: expected http(s)://host[:port] "
+                                f"with no path, got {self.s3_public_url!r}")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(
                 f"CONVERTLY_LOG_LEVEL: expected debug, info, warning or error, "

@@ -77,3 +77,48 @@ def load_or_create_secret(configured: str, data_dir: Path) -> bytes:
             os.link(tmp, path)  # first writer wins when several processes start together
         tmp.unlink(missing_ok=True)
     return path.read_text().strip().encode()
+
+
+@dataclass(frozen=True)
+class UploadGrant:
+    """Permission to write one object (a direct upload) of at most `max_bytes` until
+    `expires`. Signed with a key derived for uploads only, so a download link can never
+    pass for an upload link, nor the other way round."""
+
+    key: str
+    tenant: str
+    file_id: str
+    max_bytes: int
+    expires: int
+
+
+def _upload_secret(secret: bytes) -> bytes:
+    return hmac.new(secret, b"convertly direct upload", hashlib.sha256).digest()
+
+
+def sign_upload(grant: UploadGrant, secret: bytes) -> str:
+    payload = _b64(
+        json.dumps(
+            [grant.key, grant.tenant, grant.file_id, grant.max_bytes, grant.expires],
+            separators=(",", ":"),
+        ).encode()
+    )
+    mac = hmac.new(_upload_secret(secret), payload.encode(), hashlib.sha256).digest()
+    return f"{payload}.{_b64(mac)}"
+
+
+def verify_upload(token: str, secret: bytes, now: float | None = None) -> UploadGrant:
+    """The grant inside an upload token; ForbiddenError when forged, altered or expired."""
+    payload, _, mac = token.partition(".")
+    try:
+        expected = hmac.new(_upload_secret(secret), payload.encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _unb64(mac)):
+            raise ValueError("bad signature")
+        key, tenant, file_id, max_bytes, expires = json.loads(_unb64(payload))
+        grant = UploadGrant(str(key), str(tenant), str(file_id), int(max_bytes), int(expires))
+    except (ValueError, TypeError) as exc:
+        raise ForbiddenError("This upload link is invalid.") from exc
+    if grant.expires < (time.time() if now is None else now):
+        raise ForbiddenError("This upload link has expired; create a new upload with "
+                             "POST /api/uploads.")
+    return grant

@@ -261,7 +261,9 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: "²".isdigit() is True, but int("²") fails.
+    if not (raw.lstrip("-").isascii() and raw.lstrip("-").isdigit()) \
+            or not low <= int(raw) <= high:
         raise InvalidFieldError(name, f"must be a whole number from {low} to {high}.")
     return int(raw)
 

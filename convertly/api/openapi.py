@@ -189,9 +189,174 @@ SCHEMAS: dict[str, Any] = {
         "required": ["jobId", "jobType", "status", "totalFiles", "completedFiles",
                      "failedFiles", "progress", "results", "createdAt"],
     },
+    "StoredFile": {
+        "type": "object",
+        "description": "A stored file, in the field names of Convertly's SDK.",
+        "properties": {
+            "id": {"type": "string"},
+            "filename": {"type": "string"},
+            "mime_type": {"type": "string"},
+            "size_bytes": {"type": "integer"},
+            "folder_id": {"type": ["string", "null"]},
+            "cdn_slug": {"type": "null"},
+            "width": {"type": ["integer", "null"]},
+            "height": {"type": ["integer", "null"]},
+            "duration": {"type": ["number", "null"]},
+            "metadata": {"type": "object", "properties": {
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "description": {"type": ["string", "null"]},
+                "jobId": {"type": ["string", "null"],
+                          "description": "The job that produced this output."}}},
+            "created_at": {"type": "string", "format": "date-time"},
+            "download_url": {"type": "string", "description": "Signed, expiring link."},
+            "downloadUrl": {"type": "string", "description": "The same link."},
+            "expiresIn": {"type": "integer", "description": "Seconds the link stays valid."},
+        },
+        "required": ["id", "filename", "mime_type", "size_bytes", "folder_id", "created_at",
+                     "download_url"],
+    },
+    "Folder": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "color": {"type": "string"},
+            "parent_id": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "name", "color", "parent_id", "created_at"],
+    },
+    "Pagination": {
+        "type": "object",
+        "properties": {"limit": {"type": "integer"}, "offset": {"type": "integer"},
+                       "total": {"type": "integer"}, "hasMore": {"type": "boolean"}},
+        "required": ["limit", "offset", "total", "hasMore"],
+    },
+    "FileList": {
+        "type": "object",
+        "properties": {"files": {"type": "array", "items": _ref("StoredFile")},
+                       "pagination": _ref("Pagination")},
+        "required": ["files", "pagination"],
+    },
+    "UploadFilesRequest": {
+        "type": "object",
+        "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                      "description": "Several files at once (instead of `file`)."},
+            "folderId": {"type": "string", "description": "Folder to put them in."},
+        },
+    },
+    "UpdateFileRequest": {
+        "type": "object",
+        "properties": {
+            "filename": {"type": "string", "minLength": 1, "maxLength": 255},
+            "folderId": {"type": ["string", "null"],
+                         "description": "Move to this folder; null for no folder."},
+            "description": {"type": ["string", "null"], "maxLength": 2000},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 64},
+                     "maxItems": 50},
+            "cdnSlug": {"type": "null", "description": "Not supported; must be null."},
+        },
+        "additionalProperties": False,
+    },
+    "FolderRequest": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "color": {"type": "string", "pattern": "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"},
+            "parentId": {"type": ["string", "null"]},
+        },
+        "additionalProperties": False,
+    },
+    "CreateUploadRequest": {
+        "type": "object",
+        "properties": {
+            "filename": {"type": "string", "minLength": 1, "maxLength": 255},
+            "contentType": {"type": "string", "default": "application/octet-stream"},
+            "sizeBytes": {"type": "integer", "minimum": 1,
+                          "description": "At most CONVERTLY_MAX_FILE_BYTES."},
+            "folderId": {"type": ["string", "null"]},
+            "resumable": {"type": "boolean",
+                          "description": "Accepted; resumable uploads are not offered."},
+        },
+        "required": ["filename", "sizeBytes"],
+        "additionalProperties": False,
+    },
+    "CompleteUploadRequest": {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string"},
+            "filename": {"type": "string"},
+            "contentType": {"type": "string"},
+            "sizeBytes": {"type": "integer", "minimum": 1},
+            "folderId": {"type": ["string", "null"]},
+            "provider": {"type": "string", "enum": ["s3", "local"]},
+            "bucket": {"type": "string"},
+        },
+        "required": ["path", "sizeBytes"],
+        "additionalProperties": False,
+    },
+    "UploadSession": {
+        "type": "object",
+        "properties": {
+            "upload": {"type": "object", "properties": {
+                "provider": {"type": "string", "enum": ["s3", "local"]},
+                "bucket": {"type": "string"},
+                "path": {"type": "string"},
+                "signedUrl": {"type": "string",
+                              "description": "PUT the bytes here (S3 presigned URL, or "
+                              "this server's /api/uploads/{token} on local disk)."},
+                "method": {"type": "string", "enum": ["PUT"]},
+                "expiresInSeconds": {"type": "integer"}}},
+            "resumable": {"type": "null"},
+            "fileId": {"type": "string"},
+            "complete": {"type": "object", "properties": {
+                "url": {"type": "string"},
+                "body": _ref("CompleteUploadRequest")}},
+        },
+        "required": ["upload", "resumable", "complete"],
+    },
+    "ZipRequest": {
+        "type": "object",
+        "properties": {
+            "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                    "maxItems": 1000},
+            "filename": {"type": "string", "default": "convertly-files.zip"},
+        },
+        "required": ["ids"],
+        "additionalProperties": False,
+    },
+    "Deleted": {
+        "type": "object",
+        "properties": {"success": {"type": "boolean"}, "message": {"type": "string"}},
+        "required": ["success", "message"],
+    },
 }
 
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_FILE_ID = [{"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_FOLDER_ID = [{"name": "folder_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}]
+_PAGING = [
+    {"name": "limit", "in": "query",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+]
+_FILE_FILTERS = [
+    {"name": "folderId", "in": "query", "schema": {"type": "string"},
+     "description": "A folder id, or `null` for files in no folder; absent: every file."},
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200},
+     "description": "Case-insensitive part of the file name."},
+    {"name": "mimePrefix", "in": "query", "schema": {"type": "string"},
+     "description": "Start of the MIME type, e.g. `image/`."},
+]
+
+
+def _json_body(schema_name: str) -> dict[str, Any]:
+    return {"required": True,
+            "content": {"application/json": {"schema": _ref(schema_name)}}}
+
 
 PATHS: dict[str, Any] = {
     "/api/convert": {"post": {
@@ -270,6 +435,125 @@ PATHS: dict[str, Any] = {
     "/": {"get": {
         "tags": ["Meta"], "summary": "Service index", "operationId": "index", "security": [],
         "responses": {"200": _json({"type": "object"})},
+    }},
+    "/api/files": {
+        "get": {"tags": ["Storage"], "summary": "List stored files, newest first",
+                "operationId": "listFiles",
+                "parameters": [*_FILE_FILTERS, *_PAGING],
+                "responses": {"200": _json(_ref("FileList")), **_errors(400, 401, 404, 503)}},
+        "post": {"tags": ["Storage"], "summary": "Upload one or more files",
+                 "operationId": "uploadFiles",
+                 "requestBody": _multipart("UploadFilesRequest"),
+                 "responses": {"201": _json({"type": "object", "properties": {
+                     "file": _ref("StoredFile"),
+                     "files": {"type": "array", "items": _ref("StoredFile")}}}, "Stored"),
+                     **_errors(400, 401, 404, 413, 503)}},
+    },
+    "/api/files/search": {"get": {
+        "tags": ["Storage"], "summary": "Search stored files", "operationId": "searchFiles",
+        "parameters": [
+            *_FILE_FILTERS, *_PAGING,
+            {"name": "tags", "in": "query", "schema": {"type": "string"},
+             "description": "Comma-separated tags."},
+            {"name": "tagMode", "in": "query",
+             "schema": {"type": "string", "enum": ["any", "all"], "default": "any"}},
+            {"name": "orientation", "in": "query",
+             "schema": {"type": "string", "enum": ["vertical", "horizontal", "square"]}},
+            {"name": "locale", "in": "query", "schema": {"type": "string"},
+             "description": "Echoed in `applied`."},
+        ],
+        "responses": {"200": _json({"allOf": [_ref("FileList"), {"type": "object",
+                                    "properties": {"applied": {"type": "object"}}}]}),
+                      **_errors(400, 401, 404, 503)},
+    }},
+    "/api/files/zip": {"post": {
+        "tags": ["Storage"], "summary": "Zip stored files into one download",
+        "operationId": "zipFiles", "requestBody": _json_body("ZipRequest"),
+        "responses": {"200": _json({"type": "object", "properties": {"zip": {
+            "type": "object", "properties": {
+                "filename": {"type": "string"}, "mime_type": {"type": "string"},
+                "size_bytes": {"type": "integer"}, "fileCount": {"type": "integer"},
+                "entries": {"type": "array", "items": {"type": "string"}},
+                "download_url": {"type": "string"}, "downloadUrl": {"type": "string"},
+                "expiresIn": {"type": "integer"}}}}}),
+            **_errors(400, 401, 404, 413, 503)},
+    }},
+    "/api/files/{file_id}": {
+        "get": {"tags": ["Storage"], "summary": "A stored file with a signed download link",
+                "operationId": "getFile", "parameters": _FILE_ID,
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "file": _ref("StoredFile")}}), **_errors(401, 404, 503)}},
+        "patch": {"tags": ["Storage"], "summary": "Rename, move, tag or describe a file",
+                  "operationId": "updateFile", "parameters": _FILE_ID,
+                  "requestBody": _json_body("UpdateFileRequest"),
+                  "responses": {"200": _json({"type": "object", "properties": {
+                      "file": _ref("StoredFile")}}), **_errors(400, 401, 404, 503)}},
+        "delete": {"tags": ["Storage"], "summary": "Delete a stored file",
+                   "operationId": "deleteFile", "parameters": _FILE_ID,
+                   "responses": {"200": _json(_ref("Deleted")), **_errors(401, 404, 503)}},
+    },
+    "/api/folders": {
+        "get": {"tags": ["Storage"], "summary": "List folders", "operationId": "listFolders",
+                "parameters": [
+                    {"name": "parentId", "in": "query", "schema": {"type": "string"},
+                     "description": "A folder id, or `null` for top-level folders; absent: "
+                     "every folder."},
+                    {"name": "q", "in": "query", "schema": {"type": "string"},
+                     "description": "Case-insensitive part of the name."}],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "folders": {"type": "array", "items": _ref("Folder")}}}),
+                    **_errors(400, 401, 404, 503)}},
+        "post": {"tags": ["Storage"], "summary": "Create a folder",
+                 "operationId": "createFolder", "requestBody": _json_body("FolderRequest"),
+                 "responses": {"201": _json({"type": "object", "properties": {
+                     "folder": _ref("Folder")}}, "Created"), **_errors(400, 401, 404, 503)}},
+    },
+    "/api/folders/{folder_id}": {
+        "patch": {"tags": ["Storage"], "summary": "Rename, recolour or move a folder",
+                  "operationId": "updateFolder", "parameters": _FOLDER_ID,
+                  "requestBody": _json_body("FolderRequest"),
+                  "responses": {"200": _json({"type": "object", "properties": {
+                      "folder": _ref("Folder")}}), **_errors(400, 401, 404, 503)}},
+        "delete": {"tags": ["Storage"], "summary": "Delete a folder",
+                   "description": "A folder holding files or folders answers 409 unless "
+                   "`recursive=true`, which deletes everything below it.",
+                   "operationId": "deleteFolder",
+                   "parameters": [*_FOLDER_ID, {"name": "recursive", "in": "query",
+                                  "schema": {"type": "string", "enum": ["true", "false"],
+                                             "default": "false"}}],
+                   "responses": {"200": _json(_ref("Deleted")),
+                                 **_errors(400, 401, 404, 409, 503)}},
+    },
+    "/api/uploads": {"post": {
+        "tags": ["Storage"], "summary": "Start a direct upload (for large files)",
+        "operationId": "createUpload", "requestBody": _json_body("CreateUploadRequest"),
+        "responses": {"200": _json(_ref("UploadSession")),
+                      **_errors(400, 401, 404, 413, 503)},
+    }},
+    "/api/uploads/complete": {"post": {
+        "tags": ["Storage"], "summary": "Register a direct upload once its bytes are stored",
+        "operationId": "completeUpload", "requestBody": _json_body("CompleteUploadRequest"),
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "file": _ref("StoredFile"), "idempotent": {"type": "boolean"}}},
+                "Completed before"),
+            "201": _json({"type": "object", "properties": {
+                "file": _ref("StoredFile"), "idempotent": {"type": "boolean"}}}, "Completed"),
+            **_errors(400, 401, 404, 409, 413, 503)},
+    }},
+    "/api/uploads/{token}": {"put": {
+        "tags": ["Storage"], "summary": "Receive a direct upload's bytes (local-disk storage)",
+        "description": "The signedUrl of POST /api/uploads when files live on local disk. "
+        "The body is the file's bytes, exactly sizeBytes of them.",
+        "operationId": "putUpload", "security": [],
+        "parameters": [{"name": "token", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True,
+                        "content": {"application/octet-stream": {"schema": {
+                            "type": "string", "format": "binary"}}}},
+        "responses": {"200": _json({"type": "object", "properties": {
+            "path": {"type": "string"}, "size": {"type": "integer"}}}),
+            **_errors(400, 403, 404, 409, 413, 503)},
     }},
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from convertly.api import endpoints
+from convertly.api import endpoints, library
 from convertly.api.openapi import openapi
 
 ROUTES = [
@@ -19,4 +19,20 @@ ROUTES = [
     Route("/api/jobs/{job_id}", endpoints.get_job, methods=["GET"]),
     Route("/api/jobs/{job_id}", endpoints.cancel_job, methods=["DELETE"]),
     Route("/api/download/{token}", endpoints.download, methods=["GET", "HEAD"]),
+    # The storage API (convertly/api/library.py). /api/files/search and /api/files/zip come
+    # before /api/files/{file_id}, which would otherwise take them.
+    Route("/api/files", library.list_files, methods=["GET"]),
+    Route("/api/files", library.upload_files, methods=["POST"]),
+    Route("/api/files/search", library.search_files, methods=["GET"]),
+    Route("/api/files/zip", library.zip_files, methods=["POST"]),
+    Route("/api/files/{file_id}", library.get_file, methods=["GET"]),
+    Route("/api/files/{file_id}", library.update_file, methods=["PATCH"]),
+    Route("/api/files/{file_id}", library.delete_file, methods=["DELETE"]),
+    Route("/api/folders", library.list_folders, methods=["GET"]),
+    Route("/api/folders", library.create_folder, methods=["POST"]),
+    Route("/api/folders/{folder_id}", library.update_folder, methods=["PATCH"]),
+    Route("/api/folders/{folder_id}", library.delete_folder, methods=["DELETE"]),
+    Route("/api/uploads", library.create_upload, methods=["POST"]),
+    Route("/api/uploads/complete", library.complete_upload, methods=["POST"]),
+    Route("/api/uploads/{token}", library.put_upload, methods=["PUT"]),
 ]

@@ -18,6 +18,7 @@ def build_storage(settings: Settings) -> Storage:
             settings.s3_bucket,
             secure=settings.s3_secure,
             region=settings.s3_region or None,
+            public_url=settings.s3_public_url or None,
         )
     from convertly.storage.local import LocalStorage
 

@@ -82,3 +82,8 @@ class Storage(Protocol):
         the bytes itself. The URL downloads the object as an attachment named `filename`
         with Content-Type `mime_type` and stops working after `expires_seconds`."""
         ...
+
+    def presigned_put_url(self, key: str, expires_seconds: int) -> str | None:
+        """A URL the client PUTs an object's bytes to, straight into the storage service,
+        valid for `expires_seconds`; None when the API must receive the bytes itself."""
+        ...

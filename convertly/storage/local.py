@@ -121,3 +121,8 @@ class LocalStorage:
         """None: local files are served by the API itself."""
         self._path(key)
         return None
+
+    def presigned_put_url(self, key: str, expires_seconds: int) -> str | None:
+        """None: uploads to local disk go through the API's own signed upload route."""
+        self._path(key)
+        return None

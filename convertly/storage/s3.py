@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import urllib3
 from minio import Minio
@@ -102,17 +102,30 @@ class S3Storage:
         secure: bool = False,
         region: str | None = None,
         http_client: urllib3.PoolManager | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.bucket = bucket
+        http_client = http_client or build_http_client()
         self._client = Minio(
             endpoint,
             access_key=access_key,
             secret_key=secret_key,
             secure=secure,
             region=region or None,
-            http_client=http_client or build_http_client(),
+            http_client=http_client,
         )
+        # Upload URLs are signed for the host the client will send them to. With a public
+        # URL, they are signed offline (a region must be known; S3 services default to
+        # us-east-1), since that address may not be reachable from here.
+        self._upload_signer = self._client
+        if public_url:
+            parts = urlsplit(public_url)
+            self._upload_signer = Minio(
+                parts.netloc, access_key=access_key, secret_key=secret_key,
+                secure=parts.scheme == "https", region=region or "us-east-1",
+                http_client=http_client,
+            )
         self._bucket_ready = False
         self._bucket_lock = threading.Lock()
         with contextlib.suppress(StorageUnavailableError):
@@ -293,6 +306,18 @@ class S3Storage:
                     "response-content-type": mime_type,
                 },
             ),
+        )
+
+    def presigned_put_url(self, key: str, expires_seconds: int) -> str:
+        """A time-limited PUT URL for the object at `key` (signed for the public URL when
+        one is configured)."""
+        check_key(key)
+        self.ensure_bucket()
+        expires = timedelta(seconds=min(max(1, expires_seconds), MAX_PRESIGN_SECONDS))
+        return self._call(
+            f"presign put {key}",
+            lambda: self._upload_signer.get_presigned_url("PUT", self.bucket, key,
+                                                          expires=expires),
         )
 
 

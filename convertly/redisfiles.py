@@ -1,0 +1,246 @@
+"""Stored-file records and folders on Redis (distributed mode), shared by every API and
+worker process. Writes that touch several keys go through MULTI (under WATCH when they read
+first), so concurrent replicas never leave an index pointing at the wrong folder.
+
+Layout (all keys under `cv:`):
+    cv:file:{id}                  JSON: one stored file
+    cv:files:{tenant}             zset of all the tenant's file ids by creation time
+    cv:expiring                   zset of file ids by expiry time (temporary records)
+    cv:jobfiles:{job}             set of the file ids of a job's outputs
+    cv:lib:{tenant}               zset of listed (non-temporary) file ids by creation time
+    cv:lib:{tenant}:in:{folder}   the same per folder (`root`: files in no folder)
+    cv:lib:{tenant}:ready         set once the tenant's older records are indexed
+    cv:folders:{tenant}           hash: folder id -> JSON
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from convertly.folders import Folder
+from convertly.records import FileQuery, StoredFile
+from convertly.redisstate import P, _guard, _transaction
+
+
+class RedisFileIndex:
+    """Stored-file records. Listed records are also indexed per tenant and per folder
+    (sorted sets by creation time), so a page of a listing costs the same whatever the
+    tenant's size; a text, type, tag or orientation search reads the tenant's records."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r: Any = client  # redis-py's types do not follow decode_responses
+
+    @staticmethod
+    def _listed_key(tenant: str, folder: str | None = None, *, root: bool = False) -> str:
+        if root:
+            return f"{P}lib:{tenant}:in:root"
+        return f"{P}lib:{tenant}" + (f":in:{folder}" if folder is not None else "")
+
+    def _index(self, pipe: Any, before: StoredFile | None, after: StoredFile | None) -> None:
+        """Queue the index changes from `before` to `after` (None: no record)."""
+        if before is not None and not before.temporary:
+            pipe.zrem(self._listed_key(before.tenant), before.id)
+            pipe.zrem(self._listed_key(before.tenant, before.folder_id,
+                                       root=before.folder_id is None), before.id)
+        if after is None:
+            return
+        pipe.zadd(f"{P}files:{after.tenant}", {after.id: after.created_at})
+        if after.expires_at is None:
+            pipe.zrem(f"{P}expiring", after.id)
+        else:
+            pipe.zadd(f"{P}expiring", {after.id: after.expires_at})
+        if not after.temporary:
+            pipe.zadd(self._listed_key(after.tenant), {after.id: after.created_at})
+            pipe.zadd(self._listed_key(after.tenant, after.folder_id,
+                                       root=after.folder_id is None),
+                      {after.id: after.created_at})
+
+    def add(self, record: StoredFile) -> StoredFile:
+        def run() -> None:
+            with self.r.pipeline() as pipe:
+                pipe.set(f"{P}file:{record.id}", json.dumps(record.to_dict()))
+                self._index(pipe, None, record)
+                if record.job_id is not None:
+                    pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
+                pipe.execute()
+        _guard(run)
+        return record
+
+    def _load(self, file_id: str) -> StoredFile | None:
+        raw = _guard(lambda: self.r.get(f"{P}file:{file_id}"))
+        return StoredFile.from_dict(json.loads(raw)) if raw else None
+
+    def get(self, file_id: str, tenant: str) -> StoredFile | None:
+        record = self._load(file_id)
+        if record is None or record.tenant != tenant:
+            return None
+        if record.expires_at is not None and record.expires_at < time.time():
+            return None
+        return record
+
+    def _ensure_listed(self, tenant: str) -> None:
+        """Index the tenant's records stored before listings were indexed, once."""
+        ready = f"{P}lib:{tenant}:ready"
+        if _guard(lambda: self.r.exists(ready)):
+            return
+        ids = _guard(lambda: self.r.zrange(f"{P}files:{tenant}", 0, -1))
+        for start in range(0, len(ids), 500):
+            keys = [f"{P}file:{i}" for i in ids[start:start + 500]]
+            raws = self._mget(keys)
+            records = [StoredFile.from_dict(json.loads(raw)) for raw in raws if raw]
+
+            def run(records: builtins.list[StoredFile] = records) -> None:
+                with self.r.pipeline() as pipe:
+                    for record in records:
+                        if not record.temporary and record.tenant == tenant:
+                            self._index(pipe, None, record)
+                    pipe.execute()
+            _guard(run)
+        _guard(lambda: self.r.set(ready, "1"))
+
+    def _mget(self, keys: builtins.list[str]) -> builtins.list[str | None]:
+        found: builtins.list[str | None] = _guard(lambda: self.r.mget(keys))
+        return found
+
+    def _range(self, index: str, start: int, stop: int) -> builtins.list[str]:
+        found: builtins.list[str] = _guard(lambda: self.r.zrevrange(index, start, stop))
+        return found
+
+    def _records(self, tenant: str, index: str,
+                 ids: builtins.list[str]) -> builtins.list[StoredFile]:
+        """The records behind `ids`, dropping (and unindexing) ids whose record is gone."""
+        if not ids:
+            return []
+        raws = self._mget([f"{P}file:{i}" for i in ids])
+        records, stale = [], []
+        for file_id, raw in zip(ids, raws, strict=True):
+            record = StoredFile.from_dict(json.loads(raw)) if raw else None
+            if record is None or record.tenant != tenant:
+                stale.append(file_id)
+            else:
+                records.append(record)
+        if stale:
+            _guard(lambda: self.r.zrem(index, *stale))
+        return records
+
+    def search(self, tenant: str, query: FileQuery, *, limit: int,
+               offset: int) -> tuple[builtins.list[StoredFile], int]:
+        self._ensure_listed(tenant)
+        index = self._listed_key(tenant, query.folder_id, root=query.root_only)
+        if query.scans:
+            return self._scan(tenant, index, query, limit=limit, offset=offset)
+        count = int(_guard(lambda: self.r.zcard(index)))
+        ids = self._range(index, offset, offset + limit - 1)
+        return [r for r in self._records(tenant, index, ids) if query.matches(r)], count
+
+    def _scan(self, tenant: str, index: str, query: FileQuery, *, limit: int,
+              offset: int) -> tuple[builtins.list[StoredFile], int]:
+        page: builtins.list[StoredFile] = []
+        total, start, batch = 0, 0, 500
+        while True:
+            ids = self._range(index, start, start + batch - 1)
+            for record in self._records(tenant, index, ids):
+                if query.matches(record):
+                    if offset <= total < offset + limit:
+                        page.append(record)
+                    total += 1
+            if len(ids) < batch:
+                return page, total
+            start += batch
+
+    def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
+        fixed = {"id", "tenant", "key", "job_id"} & set(changes)
+        if fixed:
+            raise ValueError(f"cannot change {', '.join(sorted(fixed))}")
+        key = f"{P}file:{file_id}"
+
+        def body(pipe: Any) -> StoredFile | None:
+            raw = pipe.get(key)
+            before = StoredFile.from_dict(json.loads(raw)) if raw else None
+            if before is None or before.tenant != tenant:
+                pipe.unwatch()
+                return None
+            after = StoredFile.from_dict({**before.to_dict(), **changes})
+            pipe.multi()
+            pipe.set(key, json.dumps(after.to_dict()))
+            self._index(pipe, before, after)
+            pipe.execute()
+            return after
+
+        return _transaction(self.r, key, body)
+
+    def expired(self, now: float) -> builtins.list[StoredFile]:
+        ids = _guard(lambda: self.r.zrangebyscore(f"{P}expiring", 0, now))
+        return [r for file_id in ids if (r := self._load(file_id)) is not None]
+
+    def remove_for_job(self, job_id: str) -> None:
+        for file_id in _guard(lambda: self.r.smembers(f"{P}jobfiles:{job_id}")):
+            self.remove(file_id)
+        _guard(lambda: self.r.delete(f"{P}jobfiles:{job_id}"))
+
+    def remove(self, file_id: str) -> None:
+        key = f"{P}file:{file_id}"
+
+        def body(pipe: Any) -> None:
+            raw = pipe.get(key)
+            record = StoredFile.from_dict(json.loads(raw)) if raw else None
+            pipe.multi()
+            pipe.delete(key)
+            pipe.zrem(f"{P}expiring", file_id)
+            if record is not None:
+                pipe.zrem(f"{P}files:{record.tenant}", file_id)
+                self._index(pipe, record, None)
+            pipe.execute()
+
+        _transaction(self.r, key, body)
+
+
+# --- folders ----------------------------------------------------------------------------
+
+# KEYS[1] the tenant's folder hash; ARGV: folder id, folder JSON. Stores only over an
+# existing folder (a folder removed meanwhile stays removed).
+_UPDATE_FOLDER = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+class RedisFolderStore:
+    """Folders in one hash per tenant (`cv:folders:{tenant}`: id -> JSON)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r: Any = client  # redis-py's types do not follow decode_responses
+        self._update = client.register_script(_UPDATE_FOLDER)
+
+    @staticmethod
+    def _key(tenant: str) -> str:
+        return f"{P}folders:{tenant}"
+
+    def add(self, folder: Folder) -> None:
+        _guard(lambda: self.r.hset(self._key(folder.tenant), folder.id,
+                                   json.dumps(folder.to_dict())))
+
+    def get(self, folder_id: str, tenant: str) -> Folder | None:
+        raw = _guard(lambda: self.r.hget(self._key(tenant), folder_id))
+        return Folder(**json.loads(raw)) if raw else None
+
+    def all(self, tenant: str) -> builtins.list[Folder]:
+        rows = _guard(lambda: self.r.hgetall(self._key(tenant)))
+        return [Folder(**json.loads(raw)) for raw in rows.values()]
+
+    def update(self, folder: Folder) -> bool:
+        done = _guard(lambda: self._update(keys=[self._key(folder.tenant)],
+                                           args=[folder.id, json.dumps(folder.to_dict())]))
+        return bool(done)
+
+    def remove(self, folder_ids: Iterable[str], tenant: str) -> None:
+        ids = builtins.list(folder_ids)
+        if ids:
+            _guard(lambda: self.r.hdel(self._key(tenant), *ids))

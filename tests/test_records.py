@@ -1,0 +1,149 @@
+"""The file index and folder store contracts, on both engines: SQLite (embedded) and Redis
+(distributed), including data written by the version before folders and listings."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from convertly import redisfiles, redisstate
+from convertly.db import Database
+from convertly.folders import Folder, FolderStore, FolderStoreLike
+from convertly.records import FileIndex, FileIndexLike, FileQuery, StoredFile
+from tests.cluster import Cluster
+
+Stores = tuple[FileIndexLike, FolderStoreLike]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    if request.param == "sqlite":
+        db = Database(tmp_path / "state.db")
+        yield FileIndex(db), FolderStore(db)
+        return
+    cluster: Cluster = request.getfixturevalue("cluster")
+    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client.flushdb()
+    try:
+        yield redisfiles.RedisFileIndex(client), redisfiles.RedisFolderStore(client)
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def record(file_id: str, created: float, *, tenant: str = "t1", **extra: object) -> StoredFile:
+    return StoredFile(id=file_id, tenant=tenant, key=f"tenants/{tenant}/files/{file_id}/x",
+                      filename=f"{file_id}.png", mime_type="image/png", size_bytes=10,
+                      created_at=created, **extra)  # type: ignore[arg-type]
+
+
+def ids(found: tuple[list[StoredFile], int]) -> tuple[list[str], int]:
+    return [r.id for r in found[0]], found[1]
+
+
+def test_search_lists_newest_first_without_temporary_records(stores: Stores) -> None:
+    files, _ = stores
+    for file_id, created in (("a", 1.0), ("b", 3.0), ("c", 2.0), ("d", 3.0)):
+        files.add(record(file_id, created))
+    files.add(record("tmp", 4.0, temporary=True, expires_at=9e9))
+    files.add(record("other", 5.0, tenant="t2"))
+    everything = FileQuery()
+    # Same creation time: the larger id first.
+    assert ids(files.search("t1", everything, limit=10, offset=0)) == (["d", "b", "c", "a"], 4)
+    assert ids(files.search("t1", everything, limit=2, offset=1)) == (["b", "c"], 4)
+    assert ids(files.search("t1", FileQuery(text="B"), limit=10, offset=0)) == (["b"], 1)
+    assert ids(files.search("t2", everything, limit=10, offset=0)) == (["other"], 1)
+    assert files.get("tmp", "t1") is not None  # temporary records are found by id
+    assert files.get("a", "t2") is None
+
+
+def test_moves_keep_folder_listings_right(stores: Stores) -> None:
+    files, _ = stores
+    files.add(record("a", 1.0, folder_id="f1"))
+    files.add(record("b", 2.0))
+    in_f1, root = FileQuery(folder_id="f1"), FileQuery(root_only=True)
+    assert ids(files.search("t1", in_f1, limit=10, offset=0)) == (["a"], 1)
+    assert ids(files.search("t1", root, limit=10, offset=0)) == (["b"], 1)
+    moved = files.update("b", "t1", folder_id="f1", filename="renamed.png", tags=("x",))
+    assert moved is not None and (moved.folder_id, moved.tags) == ("f1", ("x",))
+    files.update("a", "t1", folder_id="f2")
+    files.update("a", "t1", folder_id=None)
+    assert ids(files.search("t1", in_f1, limit=10, offset=0)) == (["b"], 1)
+    assert ids(files.search("t1", FileQuery(folder_id="f2"), limit=10, offset=0)) == ([], 0)
+    assert ids(files.search("t1", root, limit=10, offset=0)) == (["a"], 1)
+    assert ids(files.search("t1", FileQuery(tags=("X",)), limit=10, offset=0)) == (["b"], 1)
+    assert files.update("b", "t2", filename="stolen") is None
+    # A pending record becomes listed when it is completed, and unlisted when removed.
+    files.add(record("p", 3.0, temporary=True, expires_at=9e9, folder_id="f1"))
+    assert ids(files.search("t1", in_f1, limit=10, offset=0)) == (["b"], 1)
+    files.update("p", "t1", temporary=False, expires_at=None, created_at=4.0)
+    assert ids(files.search("t1", in_f1, limit=10, offset=0)) == (["p", "b"], 2)
+    assert files.expired(9e10) == []
+    files.remove("b")
+    assert ids(files.search("t1", in_f1, limit=10, offset=0)) == (["p"], 1)
+    assert ids(files.search("t1", FileQuery(), limit=10, offset=0)) == (["p", "a"], 2)
+
+
+def test_folders(stores: Stores) -> None:
+    _, folders = stores
+    top = Folder("f1", "t1", "Top", "#000000", None, 1.0)
+    folders.add(top)
+    folders.add(Folder("f2", "t1", "Child", "#ffffff", "f1", 2.0))
+    folders.add(Folder("f3", "t2", "Theirs", "#ffffff", None, 3.0))
+    assert folders.get("f1", "t1") == top
+    assert folders.get("f1", "t2") is None
+    assert sorted(f.id for f in folders.all("t1")) == ["f1", "f2"]
+    renamed = Folder("f1", "t1", "Renamed", "#000000", None, 1.0)
+    assert folders.update(renamed)
+    assert folders.get("f1", "t1") == renamed
+    folders.remove(["f1", "f2"], "t1")
+    assert folders.all("t1") == []
+    # A folder removed meanwhile is not brought back by an update.
+    assert not folders.update(renamed)
+    assert folders.get("f1", "t1") is None
+    assert [f.id for f in folders.all("t2")] == ["f3"]
+
+
+def test_sqlite_database_of_the_previous_version(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE files (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, key TEXT NOT NULL,"
+            " filename TEXT NOT NULL, mime_type TEXT NOT NULL, size_bytes INTEGER NOT NULL,"
+            " folder_id TEXT, width INTEGER, height INTEGER, job_id TEXT,"
+            " temporary INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, expires_at REAL)")
+        conn.execute("INSERT INTO files (id, tenant, key, filename, mime_type, size_bytes,"
+                     " created_at) VALUES ('old', 't1', 'k', 'old.png', 'image/png', 5, 1.0)")
+    files = FileIndex(Database(path))
+    found, total = files.search("t1", FileQuery(), limit=10, offset=0)
+    assert total == 1 and found[0].tags == () and found[0].description is None
+    assert files.update("old", "t1", tags=("kept",)) is not None
+    assert ids(files.search("t1", FileQuery(tags=("kept",)), limit=10, offset=0)) == (["old"], 1)
+
+
+def test_redis_records_of_the_previous_version(cluster: Cluster) -> None:
+    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client.flushdb()
+    try:
+        # What the previous version stored: the record and the tenant's set, no listings.
+        for file_id, created, temporary in (("old1", 1.0, False), ("old2", 2.0, False),
+                                            ("tmp", 3.0, True)):
+            old = {"id": file_id, "tenant": "t1", "key": f"k/{file_id}",
+                   "filename": f"{file_id}.png", "mime_type": "image/png", "size_bytes": 5,
+                   "width": None, "height": None, "job_id": None, "temporary": temporary,
+                   "created_at": created, "expires_at": 9e9 if temporary else None}
+            client.set(f"cv:file:{file_id}", json.dumps(old))
+            client.zadd("cv:files:t1", {file_id: created})
+        files = redisfiles.RedisFileIndex(client)
+        assert ids(files.search("t1", FileQuery(), limit=10, offset=0)) == (["old2", "old1"], 2)
+        assert ids(files.search("t1", FileQuery(root_only=True), limit=10, offset=0)) == (
+            ["old2", "old1"], 2)
+        old1 = files.get("old1", "t1")
+        assert old1 is not None and old1.tags == () and old1.folder_id is None
+    finally:
+        client.flushdb()
+        client.close()
