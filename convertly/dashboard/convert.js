@@ -310,6 +310,7 @@ export class ConvertView {
       const created = await upload("/api/jobs", this.fields(batch), {
         onProgress: (sent, total) => {
           uploadBar.value = Math.round((100 * sent) / total);
+          this.status(`Uploading… ${formatBytes(sent)} of ${formatBytes(total)}`);
         },
       });
       jobId = created.jobId;

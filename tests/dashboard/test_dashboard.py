@@ -108,10 +108,22 @@ def test_sign_in_upload_convert_and_download(tab: Tab, server: Server) -> None:
         "(el) => { el.value = 60; el.dispatchEvent(new Event('input')); }")
     assert page.locator("#compression-value").inner_text() == "60"
     assert drawing.get_by_label("Resize").input_value() == "width"
+    # Every text the status line shows, to see the upload's progress events go by.
+    page.evaluate("""() => {
+        window.statusTexts = [];
+        const status = document.getElementById("job-status");
+        new MutationObserver(() => window.statusTexts.push(status.textContent))
+            .observe(status, {childList: true, characterData: true, subtree: true});
+    }""")
     page.get_by_role("button", name="Convert 2 files").click()
 
     page.locator("#job-status").filter(has_text="Done: 2 converted.").wait_for(
         timeout=JOB_TIMEOUT_MS)
+    texts = page.evaluate("window.statusTexts")
+    uploading = [t for t in texts if re.fullmatch(r"Uploading… [\d.]+ [KM]?B of [\d.]+ KB", t)]
+    assert uploading, texts  # XMLHttpRequest upload events reached the page
+    sent, _, total = uploading[-1].removeprefix("Uploading… ").partition(" of ")
+    assert sent == total, texts
     assert page.locator("#upload-progress").evaluate("(el) => el.value") == 100
     assert page.locator("#job-progress").evaluate("(el) => el.value") == 100
     # The previews are the outputs themselves, loaded and decoded by the browser.
