@@ -118,8 +118,9 @@ class FileIndexLike(Protocol):
         ...
 
     def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
-        """Set the given fields of the tenant's record at once and return the new record;
-        None when there is no such record. `id`, `tenant`, `key` and `job_id` never change."""
+        """Set the given fields of the tenant's record at once and return the new record
+        (expired or not); None when there is no such record. `id`, `tenant`, `key` and
+        `job_id` never change."""
         ...
 
     def expired(self, now: float) -> list[StoredFile]: ...
@@ -232,7 +233,10 @@ class FileIndex:
                     " WHERE id = ? AND tenant = ?",
                     [*(_column_value(n, changes[n]) for n in names), file_id, tenant],
                 )
-        return self.get(file_id, tenant)
+        row = self.db.read().execute(
+            f"{_SELECT} WHERE id = ? AND tenant = ?", (file_id, tenant)
+        ).fetchone()
+        return None if row is None else _row(row)
 
     def expired(self, now: float) -> list[StoredFile]:
         rows = self.db.read().execute(

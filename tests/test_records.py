@@ -77,6 +77,10 @@ def test_moves_keep_folder_listings_right(stores: Stores) -> None:
     assert ids(files.search("t1", root, limit=10, offset=0)) == (["a"], 1)
     assert ids(files.search("t1", FileQuery(tags=("X",)), limit=10, offset=0)) == (["b"], 1)
     assert files.update("b", "t2", filename="stolen") is None
+    expired = files.update("a", "t1", expires_at=1.0)
+    assert expired is not None and expired.expires_at == 1.0
+    assert files.get("a", "t1") is None and [r.id for r in files.expired(2.0)] == ["a"]
+    files.update("a", "t1", expires_at=None)
     # A pending record becomes listed when it is completed, and unlisted when removed.
     files.add(record("p", 3.0, temporary=True, expires_at=9e9, folder_id="f1"))
     assert ids(files.search("t1", in_f1, limit=10, offset=0)) == (["b"], 1)
