@@ -135,6 +135,7 @@ export class ConvertView {
     if (item.preview) URL.revokeObjectURL(item.preview);
     this.items = this.items.filter((other) => other !== item);
     this.renderAll();
+    this.input.focus(); // the button that had the focus is gone
   }
 
   clear() {

@@ -185,6 +185,41 @@ def test_a_bad_file_shows_the_servers_message_next_to_it(tab: Tab, server: Serve
     _expect_clean(tab)
 
 
+FOCUS_RING = """() => {
+    const el = document.activeElement;
+    // A visually hidden file input shows its focus on the zone or button that stands for it.
+    const shown = el.classList.contains("visually-hidden")
+        ? (el.closest(".dropzone") || el.nextElementSibling) : el;
+    const style = getComputedStyle(shown);
+    return {id: el.id || el.textContent.trim().slice(0, 40), tag: el.tagName,
+            ring: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2};
+}"""
+
+
+def test_keyboard_reaches_the_controls_with_a_visible_focus(tab: Tab, server: Server) -> None:
+    tab.sign_in(server.tenant("keyboard"))
+    page = tab.page
+    page.locator("#file-input").set_input_files(
+        [_file_payload("photo.jpg", images.jpeg(64, 48), "image/jpeg")])
+    _item(page, "photo.jpg").wait_for()
+    page.locator("#convert-title").focus()
+    reached = []
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUS_RING)
+        if focused["tag"] == "BODY":  # past the last control, on the way round
+            continue
+        assert focused["ring"], focused  # every stop shows where the focus is
+        reached.append(focused["id"])
+    for control in ("file-input", "all-format", "all-resize", "compression", "create-archive",
+                    "archive-format", "convert-button"):
+        assert control in reached, reached
+    assert any(r.startswith("format-") for r in reached), reached
+    page.locator("#file-input").focus()
+    tab.shot("11-keyboard-focus-on-dropzone", full_page=False)
+    _expect_clean(tab)
+
+
 # --- storage -----------------------------------------------------------------------------
 
 
