@@ -9,7 +9,8 @@ HOST ?= 127.0.0.1
 PY := $(VENV)/bin/python
 # System tools the service uses, as command:debian-package pairs; installed when missing.
 SYSTEM_DEPS ?= redis-server:redis-server docker-compose:docker-compose \
-	ffmpeg:ffmpeg ffprobe:ffmpeg unar:unar lsar:unar gs:ghostscript
+	ffmpeg:ffmpeg ffprobe:ffmpeg unar:unar lsar:unar gs:ghostscript \
+	chromium:chromium
 
 .PHONY: help setup run serve test lint check bench clean
 

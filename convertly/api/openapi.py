@@ -433,8 +433,13 @@ PATHS: dict[str, Any] = {
         "security": [], "responses": {"200": _json({"type": "object"})},
     }},
     "/": {"get": {
-        "tags": ["Meta"], "summary": "Service index", "operationId": "index", "security": [],
-        "responses": {"200": _json({"type": "object"})},
+        "tags": ["Meta"], "summary": "The web dashboard, or the service index as JSON",
+        "description": "Browsers get the dashboard page; a client whose Accept header names "
+        "application/json (above text/html) gets the service index.",
+        "operationId": "index", "security": [],
+        "responses": {"200": {"description": "OK", "content": {
+            "text/html": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}}}}},
     }},
     "/api/files": {
         "get": {"tags": ["Storage"], "summary": "List stored files, newest first",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from convertly.api import endpoints, library
+from convertly.api import dashboard, endpoints, library
 from convertly.api.openapi import openapi
 
 ROUTES = [
-    Route("/", endpoints.index, methods=["GET"]),
+    Route("/", dashboard.index, methods=["GET"]),
     Route("/healthz", endpoints.healthz, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/api/formats", endpoints.formats, methods=["GET"]),
@@ -35,4 +35,6 @@ ROUTES = [
     Route("/api/uploads", library.create_upload, methods=["POST"]),
     Route("/api/uploads/complete", library.complete_upload, methods=["POST"]),
     Route("/api/uploads/{token}", library.put_upload, methods=["PUT"]),
+    # The dashboard's static files (convertly/dashboard/), under a version that changes with them.
+    Mount(dashboard.ASSETS_PREFIX, app=dashboard.FILES, name="dashboard"),
 ]

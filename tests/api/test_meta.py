@@ -148,6 +148,19 @@ def test_healthz(client: TestClient) -> None:
 
 
 def test_index_points_at_the_docs(client: TestClient) -> None:
-    body = client.get("/").json()
+    response = client.get("/", headers={"Accept": "application/json"})
+    assert response.headers["vary"] == "Accept"
+    body = response.json()
     assert body["docs"] == "http://testserver/openapi.json"
     assert client.get(body["formats"]).status_code == 200
+
+
+def test_index_is_the_dashboard_for_browsers(client: TestClient) -> None:
+    accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    for headers in ({"Accept": accept}, {"Accept": "*/*"}, {}):
+        response = client.get("/", headers=headers)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert '<script type="module" src="/dashboard/' in response.text
+    prefers_json = "application/json, text/html;q=0.5"
+    assert client.get("/", headers={"Accept": prefers_json}).json()["name"] == "convertly"
