@@ -12,7 +12,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import service
+from convertly import service, webhooks
 from convertly.api import forms, views
 from convertly.auth import ApiKey
 from convertly.errors import (
@@ -197,6 +197,8 @@ async def create_job(request: Request) -> Response:
                                     f"{', '.join(service.ARCHIVE_FORMATS)}.")
         if form.get("saveToStorage") is not None:
             forms.parse_bool(form.get("saveToStorage"), "saveToStorage", None)
+        callback = webhooks.parse_callback(svc, form.get("callbackUrl"),
+                                           form.get("callbackSecret"))
         if idempotency_key is not None:
             earlier = await asyncio.to_thread(svc.jobs.by_idempotency_key, key.tenant,
                                               idempotency_key, svc.settings.idempotency_ttl)
@@ -207,7 +209,8 @@ async def create_job(request: Request) -> Response:
             service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
             uploads=[u.path for u in form.files], create_archive=archive,
             archive_format=archive_format, idempotency_key=idempotency_key,
-            on_stored=executor.submit_file,
+            on_stored=webhooks.with_callback(svc, key.tenant, callback, _base_url(request),
+                                             executor.submit_file),
         )
     finally:
         await asyncio.to_thread(form.cleanup)
@@ -273,6 +276,8 @@ async def cancel_job(request: Request) -> Response:
     if cancelled is None:
         raise ConflictError(f"Job {job.id} is {job.status.value}; only pending jobs can be "
                             "cancelled.")
+    await asyncio.to_thread(webhooks.job_finished, _services(request), cancelled)
+    request.app.state.dispatcher.wake()
     return JSONResponse(render_job(request, cancelled))
 
 

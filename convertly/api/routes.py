@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from convertly.api import endpoints
+from convertly.api import endpoints, webhook_endpoints
 from convertly.api.openapi import openapi
 
 ROUTES = [
@@ -19,4 +19,10 @@ ROUTES = [
     Route("/api/jobs/{job_id}", endpoints.get_job, methods=["GET"]),
     Route("/api/jobs/{job_id}", endpoints.cancel_job, methods=["DELETE"]),
     Route("/api/download/{token}", endpoints.download, methods=["GET", "HEAD"]),
+    Route("/api/webhooks", webhook_endpoints.create_webhook, methods=["POST"]),
+    Route("/api/webhooks", webhook_endpoints.list_webhooks, methods=["GET"]),
+    Route("/api/webhooks/deliveries", webhook_endpoints.list_deliveries, methods=["GET"]),
+    Route("/api/webhooks/deliveries/{delivery_id}/retry", webhook_endpoints.retry_delivery,
+          methods=["POST"]),
+    Route("/api/webhooks/{webhook_id}", webhook_endpoints.delete_webhook, methods=["DELETE"]),
 ]
