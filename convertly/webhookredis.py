@@ -8,7 +8,7 @@ Layout (all keys under `cv:wh:`):
     jobeps:{job}            set of a job's callback endpoint ids (expires)
     job:{job}               hash: what the job has emitted (started, terminal, progress,
                             progress_at; expires)
-    d:{id}                  hash: `meta` (JSON, every field but the body) and `body`
+    d:{id}                  hash: `meta` (JSON, every field but the snapshot) and `snapshot`
     stream:{endpoint}:{job} list of the stream's pending delivery ids, oldest first
     due                     zset of stream heads by next attempt time (a claim moves the
                             score to the end of its lease)
@@ -31,7 +31,7 @@ from convertly.webhookstore import Delivery, DeliveryStatus, EmitState, Endpoint
 P = "cv:wh:"
 
 # KEYS[1] the job's emit state. ARGV: kind, progress, now, interval, ttl, prefix, then
-# per delivery: id, stream, tenant, job, created, meta, body. Returns 1 when emitted.
+# per delivery: id, stream, tenant, job, created, meta, snapshot. Returns 1 when emitted.
 _EMIT = """
 local state = KEYS[1]
 if redis.call('HGET', state, 'terminal') == '1' then return 0 end
@@ -53,7 +53,7 @@ redis.call('EXPIRE', state, ARGV[5])
 local pre = ARGV[6]
 for i = 7, #ARGV, 7 do
   local id, stream, tenant, job, created = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
-  redis.call('HSET', pre .. 'd:' .. id, 'meta', ARGV[i+5], 'body', ARGV[i+6])
+  redis.call('HSET', pre .. 'd:' .. id, 'meta', ARGV[i+5], 'snapshot', ARGV[i+6])
   redis.call('ZADD', pre .. 'dl:' .. tenant, created, id)
   redis.call('ZADD', pre .. 'jobdl:' .. tenant .. ':' .. job, created, id)
   if redis.call('RPUSH', pre .. 'stream:' .. stream, id) == 1 then
@@ -171,7 +171,7 @@ class RedisWebhookStore:
         args: builtins.list[Any] = [kind, progress, repr(now), repr(interval), ttl, P]
         for d in deliveries:
             args += [d.id, d.stream, d.tenant, d.job_id, repr(d.created_at),
-                     json.dumps(d.meta()), d.body]
+                     json.dumps(d.meta()), d.snapshot]
         return bool(_guard(lambda: self._emit(keys=[f"{P}job:{job_id}"], args=args)))
 
     # --- sending ---
@@ -183,11 +183,11 @@ class RedisWebhookStore:
         def read() -> builtins.list[Any]:
             with self.r.pipeline(transaction=False) as pipe:
                 for delivery_id in ids:
-                    pipe.hmget(f"{P}d:{delivery_id}", "meta", "body")
+                    pipe.hmget(f"{P}d:{delivery_id}", "meta", "snapshot")
                 rows: builtins.list[Any] = pipe.execute()
                 return rows
-        return [Delivery.from_meta(json.loads(meta), body)
-                for meta, body in _guard(read) if meta is not None]
+        return [Delivery.from_meta(json.loads(meta), snapshot)
+                for meta, snapshot in _guard(read) if meta is not None]
 
     def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
         ids = _guard(lambda: self._claim(keys=[f"{P}due"],

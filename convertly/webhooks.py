@@ -9,6 +9,8 @@ replica can send what another recorded.
 Each request carries `convertly-signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">`,
 keyed with the endpoint's secret; the body is the event envelope
 `{"id": "evt_…", "type": …, "created": <unix>, "data": <the job as GET /api/jobs/{id}>}`.
+A delivery stores the job as it was at the event and the sender renders it, so download
+links are signed by the API (whose secret and address they need) and fresh on each attempt.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from convertly import outbound
 from convertly.errors import ConflictError, InvalidFieldError
-from convertly.models import Job, JobStatus
+from convertly.models import FileResult, FileSpec, Job, JobStatus, JobType
 from convertly.webhookstore import (
     COMPLETED,
     EVENT_TYPES,
@@ -201,31 +204,43 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
     event_type = {"started": STARTED, "progress": PROGRESS}.get(
         kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
     event_id = new_id("evt")
-    bodies: dict[str, str] = {}
-    deliveries = []
-    for endpoint in targets:
-        if not endpoint.wants(event_type):
-            continue
-        base = (svc.settings.public_url or endpoint.base_url).rstrip("/")
-        if base not in bodies:
-            bodies[base] = envelope(svc, base, job, event_id, event_type, now)
-        deliveries.append(Delivery(
-            id=new_id("wd"), tenant=tenant, endpoint_id=endpoint.id, job_id=job_id,
-            event_id=event_id, event_type=event_type, url=endpoint.url, body=bodies[base],
-            max_attempts=svc.settings.webhook_max_attempts, next_attempt_at=now,
-            created_at=now,
-        ))
+    snapshot = job_snapshot(job)
+    deliveries = [
+        Delivery(id=new_id("wd"), tenant=tenant, endpoint_id=endpoint.id, job_id=job_id,
+                 event_id=event_id, event_type=event_type, url=endpoint.url,
+                 snapshot=snapshot, max_attempts=svc.settings.webhook_max_attempts,
+                 next_attempt_at=now, created_at=now)
+        for endpoint in targets if endpoint.wants(event_type)
+    ]
     store.emit(job_id, kind, job.progress, now, interval, deliveries,
                svc.settings.webhook_log_retention)
 
 
-def envelope(svc: Services, base_url: str, job: Job, event_id: str, event_type: str,
-             now: float) -> str:
+def job_snapshot(job: Job) -> str:
+    """The job as stored, as JSON (what an event's `data` is rendered from)."""
+    return json.dumps({**dataclasses.asdict(job), "extra": {}})
+
+
+def job_from_snapshot(snapshot: str) -> Job:
+    data = json.loads(snapshot)
+    return Job(**{
+        **data, "job_type": JobType(data["job_type"]), "status": JobStatus(data["status"]),
+        "specs": tuple(FileSpec.from_dict(s) for s in data["specs"]),
+        "results": tuple(FileResult.from_dict(r) for r in data["results"]),
+    })
+
+
+def envelope(svc: Services, base_url: str, delivery: Delivery) -> bytes:
+    """The body of a delivery: its event, with the job rendered as GET /api/jobs/{id}
+    answers it (download links signed now, under `base_url`)."""
     # Imported here: the API's rendering imports the service layer, which imports this.
     from convertly.api.views import job_view
 
-    return json.dumps({"id": event_id, "type": event_type, "created": int(now),
-                       "data": job_view(svc, base_url, job)}, separators=(",", ":"))
+    job = job_from_snapshot(delivery.snapshot)
+    return json.dumps({"id": delivery.event_id, "type": delivery.event_type,
+                       "created": int(delivery.created_at),
+                       "data": job_view(svc, base_url, job)},
+                      separators=(",", ":")).encode()
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -244,30 +259,14 @@ def backoff(svc: Services, attempts: int) -> float:
 
 def attempt(svc: Services, delivery: Delivery, post: Post = outbound.post) -> Delivery:
     """Send a claimed delivery once and record how it went; return it as recorded."""
-    settings = svc.settings
     started = time.time()
-    code = excerpt = error = None
-    permanent = False
+    code: int | None = None
+    excerpt: str | None = None
+    error: str | None = "the webhook endpoint was deleted"
+    permanent = True
     endpoint = svc.webhooks.endpoint(delivery.endpoint_id)
-    if endpoint is None:
-        error, permanent = "the webhook endpoint was deleted", True
-    else:
-        body = delivery.body.encode()
-        headers = {"Content-Type": "application/json",
-                   SIGNATURE_HEADER: sign(endpoint.secret, body, int(started)),
-                   "convertly-event-id": delivery.event_id,
-                   "convertly-delivery-id": delivery.id}
-        try:
-            answer = post(delivery.url, body, headers, timeout=settings.webhook_timeout,
-                          allow_private=settings.webhook_allow_private)
-        except outbound.RefusedURLError as exc:
-            error, permanent = f"refused: {exc}", True
-        except outbound.DeliveryFailed as exc:
-            error, permanent = exc.message, exc.permanent
-        else:
-            code, excerpt = answer.status, answer.excerpt
-            if not 200 <= code < 300:
-                error = f"HTTP {code}"
+    if endpoint is not None:
+        code, excerpt, error, permanent = _send(svc, delivery, endpoint, post, started)
     now = time.time()
     attempts = delivery.attempts + 1
     if error is None:
@@ -284,6 +283,31 @@ def attempt(svc: Services, delivery: Delivery, post: Post = outbound.post) -> De
                        last_attempt_at=started, finished_at=finished)
     svc.webhooks.record_attempt(recorded)
     return recorded
+
+
+def _send(svc: Services, delivery: Delivery, endpoint: Endpoint, post: Post, started: float
+          ) -> tuple[int | None, str | None, str | None, bool]:
+    """POST the delivery's event: (status, answer excerpt, error, whether the error is
+    permanent)."""
+    settings = svc.settings
+    try:
+        body = envelope(svc, (settings.public_url or endpoint.base_url).rstrip("/"), delivery)
+    except (ValueError, TypeError, KeyError) as exc:  # a snapshot we cannot read
+        log.error("webhook delivery %s: the event could not be rendered: %r", delivery.id, exc)
+        return None, None, "the event could not be rendered; the error was logged", True
+    headers = {"Content-Type": "application/json",
+               SIGNATURE_HEADER: sign(endpoint.secret, body, int(started)),
+               "convertly-event-id": delivery.event_id,
+               "convertly-delivery-id": delivery.id}
+    try:
+        answer = post(delivery.url, body, headers, timeout=settings.webhook_timeout,
+                      allow_private=settings.webhook_allow_private)
+    except outbound.RefusedURLError as exc:
+        return None, None, f"refused: {exc}", True
+    except outbound.DeliveryFailed as exc:
+        return None, None, exc.message, exc.permanent
+    error = None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+    return answer.status, answer.excerpt, error, False
 
 
 class Dispatcher:

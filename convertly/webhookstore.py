@@ -66,8 +66,9 @@ class DeliveryStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event for one endpoint, and how sending it went. `body` is the exact JSON sent
-    (the same bytes on every attempt; the signature is made afresh each time)."""
+    """One event for one endpoint, and how sending it went. `snapshot` is the job as it was
+    when the event happened (JSON); each attempt renders it, with fresh download links, into
+    the body it signs."""
 
     id: str
     tenant: str
@@ -76,7 +77,7 @@ class Delivery:
     event_id: str
     event_type: str
     url: str
-    body: str
+    snapshot: str
     status: DeliveryStatus = DeliveryStatus.PENDING
     attempts: int = 0
     max_attempts: int = 1
@@ -93,14 +94,14 @@ class Delivery:
         return f"{self.endpoint_id}:{self.job_id}"
 
     def meta(self) -> dict[str, Any]:
-        """Every field but the body."""
+        """Every field but the snapshot."""
         data = asdict(self)
-        del data["body"]
+        del data["snapshot"]
         return data
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any], body: str) -> Delivery:
-        return cls(**{**meta, "status": DeliveryStatus(meta["status"]), "body": body})
+    def from_meta(cls, meta: dict[str, Any], snapshot: str) -> Delivery:
+        return cls(**{**meta, "status": DeliveryStatus(meta["status"]), "snapshot": snapshot})
 
     def retried(self, now: float) -> Delivery:
         """Pending again for one more attempt, now."""
@@ -219,7 +220,7 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     created_at REAL NOT NULL,
     finished_at REAL,
     meta TEXT NOT NULL,
-    body TEXT NOT NULL
+    snapshot TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_stream
@@ -251,7 +252,7 @@ def _endpoint(row: Any) -> Endpoint:
 
 
 def _delivery(row: Any) -> Delivery:
-    return Delivery.from_meta(json.loads(row["meta"]), row["body"])
+    return Delivery.from_meta(json.loads(row["meta"]), row["snapshot"])
 
 
 class SqliteWebhookStore:
@@ -322,12 +323,12 @@ class SqliteWebhookStore:
             (delivery.stream,)).fetchone()[0]
         conn.execute(
             "INSERT OR REPLACE INTO webhook_deliveries (id, tenant, endpoint_id, job_id, stream,"
-            " position, status, next_attempt_at, created_at, finished_at, meta, body)"
+            " position, status, next_attempt_at, created_at, finished_at, meta, snapshot)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (delivery.id, delivery.tenant, delivery.endpoint_id, delivery.job_id,
              delivery.stream, position,
              delivery.status.value, delivery.next_attempt_at, delivery.created_at,
-             delivery.finished_at, json.dumps(delivery.meta()), delivery.body),
+             delivery.finished_at, json.dumps(delivery.meta()), delivery.snapshot),
         )
 
     # --- sending ---
@@ -342,7 +343,7 @@ class SqliteWebhookStore:
             for delivery_id in ids:
                 conn.execute("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
                              (now + lease, delivery_id))
-                row = conn.execute("SELECT meta, body FROM webhook_deliveries WHERE id = ?",
+                row = conn.execute("SELECT meta, snapshot FROM webhook_deliveries WHERE id = ?",
                                    (delivery_id,)).fetchone()
                 claimed.append(_delivery(row))
         return claimed
@@ -360,7 +361,7 @@ class SqliteWebhookStore:
 
     def delivery(self, delivery_id: str, tenant: str) -> Delivery | None:
         row = self.db.read().execute(
-            "SELECT meta, body FROM webhook_deliveries WHERE id = ? AND tenant = ?",
+            "SELECT meta, snapshot FROM webhook_deliveries WHERE id = ? AND tenant = ?",
             (delivery_id, tenant)).fetchone()
         return None if row is None else _delivery(row)
 
@@ -374,7 +375,7 @@ class SqliteWebhookStore:
         total = conn.execute(f"SELECT COUNT(*) FROM webhook_deliveries WHERE {where}",
                              args).fetchone()[0]
         rows = conn.execute(
-            f"SELECT meta, body FROM webhook_deliveries WHERE {where}"
+            f"SELECT meta, snapshot FROM webhook_deliveries WHERE {where}"
             " ORDER BY created_at DESC, position DESC LIMIT ? OFFSET ?",
             [*args, limit, offset]).fetchall()
         return [_delivery(r) for r in rows], int(total)
@@ -382,7 +383,7 @@ class SqliteWebhookStore:
     def retry(self, delivery_id: str, tenant: str, now: float) -> Delivery | None:
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT meta, body FROM webhook_deliveries WHERE id = ? AND tenant = ?",
+                "SELECT meta, snapshot FROM webhook_deliveries WHERE id = ? AND tenant = ?",
                 (delivery_id, tenant)).fetchone()
             if row is None:
                 return None

@@ -52,7 +52,7 @@ def delivery(ep: Endpoint, job_id: str, event_type: str = "conversion.progress",
              at: float = NOW) -> Delivery:
     return Delivery(id=new_id("wd"), tenant=ep.tenant, endpoint_id=ep.id, job_id=job_id,
                     event_id=new_id("evt"), event_type=event_type, url=ep.url,
-                    body='{"x":1}', max_attempts=3, next_attempt_at=at, created_at=at)
+                    snapshot='{"x":1}', max_attempts=3, next_attempt_at=at, created_at=at)
 
 
 def finished(d: Delivery, status: DeliveryStatus = DeliveryStatus.SUCCEEDED,
