@@ -1,7 +1,7 @@
 """Requests to URLs that users give us (webhook receivers): only to public addresses.
 
 A URL's host is resolved once, every address it resolves to must be public (global unicast),
-and the connection goes to that checked address while the Host header and TLS SNI keep the
+and the connection goes to those checked addresses while the Host header and TLS SNI keep the
 name, so a second DNS answer cannot point the request elsewhere (DNS rebinding). Redirects
 are not followed, both waits are short, and only a small excerpt of the answer is read.
 `allow_private` lifts the address check, for receivers on one's own network.
@@ -133,9 +133,9 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def resolve(target: Target, *, allow_private: bool,
-            resolver: Resolver = system_resolver) -> Address:
-    """The address to connect to. Every address the name resolves to must be public (one
-    private answer among public ones is refused too); the first is used."""
+            resolver: Resolver = system_resolver) -> list[Address]:
+    """The addresses to connect to, in the resolver's order. Every address the name
+    resolves to must be public: one private answer among public ones is refused too."""
     try:
         found = [ipaddress.ip_address(a.split("%", 1)[0])
                  for a in resolver(target.host, target.port)]
@@ -150,29 +150,41 @@ def resolve(target: Target, *, allow_private: bool,
                 f"refused: {target.host} resolves to {refused[0]}, which is not a public "
                 "address (set CONVERTLY_WEBHOOK_ALLOW_PRIVATE=true to allow it)",
                 permanent=True)
-    return found[0]
+    return list(dict.fromkeys(found))
+
+
+def _connect(ips: list[Address], port: int, timeout: float | None) -> socket.socket:
+    """A connection to the first of `ips` that answers (each within `timeout`)."""
+    error: OSError = OSError("no address to connect to")
+    for ip in ips:
+        try:
+            sock = socket.create_connection((str(ip), port), timeout)
+        except OSError as exc:
+            error = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise error
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ip: Address, timeout: float) -> None:
+    def __init__(self, host: str, port: int, ips: list[Address], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._ip = ip
+        self._ips = ips
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((str(self._ip), self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _connect(self._ips, self.port, self.timeout)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ip: Address, timeout: float,
+    def __init__(self, host: str, port: int, ips: list[Address], timeout: float,
                  context: ssl.SSLContext) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
-        self._ip = ip
+        self._ips = ips
         self._tls = context
 
     def connect(self) -> None:
-        sock = socket.create_connection((str(self._ip), self.port), self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = _connect(self._ips, self.port, self.timeout)
         # SNI and certificate check against the name, not the address we connected to.
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
@@ -183,12 +195,13 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
     body. Raise RefusedURLError for a URL we never send to, DeliveryFailed when no answer
     came. Redirects are answers like any other (not followed)."""
     target = check_url(url, allow_private=allow_private)
-    ip = resolve(target, allow_private=allow_private, resolver=resolver)
+    ips = resolve(target, allow_private=allow_private, resolver=resolver)
     conn: http.client.HTTPConnection
     if target.scheme == "https":
-        conn = _PinnedHTTPS(target.host, target.port, ip, timeout, ssl.create_default_context())
+        conn = _PinnedHTTPS(target.host, target.port, ips, timeout,
+                            ssl.create_default_context())
     else:
-        conn = _PinnedHTTP(target.host, target.port, ip, timeout)
+        conn = _PinnedHTTP(target.host, target.port, ips, timeout)
     try:
         conn.putrequest("POST", target.path, skip_accept_encoding=True)
         sent = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
