@@ -151,6 +151,16 @@ def test_endpoints_are_created_listed_and_deleted(hook_env: AppEnv) -> None:
                  404, "NOT_FOUND")
 
 
+def test_an_account_has_at_most_20_endpoints(hook_env: AppEnv) -> None:
+    client, tenant = hook_env.client, hook_env.new_tenant()
+    for i in range(webhooks.MAX_ENDPOINTS):
+        _endpoint(client, tenant, f"https://example.com/{i}")
+    response = client.post("/api/webhooks", headers=tenant.headers,
+                           json={"url": "https://example.com/one-more"})
+    assert_error(response, 409, "CONFLICT", "delete one first")
+    assert len(client.get("/api/webhooks", headers=tenant.headers).json()["webhooks"]) == 20
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "url"),
     ({"url": "ftp://example.com/x"}, "url"),
