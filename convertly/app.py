@@ -43,9 +43,8 @@ def create_app(
         try:
             yield
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            dispatcher.stop()
+            await sender
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance

@@ -313,8 +313,8 @@ def _send(svc: Services, delivery: Delivery, endpoint: Endpoint, post: Post, sta
 class Dispatcher:
     """Sends due deliveries from an API process: claims them from the store (held for a
     lease, so several API processes share the work and a crash only delays a delivery),
-    POSTs each from a small thread pool and records the outcome. `run()` is the task;
-    cancelling it waits for the requests in flight (at most the timeout) and records them."""
+    POSTs each from a small thread pool and records the outcome. `run()` is the task; after
+    `stop()` it ends once the requests in flight (at most the timeout) are recorded."""
 
     def __init__(self, svc: Services, post: Post = outbound.post) -> None:
         self.svc = svc
@@ -322,6 +322,7 @@ class Dispatcher:
         self.concurrency = svc.settings.webhook_concurrency
         self.lease = 2 * svc.settings.webhook_timeout + 30
         self._in_flight = 0
+        self._stopping = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -346,7 +347,7 @@ class Dispatcher:
                                                      thread_name_prefix="webhook")
         purged_at = 0.0
         try:
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 free = self.concurrency - self._in_flight
                 if free > 0:
@@ -358,10 +359,20 @@ class Dispatcher:
                 if time.monotonic() - purged_at > PURGE_INTERVAL:
                     purged_at = time.monotonic()
                     await self._purge()
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # arrives as the event is set, and the loop would never end.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                    async with asyncio.timeout(POLL_INTERVAL):
+                        await self._wake.wait()
         finally:
             await asyncio.to_thread(pool.shutdown, wait=True)
+
+    def stop(self) -> None:
+        """Make `run()` return after its current step (it then waits for the requests in
+        flight). Call it from the loop that runs `run()`."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
 
     async def _claim(self, limit: int) -> list[Delivery]:
         try:
