@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from convertly import service, webhooks
+from convertly.errors import ServiceUnavailableError
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import (
@@ -294,6 +295,26 @@ def test_progress_events_only_go_forward_and_are_throttled(
     assert [_event(r)["data"]["progress"] for r in got] == [0, 25, 50, 100]
     time.sleep(0.3)
     assert len(receiver.at(path)) == 4
+
+
+class _BrokenStore:
+    """A webhook store whose every call fails, as an unreachable one would."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise ServiceUnavailableError("webhook state is down")
+        return fail
+
+
+def test_webhook_trouble_never_fails_a_conversion(hook_env: AppEnv, tmp_path: Path) -> None:
+    tenant = hook_env.new_tenant()
+    svc = dataclasses.replace(hook_env.services, webhooks=_BrokenStore())
+    job = store_job(svc, tenant, [(f"{i}.jpg", images.jpeg(64, 48, seed=i)) for i in range(2)],
+                    tmp_path / "spool")
+    assert service.run_file(svc, job.id, 0) is False
+    assert service.run_file(svc, job.id, 1) is True
+    assert service.finalize_job(svc, job.id).status.value == "completed"
+    assert get_job(hook_env.client, tenant, job.id)["completedFiles"] == 2
 
 
 def test_a_cancelled_job_emits_failed(hook_env: AppEnv, receiver: Receiver,
