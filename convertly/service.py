@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from convertly import webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
@@ -47,11 +48,14 @@ from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
 from convertly.webhookstore import WebhookStore, build_store
 
+if TYPE_CHECKING:
+    from convertly.sources import SourceUploader
+
 log = logging.getLogger("convertly.service")
 
 ARCHIVE_FORMATS = ("zip", "tar", "tgz", "7z")  # what createArchive can bundle into
 PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
-_UPLOAD_THREADS = 8
+UPLOAD_THREADS = 8  # sources put to S3 at once
 
 
 @dataclass(frozen=True)
@@ -375,7 +379,7 @@ def store_sources(svc: Services, tenant: str, job_id: str,
             if on_stored is not None:
                 on_stored(index)
         return
-    with concurrent.futures.ThreadPoolExecutor(min(_UPLOAD_THREADS, len(files))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(min(UPLOAD_THREADS, len(files))) as pool:
         futures = [pool.submit(put, item) for item in files]
         try:
             for future in concurrent.futures.as_completed(futures):
@@ -399,12 +403,16 @@ def create_job(
     archive_format: str,
     idempotency_key: str | None,
     on_stored: Callable[[Job, int], None] | None = None,
+    uploader: SourceUploader | None = None,
 ) -> tuple[Job, bool]:
     """Store the job, then its sources; (job, False) when the idempotency key replays a job
     (nothing is stored then). `on_stored(job, index)` runs as each source lands, so its file
     can be queued while the others are still being stored. When storing fails, the job is
-    deleted again and the error propagates."""
-    job_id = new_job_id()
+    deleted again and the error propagates. With an `uploader` that started every source
+    while the request arrived, the job takes its id and the sources are awaited, not
+    stored again; the caller still owns (closes) the uploader."""
+    early = uploader is not None and uploader.stored(specs)
+    job_id = uploader.job_id if uploader is not None and early else new_job_id()
     job = Job(
         id=job_id, tenant=tenant, job_type=job_type, status=JobStatus.PENDING,
         specs=tuple(specs),
@@ -416,10 +424,19 @@ def create_job(
     )
     stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)
     if not created:
+        if uploader is not None:
+            uploader.discard()
         return stored, False
     feed = None if on_stored is None else (lambda index: on_stored(job, index))
     try:
-        store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)), feed)
+        if uploader is not None and early:
+            for index in uploader.landed():
+                if feed is not None:
+                    feed(index)
+        else:
+            if uploader is not None:
+                uploader.discard()
+            store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)), feed)
     except BaseException:
         with contextlib.suppress(Exception):
             svc.jobs.delete(job)

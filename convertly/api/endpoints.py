@@ -33,6 +33,7 @@ from convertly.models import (
 from convertly.service import Services
 from convertly.signing import verify
 from convertly.sniff import Kind
+from convertly.sources import SourceUploader
 
 IDEMPOTENCY_KEY_MAX = 255
 
@@ -179,7 +180,27 @@ async def create_job(request: Request) -> Response:
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise InvalidFieldError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} "
                                 "characters.")
-    form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
+    # On S3, sources go to the bucket while the rest of the body arrives.
+    uploader = SourceUploader(svc, key.tenant) if svc.storage.remote else None
+    try:
+        return await _create_job(request, key, svc, executor, idempotency_key, uploader)
+    finally:
+        if uploader is not None:
+            await asyncio.to_thread(uploader.close)
+
+
+async def _create_job(request: Request, key: ApiKey, svc: service.Services,
+                      executor: Executor, idempotency_key: str | None,
+                      uploader: SourceUploader | None) -> Response:
+    on_file = None if uploader is None else (
+        lambda index, upload: uploader.add(index, upload.filename, upload.path))
+    try:
+        form = await forms.parse_multipart(request, svc.settings, svc.scratch_root, on_file)
+    except BaseException:
+        if uploader is not None:
+            await asyncio.to_thread(uploader.discard)
+        raise
+    created = False
     try:
         _reject_source_url(form)
         raw_type = (form.get("jobType") or "convert").lower()
@@ -211,8 +232,11 @@ async def create_job(request: Request) -> Response:
             archive_format=archive_format, idempotency_key=idempotency_key,
             on_stored=webhooks.with_callback(svc, key.tenant, callback, _base_url(request),
                                              executor.submit_file),
+            uploader=uploader,
         )
     finally:
+        if uploader is not None and not created:
+            await asyncio.to_thread(uploader.discard)
         await asyncio.to_thread(form.cleanup)
     if created:
         executor.submitted(job)

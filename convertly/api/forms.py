@@ -67,9 +67,11 @@ class ParsedForm:
 class _Collector:
     """python-multipart callbacks writing file parts to `spool` under the limits."""
 
-    def __init__(self, form: ParsedForm, settings: Settings) -> None:
+    def __init__(self, form: ParsedForm, settings: Settings,
+                 on_file: Callable[[int, UploadedFile], None] | None = None) -> None:
         self.form = form
         self.settings = settings
+        self.on_file = on_file
         self.header_field = bytearray()
         self.header_value = bytearray()
         self.headers: dict[bytes, bytes] = {}
@@ -156,6 +158,8 @@ class _Collector:
         if self.sink is not None:
             self.sink.close()
             self.sink = None
+            if self.on_file is not None and self.current is not None:
+                self.on_file(len(self.form.files) - 1, self.current)
             return
         try:
             self.form.fields[self.name] = self.value.decode("utf-8")
@@ -167,9 +171,13 @@ class _Collector:
             self.sink.close()
 
 
-async def parse_multipart(request: Request, settings: Settings, spool_root: Path) -> ParsedForm:
+async def parse_multipart(
+    request: Request, settings: Settings, spool_root: Path,
+    on_file: Callable[[int, UploadedFile], None] | None = None,
+) -> ParsedForm:
     """Stream the multipart body to a private spool directory, enforcing the size and count
-    limits while it arrives. The caller must call `cleanup()` on the result."""
+    limits while it arrives. `on_file(index, upload)` runs as each file part is complete
+    (it must not block). The caller must call `cleanup()` on the result."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidRequestError(
@@ -183,7 +191,7 @@ async def parse_multipart(request: Request, settings: Settings, spool_root: Path
         )
     spool_root.mkdir(parents=True, exist_ok=True)
     form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
-    collector = _Collector(form, settings)
+    collector = _Collector(form, settings, on_file)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
     received = 0
     try:

@@ -219,19 +219,26 @@ def test_unknown_job_type(client: TestClient, tenant: Tenant, jpeg_bytes: bytes)
     assert_error(response, 400, "INVALID_FIELD", "'jobType'")
 
 
-def test_job_validation_matches_convert(client: TestClient, tenant: Tenant,
+def _job_objects(app_env: AppEnv, tenant: Tenant) -> list[str]:
+    return sorted(app_env.services.storage.list_prefix(f"tenants/{tenant.tenant}/jobs/"))
+
+
+def test_job_validation_matches_convert(app_env: AppEnv, client: TestClient, tenant: Tenant,
                                         jpeg_bytes: bytes) -> None:
     response = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes), ("b.jpg", jpeg_bytes)],
                     formats=["png"])
     assert_error(response, 400, "ARRAY_LENGTH_MISMATCH", "'formats'")
     assert list_jobs(client, tenant)["pagination"]["total"] == 0
+    # Sources stored while the body arrived are removed again.
+    assert _job_objects(app_env, tenant) == []
 
 
 # --- idempotency ------------------------------------------------------------------------
 
 
-def test_idempotency_key_replays_the_same_job(client: TestClient, tenant: Tenant,
-                                              other_tenant: Tenant, jpeg_bytes: bytes) -> None:
+def test_idempotency_key_replays_the_same_job(app_env: AppEnv, client: TestClient,
+                                              tenant: Tenant, other_tenant: Tenant,
+                                              jpeg_bytes: bytes) -> None:
     headers = {"Idempotency-Key": "order-42"}
     first = post(client, "/api/jobs", tenant, [("a.jpg", jpeg_bytes)], format="png",
                  headers=headers)
@@ -243,6 +250,9 @@ def test_idempotency_key_replays_the_same_job(client: TestClient, tenant: Tenant
     listing = list_jobs(client, tenant)
     assert listing["pagination"]["total"] == 1
     assert [j["jobId"] for j in listing["jobs"]] == [first.json()["jobId"]]
+    # The replayed request's upload is not kept beside the first job's.
+    first_id = first.json()["jobId"]
+    assert all(f"/jobs/{first_id}/" in key for key in _job_objects(app_env, tenant))
 
     theirs = post(client, "/api/jobs", other_tenant, [("a.jpg", jpeg_bytes)], format="png",
                   headers=headers)
