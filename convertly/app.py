@@ -17,6 +17,7 @@ from convertly.errors import ConvertlyError
 from convertly.executors import build_executor
 from convertly.executors.base import Executor
 from convertly.settings import Settings
+from convertly.webhooks import Dispatcher
 
 log = logging.getLogger("convertly")
 
@@ -32,14 +33,18 @@ def create_app(
     """Build the ASGI app. Collaborators default to what the settings select."""
     services = services or service.build_services(settings)
     executor = executor or build_executor(services)
+    dispatcher = Dispatcher(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await executor.start()
         maintenance = asyncio.create_task(_maintenance(services))
+        sender = asyncio.create_task(dispatcher.run())
         try:
             yield
         finally:
+            dispatcher.stop()
+            await sender
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
@@ -57,6 +62,7 @@ def create_app(
     app.state.services = services
     app.state.executor = executor
     app.state.settings = settings
+    app.state.dispatcher = dispatcher
     return app
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from convertly import webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
 from convertly.converters import archive
 from convertly.converters.base import ProgressFn, no_progress
@@ -46,6 +47,7 @@ from convertly.signing import load_or_create_secret
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
+from convertly.webhookstore import WebhookStore, build_store
 
 if TYPE_CHECKING:
     from convertly.sources import SourceUploader
@@ -69,6 +71,7 @@ class Services:
     registry: Registry
     secret: bytes
     folders: FolderStoreLike
+    webhooks: WebhookStore
 
     @property
     def scratch_root(self) -> Path:
@@ -103,6 +106,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         registry=default_registry(),
         secret=load_or_create_secret(settings.secret_key, settings.data_dir),
         folders=folders,
+        webhooks=build_store(settings),
     )
 
 
@@ -178,8 +182,12 @@ def run_file(svc: Services, job_id: str, index: int,
         # Finished, cancelled, or this file was done before (a redelivered task): if the
         # job still waits for its finalisation, this caller owes it.
         return awaits_finalize(svc, job_id)
+    webhooks.job_started(svc, work.tenant, job_id)
     result = _convert_job_file(svc, work, reraise)
-    return svc.jobs.record_file(result, job_id)
+    last = svc.jobs.record_file(result, job_id)
+    if not last:
+        webhooks.job_progress(svc, work.tenant, job_id)
+    return last
 
 
 class _ProgressReporter:
@@ -197,6 +205,7 @@ class _ProgressReporter:
         self.sent_at = now
         try:
             self.svc.jobs.set_progress(self.work.job_id, self.work.spec.index, fraction)
+            webhooks.job_progress(self.svc, self.work.tenant, self.work.job_id)
         except ServiceUnavailableError:
             log.warning("progress of job %s not recorded: state unavailable", self.work.job_id)
 
@@ -266,7 +275,14 @@ def awaits_finalize(svc: Services, job_id: str) -> bool:
 
 
 def finalize_job(svc: Services, job_id: str) -> Job:
-    """Bundle outputs when asked and set the job's final status. Idempotent."""
+    """Bundle outputs when asked and set the job's final status, then emit its final
+    webhook event. Idempotent."""
+    job = _finalize_job(svc, job_id)
+    webhooks.job_finished(svc, job)
+    return job
+
+
+def _finalize_job(svc: Services, job_id: str) -> Job:
     job = svc.jobs.get(job_id)
     if job is None:
         raise KeyError(job_id)

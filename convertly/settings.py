@@ -49,6 +49,20 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"must be a number above 0, got {raw.strip()!r}")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"must be a number from 0, got {raw.strip()!r}")
+    return value
+
+
 def _str(raw: str) -> str:
     return raw.strip()
 
@@ -239,6 +253,42 @@ class Settings:
         "is given.", _secret,
     )
 
+    # Webhooks: deliveries of job events to receivers' URLs.
+    webhook_allow_private: bool = setting(
+        "CONVERTLY_WEBHOOK_ALLOW_PRIVATE", False, "Deliver webhooks to loopback, private, "
+        "link-local and other non-public addresses too (only for receivers on your own "
+        "network; anyone who can create a webhook can then reach them).", _bool,
+    )
+    webhook_max_attempts: int = setting(
+        "CONVERTLY_WEBHOOK_MAX_ATTEMPTS", 10, "Attempts per webhook delivery before it is "
+        "marked failed (it can still be retried from the delivery log).", _positive_int,
+    )
+    webhook_retry_delay: float = setting(
+        "CONVERTLY_WEBHOOK_RETRY_DELAY", 30.0, "Seconds before the first retry of a failed "
+        "webhook delivery; each later retry waits twice as long as the one before.",
+        _positive_float,
+    )
+    webhook_retry_max_delay: float = setting(
+        "CONVERTLY_WEBHOOK_RETRY_MAX_DELAY", 3600.0, "Longest wait between two attempts of a "
+        "webhook delivery, in seconds.", _positive_float,
+    )
+    webhook_timeout: float = setting(
+        "CONVERTLY_WEBHOOK_TIMEOUT", 10.0, "Seconds a webhook receiver gets to accept the "
+        "connection, and again to answer.", _positive_float,
+    )
+    webhook_progress_interval: float = setting(
+        "CONVERTLY_WEBHOOK_PROGRESS_INTERVAL", 10.0, "Fewest seconds between two "
+        "conversion.progress events of one job.", _non_negative_float,
+    )
+    webhook_concurrency: int = setting(
+        "CONVERTLY_WEBHOOK_CONCURRENCY", 8, "Webhook deliveries each API process sends at "
+        "once.", _positive_int,
+    )
+    webhook_log_retention: int = setting(
+        "CONVERTLY_WEBHOOK_LOG_RETENTION", 7 * 86_400, "Seconds a finished webhook delivery "
+        "stays in the delivery log.", _positive_int,
+    )
+
     @property
     def distributed(self) -> bool:
         return bool(self.broker_url)
@@ -291,6 +341,9 @@ class Settings:
                 f"CONVERTLY_LOG_LEVEL: expected debug, info, warning or error, "
                 f"got {self.log_level!r}"
             )
+        if self.webhook_retry_max_delay < self.webhook_retry_delay:
+            raise SettingsError("CONVERTLY_WEBHOOK_RETRY_MAX_DELAY: must be at least "
+                                "CONVERTLY_WEBHOOK_RETRY_DELAY.")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,8 +12,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import service
-from convertly.api import forms
+from convertly import service, webhooks
+from convertly.api import forms, views
 from convertly.auth import ApiKey
 from convertly.errors import (
     ConflictError,
@@ -27,15 +25,13 @@ from convertly.executors.base import Executor
 from convertly.models import (
     ConvertedFile,
     FileSpec,
-    FileStatus,
     Job,
     JobStatus,
     JobType,
     ResizePreset,
-    mime_for,
 )
 from convertly.service import Services
-from convertly.signing import Grant, sign, verify
+from convertly.signing import verify
 from convertly.sniff import Kind
 from convertly.sources import SourceUploader
 
@@ -60,12 +56,6 @@ def authenticate(request: Request) -> ApiKey:
     return _services(request).keys.authenticate(key)
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _base_url(request: Request) -> str:
     configured = _services(request).settings.public_url
     return (configured or str(request.base_url)).rstrip("/")
@@ -73,10 +63,8 @@ def _base_url(request: Request) -> str:
 
 def download_url(request: Request, *, key: str, tenant: str, filename: str,
                  mime_type: str) -> str:
-    svc = _services(request)
-    grant = Grant(key=key, tenant=tenant, filename=filename, mime_type=mime_type,
-                  expires=int(time.time()) + svc.settings.download_url_ttl)
-    return f"{_base_url(request)}/api/download/{sign(grant, svc.secret)}"
+    return views.signed_url(_services(request), _base_url(request), key=key, tenant=tenant,
+                            filename=filename, mime_type=mime_type)
 
 
 # --- sync conversions -------------------------------------------------------------------
@@ -230,6 +218,8 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
                                     f"{', '.join(service.ARCHIVE_FORMATS)}.")
         if form.get("saveToStorage") is not None:
             forms.parse_bool(form.get("saveToStorage"), "saveToStorage", None)
+        callback = webhooks.parse_callback(svc, form.get("callbackUrl"),
+                                           form.get("callbackSecret"))
         if idempotency_key is not None:
             earlier = await asyncio.to_thread(svc.jobs.by_idempotency_key, key.tenant,
                                               idempotency_key, svc.settings.idempotency_ttl)
@@ -240,7 +230,9 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
             service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
             uploads=[u.path for u in form.files], create_archive=archive,
             archive_format=archive_format, idempotency_key=idempotency_key,
-            on_stored=executor.submit_file, uploader=uploader,
+            on_stored=webhooks.with_callback(svc, key.tenant, callback, _base_url(request),
+                                             executor.submit_file),
+            uploader=uploader,
         )
     finally:
         if uploader is not None and not created:
@@ -310,65 +302,13 @@ async def cancel_job(request: Request) -> Response:
     if cancelled is None:
         raise ConflictError(f"Job {job.id} is {job.status.value}; only pending jobs can be "
                             "cancelled.")
+    await asyncio.to_thread(webhooks.job_finished, _services(request), cancelled)
+    request.app.state.dispatcher.wake()
     return JSONResponse(render_job(request, cancelled))
 
 
 def render_job(request: Request, job: Job) -> dict[str, Any]:
-    results = []
-    for result in job.results:
-        url = None
-        if result.status is FileStatus.COMPLETED and result.output_key:
-            url = download_url(request, key=result.output_key, tenant=job.tenant,
-                               filename=result.output_filename or "output",
-                               mime_type=result.mime_type or "application/octet-stream")
-        results.append({
-            "index": result.index,
-            "filename": result.filename,
-            "status": result.status.value,
-            "format": result.format,
-            "outputFilename": result.output_filename,
-            "originalSize": result.original_size,
-            "finalSize": result.final_size,
-            "mimeType": result.mime_type,
-            "appliedQuality": result.applied_quality,
-            "width": result.width,
-            "height": result.height,
-            "downloadUrl": url,
-            "storedFileId": result.stored_file_id,
-            "error": result.error,
-            "errorCode": result.error_code,
-            "notes": list(result.notes),
-            "progress": 100 if result.status is not FileStatus.PENDING
-            else int(100 * result.progress),
-        })
-    archive = None
-    if job.create_archive:
-        name = service.archive_filename(job)
-        archive = {
-            "filename": name,
-            "format": job.archive_format,
-            "size": job.archive_size,
-            "downloadUrl": download_url(request, key=job.archive_key, tenant=job.tenant,
-                                        filename=name,
-                                        mime_type=mime_for(job.archive_format))
-            if job.archive_key else None,
-        }
-    return {
-        "jobId": job.id,
-        "jobType": job.job_type.value,
-        "status": job.status.value,
-        "totalFiles": job.total_files,
-        "completedFiles": job.completed_files,
-        "failedFiles": job.failed_files,
-        "progress": job.progress,
-        "errorMessage": job.error_message,
-        "cancelled": job.cancelled,
-        "results": results,
-        "archive": archive,
-        "createdAt": _iso(job.created_at),
-        "startedAt": _iso(job.started_at),
-        "completedAt": _iso(job.completed_at),
-    }
+    return views.job_view(_services(request), _base_url(request), job)
 
 
 # --- downloads, formats, health ---------------------------------------------------------

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from convertly import __version__
 from convertly.models import CompressMode, JobStatus, OutputFormat, ResizePreset
+from convertly.webhookstore import EVENT_TYPES
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -107,6 +108,12 @@ SCHEMAS: dict[str, Any] = {
                     "losslessValues": _ARRAY,
                     "stripMetadata": _BOOL,
                     "stripMetadataValues": _ARRAY,
+                    "callbackUrl": {"type": "string", "format": "uri",
+                                    "description": "This job's events are POSTed here "
+                                    "(public http or https URL)."},
+                    "callbackSecret": {"type": "string", "minLength": 16, "maxLength": 256,
+                                       "description": "Signs the callback's events; "
+                                       "required with callbackUrl."},
                 },
             },
         ],
@@ -333,6 +340,71 @@ SCHEMAS: dict[str, Any] = {
         "required": ["success", "message"],
     },
 }
+
+_EVENT_TYPES = list(EVENT_TYPES)
+_TIME = {"type": "string", "format": "date-time"}
+_MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
+SCHEMAS.update({
+    "CreateWebhookRequest": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "format": "uri",
+                    "description": "Public http or https URL receiving the events."},
+            "events": {"type": "array", "items": {"type": "string",
+                                                  "enum": [*_EVENT_TYPES, "*"]},
+                       "description": "Events to send; leave out (or [\"*\"]) for all. As a "
+                       "form field: a JSON array or a comma-separated list."},
+        },
+        "required": ["url"],
+    },
+    "WebhookEndpoint": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "we_..."},
+            "url": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string"}},
+            "createdAt": _TIME,
+            "secret": {"type": "string", "description": "whsec_...; only in the answer to "
+                       "its creation. Keys the HMAC-SHA256 of the convertly-signature "
+                       "header (t=<unix>,v1=<hex of HMAC(\"{t}.{body}\")>)."},
+        },
+        "required": ["id", "url", "events", "createdAt"],
+    },
+    "WebhookEvent": {
+        "type": "object",
+        "description": "The body POSTed to an endpoint.",
+        "properties": {
+            "id": {"type": "string", "description": "evt_...; the same on every retry."},
+            "type": {"type": "string", "enum": _EVENT_TYPES},
+            "created": {"type": "integer", "description": "Unix time of the event."},
+            "data": _ref("Job"),
+        },
+        "required": ["id", "type", "created", "data"],
+    },
+    "WebhookDelivery": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "wd_..."},
+            "eventId": {"type": "string"},
+            "type": {"type": "string", "enum": _EVENT_TYPES},
+            "endpointId": {"type": "string"},
+            "jobId": {"type": "string"},
+            "url": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+            "attempts": {"type": "integer"},
+            "maxAttempts": {"type": "integer"},
+            "responseCode": {"type": ["integer", "null"]},
+            "responseExcerpt": {"type": ["string", "null"],
+                                "description": "The first 256 bytes of the last answer."},
+            "lastError": {"type": ["string", "null"]},
+            "nextAttemptAt": _MAYBE_TIME,
+            "lastAttemptAt": _MAYBE_TIME,
+            "createdAt": _TIME,
+            "finishedAt": _MAYBE_TIME,
+        },
+        "required": ["id", "eventId", "type", "endpointId", "jobId", "status", "attempts"],
+    },
+})
 
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _FILE_ID = [{"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -561,6 +633,61 @@ PATHS: dict[str, Any] = {
             **_errors(400, 403, 404, 409, 413, 503)},
     }},
 }
+
+PATHS.update({
+    "/api/webhooks": {
+        "post": {
+            "tags": ["Webhooks"], "summary": "Create a webhook endpoint (its secret is shown "
+            "once)", "operationId": "createWebhook",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("CreateWebhookRequest")},
+                "application/x-www-form-urlencoded": {"schema": _ref("CreateWebhookRequest")},
+            }},
+            "responses": {"201": _json(_ref("WebhookEndpoint"), "Created"),
+                          **_errors(400, 401, 409)},
+        },
+        "get": {
+            "tags": ["Webhooks"], "summary": "List webhook endpoints",
+            "operationId": "listWebhooks",
+            "responses": {"200": _json({"type": "object", "properties": {
+                "webhooks": {"type": "array", "items": _ref("WebhookEndpoint")}}}),
+                **_errors(401)},
+        },
+    },
+    "/api/webhooks/{webhook_id}": {"delete": {
+        "tags": ["Webhooks"], "summary": "Delete a webhook endpoint",
+        "operationId": "deleteWebhook",
+        "parameters": [{"name": "webhook_id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
+            **_errors(401, 404)},
+    }},
+    "/api/webhooks/deliveries": {"get": {
+        "tags": ["Webhooks"], "summary": "The delivery log, newest first",
+        "operationId": "listWebhookDeliveries",
+        "parameters": [
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+            {"name": "offset", "in": "query",
+             "schema": {"type": "integer", "minimum": 0, "default": 0}},
+            {"name": "jobId", "in": "query", "schema": {"type": "string"}},
+        ],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "deliveries": {"type": "array", "items": _ref("WebhookDelivery")},
+            "pagination": {"type": "object", "properties": {
+                "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                "total": {"type": "integer"}, "hasMore": {"type": "boolean"}}}}}),
+            **_errors(400, 401)},
+    }},
+    "/api/webhooks/deliveries/{delivery_id}/retry": {"post": {
+        "tags": ["Webhooks"], "summary": "Send a finished delivery once more",
+        "operationId": "retryWebhookDelivery",
+        "parameters": [{"name": "delivery_id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": _json(_ref("WebhookDelivery")), **_errors(401, 404, 409)},
+    }},
+})
 
 
 def build_spec() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from convertly.api import dashboard, endpoints, library
+from convertly.api import dashboard, endpoints, library, webhook_endpoints
 from convertly.api.openapi import openapi
 
 ROUTES = [
@@ -37,4 +37,10 @@ ROUTES = [
     Route("/api/uploads/{token}", library.put_upload, methods=["PUT"]),
     # The dashboard's static files (convertly/dashboard/), under a version that changes with them.
     Mount(dashboard.ASSETS_PREFIX, app=dashboard.FILES, name="dashboard"),
+    Route("/api/webhooks", webhook_endpoints.create_webhook, methods=["POST"]),
+    Route("/api/webhooks", webhook_endpoints.list_webhooks, methods=["GET"]),
+    Route("/api/webhooks/deliveries", webhook_endpoints.list_deliveries, methods=["GET"]),
+    Route("/api/webhooks/deliveries/{delivery_id}/retry", webhook_endpoints.retry_delivery,
+          methods=["POST"]),
+    Route("/api/webhooks/{webhook_id}", webhook_endpoints.delete_webhook, methods=["DELETE"]),
 ]

@@ -1,0 +1,393 @@
+"""Webhooks: the events of a job's life, their signature, and the sender.
+
+Any process records events (`job_started`, `job_progress`, `job_finished`: the API, pool
+workers, Celery workers), as deliveries in the webhook store; recording never raises, so a
+webhook can neither block nor fail a conversion. Every API process runs a `Dispatcher` that
+claims due deliveries from the store and POSTs them, so they survive restarts and any
+replica can send what another recorded.
+
+Each request carries `convertly-signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">`,
+keyed with the endpoint's secret; the body is the event envelope
+`{"id": "evt_…", "type": …, "created": <unix>, "data": <the job as GET /api/jobs/{id}>}`.
+A delivery stores the job as it was at the event and the sender renders it, so download
+links are signed by the API (whose secret and address they need) and fresh on each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from convertly import outbound
+from convertly.errors import ConflictError, InvalidFieldError
+from convertly.models import FileResult, FileSpec, Job, JobStatus, JobType
+from convertly.webhookstore import (
+    COMPLETED,
+    EVENT_TYPES,
+    FAILED,
+    PROGRESS,
+    STARTED,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    new_id,
+)
+
+if TYPE_CHECKING:
+    from convertly.service import Services
+
+log = logging.getLogger("convertly.webhooks")
+
+SIGNATURE_HEADER = "convertly-signature"
+SECRET_PREFIX = "whsec_"
+MAX_ENDPOINTS = 20  # account endpoints per tenant
+CALLBACK_SECRET_MIN = 16
+CALLBACK_SECRET_MAX = 256
+POLL_INTERVAL = 0.5  # seconds between the dispatcher's looks for due deliveries
+PURGE_INTERVAL = 60.0
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The `convertly-signature` header value for `body` sent at `timestamp`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+# --- endpoints ----------------------------------------------------------------------------
+
+
+def _checked_url(svc: Services, field: str, url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidFieldError(field, "an http:// or https:// URL is required.")
+    try:
+        outbound.check_url(url.strip(), allow_private=svc.settings.webhook_allow_private)
+    except outbound.RefusedURLError as exc:
+        raise InvalidFieldError(field, str(exc)) from None
+    return url.strip()
+
+
+def parse_events(raw: Any) -> tuple[str, ...] | None:
+    """An `events` filter: None (or ["*"]) for every event, else known event types."""
+    if raw is None or raw == ["*"] or raw == "*":
+        return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("["):
+            try:
+                raw = json.loads(text)
+            except ValueError:
+                raise InvalidFieldError("events", "must be a JSON array of event types.") from None
+        else:
+            raw = [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(raw, list) or not raw or not all(isinstance(e, str) for e in raw):
+        raise InvalidFieldError("events", "must be a non-empty list of event types; leave it "
+                                "out for all of them.")
+    unknown = sorted(set(raw) - set(EVENT_TYPES))
+    if unknown:
+        raise InvalidFieldError("events", f"unknown event type {unknown[0]!r}; use "
+                                f"{', '.join(EVENT_TYPES)}.")
+    return tuple(e for e in EVENT_TYPES if e in raw)
+
+
+def create_endpoint(svc: Services, tenant: str, url: Any, events: Any,
+                    base_url: str) -> Endpoint:
+    """A new account endpoint with a fresh `whsec_` secret."""
+    checked = _checked_url(svc, "url", url)
+    wanted = parse_events(events)
+    if len(svc.webhooks.endpoints(tenant)) >= MAX_ENDPOINTS:
+        raise ConflictError(f"This account has {MAX_ENDPOINTS} webhook endpoints already; "
+                            "delete one first.")
+    endpoint = Endpoint(id=new_id("we"), tenant=tenant, url=checked, secret=new_secret(),
+                        events=wanted, base_url=base_url, created_at=time.time())
+    svc.webhooks.add_endpoint(endpoint, svc.settings.webhook_log_retention)
+    return endpoint
+
+
+def parse_callback(svc: Services, url: str | None, secret: str | None
+                   ) -> tuple[str, str] | None:
+    """The job's own callback from the `callbackUrl` and `callbackSecret` fields."""
+    if url is None and secret is None:
+        return None
+    if url is None:
+        raise InvalidFieldError("callbackUrl", "is required with callbackSecret.")
+    checked = _checked_url(svc, "callbackUrl", url)
+    if secret is None:
+        raise InvalidFieldError("callbackSecret", "is required with callbackUrl: the events "
+                                "are signed with it (for example a whsec_ value of your own).")
+    if not CALLBACK_SECRET_MIN <= len(secret) <= CALLBACK_SECRET_MAX or not secret.isprintable():
+        raise InvalidFieldError("callbackSecret", f"must be {CALLBACK_SECRET_MIN} to "
+                                f"{CALLBACK_SECRET_MAX} printable characters.")
+    return checked, secret
+
+
+def with_callback(svc: Services, tenant: str, callback: tuple[str, str] | None,
+                  base_url: str, on_stored: Callable[[Job, int], None]
+                  ) -> Callable[[Job, int], None]:
+    """`on_stored` that first records the job's callback endpoint, once, before the job's
+    first file is queued: no event of the job can be emitted before its callback exists."""
+    if callback is None:
+        return on_stored
+    lock = threading.Lock()
+    added: list[str] = []
+
+    def first(job: Job, index: int) -> None:
+        with lock:
+            if not added:
+                url, secret = callback
+                endpoint = Endpoint(id=new_id("we"), tenant=tenant, url=url, secret=secret,
+                                    events=None, base_url=base_url, created_at=time.time(),
+                                    job_id=job.id)
+                svc.webhooks.add_endpoint(endpoint, svc.settings.webhook_log_retention)
+                added.append(endpoint.id)
+        on_stored(job, index)
+
+    return first
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def job_started(svc: Services, tenant: str, job_id: str) -> None:
+    """The job's first file started (emitted once, whoever calls first)."""
+    _safely(svc, tenant, job_id, "started", None)
+
+
+def job_progress(svc: Services, tenant: str, job_id: str) -> None:
+    """The job went forward; emitted at most every CONVERTLY_WEBHOOK_PROGRESS_INTERVAL."""
+    _safely(svc, tenant, job_id, "progress", None)
+
+
+def job_finished(svc: Services, job: Job) -> None:
+    """The job completed or failed (emitted once)."""
+    if job.status.finished:
+        _safely(svc, job.tenant, job.id, "terminal", job)
+
+
+def _safely(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -> None:
+    try:
+        _emit(svc, tenant, job_id, kind, job)
+    except Exception as exc:
+        log.warning("job %s: the %s webhook event was not recorded: %r", job_id, kind, exc)
+
+
+def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -> None:
+    store = svc.webhooks
+    targets = store.targets(tenant, job_id)
+    if not targets:
+        return
+    now = time.time()
+    interval = svc.settings.webhook_progress_interval
+    if store.emit_state(job_id).after(kind, 100, now, interval) is None:
+        return  # the usual case for progress: too soon; checked again atomically below
+    job = job or svc.jobs.get(job_id)
+    if job is None:
+        return
+    if kind == "progress" and (job.status is not JobStatus.PROCESSING or job.progress >= 100):
+        return
+    event_type = {"started": STARTED, "progress": PROGRESS}.get(
+        kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
+    event_id = new_id("evt")
+    snapshot = job_snapshot(job)
+    deliveries = [
+        Delivery(id=new_id("wd"), tenant=tenant, endpoint_id=endpoint.id, job_id=job_id,
+                 event_id=event_id, event_type=event_type, url=endpoint.url,
+                 snapshot=snapshot, max_attempts=svc.settings.webhook_max_attempts,
+                 next_attempt_at=now, created_at=now)
+        for endpoint in targets if endpoint.wants(event_type)
+    ]
+    store.emit(job_id, kind, job.progress, now, interval, deliveries,
+               svc.settings.webhook_log_retention)
+
+
+def job_snapshot(job: Job) -> str:
+    """The job as stored, as JSON (what an event's `data` is rendered from)."""
+    return json.dumps({**dataclasses.asdict(job), "extra": {}})
+
+
+def job_from_snapshot(snapshot: str) -> Job:
+    data = json.loads(snapshot)
+    return Job(**{
+        **data, "job_type": JobType(data["job_type"]), "status": JobStatus(data["status"]),
+        "specs": tuple(FileSpec.from_dict(s) for s in data["specs"]),
+        "results": tuple(FileResult.from_dict(r) for r in data["results"]),
+    })
+
+
+def envelope(svc: Services, base_url: str, delivery: Delivery) -> bytes:
+    """The body of a delivery: its event, with the job rendered as GET /api/jobs/{id}
+    answers it (download links signed now, under `base_url`)."""
+    # Imported here: the API's rendering imports the service layer, which imports this.
+    from convertly.api.views import job_view
+
+    job = job_from_snapshot(delivery.snapshot)
+    return json.dumps({"id": delivery.event_id, "type": delivery.event_type,
+                       "created": int(delivery.created_at),
+                       "data": job_view(svc, base_url, job)},
+                      separators=(",", ":")).encode()
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+Post = Callable[..., outbound.Answer]
+
+
+def backoff(svc: Services, attempts: int) -> float:
+    """Seconds before the attempt after `attempts` failed ones: doubling from
+    CONVERTLY_WEBHOOK_RETRY_DELAY, capped, with a little jitter so retries spread out."""
+    settings = svc.settings
+    delay = settings.webhook_retry_delay * 2.0 ** min(attempts - 1, 60)
+    return min(settings.webhook_retry_max_delay, delay * random.uniform(1.0, 1.2))
+
+
+def attempt(svc: Services, delivery: Delivery, post: Post = outbound.post) -> Delivery:
+    """Send a claimed delivery once and record how it went; return it as recorded."""
+    started = time.time()
+    code: int | None = None
+    excerpt: str | None = None
+    error: str | None = "the webhook endpoint was deleted"
+    permanent = True
+    endpoint = svc.webhooks.endpoint(delivery.endpoint_id)
+    if endpoint is not None:
+        code, excerpt, error, permanent = _send(svc, delivery, endpoint, post, started)
+    now = time.time()
+    attempts = delivery.attempts + 1
+    if error is None:
+        status, next_at, finished = DeliveryStatus.SUCCEEDED, None, now
+    elif permanent or attempts >= delivery.max_attempts:
+        status, next_at, finished = DeliveryStatus.FAILED, None, now
+        log.warning("webhook delivery %s to %s failed after %d attempts: %s", delivery.id,
+                    delivery.url, attempts, error)
+    else:
+        status, next_at, finished = (DeliveryStatus.PENDING, now + backoff(svc, attempts),
+                                     None)
+    recorded = replace(delivery, status=status, attempts=attempts, response_code=code,
+                       response_excerpt=excerpt, last_error=error, next_attempt_at=next_at,
+                       last_attempt_at=started, finished_at=finished)
+    svc.webhooks.record_attempt(recorded)
+    return recorded
+
+
+def _send(svc: Services, delivery: Delivery, endpoint: Endpoint, post: Post, started: float
+          ) -> tuple[int | None, str | None, str | None, bool]:
+    """POST the delivery's event: (status, answer excerpt, error, whether the error is
+    permanent)."""
+    settings = svc.settings
+    try:
+        body = envelope(svc, (settings.public_url or endpoint.base_url).rstrip("/"), delivery)
+    except (ValueError, TypeError, KeyError) as exc:  # a snapshot we cannot read
+        log.error("webhook delivery %s: the event could not be rendered: %r", delivery.id, exc)
+        return None, None, "the event could not be rendered; the error was logged", True
+    headers = {"Content-Type": "application/json",
+               SIGNATURE_HEADER: sign(endpoint.secret, body, int(started)),
+               "convertly-event-id": delivery.event_id,
+               "convertly-delivery-id": delivery.id}
+    try:
+        answer = post(delivery.url, body, headers, timeout=settings.webhook_timeout,
+                      allow_private=settings.webhook_allow_private)
+    except outbound.RefusedURLError as exc:
+        return None, None, f"refused: {exc}", True
+    except outbound.DeliveryFailed as exc:
+        return None, None, exc.message, exc.permanent
+    error = None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+    return answer.status, answer.excerpt, error, False
+
+
+class Dispatcher:
+    """Sends due deliveries from an API process: claims them from the store (held for a
+    lease, so several API processes share the work and a crash only delays a delivery),
+    POSTs each from a small thread pool and records the outcome. `run()` is the task; after
+    `stop()` it ends once the requests in flight (at most the timeout) are recorded."""
+
+    def __init__(self, svc: Services, post: Post = outbound.post) -> None:
+        self.svc = svc
+        self.post = post
+        self.concurrency = svc.settings.webhook_concurrency
+        self.lease = 2 * svc.settings.webhook_timeout + 30
+        self._in_flight = 0
+        self._stopping = False
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Look for due deliveries now (something was just queued)."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _done(self, future: concurrent.futures.Future[Any]) -> None:
+        self._in_flight -= 1
+        if self._wake is not None:
+            self._wake.set()
+        exc = future.exception()
+        if exc is not None:
+            log.warning("a webhook attempt was not recorded (retried after its lease): %r",
+                        exc)
+
+    async def run(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        pool = concurrent.futures.ThreadPoolExecutor(self.concurrency,
+                                                     thread_name_prefix="webhook")
+        purged_at = 0.0
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                free = self.concurrency - self._in_flight
+                if free > 0:
+                    for delivery in await self._claim(free):
+                        self._in_flight += 1
+                        future = pool.submit(attempt, self.svc, delivery, self.post)
+                        future.add_done_callback(
+                            lambda f: loop.call_soon_threadsafe(self._done, f))
+                if time.monotonic() - purged_at > PURGE_INTERVAL:
+                    purged_at = time.monotonic()
+                    await self._purge()
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # arrives as the event is set, and the loop would never end.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_INTERVAL):
+                        await self._wake.wait()
+        finally:
+            await asyncio.to_thread(pool.shutdown, wait=True)
+
+    def stop(self) -> None:
+        """Make `run()` return after its current step (it then waits for the requests in
+        flight). Call it from the loop that runs `run()`."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _claim(self, limit: int) -> list[Delivery]:
+        try:
+            return await asyncio.to_thread(self.svc.webhooks.claim_due, time.time(), limit,
+                                           self.lease)
+        except Exception as exc:
+            log.warning("webhook deliveries not claimed: %r", exc)
+            return []
+
+    async def _purge(self) -> None:
+        before = time.time() - self.svc.settings.webhook_log_retention
+        try:
+            removed = await asyncio.to_thread(self.svc.webhooks.purge, before)
+        except Exception as exc:
+            log.warning("webhook delivery log not purged: %r", exc)
+            return
+        if removed:
+            log.info("removed %d old webhook deliveries from the log", removed)

@@ -1,0 +1,416 @@
+"""Webhook state: endpoints, the delivery log and the per-job event bookkeeping.
+
+`WebhookStore` is the protocol; `SqliteWebhookStore` keeps it next to the jobs in embedded
+mode, `convertly.webhookredis.RedisWebhookStore` in Redis in distributed mode. Any process
+records events (API, pool workers, Celery workers); the API processes claim due deliveries
+and send them. Deliveries to one endpoint about one job form a stream that is sent in order:
+a delivery waits while an earlier one of its stream is still pending (retries included).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import secrets
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+from typing import Any, Protocol
+
+from convertly.db import Database
+from convertly.settings import Settings
+
+STARTED = "conversion.started"
+PROGRESS = "conversion.progress"
+COMPLETED = "conversion.completed"
+FAILED = "conversion.failed"
+EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where events go. An account endpoint (POST /api/webhooks) gets the tenant's events
+    that `events` names (None: all); a job's callback (`job_id` set, from callbackUrl) gets
+    every event of that job. `base_url` is the API's address when it was created, for the
+    download links in events when CONVERTLY_PUBLIC_URL is not set."""
+
+    id: str
+    tenant: str
+    url: str
+    secret: str
+    events: tuple[str, ...] | None
+    base_url: str
+    created_at: float
+    job_id: str | None = None
+
+    def wants(self, event_type: str) -> bool:
+        return self.events is None or event_type in self.events
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Endpoint:
+        events = data.get("events")
+        return cls(**{**data, "events": None if events is None else tuple(events)})
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one endpoint, and how sending it went. `snapshot` is the job as it was
+    when the event happened (JSON); each attempt renders it, with fresh download links, into
+    the body it signs."""
+
+    id: str
+    tenant: str
+    endpoint_id: str
+    job_id: str
+    event_id: str
+    event_type: str
+    url: str
+    snapshot: str
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    max_attempts: int = 1
+    response_code: int | None = None
+    response_excerpt: str | None = None
+    last_error: str | None = None
+    next_attempt_at: float | None = None
+    last_attempt_at: float | None = None
+    created_at: float = 0.0
+    finished_at: float | None = None
+
+    @property
+    def stream(self) -> str:
+        return f"{self.endpoint_id}:{self.job_id}"
+
+    def meta(self) -> dict[str, Any]:
+        """Every field but the snapshot."""
+        data = asdict(self)
+        del data["snapshot"]
+        return data
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], snapshot: str) -> Delivery:
+        return cls(**{**meta, "status": DeliveryStatus(meta["status"]), "snapshot": snapshot})
+
+    def retried(self, now: float) -> Delivery:
+        """Pending again for one more attempt, now."""
+        return replace(self, status=DeliveryStatus.PENDING, max_attempts=self.attempts + 1,
+                       next_attempt_at=now, finished_at=None)
+
+
+@dataclass(frozen=True)
+class EmitState:
+    """What a job has emitted so far: `progress` is the last percentage sent (-1: none)."""
+
+    started: bool = False
+    terminal: bool = False
+    progress: int = -1
+    progress_at: float = 0.0
+
+    def after(self, kind: str, progress: int, now: float, interval: float) -> EmitState | None:
+        """The state once `kind` ("started", "progress" or "terminal") is emitted, or None
+        when it must not be: after the terminal event nothing; `started` once; progress
+        only forward and at most every `interval` seconds."""
+        if self.terminal:
+            return None
+        if kind == "started":
+            return None if self.started else replace(self, started=True)
+        if kind == "progress":
+            if progress <= self.progress or now - self.progress_at < interval:
+                return None
+            return replace(self, progress=progress, progress_at=now)
+        return replace(self, terminal=True)
+
+
+class WebhookStore(Protocol):
+    """Durable webhook state. Every method is blocking and atomic on its own."""
+
+    def add_endpoint(self, endpoint: Endpoint, ttl: int) -> None:
+        """Store an endpoint; a job's callback is forgotten after `ttl` seconds."""
+        ...
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None: ...
+
+    def endpoints(self, tenant: str) -> builtins.list[Endpoint]:
+        """The tenant's account endpoints (not job callbacks), oldest first."""
+        ...
+
+    def remove_endpoint(self, endpoint_id: str, tenant: str) -> bool:
+        """Delete the tenant's account endpoint; False when there is none with that id."""
+        ...
+
+    def targets(self, tenant: str, job_id: str) -> builtins.list[Endpoint]:
+        """Every endpoint that may want the job's events: the tenant's and the job's own."""
+        ...
+
+    def emit_state(self, job_id: str) -> EmitState: ...
+
+    def emit(self, job_id: str, kind: str, progress: int, now: float, interval: float,
+             deliveries: builtins.list[Delivery], ttl: int) -> bool:
+        """If `EmitState.after` allows it, update the job's state and queue `deliveries`
+        (each at the end of its stream), all at once; return whether it happened."""
+        ...
+
+    def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
+        """Up to `limit` pending deliveries due by `now` that head their stream, each held
+        for `lease` seconds (another claim skips it until then)."""
+        ...
+
+    def record_attempt(self, delivery: Delivery) -> None:
+        """Store a claimed delivery after an attempt: still pending (due again at its
+        `next_attempt_at`), or finished, which lets the next one of its stream go."""
+        ...
+
+    def delivery(self, delivery_id: str, tenant: str) -> Delivery | None: ...
+
+    def deliveries(self, tenant: str, *, job_id: str | None, limit: int, offset: int
+                   ) -> tuple[builtins.list[Delivery], int]:
+        """A page of the tenant's deliveries, newest first, and how many there are."""
+        ...
+
+    def retry(self, delivery_id: str, tenant: str, now: float) -> Delivery | None:
+        """Queue a finished delivery for one more attempt (at the end of its stream); None
+        when it does not exist or is still pending."""
+        ...
+
+    def purge(self, before: float) -> int:
+        """Forget deliveries finished before `before`, and job callbacks and event
+        bookkeeping older than that with nothing pending; return how many deliveries."""
+        ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    events TEXT,
+    base_url TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    job_id TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_endpoints_tenant ON webhook_endpoints (tenant, created_at);
+CREATE INDEX IF NOT EXISTS webhook_endpoints_job ON webhook_endpoints (job_id);
+CREATE TABLE IF NOT EXISTS webhook_jobs (
+    job_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    next_attempt_at REAL,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    meta TEXT NOT NULL,
+    snapshot TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_stream
+    ON webhook_deliveries (stream, status, position);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_tenant
+    ON webhook_deliveries (tenant, created_at DESC);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_job ON webhook_deliveries (tenant, job_id);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_finished ON webhook_deliveries (finished_at);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint
+    ON webhook_deliveries (endpoint_id, status);
+"""
+
+_PENDING = DeliveryStatus.PENDING.value
+# Pending deliveries due now that no earlier pending delivery of their stream holds back.
+_DUE = (
+    "SELECT id FROM webhook_deliveries d WHERE status = ? AND next_attempt_at <= ?"
+    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.stream = d.stream"
+    " AND e.status = ? AND e.position < d.position)"
+    " ORDER BY next_attempt_at LIMIT ?"
+)
+
+
+def _endpoint(row: Any) -> Endpoint:
+    events = row["events"]
+    return Endpoint(id=row["id"], tenant=row["tenant"], url=row["url"], secret=row["secret"],
+                    events=None if events is None else tuple(json.loads(events)),
+                    base_url=row["base_url"], created_at=row["created_at"],
+                    job_id=row["job_id"])
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery.from_meta(json.loads(row["meta"]), row["snapshot"])
+
+
+class SqliteWebhookStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.db.read().executescript(SCHEMA)
+
+    # --- endpoints ---
+
+    def add_endpoint(self, endpoint: Endpoint, ttl: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO webhook_endpoints (id, tenant, url, secret, events, base_url,"
+                " created_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (endpoint.id, endpoint.tenant, endpoint.url, endpoint.secret,
+                 None if endpoint.events is None else json.dumps(endpoint.events),
+                 endpoint.base_url, endpoint.created_at, endpoint.job_id),
+            )
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        row = self.db.read().execute("SELECT * FROM webhook_endpoints WHERE id = ?",
+                                     (endpoint_id,)).fetchone()
+        return None if row is None else _endpoint(row)
+
+    def endpoints(self, tenant: str) -> builtins.list[Endpoint]:
+        rows = self.db.read().execute(
+            "SELECT * FROM webhook_endpoints WHERE tenant = ? AND job_id IS NULL"
+            " ORDER BY created_at, id", (tenant,)).fetchall()
+        return [_endpoint(r) for r in rows]
+
+    def remove_endpoint(self, endpoint_id: str, tenant: str) -> bool:
+        with self.db.transaction() as conn:
+            cur = conn.execute("DELETE FROM webhook_endpoints WHERE id = ? AND tenant = ?"
+                               " AND job_id IS NULL", (endpoint_id, tenant))
+            return cur.rowcount > 0
+
+    def targets(self, tenant: str, job_id: str) -> builtins.list[Endpoint]:
+        rows = self.db.read().execute(
+            "SELECT * FROM webhook_endpoints WHERE (tenant = ? AND job_id IS NULL)"
+            " OR job_id = ? ORDER BY created_at, id", (tenant, job_id)).fetchall()
+        return [_endpoint(r) for r in rows if r["tenant"] == tenant]
+
+    # --- events ---
+
+    def _state(self, conn: Any, job_id: str) -> EmitState:
+        row = conn.execute("SELECT state FROM webhook_jobs WHERE job_id = ?",
+                           (job_id,)).fetchone()
+        return EmitState() if row is None else EmitState(**json.loads(row["state"]))
+
+    def emit_state(self, job_id: str) -> EmitState:
+        return self._state(self.db.read(), job_id)
+
+    def emit(self, job_id: str, kind: str, progress: int, now: float, interval: float,
+             deliveries: builtins.list[Delivery], ttl: int) -> bool:
+        with self.db.transaction() as conn:
+            after = self._state(conn, job_id).after(kind, progress, now, interval)
+            if after is None:
+                return False
+            conn.execute("INSERT OR REPLACE INTO webhook_jobs VALUES (?, ?, ?)",
+                         (job_id, json.dumps(asdict(after)), now))
+            for delivery in deliveries:
+                self._enqueue(conn, delivery)
+        return True
+
+    def _enqueue(self, conn: Any, delivery: Delivery) -> None:
+        position = conn.execute(
+            "SELECT COALESCE(MAX(position), 0) + 1 FROM webhook_deliveries WHERE stream = ?",
+            (delivery.stream,)).fetchone()[0]
+        conn.execute(
+            "INSERT OR REPLACE INTO webhook_deliveries (id, tenant, endpoint_id, job_id, stream,"
+            " position, status, next_attempt_at, created_at, finished_at, meta, snapshot)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (delivery.id, delivery.tenant, delivery.endpoint_id, delivery.job_id,
+             delivery.stream, position,
+             delivery.status.value, delivery.next_attempt_at, delivery.created_at,
+             delivery.finished_at, json.dumps(delivery.meta()), delivery.snapshot),
+        )
+
+    # --- sending ---
+
+    def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
+        args = (_PENDING, now, _PENDING, limit)
+        if not self.db.read().execute(_DUE, args).fetchone():
+            return []  # the usual case, without taking the write lock
+        with self.db.transaction() as conn:
+            ids = [r["id"] for r in conn.execute(_DUE, args).fetchall()]
+            claimed = []
+            for delivery_id in ids:
+                conn.execute("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
+                             (now + lease, delivery_id))
+                row = conn.execute("SELECT meta, snapshot FROM webhook_deliveries WHERE id = ?",
+                                   (delivery_id,)).fetchone()
+                claimed.append(_delivery(row))
+        return claimed
+
+    def record_attempt(self, delivery: Delivery) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?,"
+                " finished_at = ?, meta = ? WHERE id = ?",
+                (delivery.status.value, delivery.next_attempt_at, delivery.finished_at,
+                 json.dumps(delivery.meta()), delivery.id),
+            )
+
+    # --- the log ---
+
+    def delivery(self, delivery_id: str, tenant: str) -> Delivery | None:
+        row = self.db.read().execute(
+            "SELECT meta, snapshot FROM webhook_deliveries WHERE id = ? AND tenant = ?",
+            (delivery_id, tenant)).fetchone()
+        return None if row is None else _delivery(row)
+
+    def deliveries(self, tenant: str, *, job_id: str | None, limit: int, offset: int
+                   ) -> tuple[builtins.list[Delivery], int]:
+        where, args = "tenant = ?", [tenant]
+        if job_id is not None:
+            where += " AND job_id = ?"
+            args.append(job_id)
+        conn = self.db.read()
+        total = conn.execute(f"SELECT COUNT(*) FROM webhook_deliveries WHERE {where}",
+                             args).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT meta, snapshot FROM webhook_deliveries WHERE {where}"
+            " ORDER BY created_at DESC, position DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset]).fetchall()
+        return [_delivery(r) for r in rows], int(total)
+
+    def retry(self, delivery_id: str, tenant: str, now: float) -> Delivery | None:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT meta, snapshot FROM webhook_deliveries WHERE id = ? AND tenant = ?",
+                (delivery_id, tenant)).fetchone()
+            if row is None:
+                return None
+            delivery = _delivery(row)
+            if delivery.status is DeliveryStatus.PENDING:
+                return None
+            again = delivery.retried(now)
+            self._enqueue(conn, again)
+        return again
+
+    def purge(self, before: float) -> int:
+        with self.db.transaction() as conn:
+            cur = conn.execute("DELETE FROM webhook_deliveries WHERE finished_at < ?",
+                               (before,))
+            conn.execute("DELETE FROM webhook_jobs WHERE updated_at < ?", (before,))
+            conn.execute(
+                "DELETE FROM webhook_endpoints WHERE job_id IS NOT NULL AND created_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+                " WHERE d.endpoint_id = webhook_endpoints.id AND d.status = ?)",
+                (before, _PENDING))
+            return int(cur.rowcount)
+
+
+def build_store(settings: Settings) -> WebhookStore:
+    """Redis in distributed mode, else the SQLite database the jobs live in."""
+    if settings.distributed:
+        from convertly import redisstate, webhookredis
+
+        return webhookredis.RedisWebhookStore(redisstate.connect(settings.redis_state_url))
+    return SqliteWebhookStore(Database(settings.data_dir / "convertly.db"))

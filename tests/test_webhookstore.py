@@ -1,0 +1,170 @@
+"""The webhook store contract, on both engines: SQLite (embedded) and Redis (distributed)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from convertly import redisstate
+from convertly.db import Database
+from convertly.webhookredis import RedisWebhookStore
+from convertly.webhookstore import (
+    Delivery,
+    DeliveryStatus,
+    EmitState,
+    Endpoint,
+    SqliteWebhookStore,
+    WebhookStore,
+    new_id,
+)
+from tests.cluster import Cluster
+
+TTL = 3600
+NOW = 1_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebhookStore]:
+    if request.param == "sqlite":
+        yield SqliteWebhookStore(Database(tmp_path / "hooks.db"))
+        return
+    cluster: Cluster = request.getfixturevalue("cluster")
+    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client.flushdb()
+    try:
+        yield RedisWebhookStore(client)
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def endpoint(tenant: str = "t1", job_id: str | None = None, **extra: object) -> Endpoint:
+    return Endpoint(id=new_id("we"), tenant=tenant, url="https://example.com/h",
+                    secret="whsec_x", events=None, base_url="http://api", created_at=NOW,
+                    job_id=job_id, **extra)  # type: ignore[arg-type]
+
+
+def delivery(ep: Endpoint, job_id: str, event_type: str = "conversion.progress",
+             at: float = NOW) -> Delivery:
+    return Delivery(id=new_id("wd"), tenant=ep.tenant, endpoint_id=ep.id, job_id=job_id,
+                    event_id=new_id("evt"), event_type=event_type, url=ep.url,
+                    snapshot='{"x":1}', max_attempts=3, next_attempt_at=at, created_at=at)
+
+
+def finished(d: Delivery, status: DeliveryStatus = DeliveryStatus.SUCCEEDED,
+             at: float = NOW) -> Delivery:
+    return replace(d, status=status, attempts=d.attempts + 1, next_attempt_at=None,
+                   last_attempt_at=at, finished_at=at, response_code=200)
+
+
+def test_endpoints_belong_to_their_tenant(store: WebhookStore) -> None:
+    mine, theirs, callback = endpoint("t1"), endpoint("t2"), endpoint("t1", job_id="j1")
+    for ep in (mine, theirs, callback):
+        store.add_endpoint(ep, TTL)
+    assert store.endpoints("t1") == [mine]  # callbacks are not account endpoints
+    assert {e.id for e in store.targets("t1", "j1")} == {mine.id, callback.id}
+    assert store.targets("t1", "j2") == [mine]
+    assert store.targets("t2", "j1") == [theirs]  # another tenant's job id: nothing of t1's
+    assert store.endpoint(callback.id) == callback
+    assert store.remove_endpoint(mine.id, "t2") is False
+    assert store.remove_endpoint(callback.id, "t1") is False
+    assert store.remove_endpoint(mine.id, "t1") is True
+    assert store.endpoints("t1") == [] and store.endpoint(mine.id) is None
+
+
+def test_emit_rules(store: WebhookStore) -> None:
+    ep = endpoint()
+    job = "job-1"
+    assert store.emit(job, "progress", 10, NOW, 5.0, [delivery(ep, job)], TTL)
+    assert not store.emit(job, "progress", 10, NOW + 10, 5.0, [], TTL)  # not forward
+    assert not store.emit(job, "progress", 20, NOW + 1, 5.0, [], TTL)  # too soon
+    assert store.emit(job, "progress", 20, NOW + 6, 5.0, [], TTL)
+    assert store.emit(job, "started", 0, NOW, 5.0, [delivery(ep, job)], TTL)
+    assert not store.emit(job, "started", 0, NOW, 5.0, [delivery(ep, job)], TTL)
+    assert store.emit(job, "terminal", 100, NOW, 5.0, [delivery(ep, job)], TTL)
+    assert not store.emit(job, "terminal", 100, NOW, 5.0, [delivery(ep, job)], TTL)
+    assert not store.emit(job, "progress", 90, NOW + 60, 5.0, [delivery(ep, job)], TTL)
+    assert store.emit_state(job) == EmitState(started=True, terminal=True, progress=20,
+                                              progress_at=NOW + 6)
+    assert store.deliveries("t1", job_id=job, limit=10, offset=0)[1] == 3  # refused: none
+
+
+def test_a_stream_is_sent_in_order_and_claims_are_leased(store: WebhookStore) -> None:
+    ep, other = endpoint(), endpoint()
+    first, second = delivery(ep, "j"), delivery(ep, "j", at=NOW + 1)
+    elsewhere = delivery(other, "j")
+    store.emit("j", "started", 0, NOW, 0, [first, elsewhere], TTL)
+    store.emit("j", "terminal", 0, NOW + 1, 0, [second], TTL)
+
+    claimed = store.claim_due(NOW + 5, 10, lease=30)
+    assert {d.id for d in claimed} == {first.id, elsewhere.id}  # second waits for first
+    assert store.claim_due(NOW + 5, 10, lease=30) == []  # leased
+    store.record_attempt(finished(next(d for d in claimed if d.id == elsewhere.id)))
+    # A retry keeps the stream's head: the next one still waits.
+    store.record_attempt(replace(first, attempts=1, next_attempt_at=NOW + 7,
+                                 last_error="HTTP 500"))
+    assert store.claim_due(NOW + 6, 10, lease=30) == []
+    [again] = store.claim_due(NOW + 7, 10, lease=30)
+    assert (again.id, again.attempts, again.last_error) == (first.id, 1, "HTTP 500")
+    store.record_attempt(finished(again))
+    [after] = store.claim_due(NOW + 8, 10, lease=30)
+    assert after.id == second.id
+    # A lost claim (the sender died) comes back once its lease ran out.
+    assert store.claim_due(NOW + 37, 10, lease=30) == []
+    [lost] = store.claim_due(NOW + 39, 10, lease=30)
+    assert lost.id == second.id
+
+
+def test_the_log_pages_newest_first_per_tenant_and_job(store: WebhookStore) -> None:
+    ep, stranger = endpoint("t1"), endpoint("t2")
+    for i in range(5):
+        assert store.emit(f"job-{i % 2}", "progress", i + 1, NOW + i, 0,
+                          [delivery(ep, f"job-{i % 2}", at=NOW + i)], TTL)
+    store.emit("job-x", "started", 0, NOW, 0, [delivery(stranger, "job-x")], TTL)
+    page, total = store.deliveries("t1", job_id=None, limit=2, offset=1)
+    assert total == 5 and [d.created_at for d in page] == [NOW + 3, NOW + 2]
+    mine, total = store.deliveries("t1", job_id="job-0", limit=10, offset=0)
+    assert total == 3 and {d.job_id for d in mine} == {"job-0"}
+    assert store.deliveries("t2", job_id="job-0", limit=10, offset=0) == ([], 0)
+    assert store.delivery(mine[0].id, "t2") is None
+    assert store.delivery(mine[0].id, "t1") == mine[0]
+
+
+def test_retry_only_finished_deliveries(store: WebhookStore) -> None:
+    ep = endpoint()
+    d = delivery(ep, "j")
+    store.emit("j", "started", 0, NOW, 0, [d], TTL)
+    assert store.retry(d.id, "t1", NOW) is None  # still pending
+    [claimed] = store.claim_due(NOW, 10, 30)
+    store.record_attempt(finished(claimed, DeliveryStatus.FAILED))
+    assert store.claim_due(NOW + 100, 10, 30) == []
+    assert store.retry(d.id, "t2", NOW) is None  # another tenant's
+    again = store.retry(d.id, "t1", NOW + 100)
+    assert again is not None
+    assert (again.status, again.attempts, again.max_attempts) == (DeliveryStatus.PENDING, 1, 2)
+    assert store.retry(d.id, "t1", NOW + 100) is None
+    [claimed] = store.claim_due(NOW + 100, 10, 30)
+    assert claimed.id == d.id and claimed.finished_at is None
+
+
+def test_purge_forgets_old_finished_deliveries_only(store: WebhookStore) -> None:
+    ep = endpoint()
+    old, fresh, waiting = delivery(ep, "a"), delivery(ep, "b"), delivery(ep, "c")
+    for d in (old, fresh, waiting):
+        store.emit(d.job_id, "started", 0, NOW, 0, [d], TTL)
+    claimed = {d.id: d for d in store.claim_due(NOW, 10, 30)}
+    store.record_attempt(finished(claimed[old.id], at=NOW))
+    store.record_attempt(finished(claimed[fresh.id], at=NOW + 500))
+    assert store.purge(NOW + 100) == 1
+    ids = {d.id for d in store.deliveries("t1", job_id=None, limit=10, offset=0)[0]}
+    assert ids == {fresh.id, waiting.id}
+
+
+def test_emit_state_after_is_what_both_engines_follow() -> None:
+    state = EmitState()
+    assert state.after("progress", 5, time.time(), 10.0) is not None
+    assert EmitState(terminal=True).after("started", 0, 0, 0) is None
