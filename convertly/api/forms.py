@@ -4,6 +4,7 @@ settings (singular fields or JSON arrays with one entry per file) turned into Fi
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -242,6 +243,11 @@ class SpecReader:
             except json.JSONDecodeError as exc:
                 raise InvalidFieldError(plural, f"is not valid JSON ({exc.msg}); send a JSON "
                                         "array with one entry per file.") from exc
+            except (ValueError, RecursionError) as exc:
+                # Integers over Python's digit limit, or arrays nested thousands deep.
+                raise InvalidFieldError(plural, "is not JSON we accept (a number too long or "
+                                        "nesting too deep); send a flat JSON array with one "
+                                        "entry per file.") from exc
             if not isinstance(items, list):
                 raise InvalidFieldError(plural, "must be a JSON array with one entry per file.")
             if len(items) != self.count:
@@ -276,15 +282,20 @@ def parse_preset(value: Any, name: str, index: int | None) -> ResizePreset:
 
 
 def _int(value: Any, name: str, index: int | None, low: int, high: int, what: str) -> int:
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
     if isinstance(value, bool):
-        raise InvalidFieldError(name, f"must be {what}, got {value!r}.", file_index=index)
+        raise InvalidFieldError(name, f"must be {what}, got {shown}.", file_index=index)
     try:
         number = float(str(value).strip()) if not isinstance(value, int | float) else value
-    except ValueError:
-        raise InvalidFieldError(name, f"must be {what}, got {value!r}.",
+    except (ValueError, OverflowError):
+        raise InvalidFieldError(name, f"must be {what}, got {shown}.",
                                 file_index=index) from None
+    # NaN and infinities (JSON's NaN and Infinity, "1e400") have no integer value; an integer
+    # beyond a float's range is out of every range we accept.
+    if isinstance(number, float) and not math.isfinite(number):
+        number = low - 1
     if number != int(number) or not low <= number <= high:
-        raise InvalidFieldError(name, f"must be {what}, got {value!r}.", file_index=index)
+        raise InvalidFieldError(name, f"must be {what}, got {shown}.", file_index=index)
     return int(number)
 
 
