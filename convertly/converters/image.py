@@ -69,6 +69,9 @@ _HIGH_DEPTH_TARGETS = frozenset({OutputFormat.PNG, OutputFormat.TIFF})
 _PILLOW_METADATA = (("icc-profile-data", "icc_profile"), ("exif-data", "exif"), ("xmp-data", "xmp"))
 _SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image a quarter
 _EXIF_ORIENTATION = 0x0112
+# What decoders raise on damaged input; pillow-heif reports libheif's errors (a frame larger
+# than its header says, libheif's own size limits) as RuntimeError.
+DECODE_ERRORS = (pyvips.Error, OSError, ValueError, SyntaxError, RuntimeError)
 _FOREIGN_COLOURSPACES = frozenset(
     {"lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "oklab", "oklch"}
 )
@@ -210,7 +213,7 @@ def _read_header(src: Path, kind: Kind) -> _Header:
         )
     except Image.DecompressionBombError as exc:
         raise _too_large_for_pillow() from exc
-    except (pyvips.Error, OSError, ValueError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
     return _Header(
         image.width,
@@ -283,7 +286,7 @@ def _pillow_load(src: Path, kind: Kind) -> pyvips.Image:
                 picture = opened.copy()
     except Image.DecompressionBombError as exc:
         raise _too_large_for_pillow() from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
     if picture.mode == "1":
         picture = picture.convert("L")

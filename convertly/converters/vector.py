@@ -31,9 +31,9 @@ from PIL import Image
 
 from convertly.converters import process
 from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.image import DECODE_ERRORS, ImageConverter
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
-from convertly.converters.image import ImageConverter
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.converters.svgsafe import SafeSvg, safe_svg
@@ -177,7 +177,7 @@ def _source_size(src: Path, kind: Kind, auto_orient: bool) -> tuple[int, int, in
         header = pyvips.Image.new_from_source(
             pyvips.Source.new_from_file(str(src)), "", access="sequential"
         )
-    except (pyvips.Error, OSError, ValueError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
     orientation = _int_field(header, "orientation", 1)
     pages = _int_field(header, "n-pages", 1)
