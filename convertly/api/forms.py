@@ -36,6 +36,7 @@ from convertly.settings import Settings
 FILE_FIELDS = ("files", "file")
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 200
+MAX_BOUNDARY = 70  # RFC 2046; python-multipart refuses more than 256 with an exception
 # Other spellings users send for a format.
 FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff", "heic": "heif", "tar.gz": "tgz"}
 
@@ -175,6 +176,10 @@ async def parse_multipart(request: Request, settings: Settings, spool_root: Path
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidRequestError(
             "Send the request as multipart/form-data with the files in the 'files' field."
+        )
+    if not 0 < len(params[b"boundary"]) <= MAX_BOUNDARY:
+        raise InvalidRequestError(
+            f"The multipart boundary must be 1 to {MAX_BOUNDARY} characters long (RFC 2046)."
         )
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
