@@ -137,6 +137,11 @@ def _register(app: Celery) -> None:
             reply = ["error", "CONVERSION_FAILED",
                      f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
                      "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
+        except Exception:
+            # The API process waits for a reply until the task's time limit: always send one.
+            log.exception("sync conversion %s failed unexpectedly", reply_to)
+            error = ConvertlyError()
+            reply = ["error", error.code, error.message, {}]
         redisstate.send_reply(svc.settings.redis_state_url, reply_to, reply)
 
 
