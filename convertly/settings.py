@@ -132,6 +132,11 @@ class Settings:
         "CONVERTLY_MAX_EXTRACTED_BYTES", 8 * 1024 * 1024 * 1024, "Most bytes extracted from "
         "one archive (guards against archive bombs).", _positive_int,
     )
+    max_expansion_ratio: int = setting(
+        "CONVERTLY_MAX_EXPANSION_RATIO", 100, "Most bytes extracted from an archive per byte "
+        "of the archive, once past 16 MiB (guards against archive bombs long before "
+        "CONVERTLY_MAX_EXTRACTED_BYTES).", _positive_int,
+    )
     rar_command: str = setting(
         "CONVERTLY_RAR_COMMAND", "", "Path to the proprietary `rar` program. Empty: RAR output "
         "is refused (RAR input works through unar).",
