@@ -222,6 +222,18 @@ class Settings:
         "CONVERTLY_WORKER_MAX_MEMORY_PER_CHILD", 1_000_000, "KiB of resident memory after "
         "which a worker process is replaced once its task ends.", _positive_int,
     )
+    task_max_memory: int = setting(
+        "CONVERTLY_TASK_MAX_MEMORY", 2 * 1024 * 1024 * 1024, "Bytes of memory a conversion "
+        "process may allocate (its data segment, also for the programs it runs), in both "
+        "modes. A file that needs more fails with 413 MEMORY_LIMIT; the process goes on.",
+        _positive_int,
+    )
+    task_cpu_seconds: int = setting(
+        "CONVERTLY_TASK_CPU_SECONDS", 300, "CPU seconds one conversion may use in its "
+        "worker process (all threads; ffmpeg and other programs have their own timeouts), in "
+        "both modes. Then the file fails with 422 CONVERSION_TIMEOUT; a process that does "
+        "not stop within 10 s more is killed and replaced.", _positive_int,
+    )
 
     @property
     def distributed(self) -> bool:
