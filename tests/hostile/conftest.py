@@ -28,6 +28,8 @@ LIMITS = {
     "max_archive_entries": 1000,
     "max_extracted_bytes": 32 * MIB,
     "trace_timeout": 20,
+    "task_max_memory": 1024 * MIB,
+    "task_cpu_seconds": 20,
 }
 
 
