@@ -82,3 +82,16 @@ def hostile(request: pytest.FixtureRequest, hostile_corpus: Corpus,
     finally:
         sampler.stop()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
+    """An embedded server with small upload limits, for the fuzz run and the streaming tests."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("small"), workers=1,
+                        max_file_bytes=1 * MIB, max_request_bytes=4 * MIB)
+    server = HostileServer("embedded", settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,7 +5,6 @@ requests per operation and mode, derandomized so that a run is repeatable."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,24 +18,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from convertly.settings import Settings
 from tests.hostile.harness import HostileServer
 
 MAX_EXAMPLES = 25
 CHECKS = [schemathesis.checks.not_a_server_error, status_code_conformance,
           content_type_conformance, response_schema_conformance]
-
-
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
-    settings_ = Settings(data_dir=tmp_path_factory.mktemp("fuzz"), workers=1,
-                         max_file_bytes=1024 * 1024, max_request_bytes=4 * 1024 * 1024)
-    server = HostileServer("embedded", settings_)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _exercise(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None:
@@ -51,15 +37,15 @@ def _exercise(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                          ids=lambda m: m.value)
-def test_openapi_operations(fuzz_server: HostileServer, mode: GenerationMode) -> None:
+def test_openapi_operations(small_server: HostileServer, mode: GenerationMode) -> None:
     """Every operation, up to MAX_EXAMPLES generated requests each: schema-valid ones, then
     schema-violating ones (operations without inputs have none of the latter)."""
-    schema = schemathesis.openapi.from_url(f"{fuzz_server.base}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{small_server.base}/openapi.json")
     failures: list[str] = []
     exercised = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        headers = {} if operation.path.startswith("/api/download") else fuzz_server.headers
+        headers = {} if operation.path.startswith("/api/download") else small_server.headers
 
         try:
             _exercise(operation, mode, headers)
