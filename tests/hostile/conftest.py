@@ -30,6 +30,8 @@ LIMITS = {
     "trace_timeout": 20,
     "task_max_memory": 1024 * MIB,
     "task_cpu_seconds": 20,
+    # No planned recycling during the corpus: a replaced worker process is a crashed one.
+    "worker_max_tasks_per_child": 10_000,
 }
 
 

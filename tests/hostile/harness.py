@@ -350,8 +350,9 @@ def collect_job(client: httpx.Client, server: HostileServer, job_id: str, cases:
 
 
 def check_output(client: httpx.Client, url: str | None, fmt: str | None) -> list[str]:
-    """Archives the service wrote hold no absolute, climbing or link entries."""
-    if not url or fmt not in ("zip", "tar", "tgz"):
+    """Archives the service wrote hold no absolute, climbing or link entries; no output
+    holds the server's /etc/passwd."""
+    if not url or fmt not in ("zip", "tar", "tgz", "svg", "pdf"):
         return []
     if url.startswith("data:"):
         data = base64.b64decode(url.partition(",")[2])
@@ -361,6 +362,10 @@ def check_output(client: httpx.Client, url: str | None, fmt: str | None) -> list
             return [f"output download failed: {response.status_code}"]
         data = response.content
     problems = []
+    if b"root:x:0:0:" in data:
+        problems.append("the output holds the server's /etc/passwd")
+    if fmt in ("svg", "pdf"):
+        return problems
     names: list[str] = []
     if fmt == "zip":
         with zipfile.ZipFile(io.BytesIO(data)) as zf:

@@ -109,11 +109,15 @@ def test_no_outside_access_and_bounded_memory(hostile: HostileEnv,
     dump(report, sampler, hostile.server.settings.data_dir / "hostile-report.json")
     with capsys.disabled():
         print(f"\n{table}\n(corpus of {len(hostile.corpus.cases)} cases built in "
-              f"{hostile.corpus.seconds:.1f} s)")
+              f"{hostile.corpus.seconds:.1f} s; worker processes seen: "
+              f"{len(sampler.worker_pids)})")
     assert hostile.corpus.listener.connections == [], hostile.corpus.listener.connections
     logs = hostile.server.logs()
     for sign in ("process died", "WorkerLostError", "Traceback", "unhandled error"):
         assert sign not in logs, f"{sign!r} in the logs:\n{_around(logs, sign)}"
+    # Two worker processes in either mode (the pool's, or the Celery worker's): none was
+    # replaced, so none crashed or was killed (planned recycling is off for the corpus).
+    assert len(sampler.worker_pids) <= 2, f"worker processes seen: {sampler.worker_pids}"
     overall = sampler.overall()
     assert overall["api"] < API_MAX_RSS, table
     assert overall.get("worker", 0) < WORKER_MAX_RSS, table
