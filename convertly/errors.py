@@ -15,7 +15,8 @@
     │   ├── ImageTooLargeError          413 IMAGE_TOO_LARGE
     │   ├── MediaTooLongError           413 MEDIA_TOO_LONG
     │   ├── TooManyPagesError           413 TOO_MANY_PAGES
-    │   └── ArchiveTooLargeError        413 ARCHIVE_TOO_LARGE
+    │   ├── ArchiveTooLargeError        413 ARCHIVE_TOO_LARGE
+    │   └── MemoryLimitError            413 MEMORY_LIMIT
     ├── UnsupportedMediaError           415 UNSUPPORTED_MEDIA
     │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
     ├── ConversionError                 422 CONVERSION_FAILED
@@ -154,6 +155,12 @@ class ArchiveTooLargeError(PayloadTooLargeError):
     """Too many entries, or more bytes once extracted than CONVERTLY_MAX_EXTRACTED_BYTES."""
 
     code = "ARCHIVE_TOO_LARGE"
+
+
+class MemoryLimitError(PayloadTooLargeError):
+    """Converting the file needed more memory than CONVERTLY_TASK_MAX_MEMORY allows."""
+
+    code = "MEMORY_LIMIT"
 
 
 class UnsupportedMediaError(ConvertlyError):

@@ -52,6 +52,11 @@ def connect(url: str) -> redis.Redis:
                                 retry_on_timeout=True)
 
 
+def guard(fn: Callable[[], T]) -> T:
+    """Run `fn`, a Redis call: an unreachable Redis raises StateUnavailableError."""
+    return _guard(fn)
+
+
 def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()

@@ -147,6 +147,11 @@ class Settings:
         "CONVERTLY_MAX_EXTRACTED_BYTES", 8 * 1024 * 1024 * 1024, "Most bytes extracted from "
         "one archive (guards against archive bombs).", _positive_int,
     )
+    max_expansion_ratio: int = setting(
+        "CONVERTLY_MAX_EXPANSION_RATIO", 100, "Most bytes extracted from an archive per byte "
+        "of the archive, once past 16 MiB (guards against archive bombs long before "
+        "CONVERTLY_MAX_EXTRACTED_BYTES).", _positive_int,
+    )
     rar_command: str = setting(
         "CONVERTLY_RAR_COMMAND", "", "Path to the proprietary `rar` program. Empty: RAR output "
         "is refused (RAR input works through unar).",
@@ -241,6 +246,18 @@ class Settings:
     worker_max_memory_per_child: int = setting(
         "CONVERTLY_WORKER_MAX_MEMORY_PER_CHILD", 1_000_000, "KiB of resident memory after "
         "which a worker process is replaced once its task ends.", _positive_int,
+    )
+    task_max_memory: int = setting(
+        "CONVERTLY_TASK_MAX_MEMORY", 2 * 1024 * 1024 * 1024, "Bytes of memory a conversion "
+        "process may allocate (its data segment, also for the programs it runs), in both "
+        "modes. A file that needs more fails with 413 MEMORY_LIMIT; the process goes on.",
+        _positive_int,
+    )
+    task_cpu_seconds: int = setting(
+        "CONVERTLY_TASK_CPU_SECONDS", 300, "CPU seconds one conversion may use in its "
+        "worker process (all threads; ffmpeg and other programs have their own timeouts), in "
+        "both modes. Then the file fails with 422 CONVERSION_TIMEOUT; a process that does "
+        "not stop within 10 s more is killed and replaced.", _positive_int,
     )
 
     # The client commands (`convertly convert`, `jobs`, `files`): which server, which key.

@@ -16,13 +16,18 @@ from convertly import service
 from convertly.errors import ConvertlyError
 from convertly.models import FileSpec
 from convertly.settings import Settings
+from workers.guard import TaskGuard, TaskLimitExceeded
 
-# One Services per worker process, built by the pool initialiser.
+# One Services and one TaskGuard per worker process, built by the pool initialiser.
 _worker_services: service.Services | None = None
+_guard: TaskGuard | None = None
 
 
 def init_worker(settings: Settings) -> None:
-    global _worker_services
+    global _worker_services, _guard
+    _guard = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
+                       memory_bytes=settings.task_max_memory)
+    _guard.install()
     logging.basicConfig(level=settings.log_level.upper())
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
     # libvips' operation cache only pays off when the same image is processed again, which a
@@ -40,8 +45,18 @@ def warm() -> None:
     _services()
 
 
+def _task_guard() -> TaskGuard:
+    assert _guard is not None, "pool worker not initialised"
+    return _guard
+
+
 def run_file(job_id: str, index: int) -> bool:
-    return service.run_file(_services(), job_id, index)
+    svc = _services()
+    try:
+        with _task_guard().task():
+            return service.run_file(svc, job_id, index, reraise=(MemoryError,))
+    except TaskLimitExceeded as exc:
+        return service.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
 
 
 def finalize(job_id: str) -> None:
@@ -52,8 +67,11 @@ def convert_file(src: str, spec: dict[str, Any], workdir: str) -> tuple[str, Any
     # ConvertlyError subclasses have their own __init__ signatures and do not unpickle
     # reliably, so errors cross the process boundary as (code, message, detail).
     try:
-        out = service.convert_path(_services(), Path(src), FileSpec.from_dict(spec),
-                                   Path(workdir))
+        with _task_guard().task():
+            out = service.convert_path(_services(), Path(src), FileSpec.from_dict(spec),
+                                       Path(workdir))
     except ConvertlyError as exc:
         return "error", (exc.code, exc.message, exc.detail)
+    except TaskLimitExceeded as exc:
+        return "error", (exc.error.code, exc.error.message, exc.error.detail)
     return "ok", out.to_dict()

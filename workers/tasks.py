@@ -6,8 +6,10 @@ command line (and Flower) loads from the environment, and `convertly worker` run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,11 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from convertly import redisstate, service
-from convertly.errors import ConvertlyError, ServiceUnavailableError
+from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.models import FileSpec
 from convertly.settings import Settings
 from workers import brokerfix
+from workers.guard import TaskGuard, TaskLimitExceeded
 
 log = logging.getLogger("convertly.worker")
 
@@ -33,8 +36,15 @@ PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5,
                  "interval_max": 2.0}
 
 # Per-process Services, keyed by pid so a forked pool child never reuses its parent's
-# connections.
+# connections; likewise each pool child's TaskGuard and Redis client for attempt counts.
 _services: dict[int, service.Services] = {}
+_guards: dict[int, TaskGuard] = {}
+_attempt_clients: dict[int, Any] = {}
+# Deliveries of one file whose worker process died mid-conversion (killed at the hard time
+# limit or the CPU guard, or crashed) before the file is failed instead of tried again:
+# task_reject_on_worker_lost requeues such a message, and a file that kills every process
+# that takes it would otherwise go round for ever. A sync conversion is not tried again.
+MAX_LOST_DELIVERIES = 2
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -80,7 +90,45 @@ def services_for(task: Task) -> service.Services:
         pyvips.cache_set_max(0)  # workers never process the same image twice
         logging.getLogger("pyvips").setLevel(logging.WARNING)
         svc = _services[pid] = service.build_services(settings)
+        guard = _guards[pid] = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
+                                         memory_bytes=settings.task_max_memory)
+        guard.install()
     return svc
+
+
+def _guard() -> TaskGuard:
+    return _guards[os.getpid()]
+
+
+@contextlib.contextmanager
+def _counted_delivery(svc: service.Services, name: str) -> Iterator[int]:
+    """Yields how many earlier deliveries of this work died with their process; the count
+    goes when the work ends in any way its process survives."""
+    pid = os.getpid()
+    client = _attempt_clients.get(pid)
+    if client is None:
+        client = _attempt_clients[pid] = redisstate.connect(svc.settings.redis_state_url)
+    key = f"{redisstate.P}lost:{name}"
+    ttl = 4 * svc.settings.task_time_limit + 3600
+
+    def begin() -> int:
+        with client.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, ttl)
+            count, _ = pipe.execute()
+        return int(count) - 1
+
+    earlier = redisstate.guard(begin)
+    try:
+        yield earlier
+    finally:
+        with contextlib.suppress(ServiceUnavailableError):
+            redisstate.guard(lambda: client.delete(key))
+
+
+def _lost_message(deliveries: int) -> str:
+    return (f"The conversion process died {deliveries} time(s) on this file (killed at a time "
+            "or CPU limit, or crashed); it was not converted.")
 
 
 def _register(app: Celery) -> None:
@@ -88,7 +136,16 @@ def _register(app: Celery) -> None:
     def run_file(self: Task, job_id: str, index: int, finalize_queue: str) -> None:
         svc = services_for(self)
         try:
-            last = service.run_file(svc, job_id, index, reraise=(SoftTimeLimitExceeded,))
+            with _counted_delivery(svc, f"{job_id}:{index}") as lost:
+                if lost >= MAX_LOST_DELIVERIES:
+                    last = service.fail_file(svc, job_id, index, _lost_message(lost),
+                                             "WORKER_CRASHED")
+                else:
+                    with _guard().task():
+                        last = service.run_file(svc, job_id, index,
+                                                reraise=(SoftTimeLimitExceeded, MemoryError))
+        except TaskLimitExceeded as exc:
+            last = service.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
         except SoftTimeLimitExceeded:
             last = service.fail_file(
                 svc, job_id, index,
@@ -124,19 +181,30 @@ def _register(app: Celery) -> None:
         svc = services_for(self)
         reply: list[Any]
         try:
-            with service.scratch_dir(svc, "sync") as workdir:
+            with _counted_delivery(svc, reply_to) as lost, \
+                    service.scratch_dir(svc, "sync") as workdir:
+                if lost:
+                    raise ConversionError(_lost_message(lost))
                 src = workdir / "source"
                 svc.storage.get_file(source_key, src)
-                out = service.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
+                with _guard().task():
+                    out = service.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
                 key = f"{output_prefix}/{Path(out.path).name}"
                 svc.storage.put_file(key, Path(out.path), move=True)
             reply = ["ok", {**out.to_dict(), "path": key}]
         except ConvertlyError as exc:
             reply = ["error", exc.code, exc.message, exc.detail]
+        except TaskLimitExceeded as exc:
+            reply = ["error", exc.error.code, exc.error.message, exc.error.detail]
         except SoftTimeLimitExceeded:
             reply = ["error", "CONVERSION_FAILED",
                      f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
                      "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
+        except Exception:
+            # The API process waits for a reply until the task's time limit: always send one.
+            log.exception("sync conversion %s failed unexpectedly", reply_to)
+            error = ConvertlyError()
+            reply = ["error", error.code, error.message, {}]
         redisstate.send_reply(svc.settings.redis_state_url, reply_to, reply)
 
 

@@ -4,6 +4,7 @@ settings (singular fields or JSON arrays with one entry per file) turned into Fi
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from convertly.settings import Settings
 FILE_FIELDS = ("files", "file")
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 200
+MAX_BOUNDARY = 70  # RFC 2046; python-multipart refuses more than 256 with an exception
 # Other spellings users send for a format.
 FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff", "heic": "heif", "tar.gz": "tgz"}
 
@@ -183,6 +185,10 @@ async def parse_multipart(
         raise InvalidRequestError(
             "Send the request as multipart/form-data with the files in the 'files' field."
         )
+    if not 0 < len(params[b"boundary"]) <= MAX_BOUNDARY:
+        raise InvalidRequestError(
+            f"The multipart boundary must be 1 to {MAX_BOUNDARY} characters long (RFC 2046)."
+        )
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
         raise PayloadTooLargeError(
@@ -250,6 +256,11 @@ class SpecReader:
             except json.JSONDecodeError as exc:
                 raise InvalidFieldError(plural, f"is not valid JSON ({exc.msg}); send a JSON "
                                         "array with one entry per file.") from exc
+            except (ValueError, RecursionError) as exc:
+                # Integers over Python's digit limit, or arrays nested thousands deep.
+                raise InvalidFieldError(plural, "is not JSON we accept (a number too long or "
+                                        "nesting too deep); send a flat JSON array with one "
+                                        "entry per file.") from exc
             if not isinstance(items, list):
                 raise InvalidFieldError(plural, "must be a JSON array with one entry per file.")
             if len(items) != self.count:
@@ -284,15 +295,20 @@ def parse_preset(value: Any, name: str, index: int | None) -> ResizePreset:
 
 
 def _int(value: Any, name: str, index: int | None, low: int, high: int, what: str) -> int:
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
     if isinstance(value, bool):
-        raise InvalidFieldError(name, f"must be {what}, got {value!r}.", file_index=index)
+        raise InvalidFieldError(name, f"must be {what}, got {shown}.", file_index=index)
     try:
         number = float(str(value).strip()) if not isinstance(value, int | float) else value
-    except ValueError:
-        raise InvalidFieldError(name, f"must be {what}, got {value!r}.",
+    except (ValueError, OverflowError):
+        raise InvalidFieldError(name, f"must be {what}, got {shown}.",
                                 file_index=index) from None
+    # NaN and infinities (JSON's NaN and Infinity, "1e400") have no integer value; an integer
+    # beyond a float's range is out of every range we accept.
+    if isinstance(number, float) and not math.isfinite(number):
+        number = low - 1
     if number != int(number) or not low <= number <= high:
-        raise InvalidFieldError(name, f"must be {what}, got {value!r}.", file_index=index)
+        raise InvalidFieldError(name, f"must be {what}, got {shown}.", file_index=index)
     return int(number)
 
 

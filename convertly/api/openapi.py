@@ -44,12 +44,13 @@ SCHEMAS: dict[str, Any] = {
             "detail": {"type": "object"},
             "upgradeUrl": {"type": "string"},
         },
-        "required": ["error"],
+        "required": ["error", "code"],
     },
     "ConvertRequest": {
         "type": "object",
         "properties": {
             "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                      "minItems": 1,
                       "description": "One or more files (`file` is accepted too)."},
             "format": _ref("OutputFormat"),
             "formats": _ARRAY,
@@ -74,7 +75,8 @@ SCHEMAS: dict[str, Any] = {
     "CompressRequest": {
         "type": "object",
         "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                      "minItems": 1},
             "mode": {"type": "string", "enum": [m.value for m in CompressMode],
                      "default": "quality"},
             "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 82},
@@ -94,7 +96,7 @@ SCHEMAS: dict[str, Any] = {
                     "jobType": {"type": "string", "enum": ["convert", "compress"],
                                 "default": "convert"},
                     "createArchive": {**_BOOL, "default": "false"},
-                    "archiveFormat": {"type": "string", "enum": ["zip", "tar", "tgz"],
+                    "archiveFormat": {"type": "string", "enum": ["zip", "tar", "tgz", "7z"],
                                       "default": "zip"},
                     "saveToStorage": {"type": "string", "enum": ["true", "false"],
                                       "description": "Jobs always keep sources and outputs "
@@ -462,7 +464,8 @@ PATHS: dict[str, Any] = {
                 {"name": "limit", "in": "query",
                  "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
                 {"name": "offset", "in": "query",
-                 "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                 "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000,
+                            "default": 0}},
                 {"name": "status", "in": "query",
                  "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
             ],

@@ -113,6 +113,10 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # Errors a decompressor raises on damaged input (OSError: gzip.BadGzipFile, bz2's data errors).
 _READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
 _TAR_TAIL_BYTES = 64 * 1024  # more than tarfile reads ahead (one 10 KiB record)
+# Archives expanding to less than this are never refused for their expansion ratio.
+RATIO_FLOOR_BYTES = 16 * 1024 * 1024
+# tarfile reads a pax or GNU long-name header whole into memory: real ones hold a few names.
+MAX_TAR_HEADER_BYTES = 1024 * 1024
 _RAR_SECONDS = 60
 _RAR_BYTES_PER_SECOND = 1_000_000
 
@@ -338,6 +342,7 @@ class _Extraction:
 
     root: Path
     limits: Limits
+    source_size: int  # of the archive, for the expansion ratio
     entries: dict[str, _Entry] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)
     made_relative: list[str] = field(default_factory=list)
@@ -390,6 +395,9 @@ class _Extraction:
         self._written += size
         if self._written > self.limits.max_extracted_bytes:
             raise _too_many_bytes(self.limits.max_extracted_bytes)
+        ratio = self.limits.max_expansion_ratio
+        if self._written > max(RATIO_FLOOR_BYTES, ratio * self.source_size):
+            raise _too_expansive(ratio, self.source_size, self._written)
 
     def listing(self) -> list[tuple[str, Path]]:
         return [(e.name, e.path) for e in self.entries.values()]
@@ -489,7 +497,7 @@ class _TarReader:
 
 
 def _extract(src: Path, kind: Kind, filename: str, root: Path, limits: Limits) -> _Extraction:
-    extraction = _Extraction(root, limits)
+    extraction = _Extraction(root, limits, src.stat().st_size)
     if kind is Kind.ZIP:
         _read_zip(src, extraction)
     elif kind is Kind.TAR:
@@ -543,10 +551,32 @@ def _zip_time(info: zipfile.ZipInfo) -> float | None:
         return None
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar member whose pax or GNU long-name header is refused when it is large: tarfile
+    reads such a header whole into memory, so a gzipped one of zeros is a memory bomb."""
+
+    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _LONG_HEADERS and self.size > MAX_TAR_HEADER_BYTES:
+            raise CorruptFileError(
+                f"The TAR archive has a {self.size:,}-byte extended header; headers over "
+                f"{MAX_TAR_HEADER_BYTES:,} bytes are refused (they only hold names and "
+                "attributes)."
+            )
+        member: tarfile.TarInfo = super()._proc_member(tf)  # type: ignore[misc]
+        return member
+
+
+_LONG_HEADERS = frozenset({
+    tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+})  # fmt: skip
+
+
 def _read_tar(raw: IO[bytes], label: str, extraction: _Extraction) -> None:
     reader = _TarReader(raw, label)
     try:
-        with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|") as tf:
+        with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|",
+                          tarinfo=_BoundedTarInfo) as tf:
             for member in tf:
                 if member.isdir():
                     extraction.directory(member.name)
@@ -882,7 +912,7 @@ def _to_stream(task: _Task) -> ConvertedFile:
         notes = [f"The {task.kind.label} archive was compressed as one file (a "
                  f".{inner}.{task.target.value}); its entries are unchanged."]
         return task.result(task.out, task.target.value, notes)
-    extraction = _Extraction(task.workdir / "entries", task.limits)
+    extraction = _Extraction(task.workdir / "entries", task.limits, task.src.stat().st_size)
     inner_name = _inner_name(task.spec.filename, task.kind)
     with _open_stream(task.src, task.kind) as stream:
         extraction.file(inner_name, _guarded(stream.read, task.kind.label))
@@ -1014,6 +1044,15 @@ def _too_many_bytes(limit: int) -> ArchiveTooLargeError:
         "(CONVERTLY_MAX_EXTRACTED_BYTES). Split it into smaller archives or ask the operator "
         "to raise the limit.",
         detail={"maxExtractedBytes": limit},
+    )
+
+
+def _too_expansive(ratio: int, size: int, written: int) -> ArchiveTooLargeError:
+    return ArchiveTooLargeError(
+        f"The archive ({size:,} bytes) expands to more than {written:,} bytes, over {ratio} "
+        "times its size (CONVERTLY_MAX_EXPANSION_RATIO): it looks like an archive bomb. "
+        "Ask the operator to raise the limit if the data really is that repetitive.",
+        detail={"maxExpansionRatio": ratio, "archiveBytes": size},
     )
 
 

@@ -2,7 +2,9 @@
 arguments for frame geometry, encoders and muxers.
 
 Everything runs through `convertly.converters.process.run`. Inputs are passed as `file:` URLs
-so that a name is never read as a protocol or an option.
+so that a name is never read as a protocol or an option, and are read only by the demuxers of
+the kinds we accept (SOURCE_GUARD): ffmpeg picks a demuxer from the content, and a file that
+sniffs as MP3 (an ID3 tag) may hold an HLS or concat playlist naming other files or URLs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ PROBE_TIMEOUT = 30.0
 PROGRESS_PERIOD = 0.5  # seconds between ffmpeg's progress blocks
 PROGRESS_STEP = 0.01  # a fraction is passed on once it grew by this much
 _ALPHA_PREFIXES = ("yuva", "rgba", "bgra", "argb", "abgr", "ya", "gbrap", "pal8")
+# Input options for the source: only the demuxers of the kinds sniff.py accepts (mov also
+# reads mp4 and m4a; aac for ADTS files, which sniff as MP3) and only the file protocol, so
+# no playlist (hls, concat) or reference ever opens another file or a URL.
+SOURCE_DEMUXERS = ("mov", "mp4", "m4a", "matroska", "webm", "mp3", "aac", "wav", "ogg", "flac",
+                   "gif")
+SOURCE_GUARD = ("-format_whitelist", ",".join(SOURCE_DEMUXERS), "-protocol_whitelist", "file")
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ def probe(src: Path, *, timeout: float = PROBE_TIMEOUT) -> MediaInfo:
     done = run(
         [
             which("ffprobe"), "-v", "error", "-print_format", "json",
-            "-show_format", "-show_streams", input_url(src),
+            "-show_format", "-show_streams", *SOURCE_GUARD, input_url(src),
         ],
         timeout=timeout,
         check=False,
@@ -254,13 +262,15 @@ def run_ffmpeg(
     progress_period: float = PROGRESS_PERIOD,
 ) -> Completed:
     """Run ffmpeg with `args` (inputs, filters, outputs), progress every `progress_period` s.
+    `args` start with the source: SOURCE_GUARD applies to the first input only.
 
     Raises ConversionTimeoutError after `timeout` s (ffmpeg is killed) and ConversionError
     when ffmpeg fails, with its last error line (scratch paths removed).
     """
     argv = [
         which("ffmpeg"), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-        "-progress", "pipe:1", "-stats_period", f"{progress_period:g}", "-y", *args,
+        "-progress", "pipe:1", "-stats_period", f"{progress_period:g}", "-y", *SOURCE_GUARD,
+        *args,
     ]  # fmt: skip
     done = run(argv, timeout=timeout, on_line=reader, check=False, cwd=workdir)
     if reader.error is not None:

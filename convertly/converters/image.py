@@ -7,6 +7,7 @@ Pillow / pillow-heif and cross to libvips as pixels in memory.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,9 @@ _HIGH_DEPTH_TARGETS = frozenset({OutputFormat.PNG, OutputFormat.TIFF})
 _PILLOW_METADATA = (("icc-profile-data", "icc_profile"), ("exif-data", "exif"), ("xmp-data", "xmp"))
 _SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image a quarter
 _EXIF_ORIENTATION = 0x0112
+# What decoders raise on damaged input; pillow-heif reports libheif's errors (a frame larger
+# than its header says, libheif's own size limits) as RuntimeError.
+DECODE_ERRORS = (pyvips.Error, OSError, ValueError, SyntaxError, RuntimeError)
 _FOREIGN_COLOURSPACES = frozenset(
     {"lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "oklab", "oklch"}
 )
@@ -114,12 +118,12 @@ class ImageConverter:
             _check_compress(kind, spec)
         target = _target_of(kind, spec)
         header = _read_header(src, kind)
-        _check_pixels(header, limits)
+        animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
+        _check_pixels(header, limits, frames=header.pages if animated else 1)
         out = workdir / f"output.{extension_for(target)}"
         if compress and spec.lossless and target is OutputFormat.JPG:
             return _jpeg_lossless(src, spec, header, out)
 
-        animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
         notes: list[str] = []
         if header.pages > 1 and kind in _ANIMATED_SOURCES and not animated:
             notes.append(f"Only the first frame was kept: {target.value} holds no animation.")
@@ -203,14 +207,13 @@ def _read_header(src: Path, kind: Kind) -> _Header:
             width, height = pillow_heif.open_heif(str(src)).size
             return _Header(width, height, pages=1, orientation=1)
         if kind is Kind.BMP:
-            with Image.open(src, formats=("BMP",)) as opened:
-                return _Header(opened.width, opened.height, pages=1, orientation=1)
+            return _Header(*bmp_size(src), pages=1, orientation=1)
         image = pyvips.Image.new_from_source(
             _source(src), "", access="sequential", fail_on=_fail_on(kind)
         )
     except Image.DecompressionBombError as exc:
         raise _too_large_for_pillow() from exc
-    except (pyvips.Error, OSError, ValueError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
     return _Header(
         image.width,
@@ -220,19 +223,39 @@ def _read_header(src: Path, kind: Kind) -> _Header:
     )
 
 
+def bmp_size(src: Path) -> tuple[int, int]:
+    """A BMP's width and height from its header (Pillow's own check would refuse a huge one
+    before CONVERTLY_MAX_PIXELS is even looked at)."""
+    with src.open("rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26:
+        raise CorruptFileError()
+    if int.from_bytes(head[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+        width, height = struct.unpack("<HH", head[18:22])
+    else:
+        width, height = struct.unpack("<ii", head[18:26])
+    if width <= 0 or height == 0:
+        raise CorruptFileError()
+    return width, abs(height)  # a negative height: rows stored top-down
+
+
 def _too_large_for_pillow() -> ImageTooLargeError:
     return ImageTooLargeError(
         "The image has more pixels than the decoder accepts (Pillow's decompression-bomb "
-        f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels); send a smaller image."
+        f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels, below this server's "
+        "CONVERTLY_MAX_PIXELS); send a smaller image."
     )
 
 
-def _check_pixels(header: _Header, limits: Limits) -> None:
-    pixels = header.width * header.height
+def _check_pixels(header: _Header, limits: Limits, *, frames: int = 1) -> None:
+    """Refuse an image (every frame of an animation that is kept) over CONVERTLY_MAX_PIXELS."""
+    pixels = header.width * header.height * frames
     if pixels > limits.max_pixels:
+        size = f"{header.width}x{header.height}"
+        what = f"{frames} frames of {size}" if frames > 1 else size
         raise ImageTooLargeError(
-            f"The image is {header.width}x{header.height} = {pixels:,} pixels, over this "
-            f"server's limit of {limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). "
+            f"The image is {what} = {pixels:,} pixels, over this server's limit of "
+            f"{limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). "
             "Send a smaller image or ask the operator to raise the limit.",
             detail={"pixels": pixels, "maxPixels": limits.max_pixels},
         )
@@ -283,7 +306,7 @@ def _pillow_load(src: Path, kind: Kind) -> pyvips.Image:
                 picture = opened.copy()
     except Image.DecompressionBombError as exc:
         raise _too_large_for_pillow() from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
     if picture.mode == "1":
         picture = picture.convert("L")

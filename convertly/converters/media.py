@@ -41,6 +41,7 @@ from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
 from convertly.errors import (
     ConversionError,
+    CorruptFileError,
     ImageTooLargeError,
     InvalidFieldError,
     MediaTooLongError,
@@ -309,7 +310,13 @@ def _need_video(task: _Task) -> Stream:
             f"This file has no video track, so it cannot become {task.target.value}; "
             "convert it to an audio format (mp3, m4a, ogg, flac or wav) instead."
         )
-    return task.info.video
+    video = task.info.video
+    if video.width < 1 or video.height < 1:
+        raise CorruptFileError(
+            f"The video track announces a frame size of {video.width}x{video.height}; the file "
+            "is damaged or its codec cannot be read here."
+        )
+    return video
 
 
 def _plan(video: Stream, spec: FileSpec) -> ResizePlan:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,11 @@ def run(
         text=True,
         errors="replace",
     )
+    # The program inherits its caller's per-task CPU limit (workers/guard.py); it has its own
+    # timeout instead, and a long ffmpeg encode may use more CPU than any in-process work.
+    with contextlib.suppress(OSError, ValueError):
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        resource.prlimit(proc.pid, resource.RLIMIT_CPU, (hard, hard))
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     out_chunks: list[str] = []
 

@@ -31,9 +31,9 @@ from PIL import Image
 
 from convertly.converters import process
 from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.image import DECODE_ERRORS, ImageConverter, bmp_size
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
-from convertly.converters.image import ImageConverter
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.converters.svgsafe import SafeSvg, safe_svg
@@ -172,12 +172,11 @@ def _source_size(src: Path, kind: Kind, auto_orient: bool) -> tuple[int, int, in
             width, height = pillow_heif.open_heif(str(src)).size
             return width, height, 1
         if kind is Kind.BMP:
-            with Image.open(src, formats=("BMP",)) as opened:
-                return opened.width, opened.height, 1
+            return (*bmp_size(src), 1)
         header = pyvips.Image.new_from_source(
             pyvips.Source.new_from_file(str(src)), "", access="sequential"
         )
-    except (pyvips.Error, OSError, ValueError, SyntaxError) as exc:
+    except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
     orientation = _int_field(header, "orientation", 1)
     pages = _int_field(header, "n-pages", 1)

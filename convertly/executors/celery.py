@@ -44,9 +44,11 @@ class CeleryExecutor:
         self.app = make_celery(settings)
         self._redis: Any = redis.Redis.from_url(settings.broker_url, socket_timeout=5,
                                                 socket_connect_timeout=3)
-        # Waits for sync replies block for minutes: a client without a short read timeout.
+        # Waits for sync replies block for minutes: a client without a read timeout (redis-py
+        # 8 reads with a 5 s timeout by default, which failed every sync conversion longer
+        # than that with 503 STATE_UNAVAILABLE).
         self._state: Any = redis.Redis.from_url(settings.redis_state_url,
-                                                socket_connect_timeout=3)
+                                                socket_connect_timeout=3, socket_timeout=None)
         self._watchdog: asyncio.Task[None] | None = None
         # job id -> when the watchdog may queue its finalisation (again)
         self._owed: dict[str, float] = {}

@@ -135,7 +135,8 @@ def test_openapi_create_job_request_covers_convertlys(client: TestClient) -> Non
     schemas = spec["components"]["schemas"]
     assert set(schemas["OutputFormat"]["enum"]) >= SEED_OUTPUT_FORMATS
     assert set(schemas["ResizeMode"]["enum"]) == SEED_RESIZE_MODES
-    assert schemas["Error"]["required"] == ["error"]
+    # Convertly's contract requires "error"; this server always sends "code" as well.
+    assert schemas["Error"]["required"] == ["error", "code"]
 
 
 def test_healthz(client: TestClient) -> None:

@@ -56,6 +56,7 @@ class FakeLimits:
     max_archive_entries: int = 1000
     max_extracted_bytes: int = 200 * 1024 * 1024
     rar_command: str = ""
+    max_expansion_ratio: int = 100_000
 
 
 def quadrants(width: int, height: int, colours: Sequence[Colour] = QUADRANTS) -> Image.Image:
