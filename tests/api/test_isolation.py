@@ -1,0 +1,98 @@
+"""Tenant isolation across the whole route table: every route that takes an id, called by
+another tenant with the owner's ids, answers 404 and shows nothing of the owner's data.
+A route added to the table without a case here fails the coverage check."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from convertly.api.routes import ROUTES
+from tests import images
+from tests.api.library_support import create_folder, upload
+from tests.api.support import AppEnv, Tenant, create_job, wait_for_job
+
+# Routes whose id is a signed token rather than a tenant's id (tested with forged and
+# expired tokens in test_auth and test_uploads).
+TOKEN_ROUTES = {("/api/download/{token}", "GET"), ("/api/download/{token}", "HEAD"),
+                ("/api/uploads/{token}", "PUT")}
+
+
+def _owned_ids(client: TestClient, owner: Tenant) -> dict[str, str]:
+    jpeg = images.jpeg(40, 30)
+    job_id = create_job(client, owner, [("a.jpg", jpeg)], format="png")
+    wait_for_job(client, owner, job_id)
+    folder = create_folder(client, owner, "private")
+    record = upload(client, owner, "secret.jpg", jpeg, folder_id=folder["id"])
+    hook = client.post("/api/webhooks", headers=owner.headers,
+                       json={"url": "https://hooks.example.com/convertly"})
+    assert hook.status_code == 201, hook.text
+    # The endpoint gets the events of the owner's next job: a delivery to ask about.
+    create_job(client, owner, [("b.jpg", jpeg)], format="png")
+    deadline = time.monotonic() + 30
+    while not (deliveries := client.get("/api/webhooks/deliveries",
+                                        headers=owner.headers).json()["deliveries"]):
+        assert time.monotonic() < deadline, "no webhook delivery was recorded"
+        time.sleep(0.05)
+    return {"job_id": job_id, "folder_id": folder["id"], "file_id": record["id"],
+            "webhook_id": hook.json()["id"], "delivery_id": deliveries[0]["id"]}
+
+
+def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """One request per (path, method): what the other tenant sends."""
+    return {
+        ("/api/jobs/{job_id}", "GET"): {},
+        ("/api/jobs/{job_id}", "DELETE"): {},
+        ("/api/files/{file_id}", "GET"): {},
+        ("/api/files/{file_id}", "PATCH"): {"json": {"filename": "mine.jpg"}},
+        ("/api/files/{file_id}", "DELETE"): {},
+        ("/api/folders/{folder_id}", "PATCH"): {"json": {"name": "mine"}},
+        ("/api/folders/{folder_id}", "DELETE"): {"params": {"recursive": "true"}},
+        ("/api/webhooks/{webhook_id}", "DELETE"): {},
+        ("/api/webhooks/deliveries/{delivery_id}/retry", "POST"): {},
+    }
+
+
+def test_every_route_with_an_id_is_404_for_another_tenant(client: TestClient, tenant: Tenant,
+                                                           other_tenant: Tenant) -> None:
+    ids = _owned_ids(client, tenant)
+    calls = _calls(ids)
+    with_ids = {(route.path, method) for route in ROUTES if isinstance(route, Route)
+                and "{" in route.path for method in (route.methods or ()) if method != "HEAD"}
+    assert with_ids - TOKEN_ROUTES == set(calls), "a route with an id has no isolation case"
+
+    for (path, method), extra in calls.items():
+        url = path.format(**ids)
+        response = client.request(method, url, headers=other_tenant.headers, **extra)
+        assert response.status_code == 404, (method, url, response.text)
+        body = response.json()
+        assert body["code"] == "NOT_FOUND", body
+        for value in ids.values():
+            assert value not in body.get("detail", ""), body
+
+    # Ids in bodies and queries are the other tenant's too.
+    zipped = client.post("/api/files/zip", headers=other_tenant.headers,
+                         json={"ids": [ids["file_id"]]})
+    assert zipped.status_code == 404, zipped.text
+    listed = client.get("/api/files", headers=other_tenant.headers,
+                        params={"folderId": ids["folder_id"]})
+    assert listed.status_code == 404 or listed.json()["files"] == [], listed.text
+    moved = client.post("/api/files", headers=other_tenant.headers,
+                        files=[("file", ("x.jpg", images.jpeg(8, 8), "image/jpeg"))],
+                        data={"folderId": ids["folder_id"]})
+    assert moved.status_code == 404, moved.text
+    for route in ("/api/jobs", "/api/files", "/api/folders", "/api/webhooks",
+                  "/api/webhooks/deliveries"):
+        text = client.get(route, headers=other_tenant.headers).text
+        assert not any(value in text for value in ids.values()), (route, text)
+
+    # Nothing changed for the owner.
+    assert client.get(f"/api/files/{ids['file_id']}",
+                      headers=tenant.headers).json()["file"]["filename"] == "secret.jpg"
+    assert client.get(f"/api/jobs/{ids['job_id']}",
+                      headers=tenant.headers).json()["status"] == "completed"
+    assert [w["id"] for w in client.get("/api/webhooks", headers=tenant.headers)
+            .json()["webhooks"]] == [ids["webhook_id"]]
