@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from convertly.api.routes import ROUTES
 from tests import images
 from tests.api.library_support import create_folder, upload
-from tests.api.support import AppEnv, Tenant, create_job, wait_for_job
+from tests.api.support import Tenant, create_job, wait_for_job
 
 # Routes whose id is a signed token rather than a tenant's id (tested with forged and
 # expired tokens in test_auth and test_uploads).
