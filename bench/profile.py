@@ -19,6 +19,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("job state (SQLite)", ("start_file (convertly/jobstore.py", "record_file (convertly",
                             "FileIndex.add (convertly", "awaits_finalize (convertly")),
     ("storage (source in, output out)", ("LocalStorage.", "scratch_dir (convertly")),
+    ("conversion process start (imports)", ("init_worker (workers", "_find_and_load (")),
     ("upload/parse", ("parse_multipart (convertly/api/forms.py",)),
     ("job creation", ("create_job (convertly/service.py", "build_specs (convertly")),
     ("queueing (executor, pool IPC)", ("InProcessExecutor.", "concurrent/futures/process.py",
@@ -31,8 +32,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 IDLE_LEAVES = ("select (selectors.py", "wait (threading.py", "_worker (concurrent/futures/thread",
                "Queue.get (multiprocessing/queues.py", "_recv_bytes (multiprocessing",
                "_recv (multiprocessing", "SemLock.__enter__", "Runner.run (asyncio",
-               "wait (multiprocessing/connection.py", "poll (multiprocessing/connection.py",
-               "_poll (multiprocessing/connection.py")
+               "wait (multiprocessing/connection.py", "_poll (multiprocessing/connection.py")
 
 
 def classify(lines: Iterable[str]) -> dict[str, int]:
@@ -43,7 +43,7 @@ def classify(lines: Iterable[str]) -> dict[str, int]:
         if not stack or not count.isdigit():
             continue
         frames = stack.split(";")
-        if frames[-1].startswith(IDLE_LEAVES):
+        if any(leaf in frames[-1] for leaf in IDLE_LEAVES):
             continue
         for phase, markers in PHASES:
             if any(m in f for f in frames for m in markers):
