@@ -118,8 +118,9 @@ def multipart_files(fields: dict[str, str],
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def wait_job(client: httpx.Client, job_id: str, poll: float = 0.05) -> dict[str, Any]:
-    """Poll a job until it is completed or failed; return its last body."""
+def wait_job(client: httpx.Client, job_id: str, poll: float = 0.1) -> dict[str, Any]:
+    """Poll a job every `poll` seconds, as a client would, until it is completed or failed;
+    return its last body."""
     while True:
         job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
         if job["status"] in ("completed", "failed"):

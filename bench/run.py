@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import make_jpegs
-from bench.harness import Server, cluster, server
+from bench.harness import Server, cluster, server, wait_job
 from bench.loops import jpeg_to_webp_website, library_loop
 from bench.smallfiles import small_files
 from bench.sync import sync_resize
@@ -59,12 +59,7 @@ def api_job(srv: Server, paths: list[Path]) -> tuple[float, dict[str, Any]]:
                                data={"format": "webp", "resize": "website"})
         response.raise_for_status()
         accepted = time.perf_counter() - start
-        job_id = response.json()["jobId"]
-        while True:
-            job = client.get(f"/api/jobs/{job_id}").json()
-            if job["status"] in ("completed", "failed"):
-                break
-            time.sleep(0.05)
+        job = wait_job(client, response.json()["jobId"])
         elapsed = time.perf_counter() - start
     if job["status"] != "completed" or job["completedFiles"] != len(paths):
         raise RuntimeError(f"job did not complete: {job['status']} {job['errorMessage']}")
@@ -84,9 +79,11 @@ def batch_distributed(count: int, workers: int = 2) -> dict[str, Any]:
     with cluster(workers) as env, server(1, env) as srv:
         api_job(srv, paths[: workers * 2])
         api_rate, timing = api_job(srv, paths)
-    loop_n = around(before, library_loop(jpeg_to_webp_website, paths, workers))
+    after = library_loop(jpeg_to_webp_website, paths, workers)
+    loop_n = around(before, after)
     return {
         "row": "distributed",
+        "loopRuns": [round(before, 2), round(after, 2)],
         "name": f"batch: {count} × 12 MP JPEG → WebP website, /api/jobs (distributed, "
                 f"{workers} Celery workers, Redis + S3)",
         "images": count,
@@ -229,9 +226,11 @@ def batch_images(count: int) -> dict[str, Any]:
     with server(workers) as srv:
         api_job(srv, paths[: workers * 2])  # let the workers load their libraries
         api_rate, timing = api_job(srv, paths)
-    loop_n = around(before, library_loop(jpeg_to_webp_website, paths, workers))
+    after = library_loop(jpeg_to_webp_website, paths, workers)
+    loop_n = around(before, after)
     return {
         "row": "batch",
+        "loopRuns": [round(before, 2), round(after, 2)],
         "name": f"batch: {count} × 12 MP JPEG → WebP website, /api/jobs (embedded)",
         "images": count,
         "libraryLoop1": round(loop_1, 2),
