@@ -42,7 +42,7 @@ lint: setup ## ruff and mypy --strict
 
 check: lint test ## lint, type-check and test
 
-bench: setup ## benchmarks (see bench/README.md); prints a table, writes bench/out/
+bench: setup ## benchmarks (README: Performance); prints a table, writes bench/out/
 	$(PY) -m bench.run
 
 clean: ## remove the virtualenv and caches (keeps ./data)

@@ -1,114 +1,57 @@
-"""`make bench`: Convertly side by side with the plain library loop, in one run.
+"""`make bench`: Convertly side by side with the plain libraries and a peer server, in one run.
 
-Rows:
-- batch images: 50 JPEGs of 12 MP → WebP `website` (fit inside 1920×1920, quality 82)
-  through `POST /api/jobs` on a real `convertly serve` process — embedded mode, and
-  distributed mode with 2 Celery workers on Redis + SeaweedFS (S3) — against the fastest plain
-  library loop (pyvips `thumbnail` + `webpsave`) in 1 and 2 processes.
+Rows (`--only NAME`, repeatable; the default set is marked *):
+- batch*: 50 JPEGs of 12 MP → WebP `website` (fit inside 1920×1920, quality 82) through
+  `POST /api/jobs` on a real `convertly serve` process, embedded mode, against the fastest
+  plain library loop in 1 and 2 processes.
+- distributed*: the same with 2 Celery workers on Redis + SeaweedFS (S3); skipped without
+  redis-server or with --embedded-only.
+- sync*: a 2000×1333 JPEG → 512-wide JPEG through `POST /api/convert` at concurrency 1, 4
+  and 16 beside thumbor (Pillow engine) doing the same resize (bench/sync.py).
+- upload*: one 2 GB file and 200 files of 1 MB: MB/s and the API process's peak RSS
+  (bench/upload.py).
+- video*: a 30 s 1080p clip → 720p mp4 against the same ffmpeg command alone (bench/video.py).
+- small*: 1,000 small PNGs → WebP in one job: files/s beside the plain loop, and where the
+  time goes (bench/smallfiles.py).
 - dispatch: the per-file cost of a job of tiny files against a bare Celery no-op task.
-- video: a 30 s 1080p clip → 720p mp4 through `POST /api/jobs` against the same ffmpeg
-  command (captured from the converter) run alone.
 - trace: a 12 MP photo → SVG, colour and mono: seconds and size.
-The ratios are what count: both sides run on the same machine, minutes apart.
+The ratios are what count: both sides run on the same machine in the same run.
 
-Writes bench/out/results.json and prints a markdown table.
+Writes bench/out/results.json and prints a markdown table (bench/table.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.corpus import make_clip, make_jpegs
+from bench.corpus import make_jpegs
+from bench.harness import Server, cluster, server, wait_job
+from bench.loops import jpeg_to_webp_website, library_loop
+from bench.smallfiles import small_files
+from bench.sync import sync_resize
+from bench.table import render
+from bench.upload import upload
+from bench.video import video_job
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out"
 
 
-def _convert_one(args: tuple[str, str]) -> int:
-    import pyvips
-
-    src, dst = args
-    image = pyvips.Image.thumbnail(src, 1920, height=1920, size="down")
-    image.webpsave(dst, Q=82)
-    return os.path.getsize(dst)
-
-
-def library_loop(paths: list[Path], processes: int) -> float:
-    """Images per second of the plain pyvips loop with `processes` processes."""
-    with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(str(p), f"{tmp}/{i}.webp") for i, p in enumerate(paths)]
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(processes, mp_context=ctx) as pool:
-            list(pool.map(_convert_one, jobs[:processes]))  # warm up the processes
-            start = time.perf_counter()
-            list(pool.map(_convert_one, jobs))
-            elapsed = time.perf_counter() - start
-    return len(paths) / elapsed
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(workers: int, extra_env: dict[str, str] | None = None) -> Any:
-    """A real `convertly serve` on a free loopback port with a fresh data dir."""
-    data = Path(tempfile.mkdtemp(prefix="convertly-bench-"))
-    env = {**os.environ, "CONVERTLY_DATA_DIR": str(data), "CONVERTLY_WORKERS": str(workers),
-           "CONVERTLY_LOG_LEVEL": "warning", **(extra_env or {})}
-    cli = [sys.executable, "-m", "convertly"]
-    key = subprocess.run([*cli, "keys", "create", "--name", "bench"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    port = _free_port()
-    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("convertly serve did not start")
-            time.sleep(0.1)
-        yield base, key
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data, ignore_errors=True)
-
-
-def api_job(base: str, key: str, paths: list[Path]) -> tuple[float, dict[str, Any]]:
+def api_job(srv: Server, paths: list[Path]) -> tuple[float, dict[str, Any]]:
     """Images per second for one job from the first byte sent to `completed`."""
-    headers = {"Authorization": f"Bearer {key}"}
-    with ExitStack() as stack, httpx.Client(base_url=base, headers=headers,
-                                            timeout=600) as client:
+    with ExitStack() as stack, srv.client() as client:
         files = [("files", (p.name, stack.enter_context(p.open("rb")), "image/jpeg"))
                  for p in paths]
         start = time.perf_counter()
@@ -116,12 +59,7 @@ def api_job(base: str, key: str, paths: list[Path]) -> tuple[float, dict[str, An
                                data={"format": "webp", "resize": "website"})
         response.raise_for_status()
         accepted = time.perf_counter() - start
-        job_id = response.json()["jobId"]
-        while True:
-            job = client.get(f"/api/jobs/{job_id}").json()
-            if job["status"] in ("completed", "failed"):
-                break
-            time.sleep(0.05)
+        job = wait_job(client, response.json()["jobId"])
         elapsed = time.perf_counter() - start
     if job["status"] != "completed" or job["completedFiles"] != len(paths):
         raise RuntimeError(f"job did not complete: {job['status']} {job['errorMessage']}")
@@ -129,50 +67,23 @@ def api_job(base: str, key: str, paths: list[Path]) -> tuple[float, dict[str, An
                                   "totalSeconds": round(elapsed, 2)}
 
 
-@contextmanager
-def cluster(workers: int) -> Any:
-    """Redis, SeaweedFS (S3) and `workers` Celery workers of one process each, on loopback;
-    yields the environment that points `convertly serve` at them."""
-    from tests.infra import RedisServer, SeaweedS3
-
-    root = Path(tempfile.mkdtemp(prefix="convertly-bench-cluster-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        with RedisServer(root / "redis") as redis_server, SeaweedS3(root / "s3") as s3:
-            env = {"CONVERTLY_BROKER_URL": redis_server.url,
-                   "CONVERTLY_S3_ENDPOINT": s3.endpoint,
-                   "CONVERTLY_S3_ACCESS_KEY": s3.access_key,
-                   "CONVERTLY_S3_SECRET_KEY": s3.secret_key}
-            for i in range(workers):
-                wdir = root / f"worker-{i}"
-                wdir.mkdir()
-                log = (wdir / "worker.log").open("wb")
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "convertly", "worker", "--concurrency", "1"],
-                    # Default log level: the "ready." line tells the worker is up.
-                    env={**os.environ, **env, "CONVERTLY_DATA_DIR": str(wdir)}, cwd=wdir,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-                deadline = time.monotonic() + 60
-                while b" ready." not in (wdir / "worker.log").read_bytes():
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("worker did not start")
-                    time.sleep(0.1)
-            yield env
-    finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(60)
-        shutil.rmtree(root, ignore_errors=True)
+def around(before: float, after: float) -> float:
+    """The loop's rate run before and after the API run, as one rate (over the mean time),
+    so drift on a shared machine weighs on both sides alike."""
+    return 2 / (1 / before + 1 / after)
 
 
 def batch_distributed(count: int, workers: int = 2) -> dict[str, Any]:
     paths = make_jpegs(ROOT / "corpus" / "jpeg12mp", count)
-    loop_n = library_loop(paths, workers)
-    with cluster(workers) as env, server(1, env) as (base, key):
-        api_job(base, key, paths[: workers * 2])
-        api_rate, timing = api_job(base, key, paths)
+    before = library_loop(jpeg_to_webp_website, paths, workers)
+    with cluster(workers) as env, server(1, env) as srv:
+        api_job(srv, paths[: workers * 2])
+        api_rate, timing = api_job(srv, paths)
+    after = library_loop(jpeg_to_webp_website, paths, workers)
+    loop_n = around(before, after)
     return {
+        "row": "distributed",
+        "loopRuns": [round(before, 2), round(after, 2)],
         "name": f"batch: {count} × 12 MP JPEG → WebP website, /api/jobs (distributed, "
                 f"{workers} Celery workers, Redis + S3)",
         "images": count,
@@ -225,91 +136,28 @@ def dispatch_overhead(files: int = 100) -> dict[str, Any]:
             os.killpg(noop_worker.pid, signal.SIGTERM)
             noop_worker.wait(30)
             shutil.rmtree(root, ignore_errors=True)
-        with server(1, env) as (base, key):
-            headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
-                def run(n: int) -> float:
-                    uploads = [("files", (f"{i}.png", tiny, "image/png")) for i in range(n)]
-                    job_id = http.post("/api/jobs", files=uploads,
-                                       data={"format": "png"}).json()["jobId"]
-                    start = time.perf_counter()
-                    while http.get(f"/api/jobs/{job_id}").json()["status"] not in (
-                            "completed", "failed"):
-                        time.sleep(0.02)
-                    return time.perf_counter() - start
+        with server(1, env) as srv, srv.client() as http:
+            def run(n: int) -> float:
+                uploads = [("files", (f"{i}.png", tiny, "image/png")) for i in range(n)]
+                job_id = http.post("/api/jobs", files=uploads,
+                                   data={"format": "png"}).json()["jobId"]
+                start = time.perf_counter()
+                while http.get(f"/api/jobs/{job_id}").json()["status"] not in (
+                        "completed", "failed"):
+                    time.sleep(0.02)
+                return time.perf_counter() - start
 
-                run(4)
-                ours = run(files) / files
+            run(4)
+            ours = run(files) / files
     work = _tiny_conversion_seconds(tiny)
     return {
+        "row": "dispatch",
         "name": f"dispatch: {files} tiny files in one job vs {files} no-op Celery tasks, "
                 "1 worker process",
         "celeryNoopMs": round(bare * 1000, 2),
         "convertlyPerFileMs": round(ours * 1000, 2),
         "conversionMs": round(work * 1000, 2),
         "overheadMs": round((ours - bare - work) * 1000, 2),
-    }
-
-
-def video_job() -> dict[str, Any]:
-    """A 30 s 1080p clip to 720p mp4 through /api/jobs (embedded, one worker process: ffmpeg
-    uses both cores itself) against the very ffmpeg command the converter runs, run alone."""
-    from convertly.converters import process
-    from convertly.converters.registry import default_registry
-    from convertly.models import FileSpec, OutputFormat, ResizePreset
-    from convertly.settings import Settings
-    from convertly.sniff import Kind, sniff_file
-
-    clip = make_clip(ROOT / "corpus" / "video")
-    spec = FileSpec(index=0, filename=clip.name, format=OutputFormat.MP4,
-                    resize=ResizePreset.HEIGHT, resize_height=720)
-    # The converter's own ffmpeg argv, captured from one in-process run.
-    commands: list[tuple[str, ...]] = []
-    real_run = process.run
-
-    def recording_run(argv: Any, **kwargs: Any) -> Any:
-        done = real_run(argv, **kwargs)
-        commands.append(done.argv)
-        return done
-
-    process.run = recording_run
-    try:
-        with tempfile.TemporaryDirectory(prefix="convertly-bench-video-") as root:
-            src = Path(root) / "source"
-            shutil.copyfile(clip, src)
-            source = sniff_file(src)
-            default_registry().find(Kind(source.kind), OutputFormat.MP4).convert(
-                src, source, spec, Path(root), Settings())
-    finally:
-        process.run = real_run
-    argv = next(c for c in commands if Path(c[0]).name == "ffmpeg")
-    out_index = len(argv) - 1
-    with tempfile.TemporaryDirectory(prefix="convertly-bench-video-") as root:
-        direct_argv = [*argv[:out_index], str(Path(root) / Path(argv[out_index]).name)]
-        direct_argv = [str(clip) if a.endswith("/source") else a for a in direct_argv]
-        start = time.perf_counter()
-        subprocess.run(direct_argv, check=True, capture_output=True)
-        direct = time.perf_counter() - start
-    with server(1) as (base, key), httpx.Client(
-            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as client:
-        start = time.perf_counter()
-        with clip.open("rb") as fh:
-            response = client.post("/api/jobs", files=[("files", (clip.name, fh, "video/mp4"))],
-                                   data={"format": "mp4", "resize": "height",
-                                         "resizeHeight": "720"})
-        response.raise_for_status()
-        job_id = response.json()["jobId"]
-        while (job := client.get(f"/api/jobs/{job_id}").json())["status"] not in (
-                "completed", "failed"):
-            time.sleep(0.05)
-        api = time.perf_counter() - start
-    if job["status"] != "completed" or job["results"][0]["height"] != 720:
-        raise RuntimeError(f"video job did not complete: {job}")
-    return {
-        "name": "30 s 1080p H.264 → 720p mp4 via /api/jobs vs the same ffmpeg command alone",
-        "ffmpegSeconds": round(direct, 2), "apiSeconds": round(api, 2),
-        "ratio": round(direct / api, 3), "target": 0.97,
-        "command": " ".join(direct_argv),
     }
 
 
@@ -333,6 +181,7 @@ def trace_photo() -> dict[str, Any]:
                 src, source, spec, Path(root), Settings())
             results[mono] = (time.perf_counter() - start, Path(out.path).stat().st_size)
     return {
+        "row": "trace",
         "name": "12 MP photo-like JPEG → SVG (vtracer), default compression",
         "traceSeconds": round(results[False][0], 2),
         "svgKiB": results[False][1] // 1024,
@@ -372,12 +221,16 @@ def _tiny_conversion_seconds(tiny: bytes, rounds: int = 200) -> float:
 def batch_images(count: int) -> dict[str, Any]:
     paths = make_jpegs(ROOT / "corpus" / "jpeg12mp", count)
     workers = os.cpu_count() or 1
-    loop_1 = library_loop(paths, 1)
-    loop_n = library_loop(paths, workers)
-    with server(workers) as (base, key):
-        api_job(base, key, paths[: workers * 2])  # let the workers load their libraries
-        api_rate, timing = api_job(base, key, paths)
+    loop_1 = library_loop(jpeg_to_webp_website, paths, 1)
+    before = library_loop(jpeg_to_webp_website, paths, workers)
+    with server(workers) as srv:
+        api_job(srv, paths[: workers * 2])  # let the workers load their libraries
+        api_rate, timing = api_job(srv, paths)
+    after = library_loop(jpeg_to_webp_website, paths, workers)
+    loop_n = around(before, after)
     return {
+        "row": "batch",
+        "loopRuns": [round(before, 2), round(after, 2)],
         "name": f"batch: {count} × 12 MP JPEG → WebP website, /api/jobs (embedded)",
         "images": count,
         "libraryLoop1": round(loop_1, 2),
@@ -389,55 +242,61 @@ def batch_images(count: int) -> dict[str, Any]:
     }
 
 
+ROWS = ("batch", "distributed", "sync", "upload", "video", "small", "dispatch", "trace")
+DEFAULT_ROWS = ("batch", "distributed", "sync", "upload", "video", "small")
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, memory and Python of this machine, for the record."""
+    model = next((line.split(":", 1)[1].strip()
+                  for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    mem_kib = next(int(line.split()[1])
+                   for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+    return {"cpus": os.cpu_count(), "cpuModel": model, "memGiB": round(mem_kib / 1024**2, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--embedded-only", action="store_true",
                         help="skip the distributed rows (no Redis, no S3 needed)")
-    parser.add_argument("--only", choices=["batch", "distributed", "dispatch", "video",
-                                           "trace"], help="run one row")
+    parser.add_argument("--only", action="append", choices=ROWS,
+                        help="run this row (repeatable); default: " + ", ".join(DEFAULT_ROWS))
+    parser.add_argument("--sync-seconds", type=float, default=8.0,
+                        help="measured seconds per server and concurrency in the sync row")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="skip the py-spy profile of the small-files row")
     args = parser.parse_args()
-    wanted = ({args.only} if args.only
-              else {"batch", "distributed", "dispatch", "video", "trace"})
-    if args.embedded_only:
-        wanted -= {"distributed", "dispatch"}
+    wanted = list(args.only or DEFAULT_ROWS)
+    if args.embedded_only or (shutil.which("redis-server") is None and not args.only):
+        wanted = [w for w in wanted if w not in ("distributed", "dispatch")]
+    corpus = ROOT / "corpus"
+    runners = {
+        "batch": lambda: batch_images(args.images),
+        "distributed": lambda: batch_distributed(args.images),
+        "sync": lambda: sync_resize(corpus, seconds=args.sync_seconds),
+        "upload": upload,
+        "video": lambda: video_job(corpus),
+        "small": lambda: small_files(corpus, OUT / "profile-small.txt",
+                                     profile=not args.no_profile),
+        "dispatch": dispatch_overhead,
+        "trace": trace_photo,
+    }
     rows = []
-    if "batch" in wanted:
-        rows.append(batch_images(args.images))
-    if "distributed" in wanted:
-        rows.append(batch_distributed(args.images))
-    if "dispatch" in wanted:
-        rows.append(dispatch_overhead())
-    if "video" in wanted:
-        rows.append(video_job())
-    if "trace" in wanted:
-        rows.append(trace_photo())
+    for name in wanted:
+        start = time.perf_counter()
+        rows.append({**runners[name](), "benchSeconds": round(time.perf_counter() - start, 1)})
+        print(f"{name}: done in {rows[-1]['benchSeconds']} s", file=sys.stderr, flush=True)
     OUT.mkdir(exist_ok=True)
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
-               "platform": platform.platform()}
-    (OUT / "results.json").write_text(json.dumps({"machine": machine, "rows": rows},
-                                                 indent=2))
-    print(f"\nMachine: {machine['cpus']} CPUs, Python {machine['python']}, "
-          f"{machine['platform']}\n")
-    print("| benchmark | plain library loop | Convertly | ratio | target |")
-    print("| --- | --- | --- | --- | --- |")
-    for row in rows:
-        if "api" in row:
-            loops = ", ".join(f"{v} img/s ({k.removeprefix('libraryLoop')} proc)"
-                              for k, v in row.items() if k.startswith("libraryLoop"))
-            print(f"| {row['name']} | {loops} | {row['api']} img/s | "
-                  f"{row['ratioVsBestLoop']} | ≥ {row['target']} |")
-        elif "ffmpegSeconds" in row:
-            print(f"| {row['name']} | ffmpeg alone {row['ffmpegSeconds']} s | "
-                  f"{row['apiSeconds']} s | {row['ratio']} | ≥ {row['target']} |")
-        elif "traceSeconds" in row:
-            print(f"| {row['name']} | — | {row['traceSeconds']} s, {row['svgKiB']} KiB "
-                  f"(mono {row['monoSeconds']} s, {row['monoKiB']} KiB) | — | seconds, "
-                  "not minutes |")
-        else:
-            print(f"| {row['name']} | Celery no-op {row['celeryNoopMs']} ms/task | "
-                  f"{row['convertlyPerFileMs']} ms/file, of which conversion "
-                  f"{row['conversionMs']} ms | +{row['overheadMs']} ms | a few ms |")
+    info = machine()
+    (OUT / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
+    print(f"\nMachine: {info['cpus']} cores ({info['cpuModel']}), {info['memGiB']} GiB RAM, "
+          f"Python {info['python']}, {info['platform']}\n")
+    print(render(rows))
     print(f"\nJSON: {OUT / 'results.json'}")
     return 0
 

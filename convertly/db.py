@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS job_files (
     result TEXT NOT NULL,
     PRIMARY KEY (job_id, idx)
 );
+CREATE INDEX IF NOT EXISTS job_files_status ON job_files (job_id, status);
 CREATE TABLE IF NOT EXISTS idempotency (
     tenant TEXT NOT NULL,
     key TEXT NOT NULL,

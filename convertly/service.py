@@ -10,13 +10,15 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -72,6 +74,9 @@ class Services:
     secret: bytes
     folders: FolderStoreLike
     webhooks: WebhookStore
+    # Each thread's reusable working directory for job files (see file_workdir).
+    workdirs: threading.local = field(default_factory=threading.local, compare=False,
+                                      repr=False)
 
     @property
     def scratch_root(self) -> Path:
@@ -119,6 +124,39 @@ def scratch_dir(svc: Services, label: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def file_workdir(svc: Services) -> Iterator[Path]:
+    """A private, empty working directory for one job file. Each thread keeps its directory
+    and empties it after use rather than making and removing one per file: two directory
+    inodes per file cost ~0.7 ms of a small PNG's ~7 ms on this machine's disk. A directory
+    that cannot be emptied is removed; the next file gets a new one."""
+    path: Path | None = getattr(svc.workdirs, "path", None)
+    svc.workdirs.path = None
+    if path is None or not path.is_dir():
+        svc.scratch_root.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="file-", dir=svc.scratch_root))
+    try:
+        yield path
+    finally:
+        if _emptied(path):
+            svc.workdirs.path = path
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _emptied(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+    except OSError:
+        return False
+    return True
 
 
 # --- storage keys -----------------------------------------------------------------------
@@ -217,7 +255,7 @@ def _convert_job_file(svc: Services, work: FileWork,
     base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
     original_size = 0
     try:
-        with scratch_dir(svc, f"job-{job_id[:8]}-{spec.index}") as workdir:
+        with file_workdir(svc) as workdir:
             src = workdir / "source"
             try:
                 svc.storage.get_file(src_key, src)

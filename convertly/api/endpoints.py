@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
@@ -115,8 +116,9 @@ async def _sync(request: Request, job_type: JobType) -> Response:
             entry, temporary = await _render_sync_output(request, key, upload, spec, out, save)
             temporary_used = temporary_used or temporary
             files.append(entry)
-    finally:
+    except BaseException:
         await asyncio.to_thread(form.cleanup)
+        raise
     if save:
         notice = "Uploads and outputs were saved to storage."
     elif temporary_used:
@@ -125,7 +127,9 @@ async def _sync(request: Request, job_type: JobType) -> Response:
                   "send saveToStorage=true to keep them.")
     else:
         notice = "Not saved to storage; send saveToStorage=true to keep uploads and outputs."
-    return JSONResponse({"files": files, "storage": {"saved": save, "notice": notice}})
+    # The spool (uploads, outputs) is removed once the answer is sent, not before.
+    return JSONResponse({"files": files, "storage": {"saved": save, "notice": notice}},
+                        background=BackgroundTask(form.cleanup))
 
 
 async def _render_sync_output(
@@ -149,7 +153,8 @@ async def _render_sync_output(
         url = download_url(request, key=record.key, tenant=key.tenant, filename=name,
                            mime_type=out.mime_type)
     else:
-        data = await asyncio.to_thread(path.read_bytes)
+        # At most data_url_max_bytes, just written: read from the page cache at once.
+        data = path.read_bytes()
         url = f"data:{out.mime_type};base64,{base64.b64encode(data).decode()}"
     saved = round(100 * (upload.size - final_size) / upload.size, 2) if upload.size else 0.0
     return {

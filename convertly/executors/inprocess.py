@@ -29,7 +29,10 @@ from workers.pool import convert_file, finalize, init_worker, run_file, warm
 
 log = logging.getLogger("convertly.executor")
 
-_TASKS_PER_CHILD = 500
+# A new process costs ~1 s of CPU (spawn, imports), ~2 ms per task when it came every 500
+# small files. Measured: a process's RSS stays flat over 2,000 small conversions and levels
+# off near 160 MB after a hundred 12 MP ones.
+_TASKS_PER_CHILD = 2000
 _MAX_ATTEMPTS = 3  # a file whose worker process dies this often is failed, not retried
 
 class InProcessExecutor:

@@ -43,16 +43,21 @@ class LocalStorage:
         return Path(name)
 
     def put_file(self, key: str, src: Path, *, move: bool = False) -> int:
+        if move:
+            # A rename is atomic on its own: no temp file needed (one file creation and one
+            # rename less for every source and output of a job).
+            dst = self._path(key)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            size = src.stat().st_size
+            try:
+                os.replace(src, dst)
+                return size
+            except OSError:  # another filesystem: copy through a temp file instead
+                pass
         self._path(key)
         tmp = self._temp_path()
         try:
-            if move:
-                try:
-                    os.replace(src, tmp)
-                except OSError:  # another filesystem: copy instead
-                    shutil.copyfile(src, tmp)
-            else:
-                shutil.copyfile(src, tmp)
+            shutil.copyfile(src, tmp)
             return self._commit(tmp, key)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -432,3 +432,12 @@ def test_large_output_comes_back_as_a_temporary_link(limited_env: AppEnv) -> Non
     assert large["storedFileId"] is None
     decoded = images.decode(download(client, large["downloadUrl"]).content)
     assert (decoded.format, decoded.size) == ("PNG", (160, 120))
+
+
+def test_nothing_is_left_in_the_spool_after_a_conversion(app_env: AppEnv, client: TestClient,
+                                                         tenant: Tenant,
+                                                         jpeg_bytes: bytes) -> None:
+    # The spool is removed after the answer is sent; the test client waits for that too.
+    convert_ok(client, tenant, [("a.jpg", jpeg_bytes), ("b.jpg", jpeg_bytes)], format="png")
+    spool = app_env.settings.data_dir / "tmp"
+    assert not [p.name for p in spool.iterdir() if p.name.startswith("upload-")]

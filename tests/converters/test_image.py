@@ -348,6 +348,19 @@ def test_exif_orientation_is_left_alone_when_auto_orient_is_off(
     assert exif_of(result.path)[ORIENTATION] == 6
 
 
+def test_exif_orientation_is_applied_when_the_jpeg_shrinks_on_load(
+    tmp_path: Path, convert: ConvertFn
+) -> None:
+    src = oriented_jpeg(tmp_path)  # 120x60 stored, 60x120 shown
+    expected = quadrant_means(ImageOps.exif_transpose(decode(src)))
+
+    result = convert(src, F.PNG, resize=ResizePreset.WIDTH, resize_width=15)  # decoded at 1/4
+
+    decoded = decode(result.path)
+    assert decoded.size == (15, 30) == (result.width, result.height)
+    assert_colours_close(quadrant_means(decoded), expected, tolerance=24)
+
+
 @pytest.mark.parametrize("target", [F.JPG, F.PNG, F.WEBP, F.AVIF, F.HEIF])
 def test_metadata_is_kept_by_default(
     target: OutputFormat, tmp_path: Path, convert: ConvertFn
@@ -678,6 +691,13 @@ def test_truncated_jpeg_fails_even_when_resized(tmp_path: Path, convert: Convert
     src.write_bytes(src.read_bytes()[:-4000])
     with pytest.raises(CorruptFileError):
         convert(src, F.WEBP, resize=ResizePreset.EMAIL)
+
+
+def test_truncated_jpeg_fails_when_it_shrinks_on_load(tmp_path: Path, convert: ConvertFn) -> None:
+    src = write_image(tmp_path, Kind.JPEG, noisy(800, 600))
+    src.write_bytes(src.read_bytes()[:-4000])
+    with pytest.raises(CorruptFileError):
+        convert(src, F.WEBP, resize=ResizePreset.WIDTH, resize_width=200)
 
 
 def test_truncated_jpeg_lossless_compress_is_corrupt(tmp_path: Path, convert: ConvertFn) -> None:

@@ -1,0 +1,200 @@
+"""Servers the benchmarks talk to: a real `convertly serve` process on a loopback port, and
+the Redis + S3 + Celery cluster of distributed mode. Plus the bits every row needs: free
+ports, waiting for a job, the resident memory of a process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+# Generous limits, so the upload and small-file rows fit in one request.
+BENCH_ENV = {
+    "CONVERTLY_MAX_FILES": "1000",
+    "CONVERTLY_MAX_FILE_BYTES": str(3 * 1024**3),
+    "CONVERTLY_MAX_REQUEST_BYTES": str(3 * 1024**3),
+    "CONVERTLY_MAX_QUEUED_FILES": "10000",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, proc: subprocess.Popen[Any], what: str, timeout: float = 60) -> None:
+    """Poll `url` until it answers 200; fail when `proc` exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """SIGTERM the process `proc` (SIGKILL after `timeout` seconds), then SIGKILL whatever
+    is left of its process group (children it did not reap)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running `convertly serve`: its base URL, an API key and the API process id."""
+
+    base: str
+    key: str
+    pid: int
+
+    def client(self, timeout: float = 600) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=timeout,
+                            headers={"Authorization": f"Bearer {self.key}"})
+
+
+@contextmanager
+def server(workers: int, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A real `convertly serve` on a free loopback port with a fresh data dir."""
+    data = Path(tempfile.mkdtemp(prefix="convertly-bench-"))
+    env = {**os.environ, **BENCH_ENV, "CONVERTLY_DATA_DIR": str(data),
+           "CONVERTLY_WORKERS": str(workers), "CONVERTLY_LOG_LEVEL": "warning",
+           **(extra_env or {})}
+    cli = [sys.executable, "-m", "convertly"]
+    key = subprocess.run([*cli, "keys", "create", "--name", "bench"], env=env, check=True,
+                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    port = free_port()
+    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz", proc, "convertly serve")
+        yield Server(base, key, proc.pid)
+    finally:
+        stop(proc)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def multipart_files(fields: dict[str, str],
+                    files: list[tuple[str, bytes, str]]) -> tuple[bytes, str]:
+    """A multipart/form-data body with text `fields` and (name, data, content type) files
+    in the `files` field; returns (body, content type header)."""
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+             .encode() for k, v in fields.items()]
+    for name, data, content_type in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+                     f'filename="{name}"\r\nContent-Type: {content_type}\r\n\r\n'.encode())
+        parts.append(data)
+        parts.append(b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def wait_job(client: httpx.Client, job_id: str, poll: float = 0.1) -> dict[str, Any]:
+    """Poll a job every `poll` seconds, as a client would, until it is completed or failed;
+    return its last body."""
+    while True:
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        time.sleep(poll)
+
+
+@contextmanager
+def cluster(workers: int) -> Iterator[dict[str, str]]:
+    """Redis, SeaweedFS (S3) and `workers` Celery workers of one process each, on loopback;
+    yields the environment that points `convertly serve` at them."""
+    from tests.infra import RedisServer, SeaweedS3
+
+    root = Path(tempfile.mkdtemp(prefix="convertly-bench-cluster-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with RedisServer(root / "redis") as redis_server, SeaweedS3(root / "s3") as s3:
+            env = {"CONVERTLY_BROKER_URL": redis_server.url,
+                   "CONVERTLY_S3_ENDPOINT": s3.endpoint,
+                   "CONVERTLY_S3_ACCESS_KEY": s3.access_key,
+                   "CONVERTLY_S3_SECRET_KEY": s3.secret_key}
+            for i in range(workers):
+                wdir = root / f"worker-{i}"
+                wdir.mkdir()
+                log = (wdir / "worker.log").open("wb")
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "convertly", "worker", "--concurrency", "1"],
+                    # Default log level: the "ready." line tells the worker is up.
+                    env={**os.environ, **env, "CONVERTLY_DATA_DIR": str(wdir)}, cwd=wdir,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+                deadline = time.monotonic() + 60
+                while b" ready." not in (wdir / "worker.log").read_bytes():
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("worker did not start")
+                    time.sleep(0.1)
+            yield env
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def memory_kib(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of a live process from /proc/PID/status, in KiB (VmRSS, VmHWM...)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+class RssSampler:
+    """Samples a process's resident memory every `interval` seconds in a thread; `peak`
+    is the highest VmRSS seen between start and stop (the kernel's VmHWM covers the
+    process's whole life, start-up included)."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, memory_kib(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.peak_kib = memory_kib(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kib = max(self.peak_kib, memory_kib(self.pid))

@@ -1,0 +1,87 @@
+"""Small-files row: 1,000 small PNGs → WebP in one `POST /api/jobs` (embedded, one conversion
+process per core): files/s from the first byte sent to `completed`, the wall-clock phases
+seen from outside, and a py-spy profile of a second, identical job split into phases."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import make_pngs
+from bench.harness import Server, multipart_files, server, wait_job
+from bench.loops import library_loop, png_to_webp
+from bench.profile import Recorder, classify
+
+POLL = 0.25  # seconds between status polls: a client watching a big job, not a busy loop
+
+
+def _ts(iso: str) -> float:
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _job(srv: Server, body: bytes, content_type: str, count: int) -> dict[str, Any]:
+    with srv.client() as client:
+        sent_at = time.time()
+        start = time.perf_counter()
+        response = client.post("/api/jobs", content=body,
+                               headers={"Content-Type": content_type})
+        response.raise_for_status()
+        accepted = time.perf_counter() - start
+        job = wait_job(client, response.json()["jobId"], poll=POLL)
+        total = time.perf_counter() - start
+    if job["status"] != "completed" or job["completedFiles"] != count:
+        raise RuntimeError(f"small-files job did not complete: {job['status']} "
+                           f"{job['errorMessage']}")
+    if any(r["format"] != "webp" or r["width"] != 160 for r in job["results"]):
+        raise RuntimeError("small-files job gave unexpected outputs")
+    created, started = _ts(job["createdAt"]), _ts(job["startedAt"])
+    completed = _ts(job["completedAt"])
+    return {"seconds": round(total, 2), "filesPerSecond": round(count / total, 1),
+            "phases": {
+                "uploadAndQueueSeconds": round(accepted, 2),
+                "createdToFirstStartSeconds": round(started - created, 2),
+                "firstStartToCompletedSeconds": round(completed - started, 2),
+                "sentToCreatedSeconds": round(created - sent_at, 2),
+            }}
+
+
+def small_files(corpus: Path, profile_out: Path, count: int = 1000,
+                profile: bool = True) -> dict[str, Any]:
+    paths = make_pngs(corpus / "png-small", count)
+    body, content_type = multipart_files(
+        {"format": "webp"}, [(p.name, p.read_bytes(), "image/png") for p in paths])
+    workers = os.cpu_count() or 1
+    # The plain loop hands each process 25 files at a time: its fastest setting here.
+    loop = library_loop(png_to_webp, paths, workers, chunksize=25)
+    with server(workers) as srv:
+        warm_body, warm_type = multipart_files(
+            {"format": "webp"}, [(p.name, p.read_bytes(), "image/png") for p in paths[:8]])
+        _job(srv, warm_body, warm_type, 8)
+        timed = _job(srv, body, content_type, count)
+        breakdown: dict[str, Any] = {}
+        if profile:
+            # The raw profile stays in bench/out for a closer look (speedscope, flamegraph).
+            profile_out.parent.mkdir(parents=True, exist_ok=True)
+            spy = Recorder(srv.pid, profile_out)
+            try:
+                _job(srv, body, content_type, count)
+            finally:
+                spy.stop()
+            samples = classify(spy.lines())
+            total = sum(samples.values()) or 1
+            breakdown = {phase: round(100 * n / total, 1)
+                         for phase, n in sorted(samples.items(), key=lambda kv: -kv[1])}
+    return {
+        "row": "small",
+        "name": f"small files: {count} PNG (160×120) → WebP in one /api/jobs, embedded, "
+                f"{workers} processes",
+        "files": count,
+        f"libraryLoop{workers}": round(loop, 1),
+        **timed,
+        "ratio": round(timed["filesPerSecond"] / loop, 3),
+        "cpuProfilePercent": breakdown,
+        "rawProfile": str(profile_out) if profile else None,
+    }

@@ -1,0 +1,104 @@
+"""Markdown for the benchmark results: one table line per comparison, plus the small-files
+breakdown. Every row is a dict from bench.run with a "row" key naming its kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEADER = ("| benchmark | side by side | Convertly | ratio | target | holds |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+
+
+def _holds(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _batch(row: dict[str, Any]) -> list[str]:
+    loops = ", ".join(f"{v} img/s ({k.removeprefix('libraryLoop')} proc)"
+                      for k, v in row.items() if k.startswith("libraryLoop"))
+    return [f"| {row['name']} | plain loop {loops} | {row['api']} img/s | "
+            f"{row['ratioVsBestLoop']} | ≥ {row['target']} | "
+            f"{_holds(row['ratioVsBestLoop'] >= row['target'])} |"]
+
+
+def _sync(row: dict[str, Any]) -> list[str]:
+    lines = []
+    for level in row["levels"]:
+        mine, theirs = level["convertly"], level["thumbor"]
+        ratio = level["ratio"] or 0
+        lines.append(
+            f"| {row['name']}, concurrency {level['concurrency']} | thumbor "
+            f"{theirs['rps']} req/s (p50 {theirs['p50Ms']} ms, p95 {theirs['p95Ms']} ms) | "
+            f"{mine['rps']} req/s (p50 {mine['p50Ms']} ms, p95 {mine['p95Ms']} ms) | "
+            f"{ratio} | ≥ {row['target']} | {_holds(ratio >= row['target'])} |")
+    return lines
+
+
+def _upload(row: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, label in (("oneFile", "one file"), ("manyFiles", "many files")):
+        part = row[key]
+        ok = (part["mbPerSecond"] >= row["targetMBps"]
+              and part["peakRssMiB"] <= row["targetRssMiB"])
+        lines.append(
+            f"| {row['name']}: {label}, {part['mb']} MB | API process idle at "
+            f"{row['idleRssMiB']} MiB | {part['mbPerSecond']} MB/s, peak RSS "
+            f"{part['peakRssMiB']} MiB | — | ≥ {row['targetMBps']} MB/s, ≤ "
+            f"{row['targetRssMiB']} MiB | {_holds(ok)} |")
+    return lines
+
+
+def _video(row: dict[str, Any]) -> list[str]:
+    return [f"| {row['name']} | ffmpeg alone {row['ffmpegSeconds']} s | {row['apiSeconds']} s "
+            f"| {row['ratio']} | ≥ {row['target']} | {_holds(row['ratio'] >= row['target'])} |"]
+
+
+def _small(row: dict[str, Any]) -> list[str]:
+    phases = row["phases"]
+    loops = ", ".join(f"{v} files/s ({k.removeprefix('libraryLoop')} proc)"
+                      for k, v in row.items() if k.startswith("libraryLoop"))
+    return [f"| {row['name']} | plain loop {loops} | {row['filesPerSecond']} files/s "
+            f"({row['seconds']} s; accepted after {phases['uploadAndQueueSeconds']} s) | "
+            f"{row['ratio']} | — | — |"]
+
+
+def _dispatch(row: dict[str, Any]) -> list[str]:
+    return [f"| {row['name']} | Celery no-op {row['celeryNoopMs']} ms/task | "
+            f"{row['convertlyPerFileMs']} ms/file, of which conversion "
+            f"{row['conversionMs']} ms | +{row['overheadMs']} ms | a few ms | — |"]
+
+
+def _trace(row: dict[str, Any]) -> list[str]:
+    return [f"| {row['name']} | — | {row['traceSeconds']} s, {row['svgKiB']} KiB "
+            f"(mono {row['monoSeconds']} s, {row['monoKiB']} KiB) | — | seconds, not "
+            "minutes | — |"]
+
+
+RENDERERS = {"batch": _batch, "distributed": _batch, "sync": _sync, "upload": _upload,
+             "video": _video, "small": _small, "dispatch": _dispatch, "trace": _trace}
+
+
+def breakdown(row: dict[str, Any]) -> list[str]:
+    """Where a small-files job's time goes: wall-clock phases and the CPU profile."""
+    phases = row["phases"]
+    lines = ["", f"Small files ({row['files']} in one job), wall clock: upload, parse, store "
+             f"and queue {phases['uploadAndQueueSeconds']} s; created → first file started "
+             f"{phases['createdToFirstStartSeconds']} s; first file started → job completed "
+             f"{phases['firstStartToCompletedSeconds']} s."]
+    if row.get("cpuProfilePercent"):
+        lines += ["", "| phase (py-spy, API + conversion processes, idle excluded) | CPU share |",
+                  "| --- | --- |"]
+        lines += [f"| {phase} | {share} % |"
+                  for phase, share in row["cpuProfilePercent"].items()]
+    return lines
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    """The markdown table for `rows`, and the small-files breakdown when it ran."""
+    lines = [HEADER]
+    for row in rows:
+        lines += RENDERERS[row["row"]](row)
+    for row in rows:
+        if row["row"] == "small":
+            lines += breakdown(row)
+    return "\n".join(lines)
