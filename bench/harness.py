@@ -128,16 +128,23 @@ def wait_job(client: httpx.Client, job_id: str, poll: float = 0.1) -> dict[str, 
         time.sleep(poll)
 
 
+S3_SERVERS = ("nanio", "seaweedfs")
+
+
 @contextmanager
-def cluster(workers: int) -> Iterator[dict[str, str]]:
-    """Redis, SeaweedFS (S3) and `workers` Celery workers of one process each, on loopback;
-    yields the environment that points `convertly serve` at them."""
-    from tests.infra import RedisServer, SeaweedS3
+def cluster(workers: int, s3_server: str = "nanio") -> Iterator[dict[str, str]]:
+    """Redis, an S3 server (`s3_server`: nanio or seaweedfs) and `workers` Celery workers
+    of one process each, on loopback; yields the environment that points `convertly serve`
+    at them. Redis keeps its append-only file as deploy/compose.yaml has it (fsync every
+    second)."""
+    from tests.infra import NanioS3, RedisServer, SeaweedS3
 
     root = Path(tempfile.mkdtemp(prefix="convertly-bench-cluster-"))
     procs: list[subprocess.Popen[bytes]] = []
+    s3_class = {"nanio": NanioS3, "seaweedfs": SeaweedS3}[s3_server]
     try:
-        with RedisServer(root / "redis") as redis_server, SeaweedS3(root / "s3") as s3:
+        with RedisServer(root / "redis", appendfsync="everysec") as redis_server, \
+                s3_class(root / "s3") as s3:
             env = {"CONVERTLY_BROKER_URL": redis_server.url,
                    "CONVERTLY_S3_ENDPOINT": s3.endpoint,
                    "CONVERTLY_S3_ACCESS_KEY": s3.access_key,

@@ -1,4 +1,5 @@
-"""Real servers for integration tests, on free loopback ports: SeaweedFS (S3) and Redis.
+"""Real servers for integration tests, on free loopback ports: SeaweedFS (S3) and Redis
+(and nanio, a lighter S3 server the benchmarks use).
 
 Each server is a context manager with start(), stop() and restart(); restart keeps the data
 and the ports, so clients built against `endpoint`/`url` keep working. A missing binary fails
@@ -281,15 +282,59 @@ class SeaweedS3(_Server):
         self.close()
 
 
+class NanioS3(_Server):
+    """`nanio` (a small S3-compatible server: buckets are folders, objects are files) serving
+    S3 at `endpoint` / `url`. It does about the per-byte work MinIO does on a PUT (one MD5
+    for the ETag), where SeaweedFS passes each object through gateway, filer and volume
+    server: the benchmarks use it as the co-located stand-in for a separate object store."""
+
+    name = "nanio"
+
+    def __init__(
+        self, data_dir: Path, *, access_key: str = "convertly-test",
+        secret_key: str = "convertly-test-secret",
+    ) -> None:
+        super().__init__(data_dir)
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.binary = Path(sys.executable).parent / "nanio"
+        self.port = free_ports(1)[0]
+        self.endpoint = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.endpoint}"
+
+    def _argv(self) -> list[str]:
+        if not self.binary.is_file():
+            _missing(str(self.binary), "run `make setup` (installs the dev extra, nanio)")
+        return [str(self.binary), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(self.data_dir / "data")]
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "NANIO_ACCESS_KEY": self.access_key,
+                "NANIO_SECRET_KEY": self.secret_key}
+
+    def start(self) -> None:
+        (self.data_dir / "data").mkdir(exist_ok=True)
+        super().start()
+
+    def _ready(self) -> bool:
+        Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key,
+              secure=False, http_client=build_http_client(
+                  connect_timeout=1.0, read_timeout=1.0, retries=0,
+              )).bucket_exists("readiness-probe")
+        return True
+
+
 class RedisServer(_Server):
     """`redis-server` on a free loopback port, data (the AOF) in `data_dir`; `url` is
     redis://127.0.0.1:<port>/0."""
 
     name = "redis"
 
-    def __init__(self, data_dir: Path, *, appendonly: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, appendonly: bool = True,
+                 appendfsync: str = "always") -> None:
         super().__init__(data_dir)
         self.appendonly = appendonly
+        self.appendfsync = appendfsync  # "always" for the chaos tests; deploy/ uses "everysec"
         self.binary = shutil.which("redis-server")
         self.port = free_ports(1)[0]
         self.host = "127.0.0.1"
@@ -303,7 +348,7 @@ class RedisServer(_Server):
         return [
             self.binary, "--bind", self.host, "--port", str(self.port), "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "always", "--dir", str(self.data_dir),
+            "--appendfsync", self.appendfsync, "--dir", str(self.data_dir),
             "--daemonize", "no", "--protected-mode", "yes",
         ]
 
