@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
+from convertly.client import Client, ClientError
 from convertly.executors.base import Executor
 from convertly.models import Job, OutputFormat
 from tests import images
@@ -171,7 +172,7 @@ def test_another_tenant_gets_404_without_waiting(app_env: AppEnv, tenant: Tenant
 @pytest.fixture
 def served_url(app_env: AppEnv) -> Iterator[str]:
     """The session's app also behind a real socket (uvicorn in a thread, its own event loop;
-    the app is already started, so no lifespan), for client disconnects."""
+    the app is already started, so no lifespan), for client disconnects and the HTTP client."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app_env.app, log_level="warning", ws="none",
@@ -207,3 +208,28 @@ def test_a_client_that_hangs_up_leaves_no_waiter_behind(app_env: AppEnv, tenant:
         assert time.monotonic() - started < 5
     finally:
         app_env.services.jobs.cancel(job.id, tenant.tenant)
+
+
+def test_the_http_client_waits_on_the_server(app_env: AppEnv, tenant: Tenant, tmp_path: Path,
+                                             served_url: str) -> None:
+    """convertly.client (the CLI's): few requests for a long wait, and its timeout holds."""
+    job = _pending(app_env, tenant, tmp_path)
+    updates: list[str] = []
+    try:
+        with Client(served_url, tenant.key) as client:
+            assert client.get_job(job.id, wait=0.3)["status"] == "pending"
+            started = time.monotonic()
+            with pytest.raises(ClientError, match=r"still pending after 2\.5 s"):
+                client.wait_job(job.id, timeout=2.5, wait=30,
+                                on_update=lambda j: updates.append(str(j["status"])))
+            took = time.monotonic() - started
+    finally:
+        app_env.services.jobs.cancel(job.id, tenant.tenant)
+    assert 2.4 < took < 10, took
+    assert updates == ["pending"]  # one request held until the timeout, not a poll loop
+
+    finished = create_job(app_env.client, tenant, [("c.png", images.png(40, 30))],
+                          format="jpg")
+    with Client(served_url, tenant.key) as client:
+        job_body = client.wait_job(finished, wait=30)
+    assert job_body["status"] == "completed", job_body
