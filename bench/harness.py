@@ -118,14 +118,19 @@ def multipart_files(fields: dict[str, str],
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def wait_job(client: httpx.Client, job_id: str, poll: float = 0.1) -> dict[str, Any]:
-    """Poll a job every `poll` seconds, as a client would, until it is completed or failed;
-    return its last body."""
+def wait_job(client: httpx.Client, job_id: str, poll: float = 0.1,
+             wait: float = 30.0) -> dict[str, Any]:
+    """Wait for a job as a client would, `wait` seconds per request (the server answers as
+    soon as it is completed or failed); return its last body. A server that answers at once
+    (one without `?wait=`) is asked again every `poll` seconds."""
     while True:
-        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+        asked = time.monotonic()
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}",
+                                          params={"wait": wait}).json()
         if job["status"] in ("completed", "failed"):
             return job
-        time.sleep(poll)
+        if time.monotonic() - asked < wait / 2:
+            time.sleep(poll)
 
 
 S3_SERVERS = ("nanio", "seaweedfs")

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from convertly import service
+from convertly import jobevents, service
 from convertly.api import errors as api_errors
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
@@ -40,9 +40,18 @@ def create_app(
         await executor.start()
         maintenance = asyncio.create_task(_maintenance(services))
         sender = asyncio.create_task(dispatcher.run())
+        listener = None
+        if services.settings.distributed:
+            # Jobs finish in the workers; their ids arrive on a Redis channel.
+            listener = asyncio.create_task(jobevents.FinishedSubscriber(
+                services.settings.redis_state_url, services.events).run())
         try:
             yield
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             dispatcher.stop()
             await sender
             maintenance.cancel()

@@ -33,6 +33,7 @@ import httpx2
 CHUNK = 256 * 1024
 TIMEOUT = httpx2.Timeout(300.0, connect=10.0)
 FINISHED = ("completed", "failed")
+LONG_WAIT = 30.0  # seconds a job request may wait on the server (it allows up to 60)
 
 
 class ClientError(Exception):
@@ -227,8 +228,11 @@ class Client:
         return self._json("POST", "/api/jobs", content=body.iter_bytes(progress),
                           headers=headers)
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/api/jobs/{quote(job_id, safe='')}")
+    def get_job(self, job_id: str, *, wait: float = 0.0) -> dict[str, Any]:
+        """GET /api/jobs/{id}; with `wait` (seconds, up to 60) the server answers as soon as
+        the job is finished, or after `wait` seconds with the job as it is then."""
+        params = {"wait": f"{wait:.3f}"} if wait > 0 else None
+        return self._json("GET", f"/api/jobs/{quote(job_id, safe='')}", params=params)
 
     def list_jobs(self, *, limit: int = 20, offset: int = 0,
                   status: str | None = None) -> dict[str, Any]:
@@ -241,23 +245,30 @@ class Client:
         return self._json("DELETE", f"/api/jobs/{quote(job_id, safe='')}")
 
     def wait_job(self, job_id: str, *, on_update: Callable[[dict[str, Any]], None] | None = None,
-                 timeout: float | None = None, interval: float = 1.0) -> dict[str, Any]:
-        """Poll the job until it is completed or failed (quickly at first, then every
-        `interval` seconds); `on_update(job)` after each poll. Raises ClientError when
-        `timeout` seconds pass first."""
+                 timeout: float | None = None, interval: float = 1.0,
+                 wait: float = LONG_WAIT) -> dict[str, Any]:
+        """Wait until the job is completed or failed, each request waiting up to `wait`
+        seconds on the server, which answers the moment the job finishes (a shorter `wait`
+        means more frequent `on_update(job)` calls, after each answer). A server that
+        answers at once (one without `?wait=`) is polled instead, quickly at first, then
+        every `interval` seconds. Raises ClientError when `timeout` seconds pass first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.05
         while True:
-            job = self.get_job(job_id)
+            asked = time.monotonic()
+            step = wait if deadline is None else min(wait, deadline - asked)
+            job = self.get_job(job_id, wait=max(step, 0.0))
             if on_update is not None:
                 on_update(job)
             if job.get("status") in FINISHED:
                 return job
-            if deadline is not None and time.monotonic() + delay > deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 raise ClientError(f"job {job_id} is still {job.get('status')} after "
                                   f"{timeout:g} s")
-            time.sleep(delay)
-            delay = min(delay * 2, interval)
+            if now - asked < step / 2:  # the server did not wait: poll
+                time.sleep(delay)
+                delay = min(delay * 2, interval)
 
     # --- storage ---
 

@@ -17,10 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from convertly.client import ApiError, Client, ClientError, ConnectionFailed, safe_filename
+from convertly.client import (
+    LONG_WAIT,
+    ApiError,
+    Client,
+    ClientError,
+    ConnectionFailed,
+    safe_filename,
+)
 from convertly.progress import Bar, Reporter, human_bytes
 from convertly.settings import Settings
 
+PROGRESS_WAIT = 1.0  # seconds each job request waits on the server while a bar is shown
 KEY_HINT = ("pass --api-key or set CONVERTLY_API_KEY; on the server, `convertly keys create "
             "--name NAME` makes one")
 
@@ -157,7 +165,9 @@ def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: P
         done = int(job.get("completedFiles") or 0) + int(job.get("failedFiles") or 0)
         bar.update(done, float(job.get("progress") or 0))
 
-    job = client.wait_job(job_id, on_update=update, timeout=timeout)
+    # Short waits on the server keep the bar moving; without a bar, one long wait will do.
+    job = client.wait_job(job_id, on_update=update, timeout=timeout,
+                          wait=LONG_WAIT if reporter.quiet else PROGRESS_WAIT)
     if bar is not None:
         bar.close()
     if directory is not None:

@@ -15,6 +15,8 @@ Layout (all keys under `cv:`):
     cv:idem:{tenant}:{sha256}     job id for an Idempotency-Key (expires)
     cv:key:{prefix}               hash: one API key;  cv:keys  zset of prefixes
     cv:file:*, cv:lib:*, cv:folders:*   stored files and folders (see convertly.redisfiles)
+    cv:events:finished            pub/sub channel: ids of jobs that just finished
+                                  (see convertly.jobevents)
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from convertly import webhooks
+from convertly import jobevents, webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
 from convertly.converters import archive
 from convertly.converters.base import ProgressFn, no_progress
@@ -77,6 +77,9 @@ class Services:
     # Each thread's reusable working directory for job files (see file_workdir).
     workdirs: threading.local = field(default_factory=threading.local, compare=False,
                                       repr=False)
+    # Wakes requests that wait for a job to finish (see convertly.jobevents).
+    events: jobevents.JobEvents = field(default_factory=jobevents.JobEvents, compare=False,
+                                        repr=False)
 
     @property
     def scratch_root(self) -> Path:
@@ -112,6 +115,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         secret=load_or_create_secret(settings.secret_key, settings.data_dir),
         folders=folders,
         webhooks=build_store(settings),
+        events=jobevents.build(settings),
     )
 
 
@@ -314,9 +318,10 @@ def awaits_finalize(svc: Services, job_id: str) -> bool:
 
 def finalize_job(svc: Services, job_id: str) -> Job:
     """Bundle outputs when asked and set the job's final status, then emit its final
-    webhook event. Idempotent."""
+    webhook event and wake the requests waiting for it. Idempotent."""
     job = _finalize_job(svc, job_id)
     webhooks.job_finished(svc, job)
+    svc.events.finished(job.id)
     return job
 
 

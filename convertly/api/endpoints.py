@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import service, webhooks
+from convertly import jobevents, service, webhooks
 from convertly.api import forms, views
 from convertly.auth import ApiKey
 from convertly.errors import (
@@ -37,6 +39,8 @@ from convertly.sniff import Kind
 from convertly.sources import SourceUploader
 
 IDEMPOTENCY_KEY_MAX = 255
+WAIT_MAX = 60.0  # seconds GET /api/jobs/{id}?wait= may hold a request
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _services(request: Request) -> Services:
@@ -295,9 +299,28 @@ async def _job_for(request: Request, key: ApiKey) -> Job:
     return job
 
 
+def _query_wait(request: Request) -> float:
+    """`?wait=SECONDS`: 0 (answer at once) when absent."""
+    raw = request.query_params.get("wait")
+    if raw is None or raw == "":
+        return 0.0
+    # ASCII decimals only: float() also takes "nan", "inf", "1_0" and non-ASCII digits.
+    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    if not 0 <= value <= WAIT_MAX:
+        raise InvalidFieldError("wait", f"must be a number of seconds from 0 to {WAIT_MAX:g} "
+                                "(0: answer at once).")
+    return value
+
+
 async def get_job(request: Request) -> Response:
     key = authenticate(request)
-    return JSONResponse(render_job(request, await _job_for(request, key)))
+    wait = _query_wait(request)
+    if not wait:
+        return JSONResponse(render_job(request, await _job_for(request, key)))
+    job = await jobevents.until_finished(
+        _services(request).events, request.path_params["job_id"], wait,
+        reload=lambda: _job_for(request, key), gone=request.is_disconnected)
+    return JSONResponse(render_job(request, job))
 
 
 async def cancel_job(request: Request) -> Response:
@@ -308,6 +331,7 @@ async def cancel_job(request: Request) -> Response:
         raise ConflictError(f"Job {job.id} is {job.status.value}; only pending jobs can be "
                             "cancelled.")
     await asyncio.to_thread(webhooks.job_finished, _services(request), cancelled)
+    await asyncio.to_thread(_services(request).events.finished, cancelled.id)
     request.app.state.dispatcher.wake()
     return JSONResponse(render_job(request, cancelled))
 

@@ -409,6 +409,11 @@ SCHEMAS.update({
 })
 
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_WAIT = {"name": "wait", "in": "query",
+         "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 0},
+         "description": "Long polling: answer as soon as the job is completed or failed, "
+         "or after this many seconds with the job as it is then (still 200). 0 or absent: "
+         "answer at once."}
 _FILE_ID = [{"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _FOLDER_ID = [{"name": "folder_id", "in": "path", "required": True,
                "schema": {"type": "string"}}]
@@ -479,8 +484,8 @@ PATHS: dict[str, Any] = {
     },
     "/api/jobs/{job_id}": {
         "get": {"tags": ["Jobs"], "summary": "Get a job", "operationId": "getJob",
-                "parameters": _JOB_ID,
-                "responses": {"200": _json(_ref("Job")), **_errors(401, 404)}},
+                "parameters": [*_JOB_ID, _WAIT],
+                "responses": {"200": _json(_ref("Job")), **_errors(400, 401, 404)}},
         "delete": {"tags": ["Jobs"], "summary": "Cancel a pending job",
                    "operationId": "cancelJob", "parameters": _JOB_ID,
                    "responses": {"200": _json(_ref("Job")), **_errors(401, 404, 409)}},

@@ -188,6 +188,8 @@ class InProcessExecutor:
             return
         exc = future.exception()
         if exc is None:
+            # Finalised in a pool process, whose hub nobody waits on: wake this one's.
+            self.services.events.notify(job_id)
             return
         if isinstance(exc, BrokenProcessPool):
             self._replace_broken(pool)
