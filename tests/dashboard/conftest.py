@@ -95,7 +95,9 @@ def chromium_path() -> str:
                 "`chromium`, or run: apt-get install chromium).", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an asyncio loop marked running on the main thread
+# while it is open, which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     try:
         from playwright.sync_api import sync_playwright
@@ -106,7 +108,7 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # Playwright's own browser builds cannot be downloaded here: drive the system Chromium.
     launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
