@@ -150,6 +150,9 @@ def cluster(workers: int, s3_server: str = "nanio") -> Iterator[dict[str, str]]:
     try:
         with RedisServer(root / "redis", appendfsync="everysec") as redis_server, \
                 s3_class(root / "s3") as s3:
+            # The workers share this host's cores, as an operator running several on one
+            # host would tell them: libvips threads = cores ÷ all their processes.
+            threads = str(max(1, (os.cpu_count() or 1) // workers))
             env = {"CONVERTLY_BROKER_URL": redis_server.url,
                    "CONVERTLY_S3_ENDPOINT": s3.endpoint,
                    "CONVERTLY_S3_ACCESS_KEY": s3.access_key,
@@ -161,7 +164,9 @@ def cluster(workers: int, s3_server: str = "nanio") -> Iterator[dict[str, str]]:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "convertly", "worker", "--concurrency", "1"],
                     # Default log level: the "ready." line tells the worker is up.
-                    env={**os.environ, **env, "CONVERTLY_DATA_DIR": str(wdir)}, cwd=wdir,
+                    env={**os.environ, **env, "CONVERTLY_DATA_DIR": str(wdir),
+                         "VIPS_CONCURRENCY": os.environ.get("VIPS_CONCURRENCY", threads)},
+                    cwd=wdir,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
                 deadline = time.monotonic() + 60
                 while b" ready." not in (wdir / "worker.log").read_bytes():

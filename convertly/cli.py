@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -63,7 +64,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     queues = args.queues or settings.worker_queues
     concurrency = args.concurrency or settings.worker_concurrency
-    app = make_celery(settings)
+    # The processes learn how many of them share the host (libvips sizes its threads by it).
+    app = make_celery(dataclasses.replace(settings, worker_concurrency=concurrency))
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency),
             "--loglevel", settings.log_level.upper(), "--hostname",
             f"convertly-{os.getpid()}@%h", "--without-mingle", "--without-gossip"]

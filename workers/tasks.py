@@ -22,7 +22,7 @@ from convertly import redisstate, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.models import FileSpec
 from convertly.settings import Settings
-from workers import brokerfix
+from workers import brokerfix, libvips
 from workers.guard import TaskGuard, TaskLimitExceeded
 
 log = logging.getLogger("convertly.worker")
@@ -85,10 +85,7 @@ def services_for(task: Task) -> service.Services:
     svc = _services.get(pid)
     if svc is None:
         settings: Settings = task.app.conf.convertly_settings
-        import pyvips
-
-        pyvips.cache_set_max(0)  # workers never process the same image twice
-        logging.getLogger("pyvips").setLevel(logging.WARNING)
+        libvips.configure(settings.worker_concurrency)
         svc = _services[pid] = service.build_services(settings)
         guard = _guards[pid] = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
                                          memory_bytes=settings.task_max_memory)
