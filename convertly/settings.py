@@ -106,7 +106,8 @@ class Settings:
     )
     workers: int = setting(
         "CONVERTLY_WORKERS", _default_workers, "Conversion processes of the embedded "
-        "executor (default: one per CPU core).", _positive_int,
+        "executor (default: one per CPU core). Each runs libvips with CPU cores ÷ processes "
+        "threads, at least one (VIPS_CONCURRENCY overrides).", _positive_int,
     )
     max_file_bytes: int = setting(
         "CONVERTLY_MAX_FILE_BYTES", 500 * 1024 * 1024, "Largest accepted upload, per file "
@@ -229,7 +230,9 @@ class Settings:
     )
     worker_concurrency: int = setting(
         "CONVERTLY_WORKER_CONCURRENCY", _default_workers, "Processes per `convertly worker` "
-        "(default: one per CPU core), unless --concurrency is given.", _positive_int,
+        "(default: one per CPU core), unless --concurrency is given. Each runs libvips with "
+        "CPU cores ÷ processes threads (VIPS_CONCURRENCY overrides: set it when several "
+        "workers share a host).", _positive_int,
     )
     task_soft_time_limit: int = setting(
         "CONVERTLY_TASK_SOFT_TIME_LIMIT", 600, "Seconds before a conversion task is asked to "
