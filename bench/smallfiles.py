@@ -15,7 +15,9 @@ from bench.harness import Server, multipart_files, server, wait_job
 from bench.loops import library_loop, png_to_webp
 from bench.profile import Recorder, classify
 
-POLL = 0.25  # seconds between status polls: a client watching a big job, not a busy loop
+# Seconds between status requests should the server answer at once (this one holds each
+# request until the job ends, `?wait=`): a client watching a big job, not a busy loop.
+POLL = 0.25
 
 
 def _ts(iso: str) -> float:
