@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from workers.libvips import threads_for
+
 # Generous limits, so the upload and small-file rows fit in one request.
 BENCH_ENV = {
     "CONVERTLY_MAX_FILES": "1000",
@@ -152,7 +154,7 @@ def cluster(workers: int, s3_server: str = "nanio") -> Iterator[dict[str, str]]:
                 s3_class(root / "s3") as s3:
             # The workers share this host's cores, as an operator running several on one
             # host would tell them: libvips threads = cores ÷ all their processes.
-            threads = str(max(1, (os.cpu_count() or 1) // workers))
+            threads = str(threads_for(workers))
             env = {"CONVERTLY_BROKER_URL": redis_server.url,
                    "CONVERTLY_S3_ENDPOINT": s3.endpoint,
                    "CONVERTLY_S3_ACCESS_KEY": s3.access_key,
@@ -165,7 +167,7 @@ def cluster(workers: int, s3_server: str = "nanio") -> Iterator[dict[str, str]]:
                     [sys.executable, "-m", "convertly", "worker", "--concurrency", "1"],
                     # Default log level: the "ready." line tells the worker is up.
                     env={**os.environ, **env, "CONVERTLY_DATA_DIR": str(wdir),
-                         "VIPS_CONCURRENCY": os.environ.get("VIPS_CONCURRENCY", threads)},
+                         "VIPS_CONCURRENCY": threads},
                     cwd=wdir,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
                 deadline = time.monotonic() + 60
