@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -15,9 +16,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +137,77 @@ def wait_job(client: httpx.Client, job_id: str, poll: float = 0.1,
 
 
 S3_SERVERS = ("nanio", "seaweedfs")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(groups: Iterable[int]) -> float:
+    """CPU seconds (user + system) used so far by the live processes of these process
+    groups (a server started in its own session, with its children)."""
+    wanted = set(groups)
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) in wanted:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def idle_seconds() -> float:
+    """Core-seconds this machine's CPUs have spent idle (or waiting for I/O) since boot."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / TICKS
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """Where the machine's CPU went during a `with` block: the seconds each named set of
+    process groups used, what this process's reaped children used ("client": the curl
+    upload), and the cores' idle time; `seconds` holds them once the block ends."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.seconds: dict[str, float] = {}
+        self._start: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {name: group_cpu_seconds(pgids) for name, pgids in self.groups.items()}
+        now["client"] = _children_cpu_seconds()
+        now["idle"] = idle_seconds()
+        return now
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        self.seconds = {k: round(end[k] - self._start[k], 2) for k in end}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The environment that points `convertly serve` at a running cluster, and the process
+    groups of its parts (for CPU accounting)."""
+
+    env: dict[str, str]
+    groups: dict[str, list[int]] = field(default_factory=dict)
 
 
 @contextmanager
-def cluster(workers: int, s3_server: str = "nanio") -> Iterator[dict[str, str]]:
+def cluster(workers: int, s3_server: str = "nanio") -> Iterator[Cluster]:
     """Redis, an S3 server (`s3_server`: nanio or seaweedfs) and `workers` Celery workers
-    of one process each, on loopback; yields the environment that points `convertly serve`
-    at them. Redis keeps its append-only file as deploy/compose.yaml has it (fsync every
-    second)."""
+    of one process each, on loopback; yields their Cluster. Redis keeps its append-only
+    file as deploy/compose.yaml has it (fsync every second)."""
     from tests.infra import NanioS3, RedisServer, SeaweedS3
 
     root = Path(tempfile.mkdtemp(prefix="convertly-bench-cluster-"))
@@ -175,7 +239,8 @@ def cluster(workers: int, s3_server: str = "nanio") -> Iterator[dict[str, str]]:
                     if time.monotonic() > deadline:
                         raise RuntimeError("worker did not start")
                     time.sleep(0.1)
-            yield env
+            yield Cluster(env, {"conversion workers": [p.pid for p in procs],
+                                "S3 server": [s3.pid or 0], "Redis": [redis_server.pid or 0]})
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)

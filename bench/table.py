@@ -93,12 +93,25 @@ def breakdown(row: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cpu_breakdown(row: dict[str, Any]) -> list[str]:
+    """Where the cores went during a distributed job, and the spread of its ratio."""
+    cpu = row["cpuSeconds"]
+    parts = ", ".join(f"{name} {seconds}" for name, seconds in cpu.items())
+    capacity = round(row["totalSeconds"] * row["cores"], 1)
+    spread = ", ".join(str(r) for r in row["ratios"])
+    return ["", f"Distributed on {row['s3Server']}: ratio per job {spread}. Core-seconds "
+            f"during the last job ({row['totalSeconds']} s × {row['cores']} cores = "
+            f"{capacity}): {parts}."]
+
+
 def render(rows: list[dict[str, Any]]) -> str:
-    """The markdown table for `rows`, and the small-files breakdown when it ran."""
+    """The markdown table for `rows`, and the breakdowns of the rows that have one."""
     lines = [HEADER]
     for row in rows:
         lines += RENDERERS[row["row"]](row)
     for row in rows:
         if row["row"] == "small":
             lines += breakdown(row)
+        elif row["row"] == "distributed" and "cpuSeconds" in row:
+            lines += cpu_breakdown(row)
     return "\n".join(lines)

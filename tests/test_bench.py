@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser
 
 from bench.corpus import make_photo, small_pngs
-from bench.harness import multipart_files
+from bench.harness import CpuMeter, multipart_files
 from bench.load import LoadResult, http_request, merge
 from bench.profile import classify
 from bench.table import render
@@ -136,6 +138,10 @@ def test_table_renders_every_row_kind_and_says_which_targets_hold() -> None:
          "manyFiles": {"mb": 200, "mbPerSecond": 90.0, "peakRssMiB": 62}},
         {"row": "video", "name": "video", "ffmpegSeconds": 12.0, "apiSeconds": 12.2,
          "ratio": 0.984, "target": 0.97},
+        {"row": "distributed", "name": "distributed", "libraryLoop2": 7.0, "api": 6.2,
+         "ratioVsBestLoop": 0.886, "target": 0.9, "s3Server": "nanio", "ratios": [0.88, 0.892],
+         "totalSeconds": 8.0, "cores": 2,
+         "cpuSeconds": {"conversion workers": 14.1, "API": 0.37, "client": 0.1, "idle": 0.4}},
         {"row": "small", "name": "small", "files": 1000, "libraryLoop2": 500.0,
          "filesPerSecond": 250.0, "seconds": 4.0, "ratio": 0.5,
          "phases": {"uploadAndQueueSeconds": 0.6, "createdToFirstStartSeconds": 0.05,
@@ -153,3 +159,28 @@ def test_table_renders_every_row_kind_and_says_which_targets_hold() -> None:
     assert [line.rsplit("|", 2)[-2].strip() for line in upload] == ["yes", "**no**"]
     assert any(line.startswith("| video |") and line.endswith("| yes |") for line in lines)
     assert "| conversion | 55.0 % |" in lines
+    assert any(line.startswith("| distributed |") and line.endswith("| **no** |")
+               for line in lines)
+    assert ("Distributed on nanio: ratio per job 0.88, 0.892. Core-seconds during the last job "
+            "(8.0 s × 2 cores = 16.0): conversion workers 14.1, API 0.37, client 0.1, "
+            "idle 0.4.") in lines
+
+
+def test_cpu_meter_charges_a_process_group_with_the_cpu_its_processes_used() -> None:
+    burn = ("import sys, time\n"
+            "end = time.process_time() + 0.4\n"
+            "while time.process_time() < end: pass\n"
+            "print('done', flush=True)\n"
+            "time.sleep(60)\n")
+    with CpuMeter({"idle group": [2**22 + 7]}) as outer, \
+            subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE,
+                             start_new_session=True) as proc:
+        try:
+            with CpuMeter({"burner": [proc.pid]}) as meter:
+                assert proc.stdout is not None and proc.stdout.readline() == b"done\n"
+        finally:
+            proc.kill()
+    assert 0.35 <= meter.seconds["burner"] <= 2.0
+    assert outer.seconds["idle group"] == 0
+    assert outer.seconds["client"] >= 0.35  # the burner, reaped: a child of this process
+    assert meter.seconds["idle"] >= 0
