@@ -206,8 +206,9 @@ class Cluster:
 @contextmanager
 def cluster(workers: int, s3_server: str = "nanio") -> Iterator[Cluster]:
     """Redis, an S3 server (`s3_server`: nanio or seaweedfs) and `workers` Celery workers
-    of one process each, on loopback; yields their Cluster. Redis keeps its append-only
-    file as deploy/compose.yaml has it (fsync every second)."""
+    of one process each, on loopback; yields their Cluster. As deploy/compose.yaml has
+    them, Redis keeps its append-only file (fsync every second) and upload bodies go to S3
+    unsigned."""
     from tests.infra import NanioS3, RedisServer, SeaweedS3
 
     root = Path(tempfile.mkdtemp(prefix="convertly-bench-cluster-"))
@@ -222,7 +223,8 @@ def cluster(workers: int, s3_server: str = "nanio") -> Iterator[Cluster]:
             env = {"CONVERTLY_BROKER_URL": redis_server.url,
                    "CONVERTLY_S3_ENDPOINT": s3.endpoint,
                    "CONVERTLY_S3_ACCESS_KEY": s3.access_key,
-                   "CONVERTLY_S3_SECRET_KEY": s3.secret_key}
+                   "CONVERTLY_S3_SECRET_KEY": s3.secret_key,
+                   "CONVERTLY_S3_SIGN_PAYLOAD": "false"}
             for i in range(workers):
                 wdir = root / f"worker-{i}"
                 wdir.mkdir()

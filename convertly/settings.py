@@ -211,6 +211,11 @@ class Settings:
     s3_bucket: str = setting("CONVERTLY_S3_BUCKET", "convertly", "S3 bucket (created when "
                              "missing).")
     s3_secure: bool = setting("CONVERTLY_S3_SECURE", False, "Use HTTPS to reach S3.", _bool)
+    s3_sign_payload: bool = setting(
+        "CONVERTLY_S3_SIGN_PAYLOAD", True, "Over plain HTTP, sign the SHA-256 of every "
+        "upload to S3, so it cannot be altered on the way. false sends bodies unsigned "
+        "(UNSIGNED-PAYLOAD, as over HTTPS; requests stay signed), which saves hashing every "
+        "byte here and on MinIO: for a private network.", _bool)
     s3_region: str = setting("CONVERTLY_S3_REGION", "", "S3 region (empty: the service's "
                              "default).")
     s3_public_url: str = setting(

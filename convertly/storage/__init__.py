@@ -19,6 +19,7 @@ def build_storage(settings: Settings) -> Storage:
             secure=settings.s3_secure,
             region=settings.s3_region or None,
             public_url=settings.s3_public_url or None,
+            sign_payload=settings.s3_sign_payload,
         )
     from convertly.storage.local import LocalStorage
 

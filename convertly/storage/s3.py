@@ -16,15 +16,17 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from urllib.parse import quote, urlsplit
 
 import urllib3
 from minio import Minio
+from minio.credentials.credentials import Credentials
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
+from minio.helpers import DictType
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from convertly.errors import StorageUnavailableError
@@ -47,6 +49,7 @@ CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 60.0
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the S3 signature v4 limit
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "NoSuchObject"})
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
@@ -83,6 +86,28 @@ def content_disposition(filename: str) -> str:
     return value
 
 
+class _Minio(Minio):
+    """The minio client, able to send request bodies unsigned over plain HTTP.
+
+    Over HTTP, minio signs the SHA-256 of every body, so each byte is hashed here and again
+    by a server that checks it (MinIO does). With `unsigned_payload`, bodies go as
+    `UNSIGNED-PAYLOAD`, as they always do over HTTPS; the request itself stays signed.
+    This hooks `_build_headers`, minio's one place that decides (pinned: minio < 8)."""
+
+    unsigned_payload = False
+
+    def _build_headers(
+        self, host: str, headers: DictType | None = None, body: bytes | None = None,
+        creds: Credentials | None = None,
+    ) -> tuple[DictType, datetime]:
+        if not (self.unsigned_payload and body and creds) or self._base_url.is_https:
+            return super()._build_headers(host, headers, body, creds)
+        built, date = super()._build_headers(host, headers, None, creds)
+        built["Content-Length"] = str(len(body))
+        built["x-amz-content-sha256"] = UNSIGNED_PAYLOAD
+        return built, date
+
+
 class S3Storage:
     """Objects in one bucket of an S3-compatible service; the bucket is created when missing.
 
@@ -103,11 +128,12 @@ class S3Storage:
         region: str | None = None,
         http_client: urllib3.PoolManager | None = None,
         public_url: str | None = None,
+        sign_payload: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.bucket = bucket
         http_client = http_client or build_http_client()
-        self._client = Minio(
+        self._client = _Minio(
             endpoint,
             access_key=access_key,
             secret_key=secret_key,
@@ -115,10 +141,11 @@ class S3Storage:
             region=region or None,
             http_client=http_client,
         )
+        self._client.unsigned_payload = not sign_payload
         # Upload URLs are signed for the host the client will send them to. With a public
         # URL, they are signed offline (a region must be known; S3 services default to
         # us-east-1), since that address may not be reachable from here.
-        self._upload_signer = self._client
+        self._upload_signer: Minio = self._client
         if public_url:
             parts = urlsplit(public_url)
             self._upload_signer = Minio(
