@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from convertly import jobevents, webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
 from convertly.converters import archive
-from convertly.converters.base import ProgressFn, no_progress
+from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
@@ -41,6 +41,7 @@ from convertly.models import (
     JobStatus,
     JobType,
     OutputFormat,
+    SourceInfo,
     extension_for,
 )
 from convertly.records import FileIndex, FileIndexLike, StoredFile, new_file_id
@@ -193,6 +194,15 @@ def output_filename(original: str, fmt: str) -> str:
 def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
                  progress: ProgressFn = no_progress) -> ConvertedFile:
     """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work)."""
+    converter, source, spec = plan_conversion(svc, src, spec)
+    return converter.convert(src, source, spec, workdir, svc.settings, progress)
+
+
+def plan_conversion(svc: Services, src: Path,
+                    spec: FileSpec) -> tuple[Converter, SourceInfo, FileSpec]:
+    """The converter for `src` and `spec`, what `src` is, and the spec with its target
+    format settled (a compression keeps the source's). Reads only the file's first bytes,
+    so it is cheap; raises the client's error for an empty, unknown or unsupported file."""
     source = sniff_file(src)
     kind = Kind(source.kind)
     if spec.job_type is JobType.COMPRESS:
@@ -206,8 +216,7 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
         spec = replace(spec, format=own)
     if spec.format is None:
         raise UnsupportedConversionError("No target format given.")
-    converter = svc.registry.find(kind, spec.format)
-    return converter.convert(src, source, spec, workdir, svc.settings, progress)
+    return svc.registry.find(kind, spec.format), source, spec
 
 
 def run_file(svc: Services, job_id: str, index: int,
@@ -392,13 +401,18 @@ _MEDIA_FORMATS = frozenset({"mp4", "webm", "mov", "mp3", "wav", "ogg", "m4a", "f
 _ARCHIVE_FORMATS = frozenset({"zip", "tar", "tgz", "7z", "rar", "gz", "bz2", "xz"})
 
 
-def task_family(path: Path, fmt: str | None) -> str:
+def task_family(path: Path, fmt: str | None, registry: Registry | None = None) -> str:
     """The converter family a file's task belongs to (routes it to a queue): "media" when
     audio or video is read or written, "archive" likewise, else "image" (also when the
-    content is unknown — the converter then reports the precise error)."""
+    content is unknown — the converter then reports the precise error). With `registry`, a
+    pair it cannot convert goes by its source alone: it fails at once on a worker for that
+    source, instead of waiting in the queue of a target no worker may be serving."""
     with path.open("rb") as fh:
         kind = sniff_bytes(fh.read(HEAD_BYTES))
     family = kind.family if kind is not None else "image"
+    if (registry is not None and kind is not None and fmt is not None
+            and not registry.supports(kind, fmt)):
+        fmt = None
     if family in ("video", "audio") or fmt in _MEDIA_FORMATS:
         return "media"
     if family == "archive" or fmt in _ARCHIVE_FORMATS:
@@ -467,7 +481,8 @@ def create_job(
         results=tuple(FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
                       for s in specs),
         create_archive=create_archive, archive_format=archive_format, created_at=time.time(),
-        extra={"families": [task_family(path, spec.format.value if spec.format else None)
+        extra={"families": [task_family(path, spec.format.value if spec.format else None,
+                                        svc.registry)
                             for spec, path in zip(specs, uploads, strict=True)]},
     )
     stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)

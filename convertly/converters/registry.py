@@ -39,6 +39,13 @@ class Registry:
                 f"{', '.join(t.value for t in self.targets_for(source)) or 'none'}."
             ) from None
 
+    def supports(self, source: Kind, target: str) -> bool:
+        """Whether `source` converts to the format named `target`."""
+        try:
+            return (source, OutputFormat(target)) in self._table
+        except ValueError:  # not a format at all
+            return False
+
     def targets_for(self, source: Kind) -> list[OutputFormat]:
         return [t for (s, t) in self._table if s == source]
 

@@ -171,6 +171,9 @@ class CeleryExecutor:
 
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
         storage = self.services.storage
+        # A file no worker could convert is answered here and now: queued, it would wait
+        # for a worker of its target's family, which may not be running at all.
+        await asyncio.to_thread(service.plan_conversion, self.services, src, spec)
         prefix = f"sync/{uuid.uuid4()}"
         source_key = f"{prefix}/source"
         try:

@@ -1,0 +1,71 @@
+"""Distributed mode with workers for some queues only (image and archive here, as a host
+without ffmpeg would run): what no worker could convert is answered at once, whatever
+queue its target belongs to."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from convertly.app import create_app
+from convertly.settings import Settings
+from tests import images
+from tests.api.support import AppEnv, assert_error, create_job, post, wait_for_job
+from tests.cluster import Cluster
+
+
+@pytest.fixture
+def image_only(cluster: Cluster, tmp_path: Path) -> Iterator[AppEnv]:
+    settings = cluster.settings_for(Settings(data_dir=tmp_path / "api", workers=1))
+    worker = cluster.start_worker(settings, queues="image,archive", concurrency=1)
+    try:
+        app = create_app(settings)
+        with TestClient(app) as client:
+            yield AppEnv(mode="distributed", app=app, client=client, settings=settings)
+    finally:
+        worker.stop()
+
+
+def _queued(env: AppEnv, queue: str) -> int:
+    client = redis.Redis.from_url(env.settings.broker_url)
+    try:
+        return int(client.llen(queue))
+    finally:
+        client.close()
+
+
+def test_a_sync_conversion_no_converter_has_is_refused_without_queueing(
+        image_only: AppEnv) -> None:
+    tenant = image_only.new_tenant()
+    started = time.monotonic()
+    response = post(image_only.client, "/api/convert", tenant,
+                    [("photo.jpg", images.jpeg())], format="mp3")
+    assert_error(response, 415, "UNSUPPORTED_CONVERSION", "photo.jpg", "mp3")
+    assert time.monotonic() - started < 10
+    assert _queued(image_only, "media") == 0
+    # An empty file is refused the same way, before any worker sees it.
+    response = post(image_only.client, "/api/convert", tenant, [("empty.png", b"")],
+                    format="webp")
+    assert response.status_code == 400, response.text
+    # What the image worker can do still works.
+    response = post(image_only.client, "/api/convert", tenant,
+                    [("photo.jpg", images.jpeg())], format="webp")
+    assert response.status_code == 200, response.text
+
+
+def test_a_job_file_no_converter_has_fails_on_a_worker_of_its_source(
+        image_only: AppEnv) -> None:
+    tenant = image_only.new_tenant()
+    job_id = create_job(image_only.client, tenant,
+                        [("photo.jpg", images.jpeg()), ("other.jpg", images.jpeg(seed=2))],
+                        formats=["mp3", "webp"])
+    job = wait_for_job(image_only.client, tenant, job_id, timeout=60)
+    assert job["completedFiles"] == 1 and job["failedFiles"] == 1, job
+    assert job["results"][0]["errorCode"] == "UNSUPPORTED_CONVERSION"
+    assert job["results"][1]["status"] == "completed"
+    assert _queued(image_only, "media") == 0
