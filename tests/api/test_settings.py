@@ -1,13 +1,17 @@
-"""`.env.example` documents every setting, and nothing that is not one."""
+"""`.env.example` and the README's settings table document every setting, and nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
-from convertly.settings import Settings
+from convertly.settings import Settings, _default_workers
 
-ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+ROOT = Path(__file__).resolve().parents[2]
+ENV_EXAMPLE = ROOT / ".env.example"
+README = ROOT / "README.md"
 
 
 def test_env_example_documents_every_setting() -> None:
@@ -20,3 +24,30 @@ def test_env_example_documents_every_setting() -> None:
         # Each one comes with at least one line of explanation just above it.
         explained = rf"^# (?!CONVERTLY_)[^\n]*\n(# (?!CONVERTLY_)[^\n]*\n)*#?\s*{name}="
         assert re.search(explained, text, flags=re.MULTILINE), name
+
+
+def _readme_default(f: dataclasses.Field[Any]) -> str:
+    """How the README's table writes a field's default."""
+    if f.default_factory is _default_workers:
+        return "CPU cores"
+    assert f.default is not dataclasses.MISSING, f"{f.name}: say in the README what its default is"
+    value = f.default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) or "(empty)"
+
+
+def test_readme_table_lists_every_setting_with_its_default() -> None:
+    section = README.read_text().split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(CONVERTLY_[A-Z0-9_]+)` \| `([^`]*)` \|", section, flags=re.MULTILINE)
+    table_rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(table_rows), "a row of the settings table is not `NAME` | `default`"
+    listed = [name for name, _ in rows]
+    declared = [f.metadata["env"] for f in Settings.fields()]
+    # Same names, each once, in the order settings.py declares them.
+    assert listed == declared
+    defaults = dict(rows)
+    for f in Settings.fields():
+        assert defaults[f.metadata["env"]] == _readme_default(f), f.metadata["env"]
