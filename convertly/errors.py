@@ -208,6 +208,13 @@ class BrokerUnavailableError(ServiceUnavailableError):
     default_message = "The task queue (Redis) is unavailable; retry in a few seconds."
 
 
+class QueueTimeoutError(ServiceUnavailableError):
+    code = "QUEUE_TIMEOUT"
+    default_message = ("No worker took this conversion in time: they are all busy, or none "
+                       "serves its queue. Retry later, or send it as a job (POST /api/jobs).")
+    retry_after = 30
+
+
 ERROR_CLASSES: dict[str, type[ConvertlyError]] = {}
 
 

@@ -104,6 +104,42 @@ def wait_reply(client: Any, key: str, timeout: int) -> Any:
     return None if found is None else json.loads(found[1])
 
 
+# A sync conversion is claimed once, by whichever comes first: the worker that starts it
+# ("started", and it tells the waiting API process so) or that API process giving up on
+# the queue ("abandoned", and no worker converts it later).
+STARTED = "started"
+ABANDONED = "abandoned"
+
+
+def claim_reply(client: Any, key: str, claim: str) -> str:
+    """Claim the sync conversion answering to `key` as `claim`; the claim that holds (this
+    one, or the one made first)."""
+    claim_key = f"{key}:claim"
+
+    def run() -> str:
+        if client.set(claim_key, claim, nx=True, ex=REPLY_TTL):
+            return claim
+        held = client.get(claim_key)
+        return held.decode() if isinstance(held, bytes) else str(held or claim)
+
+    return _guard(run)
+
+
+def start_reply(url: str, key: str) -> bool:
+    """A worker starts the sync conversion answering to `key`: False when the API process
+    gave up on it (do not convert), else True and the API process learns it started. A
+    redelivered task finds its own earlier claim and goes on."""
+    import os
+
+    client = _reply_clients.get((os.getpid(), url))
+    if client is None:
+        client = _reply_clients[(os.getpid(), url)] = connect(url)
+    if claim_reply(client, key, STARTED) == ABANDONED:
+        return False
+    send_reply(url, key, [STARTED])
+    return True
+
+
 # --- jobs -------------------------------------------------------------------------------
 
 

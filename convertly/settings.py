@@ -247,6 +247,11 @@ class Settings:
         "CONVERTLY_TASK_TIME_LIMIT", 660, "Seconds before a conversion task's process is "
         "killed and replaced.", _positive_int,
     )
+    sync_queue_timeout: int = setting(
+        "CONVERTLY_SYNC_QUEUE_TIMEOUT", 60, "Distributed mode: seconds a sync conversion "
+        "(/api/convert, /api/compress) waits for a worker to take it. Then it answers 503 "
+        "QUEUE_TIMEOUT with a retry hint, and no worker converts it later.", _positive_int,
+    )
     worker_max_tasks_per_child: int = setting(
         "CONVERTLY_WORKER_MAX_TASKS_PER_CHILD", 200, "Tasks a worker process runs before it "
         "is replaced (native libraries fragment memory).", _positive_int,

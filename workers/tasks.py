@@ -178,6 +178,10 @@ def _register(app: Celery) -> None:
         svc = services_for(self)
         reply: list[Any]
         try:
+            if not redisstate.start_reply(svc.settings.redis_state_url, reply_to):
+                log.info("sync conversion %s: its request gave up waiting for a worker; "
+                         "not converted", reply_to)
+                return
             with _counted_delivery(svc, reply_to) as lost, \
                     service.scratch_dir(svc, "sync") as workdir:
                 if lost:

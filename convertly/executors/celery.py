@@ -24,6 +24,7 @@ from convertly import redisstate, service
 from convertly.errors import (
     BrokerUnavailableError,
     ConversionError,
+    QueueTimeoutError,
     ServiceUnavailableError,
     from_code,
 )
@@ -169,6 +170,21 @@ class CeleryExecutor:
                                       "again.")
             raise BrokerUnavailableError() from exc
 
+    def _await_reply(self, reply_to: str) -> Any:
+        """The outcome a worker sends to `reply_to`. A conversion no worker took within
+        CONVERTLY_SYNC_QUEUE_TIMEOUT is given up (QueueTimeoutError) unless a worker claims
+        it first; one that started gets the task's time limit to finish."""
+        reply = redisstate.wait_reply(self._state, reply_to, self.settings.sync_queue_timeout)
+        if reply is None and redisstate.claim_reply(
+                self._state, reply_to, redisstate.ABANDONED) == redisstate.ABANDONED:
+            raise QueueTimeoutError()
+        while reply is None or reply == [redisstate.STARTED]:
+            reply = redisstate.wait_reply(self._state, reply_to,
+                                          self.settings.task_time_limit + 60)
+            if reply is None:
+                raise ConversionError("No worker finished this conversion in time; retry later.")
+        return reply
+
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
         storage = self.services.storage
         # A file no worker could convert is answered here and now: queued, it would wait
@@ -186,10 +202,7 @@ class CeleryExecutor:
                                    queue=queue).apply_async(ignore_result=True)
             except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
                 raise BrokerUnavailableError() from exc
-            reply = await asyncio.to_thread(redisstate.wait_reply, self._state, reply_to,
-                                            self.settings.task_time_limit + 60)
-            if reply is None:
-                raise ConversionError("No worker finished this conversion in time; retry later.")
+            reply = await asyncio.to_thread(self._await_reply, reply_to)
             status, *payload = reply
             if status == "error":
                 code, message, detail = payload

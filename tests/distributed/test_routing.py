@@ -4,9 +4,13 @@ queue its target belongs to."""
 
 from __future__ import annotations
 
+import io
 import time
+import wave
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -19,16 +23,32 @@ from tests.api.support import AppEnv, assert_error, create_job, post, wait_for_j
 from tests.cluster import Cluster
 
 
-@pytest.fixture
-def image_only(cluster: Cluster, tmp_path: Path) -> Iterator[AppEnv]:
-    settings = cluster.settings_for(Settings(data_dir=tmp_path / "api", workers=1))
-    worker = cluster.start_worker(settings, queues="image,archive", concurrency=1)
+@contextmanager
+def _image_only(cluster: Cluster, tmp_path: Path, **settings: Any) -> Iterator[AppEnv]:
+    deployed = cluster.settings_for(Settings(data_dir=tmp_path / "api", workers=1, **settings))
+    worker = cluster.start_worker(deployed, queues="image,archive", concurrency=1)
     try:
-        app = create_app(settings)
+        app = create_app(deployed)
         with TestClient(app) as client:
-            yield AppEnv(mode="distributed", app=app, client=client, settings=settings)
+            yield AppEnv(mode="distributed", app=app, client=client, settings=deployed)
     finally:
         worker.stop()
+
+
+@pytest.fixture
+def image_only(cluster: Cluster, tmp_path: Path) -> Iterator[AppEnv]:
+    with _image_only(cluster, tmp_path) as env:
+        yield env
+
+
+def _wav(seconds: float = 0.5, rate: int = 8000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\x00\x01" * int(seconds * rate))
+    return buf.getvalue()
 
 
 def _queued(env: AppEnv, queue: str) -> int:
@@ -69,3 +89,31 @@ def test_a_job_file_no_converter_has_fails_on_a_worker_of_its_source(
     assert job["results"][0]["errorCode"] == "UNSUPPORTED_CONVERSION"
     assert job["results"][1]["status"] == "completed"
     assert _queued(image_only, "media") == 0
+
+
+def test_a_sync_conversion_no_worker_takes_in_time_answers_503_and_is_dropped(
+        cluster: Cluster, tmp_path: Path) -> None:
+    with _image_only(cluster, tmp_path, sync_queue_timeout=2) as env:
+        tenant = env.new_tenant()
+        started = time.monotonic()
+        response = post(env.client, "/api/convert", tenant, [("tone.wav", _wav())],
+                        format="mp3")
+        waited = time.monotonic() - started
+        assert_error(response, 503, "QUEUE_TIMEOUT", "No worker took this conversion")
+        assert response.headers["retry-after"] == "30"
+        assert 2 <= waited < 30
+        assert _queued(env, "media") == 1  # still there: no media worker runs
+        # A media worker that comes later drops it instead of converting it for nobody.
+        media = cluster.start_worker(env.settings, queues="media", concurrency=1)
+        try:
+            deadline = time.monotonic() + 60
+            while _queued(env, "media"):
+                assert time.monotonic() < deadline, media.log_tail()
+                time.sleep(0.1)
+            response = post(env.client, "/api/convert", tenant, [("tone.wav", _wav())],
+                            format="mp3")
+            assert response.status_code == 200, response.text
+            assert response.json()["files"][0]["mimeType"] == "audio/mpeg"
+        finally:
+            media.stop()
+        assert "gave up waiting for a worker; not converted" in media.log_tail(20000)
