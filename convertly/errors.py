@@ -23,6 +23,7 @@
     │   └── ConversionTimeoutError      422 CONVERSION_TIMEOUT
     └── ServiceUnavailableError         503 SERVICE_UNAVAILABLE
         ├── QueueFullError              503 QUEUE_FULL
+        ├── QueueTimeoutError           503 QUEUE_TIMEOUT
         ├── StorageUnavailableError     503 STORAGE_UNAVAILABLE
         ├── StateUnavailableError       503 STATE_UNAVAILABLE
         └── BrokerUnavailableError      503 BROKER_UNAVAILABLE
