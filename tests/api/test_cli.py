@@ -91,6 +91,20 @@ def test_invalid_setting_fails_fast(data_dir: Path) -> None:
     assert "CONVERTLY_WORKERS" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_s3_endpoint_with_a_scheme_fails_fast(data_dir: Path, command: str) -> None:
+    env = {**_env(data_dir), "CONVERTLY_BROKER_URL": "redis://127.0.0.1:1/0",
+           "CONVERTLY_S3_ENDPOINT": "http://127.0.0.1:9190", "CONVERTLY_S3_ACCESS_KEY": "a",
+           "CONVERTLY_S3_SECRET_KEY": "b"}
+    result = subprocess.run([_convertly(), command], cwd=data_dir.parent, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "convertly: invalid setting: CONVERTLY_S3_ENDPOINT: expected host:port (e.g. "
+        "minio:9000) with no http:// and no path, got 'http://127.0.0.1:9190'; for HTTPS set "
+        "CONVERTLY_S3_SECURE=true.")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
