@@ -15,14 +15,27 @@ from convertly import commands
 from convertly.api.forms import FORMAT_ALIASES
 from convertly.auth import KeyStore
 from convertly.client import ClientError
-from convertly.errors import ConvertlyError
+from convertly.errors import ConvertlyError, StorageMisconfiguredError, StorageUnavailableError
 from convertly.models import OutputFormat, ResizePreset
-from convertly.service import build_state
+from convertly.service import build_services, build_state
 from convertly.settings import Settings, SettingsError
+from convertly.storage import build_storage
+from convertly.storage.base import Storage
 
 
 def _keys(settings: Settings) -> KeyStore:
     return build_state(settings)[1]
+
+
+def _check_storage(storage: Storage) -> None:
+    """Stop start-up when the storage refuses this server's credentials (it raises
+    StorageMisconfiguredError). A storage that is down does not: it recovers by itself."""
+    try:
+        storage.check()
+    except StorageMisconfiguredError:
+        raise
+    except StorageUnavailableError:
+        pass  # logged by the storage; requests get 503 with a retry hint until it is back
 
 
 def _when(ts: float | None) -> str:
@@ -39,7 +52,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
-    keys = _keys(settings)
+    services = build_services(settings)
+    _check_storage(services.storage)
+    keys = services.keys
     if keys.active_count() == 0:
         key, record = keys.create("default")
         line = "=" * 72
@@ -49,7 +64,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
               f"      -F files=@photo.jpg -F format=webp -F resize=website \\\n"
               f"      http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}"
               f":{port}/api/convert\n{line}\n", flush=True)
-    app = create_app(settings)
+    app = create_app(settings, services=services)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
                 timeout_graceful_shutdown=30)
     return 0
@@ -60,6 +75,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         print("convertly worker: set CONVERTLY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
               "without it `convertly serve` runs conversions itself.", file=sys.stderr)
         return 2
+    _check_storage(build_storage(settings))
     from workers.tasks import make_celery
 
     queues = args.queues or settings.worker_queues
@@ -248,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.func(settings, args)
+    except StorageMisconfiguredError as exc:
+        print(f"convertly: {exc.reason}", file=sys.stderr)
+        return 1
     except ConvertlyError as exc:
         print(f"convertly: {exc.message}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@
         ├── QueueFullError              503 QUEUE_FULL
         ├── QueueTimeoutError           503 QUEUE_TIMEOUT
         ├── StorageUnavailableError     503 STORAGE_UNAVAILABLE
+        │   └── StorageMisconfiguredError   503 STORAGE_MISCONFIGURED
         ├── StateUnavailableError       503 STATE_UNAVAILABLE
         └── BrokerUnavailableError      503 BROKER_UNAVAILABLE
 
@@ -184,9 +185,14 @@ class ConversionTimeoutError(ConversionError):
 
 
 class ServiceUnavailableError(ConvertlyError):
+    """Something the service depends on cannot be used. `transient`: it clears by itself, so
+    the answer tells the caller to retry after `retry_after` seconds (which is also how long
+    the service waits before trying a job's file again)."""
+
     code = "SERVICE_UNAVAILABLE"
     default_message = "The service is temporarily unavailable; retry in a few seconds."
     retry_after = 5
+    transient = True
 
 
 class QueueFullError(ServiceUnavailableError):
@@ -197,6 +203,23 @@ class QueueFullError(ServiceUnavailableError):
 class StorageUnavailableError(ServiceUnavailableError):
     code = "STORAGE_UNAVAILABLE"
     default_message = "Storage is unavailable; retry in a few seconds."
+
+
+class StorageMisconfiguredError(StorageUnavailableError):
+    """The storage service answers but refuses this server's credentials: no retry helps
+    until an operator fixes the S3 settings, so the answer carries no retry hint. `reason`
+    names the cause and the settings to check, for the log and the command line; the public
+    message names no setting."""
+
+    code = "STORAGE_MISCONFIGURED"
+    default_message = ("Storage refused this server's credentials; the operator must fix its "
+                       "S3 settings.")
+    transient = False
+    reason = ""
+
+    def __init__(self, message: str | None = None, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or self.message
 
 
 class StateUnavailableError(ServiceUnavailableError):
@@ -212,7 +235,8 @@ class BrokerUnavailableError(ServiceUnavailableError):
 class QueueTimeoutError(ServiceUnavailableError):
     code = "QUEUE_TIMEOUT"
     default_message = ("No worker took this conversion in time: they are all busy, or none "
-                       "serves its queue. Retry later, or send it as a job (POST /api/jobs).")
+                       "serves its queue. Please retry later, or send it as a job "
+                       "(POST /api/jobs).")
     retry_after = 30
 
 

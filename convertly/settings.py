@@ -201,8 +201,9 @@ class Settings:
         "distributed mode; empty means the broker's Redis (CONVERTLY_BROKER_URL).",
     )
     s3_endpoint: str = setting(
-        "CONVERTLY_S3_ENDPOINT", "", "host:port of MinIO or any S3 service. Set: sources "
-        "and outputs live in that bucket. Empty: local disk under CONVERTLY_DATA_DIR.",
+        "CONVERTLY_S3_ENDPOINT", "", "host:port of MinIO or any S3 service (e.g. minio:9000; "
+        "no http://, and for HTTPS set CONVERTLY_S3_SECURE=true). Set: sources and outputs "
+        "live in that bucket. Empty: local disk under CONVERTLY_DATA_DIR.",
     )
     s3_access_key: Secret = setting("CONVERTLY_S3_ACCESS_KEY", Secret(""), "S3 access key.",
                                     _secret)
@@ -358,6 +359,11 @@ class Settings:
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("CONVERTLY_TASK_TIME_LIMIT: must be larger than "
                                 "CONVERTLY_TASK_SOFT_TIME_LIMIT.")
+        if self.s3_endpoint and not _is_host_port(self.s3_endpoint):
+            raise SettingsError(
+                "CONVERTLY_S3_ENDPOINT: expected host:port (e.g. minio:9000) with no http:// "
+                f"and no path, got {self.s3_endpoint!r}; for HTTPS set CONVERTLY_S3_SECURE=true."
+            )
         if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
             raise SettingsError("CONVERTLY_S3_ENDPOINT is set: CONVERTLY_S3_ACCESS_KEY and "
                                 "CONVERTLY_S3_SECRET_KEY are needed too.")
@@ -385,6 +391,21 @@ class Settings:
             value = getattr(self, f.name)
             out[f.metadata["env"]] = str(value)
         return out
+
+
+def _is_host_port(endpoint: str) -> bool:
+    """`host`, `host:port` or `[v6]:port`: what the S3 client accepts as an endpoint (it adds
+    the scheme itself), with a port from 1 to 65535 when one is given."""
+    if "://" in endpoint or any(c.isspace() for c in endpoint):
+        return False
+    parts = urlsplit(f"//{endpoint}")
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return (bool(parts.hostname) and parts.path in ("", "/") and not parts.query
+            and not parts.fragment and "@" not in parts.netloc
+            and (port is None or port > 0) and not parts.netloc.endswith(":"))
 
 
 def read_env_file(path: Path) -> dict[str, str]:

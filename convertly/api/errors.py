@@ -43,7 +43,7 @@ def error_response(exc: errors.ConvertlyError) -> JSONResponse:
     if detail:
         body["detail"] = detail
     headers = {}
-    if isinstance(exc, errors.ServiceUnavailableError):
+    if isinstance(exc, errors.ServiceUnavailableError) and exc.transient:
         headers["Retry-After"] = str(exc.retry_after)
     status = status_for(exc)
     if status == 401:

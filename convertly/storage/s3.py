@@ -4,7 +4,9 @@ Uploads and downloads stream in parts, so memory use does not grow with the obje
 Every library failure is translated here: a missing object is FileNotFoundError, anything
 that means "the storage cannot serve us right now" is StorageUnavailableError. The HTTP
 client has short connect timeouts and few retries, so a server that is down is reported
-within seconds; the same instance recovers by itself once the server is back.
+within seconds; the same instance recovers by itself once the server is back. A server that
+answers but refuses our credentials is StorageMisconfiguredError, logged as an error: that
+does not pass by itself.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import DictType
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from convertly.errors import StorageUnavailableError
+from convertly.errors import StorageMisconfiguredError, StorageUnavailableError
 from convertly.storage.base import check_key
 
 if TYPE_CHECKING:
@@ -53,6 +55,14 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "NoSuchObject"})
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+# S3 error codes for credentials that are wrong, unknown, expired or not allowed in: the
+# server is up, and only new settings help. (A HEAD request has no body to carry a code;
+# minio reports its 403 as AccessDenied.)
+_REFUSED_CODES = frozenset({
+    "AccessDenied", "AccountProblem", "AllAccessDisabled", "ExpiredToken",
+    "InvalidAccessKeyId", "InvalidSecurity", "InvalidToken", "NotSignedUp",
+    "SignatureDoesNotMatch",
+})
 
 
 def build_http_client(
@@ -112,7 +122,8 @@ class S3Storage:
     """Objects in one bucket of an S3-compatible service; the bucket is created when missing.
 
     A server that is down when the storage is built does not stop the process: creating the
-    bucket is retried on the next call until it succeeds.
+    bucket is retried on the next call until it succeeds. Nor does one that refuses the
+    credentials (it is logged); a process that must not start then calls `check`.
     """
 
     remote = True
@@ -172,6 +183,8 @@ class S3Storage:
                 raise FileNotFoundError(f"{what}: no such object") from exc
             if exc.code == "NoSuchBucket":
                 self._bucket_ready = False
+            if exc.code in _REFUSED_CODES:
+                raise self._refused(what, exc.code) from exc
             raise self._unavailable(what, exc) from exc
         except (ServerError, InvalidResponseError, Urllib3Error, OSError) as exc:
             raise self._unavailable(what, exc) from exc
@@ -180,6 +193,13 @@ class S3Storage:
         code = exc.code if isinstance(exc, S3Error) else type(exc).__name__
         log.warning("S3 storage %s unavailable during %s: %s", self.endpoint, what, code)
         return StorageUnavailableError()
+
+    def _refused(self, what: str, code: str) -> StorageMisconfiguredError:
+        refused = f"S3 storage {self.endpoint} refuses this server's credentials"
+        advice = ("check CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY, and that they "
+                  f"may use bucket {self.bucket!r}.")
+        log.error("%s (%s during %s): %s", refused, code, what, advice)
+        return StorageMisconfiguredError(reason=f"{refused} ({code}): {advice}")
 
     def ensure_bucket(self) -> None:
         """Create the bucket unless it exists; remembered once it succeeded."""
@@ -297,6 +317,8 @@ class S3Storage:
         if errors:
             log.warning("S3 storage %s: %d objects under %s not deleted (%s)",
                         self.endpoint, len(errors), prefix, errors[0].code)
+            if errors[0].code in _REFUSED_CODES:
+                raise self._refused(f"delete {prefix}", errors[0].code)
             raise StorageUnavailableError()
         return count
 

@@ -1,5 +1,5 @@
-"""The `convertly` command, run as a real program: key management, and the first start of
-`convertly serve` on an empty data directory."""
+"""The `convertly` command, run as a real program: key management, settings and storage checked
+at start-up, and the first start of `convertly serve` on an empty data directory."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
+from convertly import errors
 from convertly.app import create_app
 from convertly.settings import Settings
 from tests import images
+from tests.cluster import Cluster
+from tests.infra import SeaweedS3
 
 SERVE_TIMEOUT = 60.0
 SERVE_MAX_FILE_BYTES = 2_000_000
@@ -89,6 +92,95 @@ def test_invalid_setting_fails_fast(data_dir: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "CONVERTLY_WORKERS" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_s3_endpoint_with_a_scheme_fails_fast(data_dir: Path, command: str) -> None:
+    env = {**_env(data_dir), "CONVERTLY_BROKER_URL": "redis://127.0.0.1:1/0",
+           "CONVERTLY_S3_ENDPOINT": "http://127.0.0.1:9190", "CONVERTLY_S3_ACCESS_KEY": "a",
+           "CONVERTLY_S3_SECRET_KEY": "b"}
+    result = subprocess.run([_convertly(), command], cwd=data_dir.parent, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "convertly: invalid setting: CONVERTLY_S3_ENDPOINT: expected host:port (e.g. "
+        "minio:9000) with no http:// and no path, got 'http://127.0.0.1:9190'; for HTTPS set "
+        "CONVERTLY_S3_SECURE=true.")
+
+
+def _s3_env(data_dir: Path, s3: SeaweedS3, secret_key: str) -> dict[str, str]:
+    return {**_env(data_dir), "CONVERTLY_S3_ENDPOINT": s3.endpoint,
+            "CONVERTLY_S3_ACCESS_KEY": s3.access_key, "CONVERTLY_S3_SECRET_KEY": secret_key,
+            "CONVERTLY_S3_BUCKET": "cli-refused"}
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_s3_refusing_the_credentials_stops_start_up(data_dir: Path, cluster: Cluster,
+                                                    command: str) -> None:
+    env = _s3_env(data_dir, cluster.s3, "wrong-secret")
+    argv = [_convertly(), command]
+    if command == "serve":
+        argv += ["--host", "127.0.0.1", "--port", str(_free_port())]
+    else:  # nothing listens there: the storage is checked before the broker is used
+        env["CONVERTLY_BROKER_URL"] = f"redis://127.0.0.1:{_free_port()}/0"
+    result = subprocess.run(argv, cwd=data_dir.parent, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"convertly: S3 storage {cluster.s3.endpoint} refuses this server's credentials "
+        "(SignatureDoesNotMatch): check CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY, "
+        "and that they may use bucket 'cli-refused'.")
+    assert "cvly_" not in result.stdout  # no first-start key was made for a server that never ran
+
+
+def test_serve_starts_while_s3_is_down(data_dir: Path, tmp_path: Path) -> None:
+    """A storage that is down is an outage, not a configuration error: the server starts and
+    says so at /healthz until the storage is back."""
+    s3 = SeaweedS3(tmp_path / "seaweed")  # not started
+    try:
+        port = _free_port()
+        stderr_path = tmp_path / "stderr.log"
+        with stderr_path.open("w") as stderr:
+            process = subprocess.Popen(
+                [_convertly(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                cwd=tmp_path, env={**_s3_env(data_dir, s3, s3.secret_key),
+                                   "CONVERTLY_LOG_LEVEL": "info"},
+                stdout=subprocess.DEVNULL, stderr=stderr,
+            )
+        try:
+            health = _wait_for_health(process, f"http://127.0.0.1:{port}", stderr_path)
+            assert health.status_code == 503
+            assert health.json()["checks"]["storage"] == errors.StorageUnavailableError(
+                ).message
+            s3.start()
+            health = _wait_for_health(process, f"http://127.0.0.1:{port}", stderr_path,
+                                      status=200)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        s3.close()
+
+
+def _wait_for_health(process: subprocess.Popen[bytes], base: str, stderr: Path,
+                     status: int | None = None) -> httpx2.Response:
+    """The first /healthz answer (with `status`, when given)."""
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"convertly serve exited: {stderr.read_text()}"
+        try:
+            response = httpx2.get(f"{base}/healthz", timeout=10)
+            if status is None or response.status_code == status:
+                return response
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"convertly serve is not answering: {stderr.read_text()}")
 
 
 def _free_port() -> int:

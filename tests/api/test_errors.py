@@ -1,4 +1,5 @@
-"""Error bodies and statuses: the error hierarchy, limits, bad files, a full queue."""
+"""Error bodies and statuses: the error hierarchy, limits, bad files, a full queue, storage
+that refuses the server's credentials."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from starlette.testclient import TestClient
 
 from convertly import errors
 from convertly.api.errors import STATUS, error_response
+from convertly.app import create_app
+from convertly.settings import Secret, Settings
 from tests import images
 from tests.api.support import (
     AppEnv,
@@ -20,9 +23,11 @@ from tests.api.support import (
     convert_ok,
     create_job,
     list_jobs,
+    new_tenant,
     post,
     wait_for_job,
 )
+from tests.cluster import Cluster
 
 
 def _all_error_classes() -> list[type[errors.ConvertlyError]]:
@@ -68,8 +73,13 @@ def test_every_error_class_renders_the_wire_shape(cls: type[errors.ConvertlyErro
     assert body["error"] == exc.message and body["error"]
     assert body["code"] == cls.code
     assert set(body) <= {"error", "code", "detail"}
-    if response.status_code == 503:
+    if isinstance(exc, errors.ServiceUnavailableError) and exc.transient:
         assert int(response.headers["retry-after"]) > 0
+        assert "retry" in exc.default_message
+    elif response.status_code == 503:
+        # Not transient (a setting must change): no hint to retry.
+        assert "retry-after" not in response.headers
+        assert "retry" not in exc.default_message
     if response.status_code == 401:
         assert "bearer" in response.headers["www-authenticate"].lower()
     # Documented in the module's tree with the same status and code.
@@ -229,3 +239,25 @@ def test_a_replayed_job_is_not_refused_for_a_full_queue(limited_env: AppEnv) -> 
         "completed"
     job_id = create_job(limited_env.client, tenant, uploads[:1], format="png")
     assert wait_for_job(limited_env.client, tenant, job_id)["status"] == "completed"
+
+
+def test_storage_that_refuses_the_credentials_is_503_without_retry_hint(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    s3 = cluster.s3
+    settings = Settings(data_dir=tmp_path / "data", workers=1, s3_endpoint=s3.endpoint,
+                        s3_access_key=Secret(s3.access_key), s3_secret_key=Secret("wrong"),
+                        s3_bucket="refused")
+    app = create_app(settings)
+    with TestClient(app) as client:
+        tenant = new_tenant(app.state.services)
+        response = post(client, "/api/jobs", tenant, [("photo.jpg", images.jpeg(40, 30))],
+                        format="png")
+        body = assert_error(response, 503, "STORAGE_MISCONFIGURED", "credentials")
+        assert "retry" not in body["error"]
+        assert "retry-after" not in response.headers
+        assert list_jobs(client, tenant)["pagination"]["total"] == 0
+
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["checks"]["storage"] == body["error"]

@@ -1,4 +1,5 @@
-"""`.env.example` and the README's settings table document every setting, and nothing else."""
+"""`.env.example` and the README's settings table document every setting, and nothing else;
+settings that do not make sense are refused with a message naming them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from convertly.settings import Settings, _default_workers
+import pytest
+from minio import Minio
+
+from convertly.settings import Settings, SettingsError, _default_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -51,3 +55,30 @@ def test_readme_table_lists_every_setting_with_its_default() -> None:
     defaults = dict(rows)
     for f in Settings.fields():
         assert defaults[f.metadata["env"]] == _readme_default(f), f.metadata["env"]
+
+
+S3 = {"CONVERTLY_S3_ACCESS_KEY": "access", "CONVERTLY_S3_SECRET_KEY": "secret"}
+
+
+@pytest.mark.parametrize("endpoint", [
+    "http://127.0.0.1:9000", "https://minio:9000", "minio:9000/path", "minio:9000?x=1",
+    "user@minio:9000", "minio:port", "minio:0", "minio:70000", "minio:", ":9000",
+])
+def test_s3_endpoint_must_be_host_port(endpoint: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({**S3, "CONVERTLY_S3_ENDPOINT": endpoint}, env_file=None)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("CONVERTLY_S3_ENDPOINT: expected host:port (e.g. minio:9000)")
+    assert repr(endpoint) in message
+    assert "CONVERTLY_S3_SECURE=true" in message
+
+
+@pytest.mark.parametrize("endpoint", [
+    "minio:9000", "127.0.0.1:9000", "[::1]:9000", "minio", "s3.amazonaws.com", "minio:9000/",
+])
+def test_s3_endpoint_host_port_is_accepted(endpoint: str) -> None:
+    settings = Settings.from_env({**S3, "CONVERTLY_S3_ENDPOINT": endpoint}, env_file=None)
+    assert settings.s3_endpoint == endpoint
+    # What passes here, the S3 client takes as well (building it makes no request).
+    Minio(settings.s3_endpoint, access_key="access", secret_key="secret")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import resource
 import threading
@@ -18,7 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from convertly.errors import InvalidRequestError, StorageUnavailableError
+from convertly.errors import (
+    InvalidRequestError,
+    StorageMisconfiguredError,
+    StorageUnavailableError,
+)
 from convertly.settings import Settings
 from convertly.storage import build_storage
 from convertly.storage.base import Storage
@@ -344,12 +349,41 @@ def test_build_storage_selects_s3_when_an_endpoint_is_set(
     assert seaweed.client().bucket_exists("from-settings")
 
 
-def test_wrong_credentials_are_unavailable_not_missing(seaweed: SeaweedS3) -> None:
-    storage = S3Storage(seaweed.endpoint, seaweed.access_key, "wrong-secret", "contract")
-    with pytest.raises(StorageUnavailableError):
-        storage.check()
-    with pytest.raises(StorageUnavailableError):
-        storage.size("any/key")
+@pytest.mark.parametrize(("access_key", "secret_key", "code"), [
+    (None, "wrong-secret", "SignatureDoesNotMatch"),
+    ("nobody", "wrong-secret", "InvalidAccessKeyId"),
+], ids=["wrong-secret", "unknown-access-key"])
+def test_refused_credentials_are_a_configuration_error(
+    seaweed: SeaweedS3, caplog: pytest.LogCaptureFixture, access_key: str | None,
+    secret_key: str, code: str,
+) -> None:
+    # Built all the same (only `convertly serve` and `worker` refuse to start on it).
+    storage = S3Storage(seaweed.endpoint, access_key or seaweed.access_key, secret_key,
+                        "contract")
+    operations: list[Callable[[], object]] = [
+        storage.check, lambda: storage.size("any/key"),
+        lambda: storage.put_bytes("any/key", b"x"), lambda: storage.open("any/key"),
+        lambda: list(storage.list_prefix("any")),
+    ]
+    for op in operations:
+        caplog.clear()
+        with pytest.raises(StorageMisconfiguredError) as raised:
+            op()
+        error = raised.value
+        assert isinstance(error, StorageUnavailableError)  # still a 503 to callers
+        assert error.code == "STORAGE_MISCONFIGURED" and not error.transient
+        assert "retry" not in error.message and "CONVERTLY_" not in error.message
+        assert error.reason == (
+            f"S3 storage {seaweed.endpoint} refuses this server's credentials ({code}): check "
+            "CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY, and that they may use "
+            "bucket 'contract'.")
+        logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(logged) == 1, logged
+        assert f"({code} during " in logged[0]
+        assert logged[0].endswith("check CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY, "
+                                  "and that they may use bucket 'contract'.")
+    # The right credentials reach the same objects (nothing was written by the refused ones).
+    assert not s3_storage(seaweed).exists("any/key")
 
 
 @pytest.fixture
@@ -368,9 +402,10 @@ def test_server_down_then_back(own_seaweed: SeaweedS3, tmp_path: Path) -> None:
     for op in (storage.check, lambda: storage.put_file("k/new", src, move=True),
                lambda: storage.open("kept/before"), lambda: storage.exists("kept/before")):
         started = time.monotonic()
-        with pytest.raises(StorageUnavailableError):
+        with pytest.raises(StorageUnavailableError) as raised:
             op()
         assert time.monotonic() - started < 5
+        assert raised.value.transient  # an outage, not a configuration error
     assert src.exists()  # a failed move leaves the source for a retry
 
     own_seaweed.start()
