@@ -85,14 +85,19 @@ REPLY_TTL = 3600
 _reply_clients: dict[tuple[int, str], redis.Redis] = {}
 
 
-def send_reply(url: str, key: str, payload: Any) -> None:
-    """Hand a sync conversion's outcome to the API process waiting on `key`."""
+def _reply_client(url: str) -> redis.Redis:
+    """This process's client for sync replies (a forked worker process makes its own)."""
     import os
 
     client = _reply_clients.get((os.getpid(), url))
     if client is None:
         client = _reply_clients[(os.getpid(), url)] = connect(url)
-    with client.pipeline() as pipe:
+    return client
+
+
+def send_reply(url: str, key: str, payload: Any) -> None:
+    """Hand a sync conversion's outcome to the API process waiting on `key`."""
+    with _reply_client(url).pipeline() as pipe:
         pipe.rpush(key, json.dumps(payload))
         pipe.expire(key, REPLY_TTL)
         pipe.execute()
@@ -129,12 +134,7 @@ def start_reply(url: str, key: str) -> bool:
     """A worker starts the sync conversion answering to `key`: False when the API process
     gave up on it (do not convert), else True and the API process learns it started. A
     redelivered task finds its own earlier claim and goes on."""
-    import os
-
-    client = _reply_clients.get((os.getpid(), url))
-    if client is None:
-        client = _reply_clients[(os.getpid(), url)] = connect(url)
-    if claim_reply(client, key, STARTED) == ABANDONED:
+    if claim_reply(_reply_client(url), key, STARTED) == ABANDONED:
         return False
     send_reply(url, key, [STARTED])
     return True
