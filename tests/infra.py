@@ -60,6 +60,20 @@ def free_ports(count: int, *, low: int = 20_000, high: int = 40_000) -> list[int
     raise RuntimeError(f"no {count} free loopback ports in [{low}, {high})")
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    """SIGTERM `process` and wait for it; SIGKILL it after `timeout` seconds. Whether it
+    stopped on the SIGTERM."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+    return True
+
+
 def _missing(binary: str, how: str) -> NoReturn:
     pytest.fail(f"{binary} not found: {how}", pytrace=False)
 

@@ -21,7 +21,7 @@ from convertly.app import create_app
 from convertly.settings import Settings
 from tests import images
 from tests.cluster import Cluster
-from tests.infra import SeaweedS3
+from tests.infra import SeaweedS3, terminate
 
 SERVE_TIMEOUT = 60.0
 SERVE_MAX_FILE_BYTES = 2_000_000
@@ -157,12 +157,7 @@ def test_serve_starts_while_s3_is_down(data_dir: Path, tmp_path: Path) -> None:
             health = _wait_for_health(process, f"http://127.0.0.1:{port}", stderr_path,
                                       status=200)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            terminate(process)
     finally:
         s3.close()
 
@@ -233,14 +228,8 @@ def server(data_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
         workers = _children(process.pid)
         yield base, key
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError("convertly serve did not stop on SIGTERM") from None
+        if not terminate(process):
+            raise AssertionError("convertly serve did not stop on SIGTERM")
     log = stderr_path.read_text()
     # uvicorn shuts down gracefully, then exits through the signal it caught.
     assert process.returncode in (0, -signal.SIGTERM), log

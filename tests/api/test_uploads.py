@@ -5,7 +5,6 @@ Every test runs in both modes, but the last, which streams over a real socket.""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from tests.api.library_support import (
     start_upload,
 )
 from tests.api.support import AppEnv, Tenant, assert_error, new_tenant, services_for
-from tests.infra import free_ports
+from tests.infra import free_ports, terminate
 
 
 def _complete(client: TestClient, tenant: Tenant, body: dict[str, Any]) -> httpx2.Response:
@@ -230,12 +229,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
             time.sleep(0.05)
         yield base, key, process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
         log.close()
 
 
