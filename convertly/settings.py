@@ -253,6 +253,11 @@ class Settings:
         "(/api/convert, /api/compress) waits for a worker to take it. Then it answers 503 "
         "QUEUE_TIMEOUT with a retry hint, and no worker converts it later.", _positive_int,
     )
+    worker_lease: int = setting(
+        "CONVERTLY_WORKER_LEASE", 30, "Distributed mode: seconds a worker's heartbeat lasts. "
+        "The files a worker held when it vanished (its host lost, its processes killed) go "
+        "back to their queues once it has been silent this long.", _positive_int,
+    )
     worker_max_tasks_per_child: int = setting(
         "CONVERTLY_WORKER_MAX_TASKS_PER_CHILD", 200, "Tasks a worker process runs before it "
         "is replaced (native libraries fragment memory).", _positive_int,

@@ -22,7 +22,7 @@ from convertly import redisstate, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.models import FileSpec
 from convertly.settings import Settings
-from workers import brokerfix, libvips
+from workers import brokerfix, leases, libvips
 from workers.guard import TaskGuard, TaskLimitExceeded
 
 log = logging.getLogger("convertly.worker")
@@ -76,6 +76,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     app.conf.convertly_settings = settings
+    app.steps["worker"].add(leases.LeaseStep)
     _register(app)
     return app
 
