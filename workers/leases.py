@@ -68,20 +68,32 @@ def held_tags() -> list[str]:
     return tags
 
 
-def beat(client: Any, node: str, lease: float, tags: Iterable[str]) -> None:
-    client.set(WORKER_KEY + node, json.dumps({"at": time.time(), "held": sorted(tags)}),
-               ex=max(1, round(lease)))
+def beat(client: Any, node: str, lease: float, tags: Iterable[str],
+         queues: Iterable[str] = ()) -> None:
+    """Renew `node`'s lease: the delivery tags it holds and the queues it consumes."""
+    record = {"at": time.time(), "held": sorted(tags), "queues": sorted(queues)}
+    client.set(WORKER_KEY + node, json.dumps(record), ex=max(1, round(lease)))
 
 
-def live_workers(client: Any) -> dict[str, list[str]]:
-    """Node name -> delivery tags it holds, for every worker whose lease runs."""
-    out: dict[str, list[str]] = {}
+def live_workers(client: Any) -> dict[str, dict[str, Any]]:
+    """Node name -> its lease record ("held": delivery tags, "queues": queue names), for
+    every worker whose lease runs."""
+    out: dict[str, dict[str, Any]] = {}
     for key in client.scan_iter(match=WORKER_KEY + "*", count=200):
         raw = client.get(key)
         if raw is not None:
             name = key.decode() if isinstance(key, bytes) else str(key)
-            out[name[len(WORKER_KEY):]] = list(json.loads(raw)["held"])
+            out[name[len(WORKER_KEY):]] = json.loads(raw)
     return out
+
+
+def workers_by_queue(client: Any, queues: Iterable[str]) -> dict[str, int]:
+    """How many live workers consume each of `queues` (and any other queue they name)."""
+    counts = dict.fromkeys(queues, 0)
+    for record in live_workers(client).values():
+        for queue in record.get("queues", []):
+            counts[queue] = counts.get(queue, 0) + 1
+    return counts
 
 
 def orphans(client: Any, lease: float, now: float | None = None) -> list[str]:
@@ -91,7 +103,7 @@ def orphans(client: Any, lease: float, now: float | None = None) -> list[str]:
     old = client.zrange(UNACKED_INDEX, "-inf", now - lease, byscore=True)
     if not old:
         return []
-    held = {tag for tags in live_workers(client).values() for tag in tags}
+    held = {tag for record in live_workers(client).values() for tag in record["held"]}
     found = []
     for raw_tag in old:
         tag = raw_tag.decode() if isinstance(raw_tag, bytes) else str(raw_tag)
@@ -128,10 +140,12 @@ class Lease:
     """A worker main process's heartbeat thread, which also takes its turn at sweeping."""
 
     def __init__(self, app: Celery, node: str, lease: float, broker_url: str,
-                 tags: Callable[[], list[str]] = held_tags) -> None:
+                 tags: Callable[[], list[str]] = held_tags,
+                 queues: Iterable[str] = ()) -> None:
         self.app, self.node, self.lease = app, node, lease
         self.interval = beat_interval(lease)
         self.tags = tags
+        self.queues = list(queues)
         self.client: Any = redis.Redis.from_url(broker_url, socket_timeout=5,
                                                 socket_connect_timeout=3)
         self._pid = os.getpid()
@@ -155,7 +169,7 @@ class Lease:
 
     def step(self) -> list[str]:
         """One beat, and a sweep when no other worker swept this interval."""
-        beat(self.client, self.node, self.lease, self.tags())
+        beat(self.client, self.node, self.lease, self.tags(), self.queues)
         if not self.client.set(SWEEP_LOCK, self.node, nx=True,
                                px=max(1, int(self.interval * 1000))):
             return []
@@ -179,7 +193,8 @@ class LeaseStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is unt
     def create(self, worker: Any) -> Lease:
         settings = worker.app.conf.convertly_settings
         self.lease = Lease(worker.app, worker.hostname, settings.worker_lease,
-                           settings.broker_url)
+                           settings.broker_url,
+                           queues=list(worker.app.amqp.queues.consume_from or ()))
         return self.lease
 
     def start(self, worker: Any) -> None:

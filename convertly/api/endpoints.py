@@ -415,9 +415,13 @@ async def healthz(request: Request) -> Response:
     except ConvertlyError as exc:
         checks["storage"] = exc.message
         status = 503
-    return JSONResponse({"status": "ok" if status == 200 else "degraded", "checks": checks,
-                         "queuedFiles": _executor(request).queued_files()},
-                        status_code=status)
+    executor = _executor(request)
+    body: dict[str, Any] = {"status": "ok" if status == 200 else "degraded", "checks": checks,
+                            "queuedFiles": executor.queued_files()}
+    workers = await asyncio.to_thread(executor.workers)
+    if workers is not None:
+        body["workers"] = workers
+    return JSONResponse(body, status_code=status)
 
 
 async def index(request: Request) -> Response:

@@ -44,6 +44,10 @@ class Executor(Protocol):
 
     def queued_files(self) -> int: ...
 
+    def workers(self) -> dict[str, int] | None:
+        """Live workers per queue, when conversions run in other processes (None here)."""
+        ...
+
 
 def ensure_capacity(queued: int, files: int, limit: int) -> None:
     """Raise QueueFullError when `files` more files would pass `limit` queued files."""

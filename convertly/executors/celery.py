@@ -31,6 +31,7 @@ from convertly.errors import (
 from convertly.executors.base import ensure_capacity
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
+from workers import leases
 from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery
 
 log = logging.getLogger("convertly.executor")
@@ -130,6 +131,13 @@ class CeleryExecutor:
                 for queue in self.queues:
                     pipe.llen(queue)
                 return int(sum(pipe.execute()))
+        except redis.RedisError as exc:
+            raise BrokerUnavailableError() from exc
+
+    def workers(self) -> dict[str, int] | None:
+        """Live workers (their leases in the broker's Redis) per queue."""
+        try:
+            return leases.workers_by_queue(self._redis, self.queues)
         except redis.RedisError as exc:
             raise BrokerUnavailableError() from exc
 

@@ -95,6 +95,9 @@ class InProcessExecutor:
     def queued_files(self) -> int:
         return len(self._backlog) + self._in_pool
 
+    def workers(self) -> dict[str, int] | None:
+        return None
+
     def check_capacity(self, files: int) -> None:
         ensure_capacity(self.queued_files(), files, self.settings.max_queued_files)
 

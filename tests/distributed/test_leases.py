@@ -69,7 +69,7 @@ def test_a_message_whose_holder_died_goes_back_after_a_lease(
     # Not while a live worker lists it (a long task still running).
     leases.beat(client, "convertly-1@alive", 30, [tag])
     assert leases.requeue_orphans(app, client, 30, now=later) == []
-    assert leases.live_workers(client) == {"convertly-1@alive": [tag]}
+    assert leases.live_workers(client)["convertly-1@alive"]["held"] == [tag]
 
     client.delete(leases.WORKER_KEY + "convertly-1@alive")
     assert leases.requeue_orphans(app, client, 30, now=later) == [tag]
@@ -96,16 +96,20 @@ def test_a_live_worker_lists_what_it_holds_and_gives_its_lease_up_on_exit(
         broker: tuple[Celery, Any, Settings]) -> None:
     app, client, settings = broker
     lease = leases.Lease(app, "convertly-2@host", 6, settings.broker_url,
-                         tags=lambda: ["tag-a", "tag-b"])
+                         tags=lambda: ["tag-a", "tag-b"], queues=["image", "archive"])
     try:
         assert lease.step() == []  # beats, sweeps (nothing to requeue)
-        assert leases.live_workers(client) == {"convertly-2@host": ["tag-a", "tag-b"]}
+        record = leases.live_workers(client)["convertly-2@host"]
+        assert record["held"] == ["tag-a", "tag-b"]
+        assert record["queues"] == ["archive", "image"]
         assert 0 < client.ttl(leases.WORKER_KEY + "convertly-2@host") <= 6
         # One sweep per beat interval across the cluster: another worker skips its turn.
         other = leases.Lease(app, "convertly-3@host", 6, settings.broker_url, tags=list)
         assert not client.set(leases.SWEEP_LOCK, "x", nx=True, px=500)
         other.step()
         assert set(leases.live_workers(client)) == {"convertly-2@host", "convertly-3@host"}
+        assert leases.workers_by_queue(client, ["image", "media"]) == {
+            "image": 1, "media": 0, "archive": 1}
     finally:
         lease.close()
     assert set(leases.live_workers(client)) == {"convertly-3@host"}
