@@ -15,7 +15,7 @@ from typing import IO
 import redis
 
 from convertly.settings import Settings
-from tests.infra import RedisServer, SeaweedS3
+from tests.infra import DATABASES, RedisServer, SeaweedS3
 
 
 class Worker:
@@ -103,7 +103,7 @@ class Cluster:
     def settings_for(self, settings: Settings) -> Settings:
         """`settings` turned distributed: its own Redis database and bucket."""
         db = next(self._dbs)
-        if db > 15:
+        if db >= DATABASES:
             raise RuntimeError("out of Redis databases for test apps")
         return settings.replace(
             broker_url=f"redis://{self.redis.endpoint}/{db}",

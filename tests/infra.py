@@ -338,6 +338,9 @@ class NanioS3(_Server):
         return True
 
 
+DATABASES = 64  # one per test app on a shared server (Redis' default is 16)
+
+
 class RedisServer(_Server):
     """`redis-server` on a free loopback port, data (the AOF) in `data_dir`; `url` is
     redis://127.0.0.1:<port>/0."""
@@ -363,6 +366,7 @@ class RedisServer(_Server):
             self.binary, "--bind", self.host, "--port", str(self.port), "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", self.appendfsync, "--dir", str(self.data_dir),
+            "--databases", str(DATABASES),
             "--daemonize", "no", "--protected-mode", "yes",
         ]
 

@@ -58,10 +58,20 @@ _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExist
 # S3 error codes for credentials that are wrong, unknown, expired or not allowed in: the
 # server is up, and only new settings help. (A HEAD request has no body to carry a code;
 # minio reports its 403 as AccessDenied.)
+_CREDENTIALS = ("check CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY, and that they "
+                "may use bucket {bucket!r}.")
+# Refusals that are not about the keys, and what to check for each.
+_REFUSED_ADVICE = {
+    "AuthorizationHeaderMalformed": "check CONVERTLY_S3_REGION (the service expects another "
+                                    "region).",
+    "InvalidRegion": "check CONVERTLY_S3_REGION (the service expects another region).",
+    "RequestTimeTooSkewed": "check this host's clock (keep it in sync, e.g. with NTP): S3 "
+                            "refuses requests signed more than 15 minutes off its own time.",
+}
 _REFUSED_CODES = frozenset({
     "AccessDenied", "AccountProblem", "AllAccessDisabled", "ExpiredToken",
     "InvalidAccessKeyId", "InvalidSecurity", "InvalidToken", "NotSignedUp",
-    "SignatureDoesNotMatch",
+    "SignatureDoesNotMatch", *_REFUSED_ADVICE,
 })
 
 
@@ -195,9 +205,12 @@ class S3Storage:
         return StorageUnavailableError()
 
     def _refused(self, what: str, code: str) -> StorageMisconfiguredError:
-        refused = f"S3 storage {self.endpoint} refuses this server's credentials"
-        advice = ("check CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY, and that they "
-                  f"may use bucket {self.bucket!r}.")
+        if code in _REFUSED_ADVICE:
+            refused = f"S3 storage {self.endpoint} refuses this server's requests"
+            advice = _REFUSED_ADVICE[code]
+        else:
+            refused = f"S3 storage {self.endpoint} refuses this server's credentials"
+            advice = _CREDENTIALS.format(bucket=self.bucket)
         log.error("%s (%s during %s): %s", refused, code, what, advice)
         return StorageMisconfiguredError(reason=f"{refused} ({code}): {advice}")
 

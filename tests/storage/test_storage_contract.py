@@ -4,6 +4,7 @@ plus what only S3 storage has to survive: a missing bucket and a server that goe
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import logging
 import os
@@ -384,6 +385,26 @@ def test_refused_credentials_are_a_configuration_error(
                                   "and that they may use bucket 'contract'.")
     # The right credentials reach the same objects (nothing was written by the refused ones).
     assert not s3_storage(seaweed).exists("any/key")
+
+
+def test_a_clock_s3_finds_skewed_is_a_configuration_error(
+    seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This host's clock two hours ahead, as the signatures show it to the real server.
+    import minio.time
+
+    real = minio.time.utcnow
+    monkeypatch.setattr(minio.time, "utcnow", lambda: real() + datetime.timedelta(hours=2))
+    storage = S3Storage(seaweed.endpoint, seaweed.access_key, seaweed.secret_key, "contract")
+    with pytest.raises(StorageMisconfiguredError) as raised:
+        storage.put_bytes("skewed/key", b"x")
+    assert not raised.value.transient
+    assert raised.value.reason == (
+        f"S3 storage {seaweed.endpoint} refuses this server's requests (RequestTimeTooSkewed): "
+        "check this host's clock (keep it in sync, e.g. with NTP): S3 refuses requests signed "
+        "more than 15 minutes off its own time.")
+    monkeypatch.undo()
+    assert not s3_storage(seaweed).exists("skewed/key")
 
 
 @pytest.fixture
