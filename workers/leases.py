@@ -11,9 +11,10 @@ about 12 minutes by default. So every worker also keeps a lease:
 - its main process writes `convertly:worker:<node name>` every lease/6 seconds, expiring
   after a lease, listing the delivery tags of the messages it holds (running, waiting for
   a pool process or for a retry's countdown);
-- and at most one worker per beat interval sweeps: a Convertly message unacknowledged for
-  over a lease that no live worker lists goes back to the front of its queue, the way
-  kombu's own restore puts it back.
+- and at most one worker per beat interval sweeps (one that has reached Redis for a whole
+  lease, so that every live worker has listed its messages since): a Convertly message
+  unacknowledged for over a lease that no live worker lists goes back to the front of its
+  queue, the way kombu's own restore puts it back.
 
 A file whose redelivered task finds it done is skipped (tasks are idempotent), so a worker
 wrongly taken for gone (its main process stalled for a whole lease) costs a repeated
@@ -167,20 +168,29 @@ class Lease:
         with contextlib.suppress(redis.RedisError):
             self.client.delete(WORKER_KEY + self.node)
 
-    def step(self) -> list[str]:
-        """One beat, and a sweep when no other worker swept this interval."""
+    def step(self, sweep: bool = True) -> list[str]:
+        """One beat, then (with `sweep`) a sweep when no other worker swept this interval."""
         beat(self.client, self.node, self.lease, self.tags(), self.queues)
-        if not self.client.set(SWEEP_LOCK, self.node, nx=True,
-                               px=max(1, int(self.interval * 1000))):
+        if not sweep or not self.client.set(SWEEP_LOCK, self.node, nx=True,
+                                            px=max(1, int(self.interval * 1000))):
             return []
         return requeue_orphans(self.app, self.client, self.lease)
 
     def _run(self) -> None:
+        # Sweep only after a whole lease of beats that reached Redis: after a broker outage
+        # (or this worker's start), the other live workers need that long to beat again,
+        # and until they have, what they hold would look orphaned.
+        beating_since: float | None = None
         while not self._stop.is_set():
+            now = time.monotonic()
             try:
-                self.step()
+                self.step(sweep=beating_since is not None and now - beating_since >= self.lease)
+                if beating_since is None:
+                    beating_since = now
             except Exception as exc:  # the broker is down: the next beat tries again
-                log.warning("worker lease: %s", exc)
+                if beating_since is not None:
+                    log.warning("worker lease: %s", exc)
+                beating_since = None
             self._stop.wait(self.interval)
 
 
