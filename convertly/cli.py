@@ -52,8 +52,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
-    services = build_services(settings)
-    _check_storage(services.storage)
+    # One probe of the storage at start-up: this check (which creates the bucket).
+    storage = build_storage(settings, probe=False)
+    _check_storage(storage)
+    services = build_services(settings, storage=storage)
     keys = services.keys
     if keys.active_count() == 0:
         key, record = keys.create("default")
@@ -75,7 +77,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         print("convertly worker: set CONVERTLY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
               "without it `convertly serve` runs conversions itself.", file=sys.stderr)
         return 2
-    _check_storage(build_storage(settings))
+    _check_storage(build_storage(settings, probe=False))
     from workers.tasks import make_celery
 
     queues = args.queues or settings.worker_queues

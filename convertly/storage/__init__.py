@@ -6,8 +6,9 @@ from convertly.settings import Settings
 from convertly.storage.base import Storage
 
 
-def build_storage(settings: Settings) -> Storage:
-    """The storage the settings select: S3 when CONVERTLY_S3_ENDPOINT is set, else local disk."""
+def build_storage(settings: Settings, *, probe: bool = True) -> Storage:
+    """The storage the settings select: S3 when CONVERTLY_S3_ENDPOINT is set, else local disk.
+    Without `probe`, an S3 storage sends nothing before its `check()` or first use."""
     if settings.s3_endpoint:
         from convertly.storage.s3 import S3Storage
 
@@ -20,6 +21,7 @@ def build_storage(settings: Settings) -> Storage:
             region=settings.s3_region or None,
             public_url=settings.s3_public_url or None,
             sign_payload=settings.s3_sign_payload,
+            probe=probe,
         )
     from convertly.storage.local import LocalStorage
 

@@ -150,7 +150,11 @@ class S3Storage:
         http_client: urllib3.PoolManager | None = None,
         public_url: str | None = None,
         sign_payload: bool = True,
+        probe: bool = True,
     ) -> None:
+        """With `probe` (the default) the bucket is looked for, and created when missing,
+        right away; an unreachable service is logged and tried again on first use. Without
+        it nothing is sent until `check()` or the first operation."""
         self.endpoint = endpoint
         self.bucket = bucket
         http_client = http_client or build_http_client()
@@ -176,8 +180,9 @@ class S3Storage:
             )
         self._bucket_ready = False
         self._bucket_lock = threading.Lock()
-        with contextlib.suppress(StorageUnavailableError):
-            self.ensure_bucket()
+        if probe:
+            with contextlib.suppress(StorageUnavailableError):
+                self.ensure_bucket()
 
     def __repr__(self) -> str:
         return f"S3Storage(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
