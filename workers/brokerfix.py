@@ -5,8 +5,9 @@ keeps the old channel's bookkeeping: closing that channel pushes the messages ba
 queues, and a task that ends after the reconnect acknowledges its message, both through a
 connection already torn down. Either raises AttributeError, which Celery reports as an
 "Unrecoverable error", and the worker stops consuming. The messages are safe without those
-calls: they stay in the broker's unacked set and return to their queues after the visibility
-timeout, and every task here is idempotent (a redelivered file that has its result is
+calls: they stay in the broker's unacked set and return to their queues once no live worker
+holds them (workers.leases, or at the latest the visibility timeout), and every task here is
+idempotent (a redelivered file that has its result is
 skipped). So the guard logs and lets the worker go on with its new connection.
 """
 
@@ -36,7 +37,7 @@ def _guard(method: Callable[..., Any], what: str) -> Callable[..., Any]:
             if not _torn_down(self):
                 raise  # a fault of another kind
             log.warning("broker connection was lost: %s skipped; the message returns to "
-                        "its queue after the visibility timeout", what)
+                        "its queue once no live worker holds it", what)
             if what == "restore":
                 self._delivered.clear()
             return None
