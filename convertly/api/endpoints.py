@@ -416,9 +416,10 @@ async def healthz(request: Request) -> Response:
         checks["storage"] = exc.message
         status = 503
     executor = _executor(request)
+    queued, workers = await asyncio.to_thread(
+        lambda: (executor.queued_files(), executor.workers()))
     body: dict[str, Any] = {"status": "ok" if status == 200 else "degraded", "checks": checks,
-                            "queuedFiles": executor.queued_files()}
-    workers = await asyncio.to_thread(executor.workers)
+                            "queuedFiles": queued}
     if workers is not None:
         body["workers"] = workers
     return JSONResponse(body, status_code=status)

@@ -55,19 +55,19 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "NoSuchObject"})
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
-# S3 error codes for credentials that are wrong, unknown, expired or not allowed in: the
-# server is up, and only new settings help. (A HEAD request has no body to carry a code;
-# minio reports its 403 as AccessDenied.)
 _CREDENTIALS = ("check CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY, and that they "
                 "may use bucket {bucket!r}.")
+_REGION = "check CONVERTLY_S3_REGION (the service expects another region)."
 # Refusals that are not about the keys, and what to check for each.
 _REFUSED_ADVICE = {
-    "AuthorizationHeaderMalformed": "check CONVERTLY_S3_REGION (the service expects another "
-                                    "region).",
-    "InvalidRegion": "check CONVERTLY_S3_REGION (the service expects another region).",
+    "AuthorizationHeaderMalformed": _REGION,
+    "InvalidRegion": _REGION,
     "RequestTimeTooSkewed": "check this host's clock (keep it in sync, e.g. with NTP): S3 "
                             "refuses requests signed more than 15 minutes off its own time.",
 }
+# S3 error codes for requests refused for their credentials (wrong, unknown, expired or not
+# allowed in), region or clock: the server is up, and only new settings help. (A HEAD request
+# has no body to carry a code; minio reports its 403 as AccessDenied.)
 _REFUSED_CODES = frozenset({
     "AccessDenied", "AccountProblem", "AllAccessDisabled", "ExpiredToken",
     "InvalidAccessKeyId", "InvalidSecurity", "InvalidToken", "NotSignedUp",
