@@ -39,6 +39,10 @@ from celery import Celery, bootsteps
 log = logging.getLogger("convertly.worker")
 
 WORKER_KEY = "convertly:worker:"
+# Node name -> time of its last beat, so readers need no SCAN of the keyspace; names are
+# dropped a day after their last beat (the lease keys themselves say who is live).
+WORKERS = "convertly:workers"
+FORGET_AFTER = 24 * 3600
 SWEEP_LOCK = "convertly:lease-sweep"
 TASK_PREFIX = "convertly."
 # kombu's Redis transport defaults (`unacked_key`, `unacked_index_key`)
@@ -72,20 +76,25 @@ def held_tags() -> list[str]:
 def beat(client: Any, node: str, lease: float, tags: Iterable[str],
          queues: Iterable[str] = ()) -> None:
     """Renew `node`'s lease: the delivery tags it holds and the queues it consumes."""
-    record = {"at": time.time(), "held": sorted(tags), "queues": sorted(queues)}
-    client.set(WORKER_KEY + node, json.dumps(record), ex=max(1, round(lease)))
+    now = time.time()
+    record = {"at": now, "held": sorted(tags), "queues": sorted(queues)}
+    with client.pipeline() as pipe:
+        pipe.set(WORKER_KEY + node, json.dumps(record), ex=max(1, round(lease)))
+        pipe.zadd(WORKERS, {node: now})
+        pipe.zremrangebyscore(WORKERS, "-inf", now - FORGET_AFTER)
+        pipe.execute()
 
 
 def live_workers(client: Any) -> dict[str, dict[str, Any]]:
     """Node name -> its lease record ("held": delivery tags, "queues": queue names), for
     every worker whose lease runs."""
-    out: dict[str, dict[str, Any]] = {}
-    for key in client.scan_iter(match=WORKER_KEY + "*", count=200):
-        raw = client.get(key)
-        if raw is not None:
-            name = key.decode() if isinstance(key, bytes) else str(key)
-            out[name[len(WORKER_KEY):]] = json.loads(raw)
-    return out
+    nodes = [n.decode() if isinstance(n, bytes) else str(n)
+             for n in client.zrange(WORKERS, 0, -1)]
+    if not nodes:
+        return {}
+    records = client.mget([WORKER_KEY + n for n in nodes])
+    return {node: json.loads(raw) for node, raw in zip(nodes, records, strict=True)
+            if raw is not None}
 
 
 def workers_by_queue(client: Any, queues: Iterable[str]) -> dict[str, int]:
@@ -165,8 +174,10 @@ class Lease:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(self.interval + 5)
-        with contextlib.suppress(redis.RedisError):
-            self.client.delete(WORKER_KEY + self.node)
+        with contextlib.suppress(redis.RedisError), self.client.pipeline() as pipe:
+            pipe.delete(WORKER_KEY + self.node)
+            pipe.zrem(WORKERS, self.node)
+            pipe.execute()
 
     def step(self, sweep: bool = True) -> list[str]:
         """One beat, then (with `sweep`) a sweep when no other worker swept this interval."""
