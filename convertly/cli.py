@@ -209,6 +209,8 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                          help="archive format for --archive (default zip)")
     convert.add_argument("--async", dest="async_", action="store_true",
                          help="print the job id and return without waiting")
+    convert.add_argument("--priority", choices=["low", "normal", "high"],
+                         help="the job's place among waiting work (server default normal)")
     convert.add_argument("--idempotency-key", help="the same key returns the same job")
     convert.set_defaults(func=commands.cmd_convert)
 

@@ -113,6 +113,7 @@ def convert_fields(args: argparse.Namespace) -> dict[str, str]:
         "stripMetadata": "true" if args.strip_metadata else None,
         "createArchive": "true" if args.archive else None,
         "archiveFormat": args.archive_format if args.archive else None,
+        "priority": args.priority,
     }
     fields.update({name: str(value) for name, value in optional.items() if value is not None})
     return fields

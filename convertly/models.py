@@ -271,6 +271,11 @@ class Job:
         return len(self.specs)
 
     @property
+    def priority(self) -> str:
+        """low, normal or high (convertly.priority); jobs stored before it existed: normal."""
+        return str(self.extra.get("priority") or "normal")
+
+    @property
     def completed_files(self) -> int:
         return sum(1 for r in self.results if r.status is FileStatus.COMPLETED)
 

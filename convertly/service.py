@@ -466,6 +466,7 @@ def create_job(
     idempotency_key: str | None,
     on_stored: Callable[[Job, int], None] | None = None,
     uploader: SourceUploader | None = None,
+    priority: str = "normal",
 ) -> tuple[Job, bool]:
     """Store the job, then its sources; (job, False) when the idempotency key replays a job
     (nothing is stored then). `on_stored(job, index)` runs as each source lands, so its file
@@ -483,7 +484,8 @@ def create_job(
         create_archive=create_archive, archive_format=archive_format, created_at=time.time(),
         extra={"families": [task_family(path, spec.format.value if spec.format else None,
                                         svc.registry)
-                            for spec, path in zip(specs, uploads, strict=True)]},
+                            for spec, path in zip(specs, uploads, strict=True)],
+               "priority": priority},
     )
     stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)
     if not created:

@@ -17,8 +17,9 @@ import kombu.exceptions
 import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from kombu.transport import redis as redis_transport
 
-from convertly import redisstate, service
+from convertly import priority, redisstate, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.models import FileSpec
 from convertly.settings import Settings
@@ -47,6 +48,13 @@ _attempt_clients: dict[int, Any] = {}
 MAX_LOST_DELIVERIES = 2
 
 
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists that hold `queue`'s waiting messages: kombu's Redis transport keeps
+    one per priority level, the most urgent under the queue's own name."""
+    sep = redis_transport.Channel.sep
+    return [queue if level == 0 else f"{queue}{sep}{level}" for level in priority.LEVELS]
+
+
 def make_celery(settings: Settings) -> Celery:
     """The Celery app for these settings, with every task registered."""
     brokerfix.apply()
@@ -66,9 +74,13 @@ def make_celery(settings: Settings) -> Celery:
         worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
         worker_max_memory_per_child=settings.worker_max_memory_per_child,
         task_default_queue=settings.image_queue,
-        # A message a dead worker took is delivered again after this many seconds; longer
-        # than the hard time limit, so a running task is never handed out twice.
-        broker_transport_options={"visibility_timeout": settings.task_time_limit + 60},
+        broker_transport_options={
+            # A message a dead worker took is delivered again after this many seconds;
+            # longer than the hard time limit, so a running task is never handed out twice.
+            "visibility_timeout": settings.task_time_limit + 60,
+            # A list per level and queue, the most urgent taken first (convertly.priority).
+            "priority_steps": list(priority.LEVELS),
+        },
         # No result backend: outcomes live in the job store, and sync replies in Redis lists.
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
@@ -214,7 +226,8 @@ def _queue_finalize(task: Task, svc: service.Services, job_id: str, queue: str) 
     """Queue the job's finalisation; when the broker stays unreachable, finalise right here
     (it is idempotent). Should that fail too, the API's watchdog queues it later."""
     try:
-        task.app.signature(FINALIZE, args=(job_id,), queue=queue).apply_async(
+        task.app.signature(FINALIZE, args=(job_id,), queue=queue,
+                           priority=priority.URGENT).apply_async(
             retry=True, retry_policy=PUBLISH_RETRY)
         return
     except (kombu.exceptions.OperationalError, redis.RedisError) as exc:

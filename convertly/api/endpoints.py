@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import jobevents, service, webhooks
+from convertly import jobevents, priority, service, webhooks
 from convertly.api import forms, views
 from convertly.auth import ApiKey
 from convertly.errors import (
@@ -227,6 +227,7 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
                                     f"{', '.join(service.ARCHIVE_FORMATS)}.")
         if form.get("saveToStorage") is not None:
             forms.parse_bool(form.get("saveToStorage"), "saveToStorage", None)
+        job_priority = priority.parse(form.get("priority"))
         callback = webhooks.parse_callback(svc, form.get("callbackUrl"),
                                            form.get("callbackSecret"))
         if idempotency_key is not None:
@@ -241,7 +242,7 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
             archive_format=archive_format, idempotency_key=idempotency_key,
             on_stored=webhooks.with_callback(svc, key.tenant, callback, _base_url(request),
                                              executor.submit_file),
-            uploader=uploader,
+            uploader=uploader, priority=job_priority,
         )
     finally:
         if uploader is not None and not created:

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from convertly import __version__
 from convertly.models import CompressMode, JobStatus, OutputFormat, ResizePreset
+from convertly.priority import HEAD_FILES, PRIORITIES
 from convertly.webhookstore import EVENT_TYPES
 
 
@@ -98,6 +99,12 @@ SCHEMAS: dict[str, Any] = {
                     "createArchive": {**_BOOL, "default": "false"},
                     "archiveFormat": {"type": "string", "enum": ["zip", "tar", "tgz", "7z"],
                                       "default": "zip"},
+                    "priority": {"type": "string", "enum": list(PRIORITIES),
+                                 "default": "normal",
+                                 "description": "high: every file goes ahead of other jobs' "
+                                 "bulk; low: after all other work. With normal, a job's "
+                                 f"first {HEAD_FILES} files go ahead of the rest of larger "
+                                 "jobs queued before it."},
                     "saveToStorage": {"type": "string", "enum": ["true", "false"],
                                       "description": "Jobs always keep sources and outputs "
                                       "in storage; the field is accepted for compatibility."},
@@ -180,6 +187,7 @@ SCHEMAS: dict[str, Any] = {
             "jobId": {"type": "string", "format": "uuid"},
             "jobType": {"type": "string", "enum": ["convert", "compress"]},
             "status": {"type": "string", "enum": [s.value for s in JobStatus]},
+            "priority": {"type": "string", "enum": list(PRIORITIES)},
             "totalFiles": {"type": "integer"},
             "completedFiles": {"type": "integer"},
             "failedFiles": {"type": "integer"},

@@ -72,6 +72,7 @@ def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:
         "jobId": job.id,
         "jobType": job.job_type.value,
         "status": job.status.value,
+        "priority": job.priority,
         "totalFiles": job.total_files,
         "completedFiles": job.completed_files,
         "failedFiles": job.failed_files,

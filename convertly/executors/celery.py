@@ -20,7 +20,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 
-from convertly import redisstate, service
+from convertly import priority, redisstate, service
 from convertly.errors import (
     BrokerUnavailableError,
     ConversionError,
@@ -32,7 +32,7 @@ from convertly.executors.base import ensure_capacity
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
 from workers import leases
-from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery
+from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery, queue_keys
 
 log = logging.getLogger("convertly.executor")
 
@@ -117,8 +117,8 @@ class CeleryExecutor:
             if now >= due:
                 log.warning("job %s: every file is done but it was never finalised; "
                             "queueing its finalisation", job.id)
-                self.app.signature(FINALIZE, args=(job.id,),
-                                   queue=self.settings.archive_queue).apply_async()
+                self.app.signature(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
+                                   priority=priority.URGENT).apply_async()
                 queued.append(job.id)
                 due = now + self.settings.task_time_limit + 60
             owed[job.id] = due
@@ -129,7 +129,8 @@ class CeleryExecutor:
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 for queue in self.queues:
-                    pipe.llen(queue)
+                    for key in queue_keys(queue):
+                        pipe.llen(key)
                 return int(sum(pipe.execute()))
         except redis.RedisError as exc:
             raise BrokerUnavailableError() from exc
@@ -148,8 +149,8 @@ class CeleryExecutor:
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
         with self._queueing(job):
             if not pending:
-                self.app.signature(FINALIZE, args=(job.id,),
-                                   queue=self.settings.archive_queue).apply_async()
+                self.app.signature(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
+                                   priority=priority.URGENT).apply_async()
             for index in pending:
                 self._send_file(job, index)
             self.services.jobs.mark_queued(job.id)
@@ -165,7 +166,8 @@ class CeleryExecutor:
     def _send_file(self, job: Job, index: int) -> None:
         families = job.extra.get("families") or ["image"] * job.total_files
         self.app.signature(RUN_FILE, args=(job.id, index, self.settings.archive_queue),
-                           queue=self.queue_for(families[index])).apply_async()
+                           queue=self.queue_for(families[index]),
+                           priority=priority.file_level(index, job.priority)).apply_async()
 
     @contextmanager
     def _queueing(self, job: Job) -> Iterator[None]:
@@ -207,7 +209,8 @@ class CeleryExecutor:
             reply_to = f"cv:reply:{uuid.uuid4()}"
             try:
                 self.app.signature(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),
-                                   queue=queue).apply_async(ignore_result=True)
+                                   queue=queue, priority=priority.URGENT,
+                                   ).apply_async(ignore_result=True)
             except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
                 raise BrokerUnavailableError() from exc
             reply = await asyncio.to_thread(self._await_reply, reply_to)

@@ -8,15 +8,16 @@ the job store, not here: a restart finds unfinished jobs there and queues their 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
+import heapq
+import itertools
 import logging
 import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from convertly import service
+from convertly import priority, service
 from convertly.errors import (
     ConversionError,
     ServiceUnavailableError,
@@ -40,7 +41,10 @@ class InProcessExecutor:
         self.settings = settings
         self._services = services
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._backlog: collections.deque[tuple[str, int]] = collections.deque()
+        # (level, arrival, job id, file index): the most urgent level first, then the oldest
+        # (convertly.priority).
+        self._backlog: list[tuple[int, int, str, int]] = []
+        self._arrivals = itertools.count()
         self._in_pool = 0
         self._attempts: dict[tuple[str, int], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -106,24 +110,30 @@ class InProcessExecutor:
         if not pending:
             self._submit_finalize(job.id)
             return
-        self._backlog.extend((job.id, index) for index in pending)
+        for index in pending:
+            self._push(job, index)
         self._pump()
 
     def submit_file(self, job: Job, index: int) -> None:
-        self._call_in_loop(self._enqueue, job.id, index)
+        self._call_in_loop(self._enqueue, job, index)
 
     def submitted(self, job: Job) -> None:
         """Nothing to note: an embedded restart resumes every unfinished job."""
 
-    def _enqueue(self, job_id: str, index: int) -> None:
-        self._backlog.append((job_id, index))
+    def _enqueue(self, job: Job, index: int) -> None:
+        self._push(job, index)
         self._pump()
+
+    def _push(self, job: Job, index: int) -> None:
+        heapq.heappush(self._backlog, (priority.file_level(index, job.priority),
+                                       next(self._arrivals), job.id, index))
 
     def _pump(self) -> None:
         # Only a few job files sit in the pool's own queue at a time, so a sync conversion
-        # submitted meanwhile waits for at most one round of tasks, not for a whole batch.
+        # (sent to the pool directly) or a more urgent file submitted meanwhile waits for
+        # at most one round of tasks, not for a whole batch.
         while self._backlog and self._in_pool < self.settings.workers * 2:
-            job_id, index = self._backlog.popleft()
+            _, _, job_id, index = heapq.heappop(self._backlog)
             self._submit_file(job_id, index)
 
     def _submit_file(self, job_id: str, index: int) -> None:

@@ -201,7 +201,7 @@ def test_convert_archive(cli: Cli, tmp_path: Path) -> None:
 
 def test_async_then_jobs_wait_get_list(cli: Cli, tmp_path: Path) -> None:
     _write(tmp_path, "pic.png", images.png(160, 120))
-    created = _ok(cli("convert", "pic.png", "--format", "jpg", "--async"))
+    created = _ok(cli("convert", "pic.png", "--format", "jpg", "--async", "--priority", "low"))
     job_id = created.stdout.strip()
     assert UUID.match(job_id), created.stdout
     assert not (tmp_path / "pic.jpg").exists()
@@ -213,6 +213,7 @@ def test_async_then_jobs_wait_get_list(cli: Cli, tmp_path: Path) -> None:
 
     job = json.loads(_ok(cli("jobs", "get", job_id, "--json")).stdout)
     assert (job["jobId"], job["status"], job["completedFiles"]) == (job_id, "completed", 1)
+    assert job["priority"] == "low"
     shown = _ok(cli("jobs", "get", job_id)).stdout
     assert "completed" in shown and "pic.png" in shown and "pic.jpg" in shown
 

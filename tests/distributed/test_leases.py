@@ -17,12 +17,13 @@ import pytest
 import redis
 from celery import Celery
 
+from convertly import priority
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import create_job, running_app, wait_for_job
 from tests.cluster import Cluster
 from workers import leases
-from workers.tasks import RUN_FILE, make_celery
+from workers.tasks import RUN_FILE, make_celery, queue_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,9 +59,11 @@ def _take_and_die(broker_url: str, queue: str) -> str:
 def test_a_message_whose_holder_died_goes_back_after_a_lease(
         broker: tuple[Celery, Any, Settings]) -> None:
     app, client, settings = broker
-    app.signature(RUN_FILE, args=("job-1", 0, "archive"), queue="image").apply_async()
+    bulk = queue_keys("image")[priority.LEVELS.index(priority.BULK)]
+    app.signature(RUN_FILE, args=("job-1", 0, "archive"), queue="image",
+                  priority=priority.BULK).apply_async()
     tag = _take_and_die(settings.broker_url, "image")
-    assert client.llen("image") == 0
+    assert client.llen(bulk) == 0
     assert client.hexists(leases.UNACKED, tag)
 
     # Not yet: delivered less than a lease ago.
@@ -75,8 +78,9 @@ def test_a_message_whose_holder_died_goes_back_after_a_lease(
     assert leases.requeue_orphans(app, client, 30, now=later) == [tag]
     assert not client.hexists(leases.UNACKED, tag)
     assert client.zscore(leases.UNACKED_INDEX, tag) is None
-    assert client.llen("image") == 1
-    payload = json.loads(client.lindex("image", 0))
+    # Back at its own level.
+    assert [client.llen(key) for key in queue_keys("image")] == [0, 0, 1, 0]
+    payload = json.loads(client.lindex(bulk, 0))
     assert payload["headers"]["task"] == RUN_FILE
     assert payload["headers"]["redelivered"] is True
     # Once is enough: a second sweep finds nothing.

@@ -21,6 +21,7 @@ from convertly.settings import Settings
 from tests import images
 from tests.api.support import AppEnv, assert_error, create_job, post, wait_for_job
 from tests.cluster import Cluster
+from workers.tasks import queue_keys
 
 
 @contextmanager
@@ -54,7 +55,7 @@ def _wav(seconds: float = 0.5, rate: int = 8000) -> bytes:
 def _queued(env: AppEnv, queue: str) -> int:
     client = redis.Redis.from_url(env.settings.broker_url)
     try:
-        return int(client.llen(queue))
+        return sum(int(client.llen(key)) for key in queue_keys(queue))
     finally:
         client.close()
 

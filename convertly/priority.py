@@ -1,0 +1,47 @@
+"""The order waiting work is taken in, the same in both modes.
+
+Work waits at one of four levels, and a free worker process takes the oldest work of the
+most urgent level:
+
+- URGENT: a sync conversion (its client holds the request open) and a job's finalisation
+  (the job is done but for it);
+- HEAD: the first HEAD_FILES files of every job, and all files of a job sent with
+  `priority=high`;
+- BULK: the other files of a larger job;
+- LOW: all files of a job sent with `priority=low`.
+
+So a sync conversion waits for one file per worker process at most, not for the batches
+queued before it, and a job of a few files (or the start of any job) goes ahead of the tail
+of a large job queued earlier. The levels are the Redis transport's priority steps, where
+0 is taken first.
+"""
+
+from __future__ import annotations
+
+from convertly.errors import InvalidFieldError
+
+URGENT, HEAD, BULK, LOW = 0, 3, 6, 9
+LEVELS = (URGENT, HEAD, BULK, LOW)
+HEAD_FILES = 10
+PRIORITIES = ("low", "normal", "high")
+DEFAULT = "normal"
+
+
+def parse(value: str | None) -> str:
+    """A job's `priority` field: low, normal (the default) or high."""
+    if value is None or not value.strip():
+        return DEFAULT
+    priority = value.strip().lower()
+    if priority not in PRIORITIES:
+        raise InvalidFieldError("priority", f"unknown priority {value!r}; use "
+                                f"{', '.join(PRIORITIES)}.")
+    return priority
+
+
+def file_level(index: int, priority: str = DEFAULT) -> int:
+    """The level of file `index` of a job sent with `priority`."""
+    if priority == "low":
+        return LOW
+    if priority == "high" or index < HEAD_FILES:
+        return HEAD
+    return BULK
