@@ -1,15 +1,20 @@
-"""The `convertly` command: `serve`, `worker` and API key management (`keys`) on the server;
-`convert`, `jobs` and `files` as a client of a running server (convertly.commands)."""
+"""The `convertly` command: `serve`, `worker`, `workers` and API key management (`keys`) on
+the server; `convert`, `jobs` and `files` as a client of a running server (convertly.commands)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import socket
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 from convertly import commands
 from convertly.api.forms import FORMAT_ALIASES
@@ -91,6 +96,58 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
+
+
+def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """The live workers, from their leases in the broker's Redis; exit status 1 when there
+    is none (with --local: none on this host), which makes it a worker's healthcheck."""
+    if not settings.distributed:
+        print("convertly workers: set CONVERTLY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
+              "without it `convertly serve` runs conversions itself.", file=sys.stderr)
+        return 2
+    import redis
+
+    from workers import leases
+
+    broker = _without_credentials(settings.broker_url)
+    try:
+        with leases.connect(settings.broker_url) as client:
+            records = leases.live_workers(client)
+    except redis.RedisError as exc:
+        print(f"convertly workers: cannot read the worker leases from Redis at {broker} "
+              f"(CONVERTLY_BROKER_URL): {exc}", file=sys.stderr)
+        return 1
+    now = time.time()
+    # The age is measured on this host's clock, the beat stamped on the worker's.
+    rows: list[dict[str, Any]] = [
+        {"node": node, "host": node.partition("@")[2], "queues": record.get("queues", []),
+         "held": len(record.get("held", [])),
+         "lastBeatSeconds": round(max(0.0, now - record["at"]), 1)}
+        for node, record in sorted(records.items())]
+    host = socket.gethostname()
+    if args.local:  # node names are convertly-<pid>@<host name>
+        rows = [row for row in rows if row["host"] == host]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif rows:
+        node_width = max(len("NODE"), *(len(row["node"]) for row in rows))
+        queues = [",".join(row["queues"]) or "-" for row in rows]
+        queues_width = max(len("QUEUES"), *(len(q) for q in queues))
+        print(f"{'NODE':<{node_width}}  {'QUEUES':<{queues_width}}  HELD  LAST BEAT")
+        for row, queue in zip(rows, queues, strict=True):
+            print(f"{row['node']:<{node_width}}  {queue:<{queues_width}}  {row['held']:>4}  "
+                  f"{row['lastBeatSeconds']:.0f} s ago")
+    if not rows:
+        where = f" on this host ({host})" if args.local else ""
+        print(f"convertly workers: no live worker found{where} in Redis at {broker}.",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     key, record = _keys(settings).create(args.name, tenant=args.tenant)
     print(f"Created API key {record.prefix}… named {record.name!r} for tenant {record.tenant}.")
@@ -120,8 +177,8 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="convertly", description="Convertly. On the server: serve, worker, keys. As a "
-        "client of a running server (--url, --api-key): convert, jobs, files.")
+        prog="convertly", description="Convertly. On the server: serve, worker, workers, keys. "
+        "As a client of a running server (--url, --api-key): convert, jobs, files.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (embedded executor by default)")
@@ -135,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, help="worker processes (default "
                         "CONVERTLY_WORKER_CONCURRENCY or one per core)")
     worker.set_defaults(func=cmd_worker)
+
+    workers = sub.add_parser(
+        "workers", help="list the live workers (distributed mode); exit 1 when there is none",
+        description="List the live workers, from the leases they keep in the broker's Redis: "
+        "node name, queues, files held, seconds since the last beat. Exit status 1 when none "
+        "is listed.")
+    workers.add_argument("--json", action="store_true", help="print a JSON array")
+    workers.add_argument("--local", action="store_true",
+                         help="only the workers on this host (the workers' healthcheck)")
+    workers.set_defaults(func=cmd_workers)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -85,6 +85,12 @@ def beat(client: Any, node: str, lease: float, tags: Iterable[str],
         pipe.execute()
 
 
+def connect(broker_url: str) -> Any:
+    """A client of the broker's Redis, where the leases live. Short timeouts: a beat or a
+    look at the leases fails fast when Redis is away rather than hanging."""
+    return redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=3)
+
+
 def live_workers(client: Any) -> dict[str, dict[str, Any]]:
     """Node name -> its lease record ("held": delivery tags, "queues": queue names), for
     every worker whose lease runs."""
@@ -156,8 +162,7 @@ class Lease:
         self.interval = beat_interval(lease)
         self.tags = tags
         self.queues = list(queues)
-        self.client: Any = redis.Redis.from_url(broker_url, socket_timeout=5,
-                                                socket_connect_timeout=3)
+        self.client: Any = connect(broker_url)
         self._pid = os.getpid()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-lease", daemon=True)

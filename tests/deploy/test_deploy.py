@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from convertly.cli import build_parser, cmd_workers
 from convertly.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,9 +242,28 @@ def test_workers_get_time_to_finish_their_tasks(config: dict[str, Any], name: st
     worker = service(config, name)
     grace = _duration_seconds(worker["stop_grace_period"])
     assert grace > Settings().task_time_limit
-    # The image's healthcheck asks the HTTP API, which a worker does not serve.
-    check = worker["healthcheck"]
-    assert check.get("disable") is True or check.get("test") == ["NONE"]
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_worker_healthcheck_asks_for_its_own_lease(config: dict[str, Any], name: str) -> None:
+    # The image's healthcheck asks the HTTP API, which a worker does not serve: a worker is
+    # healthy while it holds a lease in Redis (tests/distributed/test_workers_cli.py runs
+    # this command against real workers).
+    check = service(config, name)["healthcheck"]
+    assert not check.get("disable")
+    assert check["test"] == ["CMD", "convertly", "workers", "--local"]
+    args = build_parser().parse_args(check["test"][2:])
+    assert args.func is cmd_workers and args.local and not args.json
+    interval, timeout, start_period = (
+        _duration_seconds(check[key]) for key in ("interval", "timeout", "start_period"))
+    lease = Settings().worker_lease
+    # Redis gets 3 s to connect and 5 s to answer; a check ends before the next one starts.
+    assert 8 < timeout < interval
+    # A lease outlives its worker by up to `lease` seconds: faster checks learn nothing new,
+    # and much slower ones leave a dead worker healthy for minutes.
+    assert lease <= interval <= 2 * lease
+    assert start_period >= 30  # Python, the storage check and Celery's start
+    assert check["retries"] >= 2  # one miss (a Redis restart) is not enough
 
 
 @pytest.mark.parametrize("name", ["api", *WORKERS, "flower", "redis", "minio"])
