@@ -358,6 +358,12 @@ class Settings:
         settings.validate()
         return settings
 
+    def __post_init__(self) -> None:
+        # External programs (ffmpeg, Ghostscript, rar) run inside their working directory,
+        # so every path derived from the data directory must be absolute: a relative one
+        # (the default, `data`) is taken from the directory the process started in.
+        object.__setattr__(self, "data_dir", Path(os.path.abspath(self.data_dir)))
+
     def validate(self) -> None:
         if self.state_url and not self.broker_url:
             raise SettingsError("CONVERTLY_STATE_URL: needs CONVERTLY_BROKER_URL as well.")

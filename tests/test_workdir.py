@@ -1,12 +1,17 @@
-"""The reusable working directory each thread converts job files in."""
+"""The working directories conversions run in: reused per thread, and absolute whatever
+the data directory setting says."""
 
 from __future__ import annotations
 
 import shutil
 import threading
+import wave
 from pathlib import Path
 
-from convertly.service import build_services, file_workdir
+import pytest
+
+from convertly.models import FileSpec, OutputFormat
+from convertly.service import build_services, convert_path, file_workdir, scratch_dir
 from convertly.settings import Settings
 
 
@@ -44,3 +49,23 @@ def test_threads_get_workdirs_of_their_own(tmp_path: Path) -> None:
         thread.start()
         thread.join()
     assert other and other[0] != mine
+
+
+def test_a_relative_data_dir_serves_the_external_programs_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ffmpeg runs inside the working directory: with CONVERTLY_DATA_DIR relative (the
+    default, `data`), every path handed to it must still be absolute."""
+    monkeypatch.chdir(tmp_path)
+    svc = build_services(Settings(data_dir=Path("data")))
+    assert svc.settings.data_dir == tmp_path / "data"
+    with scratch_dir(svc, "relative") as workdir:
+        src = workdir / "source"
+        with wave.open(str(src), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(b"\x00\x10" * 4000)
+        spec = FileSpec(index=0, filename="tone.wav", format=OutputFormat.MP3)
+        done = convert_path(svc, src, spec, workdir)
+        assert done.mime_type == "audio/mpeg"
+        assert Path(done.path).stat().st_size > 0
