@@ -146,6 +146,8 @@ def pack(entries: Sequence[tuple[str, Path]], out: Path, fmt: str, *, best: bool
         if name.startswith("/") or ".." in parts or _DRIVE.match(name):
             raise ValueError(f"archive names must be relative and stay inside: {name!r}")
         members.append(_Member(name, path, not path.is_dir() and is_packed(path)))
+    for member in members:
+        _readable(member.path)
     match fmt:
         case "zip":
             _pack_zip(members, out, best)
@@ -159,6 +161,18 @@ def pack(entries: Sequence[tuple[str, Path]], out: Path, fmt: str, *, best: bool
             _pack_7z(members, out, best)
         case _:
             raise ValueError(f"pack writes {', '.join(PACK_FORMATS)}, not {fmt!r}")
+
+
+def _readable(path: Path) -> None:
+    """Give a working copy the modes a saved file would have: readable by all (directories
+    searchable), execute bits kept. A temporary file is created private (0600), and the
+    archive's entries take their modes from the copies on disk."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    wanted = mode | (0o755 if path.is_dir() else 0o644)
+    if mode & 0o100:
+        wanted |= 0o111
+    if wanted != mode:
+        path.chmod(wanted)
 
 
 def is_packed(path: Path) -> bool:

@@ -197,6 +197,35 @@ def test_pack_stores_compressed_data_and_compresses_the_rest(tmp_path: Path) -> 
         assert tf.getmember("a/photo.jpg").uname == ""  # the server's user stays out
 
 
+def test_pack_gives_everyone_read_access_and_keeps_execute_bits(tmp_path: Path) -> None:
+    """Working copies may be private (a temporary file is created 0600); the archive's
+    entries are readable by all, as a file saved by any program would be."""
+    private = tmp_path / "photo.webp"
+    private.write_bytes(b"RIFF....WEBP")
+    private.chmod(0o600)
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o700)
+    folder = tmp_path / "folder"
+    folder.mkdir(mode=0o700)
+    entries = [("photo.webp", private), ("run.sh", script), ("folder", folder)]
+    want = {"photo.webp": 0o644, "run.sh": 0o755, "folder": 0o755}
+    for fmt in CONTAINERS:
+        out = tmp_path / f"modes.{fmt}"
+        pack(entries, out, fmt)
+        if fmt == "zip":
+            with zipfile.ZipFile(out) as zf:
+                got = {i.filename.rstrip("/"): (i.external_attr >> 16) & 0o777
+                       for i in zf.infolist()}
+        elif fmt == "7z":
+            with py7zr.SevenZipFile(out) as archive_7z:
+                got = {f.filename: (f.posix_mode or 0) & 0o777 for f in archive_7z.files}
+        else:
+            with tarfile.open(out) as tf:
+                got = {m.name: m.mode for m in tf.getmembers()}
+        assert got == want, fmt
+
+
 def test_pack_refuses_names_that_leave_the_archive(tmp_path: Path) -> None:
     src = tmp_path / "a.txt"
     src.write_text("a")
