@@ -20,7 +20,12 @@ from convertly import commands
 from convertly.api.forms import FORMAT_ALIASES
 from convertly.auth import KeyStore
 from convertly.client import ClientError
-from convertly.errors import ConvertlyError, StorageMisconfiguredError, StorageUnavailableError
+from convertly.errors import (
+    ConvertlyError,
+    NotFoundError,
+    StorageMisconfiguredError,
+    StorageUnavailableError,
+)
 from convertly.models import OutputFormat, ResizePreset
 from convertly.service import build_services, build_state
 from convertly.settings import Settings, SettingsError
@@ -149,7 +154,12 @@ def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    key, record = _keys(settings).create(args.name, tenant=args.tenant)
+    keys = _keys(settings)
+    if args.tenant and all(k.tenant != args.tenant for k in keys.list()):
+        # A mistyped tenant would otherwise start a new, empty one.
+        raise NotFoundError(f"no tenant {args.tenant!r}: --tenant shares the tenant of an "
+                            "existing key (see `convertly keys list`).")
+    key, record = keys.create(args.name, tenant=args.tenant)
     print(f"Created API key {record.prefix}… named {record.name!r} for tenant {record.tenant}.")
     print("It is shown only this once:")
     print(key)

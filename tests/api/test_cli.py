@@ -80,6 +80,20 @@ def test_keys_create_list_revoke(data_dir: Path) -> None:
                              if line.startswith(prefix))
 
 
+def test_a_second_key_shares_an_existing_tenant_only(data_dir: Path) -> None:
+    first = run_cli(data_dir, "keys", "create", "--name", "first")
+    assert first.returncode == 0, first.stderr
+    tenant = first.stdout.split("for tenant ", 1)[1].split(".", 1)[0]
+    second = run_cli(data_dir, "keys", "create", "--name", "second", "--tenant", tenant)
+    assert second.returncode == 0, second.stderr
+    assert f"for tenant {tenant}." in second.stdout
+
+    typo = run_cli(data_dir, "keys", "create", "--name", "third", "--tenant", tenant + "x")
+    assert typo.returncode == 1
+    assert f"no tenant {tenant + 'x'!r}" in typo.stderr and "keys list" in typo.stderr
+    assert "third" not in run_cli(data_dir, "keys", "list").stdout
+
+
 def test_revoking_an_unknown_prefix_fails(data_dir: Path) -> None:
     result = run_cli(data_dir, "keys", "revoke", "cvly_nope")
     assert result.returncode == 1
