@@ -162,7 +162,7 @@ def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: P
     def update(job: dict[str, Any]) -> None:
         nonlocal bar
         total = int(job.get("totalFiles") or 0)
-        bar = bar or reporter.files_bar(f"Job {job_id[:8]}", total)
+        bar = bar or reporter.files_bar(f"Job {job_id}", total)
         done = int(job.get("completedFiles") or 0) + int(job.get("failedFiles") or 0)
         bar.update(done, float(job.get("progress") or 0))
 
