@@ -14,6 +14,9 @@ from convertly.sniff import Kind
 @dataclass
 class Registry:
     _table: dict[tuple[Kind, OutputFormat], Converter] = field(default_factory=dict)
+    # Targets this server cannot produce as configured (RAR without the `rar` program): left
+    # out of the listings; asked for, their converter explains what is missing.
+    unavailable: frozenset[OutputFormat] = frozenset()
 
     def register(
         self, converter: Converter, sources: Iterable[Kind], targets: Iterable[OutputFormat]
@@ -47,20 +50,21 @@ class Registry:
             return False
 
     def targets_for(self, source: Kind) -> list[OutputFormat]:
-        return [t for (s, t) in self._table if s == source]
+        return [t for (s, t) in self._table if s == source and t not in self.unavailable]
 
     def matrix(self) -> dict[Kind, list[OutputFormat]]:
         out: dict[Kind, list[OutputFormat]] = {}
         for s, t in self._table:
-            out.setdefault(s, []).append(t)
+            if t not in self.unavailable:
+                out.setdefault(s, []).append(t)
         return out
 
 
-def default_registry() -> Registry:
-    """The registry with every built-in converter."""
+def default_registry(unavailable: Iterable[OutputFormat] = ()) -> Registry:
+    """The registry with every built-in converter; `unavailable` targets are not listed."""
     from convertly.converters import archive, image, media, pdf, vector
 
-    registry = Registry()
+    registry = Registry(unavailable=frozenset(unavailable))
     image.register(registry)
     vector.register(registry)
     pdf.register(registry)

@@ -654,3 +654,16 @@ def test_damaged_archives_are_corrupt(
         src.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(CorruptFileError):
         convert(registry, src, OutputFormat.ZIP, tmp_path / "work")
+
+
+def test_rar_output_is_listed_only_with_the_rar_program() -> None:
+    from convertly.converters.registry import default_registry
+
+    with_rar = default_registry()
+    without = default_registry((OutputFormat.RAR,))
+    assert OutputFormat.RAR in with_rar.targets_for(Kind.PNG)
+    assert OutputFormat.RAR not in without.targets_for(Kind.PNG)
+    assert all(OutputFormat.RAR not in targets for targets in without.matrix().values())
+    # Asked for anyway, its converter answers (and says what is missing).
+    assert without.find(Kind.PNG, OutputFormat.RAR).name == with_rar.find(
+        Kind.PNG, OutputFormat.RAR).name
