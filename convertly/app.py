@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from convertly import jobevents, service
 from convertly.api import errors as api_errors
@@ -65,6 +66,7 @@ def create_app(
         exception_handlers={
             ConvertlyError: api_errors.handle_convertly_error,
             HTTPException: api_errors.handle_http_error,
+            ClientDisconnect: api_errors.handle_client_gone,
             Exception: api_errors.handle_unexpected,
         },
     )

@@ -82,6 +82,14 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
     return error_response(cls(message))
 
 
+async def handle_client_gone(request: Request, exc: Exception) -> Response:
+    """A client that closed its connection while sending its request: routine, not a fault
+    (what it had sent is already cleaned up). Nobody reads the answer."""
+    log.info("%s %s: the client went away before its request was complete",
+             request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(errors.ConvertlyError())

@@ -325,3 +325,31 @@ def test_oversized_upload_over_a_real_socket(server: tuple[str, str]) -> None:
         data={"format": "png"}, timeout=60,
     )
     assert response.status_code == 200, response.text
+
+
+def test_a_client_gone_mid_upload_is_not_an_error(server: tuple[str, str],
+                                                  tmp_path: Path) -> None:
+    base, key = server
+    host, port = base.removeprefix("http://").split(":")
+    head = (f"POST /api/convert HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {key}\r\n"
+            "Content-Type: multipart/form-data; boundary=cut\r\n"
+            "Content-Length: 1000000\r\n\r\n"
+            "--cut\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + bytes(64 * 1024))
+        time.sleep(0.5)  # the server is reading the body when the client goes
+    log_path = tmp_path / "stderr.log"
+    deadline = time.monotonic() + 10
+    while "went away" not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = log_path.read_text()
+    assert "POST /api/convert: the client went away" in log, log
+    assert "Traceback" not in log and "ERROR" not in log, log
+    response = httpx2.post(
+        f"{base}/api/convert", headers={"Authorization": f"Bearer {key}"},
+        files=[("files", ("small.jpg", images.jpeg(64, 48), "image/jpeg"))],
+        data={"format": "png"}, timeout=60,
+    )
+    assert response.status_code == 200, response.text
