@@ -40,6 +40,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless n is 1: "1 file", "3 files"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class ConvertlyError(Exception):
     """Base class. `message` is safe to show to the caller; it says what to do next."""
 
@@ -91,7 +96,8 @@ class ArrayLengthError(InvalidRequestError):
 
     def __init__(self, field: str, got: int, expected: int) -> None:
         super().__init__(
-            f"Field '{field}' has {got} entries but {expected} files were uploaded; "
+            f"Field '{field}' has {got} entries but {counted(expected, 'file')} "
+            f"{'was' if expected == 1 else 'were'} uploaded; "
             "send exactly one entry per file, or the singular field to apply one value to all.",
             detail={"field": field, "entries": got, "files": expected},
         )

@@ -37,6 +37,7 @@ from convertly.errors import (
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
+    counted,
 )
 from convertly.folders import DEFAULT_COLOR, Folder, new_folder_id
 from convertly.records import FileQuery, StoredFile, new_file_id
@@ -230,7 +231,8 @@ def delete_folder(svc: Services, tenant: str, folder_id: str, *, recursive: bool
         subfolders = len(subtree) - 1
         if files or subfolders:
             raise ConflictError(
-                f"Folder {folder.name!r} is not empty ({files} files, {subfolders} folders); "
+                f"Folder {folder.name!r} is not empty ({counted(files, 'file')}, "
+                f"{counted(subfolders, 'folder')}); "
                 "move or delete what it holds first, or send ?recursive=true to delete it "
                 "with everything in it.",
                 detail={"files": files, "folders": subfolders},

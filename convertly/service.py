@@ -344,7 +344,8 @@ def _finalize_job(svc: Services, job_id: str) -> Job:
     if not done:
         return svc.jobs.finish(
             job_id, status=JobStatus.FAILED,
-            error_message=f"All {job.total_files} files failed; see each result's error.",
+            error_message="The file failed; see its result's error." if job.total_files == 1
+            else f"All {job.total_files} files failed; see each result's error.",
         )
     archive_key = archive_size = None
     if job.create_archive:
