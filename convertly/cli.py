@@ -291,6 +291,35 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     convert.add_argument("--idempotency-key", help="the same key returns the same job")
     convert.set_defaults(func=commands.cmd_convert)
 
+    compress = sub.add_parser(
+        "compress", parents=[server, progress, output],
+        help="compress files on a server, keeping their formats (a job)",
+        description="Upload FILES as one compress job (each keeps its format), wait for it "
+        "and download the outputs. An output that would not be smaller is the original.")
+    compress.add_argument("files", nargs="+", metavar="FILE")
+    size_or_quality = compress.add_mutually_exclusive_group()
+    size_or_quality.add_argument("-c", "--quality", "--compression", type=_percent, metavar="1-100",
+                                 help="quality for lossy formats (server default 82)")
+    size_or_quality.add_argument("--target-size", type=_positive, metavar="BYTES",
+                                 help="the largest size wanted; the best quality that fits")
+    compress.add_argument("--lossless", action="store_true",
+                          help="re-encode without loss (PNG at maximum compression, lossless "
+                          "WebP; JPEG is only optimised)")
+    compress.add_argument("--strip-metadata", action="store_true", help="drop EXIF and tags")
+    compress.add_argument("--page", type=_positive, help="page of a PDF source (default 1)")
+    compress.add_argument("--no-auto-orient", action="store_true",
+                          help="keep the pixels as stored (ignore EXIF orientation)")
+    compress.add_argument("--archive", action="store_true",
+                          help="bundle the outputs into one archive and download that")
+    compress.add_argument("--archive-format", default="zip", choices=["zip", "tar", "tgz", "7z"],
+                          help="archive format for --archive (default zip)")
+    compress.add_argument("--priority", choices=["low", "normal", "high"],
+                          help="the job's place among waiting work (server default normal)")
+    compress.add_argument("--async", dest="async_", action="store_true",
+                          help="print the job id and return without waiting")
+    compress.add_argument("--idempotency-key", help="the same key returns the same job")
+    compress.set_defaults(func=commands.cmd_compress)
+
     jobs = sub.add_parser("jobs", help="list, inspect, wait for or cancel jobs on a server")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     listing = jobs_sub.add_parser("list", parents=[server], help="recent jobs, newest first")

@@ -119,12 +119,39 @@ def convert_fields(args: argparse.Namespace) -> dict[str, str]:
     return fields
 
 
+def compress_fields(args: argparse.Namespace) -> dict[str, str]:
+    """The form fields of a compress job (POST /api/jobs, jobType=compress)."""
+    fields = {"jobType": "compress"}
+    if args.target_size is not None:
+        fields.update(mode="target-size", targetBytes=str(args.target_size))
+    optional = {
+        "quality": args.quality,
+        "lossless": "true" if args.lossless else None,
+        "stripMetadata": "true" if args.strip_metadata else None,
+        "page": args.page,
+        "autoOrient": "false" if args.no_auto_orient else None,
+        "createArchive": "true" if args.archive else None,
+        "archiveFormat": args.archive_format if args.archive else None,
+        "priority": args.priority,
+    }
+    fields.update({name: str(value) for name, value in optional.items() if value is not None})
+    return fields
+
+
+def cmd_compress(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_job(settings, args, compress_fields(args))
+
+
 def cmd_convert(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_job(settings, args, convert_fields(args))
+
+
+def _run_job(settings: Settings, args: argparse.Namespace, fields: dict[str, str]) -> int:
+    """Upload FILES as one job with `fields`; wait and download, or print its id (--async)."""
     files = [Path(name) for name in args.files]
     for path in files:
         if not path.is_file():
             raise UsageError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}.")
-    fields = convert_fields(args)
     directory = None if args.async_ else _output_dir(args)
     with connect(settings, args) as client, _reporter(args) as reporter:
         label = f"Uploading {len(files)} file{'s' if len(files) > 1 else ''}"

@@ -196,6 +196,28 @@ def test_convert_archive(cli: Cli, tmp_path: Path) -> None:
     assert sizes == {"a.png": (320, 240), "b.png": (200, 100)}
 
 
+def test_compress_keeps_each_format_and_shrinks(cli: Cli, tmp_path: Path) -> None:
+    photo = images.jpeg(640, 480, quality=98, exif={0x010F: "Camera Maker"})
+    _write(tmp_path, "photo.jpg", photo)
+    _write(tmp_path, "big.jpg", images.jpeg(800, 600, quality=98, seed=5))
+    result = _ok(cli("compress", "photo.jpg", "--quality", "60", "--strip-metadata",
+                     "-o", "small"))
+    assert result.stdout.split() == ["small/photo.jpg"]
+    out = (tmp_path / "small/photo.jpg").read_bytes()
+    decoded = images.decode(out)
+    assert (decoded.format, decoded.size) == ("JPEG", (640, 480))
+    assert len(out) < len(photo) // 2
+    assert 0x010F in images.decode(photo).exif and not decoded.exif
+
+    target = 40_000
+    result = _ok(cli("compress", "big.jpg", "--target-size", str(target), "-o", "fit"))
+    assert result.stdout.split() == ["fit/big.jpg"]
+    assert (tmp_path / "fit/big.jpg").stat().st_size <= target
+
+    refused = cli("compress", "big.jpg", "--quality", "50", "--target-size", "1000")
+    assert refused.returncode == 2 and "not allowed with" in refused.stderr
+
+
 # --- jobs --------------------------------------------------------------------------------
 
 
