@@ -3,12 +3,14 @@ lines otherwise (logs and pipes get one line per step, never carriage returns)."
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from typing import TextIO
 
 REDRAW_EVERY = 0.1  # seconds between two redraws of a terminal bar
 BAR_WIDTH = 24
+MIN_BAR_WIDTH = 8  # a narrower terminal shortens the label instead
 
 
 def human_bytes(size: float) -> str:
@@ -49,9 +51,18 @@ class Reporter:
     def files_bar(self, label: str, total: int) -> Bar:
         return Bar(self, label, total, unit="files")
 
+    def width(self) -> int:
+        """Columns a line may use without wrapping: the stream's terminal's (stdout may be a
+        pipe while the bars go to a terminal), else COLUMNS, else 80."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 0
+        return (columns or shutil.get_terminal_size((80, 24)).columns) - 1
+
     def draw(self, text: str) -> None:
         """Redraw the current line of a terminal with `text`."""
-        width = shutil.get_terminal_size((80, 24)).columns - 1
+        width = self.width()
         self.stream.write("\r" + text[:width].ljust(width))
         self.stream.flush()
         self._drawn = True
@@ -65,8 +76,7 @@ class Reporter:
 
     def clear(self) -> None:
         if self._drawn:
-            width = shutil.get_terminal_size((80, 24)).columns - 1
-            self.stream.write("\r" + " " * width + "\r")
+            self.stream.write("\r" + " " * self.width() + "\r")
             self._drawn = False
 
 
@@ -97,7 +107,7 @@ class Bar:
             now = time.monotonic()
             if now - self._last_draw >= REDRAW_EVERY or 0 < self.total <= done:
                 self._last_draw = now
-                self.reporter.draw(self.render())
+                self.reporter.draw(self.render(self.reporter.width()))
         elif self.unit == "files":
             # One plain line each time a file finishes.
             line = f"{self.label}: {self._amount()} ({self.percent:.0f}%)"
@@ -105,14 +115,18 @@ class Bar:
                 self._last_line = line
                 self.reporter.message(line)
 
-    def render(self) -> str:
-        filled = round(BAR_WIDTH * self.percent / 100)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        text = f"{self.label} [{bar}] {self.percent:3.0f}% {self._amount()}"
+    def render(self, width: int = 10_000) -> str:
+        """The bar as one line of at most `width` columns. The counts always show: a narrow
+        terminal gets a shorter bar, then a label shortened in its middle."""
+        tail = f"] {self.percent:3.0f}% {self._amount()}"
         elapsed = time.monotonic() - self.started
         if self.unit == "bytes" and elapsed > 0.5 and self.done:
-            text += f" {human_bytes(self.done / elapsed)}/s"
-        return text
+            tail += f" {human_bytes(self.done / elapsed)}/s"
+        room = width - len(tail) - len(" [")
+        bar_width = max(MIN_BAR_WIDTH, min(BAR_WIDTH, room - len(self.label)))
+        label = _shorten(self.label, room - bar_width)
+        filled = round(bar_width * self.percent / 100)
+        return f"{label} [{'#' * filled}{'-' * (bar_width - filled)}{tail}"
 
     def close(self, summary: str | None = None) -> None:
         """End the bar: `summary` replaces it when given; else a terminal keeps the final bar
@@ -126,10 +140,18 @@ class Bar:
             self.reporter.message(summary)
         elif self.reporter.interactive:
             # The finished bar stays on screen as the record of this step.
-            self.reporter.draw(self.render())
+            self.reporter.draw(self.render(self.reporter.width()))
             self.reporter.keep()
 
     def _amount(self) -> str:
         if self.unit == "bytes":
             return f"{human_bytes(self.done)}/{human_bytes(self.total)}"
         return f"{self.done}/{self.total} files"
+
+
+def _shorten(text: str, width: int) -> str:
+    """`text` in at most `width` columns (at least 3), its middle replaced by "..."."""
+    if len(text) <= width:
+        return text
+    keep = max(width - 3, 0)
+    return text[:(keep + 1) // 2] + "..." + text[len(text) - keep // 2:]

@@ -4,6 +4,7 @@ exit statuses and stderr are checked for failures, bad keys and an unreachable s
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -11,8 +12,10 @@ import pty
 import re
 import select
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import zipfile
@@ -159,7 +162,7 @@ def test_convert_waits_and_downloads_without_overwriting(cli: Cli, tmp_path: Pat
     assert (icon.format, icon.size) == ("WEBP", (300, 200))  # website never enlarges
     # Plain progress lines, not a redrawn bar, when stderr is not a terminal.
     assert "\r" not in result.stderr
-    assert re.search(r"Job [0-9a-f]{8}: 2/2 files \(100%\)", result.stderr), result.stderr
+    assert re.search(r"Job [0-9a-f-]{36}: 2/2 files \(100%\)", result.stderr), result.stderr
 
     # Again into the same directory: the first outputs stay, the new ones get a suffix.
     again = _ok(cli("convert", "photo.jpg", "--format", "png", "--width", "100",
@@ -343,6 +346,8 @@ def test_progress_bars_on_a_terminal(embedded_cli: Cli, tmp_path: Path) -> None:
     cli = embedded_cli
     _write(tmp_path, "a.jpg", images.jpeg(640, 480))
     leader, follower = pty.openpty()
+    # 80 columns: the bars fit the whole job id and the counts by shortening themselves.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     with subprocess.Popen([_convertly(), "convert", "a.jpg", "-f", "webp"], cwd=tmp_path,
                           env=cli.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=follower) as process:
@@ -364,9 +369,10 @@ def test_progress_bars_on_a_terminal(embedded_cli: Cli, tmp_path: Path) -> None:
         assert process.wait(CLI_TIMEOUT) == 0
     text = shown.decode()
     assert "\r" in text
-    for bar in ("Uploading 1 file [", "Job ", "Downloading a.webp ["):
-        assert re.search(re.escape(bar) + r".*\[#{24}\] 100%", text), (bar, text)
-    assert re.search(r"\] 100% 1/1 files", text), text
+    for bar in ("Uploading 1 file [", "Downloading a.webp ["):
+        assert re.search(re.escape(bar) + r"#{24}\] 100%", text), (bar, text)
+    assert re.search(r"Job [0-9a-f-]{36} \[#{8,24}\] 100% 1/1 files", text), text
+    assert all(len(line) <= 79 for line in re.split(r"[\r\n]", text)), text
 
 
 def test_upload_streams_from_disk(embedded_cli: Cli, tmp_path: Path) -> None:
