@@ -1,12 +1,12 @@
 """The order waiting work is taken in, the same in both modes.
 
-Work waits at one of four levels, and a free worker process takes the oldest work of the
+Work waits at one of five levels, and a free worker process takes the oldest work of the
 most urgent level:
 
 - URGENT: a sync conversion (its client holds the request open) and a job's finalisation
   (the job is done but for it);
-- HEAD: the first HEAD_FILES files of every job, and all files of a job sent with
-  `priority=high`;
+- HIGH: all files of a job sent with `priority=high`;
+- HEAD: the first HEAD_FILES files of every other job;
 - BULK: the other files of a larger job;
 - LOW: all files of a job sent with `priority=low`.
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from convertly.errors import InvalidFieldError
 
-URGENT, HEAD, BULK, LOW = 0, 3, 6, 9
-LEVELS = (URGENT, HEAD, BULK, LOW)
+URGENT, HIGH, HEAD, BULK, LOW = 0, 2, 4, 6, 8
+LEVELS = (URGENT, HIGH, HEAD, BULK, LOW)
 HEAD_FILES = 10
 PRIORITIES = ("low", "normal", "high")
 DEFAULT = "normal"
@@ -42,6 +42,6 @@ def file_level(index: int, priority: str = DEFAULT) -> int:
     """The level of file `index` of a job sent with `priority`."""
     if priority == "low":
         return LOW
-    if priority == "high" or index < HEAD_FILES:
-        return HEAD
-    return BULK
+    if priority == "high":
+        return HIGH
+    return HEAD if index < HEAD_FILES else BULK

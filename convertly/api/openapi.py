@@ -101,10 +101,10 @@ SCHEMAS: dict[str, Any] = {
                                       "default": "zip"},
                     "priority": {"type": "string", "enum": list(PRIORITIES),
                                  "default": "normal",
-                                 "description": "high: every file goes ahead of other jobs' "
-                                 "bulk; low: after all other work. With normal, a job's "
-                                 f"first {HEAD_FILES} files go ahead of the rest of larger "
-                                 "jobs queued before it."},
+                                 "description": "high: every file goes ahead of other "
+                                 "jobs' files; low: after all other work. With normal, a "
+                                 f"job's first {HEAD_FILES} files go ahead of the rest of "
+                                 "larger jobs queued before it."},
                     "saveToStorage": {"type": "string", "enum": ["true", "false"],
                                       "description": "Jobs always keep sources and outputs "
                                       "in storage; the field is accepted for compatibility."},

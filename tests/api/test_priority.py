@@ -79,6 +79,20 @@ def test_a_low_priority_job_waits_for_later_work(client: TestClient, tenant: Ten
     assert wait_for_job(client, tenant, low)["completedFiles"] == 30
 
 
+def test_a_high_priority_job_goes_ahead_of_every_normal_one(client: TestClient,
+                                                             tenant: Tenant) -> None:
+    # Small jobs: all their files are first files (HEAD), queued ahead of the high job.
+    small = [create_job(client, tenant, _batch(5), format="webp") for _ in range(8)]
+    high = create_job(client, tenant, _batch(2), format="webp", priority="high")
+    before = sum(_done(get_job(client, tenant, job)) for job in small)
+
+    assert wait_for_job(client, tenant, high)["completedFiles"] == 2
+
+    assert sum(_done(get_job(client, tenant, job)) for job in small) <= before + IN_FLIGHT
+    for job in small:
+        assert wait_for_job(client, tenant, job)["completedFiles"] == 5
+
+
 def test_priority_is_shown_and_checked(client: TestClient, tenant: Tenant,
                                        jpeg_bytes: bytes) -> None:
     default = create_job(client, tenant, [("a.jpg", jpeg_bytes)], format="png")
@@ -95,9 +109,10 @@ def test_priority_is_shown_and_checked(client: TestClient, tenant: Tenant,
     (0, "normal", priority.HEAD),
     (priority.HEAD_FILES - 1, "normal", priority.HEAD),
     (priority.HEAD_FILES, "normal", priority.BULK),
-    (priority.HEAD_FILES * 5, "high", priority.HEAD),
+    (priority.HEAD_FILES * 5, "high", priority.HIGH),
+    (0, "high", priority.HIGH),
     (0, "low", priority.LOW),
 ])
 def test_file_levels(index: int, sent: str, level: int) -> None:
     assert priority.file_level(index, sent) == level
-    assert priority.URGENT < priority.HEAD < priority.BULK < priority.LOW
+    assert priority.URGENT < priority.HIGH < priority.HEAD < priority.BULK < priority.LOW

@@ -79,7 +79,8 @@ def test_a_message_whose_holder_died_goes_back_after_a_lease(
     assert not client.hexists(leases.UNACKED, tag)
     assert client.zscore(leases.UNACKED_INDEX, tag) is None
     # Back at its own level.
-    assert [client.llen(key) for key in queue_keys("image")] == [0, 0, 1, 0]
+    assert [client.llen(key) for key in queue_keys("image")] == [
+        int(level == priority.BULK) for level in priority.LEVELS]
     payload = json.loads(client.lindex(bulk, 0))
     assert payload["headers"]["task"] == RUN_FILE
     assert payload["headers"]["redelivered"] is True
