@@ -15,19 +15,16 @@
   rarfile through `unar`.
 
 Already-compressed data (sniffed from its content, never from its name) is stored rather than
-squeezed again: LZMA spends seconds per megabyte of JPEG to save nothing. Reading any archive
-counts the entries and the bytes actually written against the limits, refuses names that
-climb out of the extraction directory, and skips links, devices and FIFOs.
+squeezed again: LZMA spends seconds per megabyte of JPEG to save nothing. Entries read from
+an archive are written through an Extraction (extraction.py), which holds them to the limits.
 """
 
 from __future__ import annotations
 
 import bz2
-import contextlib
 import gzip
 import lzma
 import os
-import re
 import shutil
 import stat
 import tarfile
@@ -35,8 +32,8 @@ import time
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, cast
 
@@ -46,10 +43,18 @@ import py7zr.io
 import rarfile
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.extraction import (
+    CHUNK,
+    DRIVE,
+    LISTED_NAMES,
+    Extraction,
+    clean_name,
+    count,
+    names,
+)
 from convertly.converters.process import run
 from convertly.converters.registry import Registry
 from convertly.errors import (
-    ArchiveTooLargeError,
     ConversionError,
     ConvertlyError,
     CorruptFileError,
@@ -100,21 +105,16 @@ XZ_PRESET, XZ_BEST_PRESET = 1, 6 | lzma.PRESET_EXTREME
 SEVEN_Z_PRESET, SEVEN_Z_BEST_PRESET = 0, 6
 _COPY = [{"id": py7zr.FILTER_COPY}]
 
-CHUNK = 1024 * 1024
 _ENCRYPTED_ZIP = 0x1
-_LISTED_NAMES = 10
 _STREAM_KINDS = {Kind.GZIP: OutputFormat.GZ, Kind.BZIP2: OutputFormat.BZ2, Kind.XZ: OutputFormat.XZ}
 _STREAM_SUFFIXES = {
     Kind.GZIP: ((".tgz", ".tar"), (".gz", "")),
     Kind.BZIP2: ((".tbz2", ".tar"), (".tbz", ".tar"), (".bz2", "")),
     Kind.XZ: ((".txz", ".tar"), (".xz", "")),
 }
-_DRIVE = re.compile(r"^[A-Za-z]:")
 # Errors a decompressor raises on damaged input (OSError: gzip.BadGzipFile, bz2's data errors).
 _READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
 _TAR_TAIL_BYTES = 64 * 1024  # more than tarfile reads ahead (one 10 KiB record)
-# Archives expanding to less than this are never refused for their expansion ratio.
-RATIO_FLOOR_BYTES = 16 * 1024 * 1024
 # tarfile reads a pax or GNU long-name header whole into memory: real ones hold a few names.
 MAX_TAR_HEADER_BYTES = 1024 * 1024
 _RAR_SECONDS = 60
@@ -143,7 +143,7 @@ def pack(entries: Sequence[tuple[str, Path]], out: Path, fmt: str, *, best: bool
     members = []
     for name, path in entries:
         parts = name.split("/")
-        if name.startswith("/") or ".." in parts or _DRIVE.match(name):
+        if name.startswith("/") or ".." in parts or DRIVE.match(name):
             raise ValueError(f"archive names must be relative and stay inside: {name!r}")
         members.append(_Member(name, path, not path.is_dir() and is_packed(path)))
     for member in members:
@@ -344,140 +344,6 @@ def _varint(value: int) -> bytes:
 # -- reading ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    path: Path
-
-
-@dataclass
-class _Extraction:
-    """One archive's entries written under `root`, within the limits on what is written."""
-
-    root: Path
-    limits: Limits
-    source_size: int  # of the archive, for the expansion ratio
-    entries: dict[str, _Entry] = field(default_factory=dict)
-    links: list[str] = field(default_factory=list)
-    made_relative: list[str] = field(default_factory=list)
-    _seen: int = 0
-    _written: int = 0
-
-    def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def expect(self, count: int) -> None:
-        """Fail before extracting when the listing alone is over the entry limit."""
-        if count > self.limits.max_archive_entries:
-            raise _too_many_entries(self.limits.max_archive_entries)
-
-    def directory(self, raw: str) -> None:
-        name = self._admit(raw)
-        if name:
-            path = self.root / name
-            self._make_dirs(path)
-            self.entries[name] = _Entry(name, path)
-
-    def link(self, raw: str) -> None:
-        """A symlink, hard link, device or FIFO: counted, not extracted."""
-        self._admit(raw)
-        self.links.append(raw)
-
-    def file(self, raw: str, read: Callable[[int], bytes], mtime: float | None = None) -> None:
-        with self.sink(raw, mtime) as sink:
-            while chunk := read(CHUNK):
-                sink.write(chunk)
-
-    @contextlib.contextmanager
-    def sink(self, raw: str, mtime: float | None = None) -> Iterator[_Sink]:
-        name = self._admit(raw)
-        if not name:
-            raise CorruptFileError(f"The archive has a file entry without a name ({raw!r}).")
-        path = self.root / name
-        self._make_dirs(path.parent)
-        if path.is_dir():
-            raise _clash(raw)
-        with path.open("wb") as fh:
-            yield _Sink(self, fh)
-        if mtime is not None:
-            with contextlib.suppress(OverflowError, ValueError, OSError):
-                os.utime(path, (mtime, mtime))
-        self.entries.pop(name, None)  # a repeated name: the last one wins, in its place
-        self.entries[name] = _Entry(name, path)
-
-    def account(self, size: int) -> None:
-        self._written += size
-        if self._written > self.limits.max_extracted_bytes:
-            raise _too_many_bytes(self.limits.max_extracted_bytes)
-        ratio = self.limits.max_expansion_ratio
-        if self._written > max(RATIO_FLOOR_BYTES, ratio * self.source_size):
-            raise _too_expansive(ratio, self.source_size, self._written)
-
-    def listing(self) -> list[tuple[str, Path]]:
-        return [(e.name, e.path) for e in self.entries.values()]
-
-    def files(self) -> list[_Entry]:
-        return [e for e in self.entries.values() if not e.path.is_dir()]
-
-    def notes(self) -> list[str]:
-        notes = []
-        if self.links:
-            notes.append(
-                f"Skipped {_count(len(self.links), 'entry', 'entries')} that are links or special "
-                f"files (symbolic and hard links, devices and FIFOs are not extracted): "
-                f"{_names(self.links)}."
-            )
-        if self.made_relative:
-            notes.append(f"Absolute entry paths were made relative: {_names(self.made_relative)}.")
-        return notes
-
-    def _admit(self, raw: str) -> str:
-        self._seen += 1
-        if self._seen > self.limits.max_archive_entries:
-            raise _too_many_entries(self.limits.max_archive_entries)
-        name, was_absolute = _clean_name(raw)
-        if was_absolute:
-            self.made_relative.append(raw)
-        return name
-
-    def _make_dirs(self, path: Path) -> None:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise _clash(str(path.relative_to(self.root))) from exc
-
-
-class _Sink:
-    """Where one entry's bytes go; every write is counted against the extraction limit."""
-
-    def __init__(self, extraction: _Extraction, fh: BinaryIO) -> None:
-        self._extraction = extraction
-        self._fh = fh
-
-    def write(self, data: bytes) -> int:
-        self._extraction.account(len(data))
-        return self._fh.write(data)
-
-
-def _clean_name(raw: str) -> tuple[str, bool]:
-    """The entry name as a safe relative path, and whether it was absolute.
-
-    Leading slashes are dropped (as tar and unzip do); ".." and drive letters are refused:
-    nothing written may land outside the extraction directory.
-    """
-    name = raw.replace("\\", "/")
-    parts = name.split("/")
-    if ".." in parts or _DRIVE.match(name) or "\x00" in name:
-        raise CorruptFileError(
-            f"The archive entry {raw!r} points outside the archive; archives with such "
-            "entries are refused for safety. Re-create it with relative entry names."
-        )
-    kept = [p for p in parts if p not in ("", ".")]
-    if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in kept):
-        raise CorruptFileError(f"The archive entry {raw[:80]!r}... has a name part too long.")
-    return "/".join(kept), name.startswith("/")
-
-
 def _guarded(read: Callable[[int], bytes], label: str) -> Callable[[int], bytes]:
     """`read`, with a decompressor's complaints about damaged data as CorruptFileError."""
 
@@ -510,8 +376,8 @@ class _TarReader:
         return self._tail[max(start, 0) : start + tarfile.BLOCKSIZE]
 
 
-def _extract(src: Path, kind: Kind, filename: str, root: Path, limits: Limits) -> _Extraction:
-    extraction = _Extraction(root, limits, src.stat().st_size)
+def _extract(src: Path, kind: Kind, filename: str, root: Path, limits: Limits) -> Extraction:
+    extraction = Extraction(root, limits, src.stat().st_size)
     if kind is Kind.ZIP:
         _read_zip(src, extraction)
     elif kind is Kind.TAR:
@@ -526,7 +392,7 @@ def _extract(src: Path, kind: Kind, filename: str, root: Path, limits: Limits) -
     return extraction
 
 
-def _read_zip(src: Path, extraction: _Extraction) -> None:
+def _read_zip(src: Path, extraction: Extraction) -> None:
     try:
         zf = zipfile.ZipFile(src)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
@@ -537,7 +403,7 @@ def _read_zip(src: Path, extraction: _Extraction) -> None:
         if any(info.flag_bits & _ENCRYPTED_ZIP for info in infos):
             raise _encrypted()
         for info in infos:
-            _clean_name(info.filename)  # refuse a traversal before writing anything
+            clean_name(info.filename)  # refuse a traversal before writing anything
         for info in infos:
             file_type = stat.S_IFMT(info.external_attr >> 16)
             if info.is_dir():
@@ -586,7 +452,7 @@ _LONG_HEADERS = frozenset({
 })  # fmt: skip
 
 
-def _read_tar(raw: IO[bytes], label: str, extraction: _Extraction) -> None:
+def _read_tar(raw: IO[bytes], label: str, extraction: Extraction) -> None:
     reader = _TarReader(raw, label)
     try:
         with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|",
@@ -608,7 +474,7 @@ def _read_tar(raw: IO[bytes], label: str, extraction: _Extraction) -> None:
         raise _corrupt(label) from exc
 
 
-def _read_stream(src: Path, kind: Kind, inner: str, extraction: _Extraction) -> None:
+def _read_stream(src: Path, kind: Kind, inner: str, extraction: Extraction) -> None:
     """A gz, bz2 or xz file: a tarball's entries, or the one file it compresses."""
     label = kind.label
     with _open_stream(src, kind) as stream:
@@ -631,7 +497,7 @@ def _open_stream(src: Path, kind: Kind) -> IO[bytes]:
 class _SevenZipFactory(py7zr.io.WriterFactory):
     """Hands py7zr a counted sink per entry instead of letting it write files itself."""
 
-    def __init__(self, extraction: _Extraction, times: dict[str, float | None]) -> None:
+    def __init__(self, extraction: Extraction, times: dict[str, float | None]) -> None:
         self._extraction = extraction
         self._times = times
 
@@ -640,7 +506,7 @@ class _SevenZipFactory(py7zr.io.WriterFactory):
 
 
 class _SevenZipSink(py7zr.io.Py7zIO):
-    def __init__(self, extraction: _Extraction, name: str, mtime: float | None) -> None:
+    def __init__(self, extraction: Extraction, name: str, mtime: float | None) -> None:
         self._context = extraction.sink(name, mtime)
         self._sink = self._context.__enter__()
         self._size = 0
@@ -668,7 +534,7 @@ class _SevenZipSink(py7zr.io.Py7zIO):
         self._context.__exit__(None, None, None)
 
 
-def _read_7z(src: Path, extraction: _Extraction) -> None:
+def _read_7z(src: Path, extraction: Extraction) -> None:
     try:
         # A file object, not a path: py7zr then decompresses folders one after another
         # instead of in threads, so the byte limit stops it at once.
@@ -680,7 +546,7 @@ def _read_7z(src: Path, extraction: _Extraction) -> None:
             targets = []
             times: dict[str, float | None] = {}
             for entry in files:
-                name, _ = _clean_name(entry.filename)
+                name, _ = clean_name(entry.filename)
                 if entry.is_directory:
                     extraction.directory(entry.filename)
                 elif entry.is_symlink or entry.is_junction or entry.is_socket:
@@ -701,7 +567,7 @@ def _read_7z(src: Path, extraction: _Extraction) -> None:
         raise _corrupt("7z") from exc
 
 
-def _read_rar(src: Path, extraction: _Extraction) -> None:
+def _read_rar(src: Path, extraction: Extraction) -> None:
     # unar is the free tool that reads RAR through rarfile (NOTES.md); rarfile runs it itself,
     # one pipe per compressed entry, which is what lets the byte limit stop a bomb mid-entry.
     try:
@@ -714,7 +580,7 @@ def _read_rar(src: Path, extraction: _Extraction) -> None:
             if any(info.needs_password() for info in infos):
                 raise _encrypted()
             for info in infos:
-                _clean_name(info.filename)
+                clean_name(info.filename)
             for info in infos:
                 if info.is_dir():
                     extraction.directory(info.filename)
@@ -775,7 +641,7 @@ class _Task:
         """Into its own format: a compress job, re-packed at a better ratio."""
         return self.target.value == self.kind.own_format
 
-    def extract(self) -> _Extraction:
+    def extract(self) -> Extraction:
         return _extract(self.src, self.kind, self.spec.filename, self.workdir / "entries",
                         self.limits)
 
@@ -860,16 +726,16 @@ class ArchiveConverter:
             entry_notes.extend(f"{entry.name}: {note}" for note in done.notes)
         if not outputs:
             raise _nothing_converted(task, held, failed)
-        notes = [f"Converted {_count(len(outputs), 'file')} of {len(files)} to {target.value}; "
+        notes = [f"Converted {count(len(outputs), 'file')} of {len(files)} to {target.value}; "
                  "they come back together in a zip."]
         if skipped:
-            notes.append(f"Skipped {_count(len(skipped), 'file')} that cannot become "
-                         f"{target.value}: {_names(skipped)}.")
+            notes.append(f"Skipped {count(len(skipped), 'file')} that cannot become "
+                         f"{target.value}: {names(skipped)}.")
         if nested:
-            notes.append(f"Archives inside the archive are not opened: {_names(nested)}.")
+            notes.append(f"Archives inside the archive are not opened: {names(nested)}.")
         if failed:
-            notes.append(f"Could not convert {_names(failed)}.")
-        notes += extraction.notes() + entry_notes[:_LISTED_NAMES]
+            notes.append(f"Could not convert {names(failed)}.")
+        notes += extraction.notes() + entry_notes[:LISTED_NAMES]
         out = task.workdir / "output.zip"
         pack(outputs, out, "zip")
         return task.result(out, OutputFormat.ZIP.value, notes)
@@ -926,7 +792,7 @@ def _to_stream(task: _Task) -> ConvertedFile:
         notes = [f"The {task.kind.label} archive was compressed as one file (a "
                  f".{inner}.{task.target.value}); its entries are unchanged."]
         return task.result(task.out, task.target.value, notes)
-    extraction = _Extraction(task.workdir / "entries", task.limits, task.src.stat().st_size)
+    extraction = Extraction(task.workdir / "entries", task.limits, task.src.stat().st_size)
     inner_name = _inner_name(task.spec.filename, task.kind)
     with _open_stream(task.src, task.kind) as stream:
         extraction.file(inner_name, _guarded(stream.read, task.kind.label))
@@ -1013,14 +879,14 @@ def _nothing_converted(task: _Task, held: Counter[str], failed: list[str]) -> Co
     target = task.target.value
     if failed:
         return ConversionError(f"No file in the archive could be converted to {target}: "
-                               f"{_names(failed)}.")
+                               f"{names(failed)}.")
     if not held:
         return UnsupportedConversionError(
             f"The {task.kind.label} archive holds no files to convert to {target}."
         )
-    holds = ", ".join(f"{count} {label}" for label, count in held.most_common())
+    holds = ", ".join(f"{number} {label}" for label, number in held.most_common())
     return UnsupportedConversionError(
-        f"The {task.kind.label} archive holds {holds} ({_count(held.total(), 'file')}); none "
+        f"The {task.kind.label} archive holds {holds} ({count(held.total(), 'file')}); none "
         f"of them converts to {target}. Archives inside an archive are not opened."
     )
 
@@ -1034,47 +900,3 @@ def _encrypted() -> InvalidRequestError:
 
 def _corrupt(label: str) -> CorruptFileError:
     return CorruptFileError(f"The {label} archive is damaged or truncated and cannot be read.")
-
-
-def _clash(name: str) -> CorruptFileError:
-    return CorruptFileError(
-        f"The archive entry {name!r} clashes with another entry of the same name "
-        "(a file and a folder); the archive cannot be extracted."
-    )
-
-
-def _too_many_entries(limit: int) -> ArchiveTooLargeError:
-    return ArchiveTooLargeError(
-        f"The archive holds more than {limit:,} entries, over this server's limit "
-        "(CONVERTLY_MAX_ARCHIVE_ENTRIES). Split it into smaller archives or ask the operator "
-        "to raise the limit.",
-        detail={"maxEntries": limit},
-    )
-
-
-def _too_many_bytes(limit: int) -> ArchiveTooLargeError:
-    return ArchiveTooLargeError(
-        f"The archive expands to more than {limit:,} bytes, over this server's limit "
-        "(CONVERTLY_MAX_EXTRACTED_BYTES). Split it into smaller archives or ask the operator "
-        "to raise the limit.",
-        detail={"maxExtractedBytes": limit},
-    )
-
-
-def _too_expansive(ratio: int, size: int, written: int) -> ArchiveTooLargeError:
-    return ArchiveTooLargeError(
-        f"The archive ({size:,} bytes) expands to more than {written:,} bytes, over {ratio} "
-        "times its size (CONVERTLY_MAX_EXPANSION_RATIO): it looks like an archive bomb. "
-        "Ask the operator to raise the limit if the data really is that repetitive.",
-        detail={"maxExpansionRatio": ratio, "archiveBytes": size},
-    )
-
-
-def _count(number: int, noun: str, plural: str = "") -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
-
-
-def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:_LISTED_NAMES])
-    more = len(names) - _LISTED_NAMES
-    return f"{shown} and {more} more" if more > 0 else shown
