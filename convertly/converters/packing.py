@@ -60,7 +60,6 @@ class _Member:
     packed: bool  # stored, not compressed again
 
 
-
 def pack(entries: Sequence[tuple[str, Path]], out: Path, fmt: str, *, best: bool = False) -> None:
     """Write `entries` (archive name, file or directory on disk) to `out` as zip, tar, tgz or 7z.
 
