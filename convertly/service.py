@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from convertly import jobevents, webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
-from convertly.converters import archive
+from convertly.converters import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
@@ -389,7 +389,7 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str
             svc.storage.get_file(result.output_key, local)
             members.append((name, local))
         path = workdir / "archive"
-        archive.pack(members, path, job.archive_format)
+        packing.pack(members, path, job.archive_format)
         key = f"{job_prefix(job.tenant, job.id)}/{archive_filename(job)}"
         size = svc.storage.put_file(key, path, move=True)
     return key, size

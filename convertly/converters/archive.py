@@ -14,49 +14,27 @@
 - RAR output needs the proprietary `rar` program (CONVERTLY_RAR_COMMAND); RAR input is read by
   rarfile through `unar`.
 
-Already-compressed data (sniffed from its content, never from its name) is stored rather than
-squeezed again: LZMA spends seconds per megabyte of JPEG to save nothing. Reading any archive
-counts the entries and the bytes actually written against the limits, refuses names that
-climb out of the extraction directory, and skips links, devices and FIFOs.
+This module plans each conversion and registers the converter. Archives are written by
+packing.py and read by unpacking.py into an Extraction (extraction.py), which holds what is
+written to the limits.
 """
 
 from __future__ import annotations
 
-import bz2
-import contextlib
-import gzip
-import lzma
 import os
-import re
 import shutil
-import stat
-import tarfile
-import time
-import zipfile
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, BinaryIO, cast
-
-import py7zr
-import py7zr.exceptions
-import py7zr.io
-import rarfile
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.extraction import LISTED_NAMES, Extraction, count, names
+from convertly.converters.packing import compress_file, is_packed, pack
 from convertly.converters.process import run
 from convertly.converters.registry import Registry
-from convertly.errors import (
-    ArchiveTooLargeError,
-    ConversionError,
-    ConvertlyError,
-    CorruptFileError,
-    InvalidRequestError,
-    UnsupportedConversionError,
-    UnsupportedMediaError,
-)
+from convertly.converters.unpacking import base_name, extract, guarded, inner_name, open_stream
+from convertly.errors import ConversionError, ConvertlyError, UnsupportedConversionError
 from convertly.models import (
     ConvertedFile,
     FileSpec,
@@ -75,683 +53,10 @@ CONTAINER_FORMATS = (OutputFormat.ZIP, OutputFormat.TAR, OutputFormat.TGZ, Outpu
 STREAM_FORMATS = (OutputFormat.GZ, OutputFormat.BZ2, OutputFormat.XZ)
 ARCHIVE_FORMATS = (*CONTAINER_FORMATS, *STREAM_FORMATS, OutputFormat.RAR)
 MEDIA_FORMATS = tuple(f for f in OutputFormat if f not in ARCHIVE_FORMATS)
-PACK_FORMATS = ("zip", "tar", "tgz", "7z")
 
-# Content these kinds carry is compressed already: deflate or LZMA would burn CPU for ~1 %.
-PACKED_KINDS = frozenset({
-    Kind.JPEG, Kind.PNG, Kind.GIF, Kind.WEBP, Kind.AVIF, Kind.HEIF,
-    Kind.MP4, Kind.MOV, Kind.WEBM, Kind.MP3, Kind.OGG, Kind.M4A, Kind.FLAC,
-    Kind.ZIP, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.SEVEN_Z, Kind.RAR,
-})  # fmt: skip
-# Other large files (deflated TIFF, PDF, a tar of JPEGs) are judged by a zlib-1 sample.
-SAMPLE_FROM_BYTES = 1024 * 1024
-SAMPLE_BYTES = 64 * 1024
-PACKED_RATIO = 0.97
-
-# Levels, measured on 2 cores with a 43 MB mix (8 photo JPEGs, PNG, MP3, WAV, BMP, text), 57 %
-# of it compressible: zip stored + deflate 6 ~93 MB/s, tgz stored + level-6 members ~95 MB/s
-# (one level-6 stream: 50 MB/s), 7z copy + LZMA2 preset 0 ~40-50 MB/s and 6 % smaller (preset
-# 1: same size at 20 MB/s; presets 3 and up: 4 MB/s). Only JPEG/PNG/MP3: 600-1200 MB/s. LZMA
-# runs at ~2 MB/s over JPEG data even at preset 0; py7zr's default is preset 7 over everything.
-ZIP_LEVEL, ZIP_BEST_LEVEL = 6, 9
-GZIP_LEVEL, GZIP_BEST_LEVEL, GZIP_PACKED_LEVEL = 6, 9, 1
-BZIP2_LEVEL, BZIP2_PACKED_LEVEL = 9, 1  # bzip2 has no store mode: level 1 is its fastest
-XZ_PRESET, XZ_BEST_PRESET = 1, 6 | lzma.PRESET_EXTREME
-SEVEN_Z_PRESET, SEVEN_Z_BEST_PRESET = 0, 6
-_COPY = [{"id": py7zr.FILTER_COPY}]
-
-CHUNK = 1024 * 1024
-_ENCRYPTED_ZIP = 0x1
-_LISTED_NAMES = 10
 _STREAM_KINDS = {Kind.GZIP: OutputFormat.GZ, Kind.BZIP2: OutputFormat.BZ2, Kind.XZ: OutputFormat.XZ}
-_STREAM_SUFFIXES = {
-    Kind.GZIP: ((".tgz", ".tar"), (".gz", "")),
-    Kind.BZIP2: ((".tbz2", ".tar"), (".tbz", ".tar"), (".bz2", "")),
-    Kind.XZ: ((".txz", ".tar"), (".xz", "")),
-}
-_DRIVE = re.compile(r"^[A-Za-z]:")
-# Errors a decompressor raises on damaged input (OSError: gzip.BadGzipFile, bz2's data errors).
-_READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, tarfile.TarError)
-_TAR_TAIL_BYTES = 64 * 1024  # more than tarfile reads ahead (one 10 KiB record)
-# Archives expanding to less than this are never refused for their expansion ratio.
-RATIO_FLOOR_BYTES = 16 * 1024 * 1024
-# tarfile reads a pax or GNU long-name header whole into memory: real ones hold a few names.
-MAX_TAR_HEADER_BYTES = 1024 * 1024
 _RAR_SECONDS = 60
 _RAR_BYTES_PER_SECOND = 1_000_000
-
-
-# -- packing ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Member:
-    name: str
-    path: Path
-    packed: bool  # stored, not compressed again
-
-
-
-def pack(entries: Sequence[tuple[str, Path]], out: Path, fmt: str, *, best: bool = False) -> None:
-    """Write `entries` (archive name, file or directory on disk) to `out` as zip, tar, tgz or 7z.
-
-    Names are relative POSIX paths ("photos/a.jpg"); a directory becomes a directory entry.
-    Already-compressed files are stored (zip ZIP_STORED, 7z copy, stored tgz members); the
-    rest use a fast level, or a slower, smaller one with `best` (compress jobs). Raises
-    ValueError for an unknown `fmt` or a name that is absolute or contains "..".
-    """
-    members = []
-    for name, path in entries:
-        parts = name.split("/")
-        if name.startswith("/") or ".." in parts or _DRIVE.match(name):
-            raise ValueError(f"archive names must be relative and stay inside: {name!r}")
-        members.append(_Member(name, path, not path.is_dir() and is_packed(path)))
-    for member in members:
-        _readable(member.path)
-    match fmt:
-        case "zip":
-            _pack_zip(members, out, best)
-        case "tar":
-            with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
-                for member in members:
-                    tf.add(member.path, arcname=member.name, recursive=False, filter=_anonymous)
-        case "tgz":
-            _pack_tgz(members, out, best)
-        case "7z":
-            _pack_7z(members, out, best)
-        case _:
-            raise ValueError(f"pack writes {', '.join(PACK_FORMATS)}, not {fmt!r}")
-
-
-def _readable(path: Path) -> None:
-    """Give a working copy the modes a saved file would have: readable by all (directories
-    searchable), execute bits kept. A temporary file is created private (0600), and the
-    archive's entries take their modes from the copies on disk."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    wanted = mode | (0o755 if path.is_dir() else 0o644)
-    if mode & 0o100:
-        wanted |= 0o111
-    if wanted != mode:
-        path.chmod(wanted)
-
-
-def is_packed(path: Path) -> bool:
-    """Whether the file's content is compressed already (a JPEG, a video, a zip, ...)."""
-    with path.open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
-        if sniff_bytes(head) in PACKED_KINDS:
-            return True
-        size = os.fstat(fh.fileno()).st_size
-        if size < SAMPLE_FROM_BYTES:
-            return False
-        sample = bytearray()
-        for quarter in (1, 2, 3):
-            fh.seek(size * quarter // 4)
-            sample += fh.read(SAMPLE_BYTES)
-    return len(zlib.compress(sample, 1)) > PACKED_RATIO * len(sample)
-
-
-def _pack_zip(members: list[_Member], out: Path, best: bool) -> None:
-    level = ZIP_BEST_LEVEL if best else ZIP_LEVEL
-    # strict_timestamps=False: tar and 7z entries may predate 1980, which zip cannot store.
-    with zipfile.ZipFile(out, "w", allowZip64=True, strict_timestamps=False) as zf:
-        for member in members:
-            method = zipfile.ZIP_STORED if member.packed else zipfile.ZIP_DEFLATED
-            zf.write(member.path, member.name, compress_type=method, compresslevel=level)
-
-
-def _pack_tgz(members: list[_Member], out: Path, best: bool) -> None:
-    level = GZIP_BEST_LEVEL if best else GZIP_LEVEL
-    with out.open("wb") as raw:
-        stream = _GzipMembers(raw, level)
-        with tarfile.open(
-            fileobj=cast(IO[bytes], stream), mode="w", format=tarfile.PAX_FORMAT
-        ) as tf:
-            for member in members:
-                stream.set_level(0 if member.packed else level)
-                tf.add(member.path, arcname=member.name, recursive=False, filter=_anonymous)
-        stream.close()
-
-
-def _pack_7z(members: list[_Member], out: Path, best: bool) -> None:
-    # py7zr compresses a session's files with one filter chain, and an append adds a new
-    # folder with its own: LZMA2 for the compressible entries, then copy for the rest.
-    lzma2 = [{"id": py7zr.FILTER_LZMA2, "preset": SEVEN_Z_BEST_PRESET if best else SEVEN_Z_PRESET}]
-    squeezed = [m for m in members if not m.packed]
-    stored = [m for m in members if m.packed]
-    sessions = [(lzma2, squeezed), (_COPY, stored)] if squeezed else [(_COPY, stored)]
-    for mode, (filters, group) in zip(("w", "a"), sessions, strict=False):
-        if mode == "a" and not group:
-            break
-        with py7zr.SevenZipFile(out, mode, filters=filters) as archive:
-            for member in group:
-                archive.write(member.path, member.name)
-
-
-def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    """The server's user and group are nobody's business; whole-second times keep it ustar."""
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mtime = int(info.mtime)
-    return info
-
-
-class _GzipMembers:
-    """A gzip file written as consecutive members, each at its own level (0 stores).
-
-    Concatenated members are one gzip stream (RFC 1952 2.2); gzip, Python and libarchive
-    read them as such, so a .tar.gz can store its JPEGs and compress its text.
-    """
-
-    def __init__(self, raw: BinaryIO, level: int) -> None:
-        self._raw = raw
-        self._level = level
-        self._deflate: Any = None
-        self._position = 0
-
-    def set_level(self, level: int) -> None:
-        if level != self._level:
-            self._end_member()
-            self._level = level
-
-    def write(self, data: bytes) -> int:
-        if self._deflate is None:
-            self._deflate = zlib.compressobj(self._level, zlib.DEFLATED, 31)  # 31: gzip framing
-        self._raw.write(self._deflate.compress(data))
-        self._position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def close(self) -> None:
-        self._end_member()
-
-    def _end_member(self) -> None:
-        if self._deflate is not None:
-            self._raw.write(self._deflate.flush())
-            self._deflate = None
-
-
-def _compress_file(
-    src: Path, out: Path, target: OutputFormat, *, packed: bool, best: bool, name: str
-) -> None:
-    """`src` as a single gz, bz2 or xz file (already-compressed data at the fastest setting)."""
-    with src.open("rb") as fh:
-        if target is OutputFormat.GZ:
-            level = GZIP_PACKED_LEVEL if packed else GZIP_BEST_LEVEL if best else GZIP_LEVEL
-            mtime = int(src.stat().st_mtime)
-            with out.open("wb") as raw, gzip.GzipFile(
-                filename=name, mode="wb", fileobj=raw, compresslevel=level, mtime=mtime
-            ) as gz:  # the gzip header keeps the name: `gunzip -N` restores it
-                shutil.copyfileobj(fh, gz, CHUNK)
-        elif target is OutputFormat.BZ2:
-            level = BZIP2_PACKED_LEVEL if packed else BZIP2_LEVEL
-            with bz2.open(out, "wb", compresslevel=level) as bz:
-                shutil.copyfileobj(fh, bz, CHUNK)
-        elif packed:
-            _write_stored_xz(fh, out)
-        else:
-            with lzma.open(out, "wb", preset=XZ_BEST_PRESET if best else XZ_PRESET) as xz:
-                shutil.copyfileobj(fh, xz, CHUNK)
-
-
-def _write_stored_xz(fh: BinaryIO, out: Path) -> None:
-    """An .xz file whose LZMA2 data is uncompressed chunks, at copying speed.
-
-    liblzma has no store mode: even preset 0 runs its encoder over every byte (~2 MB/s on
-    JPEG data). The container is simple enough to write: stream header, one block of
-    uncompressed LZMA2 chunks with a CRC32 check, index and footer (xz file format 1.1.0).
-    """
-
-    def crc(data: bytes) -> bytes:
-        return zlib.crc32(data).to_bytes(4, "little")
-
-    flags = b"\x00\x01"  # check type 1: CRC32
-    # Block header: size/4-1, flags (one filter, no sizes), LZMA2 (0x21), 1 property byte
-    # (dictionary 1 MiB), padding to 4 bytes, CRC32.
-    block_header = bytes([0x02, 0x00, 0x21, 0x01, 16, 0, 0, 0])
-    block_header += crc(block_header)
-    check = 0
-    size = 0
-    data_size = 1  # the LZMA2 end marker
-    with out.open("wb") as xz:
-        xz.write(b"\xfd7zXZ\x00" + flags + crc(flags) + block_header)
-        while chunk := fh.read(0x10000):  # an uncompressed LZMA2 chunk holds at most 64 KiB
-            control = 0x01 if size == 0 else 0x02  # 1 also resets the dictionary
-            xz.write(bytes([control]) + (len(chunk) - 1).to_bytes(2, "big") + chunk)
-            check = zlib.crc32(chunk, check)
-            size += len(chunk)
-            data_size += 3 + len(chunk)
-        xz.write(b"\x00" + b"\x00" * (-data_size % 4) + check.to_bytes(4, "little"))
-        unpadded = len(block_header) + data_size + 4
-        index = b"\x00" + _varint(1) + _varint(unpadded) + _varint(size)
-        index += b"\x00" * (-len(index) % 4)
-        index += crc(index)
-        footer = (len(index) // 4 - 1).to_bytes(4, "little") + flags
-        xz.write(index + crc(footer) + footer + b"YZ")
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    path: Path
-
-
-@dataclass
-class _Extraction:
-    """One archive's entries written under `root`, within the limits on what is written."""
-
-    root: Path
-    limits: Limits
-    source_size: int  # of the archive, for the expansion ratio
-    entries: dict[str, _Entry] = field(default_factory=dict)
-    links: list[str] = field(default_factory=list)
-    made_relative: list[str] = field(default_factory=list)
-    _seen: int = 0
-    _written: int = 0
-
-    def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def expect(self, count: int) -> None:
-        """Fail before extracting when the listing alone is over the entry limit."""
-        if count > self.limits.max_archive_entries:
-            raise _too_many_entries(self.limits.max_archive_entries)
-
-    def directory(self, raw: str) -> None:
-        name = self._admit(raw)
-        if name:
-            path = self.root / name
-            self._make_dirs(path)
-            self.entries[name] = _Entry(name, path)
-
-    def link(self, raw: str) -> None:
-        """A symlink, hard link, device or FIFO: counted, not extracted."""
-        self._admit(raw)
-        self.links.append(raw)
-
-    def file(self, raw: str, read: Callable[[int], bytes], mtime: float | None = None) -> None:
-        with self.sink(raw, mtime) as sink:
-            while chunk := read(CHUNK):
-                sink.write(chunk)
-
-    @contextlib.contextmanager
-    def sink(self, raw: str, mtime: float | None = None) -> Iterator[_Sink]:
-        name = self._admit(raw)
-        if not name:
-            raise CorruptFileError(f"The archive has a file entry without a name ({raw!r}).")
-        path = self.root / name
-        self._make_dirs(path.parent)
-        if path.is_dir():
-            raise _clash(raw)
-        with path.open("wb") as fh:
-            yield _Sink(self, fh)
-        if mtime is not None:
-            with contextlib.suppress(OverflowError, ValueError, OSError):
-                os.utime(path, (mtime, mtime))
-        self.entries.pop(name, None)  # a repeated name: the last one wins, in its place
-        self.entries[name] = _Entry(name, path)
-
-    def account(self, size: int) -> None:
-        self._written += size
-        if self._written > self.limits.max_extracted_bytes:
-            raise _too_many_bytes(self.limits.max_extracted_bytes)
-        ratio = self.limits.max_expansion_ratio
-        if self._written > max(RATIO_FLOOR_BYTES, ratio * self.source_size):
-            raise _too_expansive(ratio, self.source_size, self._written)
-
-    def listing(self) -> list[tuple[str, Path]]:
-        return [(e.name, e.path) for e in self.entries.values()]
-
-    def files(self) -> list[_Entry]:
-        return [e for e in self.entries.values() if not e.path.is_dir()]
-
-    def notes(self) -> list[str]:
-        notes = []
-        if self.links:
-            notes.append(
-                f"Skipped {_count(len(self.links), 'entry', 'entries')} that are links or special "
-                f"files (symbolic and hard links, devices and FIFOs are not extracted): "
-                f"{_names(self.links)}."
-            )
-        if self.made_relative:
-            notes.append(f"Absolute entry paths were made relative: {_names(self.made_relative)}.")
-        return notes
-
-    def _admit(self, raw: str) -> str:
-        self._seen += 1
-        if self._seen > self.limits.max_archive_entries:
-            raise _too_many_entries(self.limits.max_archive_entries)
-        name, was_absolute = _clean_name(raw)
-        if was_absolute:
-            self.made_relative.append(raw)
-        return name
-
-    def _make_dirs(self, path: Path) -> None:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise _clash(str(path.relative_to(self.root))) from exc
-
-
-class _Sink:
-    """Where one entry's bytes go; every write is counted against the extraction limit."""
-
-    def __init__(self, extraction: _Extraction, fh: BinaryIO) -> None:
-        self._extraction = extraction
-        self._fh = fh
-
-    def write(self, data: bytes) -> int:
-        self._extraction.account(len(data))
-        return self._fh.write(data)
-
-
-def _clean_name(raw: str) -> tuple[str, bool]:
-    """The entry name as a safe relative path, and whether it was absolute.
-
-    Leading slashes are dropped (as tar and unzip do); ".." and drive letters are refused:
-    nothing written may land outside the extraction directory.
-    """
-    name = raw.replace("\\", "/")
-    parts = name.split("/")
-    if ".." in parts or _DRIVE.match(name) or "\x00" in name:
-        raise CorruptFileError(
-            f"The archive entry {raw!r} points outside the archive; archives with such "
-            "entries are refused for safety. Re-create it with relative entry names."
-        )
-    kept = [p for p in parts if p not in ("", ".")]
-    if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in kept):
-        raise CorruptFileError(f"The archive entry {raw[:80]!r}... has a name part too long.")
-    return "/".join(kept), name.startswith("/")
-
-
-def _guarded(read: Callable[[int], bytes], label: str) -> Callable[[int], bytes]:
-    """`read`, with a decompressor's complaints about damaged data as CorruptFileError."""
-
-    def guarded(size: int) -> bytes:
-        try:
-            return read(size)
-        except _READ_ERRORS as exc:
-            raise _corrupt(label) from exc
-
-    return guarded
-
-
-class _TarReader:
-    """The file object tarfile reads: read errors become CorruptFileError, and the latest
-    bytes stay at hand to check the block where tarfile stopped."""
-
-    def __init__(self, raw: IO[bytes], label: str) -> None:
-        self._read = _guarded(raw.read, label)
-        self._tail = b""
-        self._position = 0
-
-    def read(self, size: int) -> bytes:
-        data = self._read(size)
-        self._tail = (self._tail + data)[-_TAR_TAIL_BYTES:]
-        self._position += len(data)
-        return data
-
-    def block(self, offset: int) -> bytes:
-        start = offset - (self._position - len(self._tail))
-        return self._tail[max(start, 0) : start + tarfile.BLOCKSIZE]
-
-
-def _extract(src: Path, kind: Kind, filename: str, root: Path, limits: Limits) -> _Extraction:
-    extraction = _Extraction(root, limits, src.stat().st_size)
-    if kind is Kind.ZIP:
-        _read_zip(src, extraction)
-    elif kind is Kind.TAR:
-        with src.open("rb") as fh:
-            _read_tar(fh, "TAR", extraction)
-    elif kind is Kind.SEVEN_Z:
-        _read_7z(src, extraction)
-    elif kind is Kind.RAR:
-        _read_rar(src, extraction)
-    else:
-        _read_stream(src, kind, _inner_name(filename, kind), extraction)
-    return extraction
-
-
-def _read_zip(src: Path, extraction: _Extraction) -> None:
-    try:
-        zf = zipfile.ZipFile(src)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise _corrupt("ZIP") from exc
-    with zf:
-        infos = zf.infolist()
-        extraction.expect(len(infos))
-        if any(info.flag_bits & _ENCRYPTED_ZIP for info in infos):
-            raise _encrypted()
-        for info in infos:
-            _clean_name(info.filename)  # refuse a traversal before writing anything
-        for info in infos:
-            file_type = stat.S_IFMT(info.external_attr >> 16)
-            if info.is_dir():
-                extraction.directory(info.filename)
-            elif file_type not in (0, stat.S_IFREG):
-                extraction.link(info.filename)
-            else:
-                try:
-                    entry = zf.open(info)
-                except NotImplementedError as exc:
-                    raise UnsupportedMediaError(
-                        f"The ZIP entry {info.filename!r} uses a compression method we cannot "
-                        "read (deflate64, PPMd, ...); re-create the archive with deflate."
-                    ) from exc
-                except _READ_ERRORS as exc:
-                    raise _corrupt("ZIP") from exc
-                with entry:
-                    extraction.file(info.filename, _guarded(entry.read, "ZIP"), _zip_time(info))
-
-
-def _zip_time(info: zipfile.ZipInfo) -> float | None:
-    try:
-        return time.mktime((*info.date_time, 0, 0, -1))
-    except (OverflowError, ValueError):
-        return None
-
-
-class _BoundedTarInfo(tarfile.TarInfo):
-    """A tar member whose pax or GNU long-name header is refused when it is large: tarfile
-    reads such a header whole into memory, so a gzipped one of zeros is a memory bomb."""
-
-    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _LONG_HEADERS and self.size > MAX_TAR_HEADER_BYTES:
-            raise CorruptFileError(
-                f"The TAR archive has a {self.size:,}-byte extended header; headers over "
-                f"{MAX_TAR_HEADER_BYTES:,} bytes are refused (they only hold names and "
-                "attributes)."
-            )
-        member: tarfile.TarInfo = super()._proc_member(tf)  # type: ignore[misc]
-        return member
-
-
-_LONG_HEADERS = frozenset({
-    tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-    tarfile.GNUTYPE_LONGLINK,
-})  # fmt: skip
-
-
-def _read_tar(raw: IO[bytes], label: str, extraction: _Extraction) -> None:
-    reader = _TarReader(raw, label)
-    try:
-        with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|",
-                          tarinfo=_BoundedTarInfo) as tf:
-            for member in tf:
-                if member.isdir():
-                    extraction.directory(member.name)
-                elif member.isreg():
-                    data = tf.extractfile(member)
-                    assert data is not None  # regular members always have data
-                    with data:
-                        extraction.file(member.name, _guarded(data.read, label), member.mtime)
-                else:
-                    extraction.link(member.name)
-            # tarfile ends quietly at a garbled header; a complete tar ends with zero blocks.
-            if any(reader.block(tf.offset)):
-                raise _corrupt(label)
-    except tarfile.TarError as exc:
-        raise _corrupt(label) from exc
-
-
-def _read_stream(src: Path, kind: Kind, inner: str, extraction: _Extraction) -> None:
-    """A gz, bz2 or xz file: a tarball's entries, or the one file it compresses."""
-    label = kind.label
-    with _open_stream(src, kind) as stream:
-        head = _guarded(stream.read, label)(HEAD_BYTES)
-    with _open_stream(src, kind) as stream:
-        if sniff_bytes(head) is Kind.TAR:
-            _read_tar(stream, f"TAR inside the {label}", extraction)
-        else:
-            extraction.file(inner, _guarded(stream.read, label))
-
-
-def _open_stream(src: Path, kind: Kind) -> IO[bytes]:
-    if kind is Kind.GZIP:
-        return cast(IO[bytes], gzip.open(src, "rb"))
-    if kind is Kind.BZIP2:
-        return bz2.open(src, "rb")
-    return lzma.open(src, "rb")
-
-
-class _SevenZipFactory(py7zr.io.WriterFactory):
-    """Hands py7zr a counted sink per entry instead of letting it write files itself."""
-
-    def __init__(self, extraction: _Extraction, times: dict[str, float | None]) -> None:
-        self._extraction = extraction
-        self._times = times
-
-    def create(self, filename: str) -> _SevenZipSink:
-        return _SevenZipSink(self._extraction, filename, self._times.get(filename))
-
-
-class _SevenZipSink(py7zr.io.Py7zIO):
-    def __init__(self, extraction: _Extraction, name: str, mtime: float | None) -> None:
-        self._context = extraction.sink(name, mtime)
-        self._sink = self._context.__enter__()
-        self._size = 0
-
-    def write(self, s: bytes | bytearray) -> int:
-        self._size += len(s)
-        return self._sink.write(bytes(s))
-
-    def read(self, size: int | None = None) -> bytes:
-        return b""
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return 0
-
-    def seekable(self) -> bool:
-        return False
-
-    def flush(self) -> None:
-        pass
-
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        self._context.__exit__(None, None, None)
-
-
-def _read_7z(src: Path, extraction: _Extraction) -> None:
-    try:
-        # A file object, not a path: py7zr then decompresses folders one after another
-        # instead of in threads, so the byte limit stops it at once.
-        with src.open("rb") as fh, py7zr.SevenZipFile(fh) as archive:
-            if archive.needs_password():
-                raise _encrypted()
-            files = list(archive.files)
-            extraction.expect(len(files))
-            targets = []
-            times: dict[str, float | None] = {}
-            for entry in files:
-                name, _ = _clean_name(entry.filename)
-                if entry.is_directory:
-                    extraction.directory(entry.filename)
-                elif entry.is_symlink or entry.is_junction or entry.is_socket:
-                    extraction.link(entry.filename)
-                else:
-                    targets.append(entry.filename)
-                    written = entry.lastwritetime
-                    times[name] = written.totimestamp() if written is not None else None
-            if targets:
-                archive.extract(targets=targets, factory=_SevenZipFactory(extraction, times))
-    except py7zr.exceptions.PasswordRequired as exc:
-        raise _encrypted() from exc
-    except py7zr.exceptions.UnsupportedCompressionMethodError as exc:
-        raise UnsupportedMediaError(
-            "The 7z archive uses a compression method we cannot read; re-create it with LZMA2."
-        ) from exc
-    except (py7zr.exceptions.ArchiveError, *_READ_ERRORS, KeyError, IndexError) as exc:
-        raise _corrupt("7z") from exc
-
-
-def _read_rar(src: Path, extraction: _Extraction) -> None:
-    # unar is the free tool that reads RAR through rarfile (NOTES.md); rarfile runs it itself,
-    # one pipe per compressed entry, which is what lets the byte limit stop a bomb mid-entry.
-    try:
-        rarfile.tool_setup(unrar=False, unar=True, bsdtar=False, sevenzip=False, sevenzip2=False)
-        with rarfile.RarFile(src) as rf:
-            if rf.needs_password():
-                raise _encrypted()
-            infos = rf.infolist()
-            extraction.expect(len(infos))
-            if any(info.needs_password() for info in infos):
-                raise _encrypted()
-            for info in infos:
-                _clean_name(info.filename)
-            for info in infos:
-                if info.is_dir():
-                    extraction.directory(info.filename)
-                elif info.is_symlink() or getattr(info, "file_redir", None):
-                    extraction.link(info.filename)
-                else:
-                    mtime = info.mtime.timestamp() if info.mtime else None
-                    with rf.open(info) as entry:
-                        extraction.file(info.filename, _guarded(entry.read, "RAR"), mtime)
-    except (rarfile.PasswordRequired, rarfile.RarWrongPassword) as exc:
-        raise _encrypted() from exc
-    except rarfile.NeedFirstVolume as exc:
-        raise UnsupportedMediaError(
-            "This is one part of a multi-volume RAR archive; send a single-volume archive."
-        ) from exc
-    except rarfile.RarCannotExec as exc:
-        raise ConversionError(
-            "This server cannot read RAR archives: `unar` is not installed (run `make setup`)."
-        ) from exc
-    except (rarfile.Error, *_READ_ERRORS) as exc:
-        raise CorruptFileError(
-            "The RAR archive could not be extracted: it is damaged, or uses a RAR feature our "
-            "extractor (unar) does not support. Re-create it as zip or 7z."
-        ) from exc
-
-
-def _inner_name(filename: str, kind: Kind) -> str:
-    """The name of the file a gz, bz2 or xz upload compresses: its name minus the suffix."""
-    name = _base_name(filename)
-    for suffix, replacement in _STREAM_SUFFIXES.get(kind, ()):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)] + replacement
-    return name
-
-
-def _base_name(filename: str) -> str:
-    return PurePosixPath(filename.replace("\\", "/")).name or "file"
 
 
 # -- the converter ---------------------------------------------------------------------------
@@ -775,8 +80,8 @@ class _Task:
         """Into its own format: a compress job, re-packed at a better ratio."""
         return self.target.value == self.kind.own_format
 
-    def extract(self) -> _Extraction:
-        return _extract(self.src, self.kind, self.spec.filename, self.workdir / "entries",
+    def extract(self) -> Extraction:
+        return extract(self.src, self.kind, self.spec.filename, self.workdir / "entries",
                         self.limits)
 
     def result(self, path: Path, fmt: str, notes: Sequence[str]) -> ConvertedFile:
@@ -860,16 +165,16 @@ class ArchiveConverter:
             entry_notes.extend(f"{entry.name}: {note}" for note in done.notes)
         if not outputs:
             raise _nothing_converted(task, held, failed)
-        notes = [f"Converted {_count(len(outputs), 'file')} of {len(files)} to {target.value}; "
+        notes = [f"Converted {count(len(outputs), 'file')} of {len(files)} to {target.value}; "
                  "they come back together in a zip."]
         if skipped:
-            notes.append(f"Skipped {_count(len(skipped), 'file')} that cannot become "
-                         f"{target.value}: {_names(skipped)}.")
+            notes.append(f"Skipped {count(len(skipped), 'file')} that cannot become "
+                         f"{target.value}: {names(skipped)}.")
         if nested:
-            notes.append(f"Archives inside the archive are not opened: {_names(nested)}.")
+            notes.append(f"Archives inside the archive are not opened: {names(nested)}.")
         if failed:
-            notes.append(f"Could not convert {_names(failed)}.")
-        notes += extraction.notes() + entry_notes[:_LISTED_NAMES]
+            notes.append(f"Could not convert {names(failed)}.")
+        notes += extraction.notes() + entry_notes[:LISTED_NAMES]
         out = task.workdir / "output.zip"
         pack(outputs, out, "zip")
         return task.result(out, OutputFormat.ZIP.value, notes)
@@ -893,13 +198,13 @@ def _target_of(kind: Kind, spec: FileSpec) -> OutputFormat:
 
 
 def _from_single_file(task: _Task) -> ConvertedFile:
-    name = _base_name(task.spec.filename)
+    name = base_name(task.spec.filename)
     packed = is_packed(task.src)
     if task.target in CONTAINER_FORMATS:
         pack([(name, task.src)], task.out, task.target.value)
         how = "stored without recompression"
     else:
-        _compress_file(task.src, task.out, task.target, packed=packed, best=False, name=name)
+        compress_file(task.src, task.out, task.target, packed=packed, best=False, name=name)
         how = ("stored in the xz container without recompression"
                if task.target is OutputFormat.XZ else "compressed at the fastest level")
     notes = [f"The content is already compressed ({task.kind.label}), so it was {how}."]
@@ -918,26 +223,26 @@ def _repack(task: _Task, progress: ProgressFn) -> ConvertedFile:
 
 def _to_stream(task: _Task) -> ConvertedFile:
     """Into gz, bz2 or xz: a compressed stream changes compressor, other archives are wrapped."""
-    name = _base_name(task.spec.filename)
+    name = base_name(task.spec.filename)
     if task.kind not in _STREAM_KINDS:
         packed = is_packed(task.src)
-        _compress_file(task.src, task.out, task.target, packed=packed, best=False, name=name)
+        compress_file(task.src, task.out, task.target, packed=packed, best=False, name=name)
         inner = extension_for(task.kind.own_format)
         notes = [f"The {task.kind.label} archive was compressed as one file (a "
                  f".{inner}.{task.target.value}); its entries are unchanged."]
         return task.result(task.out, task.target.value, notes)
-    extraction = _Extraction(task.workdir / "entries", task.limits, task.src.stat().st_size)
-    inner_name = _inner_name(task.spec.filename, task.kind)
-    with _open_stream(task.src, task.kind) as stream:
-        extraction.file(inner_name, _guarded(stream.read, task.kind.label))
+    extraction = Extraction(task.workdir / "entries", task.limits, task.src.stat().st_size)
+    entry_name = inner_name(task.spec.filename, task.kind)
+    with open_stream(task.src, task.kind) as stream:
+        extraction.file(entry_name, guarded(stream.read, task.kind.label))
     data = extraction.files()[0].path
     packed = is_packed(data)
     if task.keeps_format and packed:
         shutil.copyfile(task.src, task.out)
         notes = ["The compressed data is itself already compressed, so the original was kept."]
         return task.result(task.out, task.target.value, notes)
-    _compress_file(data, task.out, task.target, packed=packed, best=task.keeps_format,
-                   name=inner_name)
+    compress_file(data, task.out, task.target, packed=packed, best=task.keeps_format,
+                   name=entry_name)
     if task.keeps_format:
         return task.result(task.out, task.target.value, _keep_smaller(task, []))
     notes = [f"Decompressed from {task.kind.own_format} and compressed again as "
@@ -962,9 +267,9 @@ def _to_rar(task: _Task) -> ConvertedFile:
         stage = task.workdir / "stage"
         stage.mkdir()
         try:
-            os.link(task.src, stage / _base_name(task.spec.filename))
+            os.link(task.src, stage / base_name(task.spec.filename))
         except OSError:
-            shutil.copyfile(task.src, stage / _base_name(task.spec.filename))
+            shutil.copyfile(task.src, stage / base_name(task.spec.filename))
     size = sum(p.stat().st_size for p in stage.rglob("*") if p.is_file())
     # Run inside the staging directory so entry names are relative; "*" is rar's own
     # wildcard (it matches dot files and, with -r, everything below).
@@ -1013,68 +318,13 @@ def _nothing_converted(task: _Task, held: Counter[str], failed: list[str]) -> Co
     target = task.target.value
     if failed:
         return ConversionError(f"No file in the archive could be converted to {target}: "
-                               f"{_names(failed)}.")
+                               f"{names(failed)}.")
     if not held:
         return UnsupportedConversionError(
             f"The {task.kind.label} archive holds no files to convert to {target}."
         )
-    holds = ", ".join(f"{count} {label}" for label, count in held.most_common())
+    holds = ", ".join(f"{number} {label}" for label, number in held.most_common())
     return UnsupportedConversionError(
-        f"The {task.kind.label} archive holds {holds} ({_count(held.total(), 'file')}); none "
+        f"The {task.kind.label} archive holds {holds} ({count(held.total(), 'file')}); none "
         f"of them converts to {target}. Archives inside an archive are not opened."
     )
-
-
-def _encrypted() -> InvalidRequestError:
-    return InvalidRequestError(
-        "The archive is password-protected; passwords are not supported. "
-        "Send the archive without a password."
-    )
-
-
-def _corrupt(label: str) -> CorruptFileError:
-    return CorruptFileError(f"The {label} archive is damaged or truncated and cannot be read.")
-
-
-def _clash(name: str) -> CorruptFileError:
-    return CorruptFileError(
-        f"The archive entry {name!r} clashes with another entry of the same name "
-        "(a file and a folder); the archive cannot be extracted."
-    )
-
-
-def _too_many_entries(limit: int) -> ArchiveTooLargeError:
-    return ArchiveTooLargeError(
-        f"The archive holds more than {limit:,} entries, over this server's limit "
-        "(CONVERTLY_MAX_ARCHIVE_ENTRIES). Split it into smaller archives or ask the operator "
-        "to raise the limit.",
-        detail={"maxEntries": limit},
-    )
-
-
-def _too_many_bytes(limit: int) -> ArchiveTooLargeError:
-    return ArchiveTooLargeError(
-        f"The archive expands to more than {limit:,} bytes, over this server's limit "
-        "(CONVERTLY_MAX_EXTRACTED_BYTES). Split it into smaller archives or ask the operator "
-        "to raise the limit.",
-        detail={"maxExtractedBytes": limit},
-    )
-
-
-def _too_expansive(ratio: int, size: int, written: int) -> ArchiveTooLargeError:
-    return ArchiveTooLargeError(
-        f"The archive ({size:,} bytes) expands to more than {written:,} bytes, over {ratio} "
-        "times its size (CONVERTLY_MAX_EXPANSION_RATIO): it looks like an archive bomb. "
-        "Ask the operator to raise the limit if the data really is that repetitive.",
-        detail={"maxExpansionRatio": ratio, "archiveBytes": size},
-    )
-
-
-def _count(number: int, noun: str, plural: str = "") -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
-
-
-def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:_LISTED_NAMES])
-    more = len(names) - _LISTED_NAMES
-    return f"{shown} and {more} more" if more > 0 else shown

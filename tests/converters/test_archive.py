@@ -25,8 +25,8 @@ import pytest
 import rarfile
 from PIL import Image
 
-from convertly.converters import archive, image
-from convertly.converters.archive import pack
+from convertly.converters import archive, image, packing
+from convertly.converters.packing import pack
 from convertly.converters.registry import Registry
 from convertly.errors import (
     ArchiveTooLargeError,
@@ -243,9 +243,9 @@ def test_large_files_are_judged_by_a_sample(tmp_path: Path) -> None:
     text.write_bytes(b"0123456789 words words\n" * 100_000)
     small_random = tmp_path / "small.bin"
     small_random.write_bytes(os.urandom(1000))
-    assert archive.is_packed(random_data)
-    assert not archive.is_packed(text)
-    assert not archive.is_packed(small_random)  # too small to be worth sampling
+    assert packing.is_packed(random_data)
+    assert not packing.is_packed(text)
+    assert not packing.is_packed(small_random)  # too small to be worth sampling
 
 
 # -- registration ----------------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_stored_xz_is_a_valid_xz_file(tmp_path: Path) -> None:
         src.write_bytes(data)
         out = tmp_path / f"{size}.xz"
         with src.open("rb") as fh:
-            archive._write_stored_xz(fh, out)
+            packing._write_stored_xz(fh, out)
         assert lzma.decompress(out.read_bytes(), format=lzma.FORMAT_XZ) == data
         assert out.stat().st_size < size + 96
 
