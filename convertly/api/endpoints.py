@@ -417,8 +417,15 @@ async def healthz(request: Request) -> Response:
         checks["storage"] = exc.message
         status = 503
     executor = _executor(request)
-    queued, workers = await asyncio.to_thread(
-        lambda: (executor.queued_files(), executor.workers()))
+    queued: int | None = None
+    workers: dict[str, int] | None = None
+    try:
+        queued, workers = await asyncio.to_thread(
+            lambda: (executor.queued_files(), executor.workers()))
+        checks["queue"] = "ok"
+    except ConvertlyError as exc:
+        checks["queue"] = exc.message
+        status = 503
     body: dict[str, Any] = {"status": "ok" if status == 200 else "degraded", "checks": checks,
                             "queuedFiles": queued}
     if workers is not None:

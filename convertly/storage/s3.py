@@ -4,7 +4,9 @@ Uploads and downloads stream in parts, so memory use does not grow with the obje
 Every library failure is translated here: a missing object is FileNotFoundError, anything
 that means "the storage cannot serve us right now" is StorageUnavailableError. The HTTP
 client has short connect timeouts and few retries, so a server that is down is reported
-within seconds; the same instance recovers by itself once the server is back. A server that
+within seconds, and one that accepts connections but stalls after one read timeout (never
+two); `check` (start-up, /healthz) waits seconds for an answer, not the read timeout. The
+same instance recovers by itself once the server is back. A server that
 answers but refuses our credentials is StorageMisconfiguredError, logged as an error: that
 does not pass by itself.
 """
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import urllib3
@@ -30,12 +32,17 @@ from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import DictType
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
 
 from convertly.errors import StorageMisconfiguredError, StorageUnavailableError
 from convertly.storage.base import check_key
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from _typeshed import WriteableBuffer
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,8 @@ MAX_PARTS = 10_000  # the S3 limit; larger objects get larger parts
 PARALLEL_PARTS = 1
 CHUNK = 1024 * 1024
 CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 60.0
+READ_TIMEOUT = 60.0  # a data call's longest silence from the server (botocore's default)
+PROBE_TIMEOUT = 3.0  # `check`: a healthy server answers a HEAD of the bucket in milliseconds
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the S3 signature v4 limit
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
@@ -75,17 +83,30 @@ _REFUSED_CODES = frozenset({
 })
 
 
+class _Retry(urllib3.Retry):
+    """urllib3's retries, less the retry of a read that timed out: a server that said nothing
+    for a whole read timeout is stalled, and asking again doubles the wait for nothing."""
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                  _pool: ConnectionPool | None = None,
+                  _stacktrace: TracebackType | None = None) -> Self:
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 def build_http_client(
     *, connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
     retries: int = 2,
 ) -> urllib3.PoolManager:
-    """A connection pool that gives up quickly when the server is unreachable."""
+    """A connection pool that gives up quickly when the server is unreachable or stalls."""
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
         maxsize=10,
         # The system trust store (which honours SSL_CERT_FILE for a private CA).
         cert_reqs="CERT_REQUIRED",
-        retries=urllib3.Retry(
+        retries=_Retry(
             total=retries,
             connect=retries,
             read=1,  # one retry: a pooled keep-alive connection the server already closed
@@ -167,6 +188,12 @@ class S3Storage:
             http_client=http_client,
         )
         self._client.unsigned_payload = not sign_payload
+        # `check` asks through a client that waits seconds, not the data calls' timeout.
+        self._probe = Minio(
+            endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
+            region=region or None, http_client=build_http_client(
+                connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT, retries=0),
+        )
         # Upload URLs are signed for the host the client will send them to. With a public
         # URL, they are signed offline (a region must be known; S3 services default to
         # us-east-1), since that address may not be reachable from here.
@@ -219,16 +246,18 @@ class S3Storage:
         log.error("%s (%s during %s): %s", refused, code, what, advice)
         return StorageMisconfiguredError(reason=f"{refused} ({code}): {advice}")
 
-    def ensure_bucket(self) -> None:
-        """Create the bucket unless it exists; remembered once it succeeded."""
+    def ensure_bucket(self, client: Minio | None = None) -> None:
+        """Create the bucket unless it exists (asking through `client`, by default the data
+        calls' one); remembered once it succeeded."""
         if self._bucket_ready:
             return
+        ask = client or self._client
         with self._bucket_lock:
             if self._bucket_ready:
                 return
-            if not self._call("bucket_exists", lambda: self._client.bucket_exists(self.bucket)):
+            if not self._call("bucket_exists", lambda: ask.bucket_exists(self.bucket)):
                 try:
-                    self._call("make_bucket", lambda: self._client.make_bucket(self.bucket))
+                    self._call("make_bucket", lambda: ask.make_bucket(self.bucket))
                 except StorageUnavailableError as exc:
                     # Another process may have created it in between.
                     cause = exc.__cause__
@@ -356,7 +385,7 @@ class S3Storage:
 
     def check(self) -> None:
         self._bucket_ready = False
-        self.ensure_bucket()
+        self.ensure_bucket(self._probe)
 
     def presigned_url(self, key: str, filename: str, mime_type: str, expires_seconds: int) -> str:
         """A time-limited GET URL that downloads the object as an attachment named

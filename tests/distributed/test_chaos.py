@@ -94,6 +94,11 @@ def test_accepted_jobs_complete_across_a_redis_restart(env: AppEnv,
                     format="png")
     assert_error(response, 503, "STATE_UNAVAILABLE")
     assert response.headers["retry-after"]
+    # Health says which part is down, in its own shape.
+    health = env.client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["status"] == "degraded"
+    assert "unavailable" in health.json()["checks"]["queue"]
 
     chaos_cluster.redis.start()  # same port, same AOF
     job = wait_for_job(env.client, tenant, job_id, timeout=120)
@@ -124,6 +129,26 @@ def test_s3_outage_gives_503_and_the_service_recovers(env: AppEnv,
     assert response.status_code == 200, response.text
     output = output_bytes(env.client, response.json()["files"][0])
     assert images.decode(output).size == (64, 48)
+
+
+def test_a_stalled_s3_server_is_reported_within_seconds(env: AppEnv,
+                                                        chaos_cluster: Cluster) -> None:
+    # Stopped, not killed: connections are still accepted, and nothing answers them.
+    pid = chaos_cluster.s3.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        health = env.client.get("/healthz")
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert health.status_code == 503
+    assert health.json()["status"] == "degraded"
+    assert health.json()["checks"]["storage"] != "ok"
+    # The probe's own timeout, not the data calls' 60 s read timeout (asked twice, before).
+    assert waited < 20
+    assert env.client.get("/healthz").status_code == 200
 
 
 def test_the_watchdog_finalises_a_job_whose_finalisation_was_lost(env: AppEnv) -> None:
