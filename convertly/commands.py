@@ -271,7 +271,7 @@ def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> int:
     for job in jobs:
         files = f"{job.get('completedFiles', 0)}/{job.get('totalFiles', 0)}"
         print(f"{job.get('jobId', ''):<36}  {job.get('jobType', ''):<8}  "
-              f"{job.get('status', ''):<10}  {files:>9}  {job.get('failedFiles', 0):>6}  "
+              f"{_status(job):<10}  {files:>9}  {job.get('failedFiles', 0):>6}  "
               f"{str(job.get('progress', 0)) + '%':>8}  {_when(job.get('createdAt'))}")
     page = body.get("pagination") or {}
     if page.get("hasMore"):
@@ -281,13 +281,19 @@ def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(job: dict[str, Any]) -> str:
+    """A job's status as shown: "cancelled" for a job cancelled before it started (the API
+    says failed, with `cancelled`)."""
+    return "cancelled" if job.get("cancelled") else str(job.get("status", ""))
+
+
 def cmd_jobs_get(settings: Settings, args: argparse.Namespace) -> int:
     with connect(settings, args) as client:
         job = client.get_job(args.job_id)
     if args.json:
         _dump(job)
         return 0
-    print(f"Job {job.get('jobId')}: {job.get('jobType')}, {job.get('status')}, "
+    print(f"Job {job.get('jobId')}: {job.get('jobType')}, {_status(job)}, "
           f"{job.get('completedFiles')}/{job.get('totalFiles')} files done, "
           f"{job.get('failedFiles')} failed, {job.get('progress')}%")
     print(f"Created {_when(job.get('createdAt'))}, finished {_when(job.get('completedAt'))}")

@@ -7,7 +7,7 @@ boundaries as JSON: from the API to the job store, to a pool worker or a Celery 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -124,6 +124,7 @@ class FileStatus(StrEnum):
 
 DEFAULT_COMPRESSION = 82
 CANCELLED_MESSAGE = "Cancelled at the client's request."
+CANCELLED_CODE = "CANCELLED"
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -265,6 +266,15 @@ class Job:
     started_at: float | None = None
     completed_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Only a pending job can be cancelled, so none of its files had started: each one
+        # reads as failed for that reason, in every store and every view.
+        if self.cancelled and any(r.status is FileStatus.PENDING for r in self.results):
+            object.__setattr__(self, "results", tuple(
+                replace(r, status=FileStatus.FAILED, error=CANCELLED_MESSAGE,
+                        error_code=CANCELLED_CODE, progress=0.0)
+                if r.status is FileStatus.PENDING else r for r in self.results))
 
     @property
     def total_files(self) -> int:

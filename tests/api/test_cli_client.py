@@ -270,6 +270,11 @@ def test_jobs_cancel(cli: Cli, served: Served, tenant: Tenant, tmp_path: Path) -
     assert "only pending jobs can be cancelled" in again.stderr and "[CONFLICT]" in again.stderr
     waited = cli("jobs", "wait", job.id)
     assert waited.returncode == 1 and "Cancelled" in waited.stderr
+    shown = _ok(cli("jobs", "get", job.id)).stdout
+    assert f"Job {job.id}: convert, cancelled, 0/1 files done, 1 failed" in shown
+    assert "x.png  failed" in shown
+    [row] = [line for line in _ok(cli("jobs", "list")).stdout.splitlines() if job.id in line]
+    assert row.split()[2:5] == ["cancelled", "0/1", "1"]
 
 
 # --- files (storage API) -----------------------------------------------------------------

@@ -360,6 +360,13 @@ def test_cancel_a_pending_job(app_env: AppEnv, client: TestClient, tenant: Tenan
     assert cancelled["cancelled"] is True
     assert cancelled["errorMessage"]
     assert cancelled["completedAt"]
-    assert get_job(client, tenant, job.id)["cancelled"] is True
+    # Its files never started: each says why, and the counts agree.
+    assert cancelled["failedFiles"] == 1 and cancelled["completedFiles"] == 0
+    assert cancelled["progress"] == 100
+    [result] = cancelled["results"]
+    assert (result["status"], result["errorCode"]) == ("failed", "CANCELLED")
+    assert result["error"] == cancelled["errorMessage"]
+    again = get_job(client, tenant, job.id)
+    assert again["cancelled"] is True and again["results"] == cancelled["results"]
     assert_error(client.delete(f"/api/jobs/{job.id}", headers=tenant.headers), 409,
                  "CONFLICT")
