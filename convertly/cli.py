@@ -21,8 +21,10 @@ from convertly.api.forms import FORMAT_ALIASES
 from convertly.auth import KeyStore
 from convertly.client import ClientError
 from convertly.errors import (
+    BrokerUnavailableError,
     ConvertlyError,
     NotFoundError,
+    StateUnavailableError,
     StorageMisconfiguredError,
     StorageUnavailableError,
 )
@@ -188,7 +190,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convertly", description="Convertly. On the server: serve, worker, workers, keys. "
-        "As a client of a running server (--url, --api-key): convert, jobs, files.")
+        "As a client of a running server (--url, --api-key): convert, compress, jobs, files.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (embedded executor by default)")
@@ -376,6 +378,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(settings, args)
     except StorageMisconfiguredError as exc:
         print(f"convertly: {exc.reason}", file=sys.stderr)
+        return 1
+    except (StateUnavailableError, BrokerUnavailableError) as exc:
+        # At start-up "retry in a few seconds" is no help without knowing what to check.
+        if isinstance(exc, StateUnavailableError) and settings.state_url:
+            url, setting = settings.state_url, "CONVERTLY_STATE_URL"
+        else:
+            url, setting = settings.broker_url, "CONVERTLY_BROKER_URL"
+        print(f"convertly: Redis at {_without_credentials(url)} ({setting}) does not answer "
+              f"({type(exc).__name__}); start it, or point {setting} at a running one.",
+              file=sys.stderr)
         return 1
     except ConvertlyError as exc:
         print(f"convertly: {exc.message}", file=sys.stderr)

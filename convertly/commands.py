@@ -189,9 +189,11 @@ def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: P
     def update(job: dict[str, Any]) -> None:
         nonlocal bar
         total = int(job.get("totalFiles") or 0)
-        bar = bar or reporter.files_bar(f"Job {job_id}", total)
         done = int(job.get("completedFiles") or 0) + int(job.get("failedFiles") or 0)
-        bar.update(done, float(job.get("progress") or 0))
+        percent = float(job.get("progress") or 0)
+        # The first line is the job as it is now: a finished job shows no "0/N" first.
+        bar = bar or reporter.files_bar(f"Job {job_id}", total, done, percent)
+        bar.update(done, percent)
 
     # Short waits on the server keep the bar moving; without a bar, one long wait will do.
     job = client.wait_job(job_id, on_update=update, timeout=timeout,

@@ -48,8 +48,10 @@ class Reporter:
     def bytes_bar(self, label: str, total: int) -> Bar:
         return Bar(self, label, total, unit="bytes")
 
-    def files_bar(self, label: str, total: int) -> Bar:
-        return Bar(self, label, total, unit="files")
+    def files_bar(self, label: str, total: int, done: int = 0,
+                  percent: float | None = None) -> Bar:
+        """A bar of files, starting at `done` of them (`percent` when the server says)."""
+        return Bar(self, label, total, unit="files", done=done, percent=percent)
 
     def width(self) -> int:
         """Columns a line may use without wrapping: the stream's terminal's (stdout may be a
@@ -84,7 +86,8 @@ class Bar:
     """One task's progress. Bytes: `update(done)`; files: `update(done, percent)` where
     percent may run ahead of whole files (the server reports partial progress)."""
 
-    def __init__(self, reporter: Reporter, label: str, total: int, *, unit: str) -> None:
+    def __init__(self, reporter: Reporter, label: str, total: int, *, unit: str,
+                 done: int = 0, percent: float | None = None) -> None:
         self.reporter = reporter
         self.label = label
         self.total = total
@@ -94,7 +97,7 @@ class Bar:
         self.started = time.monotonic()
         self._last_draw = 0.0
         self._last_line = ""
-        self.update(0)
+        self.update(done, percent)
 
     def update(self, done: int, percent: float | None = None) -> None:
         self.done = done

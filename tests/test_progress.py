@@ -38,3 +38,11 @@ def test_the_bar_narrows_before_the_label_is_shortened() -> None:
     line = _bar(JOB, 2, 4)(50)
     assert "..." in line and line.startswith("Job 5e1") and len(line) == 50
     assert "[####----]" in line
+
+
+def test_a_files_bar_starts_where_the_job_is() -> None:
+    stream = io.StringIO()
+    reporter = Reporter(stream, interactive=False)
+    bar = reporter.files_bar("Job j", 3, 3, 100.0)
+    bar.update(3, 100.0)
+    assert stream.getvalue() == "Job j: 3/3 files (100%)\n"

@@ -122,6 +122,24 @@ def test_s3_endpoint_with_a_scheme_fails_fast(data_dir: Path, command: str) -> N
         "CONVERTLY_S3_SECURE=true.")
 
 
+@pytest.mark.parametrize("state", [False, True])
+def test_serve_names_the_redis_it_cannot_reach(data_dir: Path, state: bool) -> None:
+    broker = f"redis://127.0.0.1:{_free_port()}/0"
+    env = {**_env(data_dir), "CONVERTLY_BROKER_URL": broker}
+    if state:
+        env["CONVERTLY_STATE_URL"] = f"redis://:secret@127.0.0.1:{_free_port()}/3"
+    result = subprocess.run([_convertly(), "serve", "--port", str(_free_port())],
+                            cwd=data_dir.parent, env=env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    named = env["CONVERTLY_STATE_URL"].replace(":secret@", "") if state else broker
+    setting = "CONVERTLY_STATE_URL" if state else "CONVERTLY_BROKER_URL"
+    assert last.startswith(f"convertly: Redis at {named} ({setting}) does not answer"), last
+    assert last.endswith(f"start it, or point {setting} at a running one."), last
+    assert "secret" not in result.stderr
+
+
 def _s3_env(data_dir: Path, s3: SeaweedS3, secret_key: str) -> dict[str, str]:
     return {**_env(data_dir), "CONVERTLY_S3_ENDPOINT": s3.endpoint,
             "CONVERTLY_S3_ACCESS_KEY": s3.access_key, "CONVERTLY_S3_SECRET_KEY": secret_key,
