@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
@@ -19,7 +19,6 @@ from convertly.converters.ffmpeg import (
     PROGRESS_PERIOD,
     Encoding,
     MediaInfo,
-    ProgressReader,
     Stream,
     audio_encoding,
     filter_graph,
@@ -27,9 +26,7 @@ from convertly.converters.ffmpeg import (
     input_url,
     is_deep,
     measure_duration,
-    output_args,
     probe,
-    run_ffmpeg,
     seconds_label,
     shrink,
     video_audio_encoding,
@@ -37,6 +34,16 @@ from convertly.converters.ffmpeg import (
     video_encoding,
 )
 from convertly.converters.image import ImageConverter
+from convertly.converters.media_task import (
+    ANIMATION_TARGETS,
+    AUDIO_TARGETS,
+    BASE_TIMEOUT,
+    FRAME_TARGETS,
+    VIDEO_TARGETS,
+    WORK_FACTOR,
+    Task,
+    cover_args,
+)
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
 from convertly.errors import (
@@ -57,17 +64,12 @@ from convertly.models import (
     ResizePreset,
     SourceInfo,
     extension_for,
-    mime_for,
 )
 from convertly.sniff import Kind
 
 F = OutputFormat
 VIDEO_SOURCES = (Kind.MP4, Kind.MOV, Kind.WEBM)
 AUDIO_SOURCES = (Kind.MP3, Kind.WAV, Kind.OGG, Kind.FLAC, Kind.M4A)
-VIDEO_TARGETS = (F.MP4, F.WEBM, F.MOV)
-AUDIO_TARGETS = (F.MP3, F.WAV, F.OGG, F.M4A, F.FLAC)
-ANIMATION_TARGETS = (F.GIF, F.WEBP)
-FRAME_TARGETS = (F.JPG, F.PNG, F.AVIF, F.TIFF, F.HEIF)
 TARGETS: dict[Kind, tuple[OutputFormat, ...]] = {
     **{k: VIDEO_TARGETS + AUDIO_TARGETS + ANIMATION_TARGETS + FRAME_TARGETS for k in VIDEO_SOURCES},
     **{k: AUDIO_TARGETS for k in AUDIO_SOURCES},
@@ -90,87 +92,10 @@ GIF_SOURCE_MAX_FPS = 50  # GIF delays are in centiseconds
 STILL_GIF_SECONDS = 1.0
 POSTER_AT = 0.1  # of the duration: past fades from black, early enough to be representative
 SHORT_CLIP_SECONDS = 2.0  # shorter clips give their first frame
-
-# Timeouts: base + factor x duration x (source pixels / 1080p, at least 1) x (fps / 30, at
-# least 1). The factors are ~3x the seconds of work per second of 1080p30 media measured on
-# 2 cores (x264 veryfast 0.46, VP9 realtime 0.58, MP3 0.01).
-BASE_TIMEOUT = 60.0
 READ_BYTES_PER_SECOND = 20_000_000  # a slow disk, for timing out a pass that only reads
-_FULL_HD = 1920 * 1080
-WORK_FACTOR = {"mp4": 1.5, "mov": 1.5, "webm": 2.0, "gif": 2.0, "webp": 3.0, "audio": 0.2,
-               "copy": 0.2, "frame": 0.0}  # fmt: skip
 _VIDEO_CODEC = {F.MP4: "h264", F.MOV: "h264", F.WEBM: "vp9"}
 _COPYABLE_AUDIO = {F.MP4: {"aac"}, F.MOV: {"aac"}, F.WEBM: {"opus", "vorbis"}}
 _LOSSLESS_TARGETS = frozenset({F.WAV, F.FLAC})
-_COVER_TARGETS = frozenset({F.MP3, F.M4A, F.FLAC})
-
-
-@dataclass(frozen=True)
-class _Task:
-    """One conversion: what every step needs to know."""
-
-    src: Path
-    spec: FileSpec
-    target: OutputFormat
-    info: MediaInfo
-    duration: float  # seconds; 0 for a still GIF
-    out: Path
-    report: ProgressFn
-    base_timeout: float = BASE_TIMEOUT
-    timeout_factor: float = 1.0
-    progress_period: float = PROGRESS_PERIOD
-    written: list[float] = field(default_factory=list)  # seconds each ffmpeg run wrote
-
-    @property
-    def workdir(self) -> Path:
-        return self.out.parent
-
-    @property
-    def compress(self) -> bool:
-        return self.spec.job_type is JobType.COMPRESS
-
-    def timeout(self, work: float) -> float:
-        """`work`: seconds of work per second of 1080p30 media (see WORK_FACTOR)."""
-        scale = 1.0
-        if (video := self.info.video) is not None:
-            scale = max(1.0, video.width * video.height / _FULL_HD)
-            scale *= max(1.0, (video.fps or 30) / 30)
-        return self.base_timeout + self.timeout_factor * work * self.duration * scale
-
-    def run(self, args: list[str], work: float, span: tuple[float, float] = (0.0, 1.0),
-            report: ProgressFn | None = None) -> None:  # fmt: skip
-        """Run ffmpeg; its progress fills `span` of this file's progress."""
-        reader = ProgressReader(self.duration or None, report or self.report, *span)
-        run_ffmpeg(args, timeout=self.timeout(work), reader=reader, workdir=self.workdir,
-                   progress_period=self.progress_period)  # fmt: skip
-        self.written.append(reader.seconds)
-
-    def truncation(self, *streams: Stream | None) -> list[str]:
-        """A note when the last run wrote clearly less than the streams announce (ffmpeg
-        converts what it can decode of a truncated file and exits successfully)."""
-        known = [s.duration for s in streams if s is not None and s.duration]
-        expected = max(known) if known else self.duration
-        got = self.written[-1] if self.written else expected
-        if expected and got < expected - max(0.5, 0.05 * expected):
-            return [f"The source ends after {seconds_label(got)} of the {seconds_label(expected)}"
-                    " it announces; it may be truncated. What could be decoded was converted."]
-        return []
-
-    def output(self) -> list[str]:
-        return output_args(self.target.value, self.out, strip=self.spec.strip_metadata)
-
-    def result(
-        self, notes: list[str], quality: int | None = None, size: tuple[int, int] | None = None
-    ) -> ConvertedFile:
-        return ConvertedFile(
-            path=str(self.out),
-            format=self.target.value,
-            mime_type=mime_for(self.target.value),
-            applied_quality=quality,
-            width=size[0] if size else None,
-            height=size[1] if size else None,
-            notes=tuple(notes),
-        )
 
 
 class _Steady:
@@ -228,7 +153,7 @@ class MediaConverter:
             reading = self.timeout_factor * source.size / READ_BYTES_PER_SECOND
             duration = measure_duration(src, timeout=self.base_timeout + reading)
             _check_limits(info, duration or 0.0, limits)
-        task = _Task(
+        task = Task(
             src=src,
             spec=spec,
             target=target,
@@ -304,7 +229,7 @@ def _check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
         )
 
 
-def _need_video(task: _Task) -> Stream:
+def _need_video(task: Task) -> Stream:
     if task.info.video is None:
         raise ConversionError(
             f"This file has no video track, so it cannot become {task.target.value}; "
@@ -323,7 +248,7 @@ def _plan(video: Stream, spec: FileSpec) -> ResizePlan:
     return plan_resize(*video.display_size, spec.resize, spec.resize_width, spec.resize_height)
 
 
-def _display_size(task: _Task) -> tuple[int, int] | None:
+def _display_size(task: Task) -> tuple[int, int] | None:
     video = task.info.video
     return video.display_size if video is not None and task.target in VIDEO_TARGETS else None
 
@@ -331,7 +256,7 @@ def _display_size(task: _Task) -> tuple[int, int] | None:
 # -- video -> video --------------------------------------------------------------------------
 
 
-def _to_video(task: _Task, kind: Kind) -> ConvertedFile:
+def _to_video(task: Task, kind: Kind) -> ConvertedFile:
     video = _need_video(task)
     audio = task.info.audio
     frames = geometry(video, _plan(video, task.spec), even=True)
@@ -371,7 +296,7 @@ def _to_video(task: _Task, kind: Kind) -> ConvertedFile:
 
 
 def _can_copy(
-    task: _Task, video: Stream, filters: tuple[str, ...], size: tuple[int, int]
+    task: Task, video: Stream, filters: tuple[str, ...], size: tuple[int, int]
 ) -> bool:
     """A convert that only changes the container keeps the streams as they are."""
     return (
@@ -387,7 +312,7 @@ def _can_copy(
     )
 
 
-def _copy_video(task: _Task, video: Stream, audio: Stream | None) -> ConvertedFile:
+def _copy_video(task: Task, video: Stream, audio: Stream | None) -> ConvertedFile:
     args = ["-i", input_url(task.src), "-map", f"0:{video.index}", "-c:v", "copy"]
     notes = [f"The {video.codec.upper()} video was copied as it is (only the container changed)"]
     if audio is not None:
@@ -407,7 +332,7 @@ def _copy_video(task: _Task, video: Stream, audio: Stream | None) -> ConvertedFi
 _Encode = Callable[[int], Encoding]  # bitrate in kb/s -> ffmpeg arguments
 
 
-def _fits_already(task: _Task) -> bool:
+def _fits_already(task: Task) -> bool:
     spec = task.spec
     return (
         task.compress
@@ -417,12 +342,12 @@ def _fits_already(task: _Task) -> bool:
     )
 
 
-def _keep_original(task: _Task, note: str) -> ConvertedFile:
+def _keep_original(task: Task, note: str) -> ConvertedFile:
     shutil.copyfile(task.src, task.out)
     return task.result([note], None, _display_size(task))
 
 
-def _video_to_size(task: _Task, audio: Stream | None,
+def _video_to_size(task: Task, audio: Stream | None,
                    encode: Callable[[int, int], Encoding]) -> Encoding:  # fmt: skip
     """Average bitrates that fill the target size; audio gets an eighth, within bounds."""
     assert task.spec.target_bytes is not None
@@ -441,7 +366,7 @@ def _video_to_size(task: _Task, audio: Stream | None,
                 WORK_FACTOR[task.target.value])  # fmt: skip
 
 
-def _fit(task: _Task, encode: _Encode, kbps: int, min_kbps: int, work: float) -> Encoding:
+def _fit(task: Task, encode: _Encode, kbps: int, min_kbps: int, work: float) -> Encoding:
     """Encode at `kbps`; while the file is over the target, lower the rate by the overshoot."""
     assert task.spec.target_bytes is not None
     target_bytes = task.spec.target_bytes
@@ -469,7 +394,7 @@ def _unreachable(smallest: int, target_bytes: int, how: str) -> ConversionError:
 
 
 def _keep_smaller(
-    task: _Task, done: Encoding, notes: list[str], size: tuple[int, int] | None
+    task: Task, done: Encoding, notes: list[str], size: tuple[int, int] | None
 ) -> ConvertedFile:
     """Compress never hands back a larger file: the original (remuxed without metadata when
     that was asked for) replaces a re-encode that grew."""
@@ -489,7 +414,7 @@ def _keep_smaller(
                         "needed a re-encode."], done.quality, size)  # fmt: skip
 
 
-def _remux(task: _Task) -> None:
+def _remux(task: Task) -> None:
     """The source's video and audio streams as they are, in a new file of the same format."""
     args = ["-i", input_url(task.src)]
     streams = [task.info.audio] if task.target in AUDIO_TARGETS else [task.info.video,
@@ -497,13 +422,13 @@ def _remux(task: _Task) -> None:
     for stream in streams:
         if stream is not None:
             args += ["-map", f"0:{stream.index}"]
-    task.run([*args, "-c", "copy", *_cover_args(task), *task.output()], WORK_FACTOR["copy"])
+    task.run([*args, "-c", "copy", *cover_args(task), *task.output()], WORK_FACTOR["copy"])
 
 
 # -- video -> animation ----------------------------------------------------------------------
 
 
-def _to_animation(task: _Task) -> ConvertedFile:
+def _to_animation(task: Task) -> ConvertedFile:
     video = _need_video(task)
     target = task.target
     plan = _plan(video, task.spec)
@@ -542,7 +467,7 @@ def _to_animation(task: _Task) -> ConvertedFile:
 # -- video -> still frame --------------------------------------------------------------------
 
 
-def _to_frame(task: _Task, limits: Limits) -> ConvertedFile:
+def _to_frame(task: Task, limits: Limits) -> ConvertedFile:
     """One representative frame as a PNG, then the image converter (resize, quality)."""
     video = _need_video(task)
     at = task.duration * POSTER_AT if task.duration >= SHORT_CLIP_SECONDS else 0.0
@@ -572,7 +497,7 @@ def _to_frame(task: _Task, limits: Limits) -> ConvertedFile:
 # -- audio -----------------------------------------------------------------------------------
 
 
-def _to_audio(task: _Task) -> ConvertedFile:
+def _to_audio(task: Task) -> ConvertedFile:
     audio = task.info.audio
     if audio is None:
         raise ConversionError(
@@ -593,7 +518,7 @@ def _to_audio(task: _Task) -> ConvertedFile:
             keep_pcm=task.compress and (spec.lossless or not is_deep(audio)),
         )  # fmt: skip
         args = ["-i", input_url(task.src), "-map", f"0:{audio.index}", *sound.args,
-                *_cover_args(task)]  # fmt: skip
+                *cover_args(task)]  # fmt: skip
         return replace(sound, args=(*args, *task.output()), note=sound.note + ".")
 
     if task.compress and spec.mode is CompressMode.TARGET_SIZE and not lossless_target:
@@ -608,15 +533,8 @@ def _to_audio(task: _Task) -> ConvertedFile:
     return task.result(notes, done.quality)
 
 
-def _cover_args(task: _Task) -> list[str]:
-    """Keep the source's cover art where the target holds one (unless metadata must go)."""
-    cover = task.info.cover
-    if cover is None or task.spec.strip_metadata or task.target not in _COVER_TARGETS:
-        return []
-    return ["-map", f"0:{cover.index}", "-c:v", "copy", "-disposition:v", "attached_pic"]
 
-
-def _check_lossless_size(task: _Task) -> None:
+def _check_lossless_size(task: Task) -> None:
     """Target size without a bitrate to lower: the file fits or the target is out of reach."""
     target_bytes = task.spec.target_bytes
     if not (task.compress and task.spec.mode is CompressMode.TARGET_SIZE and target_bytes):
@@ -626,7 +544,7 @@ def _check_lossless_size(task: _Task) -> None:
         raise _unreachable(size, target_bytes, "losslessly")
 
 
-def _audio_to_size(task: _Task, encode: _Encode) -> Encoding:
+def _audio_to_size(task: Task, encode: _Encode) -> Encoding:
     assert task.spec.target_bytes is not None
     seconds = max(task.duration, 0.1)
     kbps = int(task.spec.target_bytes * 8 * SIZE_MARGIN / seconds / 1000)
