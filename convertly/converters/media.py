@@ -9,8 +9,6 @@ duration. Compress never hands back a file larger than the original.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,10 +28,18 @@ from convertly.converters.ffmpeg import (
     seconds_label,
     shrink,
     video_audio_encoding,
-    video_audio_kbps,
     video_encoding,
 )
 from convertly.converters.image import ImageConverter
+from convertly.converters.media_compress import (
+    audio_to_size,
+    check_lossless_size,
+    fits_already,
+    keep_original,
+    keep_smaller,
+    remux,
+    video_to_size,
+)
 from convertly.converters.media_task import (
     ANIMATION_TARGETS,
     AUDIO_TARGETS,
@@ -75,14 +81,6 @@ TARGETS: dict[Kind, tuple[OutputFormat, ...]] = {
     **{k: AUDIO_TARGETS for k in AUDIO_SOURCES},
     Kind.GIF: VIDEO_TARGETS,  # ffmpeg 5.1 cannot decode animated WebP
 }
-
-# Target size: lowest bitrates (kb/s) it goes to. LAME's MPEG-1 floor at 32-48 kHz,
-# libvorbis' floor for 44.1 kHz stereo; below ~40 kb/s of video H.264 and VP9 fall apart.
-MIN_AUDIO_KBPS = {F.MP3: 32, F.OGG: 48, F.M4A: 24, F.MP4: 24, F.MOV: 24, F.WEBM: 16}
-MAX_AUDIO_KBPS = {F.MP3: 320, F.OGG: 500, F.M4A: 512}
-MIN_VIDEO_KBPS = 40
-SIZE_ATTEMPTS = 3
-SIZE_MARGIN = 0.96  # of the target, left for container overhead and rate-control slack
 
 ANIMATION_MAX_WIDTH = {F.GIF: 480, F.WEBP: 640}  # unless the preset gives a size in pixels
 ANIMATION_MAX_FPS = {F.GIF: 12, F.WEBP: 15}
@@ -165,9 +163,9 @@ class MediaConverter:
             timeout_factor=self.timeout_factor,
             progress_period=self.progress_period,
         )
-        if _fits_already(task):
-            result = _keep_original(task, "The original already fits the target size; it was "
-                                    "kept.")  # fmt: skip
+        if fits_already(task):
+            result = keep_original(task, "The original already fits the target size; it was "
+                                   "kept.")  # fmt: skip
         elif target in AUDIO_TARGETS:
             result = _to_audio(task)
         elif target in FRAME_TARGETS:
@@ -248,11 +246,6 @@ def _plan(video: Stream, spec: FileSpec) -> ResizePlan:
     return plan_resize(*video.display_size, spec.resize, spec.resize_width, spec.resize_height)
 
 
-def _display_size(task: Task) -> tuple[int, int] | None:
-    video = task.info.video
-    return video.display_size if video is not None and task.target in VIDEO_TARGETS else None
-
-
 # -- video -> video --------------------------------------------------------------------------
 
 
@@ -285,13 +278,13 @@ def _to_video(task: Task, kind: Kind) -> ConvertedFile:
         return Encoding((*args, *task.output()), ", ".join(notes) + ".", picture.quality)
 
     if task.compress and task.spec.mode is CompressMode.TARGET_SIZE:
-        done = _video_to_size(task, audio, encode)
+        done = video_to_size(task, audio, encode)
     else:
         done = encode()
         task.run(list(done.args), WORK_FACTOR[task.target.value])
     notes = [done.note, *task.truncation(video, audio)]
     if task.compress:
-        return _keep_smaller(task, done, notes, (frames.width, frames.height))
+        return keep_smaller(task, done, notes, (frames.width, frames.height))
     return task.result(notes, done.quality, (frames.width, frames.height))
 
 
@@ -325,104 +318,6 @@ def _copy_video(task: Task, video: Stream, audio: Stream | None) -> ConvertedFil
             notes.append(f"the audio was encoded to {sound.note}")
     task.run(args + task.output(), WORK_FACTOR["copy"])
     return task.result(["; ".join(notes) + "."], None, video.display_size)
-
-
-# -- compress --------------------------------------------------------------------------------
-
-_Encode = Callable[[int], Encoding]  # bitrate in kb/s -> ffmpeg arguments
-
-
-def _fits_already(task: Task) -> bool:
-    spec = task.spec
-    return (
-        task.compress
-        and spec.mode is CompressMode.TARGET_SIZE
-        and not spec.strip_metadata
-        and task.src.stat().st_size <= (spec.target_bytes or 0)
-    )
-
-
-def _keep_original(task: Task, note: str) -> ConvertedFile:
-    shutil.copyfile(task.src, task.out)
-    return task.result([note], None, _display_size(task))
-
-
-def _video_to_size(task: Task, audio: Stream | None,
-                   encode: Callable[[int, int], Encoding]) -> Encoding:  # fmt: skip
-    """Average bitrates that fill the target size; audio gets an eighth, within bounds."""
-    assert task.spec.target_bytes is not None
-    seconds = max(task.duration, 0.1)
-    total_kbps = int(task.spec.target_bytes * 8 * SIZE_MARGIN / seconds / 1000)
-    audio_kbps = min_audio = 0
-    if audio is not None:
-        min_audio = MIN_AUDIO_KBPS[task.target]
-        usual = video_audio_kbps(task.target.value, audio, task.spec.compression)
-        audio_kbps = max(min_audio, min(usual, total_kbps // 8))
-    video_kbps = total_kbps - audio_kbps
-    if video_kbps < MIN_VIDEO_KBPS:
-        smallest = int((MIN_VIDEO_KBPS + min_audio) * 1000 * seconds / 8 / SIZE_MARGIN)
-        raise _unreachable(smallest, task.spec.target_bytes, "at the lowest usable bitrates")
-    return _fit(task, lambda kbps: encode(kbps, audio_kbps), video_kbps, MIN_VIDEO_KBPS,
-                WORK_FACTOR[task.target.value])  # fmt: skip
-
-
-def _fit(task: Task, encode: _Encode, kbps: int, min_kbps: int, work: float) -> Encoding:
-    """Encode at `kbps`; while the file is over the target, lower the rate by the overshoot."""
-    assert task.spec.target_bytes is not None
-    target_bytes = task.spec.target_bytes
-    spans = [(0.0, 0.9), (0.9, 0.97), (0.97, 1.0)]
-    size = tried = 0
-    for attempt in range(SIZE_ATTEMPTS):
-        done = encode(kbps)
-        task.run(list(done.args), work, spans[attempt])
-        size, tried = task.out.stat().st_size, kbps
-        if size <= target_bytes:
-            return done
-        if kbps <= min_kbps:
-            break
-        kbps = max(min_kbps, int(kbps * target_bytes * SIZE_MARGIN / size))
-    task.out.unlink()
-    raise _unreachable(size, target_bytes, f"at {tried} kb/s")
-
-
-def _unreachable(smallest: int, target_bytes: int, how: str) -> ConversionError:
-    return ConversionError(
-        f"The smallest file we could make {how} is about {smallest:,} bytes, over the target "
-        f"of {target_bytes:,} bytes; raise targetBytes or send a shorter file.",
-        detail={"smallestBytes": smallest, "targetBytes": target_bytes},
-    )
-
-
-def _keep_smaller(
-    task: Task, done: Encoding, notes: list[str], size: tuple[int, int] | None
-) -> ConvertedFile:
-    """Compress never hands back a larger file: the original (remuxed without metadata when
-    that was asked for) replaces a re-encode that grew."""
-    if task.out.stat().st_size < task.src.stat().st_size:
-        return task.result(notes, done.quality, size)
-    if not task.spec.strip_metadata:
-        return _keep_original(task, "Re-encoding made the file larger, so the original was "
-                              "kept.")  # fmt: skip
-    encoded = task.out.rename(task.out.with_name(f"encoded{task.out.suffix}"))
-    _remux(task)
-    if task.out.stat().st_size <= encoded.stat().st_size:
-        encoded.unlink()
-        return task.result(["Re-encoding made the file larger, so the original streams were "
-                            "kept without their metadata."], None, _display_size(task))
-    encoded.replace(task.out)
-    return task.result([*notes, "The file is larger than the original: removing metadata "
-                        "needed a re-encode."], done.quality, size)  # fmt: skip
-
-
-def _remux(task: Task) -> None:
-    """The source's video and audio streams as they are, in a new file of the same format."""
-    args = ["-i", input_url(task.src)]
-    streams = [task.info.audio] if task.target in AUDIO_TARGETS else [task.info.video,
-                                                                       task.info.audio]
-    for stream in streams:
-        if stream is not None:
-            args += ["-map", f"0:{stream.index}"]
-    task.run([*args, "-c", "copy", *cover_args(task), *task.output()], WORK_FACTOR["copy"])
 
 
 # -- video -> animation ----------------------------------------------------------------------
@@ -507,8 +402,8 @@ def _to_audio(task: Task) -> ConvertedFile:
     lossless_target = task.target in _LOSSLESS_TARGETS
     if task.compress and spec.lossless and not lossless_target:
         # A lossy stream cannot be encoded again without loss: keep it, drop what may go.
-        _remux(task)
-        _check_lossless_size(task)
+        remux(task)
+        check_lossless_size(task)
         return task.result(["Lossless compression keeps the audio stream as it is; only "
                             "metadata can be removed."])  # fmt: skip
 
@@ -522,35 +417,12 @@ def _to_audio(task: Task) -> ConvertedFile:
         return replace(sound, args=(*args, *task.output()), note=sound.note + ".")
 
     if task.compress and spec.mode is CompressMode.TARGET_SIZE and not lossless_target:
-        done = _audio_to_size(task, encode)
+        done = audio_to_size(task, encode)
     else:
         done = encode()
         task.run(list(done.args), WORK_FACTOR["audio"])
-        _check_lossless_size(task)
+        check_lossless_size(task)
     notes = [done.note, *task.truncation(audio)]
     if task.compress:
-        return _keep_smaller(task, done, notes, None)
+        return keep_smaller(task, done, notes, None)
     return task.result(notes, done.quality)
-
-
-
-def _check_lossless_size(task: Task) -> None:
-    """Target size without a bitrate to lower: the file fits or the target is out of reach."""
-    target_bytes = task.spec.target_bytes
-    if not (task.compress and task.spec.mode is CompressMode.TARGET_SIZE and target_bytes):
-        return
-    if (size := task.out.stat().st_size) > target_bytes:
-        task.out.unlink()
-        raise _unreachable(size, target_bytes, "losslessly")
-
-
-def _audio_to_size(task: Task, encode: _Encode) -> Encoding:
-    assert task.spec.target_bytes is not None
-    seconds = max(task.duration, 0.1)
-    kbps = int(task.spec.target_bytes * 8 * SIZE_MARGIN / seconds / 1000)
-    min_kbps = MIN_AUDIO_KBPS[task.target]
-    if kbps < min_kbps:
-        smallest = int(min_kbps * 1000 * seconds / 8 / SIZE_MARGIN)
-        raise _unreachable(smallest, task.spec.target_bytes, f"at {min_kbps} kb/s")
-    kbps = min(kbps, MAX_AUDIO_KBPS[task.target])
-    return _fit(task, encode, kbps, min_kbps, WORK_FACTOR["audio"])
