@@ -12,17 +12,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from convertly.converters.audio import to_audio
 from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.ffmpeg import (
     PROGRESS_PERIOD,
     Encoding,
     MediaInfo,
     Stream,
-    audio_encoding,
     filter_graph,
     geometry,
     input_url,
-    is_deep,
     measure_duration,
     probe,
     seconds_label,
@@ -32,12 +31,9 @@ from convertly.converters.ffmpeg import (
 )
 from convertly.converters.image import ImageConverter
 from convertly.converters.media_compress import (
-    audio_to_size,
-    check_lossless_size,
     fits_already,
     keep_original,
     keep_smaller,
-    remux,
     video_to_size,
 )
 from convertly.converters.media_task import (
@@ -48,7 +44,6 @@ from convertly.converters.media_task import (
     VIDEO_TARGETS,
     WORK_FACTOR,
     Task,
-    cover_args,
 )
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
@@ -93,7 +88,6 @@ SHORT_CLIP_SECONDS = 2.0  # shorter clips give their first frame
 READ_BYTES_PER_SECOND = 20_000_000  # a slow disk, for timing out a pass that only reads
 _VIDEO_CODEC = {F.MP4: "h264", F.MOV: "h264", F.WEBM: "vp9"}
 _COPYABLE_AUDIO = {F.MP4: {"aac"}, F.MOV: {"aac"}, F.WEBM: {"opus", "vorbis"}}
-_LOSSLESS_TARGETS = frozenset({F.WAV, F.FLAC})
 
 
 class _Steady:
@@ -167,7 +161,7 @@ class MediaConverter:
             result = keep_original(task, "The original already fits the target size; it was "
                                    "kept.")  # fmt: skip
         elif target in AUDIO_TARGETS:
-            result = _to_audio(task)
+            result = to_audio(task)
         elif target in FRAME_TARGETS:
             result = _to_frame(task, limits)
         elif target in ANIMATION_TARGETS:
@@ -387,42 +381,3 @@ def _to_frame(task: Task, limits: Limits) -> ConvertedFile:
     result = ImageConverter().convert(frame, still, task.spec, task.workdir, limits)
     frame.unlink()
     return replace(result, notes=(f"The frame at {seconds_label(at)} was used.", *result.notes))
-
-
-# -- audio -----------------------------------------------------------------------------------
-
-
-def _to_audio(task: Task) -> ConvertedFile:
-    audio = task.info.audio
-    if audio is None:
-        raise ConversionError(
-            f"This file has no audio track, so it cannot become {task.target.value}."
-        )
-    spec = task.spec
-    lossless_target = task.target in _LOSSLESS_TARGETS
-    if task.compress and spec.lossless and not lossless_target:
-        # A lossy stream cannot be encoded again without loss: keep it, drop what may go.
-        remux(task)
-        check_lossless_size(task)
-        return task.result(["Lossless compression keeps the audio stream as it is; only "
-                            "metadata can be removed."])  # fmt: skip
-
-    def encode(kbps: int = 0) -> Encoding:
-        sound = audio_encoding(
-            task.target.value, audio, spec.compression, kbps, smallest=task.compress,
-            keep_pcm=task.compress and (spec.lossless or not is_deep(audio)),
-        )  # fmt: skip
-        args = ["-i", input_url(task.src), "-map", f"0:{audio.index}", *sound.args,
-                *cover_args(task)]  # fmt: skip
-        return replace(sound, args=(*args, *task.output()), note=sound.note + ".")
-
-    if task.compress and spec.mode is CompressMode.TARGET_SIZE and not lossless_target:
-        done = audio_to_size(task, encode)
-    else:
-        done = encode()
-        task.run(list(done.args), WORK_FACTOR["audio"])
-        check_lossless_size(task)
-    notes = [done.note, *task.truncation(audio)]
-    if task.compress:
-        return keep_smaller(task, done, notes, None)
-    return task.result(notes, done.quality)
