@@ -7,7 +7,6 @@ Pillow / pillow-heif and cross to libvips as pixels in memory.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,21 @@ import pyvips
 from PIL import Image
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.image_load import (
+    Header,
+    check_pixels,
+    failure,
+    int_field,
+    load,
+    read_header,
+    vips_source,
+)
 from convertly.converters.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
 from convertly.errors import (
     ConversionError,
-    ConvertlyError,
     CorruptFileError,
-    ImageTooLargeError,
     InvalidFieldError,
     UnsupportedConversionError,
 )
@@ -57,7 +63,6 @@ HEIF_ENCODER_PARAMS = {"preset": "ultrafast"}
 PNG_COMPRESSION = 6
 PNG_ALL_FILTERS = 0xF8  # let libpng pick a row filter per row: ~17 % smaller photos
 
-_PILLOW_SOURCES = frozenset({Kind.HEIF, Kind.BMP})
 _ANIMATED_SOURCES = frozenset({Kind.GIF, Kind.WEBP})
 _ANIMATED_TARGETS = frozenset({OutputFormat.GIF, OutputFormat.WEBP})
 _LOSSY_TARGETS = frozenset(
@@ -67,28 +72,10 @@ _LOSSY_TARGETS = frozenset(
 _TUNABLE_TARGETS = _LOSSY_TARGETS | {OutputFormat.PNG}
 _CMYK_TARGETS = frozenset({OutputFormat.JPG, OutputFormat.TIFF})
 _HIGH_DEPTH_TARGETS = frozenset({OutputFormat.PNG, OutputFormat.TIFF})
-_PILLOW_METADATA = (("icc-profile-data", "icc_profile"), ("exif-data", "exif"), ("xmp-data", "xmp"))
-_SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image a quarter
 _EXIF_ORIENTATION = 0x0112
-# What decoders raise on damaged input; pillow-heif reports libheif's errors (a frame larger
-# than its header says, libheif's own size limits) as RuntimeError.
-DECODE_ERRORS = (pyvips.Error, OSError, ValueError, SyntaxError, RuntimeError)
 _FOREIGN_COLOURSPACES = frozenset(
     {"lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "oklab", "oklch"}
 )
-
-
-@dataclass(frozen=True)
-class _Header:
-    width: int
-    height: int  # of one frame
-    pages: int
-    orientation: int
-
-    def oriented(self, auto_orient: bool) -> tuple[int, int]:
-        if auto_orient and self.orientation in _SWAPS_AXES:
-            return self.height, self.width
-        return self.width, self.height
 
 
 @dataclass(frozen=True)
@@ -117,9 +104,9 @@ class ImageConverter:
         if compress:
             _check_compress(kind, spec)
         target = _target_of(kind, spec)
-        header = _read_header(src, kind)
+        header = read_header(src, kind)
         animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
-        _check_pixels(header, limits, frames=header.pages if animated else 1)
+        check_pixels(header, limits, frames=header.pages if animated else 1)
         out = workdir / f"output.{extension_for(target)}"
         if compress and spec.lossless and target is OutputFormat.JPG:
             return _jpeg_lossless(src, spec, header, out)
@@ -131,7 +118,7 @@ class ImageConverter:
             *header.oriented(spec.auto_orient), spec.resize, spec.resize_width, spec.resize_height
         )
         try:
-            image = _load(src, kind, header, plan, spec.auto_orient, animated)
+            image = load(src, kind, header, plan, spec.auto_orient, animated)
             image = _shape(image, plan, target, keep_cmyk=compress)
             if compress:
                 outcome = _compress(image, target, src, kind, spec, header, out)
@@ -140,7 +127,7 @@ class ImageConverter:
                 _save(image, target, out, quality=quality, strip=spec.strip_metadata)
                 outcome = _Outcome(quality)
         except pyvips.Error as exc:
-            raise _failure(src, kind, target) from exc
+            raise failure(src, kind, target) from exc
         if outcome.note:
             notes.append(outcome.note)
         if outcome.kept_source:
@@ -186,168 +173,6 @@ def _check_compress(kind: Kind, spec: FileSpec) -> None:
         )
 
 
-# -- reading ---------------------------------------------------------------------------------
-
-
-def _source(src: Path) -> pyvips.Source:
-    # A Source, not a file name: libvips would read "[...]" at the end of a name as options.
-    return pyvips.Source.new_from_file(str(src))
-
-
-def _fail_on(kind: Kind) -> str:
-    # libtiff reports a truncated strip as an error, not as truncation.
-    return "error" if kind is Kind.TIFF else "truncated"
-
-
-def _read_header(src: Path, kind: Kind) -> _Header:
-    """Size, frames and orientation, read without decoding the pixels."""
-    try:
-        if kind is Kind.HEIF:
-            # libheif applies the HEIF rotation itself (the spec requires it).
-            width, height = pillow_heif.open_heif(str(src)).size
-            return _Header(width, height, pages=1, orientation=1)
-        if kind is Kind.BMP:
-            return _Header(*bmp_size(src), pages=1, orientation=1)
-        image = pyvips.Image.new_from_source(
-            _source(src), "", access="sequential", fail_on=_fail_on(kind)
-        )
-    except Image.DecompressionBombError as exc:
-        raise _too_large_for_pillow() from exc
-    except DECODE_ERRORS as exc:
-        raise CorruptFileError() from exc
-    return _Header(
-        image.width,
-        image.height,
-        pages=_int_field(image, "n-pages", 1),
-        orientation=_int_field(image, "orientation", 1),
-    )
-
-
-def bmp_size(src: Path) -> tuple[int, int]:
-    """A BMP's width and height from its header (Pillow's own check would refuse a huge one
-    before CONVERTLY_MAX_PIXELS is even looked at)."""
-    with src.open("rb") as fh:
-        head = fh.read(26)
-    if len(head) < 26:
-        raise CorruptFileError()
-    if int.from_bytes(head[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
-        width, height = struct.unpack("<HH", head[18:22])
-    else:
-        width, height = struct.unpack("<ii", head[18:26])
-    if width <= 0 or height == 0:
-        raise CorruptFileError()
-    return width, abs(height)  # a negative height: rows stored top-down
-
-
-def _too_large_for_pillow() -> ImageTooLargeError:
-    return ImageTooLargeError(
-        "The image has more pixels than the decoder accepts (Pillow's decompression-bomb "
-        f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels, below this server's "
-        "CONVERTLY_MAX_PIXELS); send a smaller image."
-    )
-
-
-def _check_pixels(header: _Header, limits: Limits, *, frames: int = 1) -> None:
-    """Refuse an image (every frame of an animation that is kept) over CONVERTLY_MAX_PIXELS."""
-    pixels = header.width * header.height * frames
-    if pixels > limits.max_pixels:
-        size = f"{header.width}x{header.height}"
-        what = f"{frames} frames of {size}" if frames > 1 else size
-        raise ImageTooLargeError(
-            f"The image is {what} = {pixels:,} pixels, over this server's limit of "
-            f"{limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). "
-            "Send a smaller image or ask the operator to raise the limit.",
-            detail={"pixels": pixels, "maxPixels": limits.max_pixels},
-        )
-
-
-def _load(
-    src: Path, kind: Kind, header: _Header, plan: ResizePlan, auto_orient: bool, animated: bool
-) -> pyvips.Image:
-    """The source, oriented and scaled to the plan's scaled size (lazy where libvips reads it)."""
-    if kind in _PILLOW_SOURCES:
-        image = _pillow_load(src, kind)
-        if plan.scales:
-            image = image.thumbnail_image(
-                plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=True
-            )
-        return image
-    shrink = _jpeg_shrink(kind, header, plan, auto_orient)
-    if shrink > 1:
-        # libjpeg decodes at 1/2, 1/4 or 1/8 size while it reads (DCT scaling): far fewer
-        # pixels to decode and to reduce. thumbnail_source does this only when the image
-        # shrinks at least twice as much as that; here it is used whenever the decoded
-        # image stays at least as large as the target, like Pillow's draft mode. A 2000 px
-        # photo to 512 px: 30 % less CPU.
-        rotate = auto_orient and header.orientation != 1
-        image = pyvips.Image.new_from_source(
-            _source(src), "", shrink=shrink, access="random" if rotate else "sequential",
-            fail_on=_fail_on(kind),
-        )
-        return image.thumbnail_image(
-            plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=not rotate
-        )
-    if plan.scales:
-        # Loader options go in the option string: thumbnail_source does not hand its own
-        # fail_on to the loader (libvips 8.18). Every frame of an animation is scaled.
-        loader_options = f"fail_on={_fail_on(kind)}" + (",n=-1" if animated else "")
-        return pyvips.Image.thumbnail_source(
-            _source(src),
-            plan.scaled_width,
-            height=plan.scaled_height,
-            size="force",
-            no_rotate=not auto_orient,
-            option_string=loader_options,
-        )
-    rotate = auto_orient and header.orientation != 1
-    image = pyvips.Image.new_from_source(
-        _source(src),
-        "",
-        access="random" if rotate else "sequential",
-        fail_on=_fail_on(kind),
-        **({"n": -1} if animated else {}),
-    )
-    return image.autorot() if rotate else image
-
-
-def _jpeg_shrink(kind: Kind, header: _Header, plan: ResizePlan, auto_orient: bool) -> int:
-    """The largest JPEG shrink-on-load factor (1, 2, 4 or 8) that leaves the decoded image
-    at least as large as the plan's scaled size."""
-    if kind is not Kind.JPEG or not plan.scales:
-        return 1
-    width, height = header.oriented(auto_orient)
-    factor = min(width / plan.scaled_width, height / plan.scaled_height)
-    return next((s for s in (8, 4, 2) if s <= factor), 1)
-
-
-def _pillow_load(src: Path, kind: Kind) -> pyvips.Image:
-    """Decode with Pillow / pillow-heif and hand the pixels and metadata to libvips."""
-    try:
-        if kind is Kind.HEIF:
-            picture = pillow_heif.open_heif(str(src)).to_pillow()
-        else:
-            with Image.open(src, formats=("BMP",)) as opened:
-                opened.load()
-                picture = opened.copy()
-    except Image.DecompressionBombError as exc:
-        raise _too_large_for_pillow() from exc
-    except DECODE_ERRORS as exc:
-        raise CorruptFileError() from exc
-    if picture.mode == "1":
-        picture = picture.convert("L")
-    elif picture.mode not in ("L", "LA", "RGB", "RGBA"):
-        picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
-    bands = len(picture.getbands())
-    image = pyvips.Image.new_from_memory(
-        picture.tobytes(), picture.width, picture.height, bands, "uchar"
-    ).copy(interpretation="b-w" if bands < 3 else "srgb")
-    for field, key in _PILLOW_METADATA:
-        value = picture.info.get(key)
-        if value:
-            image.set_type(pyvips.GValue.blob_type, field, bytes(value))
-    return image
-
-
 # -- shaping ---------------------------------------------------------------------------------
 
 
@@ -391,7 +216,7 @@ def _flatten(image: pyvips.Image) -> pyvips.Image:
 
 
 def _page_height(image: pyvips.Image) -> int:
-    page_height = _int_field(image, "page-height", image.height)
+    page_height = int_field(image, "page-height", image.height)
     return page_height if page_height > 0 and image.height % page_height == 0 else image.height
 
 
@@ -467,7 +292,7 @@ def _save_heif(image: pyvips.Image, out: str, *, quality: int | None, strip: boo
     if icc := _blob(image, "icc-profile-data"):
         metadata["icc_profile"] = icc
     if not strip and (exif := _blob(image, "exif-data")):
-        metadata["exif"] = _exif_with_orientation(exif, _int_field(image, "orientation", 1))
+        metadata["exif"] = _exif_with_orientation(exif, int_field(image, "orientation", 1))
     if not strip and (xmp := _blob(image, "xmp-data")):
         metadata["xmp"] = xmp
     heif.save(
@@ -492,24 +317,6 @@ def _blob(image: pyvips.Image, field: str) -> bytes | None:
     return bytes(image.get(field)) if image.get_typeof(field) else None
 
 
-def _int_field(image: pyvips.Image, field: str, default: int) -> int:
-    return int(image.get(field)) if image.get_typeof(field) else default
-
-
-def _failure(src: Path, kind: Kind, target: OutputFormat) -> ConvertlyError:
-    """libvips decodes lazily, so a failed save may be a bad source or a failed encoder."""
-    if kind not in _PILLOW_SOURCES:
-        try:
-            pyvips.Image.new_from_source(
-                _source(src), "", access="sequential", fail_on=_fail_on(kind)
-            ).avg()
-        except pyvips.Error:
-            return CorruptFileError()
-    return ConversionError(
-        f"The image decoded but could not be written as {target.value}; try another output format."
-    )
-
-
 # -- compress --------------------------------------------------------------------------------
 
 
@@ -519,7 +326,7 @@ def _compress(
     src: Path,
     kind: Kind,
     spec: FileSpec,
-    header: _Header,
+    header: Header,
     out: Path,
 ) -> _Outcome:
     """Re-encode smaller, or hand back the source when that is smaller still."""
@@ -596,7 +403,7 @@ def _unreachable(smallest: int, quality: int | None, target_bytes: int) -> Conve
     )
 
 
-def _source_bytes(src: Path, kind: Kind, spec: FileSpec, header: _Header) -> bytes | None:
+def _source_bytes(src: Path, kind: Kind, spec: FileSpec, header: Header) -> bytes | None:
     """The source as compress may return it: None when metadata must go and cannot be cut."""
     data = src.read_bytes()
     if not spec.strip_metadata:
@@ -607,12 +414,12 @@ def _source_bytes(src: Path, kind: Kind, spec: FileSpec, header: _Header) -> byt
     return None
 
 
-def _jpeg_lossless(src: Path, spec: FileSpec, header: _Header, out: Path) -> ConvertedFile:
+def _jpeg_lossless(src: Path, spec: FileSpec, header: Header, out: Path) -> ConvertedFile:
     """Lossless JPEG compress: the entropy-coded data is kept byte for byte."""
     try:
         # Shrink-on-load reads every scan cheaply, which is enough to catch truncation.
         pyvips.Image.new_from_source(
-            _source(src), "", shrink=8, access="sequential", fail_on="truncated"
+            vips_source(src), "", shrink=8, access="sequential", fail_on="truncated"
         ).avg()
     except pyvips.Error as exc:
         raise CorruptFileError() from exc
