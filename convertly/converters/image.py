@@ -7,7 +7,6 @@ Pillow / pillow-heif and cross to libvips as pixels in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +24,10 @@ from convertly.converters.image_load import (
     read_header,
     vips_source,
 )
+from convertly.converters.image_shape import frame_height, shape
 from convertly.converters.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.registry import Registry
-from convertly.converters.resize import ResizePlan, plan_resize
+from convertly.converters.resize import plan_resize
 from convertly.errors import (
     ConversionError,
     CorruptFileError,
@@ -70,12 +70,7 @@ _LOSSY_TARGETS = frozenset(
 )
 # Compress can trade quality for size in these (png through palette quantisation).
 _TUNABLE_TARGETS = _LOSSY_TARGETS | {OutputFormat.PNG}
-_CMYK_TARGETS = frozenset({OutputFormat.JPG, OutputFormat.TIFF})
-_HIGH_DEPTH_TARGETS = frozenset({OutputFormat.PNG, OutputFormat.TIFF})
 _EXIF_ORIENTATION = 0x0112
-_FOREIGN_COLOURSPACES = frozenset(
-    {"lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "oklab", "oklch"}
-)
 
 
 @dataclass(frozen=True)
@@ -119,7 +114,7 @@ class ImageConverter:
         )
         try:
             image = load(src, kind, header, plan, spec.auto_orient, animated)
-            image = _shape(image, plan, target, keep_cmyk=compress)
+            image = shape(image, plan, target, keep_cmyk=compress)
             if compress:
                 outcome = _compress(image, target, src, kind, spec, header, out)
             else:
@@ -133,7 +128,7 @@ class ImageConverter:
         if outcome.kept_source:
             width, height = header.oriented(spec.auto_orient)
         else:
-            width, height = image.width, _page_height(image)
+            width, height = image.width, frame_height(image)
         return ConvertedFile(
             path=str(out),
             format=target.value,
@@ -171,67 +166,6 @@ def _check_compress(kind: Kind, spec: FileSpec) -> None:
         raise InvalidFieldError(
             "targetBytes", "a positive number of bytes is required when mode is 'target-size'."
         )
-
-
-# -- shaping ---------------------------------------------------------------------------------
-
-
-def _shape(
-    image: pyvips.Image, plan: ResizePlan, target: OutputFormat, *, keep_cmyk: bool
-) -> pyvips.Image:
-    """Colour, depth, crop, padding and alpha as the target and the plan want them."""
-    interpretation = image.interpretation
-    if interpretation == "cmyk" and not (keep_cmyk and target in _CMYK_TARGETS):
-        # Through the embedded (or a generic) CMYK profile; the result carries sRGB's.
-        image = image.icc_transform("srgb", input_profile="cmyk", embedded=True)
-    elif interpretation in _FOREIGN_COLOURSPACES:
-        image = image.colourspace("srgb")
-    if image.format == "ushort" and target not in _HIGH_DEPTH_TARGETS:
-        image = image.colourspace("b-w" if image.bands < 3 else "srgb")
-    if plan.crops:
-        left, top = plan.crop_offset
-        image = _each_frame(image, lambda frame: frame.crop(left, top, plan.width, plan.height))
-    if plan.pads:
-        left, top = plan.pad_offset
-        image = _each_frame(
-            _flatten(image),
-            lambda frame: frame.embed(
-                left, top, plan.width, plan.height,
-                extend="background", background=[_white(frame)] * frame.bands,
-            ),
-        )  # fmt: skip
-    if target is OutputFormat.JPG:
-        image = _flatten(image)
-    return image
-
-
-def _white(image: pyvips.Image) -> int:
-    return 65535 if image.format == "ushort" else 255
-
-
-def _flatten(image: pyvips.Image) -> pyvips.Image:
-    if not image.hasalpha():
-        return image
-    return image.flatten(background=[_white(image)] * (image.bands - 1))
-
-
-def _page_height(image: pyvips.Image) -> int:
-    page_height = int_field(image, "page-height", image.height)
-    return page_height if page_height > 0 and image.height % page_height == 0 else image.height
-
-
-def _each_frame(image: pyvips.Image, edit: Callable[[pyvips.Image], pyvips.Image]) -> pyvips.Image:
-    """Apply `edit` to every frame of an animation (libvips stacks frames vertically)."""
-    page_height = _page_height(image)
-    if page_height == image.height:
-        return edit(image)
-    frames = [
-        edit(image.crop(0, top, image.width, page_height))
-        for top in range(0, image.height, page_height)
-    ]
-    joined = pyvips.Image.arrayjoin(frames, across=1).copy()
-    joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
-    return joined
 
 
 # -- writing ---------------------------------------------------------------------------------
