@@ -10,20 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pillow_heif
 import pyvips
-from PIL import Image
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.image_load import (
     Header,
     check_pixels,
     failure,
-    int_field,
     load,
     read_header,
     vips_source,
 )
+from convertly.converters.image_save import LOSSY_TARGETS, save
 from convertly.converters.image_shape import frame_height, shape
 from convertly.converters.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.registry import Registry
@@ -55,22 +53,10 @@ TARGETS = (
     OutputFormat.TIFF, OutputFormat.GIF, OutputFormat.HEIF,
 )  # fmt: skip
 
-# Measured on 2 cores, 12 MP photos at quality 82: AVIF effort 0 encodes in 0.3-0.5 s
-# (effort 1 is slower and no smaller, effort 2 takes 1.5 s); x265's "ultrafast" preset
-# encodes HEIF in 0.9-1.3 s (its default preset takes several seconds).
-AVIF_EFFORT = 0
-HEIF_ENCODER_PARAMS = {"preset": "ultrafast"}
-PNG_COMPRESSION = 6
-PNG_ALL_FILTERS = 0xF8  # let libpng pick a row filter per row: ~17 % smaller photos
-
 _ANIMATED_SOURCES = frozenset({Kind.GIF, Kind.WEBP})
 _ANIMATED_TARGETS = frozenset({OutputFormat.GIF, OutputFormat.WEBP})
-_LOSSY_TARGETS = frozenset(
-    {OutputFormat.JPG, OutputFormat.WEBP, OutputFormat.AVIF, OutputFormat.HEIF}
-)
 # Compress can trade quality for size in these (png through palette quantisation).
-_TUNABLE_TARGETS = _LOSSY_TARGETS | {OutputFormat.PNG}
-_EXIF_ORIENTATION = 0x0112
+_TUNABLE_TARGETS = LOSSY_TARGETS | {OutputFormat.PNG}
 
 
 @dataclass(frozen=True)
@@ -118,8 +104,8 @@ class ImageConverter:
             if compress:
                 outcome = _compress(image, target, src, kind, spec, header, out)
             else:
-                quality = spec.compression if target in _LOSSY_TARGETS else None
-                _save(image, target, out, quality=quality, strip=spec.strip_metadata)
+                quality = spec.compression if target in LOSSY_TARGETS else None
+                save(image, target, out, quality=quality, strip=spec.strip_metadata)
                 outcome = _Outcome(quality)
         except pyvips.Error as exc:
             raise failure(src, kind, target) from exc
@@ -168,89 +154,6 @@ def _check_compress(kind: Kind, spec: FileSpec) -> None:
         )
 
 
-# -- writing ---------------------------------------------------------------------------------
-
-
-def _save(
-    image: pyvips.Image,
-    target: OutputFormat,
-    path: Path,
-    *,
-    quality: int | None,
-    strip: bool,
-    smallest: bool = False,
-) -> None:
-    """Encode `image` to `path`. `quality` None means lossless; `smallest` spends more CPU.
-
-    Stripping keeps the ICC profile (colours would shift without it) and drops the rest.
-    """
-    keep = pyvips.ForeignKeep.ICC if strip else pyvips.ForeignKeep.ALL
-    out = str(path)
-    if quality is not None:
-        quality = max(1, min(100, quality))
-    match target:
-        case OutputFormat.JPG:
-            image.jpegsave(out, Q=quality, optimize_coding=True, keep=keep)
-        case OutputFormat.PNG if quality is None:
-            compression = 9 if smallest else PNG_COMPRESSION
-            image.pngsave(out, compression=compression, filter=PNG_ALL_FILTERS, keep=keep)
-        case OutputFormat.PNG:
-            image.pngsave(out, palette=True, Q=quality, compression=9, keep=keep)
-        case OutputFormat.WEBP if quality is None:
-            image.webpsave(out, lossless=True, keep=keep)
-        case OutputFormat.WEBP:
-            image.webpsave(out, Q=quality, keep=keep)
-        case OutputFormat.AVIF:
-            options = {"lossless": True} if quality is None else {"Q": quality}
-            image.heifsave(out, compression="av1", effort=AVIF_EFFORT, keep=keep, **options)
-        case OutputFormat.TIFF:
-            level = 9 if smallest else 6
-            image.tiffsave(
-                out, compression="deflate", predictor="horizontal", level=level, keep=keep
-            )
-        case OutputFormat.GIF:
-            image.gifsave(out, keep=keep, effort=10 if smallest else 7)
-        case OutputFormat.HEIF:
-            _save_heif(image, out, quality=quality, strip=strip)
-        case _:
-            raise ValueError(f"no image encoder for {target}")
-
-
-def _save_heif(image: pyvips.Image, out: str, *, quality: int | None, strip: bool) -> None:
-    """HEIF through pillow-heif (x265): 8-bit RGB(A) pixels, ICC, EXIF and XMP."""
-    if image.bands < 3:
-        image = image.colourspace("srgb")
-    mode = "RGBA" if image.bands == 4 else "RGB"
-    heif = pillow_heif.from_bytes(mode, (image.width, image.height), image.write_to_memory())
-    metadata: dict[str, bytes] = {}
-    if icc := _blob(image, "icc-profile-data"):
-        metadata["icc_profile"] = icc
-    if not strip and (exif := _blob(image, "exif-data")):
-        metadata["exif"] = _exif_with_orientation(exif, int_field(image, "orientation", 1))
-    if not strip and (xmp := _blob(image, "xmp-data")):
-        metadata["xmp"] = xmp
-    heif.save(
-        out,
-        quality=-1 if quality is None else quality,
-        enc_params=HEIF_ENCODER_PARAMS,
-        chroma=444 if quality is None else 420,
-        **metadata,
-    )
-
-
-def _exif_with_orientation(exif_data: bytes, orientation: int) -> bytes:
-    # libvips rewrites the tag itself when it saves; here the blob is still the source's.
-    exif = Image.Exif()
-    exif.load(exif_data)
-    if orientation != 1 or _EXIF_ORIENTATION in exif:
-        exif[_EXIF_ORIENTATION] = orientation
-    return exif.tobytes()
-
-
-def _blob(image: pyvips.Image, field: str) -> bytes | None:
-    return bytes(image.get(field)) if image.get_typeof(field) else None
-
-
 # -- compress --------------------------------------------------------------------------------
 
 
@@ -277,7 +180,7 @@ def _compress(
             return _Outcome(None, "The original already fits the target size; it was kept.", True)
     else:
         quality = spec.compression if tunable else None
-        _save(image, target, out, quality=quality, strip=spec.strip_metadata, smallest=True)
+        save(image, target, out, quality=quality, strip=spec.strip_metadata, smallest=True)
     if out.stat().st_size <= src.stat().st_size:
         return _Outcome(quality)
     original = _source_bytes(src, kind, spec, header)
@@ -301,7 +204,7 @@ def _fit_size(
     """Binary-search the highest quality whose file fits in `target_bytes` (<= 7 encodes)."""
     image = image.copy_memory()  # decode once; every attempt encodes the same pixels
     if not tunable:
-        _save(image, target, out, quality=None, strip=strip, smallest=True)
+        save(image, target, out, quality=None, strip=strip, smallest=True)
         size = out.stat().st_size
         if size > target_bytes:
             out.unlink()
@@ -313,7 +216,7 @@ def _fit_size(
     smallest: int | None = None
     while low <= high:
         quality = (low + high) // 2
-        _save(image, target, attempt, quality=quality, strip=strip)
+        save(image, target, attempt, quality=quality, strip=strip)
         size = attempt.stat().st_size
         if size <= target_bytes:
             attempt.replace(out)
