@@ -3,35 +3,27 @@
 libvips does the work: `thumbnail` streams the file and shrinks JPEGs while decoding them.
 pyvips-binary reads neither HEIF (HEVC) nor BMP and cannot write HEIF, so those go through
 Pillow / pillow-heif and cross to libvips as pixels in memory.
+
+This module picks the target, checks the compress options and the pixel limit, and runs the
+steps: image_load.py reads the header and the pixels, image_shape.py fits colour, depth, crop
+and padding to the target, image_save.py encodes, and image_compress.py reaches a target size
+and keeps whichever of the re-encode and the source is smaller.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyvips
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.image_load import (
-    Header,
-    check_pixels,
-    failure,
-    load,
-    read_header,
-    vips_source,
-)
+from convertly.converters.image_compress import Outcome, compress_image, jpeg_lossless
+from convertly.converters.image_load import check_pixels, failure, load, read_header
 from convertly.converters.image_save import LOSSY_TARGETS, save
 from convertly.converters.image_shape import frame_height, shape
-from convertly.converters.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
-from convertly.errors import (
-    ConversionError,
-    CorruptFileError,
-    InvalidFieldError,
-    UnsupportedConversionError,
-)
+from convertly.errors import InvalidFieldError, UnsupportedConversionError
 from convertly.models import (
     CompressMode,
     ConvertedFile,
@@ -55,15 +47,6 @@ TARGETS = (
 
 _ANIMATED_SOURCES = frozenset({Kind.GIF, Kind.WEBP})
 _ANIMATED_TARGETS = frozenset({OutputFormat.GIF, OutputFormat.WEBP})
-# Compress can trade quality for size in these (png through palette quantisation).
-_TUNABLE_TARGETS = LOSSY_TARGETS | {OutputFormat.PNG}
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    quality: int | None
-    note: str | None = None
-    kept_source: bool = False  # compress handed back the source bytes
 
 
 class ImageConverter:
@@ -90,7 +73,7 @@ class ImageConverter:
         check_pixels(header, limits, frames=header.pages if animated else 1)
         out = workdir / f"output.{extension_for(target)}"
         if compress and spec.lossless and target is OutputFormat.JPG:
-            return _jpeg_lossless(src, spec, header, out)
+            return jpeg_lossless(src, spec, header, out)
 
         notes: list[str] = []
         if header.pages > 1 and kind in _ANIMATED_SOURCES and not animated:
@@ -102,11 +85,11 @@ class ImageConverter:
             image = load(src, kind, header, plan, spec.auto_orient, animated)
             image = shape(image, plan, target, keep_cmyk=compress)
             if compress:
-                outcome = _compress(image, target, src, kind, spec, header, out)
+                outcome = compress_image(image, target, src, kind, spec, header, out)
             else:
                 quality = spec.compression if target in LOSSY_TARGETS else None
                 save(image, target, out, quality=quality, strip=spec.strip_metadata)
-                outcome = _Outcome(quality)
+                outcome = Outcome(quality)
         except pyvips.Error as exc:
             raise failure(src, kind, target) from exc
         if outcome.note:
@@ -152,123 +135,3 @@ def _check_compress(kind: Kind, spec: FileSpec) -> None:
         raise InvalidFieldError(
             "targetBytes", "a positive number of bytes is required when mode is 'target-size'."
         )
-
-
-# -- compress --------------------------------------------------------------------------------
-
-
-def _compress(
-    image: pyvips.Image,
-    target: OutputFormat,
-    src: Path,
-    kind: Kind,
-    spec: FileSpec,
-    header: Header,
-    out: Path,
-) -> _Outcome:
-    """Re-encode smaller, or hand back the source when that is smaller still."""
-    tunable = target in _TUNABLE_TARGETS and not spec.lossless
-    if spec.mode is CompressMode.TARGET_SIZE:
-        assert spec.target_bytes is not None  # checked by _check_compress
-        try:
-            quality = _fit_size(image, target, out, spec.target_bytes, tunable, spec.strip_metadata)
-        except ConversionError:
-            original = _source_bytes(src, kind, spec, header)
-            if original is None or len(original) > spec.target_bytes:
-                raise
-            out.write_bytes(original)
-            return _Outcome(None, "The original already fits the target size; it was kept.", True)
-    else:
-        quality = spec.compression if tunable else None
-        save(image, target, out, quality=quality, strip=spec.strip_metadata, smallest=True)
-    if out.stat().st_size <= src.stat().st_size:
-        return _Outcome(quality)
-    original = _source_bytes(src, kind, spec, header)
-    if original is None:
-        # Only a re-encode removes the metadata, and removing it was asked for.
-        return _Outcome(
-            quality, "The file is larger than the original: removing metadata needed a re-encode."
-        )
-    out.write_bytes(original)
-    return _Outcome(None, "Re-encoding made the file larger, so the original was kept.", True)
-
-
-def _fit_size(
-    image: pyvips.Image,
-    target: OutputFormat,
-    out: Path,
-    target_bytes: int,
-    tunable: bool,
-    strip: bool,
-) -> int | None:
-    """Binary-search the highest quality whose file fits in `target_bytes` (<= 7 encodes)."""
-    image = image.copy_memory()  # decode once; every attempt encodes the same pixels
-    if not tunable:
-        save(image, target, out, quality=None, strip=strip, smallest=True)
-        size = out.stat().st_size
-        if size > target_bytes:
-            out.unlink()
-            raise _unreachable(size, None, target_bytes)
-        return None
-    attempt = out.with_name(f"attempt{out.suffix}")
-    low, high = 1, 100
-    best: int | None = None
-    smallest: int | None = None
-    while low <= high:
-        quality = (low + high) // 2
-        save(image, target, attempt, quality=quality, strip=strip)
-        size = attempt.stat().st_size
-        if size <= target_bytes:
-            attempt.replace(out)
-            best, low = quality, quality + 1
-        else:
-            smallest = size if smallest is None else min(smallest, size)
-            high = quality - 1
-    attempt.unlink(missing_ok=True)
-    if best is None:
-        assert smallest is not None
-        raise _unreachable(smallest, 1, target_bytes)
-    return best
-
-
-def _unreachable(smallest: int, quality: int | None, target_bytes: int) -> ConversionError:
-    at = "at quality 1" if quality is not None else "losslessly"
-    return ConversionError(
-        f"The smallest file we could make {at} is {smallest:,} bytes, over the target of "
-        f"{target_bytes:,} bytes; raise targetBytes or make the image smaller first.",
-        detail={"smallestBytes": smallest, "quality": quality, "targetBytes": target_bytes},
-    )
-
-
-def _source_bytes(src: Path, kind: Kind, spec: FileSpec, header: Header) -> bytes | None:
-    """The source as compress may return it: None when metadata must go and cannot be cut."""
-    data = src.read_bytes()
-    if not spec.strip_metadata:
-        return data
-    if kind is Kind.JPEG:
-        # Without baking it into the pixels, the orientation tag is what keeps a photo upright.
-        return strip_jpeg_metadata(data, header.orientation if spec.auto_orient else 1)
-    return None
-
-
-def _jpeg_lossless(src: Path, spec: FileSpec, header: Header, out: Path) -> ConvertedFile:
-    """Lossless JPEG compress: the entropy-coded data is kept byte for byte."""
-    try:
-        # Shrink-on-load reads every scan cheaply, which is enough to catch truncation.
-        pyvips.Image.new_from_source(
-            vips_source(src), "", shrink=8, access="sequential", fail_on="truncated"
-        ).avg()
-    except pyvips.Error as exc:
-        raise CorruptFileError() from exc
-    data = _source_bytes(src, Kind.JPEG, spec, header)
-    assert data is not None
-    out.write_bytes(data)
-    width, height = header.oriented(spec.auto_orient)
-    return ConvertedFile(
-        path=str(out),
-        format=OutputFormat.JPG.value,
-        mime_type=mime_for(OutputFormat.JPG.value),
-        width=width,
-        height=height,
-        notes=("Lossless JPEG compression keeps the pixels; only metadata can be removed.",),
-    )

@@ -38,6 +38,8 @@ DECODE_ERRORS = (pyvips.Error, OSError, ValueError, SyntaxError, RuntimeError)
 
 @dataclass(frozen=True)
 class Header:
+    """Size, frames and orientation, as the file states them."""
+
     width: int
     height: int  # of one frame
     pages: int
