@@ -3,31 +3,27 @@
 libvips does the work: `thumbnail` streams the file and shrinks JPEGs while decoding them.
 pyvips-binary reads neither HEIF (HEVC) nor BMP and cannot write HEIF, so those go through
 Pillow / pillow-heif and cross to libvips as pixels in memory.
+
+This module picks the target, checks the compress options and the pixel limit, and runs the
+steps: image_load.py reads the header and the pixels, image_shape.py fits colour, depth, crop
+and padding to the target, image_save.py encodes, and image_compress.py reaches a target size
+and keeps whichever of the re-encode and the source is smaller.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import pillow_heif
 import pyvips
-from PIL import Image
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.jpeg_markers import strip_jpeg_metadata
+from convertly.converters.image_compress import Outcome, compress_image, jpeg_lossless
+from convertly.converters.image_load import check_pixels, failure, load, read_header
+from convertly.converters.image_save import LOSSY_TARGETS, save
+from convertly.converters.image_shape import frame_height, shape
 from convertly.converters.registry import Registry
-from convertly.converters.resize import ResizePlan, plan_resize
-from convertly.errors import (
-    ConversionError,
-    ConvertlyError,
-    CorruptFileError,
-    ImageTooLargeError,
-    InvalidFieldError,
-    UnsupportedConversionError,
-)
+from convertly.converters.resize import plan_resize
+from convertly.errors import InvalidFieldError, UnsupportedConversionError
 from convertly.models import (
     CompressMode,
     ConvertedFile,
@@ -49,53 +45,8 @@ TARGETS = (
     OutputFormat.TIFF, OutputFormat.GIF, OutputFormat.HEIF,
 )  # fmt: skip
 
-# Measured on 2 cores, 12 MP photos at quality 82: AVIF effort 0 encodes in 0.3-0.5 s
-# (effort 1 is slower and no smaller, effort 2 takes 1.5 s); x265's "ultrafast" preset
-# encodes HEIF in 0.9-1.3 s (its default preset takes several seconds).
-AVIF_EFFORT = 0
-HEIF_ENCODER_PARAMS = {"preset": "ultrafast"}
-PNG_COMPRESSION = 6
-PNG_ALL_FILTERS = 0xF8  # let libpng pick a row filter per row: ~17 % smaller photos
-
-_PILLOW_SOURCES = frozenset({Kind.HEIF, Kind.BMP})
 _ANIMATED_SOURCES = frozenset({Kind.GIF, Kind.WEBP})
 _ANIMATED_TARGETS = frozenset({OutputFormat.GIF, OutputFormat.WEBP})
-_LOSSY_TARGETS = frozenset(
-    {OutputFormat.JPG, OutputFormat.WEBP, OutputFormat.AVIF, OutputFormat.HEIF}
-)
-# Compress can trade quality for size in these (png through palette quantisation).
-_TUNABLE_TARGETS = _LOSSY_TARGETS | {OutputFormat.PNG}
-_CMYK_TARGETS = frozenset({OutputFormat.JPG, OutputFormat.TIFF})
-_HIGH_DEPTH_TARGETS = frozenset({OutputFormat.PNG, OutputFormat.TIFF})
-_PILLOW_METADATA = (("icc-profile-data", "icc_profile"), ("exif-data", "exif"), ("xmp-data", "xmp"))
-_SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image a quarter
-_EXIF_ORIENTATION = 0x0112
-# What decoders raise on damaged input; pillow-heif reports libheif's errors (a frame larger
-# than its header says, libheif's own size limits) as RuntimeError.
-DECODE_ERRORS = (pyvips.Error, OSError, ValueError, SyntaxError, RuntimeError)
-_FOREIGN_COLOURSPACES = frozenset(
-    {"lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "scrgb", "hsv", "oklab", "oklch"}
-)
-
-
-@dataclass(frozen=True)
-class _Header:
-    width: int
-    height: int  # of one frame
-    pages: int
-    orientation: int
-
-    def oriented(self, auto_orient: bool) -> tuple[int, int]:
-        if auto_orient and self.orientation in _SWAPS_AXES:
-            return self.height, self.width
-        return self.width, self.height
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    quality: int | None
-    note: str | None = None
-    kept_source: bool = False  # compress handed back the source bytes
 
 
 class ImageConverter:
@@ -117,12 +68,12 @@ class ImageConverter:
         if compress:
             _check_compress(kind, spec)
         target = _target_of(kind, spec)
-        header = _read_header(src, kind)
+        header = read_header(src, kind)
         animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
-        _check_pixels(header, limits, frames=header.pages if animated else 1)
+        check_pixels(header, limits, frames=header.pages if animated else 1)
         out = workdir / f"output.{extension_for(target)}"
         if compress and spec.lossless and target is OutputFormat.JPG:
-            return _jpeg_lossless(src, spec, header, out)
+            return jpeg_lossless(src, spec, header, out)
 
         notes: list[str] = []
         if header.pages > 1 and kind in _ANIMATED_SOURCES and not animated:
@@ -131,22 +82,22 @@ class ImageConverter:
             *header.oriented(spec.auto_orient), spec.resize, spec.resize_width, spec.resize_height
         )
         try:
-            image = _load(src, kind, header, plan, spec.auto_orient, animated)
-            image = _shape(image, plan, target, keep_cmyk=compress)
+            image = load(src, kind, header, plan, spec.auto_orient, animated)
+            image = shape(image, plan, target, keep_cmyk=compress)
             if compress:
-                outcome = _compress(image, target, src, kind, spec, header, out)
+                outcome = compress_image(image, target, src, kind, spec, header, out)
             else:
-                quality = spec.compression if target in _LOSSY_TARGETS else None
-                _save(image, target, out, quality=quality, strip=spec.strip_metadata)
-                outcome = _Outcome(quality)
+                quality = spec.compression if target in LOSSY_TARGETS else None
+                save(image, target, out, quality=quality, strip=spec.strip_metadata)
+                outcome = Outcome(quality)
         except pyvips.Error as exc:
-            raise _failure(src, kind, target) from exc
+            raise failure(src, kind, target) from exc
         if outcome.note:
             notes.append(outcome.note)
         if outcome.kept_source:
             width, height = header.oriented(spec.auto_orient)
         else:
-            width, height = image.width, _page_height(image)
+            width, height = image.width, frame_height(image)
         return ConvertedFile(
             path=str(out),
             format=target.value,
@@ -184,447 +135,3 @@ def _check_compress(kind: Kind, spec: FileSpec) -> None:
         raise InvalidFieldError(
             "targetBytes", "a positive number of bytes is required when mode is 'target-size'."
         )
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-def _source(src: Path) -> pyvips.Source:
-    # A Source, not a file name: libvips would read "[...]" at the end of a name as options.
-    return pyvips.Source.new_from_file(str(src))
-
-
-def _fail_on(kind: Kind) -> str:
-    # libtiff reports a truncated strip as an error, not as truncation.
-    return "error" if kind is Kind.TIFF else "truncated"
-
-
-def _read_header(src: Path, kind: Kind) -> _Header:
-    """Size, frames and orientation, read without decoding the pixels."""
-    try:
-        if kind is Kind.HEIF:
-            # libheif applies the HEIF rotation itself (the spec requires it).
-            width, height = pillow_heif.open_heif(str(src)).size
-            return _Header(width, height, pages=1, orientation=1)
-        if kind is Kind.BMP:
-            return _Header(*bmp_size(src), pages=1, orientation=1)
-        image = pyvips.Image.new_from_source(
-            _source(src), "", access="sequential", fail_on=_fail_on(kind)
-        )
-    except Image.DecompressionBombError as exc:
-        raise _too_large_for_pillow() from exc
-    except DECODE_ERRORS as exc:
-        raise CorruptFileError() from exc
-    return _Header(
-        image.width,
-        image.height,
-        pages=_int_field(image, "n-pages", 1),
-        orientation=_int_field(image, "orientation", 1),
-    )
-
-
-def bmp_size(src: Path) -> tuple[int, int]:
-    """A BMP's width and height from its header (Pillow's own check would refuse a huge one
-    before CONVERTLY_MAX_PIXELS is even looked at)."""
-    with src.open("rb") as fh:
-        head = fh.read(26)
-    if len(head) < 26:
-        raise CorruptFileError()
-    if int.from_bytes(head[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
-        width, height = struct.unpack("<HH", head[18:22])
-    else:
-        width, height = struct.unpack("<ii", head[18:26])
-    if width <= 0 or height == 0:
-        raise CorruptFileError()
-    return width, abs(height)  # a negative height: rows stored top-down
-
-
-def _too_large_for_pillow() -> ImageTooLargeError:
-    return ImageTooLargeError(
-        "The image has more pixels than the decoder accepts (Pillow's decompression-bomb "
-        f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels, below this server's "
-        "CONVERTLY_MAX_PIXELS); send a smaller image."
-    )
-
-
-def _check_pixels(header: _Header, limits: Limits, *, frames: int = 1) -> None:
-    """Refuse an image (every frame of an animation that is kept) over CONVERTLY_MAX_PIXELS."""
-    pixels = header.width * header.height * frames
-    if pixels > limits.max_pixels:
-        size = f"{header.width}x{header.height}"
-        what = f"{frames} frames of {size}" if frames > 1 else size
-        raise ImageTooLargeError(
-            f"The image is {what} = {pixels:,} pixels, over this server's limit of "
-            f"{limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). "
-            "Send a smaller image or ask the operator to raise the limit.",
-            detail={"pixels": pixels, "maxPixels": limits.max_pixels},
-        )
-
-
-def _load(
-    src: Path, kind: Kind, header: _Header, plan: ResizePlan, auto_orient: bool, animated: bool
-) -> pyvips.Image:
-    """The source, oriented and scaled to the plan's scaled size (lazy where libvips reads it)."""
-    if kind in _PILLOW_SOURCES:
-        image = _pillow_load(src, kind)
-        if plan.scales:
-            image = image.thumbnail_image(
-                plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=True
-            )
-        return image
-    shrink = _jpeg_shrink(kind, header, plan, auto_orient)
-    if shrink > 1:
-        # libjpeg decodes at 1/2, 1/4 or 1/8 size while it reads (DCT scaling): far fewer
-        # pixels to decode and to reduce. thumbnail_source does this only when the image
-        # shrinks at least twice as much as that; here it is used whenever the decoded
-        # image stays at least as large as the target, like Pillow's draft mode. A 2000 px
-        # photo to 512 px: 30 % less CPU.
-        rotate = auto_orient and header.orientation != 1
-        image = pyvips.Image.new_from_source(
-            _source(src), "", shrink=shrink, access="random" if rotate else "sequential",
-            fail_on=_fail_on(kind),
-        )
-        return image.thumbnail_image(
-            plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=not rotate
-        )
-    if plan.scales:
-        # Loader options go in the option string: thumbnail_source does not hand its own
-        # fail_on to the loader (libvips 8.18). Every frame of an animation is scaled.
-        loader_options = f"fail_on={_fail_on(kind)}" + (",n=-1" if animated else "")
-        return pyvips.Image.thumbnail_source(
-            _source(src),
-            plan.scaled_width,
-            height=plan.scaled_height,
-            size="force",
-            no_rotate=not auto_orient,
-            option_string=loader_options,
-        )
-    rotate = auto_orient and header.orientation != 1
-    image = pyvips.Image.new_from_source(
-        _source(src),
-        "",
-        access="random" if rotate else "sequential",
-        fail_on=_fail_on(kind),
-        **({"n": -1} if animated else {}),
-    )
-    return image.autorot() if rotate else image
-
-
-def _jpeg_shrink(kind: Kind, header: _Header, plan: ResizePlan, auto_orient: bool) -> int:
-    """The largest JPEG shrink-on-load factor (1, 2, 4 or 8) that leaves the decoded image
-    at least as large as the plan's scaled size."""
-    if kind is not Kind.JPEG or not plan.scales:
-        return 1
-    width, height = header.oriented(auto_orient)
-    factor = min(width / plan.scaled_width, height / plan.scaled_height)
-    return next((s for s in (8, 4, 2) if s <= factor), 1)
-
-
-def _pillow_load(src: Path, kind: Kind) -> pyvips.Image:
-    """Decode with Pillow / pillow-heif and hand the pixels and metadata to libvips."""
-    try:
-        if kind is Kind.HEIF:
-            picture = pillow_heif.open_heif(str(src)).to_pillow()
-        else:
-            with Image.open(src, formats=("BMP",)) as opened:
-                opened.load()
-                picture = opened.copy()
-    except Image.DecompressionBombError as exc:
-        raise _too_large_for_pillow() from exc
-    except DECODE_ERRORS as exc:
-        raise CorruptFileError() from exc
-    if picture.mode == "1":
-        picture = picture.convert("L")
-    elif picture.mode not in ("L", "LA", "RGB", "RGBA"):
-        picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
-    bands = len(picture.getbands())
-    image = pyvips.Image.new_from_memory(
-        picture.tobytes(), picture.width, picture.height, bands, "uchar"
-    ).copy(interpretation="b-w" if bands < 3 else "srgb")
-    for field, key in _PILLOW_METADATA:
-        value = picture.info.get(key)
-        if value:
-            image.set_type(pyvips.GValue.blob_type, field, bytes(value))
-    return image
-
-
-# -- shaping ---------------------------------------------------------------------------------
-
-
-def _shape(
-    image: pyvips.Image, plan: ResizePlan, target: OutputFormat, *, keep_cmyk: bool
-) -> pyvips.Image:
-    """Colour, depth, crop, padding and alpha as the target and the plan want them."""
-    interpretation = image.interpretation
-    if interpretation == "cmyk" and not (keep_cmyk and target in _CMYK_TARGETS):
-        # Through the embedded (or a generic) CMYK profile; the result carries sRGB's.
-        image = image.icc_transform("srgb", input_profile="cmyk", embedded=True)
-    elif interpretation in _FOREIGN_COLOURSPACES:
-        image = image.colourspace("srgb")
-    if image.format == "ushort" and target not in _HIGH_DEPTH_TARGETS:
-        image = image.colourspace("b-w" if image.bands < 3 else "srgb")
-    if plan.crops:
-        left, top = plan.crop_offset
-        image = _each_frame(image, lambda frame: frame.crop(left, top, plan.width, plan.height))
-    if plan.pads:
-        left, top = plan.pad_offset
-        image = _each_frame(
-            _flatten(image),
-            lambda frame: frame.embed(
-                left, top, plan.width, plan.height,
-                extend="background", background=[_white(frame)] * frame.bands,
-            ),
-        )  # fmt: skip
-    if target is OutputFormat.JPG:
-        image = _flatten(image)
-    return image
-
-
-def _white(image: pyvips.Image) -> int:
-    return 65535 if image.format == "ushort" else 255
-
-
-def _flatten(image: pyvips.Image) -> pyvips.Image:
-    if not image.hasalpha():
-        return image
-    return image.flatten(background=[_white(image)] * (image.bands - 1))
-
-
-def _page_height(image: pyvips.Image) -> int:
-    page_height = _int_field(image, "page-height", image.height)
-    return page_height if page_height > 0 and image.height % page_height == 0 else image.height
-
-
-def _each_frame(image: pyvips.Image, edit: Callable[[pyvips.Image], pyvips.Image]) -> pyvips.Image:
-    """Apply `edit` to every frame of an animation (libvips stacks frames vertically)."""
-    page_height = _page_height(image)
-    if page_height == image.height:
-        return edit(image)
-    frames = [
-        edit(image.crop(0, top, image.width, page_height))
-        for top in range(0, image.height, page_height)
-    ]
-    joined = pyvips.Image.arrayjoin(frames, across=1).copy()
-    joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
-    return joined
-
-
-# -- writing ---------------------------------------------------------------------------------
-
-
-def _save(
-    image: pyvips.Image,
-    target: OutputFormat,
-    path: Path,
-    *,
-    quality: int | None,
-    strip: bool,
-    smallest: bool = False,
-) -> None:
-    """Encode `image` to `path`. `quality` None means lossless; `smallest` spends more CPU.
-
-    Stripping keeps the ICC profile (colours would shift without it) and drops the rest.
-    """
-    keep = pyvips.ForeignKeep.ICC if strip else pyvips.ForeignKeep.ALL
-    out = str(path)
-    if quality is not None:
-        quality = max(1, min(100, quality))
-    match target:
-        case OutputFormat.JPG:
-            image.jpegsave(out, Q=quality, optimize_coding=True, keep=keep)
-        case OutputFormat.PNG if quality is None:
-            compression = 9 if smallest else PNG_COMPRESSION
-            image.pngsave(out, compression=compression, filter=PNG_ALL_FILTERS, keep=keep)
-        case OutputFormat.PNG:
-            image.pngsave(out, palette=True, Q=quality, compression=9, keep=keep)
-        case OutputFormat.WEBP if quality is None:
-            image.webpsave(out, lossless=True, keep=keep)
-        case OutputFormat.WEBP:
-            image.webpsave(out, Q=quality, keep=keep)
-        case OutputFormat.AVIF:
-            options = {"lossless": True} if quality is None else {"Q": quality}
-            image.heifsave(out, compression="av1", effort=AVIF_EFFORT, keep=keep, **options)
-        case OutputFormat.TIFF:
-            level = 9 if smallest else 6
-            image.tiffsave(
-                out, compression="deflate", predictor="horizontal", level=level, keep=keep
-            )
-        case OutputFormat.GIF:
-            image.gifsave(out, keep=keep, effort=10 if smallest else 7)
-        case OutputFormat.HEIF:
-            _save_heif(image, out, quality=quality, strip=strip)
-        case _:
-            raise ValueError(f"no image encoder for {target}")
-
-
-def _save_heif(image: pyvips.Image, out: str, *, quality: int | None, strip: bool) -> None:
-    """HEIF through pillow-heif (x265): 8-bit RGB(A) pixels, ICC, EXIF and XMP."""
-    if image.bands < 3:
-        image = image.colourspace("srgb")
-    mode = "RGBA" if image.bands == 4 else "RGB"
-    heif = pillow_heif.from_bytes(mode, (image.width, image.height), image.write_to_memory())
-    metadata: dict[str, bytes] = {}
-    if icc := _blob(image, "icc-profile-data"):
-        metadata["icc_profile"] = icc
-    if not strip and (exif := _blob(image, "exif-data")):
-        metadata["exif"] = _exif_with_orientation(exif, _int_field(image, "orientation", 1))
-    if not strip and (xmp := _blob(image, "xmp-data")):
-        metadata["xmp"] = xmp
-    heif.save(
-        out,
-        quality=-1 if quality is None else quality,
-        enc_params=HEIF_ENCODER_PARAMS,
-        chroma=444 if quality is None else 420,
-        **metadata,
-    )
-
-
-def _exif_with_orientation(exif_data: bytes, orientation: int) -> bytes:
-    # libvips rewrites the tag itself when it saves; here the blob is still the source's.
-    exif = Image.Exif()
-    exif.load(exif_data)
-    if orientation != 1 or _EXIF_ORIENTATION in exif:
-        exif[_EXIF_ORIENTATION] = orientation
-    return exif.tobytes()
-
-
-def _blob(image: pyvips.Image, field: str) -> bytes | None:
-    return bytes(image.get(field)) if image.get_typeof(field) else None
-
-
-def _int_field(image: pyvips.Image, field: str, default: int) -> int:
-    return int(image.get(field)) if image.get_typeof(field) else default
-
-
-def _failure(src: Path, kind: Kind, target: OutputFormat) -> ConvertlyError:
-    """libvips decodes lazily, so a failed save may be a bad source or a failed encoder."""
-    if kind not in _PILLOW_SOURCES:
-        try:
-            pyvips.Image.new_from_source(
-                _source(src), "", access="sequential", fail_on=_fail_on(kind)
-            ).avg()
-        except pyvips.Error:
-            return CorruptFileError()
-    return ConversionError(
-        f"The image decoded but could not be written as {target.value}; try another output format."
-    )
-
-
-# -- compress --------------------------------------------------------------------------------
-
-
-def _compress(
-    image: pyvips.Image,
-    target: OutputFormat,
-    src: Path,
-    kind: Kind,
-    spec: FileSpec,
-    header: _Header,
-    out: Path,
-) -> _Outcome:
-    """Re-encode smaller, or hand back the source when that is smaller still."""
-    tunable = target in _TUNABLE_TARGETS and not spec.lossless
-    if spec.mode is CompressMode.TARGET_SIZE:
-        assert spec.target_bytes is not None  # checked by _check_compress
-        try:
-            quality = _fit_size(image, target, out, spec.target_bytes, tunable, spec.strip_metadata)
-        except ConversionError:
-            original = _source_bytes(src, kind, spec, header)
-            if original is None or len(original) > spec.target_bytes:
-                raise
-            out.write_bytes(original)
-            return _Outcome(None, "The original already fits the target size; it was kept.", True)
-    else:
-        quality = spec.compression if tunable else None
-        _save(image, target, out, quality=quality, strip=spec.strip_metadata, smallest=True)
-    if out.stat().st_size <= src.stat().st_size:
-        return _Outcome(quality)
-    original = _source_bytes(src, kind, spec, header)
-    if original is None:
-        # Only a re-encode removes the metadata, and removing it was asked for.
-        return _Outcome(
-            quality, "The file is larger than the original: removing metadata needed a re-encode."
-        )
-    out.write_bytes(original)
-    return _Outcome(None, "Re-encoding made the file larger, so the original was kept.", True)
-
-
-def _fit_size(
-    image: pyvips.Image,
-    target: OutputFormat,
-    out: Path,
-    target_bytes: int,
-    tunable: bool,
-    strip: bool,
-) -> int | None:
-    """Binary-search the highest quality whose file fits in `target_bytes` (<= 7 encodes)."""
-    image = image.copy_memory()  # decode once; every attempt encodes the same pixels
-    if not tunable:
-        _save(image, target, out, quality=None, strip=strip, smallest=True)
-        size = out.stat().st_size
-        if size > target_bytes:
-            out.unlink()
-            raise _unreachable(size, None, target_bytes)
-        return None
-    attempt = out.with_name(f"attempt{out.suffix}")
-    low, high = 1, 100
-    best: int | None = None
-    smallest: int | None = None
-    while low <= high:
-        quality = (low + high) // 2
-        _save(image, target, attempt, quality=quality, strip=strip)
-        size = attempt.stat().st_size
-        if size <= target_bytes:
-            attempt.replace(out)
-            best, low = quality, quality + 1
-        else:
-            smallest = size if smallest is None else min(smallest, size)
-            high = quality - 1
-    attempt.unlink(missing_ok=True)
-    if best is None:
-        assert smallest is not None
-        raise _unreachable(smallest, 1, target_bytes)
-    return best
-
-
-def _unreachable(smallest: int, quality: int | None, target_bytes: int) -> ConversionError:
-    at = "at quality 1" if quality is not None else "losslessly"
-    return ConversionError(
-        f"The smallest file we could make {at} is {smallest:,} bytes, over the target of "
-        f"{target_bytes:,} bytes; raise targetBytes or make the image smaller first.",
-        detail={"smallestBytes": smallest, "quality": quality, "targetBytes": target_bytes},
-    )
-
-
-def _source_bytes(src: Path, kind: Kind, spec: FileSpec, header: _Header) -> bytes | None:
-    """The source as compress may return it: None when metadata must go and cannot be cut."""
-    data = src.read_bytes()
-    if not spec.strip_metadata:
-        return data
-    if kind is Kind.JPEG:
-        # Without baking it into the pixels, the orientation tag is what keeps a photo upright.
-        return strip_jpeg_metadata(data, header.orientation if spec.auto_orient else 1)
-    return None
-
-
-def _jpeg_lossless(src: Path, spec: FileSpec, header: _Header, out: Path) -> ConvertedFile:
-    """Lossless JPEG compress: the entropy-coded data is kept byte for byte."""
-    try:
-        # Shrink-on-load reads every scan cheaply, which is enough to catch truncation.
-        pyvips.Image.new_from_source(
-            _source(src), "", shrink=8, access="sequential", fail_on="truncated"
-        ).avg()
-    except pyvips.Error as exc:
-        raise CorruptFileError() from exc
-    data = _source_bytes(src, Kind.JPEG, spec, header)
-    assert data is not None
-    out.write_bytes(data)
-    width, height = header.oriented(spec.auto_orient)
-    return ConvertedFile(
-        path=str(out),
-        format=OutputFormat.JPG.value,
-        mime_type=mime_for(OutputFormat.JPG.value),
-        width=width,
-        height=height,
-        notes=("Lossless JPEG compression keeps the pixels; only metadata can be removed.",),
-    )

@@ -5,50 +5,38 @@ AAC, flac), an animated gif or webp, or one still frame (jpg png avif tiff heif,
 the image converter). Audio becomes audio; GIFs become video. Every file is probed first
 (ffprobe) so that the limits are checked before anything is decoded and progress has a
 duration. Compress never hands back a file larger than the original.
+
+This module checks each file against the target, the compress options and the limits, and
+routes it: video.py makes video, animations and still frames, audio.py audio, and
+media_compress.py reaches a target size and keeps whichever file is smaller. Every step works
+on a Task (media_task.py).
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from convertly.converters.audio import to_audio
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.ffmpeg import (
-    PROGRESS_PERIOD,
-    Encoding,
-    MediaInfo,
-    ProgressReader,
-    Stream,
-    audio_encoding,
-    filter_graph,
-    geometry,
-    input_url,
-    is_deep,
-    measure_duration,
-    output_args,
-    probe,
-    run_ffmpeg,
-    seconds_label,
-    shrink,
-    video_audio_encoding,
-    video_audio_kbps,
-    video_encoding,
+from convertly.converters.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
+from convertly.converters.media_compress import fits_already, keep_original
+from convertly.converters.media_task import (
+    ANIMATION_TARGETS,
+    AUDIO_TARGETS,
+    BASE_TIMEOUT,
+    FRAME_TARGETS,
+    VIDEO_TARGETS,
+    Task,
 )
-from convertly.converters.image import ImageConverter
 from convertly.converters.registry import Registry
-from convertly.converters.resize import ResizePlan, plan_resize
+from convertly.converters.video import to_animation, to_frame, to_video
 from convertly.errors import (
-    ConversionError,
-    CorruptFileError,
     ImageTooLargeError,
     InvalidFieldError,
     MediaTooLongError,
     UnsupportedConversionError,
 )
 from convertly.models import (
-    DEFAULT_COMPRESSION,
     CompressMode,
     ConvertedFile,
     FileSpec,
@@ -57,120 +45,18 @@ from convertly.models import (
     ResizePreset,
     SourceInfo,
     extension_for,
-    mime_for,
 )
 from convertly.sniff import Kind
 
-F = OutputFormat
 VIDEO_SOURCES = (Kind.MP4, Kind.MOV, Kind.WEBM)
 AUDIO_SOURCES = (Kind.MP3, Kind.WAV, Kind.OGG, Kind.FLAC, Kind.M4A)
-VIDEO_TARGETS = (F.MP4, F.WEBM, F.MOV)
-AUDIO_TARGETS = (F.MP3, F.WAV, F.OGG, F.M4A, F.FLAC)
-ANIMATION_TARGETS = (F.GIF, F.WEBP)
-FRAME_TARGETS = (F.JPG, F.PNG, F.AVIF, F.TIFF, F.HEIF)
 TARGETS: dict[Kind, tuple[OutputFormat, ...]] = {
     **{k: VIDEO_TARGETS + AUDIO_TARGETS + ANIMATION_TARGETS + FRAME_TARGETS for k in VIDEO_SOURCES},
     **{k: AUDIO_TARGETS for k in AUDIO_SOURCES},
     Kind.GIF: VIDEO_TARGETS,  # ffmpeg 5.1 cannot decode animated WebP
 }
 
-# Target size: lowest bitrates (kb/s) it goes to. LAME's MPEG-1 floor at 32-48 kHz,
-# libvorbis' floor for 44.1 kHz stereo; below ~40 kb/s of video H.264 and VP9 fall apart.
-MIN_AUDIO_KBPS = {F.MP3: 32, F.OGG: 48, F.M4A: 24, F.MP4: 24, F.MOV: 24, F.WEBM: 16}
-MAX_AUDIO_KBPS = {F.MP3: 320, F.OGG: 500, F.M4A: 512}
-MIN_VIDEO_KBPS = 40
-SIZE_ATTEMPTS = 3
-SIZE_MARGIN = 0.96  # of the target, left for container overhead and rate-control slack
-
-ANIMATION_MAX_WIDTH = {F.GIF: 480, F.WEBP: 640}  # unless the preset gives a size in pixels
-ANIMATION_MAX_FPS = {F.GIF: 12, F.WEBP: 15}
-_EXPLICIT_PRESETS = frozenset({ResizePreset.WIDTH, ResizePreset.HEIGHT, ResizePreset.SQUARE})
-GIF_PALETTE_USE = "paletteuse=dither=bayer:bayer_scale=5:diff_mode=rectangle"
-GIF_SOURCE_MAX_FPS = 50  # GIF delays are in centiseconds
-STILL_GIF_SECONDS = 1.0
-POSTER_AT = 0.1  # of the duration: past fades from black, early enough to be representative
-SHORT_CLIP_SECONDS = 2.0  # shorter clips give their first frame
-
-# Timeouts: base + factor x duration x (source pixels / 1080p, at least 1) x (fps / 30, at
-# least 1). The factors are ~3x the seconds of work per second of 1080p30 media measured on
-# 2 cores (x264 veryfast 0.46, VP9 realtime 0.58, MP3 0.01).
-BASE_TIMEOUT = 60.0
 READ_BYTES_PER_SECOND = 20_000_000  # a slow disk, for timing out a pass that only reads
-_FULL_HD = 1920 * 1080
-WORK_FACTOR = {"mp4": 1.5, "mov": 1.5, "webm": 2.0, "gif": 2.0, "webp": 3.0, "audio": 0.2,
-               "copy": 0.2, "frame": 0.0}  # fmt: skip
-_VIDEO_CODEC = {F.MP4: "h264", F.MOV: "h264", F.WEBM: "vp9"}
-_COPYABLE_AUDIO = {F.MP4: {"aac"}, F.MOV: {"aac"}, F.WEBM: {"opus", "vorbis"}}
-_LOSSLESS_TARGETS = frozenset({F.WAV, F.FLAC})
-_COVER_TARGETS = frozenset({F.MP3, F.M4A, F.FLAC})
-
-
-@dataclass(frozen=True)
-class _Task:
-    """One conversion: what every step needs to know."""
-
-    src: Path
-    spec: FileSpec
-    target: OutputFormat
-    info: MediaInfo
-    duration: float  # seconds; 0 for a still GIF
-    out: Path
-    report: ProgressFn
-    base_timeout: float = BASE_TIMEOUT
-    timeout_factor: float = 1.0
-    progress_period: float = PROGRESS_PERIOD
-    written: list[float] = field(default_factory=list)  # seconds each ffmpeg run wrote
-
-    @property
-    def workdir(self) -> Path:
-        return self.out.parent
-
-    @property
-    def compress(self) -> bool:
-        return self.spec.job_type is JobType.COMPRESS
-
-    def timeout(self, work: float) -> float:
-        """`work`: seconds of work per second of 1080p30 media (see WORK_FACTOR)."""
-        scale = 1.0
-        if (video := self.info.video) is not None:
-            scale = max(1.0, video.width * video.height / _FULL_HD)
-            scale *= max(1.0, (video.fps or 30) / 30)
-        return self.base_timeout + self.timeout_factor * work * self.duration * scale
-
-    def run(self, args: list[str], work: float, span: tuple[float, float] = (0.0, 1.0),
-            report: ProgressFn | None = None) -> None:  # fmt: skip
-        """Run ffmpeg; its progress fills `span` of this file's progress."""
-        reader = ProgressReader(self.duration or None, report or self.report, *span)
-        run_ffmpeg(args, timeout=self.timeout(work), reader=reader, workdir=self.workdir,
-                   progress_period=self.progress_period)  # fmt: skip
-        self.written.append(reader.seconds)
-
-    def truncation(self, *streams: Stream | None) -> list[str]:
-        """A note when the last run wrote clearly less than the streams announce (ffmpeg
-        converts what it can decode of a truncated file and exits successfully)."""
-        known = [s.duration for s in streams if s is not None and s.duration]
-        expected = max(known) if known else self.duration
-        got = self.written[-1] if self.written else expected
-        if expected and got < expected - max(0.5, 0.05 * expected):
-            return [f"The source ends after {seconds_label(got)} of the {seconds_label(expected)}"
-                    " it announces; it may be truncated. What could be decoded was converted."]
-        return []
-
-    def output(self) -> list[str]:
-        return output_args(self.target.value, self.out, strip=self.spec.strip_metadata)
-
-    def result(
-        self, notes: list[str], quality: int | None = None, size: tuple[int, int] | None = None
-    ) -> ConvertedFile:
-        return ConvertedFile(
-            path=str(self.out),
-            format=self.target.value,
-            mime_type=mime_for(self.target.value),
-            applied_quality=quality,
-            width=size[0] if size else None,
-            height=size[1] if size else None,
-            notes=tuple(notes),
-        )
 
 
 class _Steady:
@@ -228,7 +114,7 @@ class MediaConverter:
             reading = self.timeout_factor * source.size / READ_BYTES_PER_SECOND
             duration = measure_duration(src, timeout=self.base_timeout + reading)
             _check_limits(info, duration or 0.0, limits)
-        task = _Task(
+        task = Task(
             src=src,
             spec=spec,
             target=target,
@@ -240,17 +126,17 @@ class MediaConverter:
             timeout_factor=self.timeout_factor,
             progress_period=self.progress_period,
         )
-        if _fits_already(task):
-            result = _keep_original(task, "The original already fits the target size; it was "
-                                    "kept.")  # fmt: skip
+        if fits_already(task):
+            result = keep_original(task, "The original already fits the target size; it was "
+                                   "kept.")  # fmt: skip
         elif target in AUDIO_TARGETS:
-            result = _to_audio(task)
+            result = to_audio(task)
         elif target in FRAME_TARGETS:
-            result = _to_frame(task, limits)
+            result = to_frame(task, limits)
         elif target in ANIMATION_TARGETS:
-            result = _to_animation(task)
+            result = to_animation(task)
         else:
-            result = _to_video(task, kind)
+            result = to_video(task, kind)
         task.report(1.0)
         return result
 
@@ -302,337 +188,3 @@ def _check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
             "smaller video or ask the operator to raise the limit.",
             detail={"pixels": pixels, "maxPixels": limits.max_pixels},
         )
-
-
-def _need_video(task: _Task) -> Stream:
-    if task.info.video is None:
-        raise ConversionError(
-            f"This file has no video track, so it cannot become {task.target.value}; "
-            "convert it to an audio format (mp3, m4a, ogg, flac or wav) instead."
-        )
-    video = task.info.video
-    if video.width < 1 or video.height < 1:
-        raise CorruptFileError(
-            f"The video track announces a frame size of {video.width}x{video.height}; the file "
-            "is damaged or its codec cannot be read here."
-        )
-    return video
-
-
-def _plan(video: Stream, spec: FileSpec) -> ResizePlan:
-    return plan_resize(*video.display_size, spec.resize, spec.resize_width, spec.resize_height)
-
-
-def _display_size(task: _Task) -> tuple[int, int] | None:
-    video = task.info.video
-    return video.display_size if video is not None and task.target in VIDEO_TARGETS else None
-
-
-# -- video -> video --------------------------------------------------------------------------
-
-
-def _to_video(task: _Task, kind: Kind) -> ConvertedFile:
-    video = _need_video(task)
-    audio = task.info.audio
-    frames = geometry(video, _plan(video, task.spec), even=True)
-    if _can_copy(task, video, frames.filters, (frames.width, frames.height)):
-        return _copy_video(task, video, audio)
-    filters = list(frames.filters)
-    if kind is Kind.GIF:
-        # The fps filter keeps the last frame's delay, which the muxers would drop.
-        rate = min(video.frame_rate or 25, GIF_SOURCE_MAX_FPS)
-        timing = [f"fps={rate:g}"]
-        if task.duration < 0.05:
-            timing.append(f"tpad=stop_mode=clone:stop_duration={STILL_GIF_SECONDS:g}")
-        filters = timing + filters
-    graph = filter_graph(video, filters, flatten=video.has_alpha, finish=["format=yuv420p"])
-
-    def encode(video_kbps: int = 0, audio_kbps: int = 0) -> Encoding:
-        compression = task.spec.compression
-        picture = video_encoding(task.target.value, compression, video_kbps)
-        args = ["-i", input_url(task.src), "-filter_complex", graph, "-map", "[v]",
-                *picture.args]  # fmt: skip
-        notes = [picture.note]
-        if audio is not None:
-            sound = video_audio_encoding(task.target.value, audio, compression, audio_kbps)
-            args += ["-map", f"0:{audio.index}", *sound.args]
-            notes.append(sound.note)
-        return Encoding((*args, *task.output()), ", ".join(notes) + ".", picture.quality)
-
-    if task.compress and task.spec.mode is CompressMode.TARGET_SIZE:
-        done = _video_to_size(task, audio, encode)
-    else:
-        done = encode()
-        task.run(list(done.args), WORK_FACTOR[task.target.value])
-    notes = [done.note, *task.truncation(video, audio)]
-    if task.compress:
-        return _keep_smaller(task, done, notes, (frames.width, frames.height))
-    return task.result(notes, done.quality, (frames.width, frames.height))
-
-
-def _can_copy(
-    task: _Task, video: Stream, filters: tuple[str, ...], size: tuple[int, int]
-) -> bool:
-    """A convert that only changes the container keeps the streams as they are."""
-    return (
-        not task.compress
-        and task.spec.compression == DEFAULT_COMPRESSION
-        and task.spec.resize is ResizePreset.ORIGINAL
-        and video.codec == _VIDEO_CODEC[task.target]
-        and video.pix_fmt == "yuv420p"
-        and not filters
-        and size == video.oriented_size
-        # ffmpeg 5.1 writes no rotation into Matroska: webm must get upright frames.
-        and (video.rotation == 0 or task.target is not F.WEBM)
-    )
-
-
-def _copy_video(task: _Task, video: Stream, audio: Stream | None) -> ConvertedFile:
-    args = ["-i", input_url(task.src), "-map", f"0:{video.index}", "-c:v", "copy"]
-    notes = [f"The {video.codec.upper()} video was copied as it is (only the container changed)"]
-    if audio is not None:
-        args += ["-map", f"0:{audio.index}"]
-        if audio.codec in _COPYABLE_AUDIO[task.target]:
-            args += ["-c:a", "copy"]
-        else:
-            sound = video_audio_encoding(task.target.value, audio, task.spec.compression)
-            args += sound.args
-            notes.append(f"the audio was encoded to {sound.note}")
-    task.run(args + task.output(), WORK_FACTOR["copy"])
-    return task.result(["; ".join(notes) + "."], None, video.display_size)
-
-
-# -- compress --------------------------------------------------------------------------------
-
-_Encode = Callable[[int], Encoding]  # bitrate in kb/s -> ffmpeg arguments
-
-
-def _fits_already(task: _Task) -> bool:
-    spec = task.spec
-    return (
-        task.compress
-        and spec.mode is CompressMode.TARGET_SIZE
-        and not spec.strip_metadata
-        and task.src.stat().st_size <= (spec.target_bytes or 0)
-    )
-
-
-def _keep_original(task: _Task, note: str) -> ConvertedFile:
-    shutil.copyfile(task.src, task.out)
-    return task.result([note], None, _display_size(task))
-
-
-def _video_to_size(task: _Task, audio: Stream | None,
-                   encode: Callable[[int, int], Encoding]) -> Encoding:  # fmt: skip
-    """Average bitrates that fill the target size; audio gets an eighth, within bounds."""
-    assert task.spec.target_bytes is not None
-    seconds = max(task.duration, 0.1)
-    total_kbps = int(task.spec.target_bytes * 8 * SIZE_MARGIN / seconds / 1000)
-    audio_kbps = min_audio = 0
-    if audio is not None:
-        min_audio = MIN_AUDIO_KBPS[task.target]
-        usual = video_audio_kbps(task.target.value, audio, task.spec.compression)
-        audio_kbps = max(min_audio, min(usual, total_kbps // 8))
-    video_kbps = total_kbps - audio_kbps
-    if video_kbps < MIN_VIDEO_KBPS:
-        smallest = int((MIN_VIDEO_KBPS + min_audio) * 1000 * seconds / 8 / SIZE_MARGIN)
-        raise _unreachable(smallest, task.spec.target_bytes, "at the lowest usable bitrates")
-    return _fit(task, lambda kbps: encode(kbps, audio_kbps), video_kbps, MIN_VIDEO_KBPS,
-                WORK_FACTOR[task.target.value])  # fmt: skip
-
-
-def _fit(task: _Task, encode: _Encode, kbps: int, min_kbps: int, work: float) -> Encoding:
-    """Encode at `kbps`; while the file is over the target, lower the rate by the overshoot."""
-    assert task.spec.target_bytes is not None
-    target_bytes = task.spec.target_bytes
-    spans = [(0.0, 0.9), (0.9, 0.97), (0.97, 1.0)]
-    size = tried = 0
-    for attempt in range(SIZE_ATTEMPTS):
-        done = encode(kbps)
-        task.run(list(done.args), work, spans[attempt])
-        size, tried = task.out.stat().st_size, kbps
-        if size <= target_bytes:
-            return done
-        if kbps <= min_kbps:
-            break
-        kbps = max(min_kbps, int(kbps * target_bytes * SIZE_MARGIN / size))
-    task.out.unlink()
-    raise _unreachable(size, target_bytes, f"at {tried} kb/s")
-
-
-def _unreachable(smallest: int, target_bytes: int, how: str) -> ConversionError:
-    return ConversionError(
-        f"The smallest file we could make {how} is about {smallest:,} bytes, over the target "
-        f"of {target_bytes:,} bytes; raise targetBytes or send a shorter file.",
-        detail={"smallestBytes": smallest, "targetBytes": target_bytes},
-    )
-
-
-def _keep_smaller(
-    task: _Task, done: Encoding, notes: list[str], size: tuple[int, int] | None
-) -> ConvertedFile:
-    """Compress never hands back a larger file: the original (remuxed without metadata when
-    that was asked for) replaces a re-encode that grew."""
-    if task.out.stat().st_size < task.src.stat().st_size:
-        return task.result(notes, done.quality, size)
-    if not task.spec.strip_metadata:
-        return _keep_original(task, "Re-encoding made the file larger, so the original was "
-                              "kept.")  # fmt: skip
-    encoded = task.out.rename(task.out.with_name(f"encoded{task.out.suffix}"))
-    _remux(task)
-    if task.out.stat().st_size <= encoded.stat().st_size:
-        encoded.unlink()
-        return task.result(["Re-encoding made the file larger, so the original streams were "
-                            "kept without their metadata."], None, _display_size(task))
-    encoded.replace(task.out)
-    return task.result([*notes, "The file is larger than the original: removing metadata "
-                        "needed a re-encode."], done.quality, size)  # fmt: skip
-
-
-def _remux(task: _Task) -> None:
-    """The source's video and audio streams as they are, in a new file of the same format."""
-    args = ["-i", input_url(task.src)]
-    streams = [task.info.audio] if task.target in AUDIO_TARGETS else [task.info.video,
-                                                                       task.info.audio]
-    for stream in streams:
-        if stream is not None:
-            args += ["-map", f"0:{stream.index}"]
-    task.run([*args, "-c", "copy", *_cover_args(task), *task.output()], WORK_FACTOR["copy"])
-
-
-# -- video -> animation ----------------------------------------------------------------------
-
-
-def _to_animation(task: _Task) -> ConvertedFile:
-    video = _need_video(task)
-    target = task.target
-    plan = _plan(video, task.spec)
-    notes: list[str] = []
-    max_width = ANIMATION_MAX_WIDTH[target]
-    if plan.width > max_width and task.spec.resize not in _EXPLICIT_PRESETS:
-        plan = shrink(plan, max_width / plan.width)
-        notes.append(f"Animated {target.value} is limited to {max_width} px wide.")
-    frames = geometry(video, plan, even=False)
-    max_fps = ANIMATION_MAX_FPS[target]
-    if video.fps and video.fps > max_fps:
-        notes.append(f"Frames were reduced to {max_fps} per second.")
-    filters = [f"fps={min(video.fps or max_fps, max_fps):g}", *frames.filters]
-    source = ["-i", input_url(task.src)]
-    work = WORK_FACTOR[target.value]
-    quality: int | None = None
-    if target is F.GIF:
-        # Two passes, so that no frame waits in memory for the palette of the whole clip.
-        palette = task.workdir / "palette.png"
-        first = filter_graph(video, filters, flatten=video.has_alpha, finish=["palettegen"])
-        task.run([*source, "-filter_complex", first, "-map", "[v]", "-frames:v", "1",
-                  "-f", "image2", str(palette)], work / 2, (0.0, 0.5))  # fmt: skip
-        graph = filter_graph(video, filters, flatten=video.has_alpha, out="x")
-        graph += f";[x][1:v]{GIF_PALETTE_USE}[v]"
-        task.run([*source, "-i", str(palette), "-filter_complex", graph, "-map", "[v]",
-                  *task.output()], work / 2, (0.5, 1.0))  # fmt: skip
-        palette.unlink()
-    else:
-        quality = task.spec.compression
-        graph = filter_graph(video, filters, flatten=False)
-        task.run([*source, "-filter_complex", graph, "-map", "[v]", "-c:v", "libwebp_anim",
-                  "-lossless", "0", "-quality", str(quality), *task.output()], work)  # fmt: skip
-    return task.result(notes, quality, (frames.width, frames.height))
-
-
-# -- video -> still frame --------------------------------------------------------------------
-
-
-def _to_frame(task: _Task, limits: Limits) -> ConvertedFile:
-    """One representative frame as a PNG, then the image converter (resize, quality)."""
-    video = _need_video(task)
-    at = task.duration * POSTER_AT if task.duration >= SHORT_CLIP_SECONDS else 0.0
-    frame = task.workdir / "frame.png"
-    square = geometry(video, _plan(video, replace(task.spec, resize=ResizePreset.ORIGINAL)),
-                      even=False)  # fmt: skip
-    graph = filter_graph(video, square.filters, flatten=False)
-    for seek in dict.fromkeys((at, 0.0)):  # a seek past the last keyframe may give nothing
-        task.run(["-ss", f"{seek:.3f}", "-i", input_url(task.src), "-filter_complex", graph,
-                  "-map", "[v]", "-frames:v", "1",
-                  "-pix_fmt", "rgba" if video.has_alpha else "rgb24",
-                  "-f", "image2", str(frame)], WORK_FACTOR["frame"],
-                 report=no_progress)  # fmt: skip
-        if frame.exists() and frame.stat().st_size > 0:
-            at = seek
-            break
-    else:
-        raise ConversionError("No video frame could be decoded from this file.")
-    task.report(0.5)
-    still = SourceInfo(kind=Kind.PNG.value, family="image", mime_type="image/png",
-                       size=frame.stat().st_size)  # fmt: skip
-    result = ImageConverter().convert(frame, still, task.spec, task.workdir, limits)
-    frame.unlink()
-    return replace(result, notes=(f"The frame at {seconds_label(at)} was used.", *result.notes))
-
-
-# -- audio -----------------------------------------------------------------------------------
-
-
-def _to_audio(task: _Task) -> ConvertedFile:
-    audio = task.info.audio
-    if audio is None:
-        raise ConversionError(
-            f"This file has no audio track, so it cannot become {task.target.value}."
-        )
-    spec = task.spec
-    lossless_target = task.target in _LOSSLESS_TARGETS
-    if task.compress and spec.lossless and not lossless_target:
-        # A lossy stream cannot be encoded again without loss: keep it, drop what may go.
-        _remux(task)
-        _check_lossless_size(task)
-        return task.result(["Lossless compression keeps the audio stream as it is; only "
-                            "metadata can be removed."])  # fmt: skip
-
-    def encode(kbps: int = 0) -> Encoding:
-        sound = audio_encoding(
-            task.target.value, audio, spec.compression, kbps, smallest=task.compress,
-            keep_pcm=task.compress and (spec.lossless or not is_deep(audio)),
-        )  # fmt: skip
-        args = ["-i", input_url(task.src), "-map", f"0:{audio.index}", *sound.args,
-                *_cover_args(task)]  # fmt: skip
-        return replace(sound, args=(*args, *task.output()), note=sound.note + ".")
-
-    if task.compress and spec.mode is CompressMode.TARGET_SIZE and not lossless_target:
-        done = _audio_to_size(task, encode)
-    else:
-        done = encode()
-        task.run(list(done.args), WORK_FACTOR["audio"])
-        _check_lossless_size(task)
-    notes = [done.note, *task.truncation(audio)]
-    if task.compress:
-        return _keep_smaller(task, done, notes, None)
-    return task.result(notes, done.quality)
-
-
-def _cover_args(task: _Task) -> list[str]:
-    """Keep the source's cover art where the target holds one (unless metadata must go)."""
-    cover = task.info.cover
-    if cover is None or task.spec.strip_metadata or task.target not in _COVER_TARGETS:
-        return []
-    return ["-map", f"0:{cover.index}", "-c:v", "copy", "-disposition:v", "attached_pic"]
-
-
-def _check_lossless_size(task: _Task) -> None:
-    """Target size without a bitrate to lower: the file fits or the target is out of reach."""
-    target_bytes = task.spec.target_bytes
-    if not (task.compress and task.spec.mode is CompressMode.TARGET_SIZE and target_bytes):
-        return
-    if (size := task.out.stat().st_size) > target_bytes:
-        task.out.unlink()
-        raise _unreachable(size, target_bytes, "losslessly")
-
-
-def _audio_to_size(task: _Task, encode: _Encode) -> Encoding:
-    assert task.spec.target_bytes is not None
-    seconds = max(task.duration, 0.1)
-    kbps = int(task.spec.target_bytes * 8 * SIZE_MARGIN / seconds / 1000)
-    min_kbps = MIN_AUDIO_KBPS[task.target]
-    if kbps < min_kbps:
-        smallest = int(min_kbps * 1000 * seconds / 8 / SIZE_MARGIN)
-        raise _unreachable(smallest, task.spec.target_bytes, f"at {min_kbps} kb/s")
-    kbps = min(kbps, MAX_AUDIO_KBPS[task.target])
-    return _fit(task, encode, kbps, min_kbps, WORK_FACTOR["audio"])

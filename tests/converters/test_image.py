@@ -714,7 +714,7 @@ def test_failing_encoder_is_not_blamed_on_the_file(
     def broken_encoder(*args: object, **kwargs: object) -> None:
         raise pyvips.Error("encoder exploded")
 
-    monkeypatch.setattr(image_module, "_save", broken_encoder)
+    monkeypatch.setattr(image_module, "save", broken_encoder)
     src = write_image(tmp_path, kind, quadrants(64, 48))
 
     with pytest.raises(ConversionError) as caught:

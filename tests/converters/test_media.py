@@ -14,17 +14,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from convertly.converters import media
 from convertly.converters.base import Converter
 from convertly.converters.ffmpeg import MediaInfo, ProgressReader, Stream, probe
-from convertly.converters.media import (
+from convertly.converters.media import TARGETS, MediaConverter, register
+from convertly.converters.media_task import (
     ANIMATION_TARGETS,
     AUDIO_TARGETS,
     FRAME_TARGETS,
-    TARGETS,
     VIDEO_TARGETS,
-    MediaConverter,
-    register,
+    Task,
 )
 from convertly.converters.registry import Registry
 from convertly.errors import (
@@ -618,7 +616,7 @@ def test_timeout_kills_ffmpeg(inputs: Inputs, convert: ConvertFn, tmp_path: Path
 
 def test_timeout_scales_with_duration_and_frame_size() -> None:
     info = probe_like(width=3840, height=2160, fps=60)
-    task = media._Task(
+    task = Task(
         src=Path("s"), spec=FileSpec(index=0, filename="x"), target=F.MP4, info=info,
         duration=100, out=Path("o"), report=lambda _f: None, base_timeout=60, timeout_factor=1,
     )  # fmt: skip

@@ -1,0 +1,228 @@
+"""Reading raster images: the header, the pixel limit, and the pixels, oriented and scaled.
+
+libvips reads lazily where it can: `thumbnail` streams the file and shrinks JPEGs while
+decoding them. pyvips-binary reads neither HEIF (HEVC) nor BMP, so those are decoded by
+Pillow / pillow-heif and cross to libvips as pixels in memory. Damaged input is a
+CorruptFileError; when a later step fails, `failure` reads the source again to tell a bad
+file from a failed encoder.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import pillow_heif
+import pyvips
+from PIL import Image
+
+from convertly.converters.base import Limits
+from convertly.converters.resize import ResizePlan
+from convertly.errors import (
+    ConversionError,
+    ConvertlyError,
+    CorruptFileError,
+    ImageTooLargeError,
+)
+from convertly.models import OutputFormat
+from convertly.sniff import Kind
+
+_PILLOW_SOURCES = frozenset({Kind.HEIF, Kind.BMP})
+_PILLOW_METADATA = (("icc-profile-data", "icc_profile"), ("exif-data", "exif"), ("xmp-data", "xmp"))
+_SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image a quarter
+# What decoders raise on damaged input; pillow-heif reports libheif's errors (a frame larger
+# than its header says, libheif's own size limits) as RuntimeError.
+DECODE_ERRORS = (pyvips.Error, OSError, ValueError, SyntaxError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class Header:
+    """Size, frames and orientation, as the file states them."""
+
+    width: int
+    height: int  # of one frame
+    pages: int
+    orientation: int
+
+    def oriented(self, auto_orient: bool) -> tuple[int, int]:
+        if auto_orient and self.orientation in _SWAPS_AXES:
+            return self.height, self.width
+        return self.width, self.height
+
+
+def vips_source(src: Path) -> pyvips.Source:
+    # A Source, not a file name: libvips would read "[...]" at the end of a name as options.
+    return pyvips.Source.new_from_file(str(src))
+
+
+def _fail_on(kind: Kind) -> str:
+    # libtiff reports a truncated strip as an error, not as truncation.
+    return "error" if kind is Kind.TIFF else "truncated"
+
+
+def read_header(src: Path, kind: Kind) -> Header:
+    """Size, frames and orientation, read without decoding the pixels."""
+    try:
+        if kind is Kind.HEIF:
+            # libheif applies the HEIF rotation itself (the spec requires it).
+            width, height = pillow_heif.open_heif(str(src)).size
+            return Header(width, height, pages=1, orientation=1)
+        if kind is Kind.BMP:
+            return Header(*bmp_size(src), pages=1, orientation=1)
+        image = pyvips.Image.new_from_source(
+            vips_source(src), "", access="sequential", fail_on=_fail_on(kind)
+        )
+    except Image.DecompressionBombError as exc:
+        raise _too_large_for_pillow() from exc
+    except DECODE_ERRORS as exc:
+        raise CorruptFileError() from exc
+    return Header(
+        image.width,
+        image.height,
+        pages=int_field(image, "n-pages", 1),
+        orientation=int_field(image, "orientation", 1),
+    )
+
+
+def bmp_size(src: Path) -> tuple[int, int]:
+    """A BMP's width and height from its header (Pillow's own check would refuse a huge one
+    before CONVERTLY_MAX_PIXELS is even looked at)."""
+    with src.open("rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26:
+        raise CorruptFileError()
+    if int.from_bytes(head[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+        width, height = struct.unpack("<HH", head[18:22])
+    else:
+        width, height = struct.unpack("<ii", head[18:26])
+    if width <= 0 or height == 0:
+        raise CorruptFileError()
+    return width, abs(height)  # a negative height: rows stored top-down
+
+
+def _too_large_for_pillow() -> ImageTooLargeError:
+    return ImageTooLargeError(
+        "The image has more pixels than the decoder accepts (Pillow's decompression-bomb "
+        f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels, below this server's "
+        "CONVERTLY_MAX_PIXELS); send a smaller image."
+    )
+
+
+def check_pixels(header: Header, limits: Limits, *, frames: int = 1) -> None:
+    """Refuse an image (every frame of an animation that is kept) over CONVERTLY_MAX_PIXELS."""
+    pixels = header.width * header.height * frames
+    if pixels > limits.max_pixels:
+        size = f"{header.width}x{header.height}"
+        what = f"{frames} frames of {size}" if frames > 1 else size
+        raise ImageTooLargeError(
+            f"The image is {what} = {pixels:,} pixels, over this server's limit of "
+            f"{limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). "
+            "Send a smaller image or ask the operator to raise the limit.",
+            detail={"pixels": pixels, "maxPixels": limits.max_pixels},
+        )
+
+
+def load(
+    src: Path, kind: Kind, header: Header, plan: ResizePlan, auto_orient: bool, animated: bool
+) -> pyvips.Image:
+    """The source, oriented and scaled to the plan's scaled size (lazy where libvips reads it)."""
+    if kind in _PILLOW_SOURCES:
+        image = _pillow_load(src, kind)
+        if plan.scales:
+            image = image.thumbnail_image(
+                plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=True
+            )
+        return image
+    shrink = _jpeg_shrink(kind, header, plan, auto_orient)
+    if shrink > 1:
+        # libjpeg decodes at 1/2, 1/4 or 1/8 size while it reads (DCT scaling): far fewer
+        # pixels to decode and to reduce. thumbnail_source does this only when the image
+        # shrinks at least twice as much as that; here it is used whenever the decoded
+        # image stays at least as large as the target, like Pillow's draft mode. A 2000 px
+        # photo to 512 px: 30 % less CPU.
+        rotate = auto_orient and header.orientation != 1
+        image = pyvips.Image.new_from_source(
+            vips_source(src), "", shrink=shrink, access="random" if rotate else "sequential",
+            fail_on=_fail_on(kind),
+        )
+        return image.thumbnail_image(
+            plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=not rotate
+        )
+    if plan.scales:
+        # Loader options go in the option string: thumbnail_source does not hand its own
+        # fail_on to the loader (libvips 8.18). Every frame of an animation is scaled.
+        loader_options = f"fail_on={_fail_on(kind)}" + (",n=-1" if animated else "")
+        return pyvips.Image.thumbnail_source(
+            vips_source(src),
+            plan.scaled_width,
+            height=plan.scaled_height,
+            size="force",
+            no_rotate=not auto_orient,
+            option_string=loader_options,
+        )
+    rotate = auto_orient and header.orientation != 1
+    image = pyvips.Image.new_from_source(
+        vips_source(src),
+        "",
+        access="random" if rotate else "sequential",
+        fail_on=_fail_on(kind),
+        **({"n": -1} if animated else {}),
+    )
+    return image.autorot() if rotate else image
+
+
+def _jpeg_shrink(kind: Kind, header: Header, plan: ResizePlan, auto_orient: bool) -> int:
+    """The largest JPEG shrink-on-load factor (1, 2, 4 or 8) that leaves the decoded image
+    at least as large as the plan's scaled size."""
+    if kind is not Kind.JPEG or not plan.scales:
+        return 1
+    width, height = header.oriented(auto_orient)
+    factor = min(width / plan.scaled_width, height / plan.scaled_height)
+    return next((s for s in (8, 4, 2) if s <= factor), 1)
+
+
+def _pillow_load(src: Path, kind: Kind) -> pyvips.Image:
+    """Decode with Pillow / pillow-heif and hand the pixels and metadata to libvips."""
+    try:
+        if kind is Kind.HEIF:
+            picture = pillow_heif.open_heif(str(src)).to_pillow()
+        else:
+            with Image.open(src, formats=("BMP",)) as opened:
+                opened.load()
+                picture = opened.copy()
+    except Image.DecompressionBombError as exc:
+        raise _too_large_for_pillow() from exc
+    except DECODE_ERRORS as exc:
+        raise CorruptFileError() from exc
+    if picture.mode == "1":
+        picture = picture.convert("L")
+    elif picture.mode not in ("L", "LA", "RGB", "RGBA"):
+        picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
+    bands = len(picture.getbands())
+    image = pyvips.Image.new_from_memory(
+        picture.tobytes(), picture.width, picture.height, bands, "uchar"
+    ).copy(interpretation="b-w" if bands < 3 else "srgb")
+    for field, key in _PILLOW_METADATA:
+        value = picture.info.get(key)
+        if value:
+            image.set_type(pyvips.GValue.blob_type, field, bytes(value))
+    return image
+
+
+def int_field(image: pyvips.Image, field: str, default: int) -> int:
+    return int(image.get(field)) if image.get_typeof(field) else default
+
+
+def failure(src: Path, kind: Kind, target: OutputFormat) -> ConvertlyError:
+    """libvips decodes lazily, so a failed save may be a bad source or a failed encoder."""
+    if kind not in _PILLOW_SOURCES:
+        try:
+            pyvips.Image.new_from_source(
+                vips_source(src), "", access="sequential", fail_on=_fail_on(kind)
+            ).avg()
+        except pyvips.Error:
+            return CorruptFileError()
+    return ConversionError(
+        f"The image decoded but could not be written as {target.value}; try another output format."
+    )
