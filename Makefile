@@ -4,8 +4,10 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
-PORT ?= 8000
-HOST ?= 127.0.0.1
+# Empty: `convertly serve` takes CONVERTLY_PORT / CONVERTLY_HOST (environment or .env), else
+# 8000 on 127.0.0.1. `make run PORT=8123` overrides them.
+PORT ?=
+HOST ?=
 PY := $(VENV)/bin/python
 # System tools the service uses, as command:debian-package pairs; installed when missing.
 SYSTEM_DEPS ?= redis-server:redis-server docker-compose:docker-compose \
@@ -17,7 +19,7 @@ SYSTEM_DEPS ?= redis-server:redis-server docker-compose:docker-compose \
 help: ## show this help
 	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
-	@echo "  variables: PORT=$(PORT) HOST=$(HOST) CONVERTLY_DATA_DIR=$${CONVERTLY_DATA_DIR:-./data}"
+	@echo "  variables: PORT and HOST for make run (default: CONVERTLY_PORT and CONVERTLY_HOST, else 8000 on 127.0.0.1), CONVERTLY_DATA_DIR=$${CONVERTLY_DATA_DIR:-./data}"
 
 setup: $(VENV)/.installed ## create .venv and install everything needed
 
@@ -29,7 +31,7 @@ $(VENV)/.installed: pyproject.toml scripts/ensure-system.sh
 	@touch $@
 
 run: setup ## serve the API on PORT (default 8000), embedded mode, data in ./data
-	$(VENV)/bin/convertly serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/convertly serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 serve: run
 
