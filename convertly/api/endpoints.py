@@ -96,6 +96,8 @@ async def _sync(request: Request, job_type: JobType) -> Response:
     workdirs: list[Path] = []
     try:
         _reject_source_url(form)
+        if job_type is JobType.COMPRESS:
+            forms.refuse_format(form)
         specs = forms.build_specs(form, job_type)
         save = forms.parse_bool(form.get("saveToStorage") or "false", "saveToStorage", None)
         for upload in form.files:

@@ -347,6 +347,15 @@ def parse_mode(value: Any, name: str, index: int | None) -> CompressMode:
                                 file_index=index) from None
 
 
+def refuse_format(form: ParsedForm) -> None:
+    """`POST /api/compress` has no format field: one sent is a mistake to name, not to ignore.
+    (A compress job takes the convert fields, so there `format` is accepted and unused.)"""
+    for name in ("format", "formats"):
+        if form.get(name) is not None:
+            raise InvalidFieldError(name, "compress keeps each file's format; to change it, "
+                                    "use /api/convert.")
+
+
 def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
     """FileSpecs for every uploaded file, validating every field (400 names field and file)."""
     if not form.files:

@@ -138,6 +138,14 @@ def test_compress_rejects_resizing(client: TestClient, tenant: Tenant,
     assert_error(response, 400, "INVALID_FIELD", "'resize'", "photo.jpg")
 
 
+@pytest.mark.parametrize("field,value", [("format", "png"), ("formats", '["png"]')])
+def test_compress_refuses_a_format(client: TestClient, tenant: Tenant, fine_jpeg: bytes,
+                                   field: str, value: str) -> None:
+    response = post(client, "/api/compress", tenant, [("photo.jpg", fine_jpeg)],
+                    **{field: value})
+    assert_error(response, 400, "INVALID_FIELD", f"'{field}'", "keeps each file's format")
+
+
 def test_compress_and_convert_share_the_response_shape(client: TestClient, tenant: Tenant,
                                                        fine_jpeg: bytes) -> None:
     converted = convert_ok(client, tenant, [("photo.jpg", fine_jpeg)], format="jpg")
