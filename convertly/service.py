@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 from convertly import jobevents, webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
 from convertly.converters import packing
+from convertly.converters.archive import ARCHIVE_FORMATS as ARCHIVE_TARGETS
 from convertly.converters.base import Converter, ProgressFn, no_progress
+from convertly.converters.media_task import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
@@ -398,8 +400,9 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str
 # --- submitting jobs --------------------------------------------------------------------
 
 
-_MEDIA_FORMATS = frozenset({"mp4", "webm", "mov", "mp3", "wav", "ogg", "m4a", "flac"})
-_ARCHIVE_FORMATS = frozenset({"zip", "tar", "tgz", "7z", "rar", "gz", "bz2", "xz"})
+# Targets only ffmpeg or only the archive converter writes (the converters' own lists).
+_MEDIA_FORMATS = frozenset(f.value for f in (*VIDEO_TARGETS, *AUDIO_TARGETS))
+_ARCHIVE_FORMATS = frozenset(f.value for f in ARCHIVE_TARGETS)
 
 
 def task_family(path: Path, fmt: str | None, registry: Registry | None = None) -> str:

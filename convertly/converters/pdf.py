@@ -26,6 +26,7 @@ from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter
+from convertly.converters.image_load import int_field
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
 from convertly.errors import (
@@ -224,7 +225,7 @@ def _vips_frames(src: Path, kind: Kind, spec: FileSpec, limits: Limits) -> list[
     """Every frame (animation) or page (TIFF), oriented, in sRGB, shaped by the preset."""
     try:
         header = _open(src, kind)
-        pages = _int_field(header, "n-pages", 1)
+        pages = int_field(header, "n-pages", 1)
         _check_pages(pages, limits, what="frames or pages")
         if pages > 1 and kind in _STACKED_FRAMES:
             stacked = _open(src, kind, n=-1)
@@ -257,10 +258,6 @@ def _open(src: Path, kind: Kind, **options: int) -> pyvips.Image:
     return pyvips.Image.new_from_source(
         pyvips.Source.new_from_file(str(src)), "", fail_on=fail_on, **options
     )
-
-
-def _int_field(image: pyvips.Image, field: str, default: int) -> int:
-    return int(image.get(field)) if image.get_typeof(field) else default
 
 
 def _dpi(image: pyvips.Image) -> float:

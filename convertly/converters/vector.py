@@ -34,7 +34,7 @@ from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter
-from convertly.converters.image_load import DECODE_ERRORS, bmp_size
+from convertly.converters.image_load import DECODE_ERRORS, bmp_size, int_field
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.converters.svgsafe import SafeSvg, safe_svg
@@ -179,15 +179,11 @@ def _source_size(src: Path, kind: Kind, auto_orient: bool) -> tuple[int, int, in
         )
     except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
-    orientation = _int_field(header, "orientation", 1)
-    pages = _int_field(header, "n-pages", 1)
+    orientation = int_field(header, "orientation", 1)
+    pages = int_field(header, "n-pages", 1)
     if auto_orient and orientation in _SWAPS_AXES:
         return header.height, header.width, pages
     return header.width, header.height, pages
-
-
-def _int_field(image: pyvips.Image, field: str, default: int) -> int:
-    return int(image.get(field)) if image.get_typeof(field) else default
 
 
 def _load_for_trace(
