@@ -1,25 +1,36 @@
-"""Requests to URLs that users give us (webhook receivers): only to public addresses.
+"""Requests to URLs that users give us (webhook receivers, source files): public addresses only.
 
 A URL's host is resolved once, every address it resolves to must be public (global unicast),
 and the connection goes to those checked addresses while the Host header and TLS SNI keep the
-name, so a second DNS answer cannot point the request elsewhere (DNS rebinding). Redirects
-are not followed, both waits are short, and only a small excerpt of the answer is read.
-`allow_private` lifts the address check, for receivers on one's own network.
+name, so a second DNS answer cannot point the request elsewhere (DNS rebinding). A webhook
+POST follows no redirect and reads only a small excerpt of the answer. A source download
+follows a few redirects, each hop checked like the first, and streams the body to a file
+under a size limit and a deadline. `allow_private` lifts the address check, for servers on
+one's own network; `setting` names the setting that does, in the refusals.
 """
 
 from __future__ import annotations
 
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
+from email.message import Message
+from pathlib import Path, PurePosixPath
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 MAX_URL_LENGTH = 2048
 EXCERPT_BYTES = 256  # of a receiver's answer, kept for the delivery log
 USER_AGENT = "Convertly-Webhooks/1.0"
+FETCH_USER_AGENT = "Convertly-Fetch/1.0"
+WEBHOOK_SETTING = "CONVERTLY_WEBHOOK_ALLOW_PRIVATE"
+MAX_REDIRECTS = 5
+READ_TIMEOUT = 30.0  # the longest silence within a download
+CHUNK = 1024 * 1024
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host, port -> the addresses it resolves to (tests replace DNS with a table)
@@ -114,14 +125,14 @@ def _literal(host: str) -> Address | None:
         return None
 
 
-def check_url(url: str, *, allow_private: bool) -> Target:
+def check_url(url: str, *, allow_private: bool, setting: str = WEBHOOK_SETTING) -> Target:
     """`parse_url`, and refuse a literal address that is not public (names are checked when
     they are resolved, before each request)."""
     target = parse_url(url)
     literal = _literal(target.host)
     if literal is not None and not allow_private and not is_public(literal):
-        raise RefusedURLError(f"{literal} is not a public address; webhooks are only sent to "
-                              "public addresses unless CONVERTLY_WEBHOOK_ALLOW_PRIVATE=true.")
+        raise RefusedURLError(f"{literal} is not a public address; only public addresses are "
+                              f"reached unless {setting}=true.")
     if target.host.rstrip(".").lower() == "localhost" and not allow_private:
         raise RefusedURLError("localhost is not a public address.")
     return target
@@ -132,8 +143,8 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def resolve(target: Target, *, allow_private: bool,
-            resolver: Resolver = system_resolver) -> list[Address]:
+def resolve(target: Target, *, allow_private: bool, resolver: Resolver = system_resolver,
+            setting: str = WEBHOOK_SETTING) -> list[Address]:
     """The addresses to connect to, in the resolver's order. Every address the name
     resolves to must be public: one private answer among public ones is refused too."""
     try:
@@ -148,7 +159,7 @@ def resolve(target: Target, *, allow_private: bool,
         if refused:
             raise DeliveryFailed(
                 f"refused: {target.host} resolves to {refused[0]}, which is not a public "
-                "address (set CONVERTLY_WEBHOOK_ALLOW_PRIVATE=true to allow it)",
+                f"address (set {setting}=true to allow it)",
                 permanent=True)
     return list(dict.fromkeys(found))
 
@@ -189,6 +200,13 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
+def _open(target: Target, ips: list[Address], timeout: float) -> http.client.HTTPConnection:
+    if target.scheme == "https":
+        return _PinnedHTTPS(target.host, target.port, ips, timeout,
+                            ssl.create_default_context())
+    return _PinnedHTTP(target.host, target.port, ips, timeout)
+
+
 def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
          allow_private: bool, resolver: Resolver = system_resolver) -> Answer:
     """POST `body` to `url` at its checked address; the answer's status and the start of its
@@ -196,12 +214,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
     came. Redirects are answers like any other (not followed)."""
     target = check_url(url, allow_private=allow_private)
     ips = resolve(target, allow_private=allow_private, resolver=resolver)
-    conn: http.client.HTTPConnection
-    if target.scheme == "https":
-        conn = _PinnedHTTPS(target.host, target.port, ips, timeout,
-                            ssl.create_default_context())
-    else:
-        conn = _PinnedHTTP(target.host, target.port, ips, timeout)
+    conn = _open(target, ips, timeout)
     try:
         conn.putrequest("POST", target.path, skip_accept_encoding=True)
         sent = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
@@ -228,3 +241,100 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, http.client.HTTPException):
         return f"invalid HTTP answer: {type(exc).__name__}"
     return f"{type(exc).__name__}: {exc}"
+
+
+class DownloadFailed(Exception):
+    """The source could not be downloaded; the message says why, for the client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DownloadTooLarge(DownloadFailed):
+    """The source is larger than the limit."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """A source written to disk: the name it goes by, its declared type and its size."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_private: bool,
+             setting: str, resolver: Resolver = system_resolver) -> Download:
+    """GET `url` into `dest`, following up to MAX_REDIRECTS redirects (each hop checked as
+    the first), in at most `timeout` seconds and `max_bytes` bytes. Raise RefusedURLError
+    for a URL we never fetch, DownloadTooLarge past the limit, DownloadFailed otherwise."""
+    deadline = time.monotonic() + timeout
+    for _ in range(MAX_REDIRECTS + 1):
+        target = check_url(url, allow_private=allow_private, setting=setting)
+        try:
+            ips = resolve(target, allow_private=allow_private, resolver=resolver,
+                          setting=setting)
+        except DeliveryFailed as exc:
+            if exc.permanent:
+                raise RefusedURLError(exc.message) from exc
+            raise DownloadFailed(exc.message) from exc
+        conn = _open(target, ips, min(READ_TIMEOUT, max(deadline - time.monotonic(), 0.1)))
+        try:
+            conn.putrequest("GET", target.path, skip_accept_encoding=True)
+            conn.putheader("User-Agent", FETCH_USER_AGENT)
+            conn.putheader("Accept-Encoding", "identity")
+            conn.endheaders()
+            response = conn.getresponse()
+            if response.status in (301, 302, 303, 307, 308):
+                location = response.getheader("Location")
+                if not location:
+                    raise DownloadFailed(f"HTTP {response.status} without a Location")
+                url = urljoin(url, location)
+                continue
+            if response.status != 200:
+                raise DownloadFailed(f"the server answered HTTP {response.status}")
+            declared = response.getheader("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise DownloadTooLarge(f"it is {int(declared):,} bytes, over the limit of "
+                                       f"{max_bytes:,}")
+            size = _save(response, dest, max_bytes, deadline, timeout)
+            return Download(filename=_filename(response, url),
+                            content_type=response.getheader("Content-Type") or "",
+                            size=size)
+        except (OSError, http.client.HTTPException) as exc:
+            raise DownloadFailed(_describe(exc)) from exc
+        finally:
+            conn.close()
+    raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _save(response: http.client.HTTPResponse, dest: Path, max_bytes: int, deadline: float,
+          timeout: float) -> int:
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := response.read1(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise DownloadTooLarge(f"it is over the limit of {max_bytes:,} bytes")
+            if time.monotonic() > deadline:
+                raise DownloadFailed(f"it took longer than {timeout:g} s")
+            out.write(chunk)
+    return size
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f/\\]")
+
+
+def _filename(response: http.client.HTTPResponse, url: str) -> str:
+    """The name the server gives (Content-Disposition), else the URL's last path segment."""
+    header = response.getheader("Content-Disposition")
+    name = None
+    if header:
+        message = Message()
+        message["content-disposition"] = header
+        name = message.get_filename()
+    if not name:
+        name = unquote(PurePosixPath(urlsplit(url).path).name)
+    name = _UNSAFE.sub("_", name or "").strip(" .")[:255]
+    return name or "download"

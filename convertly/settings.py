@@ -289,6 +289,18 @@ class Settings:
         "is given.", _secret,
     )
 
+    # Source URLs: files fetched from a `sourceUrl` instead of uploaded.
+    fetch_allow_private: bool = setting(
+        "CONVERTLY_FETCH_ALLOW_PRIVATE", False, "Fetch `sourceUrl` files from loopback, "
+        "private, link-local and other non-public addresses too (only when every API client "
+        "may reach your own network through this server).", _bool,
+    )
+    fetch_timeout: float = setting(
+        "CONVERTLY_FETCH_TIMEOUT", 300.0, "Seconds a `sourceUrl` download may take in all "
+        "(redirects included); the file size limit is CONVERTLY_MAX_FILE_BYTES.",
+        _positive_float,
+    )
+
     # Webhooks: deliveries of job events to receivers' URLs.
     webhook_allow_private: bool = setting(
         "CONVERTLY_WEBHOOK_ALLOW_PRIVATE", False, "Deliver webhooks to loopback, private, "

@@ -83,19 +83,13 @@ async def compress(request: Request) -> Response:
     return await _sync(request, JobType.COMPRESS)
 
 
-def _reject_source_url(form: forms.ParsedForm) -> None:
-    if form.get("sourceUrl") is not None and not form.files:
-        raise InvalidFieldError("sourceUrl", "URL inputs are not supported by this server; "
-                                "upload the file in 'files' instead.")
-
-
 async def _sync(request: Request, job_type: JobType) -> Response:
     key = authenticate(request)
     svc = _services(request)
     form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
     workdirs: list[Path] = []
     try:
-        _reject_source_url(form)
+        await asyncio.to_thread(forms.fetch_source, form, svc.settings)
         if job_type is JobType.COMPRESS:
             forms.refuse_format(form)
         specs = forms.build_specs(form, job_type)
@@ -213,7 +207,7 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
         raise
     created = False
     try:
-        _reject_source_url(form)
+        await asyncio.to_thread(forms.fetch_source, form, svc.settings)
         raw_type = (form.get("jobType") or "convert").lower()
         try:
             job_type = JobType(raw_type)

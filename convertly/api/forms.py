@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, TypeVar
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from convertly import outbound
 from convertly.errors import (
     ArrayLengthError,
     FileTooLargeError,
@@ -345,6 +346,32 @@ def parse_mode(value: Any, name: str, index: int | None) -> CompressMode:
     except ValueError:
         raise InvalidFieldError(name, f"unknown mode {value!r}; use quality or target-size.",
                                 file_index=index) from None
+
+
+def fetch_source(form: ParsedForm, settings: Settings) -> None:
+    """A `sourceUrl` in place of files (Convertly's SDKs send one for a URL input): download
+    it into the spool as the request's one file, under the per-file size limit. Blocking:
+    run it in a thread."""
+    url = form.get("sourceUrl")
+    if url is None:
+        return
+    if form.files:
+        raise InvalidFieldError("sourceUrl", "send either files or a sourceUrl, not both.")
+    path = form.spool / "upload-0"
+    try:
+        got = outbound.download(
+            url, path, max_bytes=settings.max_file_bytes, timeout=settings.fetch_timeout,
+            allow_private=settings.fetch_allow_private, setting="CONVERTLY_FETCH_ALLOW_PRIVATE")
+    except outbound.RefusedURLError as exc:
+        raise InvalidFieldError("sourceUrl", str(exc)) from exc
+    except outbound.DownloadTooLarge as exc:
+        raise FileTooLargeError(
+            f"The file at sourceUrl is larger than the limit of {settings.max_file_bytes} bytes "
+            f"per file ({exc.message}; setting CONVERTLY_MAX_FILE_BYTES).") from exc
+    except outbound.DownloadFailed as exc:
+        raise InvalidFieldError("sourceUrl", f"could not be downloaded: {exc.message}.") from exc
+    form.files.append(UploadedFile(field="sourceUrl", filename=got.filename,
+                                   content_type=got.content_type, path=path, size=got.size))
 
 
 def refuse_format(form: ParsedForm) -> None:

@@ -33,6 +33,8 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 _BOOL = {"type": "string", "enum": ["true", "false"]}
 _ARRAY = {"type": "string", "description": "JSON array with one entry per file."}
+_SOURCE_URL = {"type": "string", "description": "An http(s) URL the server downloads as the "
+               "one file, in place of `files` (public addresses only, up to 5 redirects)."}
 
 SCHEMAS: dict[str, Any] = {
     "OutputFormat": {"type": "string", "enum": [f.value for f in OutputFormat]},
@@ -53,6 +55,7 @@ SCHEMAS: dict[str, Any] = {
             "files": {"type": "array", "items": {"type": "string", "format": "binary"},
                       "minItems": 1,
                       "description": "One or more files (`file` is accepted too)."},
+            "sourceUrl": _SOURCE_URL,
             "format": _ref("OutputFormat"),
             "formats": _ARRAY,
             "compression": {"type": "integer", "minimum": 1, "maximum": 100, "default": 82},
@@ -78,6 +81,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "files": {"type": "array", "items": {"type": "string", "format": "binary"},
                       "minItems": 1},
+            "sourceUrl": _SOURCE_URL,
             "mode": {"type": "string", "enum": [m.value for m in CompressMode],
                      "default": "quality"},
             "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 82},

@@ -51,6 +51,7 @@ LIMITED = {
     "data_url_max_bytes": 1000,
     "max_queued_files": 1,
     "max_pixels": 200_000,
+    "fetch_allow_private": True,  # sourceUrl tests fetch from a loopback server
 }
 
 

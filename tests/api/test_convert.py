@@ -320,12 +320,13 @@ def test_body_that_is_not_multipart(client: TestClient, tenant: Tenant) -> None:
     assert_error(response, 400, "INVALID_REQUEST", "multipart/form-data")
 
 
-def test_source_url_is_refused_with_a_clear_message(client: TestClient,
-                                                    tenant: Tenant) -> None:
+def test_a_source_url_on_this_network_is_refused_by_default(client: TestClient,
+                                                             tenant: Tenant) -> None:
     response = client.post("/api/convert", headers=tenant.headers,
-                           files={"sourceUrl": (None, "https://example.com/a.jpg"),
+                           files={"sourceUrl": (None, "http://127.0.0.1:9/a.jpg"),
                                   "format": (None, "png")})
-    assert_error(response, 400, "INVALID_FIELD", "'sourceUrl'")
+    assert_error(response, 400, "INVALID_FIELD", "'sourceUrl'", "not a public address",
+                 "CONVERTLY_FETCH_ALLOW_PRIVATE")
 
 
 # --- storage and signed links -----------------------------------------------------------
