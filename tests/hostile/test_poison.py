@@ -22,6 +22,7 @@ SLOW_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="2400" height="2400"
             b'baseFrequency="0.01" numOctaves="10"/></filter><rect width="2400" '
             b'height="2400" filter="url(#t)"/></svg>')
 KILLS = {"embedded": 3, "distributed": 2}  # the executors' limits on deaths per file
+WARM_UP = 2.5  # seconds a new conversion process may spend importing its libraries
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -42,14 +43,17 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def _busy_worker(server: HostileServer) -> psutil.Process | None:
-    """The worker process using a core right now, if any."""
+    """The worker process using a core right now, if any. A process started in the last
+    WARM_UP seconds is passed over: it may be busy importing, not converting, and killing it
+    would count against no file."""
     roots = server.roots()
     root = psutil.Process(roots.get("worker-main", roots["api"]))
     before: dict[int, float] = {}
     procs = []
     for proc in root.children():
         try:
-            if "resource_tracker" not in " ".join(proc.cmdline()):
+            if (time.time() - proc.create_time() > WARM_UP
+                    and "resource_tracker" not in " ".join(proc.cmdline())):
                 before[proc.pid] = sum(proc.cpu_times()[:2])
                 procs.append(proc)
         except psutil.Error:  # exiting, or a zombie not reaped yet
