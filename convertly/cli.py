@@ -267,7 +267,8 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "convert", parents=[server, progress, output],
         help="convert files on a server (a job): wait and download, or --async",
         description="Upload FILES as one job, wait for it and download the outputs.")
-    convert.add_argument("files", nargs="+", metavar="FILE")
+    convert.add_argument("files", nargs="+", metavar="FILE",
+                         help="files to upload, or one http(s) URL the server fetches")
     convert.add_argument("-f", "--format", required=True, type=_output_format,
                          help=f"output format: {', '.join(OutputFormat)}")
     convert.add_argument("-r", "--resize", type=str.lower, choices=list(ResizePreset),
@@ -298,7 +299,8 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         help="compress files on a server, keeping their formats (a job)",
         description="Upload FILES as one compress job (each keeps its format), wait for it "
         "and download the outputs. An output that would not be smaller is the original.")
-    compress.add_argument("files", nargs="+", metavar="FILE")
+    compress.add_argument("files", nargs="+", metavar="FILE",
+                          help="files to upload, or one http(s) URL the server fetches")
     size_or_quality = compress.add_mutually_exclusive_group()
     size_or_quality.add_argument("-c", "--quality", "--compression", type=_percent, metavar="1-100",
                                  help="quality for lossy formats (server default 82)")

@@ -147,14 +147,22 @@ def cmd_convert(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_job(settings: Settings, args: argparse.Namespace, fields: dict[str, str]) -> int:
-    """Upload FILES as one job with `fields`; wait and download, or print its id (--async)."""
-    files = [Path(name) for name in args.files]
+    """Upload FILES as one job with `fields` (or have the server fetch one URL); wait and
+    download, or print its id (--async)."""
+    urls = [name for name in args.files if name.startswith(("http://", "https://"))]
+    if urls and len(args.files) > 1:
+        raise UsageError("a URL goes alone: the server fetches it as the job's one file, so "
+                         "give one URL per command.")
+    files = [] if urls else [Path(name) for name in args.files]
     for path in files:
         if not path.is_file():
             raise UsageError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}.")
+    if urls:
+        fields = {**fields, "sourceUrl": urls[0]}
     directory = None if args.async_ else _output_dir(args)
     with connect(settings, args) as client, _reporter(args) as reporter:
-        label = f"Uploading {len(files)} file{'s' if len(files) > 1 else ''}"
+        label = ("Sending the URL" if urls else
+                 f"Uploading {len(files)} file{'s' if len(files) > 1 else ''}")
         bar: Bar | None = None
 
         def sent(done: int, total: int) -> None:

@@ -5,6 +5,7 @@ exit statuses and stderr are checked for failures, bad keys and an unreachable s
 from __future__ import annotations
 
 import fcntl
+import functools
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -93,7 +95,8 @@ def served(mode: str, tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """An embedded server for what only concerns the client (terminal, memory, errors)."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("cli-client"), workers=1)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("cli-client"), workers=1,
+                        fetch_allow_private=True)  # the URL test's origin is on loopback
     with serving("embedded", settings, None) as running:
         yield running
 
@@ -342,6 +345,28 @@ def test_bad_key_unreachable_server_and_usage_errors(embedded_cli: Cli, tmp_path
     assert unknown.returncode == 1 and "[NOT_FOUND]" in unknown.stderr
     invalid = cli("convert", "a.jpg", "-f", "bmp")
     assert invalid.returncode == 2 and "unknown format 'bmp'" in invalid.stderr
+
+
+def test_convert_a_url_the_server_fetches(embedded_cli: Cli, tmp_path: Path) -> None:
+    origin_dir = tmp_path / "origin"
+    origin_dir.mkdir()
+    _write(origin_dir, "photo.jpg", images.jpeg(320, 240))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(origin_dir))
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{origin.server_address[1]}/photo.jpg"
+        result = _ok(embedded_cli("convert", url, "-f", "webp", "-o", "out"))
+        assert result.stdout.split() == ["out/photo.webp"]
+        out = images.decode((tmp_path / "out/photo.webp").read_bytes())
+        assert (out.format, out.size) == ("WEBP", (320, 240))
+        missing = embedded_cli("convert", url.replace("photo", "nothing"), "-f", "webp")
+        assert missing.returncode == 1 and "HTTP 404" in missing.stderr, missing.stderr
+    finally:
+        origin.shutdown()
+        origin.server_close()
+    mixed = embedded_cli("convert", url, "other.jpg", "-f", "webp")
+    assert mixed.returncode == 2 and "one URL per command" in mixed.stderr
 
 
 # --- progress and streaming --------------------------------------------------------------
