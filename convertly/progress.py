@@ -118,7 +118,7 @@ class Bar:
                 self._last_line = line
                 self.reporter.message(line)
 
-    def render(self, width: int = 10_000) -> str:
+    def render(self, width: int) -> str:
         """The bar as one line of at most `width` columns. The counts always show: a narrow
         terminal gets a shorter bar, then a label shortened in its middle."""
         tail = f"] {self.percent:3.0f}% {self._amount()}"

@@ -89,7 +89,8 @@ async def _sync(request: Request, job_type: JobType) -> Response:
     form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
     workdirs: list[Path] = []
     try:
-        await asyncio.to_thread(forms.fetch_source, form, svc.settings)
+        if form.get("sourceUrl") is not None:  # no thread hop for an upload
+            await asyncio.to_thread(forms.fetch_source, form, svc.settings)
         if job_type is JobType.COMPRESS:
             forms.refuse_format(form)
         specs = forms.build_specs(form, job_type)
@@ -207,7 +208,8 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
         raise
     created = False
     try:
-        await asyncio.to_thread(forms.fetch_source, form, svc.settings)
+        if form.get("sourceUrl") is not None:  # no thread hop for an upload
+            await asyncio.to_thread(forms.fetch_source, form, svc.settings)
         raw_type = (form.get("jobType") or "convert").lower()
         try:
             job_type = JobType(raw_type)

@@ -188,11 +188,13 @@ class S3Storage:
             http_client=http_client,
         )
         self._client.unsigned_payload = not sign_payload
-        # `check` asks through a client that waits seconds, not the data calls' timeout.
+        # `check` asks through a client that waits seconds, not the data calls' timeout. One
+        # retry: /healthz probes seldom, so its pooled connection may have been closed by
+        # the server meanwhile (a silent server is still asked once: see _Retry).
         self._probe = Minio(
             endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
             region=region or None, http_client=build_http_client(
-                connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT, retries=0),
+                connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT, retries=1),
         )
         # Upload URLs are signed for the host the client will send them to. With a public
         # URL, they are signed offline (a region must be known; S3 services default to
