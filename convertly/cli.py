@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from convertly import commands
-from convertly.api.forms import FORMAT_ALIASES
 from convertly.auth import KeyStore
 from convertly.client import ClientError
 from convertly.errors import (
@@ -28,7 +27,7 @@ from convertly.errors import (
     StorageMisconfiguredError,
     StorageUnavailableError,
 )
-from convertly.models import OutputFormat, ResizePreset
+from convertly.models import FORMAT_ALIASES, OutputFormat, ResizePreset
 from convertly.service import build_services, build_state
 from convertly.settings import Settings, SettingsError
 from convertly.storage import build_storage

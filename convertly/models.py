@@ -42,6 +42,9 @@ class OutputFormat(StrEnum):
     XZ = "xz"
 
 
+# Spellings the API and CLI accept for a format besides its own value.
+FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff", "heic": "heif", "tar.gz": "tgz"}
+
 MIME_TYPES: dict[str, str] = {
     "jpg": "image/jpeg",
     "png": "image/png",

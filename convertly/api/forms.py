@@ -26,6 +26,7 @@ from convertly.errors import (
 )
 from convertly.models import (
     DEFAULT_COMPRESSION,
+    FORMAT_ALIASES,
     CompressMode,
     FileSpec,
     JobType,
@@ -39,9 +40,6 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 200
 MAX_BOUNDARY = 70  # RFC 2046; python-multipart refuses more than 256 with an exception
 # Other spellings users send for a format.
-FORMAT_ALIASES = {"jpeg": "jpg", "tif": "tiff", "heic": "heif", "tar.gz": "tgz"}
-
-
 @dataclass
 class UploadedFile:
     field: str
