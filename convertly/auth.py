@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from convertly.db import Database
 from convertly.errors import AuthenticationError, NotFoundError
+from convertly.state.sqlite.database import Database
 
 KEY_PREFIX = "cvly_"
 _LOOKUP_CHARS = 8  # characters after `cvly_` kept in clear as the key's public prefix

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from convertly.db import Database
+from convertly.state.sqlite.database import Database
 
 DEFAULT_COLOR = "#64748b"
 

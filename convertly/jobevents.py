@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from convertly import redisstate
+from convertly.state.redis import client as redis_client
 
 if TYPE_CHECKING:
     from convertly.models import Job
@@ -35,7 +35,7 @@ RECHECK = 1.0  # seconds between a waiter's reads of the job store, whatever it 
 HANGUP_CHECK = 1.0  # seconds between a waiter's looks at its client's connection
 # Redis pub/sub ignores database numbers: deployments sharing one Redis hear each other's
 # ids, which wake nobody (job ids are unique).
-FINISHED_CHANNEL = f"{redisstate.P}events:finished"
+FINISHED_CHANNEL = f"{redis_client.P}events:finished"
 BACKOFF_MIN = 0.2  # seconds before the subscriber's first reconnect; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 5.0
 
@@ -156,7 +156,7 @@ def build(settings: Settings) -> JobEvents:
     """The hub for a process: in distributed mode it publishes on FINISHED_CHANNEL."""
     if not settings.distributed:
         return JobEvents()
-    client: Any = redisstate.connect(settings.redis_state_url)  # connects on first use
+    client: Any = redis_client.connect(settings.redis_state_url)  # connects on first use
     return JobEvents(lambda job_id: client.publish(FINISHED_CHANNEL, job_id))
 
 

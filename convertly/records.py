@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from convertly.db import Database
+from convertly.state.sqlite.database import Database
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import redis
 
 from convertly.folders import Folder
 from convertly.records import FileQuery, StoredFile
-from convertly.redisstate import P, _guard, _transaction
+from convertly.state.redis.client import P, guard, transaction
 
 
 class RedisFileIndex:
@@ -69,11 +69,11 @@ class RedisFileIndex:
                 if record.job_id is not None:
                     pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
                 pipe.execute()
-        _guard(run)
+        guard(run)
         return record
 
     def _load(self, file_id: str) -> StoredFile | None:
-        raw = _guard(lambda: self.r.get(f"{P}file:{file_id}"))
+        raw = guard(lambda: self.r.get(f"{P}file:{file_id}"))
         return StoredFile.from_dict(json.loads(raw)) if raw else None
 
     def get(self, file_id: str, tenant: str) -> StoredFile | None:
@@ -87,9 +87,9 @@ class RedisFileIndex:
     def _ensure_listed(self, tenant: str) -> None:
         """Index the tenant's records stored before listings were indexed, once."""
         ready = f"{P}lib:{tenant}:ready"
-        if _guard(lambda: self.r.exists(ready)):
+        if guard(lambda: self.r.exists(ready)):
             return
-        ids = _guard(lambda: self.r.zrange(f"{P}files:{tenant}", 0, -1))
+        ids = guard(lambda: self.r.zrange(f"{P}files:{tenant}", 0, -1))
         for start in range(0, len(ids), 500):
             keys = [f"{P}file:{i}" for i in ids[start:start + 500]]
             raws = self._mget(keys)
@@ -101,15 +101,15 @@ class RedisFileIndex:
                         if not record.temporary and record.tenant == tenant:
                             self._index(pipe, None, record)
                     pipe.execute()
-            _guard(run)
-        _guard(lambda: self.r.set(ready, "1"))
+            guard(run)
+        guard(lambda: self.r.set(ready, "1"))
 
     def _mget(self, keys: builtins.list[str]) -> builtins.list[str | None]:
-        found: builtins.list[str | None] = _guard(lambda: self.r.mget(keys))
+        found: builtins.list[str | None] = guard(lambda: self.r.mget(keys))
         return found
 
     def _range(self, index: str, start: int, stop: int) -> builtins.list[str]:
-        found: builtins.list[str] = _guard(lambda: self.r.zrevrange(index, start, stop))
+        found: builtins.list[str] = guard(lambda: self.r.zrevrange(index, start, stop))
         return found
 
     def _records(self, tenant: str, index: str,
@@ -126,7 +126,7 @@ class RedisFileIndex:
             else:
                 records.append(record)
         if stale:
-            _guard(lambda: self.r.zrem(index, *stale))
+            guard(lambda: self.r.zrem(index, *stale))
         return records
 
     def search(self, tenant: str, query: FileQuery, *, limit: int,
@@ -135,7 +135,7 @@ class RedisFileIndex:
         index = self._listed_key(tenant, query.folder_id, root=query.root_only)
         if query.scans:
             return self._scan(tenant, index, query, limit=limit, offset=offset)
-        count = int(_guard(lambda: self.r.zcard(index)))
+        count = int(guard(lambda: self.r.zcard(index)))
         ids = self._range(index, offset, offset + limit - 1)
         return [r for r in self._records(tenant, index, ids) if query.matches(r)], count
 
@@ -173,16 +173,16 @@ class RedisFileIndex:
             pipe.execute()
             return after
 
-        return _transaction(self.r, key, body)
+        return transaction(self.r, key, body)
 
     def expired(self, now: float) -> builtins.list[StoredFile]:
-        ids = _guard(lambda: self.r.zrangebyscore(f"{P}expiring", 0, now))
+        ids = guard(lambda: self.r.zrangebyscore(f"{P}expiring", 0, now))
         return [r for file_id in ids if (r := self._load(file_id)) is not None]
 
     def remove_for_job(self, job_id: str) -> None:
-        for file_id in _guard(lambda: self.r.smembers(f"{P}jobfiles:{job_id}")):
+        for file_id in guard(lambda: self.r.smembers(f"{P}jobfiles:{job_id}")):
             self.remove(file_id)
-        _guard(lambda: self.r.delete(f"{P}jobfiles:{job_id}"))
+        guard(lambda: self.r.delete(f"{P}jobfiles:{job_id}"))
 
     def remove(self, file_id: str) -> None:
         key = f"{P}file:{file_id}"
@@ -198,7 +198,7 @@ class RedisFileIndex:
                 self._index(pipe, record, None)
             pipe.execute()
 
-        _transaction(self.r, key, body)
+        transaction(self.r, key, body)
 
 
 # --- folders ----------------------------------------------------------------------------
@@ -224,23 +224,23 @@ class RedisFolderStore:
         return f"{P}folders:{tenant}"
 
     def add(self, folder: Folder) -> None:
-        _guard(lambda: self.r.hset(self._key(folder.tenant), folder.id,
+        guard(lambda: self.r.hset(self._key(folder.tenant), folder.id,
                                    json.dumps(folder.to_dict())))
 
     def get(self, folder_id: str, tenant: str) -> Folder | None:
-        raw = _guard(lambda: self.r.hget(self._key(tenant), folder_id))
+        raw = guard(lambda: self.r.hget(self._key(tenant), folder_id))
         return Folder(**json.loads(raw)) if raw else None
 
     def all(self, tenant: str) -> builtins.list[Folder]:
-        rows = _guard(lambda: self.r.hgetall(self._key(tenant)))
+        rows = guard(lambda: self.r.hgetall(self._key(tenant)))
         return [Folder(**json.loads(raw)) for raw in rows.values()]
 
     def update(self, folder: Folder) -> bool:
-        done = _guard(lambda: self._update(keys=[self._key(folder.tenant)],
+        done = guard(lambda: self._update(keys=[self._key(folder.tenant)],
                                            args=[folder.id, json.dumps(folder.to_dict())]))
         return bool(done)
 
     def remove(self, folder_ids: Iterable[str], tenant: str) -> None:
         ids = builtins.list(folder_ids)
         if ids:
-            _guard(lambda: self.r.hdel(self._key(tenant), *ids))
+            guard(lambda: self.r.hdel(self._key(tenant), *ids))

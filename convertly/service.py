@@ -29,10 +29,8 @@ from convertly.converters.archive import ARCHIVE_FORMATS as ARCHIVE_TARGETS
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.media_task import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.registry import Registry, default_registry
-from convertly.db import Database
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
 from convertly.folders import FolderStore, FolderStoreLike
-from convertly.jobstore import JobStore, SqliteJobStore
 from convertly.models import (
     ConvertedFile,
     FileResult,
@@ -50,6 +48,9 @@ from convertly.records import FileIndex, FileIndexLike, StoredFile, new_file_id
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
+from convertly.state.base import JobStore
+from convertly.state.sqlite.database import Database
+from convertly.state.sqlite.jobs import SqliteJobStore
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
 from convertly.webhookstore import WebhookStore, build_store
@@ -93,11 +94,14 @@ def build_state(settings: Settings
                 ) -> tuple[JobStore, KeyStore, FileIndexLike, FolderStoreLike]:
     """Job store, key store, file index and folders: Redis in distributed mode, else SQLite."""
     if settings.distributed:
-        from convertly import redisfiles, redisstate
+        from convertly import redisfiles
+        from convertly.state.redis.client import connect
+        from convertly.state.redis.jobs import RedisJobStore
+        from convertly.state.redis.keys import RedisKeyBackend
 
-        client = redisstate.connect(settings.redis_state_url)
-        return (redisstate.RedisJobStore(client),
-                KeyStore(redisstate.RedisKeyBackend(client)),
+        client = connect(settings.redis_state_url)
+        return (RedisJobStore(client),
+                KeyStore(RedisKeyBackend(client)),
                 redisfiles.RedisFileIndex(client),
                 redisfiles.RedisFolderStore(client))
     db = Database(settings.data_dir / "convertly.db")

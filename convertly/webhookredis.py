@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from convertly.redisstate import _guard
+from convertly.state.redis.client import guard
 from convertly.webhookstore import Delivery, DeliveryStatus, EmitState, Endpoint
 
 P = "cv:wh:"
@@ -120,20 +120,20 @@ class RedisWebhookStore:
                     pipe.sadd(f"{P}jobeps:{endpoint.job_id}", endpoint.id)
                     pipe.expire(f"{P}jobeps:{endpoint.job_id}", ttl)
                 pipe.execute()
-        _guard(run)
+        guard(run)
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
-        raw = _guard(lambda: self.r.get(f"{P}ep:{endpoint_id}"))
+        raw = guard(lambda: self.r.get(f"{P}ep:{endpoint_id}"))
         return None if raw is None else Endpoint.from_dict(json.loads(raw))
 
     def _load_endpoints(self, ids: builtins.list[str]) -> builtins.list[Endpoint]:
         if not ids:
             return []
-        raws = _guard(lambda: self.r.mget([f"{P}ep:{i}" for i in ids]))
+        raws = guard(lambda: self.r.mget([f"{P}ep:{i}" for i in ids]))
         return [Endpoint.from_dict(json.loads(raw)) for raw in raws if raw is not None]
 
     def endpoints(self, tenant: str) -> builtins.list[Endpoint]:
-        return self._load_endpoints(_guard(lambda: self.r.zrange(f"{P}eps:{tenant}", 0, -1)))
+        return self._load_endpoints(guard(lambda: self.r.zrange(f"{P}eps:{tenant}", 0, -1)))
 
     def remove_endpoint(self, endpoint_id: str, tenant: str) -> bool:
         found = self.endpoint(endpoint_id)
@@ -145,7 +145,7 @@ class RedisWebhookStore:
                 pipe.delete(f"{P}ep:{endpoint_id}")
                 pipe.zrem(f"{P}eps:{tenant}", endpoint_id)
                 pipe.execute()
-        _guard(run)
+        guard(run)
         return True
 
     def targets(self, tenant: str, job_id: str) -> builtins.list[Endpoint]:
@@ -155,12 +155,12 @@ class RedisWebhookStore:
                 pipe.smembers(f"{P}jobeps:{job_id}")
                 account, own = pipe.execute()
             return [*account, *sorted(own)]
-        return [e for e in self._load_endpoints(_guard(read)) if e.tenant == tenant]
+        return [e for e in self._load_endpoints(guard(read)) if e.tenant == tenant]
 
     # --- events ---
 
     def emit_state(self, job_id: str) -> EmitState:
-        data = _guard(lambda: self.r.hgetall(f"{P}job:{job_id}"))
+        data = guard(lambda: self.r.hgetall(f"{P}job:{job_id}"))
         return EmitState(started=data.get("started") == "1",
                          terminal=data.get("terminal") == "1",
                          progress=int(data.get("progress", -1)),
@@ -172,7 +172,7 @@ class RedisWebhookStore:
         for d in deliveries:
             args += [d.id, d.stream, d.tenant, d.job_id, repr(d.created_at),
                      json.dumps(d.meta()), d.snapshot]
-        return bool(_guard(lambda: self._emit(keys=[f"{P}job:{job_id}"], args=args)))
+        return bool(guard(lambda: self._emit(keys=[f"{P}job:{job_id}"], args=args)))
 
     # --- sending ---
 
@@ -187,15 +187,15 @@ class RedisWebhookStore:
                 rows: builtins.list[Any] = pipe.execute()
                 return rows
         return [Delivery.from_meta(json.loads(meta), snapshot)
-                for meta, snapshot in _guard(read) if meta is not None]
+                for meta, snapshot in guard(read) if meta is not None]
 
     def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
-        ids = _guard(lambda: self._claim(keys=[f"{P}due"],
+        ids = guard(lambda: self._claim(keys=[f"{P}due"],
                                          args=[repr(now), limit, repr(now + lease)]))
         claimed = self._load(ids)
         lost = set(ids) - {d.id for d in claimed}
         if lost:  # purged meanwhile
-            _guard(lambda: self.r.zrem(f"{P}due", *lost))
+            guard(lambda: self.r.zrem(f"{P}due", *lost))
         return claimed
 
     def _keys(self, delivery: Delivery) -> builtins.list[str]:
@@ -205,7 +205,7 @@ class RedisWebhookStore:
         args = [json.dumps(delivery.meta()), delivery.status.value,
                 repr(delivery.next_attempt_at or 0.0),
                 repr(delivery.finished_at or delivery.last_attempt_at or 0.0), delivery.id]
-        _guard(lambda: self._record(keys=self._keys(delivery), args=args))
+        guard(lambda: self._record(keys=self._keys(delivery), args=args))
 
     # --- the log ---
 
@@ -223,7 +223,7 @@ class RedisWebhookStore:
                 pipe.zrevrange(index, offset, offset + limit - 1)
                 total, ids = pipe.execute()
             return int(total), ids
-        total, ids = _guard(read)
+        total, ids = guard(read)
         return self._load(ids), total
 
     def retry(self, delivery_id: str, tenant: str, now: float) -> Delivery | None:
@@ -231,13 +231,13 @@ class RedisWebhookStore:
         if delivery is None or delivery.status is DeliveryStatus.PENDING:
             return None
         again = delivery.retried(now)
-        done = _guard(lambda: self._retry(keys=self._keys(again),
+        done = guard(lambda: self._retry(keys=self._keys(again),
                                           args=[json.dumps(again.meta()), repr(now),
                                                 again.id]))
         return again if done else None
 
     def purge(self, before: float) -> int:
-        ids = _guard(lambda: self.r.zrangebyscore(f"{P}done", "-inf", f"({before!r}",
+        ids = guard(lambda: self.r.zrangebyscore(f"{P}done", "-inf", f"({before!r}",
                                                   start=0, num=1000))
         if not ids:
             return 0
@@ -251,5 +251,5 @@ class RedisWebhookStore:
                     pipe.zrem(f"{P}jobdl:{d.tenant}:{d.job_id}", d.id)
                 pipe.zrem(f"{P}done", *ids)
                 pipe.execute()
-        _guard(run)
+        guard(run)
         return len(gone)

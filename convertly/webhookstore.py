@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from convertly.db import Database
 from convertly.settings import Settings
+from convertly.state.sqlite.database import Database
 
 STARTED = "conversion.started"
 PROGRESS = "conversion.progress"
@@ -410,7 +410,8 @@ class SqliteWebhookStore:
 def build_store(settings: Settings) -> WebhookStore:
     """Redis in distributed mode, else the SQLite database the jobs live in."""
     if settings.distributed:
-        from convertly import redisstate, webhookredis
+        from convertly import webhookredis
+        from convertly.state.redis.client import connect
 
-        return webhookredis.RedisWebhookStore(redisstate.connect(settings.redis_state_url))
+        return webhookredis.RedisWebhookStore(connect(settings.redis_state_url))
     return SqliteWebhookStore(Database(settings.data_dir / "convertly.db"))

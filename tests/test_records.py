@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from convertly import redisfiles, redisstate
-from convertly.db import Database
+from convertly import redisfiles
 from convertly.folders import Folder, FolderStore, FolderStoreLike
 from convertly.records import FileIndex, FileIndexLike, FileQuery, StoredFile
+from convertly.state.redis.client import connect
+from convertly.state.sqlite.database import Database
 from tests.cluster import Cluster
 
 Stores = tuple[FileIndexLike, FolderStoreLike]
@@ -26,7 +27,7 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
         yield FileIndex(db), FolderStore(db)
         return
     cluster: Cluster = request.getfixturevalue("cluster")
-    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client = connect(f"redis://{cluster.redis.endpoint}/0")
     client.flushdb()
     try:
         yield redisfiles.RedisFileIndex(client), redisfiles.RedisFolderStore(client)
@@ -130,7 +131,7 @@ def test_sqlite_database_of_the_previous_version(tmp_path: Path) -> None:
 
 
 def test_redis_records_of_the_previous_version(cluster: Cluster) -> None:
-    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client = connect(f"redis://{cluster.redis.endpoint}/0")
     client.flushdb()
     try:
         # What the previous version stored: the record and the tenant's set, no listings.

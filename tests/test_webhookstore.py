@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from convertly import redisstate
-from convertly.db import Database
+from convertly.state.redis.client import connect
+from convertly.state.sqlite.database import Database
 from convertly.webhookredis import RedisWebhookStore
 from convertly.webhookstore import (
     Delivery,
@@ -33,7 +33,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebhookSto
         yield SqliteWebhookStore(Database(tmp_path / "hooks.db"))
         return
     cluster: Cluster = request.getfixturevalue("cluster")
-    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client = connect(f"redis://{cluster.redis.endpoint}/0")
     client.flushdb()
     try:
         yield RedisWebhookStore(client)

@@ -19,10 +19,11 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu.transport import redis as redis_transport
 
-from convertly import priority, redisstate, service
+from convertly import priority, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.models import FileSpec
 from convertly.settings import Settings
+from convertly.state import redis as redisstate
 from workers import brokerfix, leases, libvips
 from workers.guard import TaskGuard, TaskLimitExceeded
 

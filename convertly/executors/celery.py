@@ -20,7 +20,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 
-from convertly import priority, redisstate, service
+from convertly import priority, service
 from convertly.errors import (
     BrokerUnavailableError,
     ConversionError,
@@ -31,6 +31,7 @@ from convertly.errors import (
 from convertly.executors.base import ensure_capacity
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
+from convertly.state import redis as redisstate
 from workers import leases
 from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery, queue_keys
 

@@ -1,8 +1,7 @@
-"""Distributed state on Redis: jobs and API keys, shared by every API
-and worker process on every host. Status changes use WATCH/MULTI transactions and
-the per-file hot path (start, record) small Lua scripts, so concurrent workers never lose an
-update and each step costs the same whatever the job's size; with AOF on, a Redis restart
-loses nothing.
+"""Jobs on Redis (distributed mode), shared by every API and worker process on every host.
+Status changes use WATCH/MULTI transactions and the per-file hot path (start, record) small
+Lua scripts, so concurrent workers never lose an update and each step costs the same whatever
+the job's size; with AOF on, a Redis restart loses nothing.
 
 Layout (all keys under `cv:`):
     cv:job:{id}                   hash: `meta` (JSON), `total` and `done` (file counts),
@@ -13,10 +12,6 @@ Layout (all keys under `cv:`):
     cv:unfinished                 set of job ids not yet completed or failed
     cv:finished                   zset of finished job ids by completion time (retention)
     cv:idem:{tenant}:{sha256}     job id for an Idempotency-Key (expires)
-    cv:key:{prefix}               hash: one API key;  cv:keys  zset of prefixes
-    cv:file:*, cv:lib:*, cv:folders:*   stored files and folders (see convertly.redisfiles)
-    cv:events:finished            pub/sub channel: ids of jobs that just finished
-                                  (see convertly.jobevents)
 """
 
 from __future__ import annotations
@@ -25,14 +20,11 @@ import builtins
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
-from convertly.auth import ApiKey, KeyBackend
-from convertly.errors import StateUnavailableError
 from convertly.models import (
     CANCELLED_MESSAGE,
     FileResult,
@@ -43,104 +35,7 @@ from convertly.models import (
     JobStatus,
     JobType,
 )
-
-T = TypeVar("T")
-P = "cv:"
-
-
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
-                                socket_connect_timeout=3, health_check_interval=15,
-                                retry_on_timeout=True)
-
-
-def guard(fn: Callable[[], T]) -> T:
-    """Run `fn`, a Redis call: an unreachable Redis raises StateUnavailableError."""
-    return _guard(fn)
-
-
-def _guard(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StateUnavailableError() from exc
-
-
-def _transaction(client: Any, key: str, body: Callable[[Any], T]) -> T:
-    """Run `body(pipe)` under WATCH `key`, retrying when another writer got there first."""
-    def attempt() -> T:
-        with client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    return body(pipe)
-                except redis.WatchError:
-                    continue
-    return _guard(attempt)
-
-
-# --- replies to sync conversions ---------------------------------------------------------
-
-REPLY_TTL = 3600
-_reply_clients: dict[tuple[int, str], redis.Redis] = {}
-
-
-def _reply_client(url: str) -> redis.Redis:
-    """This process's client for sync replies (a forked worker process makes its own)."""
-    import os
-
-    client = _reply_clients.get((os.getpid(), url))
-    if client is None:
-        client = _reply_clients[(os.getpid(), url)] = connect(url)
-    return client
-
-
-def send_reply(url: str, key: str, payload: Any) -> None:
-    """Hand a sync conversion's outcome to the API process waiting on `key`."""
-    with _reply_client(url).pipeline() as pipe:
-        pipe.rpush(key, json.dumps(payload))
-        pipe.expire(key, REPLY_TTL)
-        pipe.execute()
-
-
-def wait_reply(client: Any, key: str, timeout: int) -> Any:
-    """The payload sent to `key`, or None after `timeout` seconds."""
-    found = _guard(lambda: client.blpop([key], timeout=timeout))
-    return None if found is None else json.loads(found[1])
-
-
-# A sync conversion is claimed once, by whichever comes first: the worker that starts it
-# ("started", and it tells the waiting API process so) or that API process giving up on
-# the queue ("abandoned", and no worker converts it later).
-STARTED = "started"
-ABANDONED = "abandoned"
-
-
-def claim_reply(client: Any, key: str, claim: str) -> str:
-    """Claim the sync conversion answering to `key` as `claim`; the claim that holds (this
-    one, or the one made first)."""
-    claim_key = f"{key}:claim"
-
-    def run() -> str:
-        if client.set(claim_key, claim, nx=True, ex=REPLY_TTL):
-            return claim
-        held = client.get(claim_key)
-        return held.decode() if isinstance(held, bytes) else str(held or claim)
-
-    return _guard(run)
-
-
-def start_reply(url: str, key: str) -> bool:
-    """A worker starts the sync conversion answering to `key`: False when the API process
-    gave up on it (do not convert), else True and the API process learns it started. A
-    redelivered task finds its own earlier claim and goes on."""
-    if claim_reply(_reply_client(url), key, STARTED) == ABANDONED:
-        return False
-    send_reply(url, key, [STARTED])
-    return True
-
-
-# --- jobs -------------------------------------------------------------------------------
+from convertly.state.redis.client import P, guard, transaction
 
 
 def _meta(job: Job) -> str:
@@ -235,18 +130,18 @@ class RedisJobStore:
         return f"{P}idem:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
 
     def by_idempotency_key(self, tenant: str, key: str, ttl: int) -> Job | None:
-        job_id = _guard(lambda: self.r.get(self._idem_key(tenant, key)))
+        job_id = guard(lambda: self.r.get(self._idem_key(tenant, key)))
         return None if job_id is None else self.get(job_id, tenant)
 
     def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
         if idempotency_key is not None:
             idem = self._idem_key(job.tenant, idempotency_key)
-            if not _guard(lambda: self.r.set(idem, job.id, nx=True, ex=ttl)):
-                earlier_id = _guard(lambda: self.r.get(idem))
+            if not guard(lambda: self.r.set(idem, job.id, nx=True, ex=ttl)):
+                earlier_id = guard(lambda: self.r.get(idem))
                 earlier = self.get(earlier_id) if earlier_id else None
                 if earlier is not None:
                     return earlier, False
-                _guard(lambda: self.r.set(idem, job.id, ex=ttl))
+                guard(lambda: self.r.set(idem, job.id, ex=ttl))
 
         def write() -> None:
             with self.r.pipeline() as pipe:
@@ -260,11 +155,11 @@ class RedisJobStore:
                 pipe.sadd(f"{P}unfinished", job.id)
                 pipe.execute()
 
-        _guard(write)
+        guard(write)
         return job, True
 
     def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        job = _guard(lambda: self._read(self.r, job_id))
+        job = guard(lambda: self._read(self.r, job_id))
         if job is None or (tenant is not None and job.tenant != tenant):
             return None
         return job
@@ -285,11 +180,11 @@ class RedisJobStore:
                     if (j := _job(job_id, row)) is not None]
             return jobs, int(total)
 
-        return _guard(read)
+        return guard(read)
 
     def start_file(self, job_id: str, index: int) -> FileWork | None:
         key = self._key(job_id)
-        meta_raw, spec_raw, done = _guard(
+        meta_raw, spec_raw, done = guard(
             lambda: self.r.hmget(key, "meta", f"s:{index}", f"r:{index}"))
         if meta_raw is None or spec_raw is None or done is not None:
             return None
@@ -325,10 +220,10 @@ class RedisJobStore:
             pipe.execute()
             return True
 
-        return _transaction(self.r, self._key(job_id), body)
+        return transaction(self.r, self._key(job_id), body)
 
     def record_file(self, result: FileResult, job_id: str) -> bool:
-        last = _guard(lambda: self._record(
+        last = guard(lambda: self._record(
             keys=[self._key(job_id)],
             args=[f"r:{result.index}", json.dumps(result.to_dict()), f"p:{result.index}"]))
         if last == -1:
@@ -336,7 +231,7 @@ class RedisJobStore:
         return bool(last)
 
     def set_progress(self, job_id: str, index: int, fraction: float) -> None:
-        _guard(lambda: self._progress(keys=[self._key(job_id)],
+        guard(lambda: self._progress(keys=[self._key(job_id)],
                                       args=[f"r:{index}", f"p:{index}", round(fraction, 4)]))
 
     def finish(
@@ -356,7 +251,7 @@ class RedisJobStore:
             pipe.execute()
             return after
 
-        return _transaction(self.r, self._key(job_id), body)
+        return transaction(self.r, self._key(job_id), body)
 
     def cancel(self, job_id: str, tenant: str) -> Job | None:
         def body(pipe: Any) -> Job | None:
@@ -372,10 +267,10 @@ class RedisJobStore:
             pipe.execute()
             return after
 
-        return _transaction(self.r, self._key(job_id), body)
+        return transaction(self.r, self._key(job_id), body)
 
     def unfinished(self) -> builtins.list[Job]:
-        ids = _guard(lambda: sorted(self.r.smembers(f"{P}unfinished")))
+        ids = guard(lambda: sorted(self.r.smembers(f"{P}unfinished")))
         jobs = [j for job_id in ids if (j := self.get(job_id)) is not None]
         return sorted(jobs, key=lambda j: j.created_at)
 
@@ -390,10 +285,10 @@ class RedisJobStore:
                       _meta(_with(job, extra={**job.extra, "queued": True})))
             pipe.execute()
 
-        _transaction(self.r, self._key(job_id), body)
+        transaction(self.r, self._key(job_id), body)
 
     def finished_before(self, cutoff: float) -> builtins.list[Job]:
-        ids = _guard(lambda: self.r.zrangebyscore(f"{P}finished", 0, cutoff, start=0,
+        ids = guard(lambda: self.r.zrangebyscore(f"{P}finished", 0, cutoff, start=0,
                                                   num=1000))
         return [j for job_id in ids if (j := self.get(job_id)) is not None]
 
@@ -406,35 +301,4 @@ class RedisJobStore:
                 pipe.srem(f"{P}unfinished", job.id)
                 pipe.zrem(f"{P}finished", job.id)
                 pipe.execute()
-        _guard(run)
-
-
-# --- API keys ---------------------------------------------------------------------------
-
-
-class RedisKeyBackend(KeyBackend):
-    def __init__(self, client: redis.Redis) -> None:
-        self.r: Any = client  # redis-py's types do not follow decode_responses
-
-    def insert(self, record: ApiKey, key_hash: str) -> None:
-        def run() -> None:
-            with self.r.pipeline() as pipe:
-                pipe.hset(f"{P}key:{record.prefix}", mapping={
-                    "hash": key_hash, "record": json.dumps(record.__dict__)})
-                pipe.zadd(f"{P}keys", {record.prefix: record.created_at})
-                pipe.execute()
-        _guard(run)
-
-    def by_prefix(self, prefix: str) -> tuple[ApiKey, str] | None:
-        data = _guard(lambda: self.r.hgetall(f"{P}key:{prefix}"))
-        if not data:
-            return None
-        return ApiKey(**json.loads(data["record"])), data["hash"]
-
-    def all(self) -> builtins.list[ApiKey]:
-        prefixes = _guard(lambda: self.r.zrange(f"{P}keys", 0, -1))
-        return [found[0] for p in prefixes if (found := self.by_prefix(p)) is not None]
-
-    def update(self, record: ApiKey) -> None:
-        _guard(lambda: self.r.hset(f"{P}key:{record.prefix}", "record",
-                                   json.dumps(record.__dict__)))
+        guard(run)

@@ -1,8 +1,5 @@
-"""Job state shared by the API and the workers.
-
-`JobStore` is the protocol (the distributed engine implements it again on Redis);
-`SqliteJobStore` is the embedded default, safe across the API process and pool workers.
-"""
+"""Jobs on SQLite (embedded mode): `SqliteJobStore`, safe across the API process and pool
+workers, and the idempotency keys that map to them."""
 
 from __future__ import annotations
 
@@ -11,9 +8,8 @@ import collections
 import json
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
 
-from convertly.db import Database
 from convertly.models import (
     CANCELLED_MESSAGE,
     FileResult,
@@ -24,74 +20,7 @@ from convertly.models import (
     JobStatus,
     JobType,
 )
-
-
-class JobStore(Protocol):
-    """Durable job state. Every method is blocking and atomic on its own."""
-
-    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
-        """Store a new job; with an idempotency key seen for this tenant within `ttl`
-        seconds, store nothing and return (the earlier job, False)."""
-        ...
-
-    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        """The job, or None when it does not exist or belongs to another tenant."""
-        ...
-
-    def by_idempotency_key(self, tenant: str, key: str, ttl: int) -> Job | None:
-        """The tenant's job created with this Idempotency-Key within `ttl` seconds."""
-        ...
-
-    def list(
-        self, tenant: str, *, limit: int, offset: int, status: JobStatus | None
-    ) -> tuple[builtins.list[Job], int]:
-        """A page of the tenant's jobs, newest first, and the total count."""
-        ...
-
-    def start_file(self, job_id: str, index: int) -> FileWork | None:
-        """Mark the job processing (first file only) and return the file's work; None when
-        the job is finished or cancelled or this file already has its result (a redelivery
-        after completion). Costs the same whatever the job's size."""
-        ...
-
-    def record_file(self, result: FileResult, job_id: str) -> bool:
-        """Store one file's result; return whether this call completed the last file
-        (exactly one caller gets True, so exactly one finalises the job)."""
-        ...
-
-    def set_progress(self, job_id: str, index: int, fraction: float) -> None:
-        """Note how far a pending file has got (ignored once the file has its result)."""
-        ...
-
-    def finish(
-        self,
-        job_id: str,
-        *,
-        status: JobStatus,
-        error_message: str | None = None,
-        archive_key: str | None = None,
-        archive_size: int | None = None,
-    ) -> Job: ...
-
-    def cancel(self, job_id: str, tenant: str) -> Job | None:
-        """Cancel a pending job; return it, or None when it was not pending."""
-        ...
-
-    def unfinished(self) -> builtins.list[Job]:
-        """Jobs not completed nor failed (to resume after a restart)."""
-        ...
-
-    def mark_queued(self, job_id: str) -> None:
-        """Note that the job's tasks reached the broker (`extra["queued"]`)."""
-        ...
-
-    def finished_before(self, cutoff: float) -> builtins.list[Job]:
-        """Completed or failed jobs that finished before `cutoff` (for retention)."""
-        ...
-
-    def delete(self, job: Job) -> None:
-        """Forget the job (its files in storage are the caller's to delete)."""
-        ...
+from convertly.state.sqlite.database import Database
 
 
 def _now() -> float:

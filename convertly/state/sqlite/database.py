@@ -1,4 +1,5 @@
-"""The embedded state database (SQLite, WAL): jobs, API keys, stored-file records.
+"""The embedded state database (SQLite, WAL): jobs, idempotency keys, API keys, stored-file
+records and folders (the webhook store adds its own tables, `sqlite/webhooks.py`).
 
 Every process (API server, pool workers, CLI) opens its own connection; WAL lets readers and
 one writer work at once, and `BEGIN IMMEDIATE` serialises the few read-modify-write steps.

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from convertly import redisstate
-from convertly.db import Database
-from convertly.jobstore import JobStore, SqliteJobStore
 from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
+from convertly.state.base import JobStore
+from convertly.state.redis.client import connect
+from convertly.state.redis.jobs import RedisJobStore
+from convertly.state.sqlite.database import Database
+from convertly.state.sqlite.jobs import SqliteJobStore
 from tests.cluster import Cluster
 
 
@@ -22,10 +24,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
         yield SqliteJobStore(Database(tmp_path / "jobs.db"))
         return
     cluster: Cluster = request.getfixturevalue("cluster")
-    client = redisstate.connect(f"redis://{cluster.redis.endpoint}/0")
+    client = connect(f"redis://{cluster.redis.endpoint}/0")
     client.flushdb()
     try:
-        yield redisstate.RedisJobStore(client)
+        yield RedisJobStore(client)
     finally:
         client.flushdb()
         client.close()

@@ -1,0 +1,108 @@
+"""Every state Protocol, one per kind of record, named `<Record>Store`; `sqlite/` and `redis/`
+implement each of them once. The records they carry are in `convertly.state.records` (jobs in
+`convertly.models`).
+
+Shared contract, unless a method says otherwise:
+- Every method is blocking (call it off the event loop) and atomic on its own: a concurrent
+  caller sees the state before or after it, never half of it.
+- Records are scoped to a tenant: asked with another tenant's id, a store answers as if the
+  record did not exist.
+- A store that cannot reach its engine (Redis down) raises StateUnavailableError, which the
+  API answers with 503 and the executors retry later; SQLite waits for a busy database (up
+  to 30 s) before failing.
+- Stores hold records only: objects in storage (sources, outputs, archives) are the
+  caller's to delete (`service.purge_expired`).
+
+    JobStore        jobs, their per-file results, and Idempotency-Keys (one transaction
+                    with the job they map to, so they are not a store of their own)
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Protocol
+
+from convertly.models import FileResult, FileWork, Job, JobStatus
+
+
+class JobStore(Protocol):
+    """Durable job state: a job, its files' results and progress, and the Idempotency-Keys
+    that map to it."""
+
+    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
+        """Store a new job and return (it, True); with an idempotency key seen for this
+        tenant within `ttl` seconds, store nothing and return (the earlier job, False). The
+        key and the job are stored together: two concurrent calls with one key store one
+        job (SQLite), or at worst the later call takes the key over (Redis)."""
+        ...
+
+    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None when it does not exist or belongs to another tenant (`tenant`
+        None: any tenant, for the executors)."""
+        ...
+
+    def by_idempotency_key(self, tenant: str, key: str, ttl: int) -> Job | None:
+        """The tenant's job created with this Idempotency-Key within `ttl` seconds, or
+        None."""
+        ...
+
+    def list(
+        self, tenant: str, *, limit: int, offset: int, status: JobStatus | None
+    ) -> tuple[builtins.list[Job], int]:
+        """A page of the tenant's jobs (with `status` only, when given), newest first, and
+        how many there are in all."""
+        ...
+
+    def start_file(self, job_id: str, index: int) -> FileWork | None:
+        """Mark the job processing (first file only) and return the file's work; None when
+        the job does not exist, is finished or cancelled, or this file already has its
+        result (a redelivery after completion). Costs the same whatever the job's size."""
+        ...
+
+    def record_file(self, result: FileResult, job_id: str) -> bool:
+        """Store one file's result (replacing an earlier one); return whether this call
+        completed the last file of an unfinished job: exactly one caller gets True, so
+        exactly one finalises the job. Raises KeyError for an unknown job."""
+        ...
+
+    def set_progress(self, job_id: str, index: int, fraction: float) -> None:
+        """Note how far a pending file has got (0 to 1); ignored once the file has its
+        result or when the job does not exist."""
+        ...
+
+    def finish(
+        self,
+        job_id: str,
+        *,
+        status: JobStatus,
+        error_message: str | None = None,
+        archive_key: str | None = None,
+        archive_size: int | None = None,
+    ) -> Job:
+        """Set the job's final status (and its archive, when one was built), stamp its
+        completion time and return it. Raises KeyError for an unknown job."""
+        ...
+
+    def cancel(self, job_id: str, tenant: str) -> Job | None:
+        """Cancel the tenant's pending job (it becomes failed, `cancelled`); return it, or
+        None when it was not pending or is not the tenant's."""
+        ...
+
+    def unfinished(self) -> builtins.list[Job]:
+        """Jobs neither completed nor failed, oldest first (to resume after a restart)."""
+        ...
+
+    def mark_queued(self, job_id: str) -> None:
+        """Note that the job's tasks reached the broker (`extra["queued"]`); nothing for an
+        unknown job."""
+        ...
+
+    def finished_before(self, cutoff: float) -> builtins.list[Job]:
+        """Up to 1,000 completed or failed jobs that finished before `cutoff` (for
+        retention)."""
+        ...
+
+    def delete(self, job: Job) -> None:
+        """Forget the job and its results (its files in storage and its stored-file records
+        are the caller's to delete)."""
+        ...
