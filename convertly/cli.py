@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from convertly import commands
-from convertly.auth import KeyStore
+from convertly.auth import ApiKeys
 from convertly.client import ClientError
 from convertly.errors import (
     BrokerUnavailableError,
@@ -34,7 +34,7 @@ from convertly.storage import build_storage
 from convertly.storage.base import Storage
 
 
-def _keys(settings: Settings) -> KeyStore:
+def _keys(settings: Settings) -> ApiKeys:
     return build_state(settings)[1]
 
 

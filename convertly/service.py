@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from convertly import jobevents, webhooks
-from convertly.auth import KeyStore, SqliteKeyBackend
+from convertly.auth import ApiKeys
 from convertly.converters import packing
 from convertly.converters.archive import ARCHIVE_FORMATS as ARCHIVE_TARGETS
 from convertly.converters.base import Converter, ProgressFn, no_progress
@@ -51,6 +51,7 @@ from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
 from convertly.state.base import JobStore
 from convertly.state.sqlite.database import Database
 from convertly.state.sqlite.jobs import SqliteJobStore
+from convertly.state.sqlite.keys import SqliteKeyStore
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
 from convertly.webhookstore import WebhookStore, build_store
@@ -72,7 +73,7 @@ class Services:
     settings: Settings
     storage: Storage
     jobs: JobStore
-    keys: KeyStore
+    keys: ApiKeys
     files: FileIndexLike
     registry: Registry
     secret: bytes
@@ -91,21 +92,21 @@ class Services:
 
 
 def build_state(settings: Settings
-                ) -> tuple[JobStore, KeyStore, FileIndexLike, FolderStoreLike]:
+                ) -> tuple[JobStore, ApiKeys, FileIndexLike, FolderStoreLike]:
     """Job store, key store, file index and folders: Redis in distributed mode, else SQLite."""
     if settings.distributed:
         from convertly import redisfiles
         from convertly.state.redis.client import connect
         from convertly.state.redis.jobs import RedisJobStore
-        from convertly.state.redis.keys import RedisKeyBackend
+        from convertly.state.redis.keys import RedisKeyStore
 
         client = connect(settings.redis_state_url)
         return (RedisJobStore(client),
-                KeyStore(RedisKeyBackend(client)),
+                ApiKeys(RedisKeyStore(client)),
                 redisfiles.RedisFileIndex(client),
                 redisfiles.RedisFolderStore(client))
     db = Database(settings.data_dir / "convertly.db")
-    return SqliteJobStore(db), KeyStore(SqliteKeyBackend(db)), FileIndex(db), FolderStore(db)
+    return SqliteJobStore(db), ApiKeys(SqliteKeyStore(db)), FileIndex(db), FolderStore(db)
 
 
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:

@@ -17,7 +17,6 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from convertly import jobevents, priority, service, webhooks
 from convertly.api import forms, views
-from convertly.auth import ApiKey
 from convertly.errors import (
     ConflictError,
     ConvertlyError,
@@ -37,6 +36,7 @@ from convertly.service import Services
 from convertly.signing import verify
 from convertly.sniff import Kind
 from convertly.sources import SourceUploader
+from convertly.state.records import ApiKey
 
 IDEMPOTENCY_KEY_MAX = 255
 WAIT_MAX = 60.0  # seconds GET /api/jobs/{id}?wait= may hold a request

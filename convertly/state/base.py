@@ -15,6 +15,7 @@ Shared contract, unless a method says otherwise:
 
     JobStore        jobs, their per-file results, and Idempotency-Keys (one transaction
                     with the job they map to, so they are not a store of their own)
+    KeyStore        API key records and their hashes (the domain: `convertly.auth`)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import builtins
 from typing import Protocol
 
 from convertly.models import FileResult, FileWork, Job, JobStatus
+from convertly.state.records import ApiKey
 
 
 class JobStore(Protocol):
@@ -105,4 +107,25 @@ class JobStore(Protocol):
     def delete(self, job: Job) -> None:
         """Forget the job and its results (its files in storage and its stored-file records
         are the caller's to delete)."""
+        ...
+
+
+class KeyStore(Protocol):
+    """API key records, each with the SHA-256 hash of its key (never the key itself). Keys
+    are global: a key's record names its tenant."""
+
+    def insert(self, record: ApiKey, key_hash: str) -> None:
+        """Store a new key; `record.prefix` must not be stored yet."""
+        ...
+
+    def by_prefix(self, prefix: str) -> tuple[ApiKey, str] | None:
+        """The record and the stored hash for a public prefix, or None."""
+        ...
+
+    def all(self) -> builtins.list[ApiKey]:
+        """Every key, revoked ones too, oldest first."""
+        ...
+
+    def update(self, record: ApiKey) -> None:
+        """Store new `last_used_at` / `revoked_at` values for an existing key."""
         ...

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
 from convertly.state.base import JobStore
-from convertly.state.redis.client import connect
 from convertly.state.redis.jobs import RedisJobStore
 from convertly.state.sqlite.database import Database
 from convertly.state.sqlite.jobs import SqliteJobStore
-from tests.cluster import Cluster
+from tests.state.conftest import ENGINES
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+@pytest.fixture(params=ENGINES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> JobStore:
     if request.param == "sqlite":
-        yield SqliteJobStore(Database(tmp_path / "jobs.db"))
-        return
-    cluster: Cluster = request.getfixturevalue("cluster")
-    client = connect(f"redis://{cluster.redis.endpoint}/0")
-    client.flushdb()
-    try:
-        yield RedisJobStore(client)
-    finally:
-        client.flushdb()
-        client.close()
+        return SqliteJobStore(Database(tmp_path / "jobs.db"))
+    return RedisJobStore(request.getfixturevalue("redis_client"))
 
 
 def new_job(files: int, *, archive: bool = False) -> Job:

@@ -12,11 +12,11 @@ from typing import Any
 
 import redis
 
-from convertly.auth import ApiKey, KeyBackend
+from convertly.state.records import ApiKey
 from convertly.state.redis.client import P, guard
 
 
-class RedisKeyBackend(KeyBackend):
+class RedisKeyStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r: Any = client  # redis-py's types do not follow decode_responses
 
