@@ -17,7 +17,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("finalisation", ("finalize_job (convertly/service.py",)),
     ("conversion", ("convert_path (convertly/service.py",)),
     ("job state (SQLite)", ("start_file (convertly/state/sqlite/jobs.py", "record_file (convertly",
-                            "FileIndex.add (convertly", "awaits_finalize (convertly")),
+                            "FileStore.add (convertly", "awaits_finalize (convertly")),
     ("storage (source in, output out)", ("LocalStorage.", "scratch_dir (convertly")),
     ("conversion process start (imports)", ("init_worker (workers", "_find_and_load (")),
     ("upload/parse", ("parse_multipart (convertly/api/forms.py",)),

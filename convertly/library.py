@@ -39,11 +39,17 @@ from convertly.errors import (
     PayloadTooLargeError,
     counted,
 )
-from convertly.folders import DEFAULT_COLOR, Folder, new_folder_id
-from convertly.records import FileQuery, StoredFile, new_file_id
 from convertly.service import Services
 from convertly.signing import UploadGrant
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes
+from convertly.state.records import (
+    DEFAULT_COLOR,
+    FileQuery,
+    Folder,
+    StoredFile,
+    new_file_id,
+    new_folder_id,
+)
 from convertly.storage.base import safe_name
 
 MAX_ZIP_FILES = 1000

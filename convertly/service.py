@@ -30,7 +30,6 @@ from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.media_task import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.registry import Registry, default_registry
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
-from convertly.folders import FolderStore, FolderStoreLike
 from convertly.models import (
     ConvertedFile,
     FileResult,
@@ -44,12 +43,14 @@ from convertly.models import (
     SourceInfo,
     extension_for,
 )
-from convertly.records import FileIndex, FileIndexLike, StoredFile, new_file_id
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
-from convertly.state.base import JobStore
+from convertly.state.base import FileStore, FolderStore, JobStore
+from convertly.state.records import StoredFile, new_file_id
 from convertly.state.sqlite.database import Database
+from convertly.state.sqlite.files import SqliteFileStore
+from convertly.state.sqlite.folders import SqliteFolderStore
 from convertly.state.sqlite.jobs import SqliteJobStore
 from convertly.state.sqlite.keys import SqliteKeyStore
 from convertly.storage import build_storage
@@ -74,10 +75,10 @@ class Services:
     storage: Storage
     jobs: JobStore
     keys: ApiKeys
-    files: FileIndexLike
+    files: FileStore
     registry: Registry
     secret: bytes
-    folders: FolderStoreLike
+    folders: FolderStore
     webhooks: WebhookStore
     # Each thread's reusable working directory for job files (see file_workdir).
     workdirs: threading.local = field(default_factory=threading.local, compare=False,
@@ -92,21 +93,23 @@ class Services:
 
 
 def build_state(settings: Settings
-                ) -> tuple[JobStore, ApiKeys, FileIndexLike, FolderStoreLike]:
+                ) -> tuple[JobStore, ApiKeys, FileStore, FolderStore]:
     """Job store, key store, file index and folders: Redis in distributed mode, else SQLite."""
     if settings.distributed:
-        from convertly import redisfiles
         from convertly.state.redis.client import connect
+        from convertly.state.redis.files import RedisFileStore
+        from convertly.state.redis.folders import RedisFolderStore
         from convertly.state.redis.jobs import RedisJobStore
         from convertly.state.redis.keys import RedisKeyStore
 
         client = connect(settings.redis_state_url)
         return (RedisJobStore(client),
                 ApiKeys(RedisKeyStore(client)),
-                redisfiles.RedisFileIndex(client),
-                redisfiles.RedisFolderStore(client))
+                RedisFileStore(client),
+                RedisFolderStore(client))
     db = Database(settings.data_dir / "convertly.db")
-    return SqliteJobStore(db), ApiKeys(SqliteKeyStore(db)), FileIndex(db), FolderStore(db)
+    return (SqliteJobStore(db), ApiKeys(SqliteKeyStore(db)), SqliteFileStore(db),
+            SqliteFolderStore(db))
 
 
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:

@@ -24,10 +24,9 @@ from convertly.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
 )
-from convertly.folders import Folder
-from convertly.records import ORIENTATIONS, FileQuery, StoredFile
 from convertly.service import Services
 from convertly.signing import UploadGrant, sign_upload, verify_upload
+from convertly.state.records import ORIENTATIONS, FileQuery, Folder, StoredFile
 
 MAX_JSON_BYTES = 256 * 1024
 MAX_NAME = 255

@@ -15,16 +15,19 @@ Shared contract, unless a method says otherwise:
 
     JobStore        jobs, their per-file results, and Idempotency-Keys (one transaction
                     with the job they map to, so they are not a store of their own)
+    FileStore       stored-file records (outputs, uploads, sync results), searchable
+    FolderStore     folders of stored files
     KeyStore        API key records and their hashes (the domain: `convertly.auth`)
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from convertly.models import FileResult, FileWork, Job, JobStatus
-from convertly.state.records import ApiKey
+from convertly.state.records import ApiKey, FileQuery, Folder, StoredFile
 
 
 class JobStore(Protocol):
@@ -107,6 +110,78 @@ class JobStore(Protocol):
     def delete(self, job: Job) -> None:
         """Forget the job and its results (its files in storage and its stored-file records
         are the caller's to delete)."""
+        ...
+
+
+class FileStore(Protocol):
+    """Stored-file records: what `storedFileId` points at and what `/api/files` lists. A
+    record is listed unless it is `temporary`; a record past its `expires_at` is gone for
+    the API but kept until `expired` hands it to the caller to delete."""
+
+    def add(self, record: StoredFile) -> StoredFile:
+        """Store a new record (its id must be new) and return it; the caller sets
+        `created_at` (SQLite stamps it when it is 0)."""
+        ...
+
+    def get(self, file_id: str, tenant: str) -> StoredFile | None:
+        """The tenant's live record, or None (missing, another tenant's, or expired).
+        Temporary records are returned too; callers that list files skip them."""
+        ...
+
+    def search(self, tenant: str, query: FileQuery, *, limit: int,
+               offset: int) -> tuple[builtins.list[StoredFile], int]:
+        """The tenant's listed (non-temporary) records matching `query`, newest first
+        (ties by id, descending), `limit` of them from `offset`, and how many match."""
+        ...
+
+    def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
+        """Set the given fields of the tenant's record at once and return the new record
+        (expired or not); None when there is no such record. `id`, `tenant`, `key` and
+        `job_id` never change: naming one raises ValueError."""
+        ...
+
+    def expired(self, now: float) -> builtins.list[StoredFile]:
+        """Every record whose `expires_at` is before `now` (the caller deletes its object,
+        then the record)."""
+        ...
+
+    def remove(self, file_id: str) -> None:
+        """Forget the record, whoever's it is; a missing record is not an error. Its object
+        in storage is the caller's to delete."""
+        ...
+
+    def remove_for_job(self, job_id: str) -> None:
+        """Forget every record of the job's outputs (the objects go with the job's storage
+        prefix, the caller's to delete)."""
+        ...
+
+
+class FolderStore(Protocol):
+    """Folders of stored files, per tenant: a tree (each folder names at most one parent).
+    Every call is scoped to one tenant: another tenant's folder does not exist for it. The
+    tree's rules (no cycles, unique names, what a removal takes along) are the domain's
+    (`convertly.library`)."""
+
+    def add(self, folder: Folder) -> None:
+        """Store a new folder (its id must be new)."""
+        ...
+
+    def get(self, folder_id: str, tenant: str) -> Folder | None:
+        """The tenant's folder, or None."""
+        ...
+
+    def all(self, tenant: str) -> builtins.list[Folder]:
+        """Every folder of the tenant, in no particular order."""
+        ...
+
+    def update(self, folder: Folder) -> bool:
+        """Store new values for an existing folder; False (and nothing stored) when it was
+        removed in the meantime."""
+        ...
+
+    def remove(self, folder_ids: Iterable[str], tenant: str) -> None:
+        """Forget the tenant's folders with these ids (missing ones are skipped). Files
+        filed in them keep their `folder_id`; moving them first is the caller's job."""
         ...
 
 

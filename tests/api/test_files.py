@@ -14,7 +14,7 @@ import httpx2
 from starlette.testclient import TestClient
 
 from convertly import library
-from convertly.records import FileQuery
+from convertly.state.records import FileQuery
 from tests import images
 from tests.api.library_support import (
     create_folder,

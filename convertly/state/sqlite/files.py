@@ -1,136 +1,14 @@
-"""Records of stored files (what `storedFileId` points at and what `/api/files` lists), per
-tenant. A record is *listed* unless it is temporary: a short-lived sync output, a zip of
-files, or a direct upload that is not complete yet."""
+"""Stored-file records on SQLite (embedded mode): the `files` table."""
 
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 import time
-from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any
 
+from convertly.state.records import FileQuery, StoredFile
 from convertly.state.sqlite.database import Database
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    id: str
-    tenant: str
-    key: str
-    filename: str
-    mime_type: str
-    size_bytes: int
-    width: int | None = None
-    height: int | None = None
-    job_id: str | None = None
-    temporary: bool = False
-    created_at: float = 0.0
-    expires_at: float | None = None
-    folder_id: str | None = None
-    tags: tuple[str, ...] = ()
-    description: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StoredFile:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["tags"] = tuple(values.get("tags") or ())
-        values["temporary"] = bool(values.get("temporary", False))
-        return cls(**values)
-
-
-def new_file_id() -> str:
-    return "file_" + secrets.token_hex(12)
-
-
-ORIENTATIONS = ("vertical", "horizontal", "square")
-
-
-@dataclass(frozen=True)
-class FileQuery:
-    """Which of a tenant's listed files a search returns. Empty fields do not filter.
-
-    `folder_id` with `root_only=False`: files in that folder; `root_only=True`: files in no
-    folder. `text`: a case-insensitive substring of the filename. `tags`: files carrying any
-    of them (all of them with `all_tags`), compared case-insensitively. `orientation`:
-    vertical, horizontal or square, from the recorded width and height."""
-
-    folder_id: str | None = None
-    root_only: bool = False
-    text: str | None = None
-    mime_prefix: str | None = None
-    tags: tuple[str, ...] = ()
-    all_tags: bool = False
-    orientation: str | None = None
-
-    @property
-    def scans(self) -> bool:
-        """True when the query filters on more than the folder (a search must read records)."""
-        return bool(self.text or self.mime_prefix or self.tags or self.orientation)
-
-    def matches(self, record: StoredFile) -> bool:
-        if record.temporary:
-            return False
-        if self.root_only and record.folder_id is not None:
-            return False
-        if self.folder_id is not None and record.folder_id != self.folder_id:
-            return False
-        if self.text and self.text.casefold() not in record.filename.casefold():
-            return False
-        if self.mime_prefix and not record.mime_type.lower().startswith(
-                self.mime_prefix.lower()):
-            return False
-        if self.tags:
-            have = {t.casefold() for t in record.tags}
-            wanted = [t.casefold() for t in self.tags]
-            hits = [t in have for t in wanted]
-            if not (all(hits) if self.all_tags else any(hits)):
-                return False
-        if self.orientation:
-            if record.width is None or record.height is None:
-                return False
-            shape = ("square" if record.width == record.height
-                     else "vertical" if record.height > record.width else "horizontal")
-            if shape != self.orientation:
-                return False
-        return True
-
-
-class FileIndexLike(Protocol):
-    """Stored-file records (SQLite in embedded mode, Redis in distributed mode)."""
-
-    def add(self, record: StoredFile) -> StoredFile: ...
-
-    def get(self, file_id: str, tenant: str) -> StoredFile | None:
-        """The tenant's live record, or None (missing, another tenant's, or expired).
-        Temporary records are returned too; callers that list files skip them."""
-        ...
-
-    def search(self, tenant: str, query: FileQuery, *, limit: int,
-               offset: int) -> tuple[list[StoredFile], int]:
-        """The tenant's listed (non-temporary) records matching `query`, newest first
-        (ties by id, descending), `limit` of them from `offset`, and how many match."""
-        ...
-
-    def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
-        """Set the given fields of the tenant's record at once and return the new record
-        (expired or not); None when there is no such record. `id`, `tenant`, `key` and
-        `job_id` never change."""
-        ...
-
-    def expired(self, now: float) -> list[StoredFile]: ...
-
-    def remove(self, file_id: str) -> None: ...
-
-    def remove_for_job(self, job_id: str) -> None:
-        """Forget every record of the job's outputs."""
-        ...
-
 
 _COLUMNS = ("id", "tenant", "key", "filename", "mime_type", "size_bytes", "width", "height",
             "job_id", "temporary", "created_at", "expires_at", "folder_id", "tags",
@@ -158,7 +36,7 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
-class FileIndex:
+class SqliteFileStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 

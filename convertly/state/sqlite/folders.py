@@ -1,58 +1,16 @@
-"""Folders of stored files, per tenant: a tree (each folder has at most one parent)."""
+"""Folders on SQLite (embedded mode): the `folders` table."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from typing import Any, Protocol
 
+from convertly.state.records import Folder
 from convertly.state.sqlite.database import Database
-
-DEFAULT_COLOR = "#64748b"
-
-
-@dataclass(frozen=True)
-class Folder:
-    id: str
-    tenant: str
-    name: str
-    color: str
-    parent_id: str | None
-    created_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def new_folder_id() -> str:
-    return "fld_" + secrets.token_hex(12)
-
-
-class FolderStoreLike(Protocol):
-    """Folder records (SQLite in embedded mode, Redis in distributed mode). Every call is
-    scoped to one tenant: another tenant's folder does not exist for it."""
-
-    def add(self, folder: Folder) -> None: ...
-
-    def get(self, folder_id: str, tenant: str) -> Folder | None: ...
-
-    def all(self, tenant: str) -> list[Folder]:
-        """Every folder of the tenant, in no particular order."""
-        ...
-
-    def update(self, folder: Folder) -> bool:
-        """Store new values for an existing folder; False (and nothing stored) when it was
-        removed in the meantime."""
-        ...
-
-    def remove(self, folder_ids: Iterable[str], tenant: str) -> None: ...
-
 
 _COLUMNS = ("id", "tenant", "name", "color", "parent_id", "created_at")
 
 
-class FolderStore:
+class SqliteFolderStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -1,39 +1,34 @@
-"""The file index and folder store contracts, on both engines: SQLite (embedded) and Redis
+"""The file and folder store contracts, on both engines: SQLite (embedded) and Redis
 (distributed), including data written by the version before folders and listings."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from convertly import redisfiles
-from convertly.folders import Folder, FolderStore, FolderStoreLike
-from convertly.records import FileIndex, FileIndexLike, FileQuery, StoredFile
-from convertly.state.redis.client import connect
+from convertly.state.base import FileStore, FolderStore
+from convertly.state.records import FileQuery, Folder, StoredFile
+from convertly.state.redis.files import RedisFileStore
+from convertly.state.redis.folders import RedisFolderStore
 from convertly.state.sqlite.database import Database
-from tests.cluster import Cluster
+from convertly.state.sqlite.files import SqliteFileStore
+from convertly.state.sqlite.folders import SqliteFolderStore
+from tests.state.conftest import ENGINES
 
-Stores = tuple[FileIndexLike, FolderStoreLike]
+Stores = tuple[FileStore, FolderStore]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+@pytest.fixture(params=ENGINES)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
     if request.param == "sqlite":
         db = Database(tmp_path / "state.db")
-        yield FileIndex(db), FolderStore(db)
-        return
-    cluster: Cluster = request.getfixturevalue("cluster")
-    client = connect(f"redis://{cluster.redis.endpoint}/0")
-    client.flushdb()
-    try:
-        yield redisfiles.RedisFileIndex(client), redisfiles.RedisFolderStore(client)
-    finally:
-        client.flushdb()
-        client.close()
+        return SqliteFileStore(db), SqliteFolderStore(db)
+    client = request.getfixturevalue("redis_client")
+    return RedisFileStore(client), RedisFolderStore(client)
 
 
 def record(file_id: str, created: float, *, tenant: str = "t1", **extra: object) -> StoredFile:
@@ -123,32 +118,26 @@ def test_sqlite_database_of_the_previous_version(tmp_path: Path) -> None:
             " temporary INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, expires_at REAL)")
         conn.execute("INSERT INTO files (id, tenant, key, filename, mime_type, size_bytes,"
                      " created_at) VALUES ('old', 't1', 'k', 'old.png', 'image/png', 5, 1.0)")
-    files = FileIndex(Database(path))
+    files = SqliteFileStore(Database(path))
     found, total = files.search("t1", FileQuery(), limit=10, offset=0)
     assert total == 1 and found[0].tags == () and found[0].description is None
     assert files.update("old", "t1", tags=("kept",)) is not None
     assert ids(files.search("t1", FileQuery(tags=("kept",)), limit=10, offset=0)) == (["old"], 1)
 
 
-def test_redis_records_of_the_previous_version(cluster: Cluster) -> None:
-    client = connect(f"redis://{cluster.redis.endpoint}/0")
-    client.flushdb()
-    try:
-        # What the previous version stored: the record and the tenant's set, no listings.
-        for file_id, created, temporary in (("old1", 1.0, False), ("old2", 2.0, False),
-                                            ("tmp", 3.0, True)):
-            old = {"id": file_id, "tenant": "t1", "key": f"k/{file_id}",
-                   "filename": f"{file_id}.png", "mime_type": "image/png", "size_bytes": 5,
-                   "width": None, "height": None, "job_id": None, "temporary": temporary,
-                   "created_at": created, "expires_at": 9e9 if temporary else None}
-            client.set(f"cv:file:{file_id}", json.dumps(old))
-            client.zadd("cv:files:t1", {file_id: created})
-        files = redisfiles.RedisFileIndex(client)
-        assert ids(files.search("t1", FileQuery(), limit=10, offset=0)) == (["old2", "old1"], 2)
-        assert ids(files.search("t1", FileQuery(root_only=True), limit=10, offset=0)) == (
-            ["old2", "old1"], 2)
-        old1 = files.get("old1", "t1")
-        assert old1 is not None and old1.tags == () and old1.folder_id is None
-    finally:
-        client.flushdb()
-        client.close()
+def test_redis_records_of_the_previous_version(redis_client: redis.Redis) -> None:
+    # What the previous version stored: the record and the tenant's set, no listings.
+    for file_id, created, temporary in (("old1", 1.0, False), ("old2", 2.0, False),
+                                        ("tmp", 3.0, True)):
+        old = {"id": file_id, "tenant": "t1", "key": f"k/{file_id}",
+               "filename": f"{file_id}.png", "mime_type": "image/png", "size_bytes": 5,
+               "width": None, "height": None, "job_id": None, "temporary": temporary,
+               "created_at": created, "expires_at": 9e9 if temporary else None}
+        redis_client.set(f"cv:file:{file_id}", json.dumps(old))
+        redis_client.zadd("cv:files:t1", {file_id: created})
+    files = RedisFileStore(redis_client)
+    assert ids(files.search("t1", FileQuery(), limit=10, offset=0)) == (["old2", "old1"], 2)
+    assert ids(files.search("t1", FileQuery(root_only=True), limit=10, offset=0)) == (
+        ["old2", "old1"], 2)
+    old1 = files.get("old1", "t1")
+    assert old1 is not None and old1.tags == () and old1.folder_id is None

@@ -1,5 +1,5 @@
-"""Stored-file records and folders on Redis (distributed mode), shared by every API and
-worker process. Writes that touch several keys go through MULTI (under WATCH when they read
+"""Stored-file records on Redis (distributed mode), shared by every API and worker
+process. Writes that touch several keys go through MULTI (under WATCH when they read
 first), so concurrent replicas never leave an index pointing at the wrong folder.
 
 Layout (all keys under `cv:`):
@@ -10,7 +10,6 @@ Layout (all keys under `cv:`):
     cv:lib:{tenant}               zset of listed (non-temporary) file ids by creation time
     cv:lib:{tenant}:in:{folder}   the same per folder (`root`: files in no folder)
     cv:lib:{tenant}:ready         set once the tenant's older records are indexed
-    cv:folders:{tenant}           hash: folder id -> JSON
 """
 
 from __future__ import annotations
@@ -18,17 +17,15 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import redis
 
-from convertly.folders import Folder
-from convertly.records import FileQuery, StoredFile
+from convertly.state.records import FileQuery, StoredFile
 from convertly.state.redis.client import P, guard, transaction
 
 
-class RedisFileIndex:
+class RedisFileStore:
     """Stored-file records. Listed records are also indexed per tenant and per folder
     (sorted sets by creation time), so a page of a listing costs the same whatever the
     tenant's size; a text, type, tag or orientation search reads the tenant's records."""
@@ -199,48 +196,3 @@ class RedisFileIndex:
             pipe.execute()
 
         transaction(self.r, key, body)
-
-
-# --- folders ----------------------------------------------------------------------------
-
-# KEYS[1] the tenant's folder hash; ARGV: folder id, folder JSON. Stores only over an
-# existing folder (a folder removed meanwhile stays removed).
-_UPDATE_FOLDER = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
-
-
-class RedisFolderStore:
-    """Folders in one hash per tenant (`cv:folders:{tenant}`: id -> JSON)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.r: Any = client  # redis-py's types do not follow decode_responses
-        self._update = client.register_script(_UPDATE_FOLDER)
-
-    @staticmethod
-    def _key(tenant: str) -> str:
-        return f"{P}folders:{tenant}"
-
-    def add(self, folder: Folder) -> None:
-        guard(lambda: self.r.hset(self._key(folder.tenant), folder.id,
-                                   json.dumps(folder.to_dict())))
-
-    def get(self, folder_id: str, tenant: str) -> Folder | None:
-        raw = guard(lambda: self.r.hget(self._key(tenant), folder_id))
-        return Folder(**json.loads(raw)) if raw else None
-
-    def all(self, tenant: str) -> builtins.list[Folder]:
-        rows = guard(lambda: self.r.hgetall(self._key(tenant)))
-        return [Folder(**json.loads(raw)) for raw in rows.values()]
-
-    def update(self, folder: Folder) -> bool:
-        done = guard(lambda: self._update(keys=[self._key(folder.tenant)],
-                                           args=[folder.id, json.dumps(folder.to_dict())]))
-        return bool(done)
-
-    def remove(self, folder_ids: Iterable[str], tenant: str) -> None:
-        ids = builtins.list(folder_ids)
-        if ids:
-            guard(lambda: self.r.hdel(self._key(tenant), *ids))
