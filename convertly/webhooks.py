@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from convertly import outbound
 from convertly.errors import ConflictError, InvalidFieldError
 from convertly.models import FileResult, FileSpec, Job, JobStatus, JobType
-from convertly.webhookstore import (
+from convertly.state.records import (
     COMPLETED,
     EVENT_TYPES,
     FAILED,

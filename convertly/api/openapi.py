@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from convertly import __version__
 from convertly.models import CompressMode, JobStatus, OutputFormat, ResizePreset
 from convertly.priority import HEAD_FILES, PRIORITIES
-from convertly.webhookstore import EVENT_TYPES
+from convertly.state.records import EVENT_TYPES
 
 
 def _ref(name: str) -> dict[str, str]:

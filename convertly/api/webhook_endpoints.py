@@ -19,7 +19,7 @@ from convertly.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
-from convertly.webhookstore import Delivery, DeliveryStatus, Endpoint
+from convertly.state.records import Delivery, DeliveryStatus, Endpoint
 
 MAX_BODY_BYTES = 64 * 1024
 

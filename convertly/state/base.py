@@ -18,6 +18,8 @@ Shared contract, unless a method says otherwise:
     FileStore       stored-file records (outputs, uploads, sync results), searchable
     FolderStore     folders of stored files
     KeyStore        API key records and their hashes (the domain: `convertly.auth`)
+    WebhookStore    webhook endpoints, the delivery log and each job's event bookkeeping
+                    (the domain: `convertly.webhooks`)
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from convertly.models import FileResult, FileWork, Job, JobStatus
-from convertly.state.records import ApiKey, FileQuery, Folder, StoredFile
+from convertly.state.records import (
+    ApiKey,
+    Delivery,
+    EmitState,
+    Endpoint,
+    FileQuery,
+    Folder,
+    StoredFile,
+)
 
 
 class JobStore(Protocol):
@@ -203,4 +213,75 @@ class KeyStore(Protocol):
 
     def update(self, record: ApiKey) -> None:
         """Store new `last_used_at` / `revoked_at` values for an existing key."""
+        ...
+
+
+class WebhookStore(Protocol):
+    """Webhook state: endpoints, the delivery log and what each job has emitted. Any process
+    records events (API, pool workers, Celery workers); the API processes claim due
+    deliveries and send them. Deliveries to one endpoint about one job form a stream that is
+    sent in order: a delivery waits while an earlier one of its stream is still pending
+    (retries included)."""
+
+    def add_endpoint(self, endpoint: Endpoint, ttl: int) -> None:
+        """Store a new endpoint; a job's callback (`job_id` set) is forgotten after `ttl`
+        seconds, an account endpoint only by `remove_endpoint`."""
+        ...
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """The endpoint, whoever's it is, or None (the caller checks the tenant)."""
+        ...
+
+    def endpoints(self, tenant: str) -> builtins.list[Endpoint]:
+        """The tenant's account endpoints (not job callbacks), oldest first."""
+        ...
+
+    def remove_endpoint(self, endpoint_id: str, tenant: str) -> bool:
+        """Delete the tenant's account endpoint; False when there is none with that id. Its
+        deliveries stay in the log until purged."""
+        ...
+
+    def targets(self, tenant: str, job_id: str) -> builtins.list[Endpoint]:
+        """Every endpoint that may want the job's events: the tenant's and the job's own."""
+        ...
+
+    def emit_state(self, job_id: str) -> EmitState:
+        """What the job has emitted so far (a fresh EmitState when nothing)."""
+        ...
+
+    def emit(self, job_id: str, kind: str, progress: int, now: float, interval: float,
+             deliveries: builtins.list[Delivery], ttl: int) -> bool:
+        """If `EmitState.after` allows it, update the job's state and queue `deliveries`
+        (each at the end of its stream), all at once; return whether it happened. Of two
+        processes emitting the same event, exactly one gets True."""
+        ...
+
+    def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
+        """Up to `limit` pending deliveries due by `now` that head their stream, each held
+        for `lease` seconds (another claim skips it until then)."""
+        ...
+
+    def record_attempt(self, delivery: Delivery) -> None:
+        """Store a claimed delivery after an attempt: still pending (due again at its
+        `next_attempt_at`), or finished, which lets the next one of its stream go."""
+        ...
+
+    def delivery(self, delivery_id: str, tenant: str) -> Delivery | None:
+        """The tenant's delivery, or None."""
+        ...
+
+    def deliveries(self, tenant: str, *, job_id: str | None, limit: int, offset: int
+                   ) -> tuple[builtins.list[Delivery], int]:
+        """A page of the tenant's deliveries (of one job, when given), newest first, and
+        how many there are."""
+        ...
+
+    def retry(self, delivery_id: str, tenant: str, now: float) -> Delivery | None:
+        """Queue a finished delivery for one more attempt (at the end of its stream) and
+        return it; None when it does not exist or is still pending."""
+        ...
+
+    def purge(self, before: float) -> int:
+        """Forget deliveries finished before `before`, and job callbacks and event
+        bookkeeping older than that with nothing pending; return how many deliveries."""
         ...

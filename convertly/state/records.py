@@ -4,12 +4,15 @@ frozen dataclasses, the same on both engines.
     StoredFile, FileQuery   what `storedFileId` points at and what `/api/files` lists
     Folder                  folders of stored files, per tenant
     ApiKey                  an API key's record
+    Endpoint, Delivery, EmitState   webhooks: where events go, each event sent to one
+                            endpoint, and what a job has emitted so far
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
 from typing import Any
 
 
@@ -139,3 +142,119 @@ class Folder:
 
 def new_folder_id() -> str:
     return "fld_" + secrets.token_hex(12)
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+STARTED = "conversion.started"
+PROGRESS = "conversion.progress"
+COMPLETED = "conversion.completed"
+FAILED = "conversion.failed"
+EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where events go. An account endpoint (POST /api/webhooks) gets the tenant's events
+    that `events` names (None: all); a job's callback (`job_id` set, from callbackUrl) gets
+    every event of that job. `base_url` is the API's address when it was created, for the
+    download links in events when CONVERTLY_PUBLIC_URL is not set."""
+
+    id: str
+    tenant: str
+    url: str
+    secret: str
+    events: tuple[str, ...] | None
+    base_url: str
+    created_at: float
+    job_id: str | None = None
+
+    def wants(self, event_type: str) -> bool:
+        return self.events is None or event_type in self.events
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Endpoint:
+        events = data.get("events")
+        return cls(**{**data, "events": None if events is None else tuple(events)})
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one endpoint, and how sending it went. `snapshot` is the job as it was
+    when the event happened (JSON); each attempt renders it, with fresh download links, into
+    the body it signs."""
+
+    id: str
+    tenant: str
+    endpoint_id: str
+    job_id: str
+    event_id: str
+    event_type: str
+    url: str
+    snapshot: str
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    max_attempts: int = 1
+    response_code: int | None = None
+    response_excerpt: str | None = None
+    last_error: str | None = None
+    next_attempt_at: float | None = None
+    last_attempt_at: float | None = None
+    created_at: float = 0.0
+    finished_at: float | None = None
+
+    @property
+    def stream(self) -> str:
+        return f"{self.endpoint_id}:{self.job_id}"
+
+    def meta(self) -> dict[str, Any]:
+        """Every field but the snapshot."""
+        data = asdict(self)
+        del data["snapshot"]
+        return data
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], snapshot: str) -> Delivery:
+        return cls(**{**meta, "status": DeliveryStatus(meta["status"]), "snapshot": snapshot})
+
+    def retried(self, now: float) -> Delivery:
+        """Pending again for one more attempt, now."""
+        return replace(self, status=DeliveryStatus.PENDING, max_attempts=self.attempts + 1,
+                       next_attempt_at=now, finished_at=None)
+
+
+@dataclass(frozen=True)
+class EmitState:
+    """What a job has emitted so far: `progress` is the last percentage sent (-1: none)."""
+
+    started: bool = False
+    terminal: bool = False
+    progress: int = -1
+    progress_at: float = 0.0
+
+    def after(self, kind: str, progress: int, now: float, interval: float) -> EmitState | None:
+        """The state once `kind` ("started", "progress" or "terminal") is emitted, or None
+        when it must not be: after the terminal event nothing; `started` once; progress
+        only forward and at most every `interval` seconds."""
+        if self.terminal:
+            return None
+        if kind == "started":
+            return None if self.started else replace(self, started=True)
+        if kind == "progress":
+            if progress <= self.progress or now - self.progress_at < interval:
+                return None
+            return replace(self, progress=progress, progress_at=now)
+        return replace(self, terminal=True)

@@ -3,43 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from convertly.state.redis.client import connect
+from convertly.state.base import WebhookStore
+from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint, new_id
+from convertly.state.redis.webhooks import RedisWebhookStore
 from convertly.state.sqlite.database import Database
-from convertly.webhookredis import RedisWebhookStore
-from convertly.webhookstore import (
-    Delivery,
-    DeliveryStatus,
-    EmitState,
-    Endpoint,
-    SqliteWebhookStore,
-    WebhookStore,
-    new_id,
-)
-from tests.cluster import Cluster
+from convertly.state.sqlite.webhooks import SqliteWebhookStore
+from tests.state.conftest import ENGINES
 
 TTL = 3600
 NOW = 1_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebhookStore]:
+@pytest.fixture(params=ENGINES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> WebhookStore:
     if request.param == "sqlite":
-        yield SqliteWebhookStore(Database(tmp_path / "hooks.db"))
-        return
-    cluster: Cluster = request.getfixturevalue("cluster")
-    client = connect(f"redis://{cluster.redis.endpoint}/0")
-    client.flushdb()
-    try:
-        yield RedisWebhookStore(client)
-    finally:
-        client.flushdb()
-        client.close()
+        return SqliteWebhookStore(Database(tmp_path / "hooks.db"))
+    return RedisWebhookStore(request.getfixturevalue("redis_client"))
 
 
 def endpoint(tenant: str = "t1", job_id: str | None = None, **extra: object) -> Endpoint:

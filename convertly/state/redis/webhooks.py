@@ -25,8 +25,8 @@ from typing import Any
 
 import redis
 
+from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint
 from convertly.state.redis.client import guard
-from convertly.webhookstore import Delivery, DeliveryStatus, EmitState, Endpoint
 
 P = "cv:wh:"
 
