@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from convertly import jobevents, service
+from convertly import service
 from convertly.api import errors as api_errors
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
@@ -42,10 +42,10 @@ def create_app(
         maintenance = asyncio.create_task(_maintenance(services))
         sender = asyncio.create_task(dispatcher.run())
         listener = None
-        if services.settings.distributed:
-            # Jobs finish in the workers; their ids arrive on a Redis channel.
-            listener = asyncio.create_task(jobevents.FinishedSubscriber(
-                services.settings.redis_state_url, services.events).run())
+        channel = services.events.channel
+        if channel is not None:
+            # Jobs finish in other processes; their ids arrive on the state's channel.
+            listener = asyncio.create_task(channel.listen(services.events))
         try:
             yield
         finally:

@@ -28,14 +28,15 @@ from convertly.errors import (
     StorageUnavailableError,
 )
 from convertly.models import FORMAT_ALIASES, OutputFormat, ResizePreset
-from convertly.service import build_services, build_state
+from convertly.service import build_services
 from convertly.settings import Settings, SettingsError
+from convertly.state import build_state
 from convertly.storage import build_storage
 from convertly.storage.base import Storage
 
 
 def _keys(settings: Settings) -> ApiKeys:
-    return build_state(settings)[1]
+    return ApiKeys(build_state(settings).keys)
 
 
 def _check_storage(storage: Storage) -> None:

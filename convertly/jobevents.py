@@ -3,8 +3,9 @@
 store in a tight loop.
 
 Every process has one `JobEvents` hub (`Services.events`). Where a job becomes finished,
-`finished(job_id)` wakes that process's waiters and, in distributed mode, PUBLISHes the id
-on FINISHED_CHANNEL; each API process runs one `FinishedSubscriber` that hands what it hears
+`finished(job_id)` wakes that process's waiters and, when the state has a finished-job
+channel (distributed mode: Redis pub/sub, `convertly.state.redis.events`), publishes the id
+on it; each API process listens on the channel (the app's lifespan) and hands what it hears
 to its hub's `notify`. The embedded executor finalises jobs in its pool processes, so the API
 process notifies its own hub when a finalisation comes back (`executors.inprocess`).
 
@@ -21,23 +22,16 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
-
-from convertly.state.redis import client as redis_client
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from convertly.models import Job
-    from convertly.settings import Settings
+    from convertly.state.base import FinishedChannel
 
 log = logging.getLogger("convertly.jobevents")
 
 RECHECK = 1.0  # seconds between a waiter's reads of the job store, whatever it hears
 HANGUP_CHECK = 1.0  # seconds between a waiter's looks at its client's connection
-# Redis pub/sub ignores database numbers: deployments sharing one Redis hear each other's
-# ids, which wake nobody (job ids are unique).
-FINISHED_CHANNEL = f"{redis_client.P}events:finished"
-BACKOFF_MIN = 0.2  # seconds before the subscriber's first reconnect; doubles up to BACKOFF_MAX
-BACKOFF_MAX = 5.0
 
 
 class Waiter:
@@ -62,13 +56,13 @@ class Waiter:
 
 
 class JobEvents:
-    """A process's waiters by job id. `publish(job_id)`, when given, tells the other
-    processes (distributed mode)."""
+    """A process's waiters by job id. `channel`, when given, tells the other processes
+    (distributed mode) and is what the API process listens on."""
 
-    def __init__(self, publish: Callable[[str], object] | None = None, *,
+    def __init__(self, channel: FinishedChannel | None = None, *,
                  recheck: float = RECHECK) -> None:
         self.recheck = recheck
-        self._publish = publish
+        self.channel = channel
         self._lock = threading.Lock()
         self._waiters: dict[str, set[Waiter]] = {}
 
@@ -90,10 +84,10 @@ class JobEvents:
         """`job_id` just finished: wake the waiters here and tell the other processes. A
         failure to publish is logged, never raised: the waiters' rechecks cover it."""
         self.notify(job_id)
-        if self._publish is None:
+        if self.channel is None:
             return
         try:
-            self._publish(job_id)
+            self.channel.publish(job_id)
         except Exception as exc:
             log.warning("job %s: finish notification not published: %r", job_id, exc)
 
@@ -150,53 +144,3 @@ async def until_finished(events: JobEvents, job_id: str, timeout: float,
                 job = await reload()
                 read_at = now
     return job
-
-
-def build(settings: Settings) -> JobEvents:
-    """The hub for a process: in distributed mode it publishes on FINISHED_CHANNEL."""
-    if not settings.distributed:
-        return JobEvents()
-    client: Any = redis_client.connect(settings.redis_state_url)  # connects on first use
-    return JobEvents(lambda job_id: client.publish(FINISHED_CHANNEL, job_id))
-
-
-class FinishedSubscriber:
-    """Listens on FINISHED_CHANNEL and notifies `events`; one per API process, run by the
-    app's lifespan. It reconnects (with backoff) whenever Redis goes away, and after each
-    (re)subscription wakes every waiter, since messages sent meanwhile are lost."""
-
-    def __init__(self, url: str, events: JobEvents) -> None:
-        self.url = url
-        self.events = events
-        self.subscribed = asyncio.Event()
-
-    async def run(self) -> None:
-        """Until cancelled."""
-        import redis
-        import redis.asyncio
-
-        backoff = BACKOFF_MIN
-        while True:
-            client: Any = redis.asyncio.Redis.from_url(
-                self.url, decode_responses=True, socket_connect_timeout=3,
-                health_check_interval=15)
-            try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(FINISHED_CHANNEL)
-                    self.subscribed.set()
-                    self.events.notify_all()
-                    backoff = BACKOFF_MIN
-                    while True:
-                        message = await pubsub.get_message(timeout=1.0)
-                        if message is not None and message["type"] == "message":
-                            self.events.notify(message["data"])
-            except (redis.RedisError, OSError) as exc:
-                log.warning("job notifications: %r; reconnecting in %.1f s", exc, backoff)
-            except Exception:
-                log.exception("job notifications failed; reconnecting in %.1f s", backoff)
-            finally:
-                self.subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)

@@ -46,14 +46,9 @@ from convertly.models import (
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
+from convertly.state import build_state
 from convertly.state.base import FileStore, FolderStore, JobStore, WebhookStore
 from convertly.state.records import StoredFile, new_file_id
-from convertly.state.sqlite.database import Database
-from convertly.state.sqlite.files import SqliteFileStore
-from convertly.state.sqlite.folders import SqliteFolderStore
-from convertly.state.sqlite.jobs import SqliteJobStore
-from convertly.state.sqlite.keys import SqliteKeyStore
-from convertly.state.sqlite.webhooks import SqliteWebhookStore
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
 
@@ -69,7 +64,8 @@ UPLOAD_THREADS = 8  # sources put to S3 at once
 
 @dataclass(frozen=True)
 class Services:
-    """Everything the service functions need, built once per process."""
+    """Everything the service functions need, built once per process (the stores and the
+    finished-job channel from `convertly.state.build_state`)."""
 
     settings: Settings
     storage: Storage
@@ -92,44 +88,21 @@ class Services:
         return self.settings.data_dir / "tmp"
 
 
-def build_state(settings: Settings
-                ) -> tuple[JobStore, ApiKeys, FileStore, FolderStore, WebhookStore]:
-    """Job store, key store, file index, folders and webhooks: Redis in distributed mode,
-    else SQLite."""
-    if settings.distributed:
-        from convertly.state.redis.client import connect
-        from convertly.state.redis.files import RedisFileStore
-        from convertly.state.redis.folders import RedisFolderStore
-        from convertly.state.redis.jobs import RedisJobStore
-        from convertly.state.redis.keys import RedisKeyStore
-        from convertly.state.redis.webhooks import RedisWebhookStore
-
-        client = connect(settings.redis_state_url)
-        return (RedisJobStore(client),
-                ApiKeys(RedisKeyStore(client)),
-                RedisFileStore(client),
-                RedisFolderStore(client),
-                RedisWebhookStore(client))
-    db = Database(settings.data_dir / "convertly.db")
-    return (SqliteJobStore(db), ApiKeys(SqliteKeyStore(db)), SqliteFileStore(db),
-            SqliteFolderStore(db), SqliteWebhookStore(db))
-
-
 def build_services(settings: Settings, *, storage: Storage | None = None) -> Services:
     scratch = settings.data_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    jobs, keys, files, folders, webhooks = build_state(settings)
+    state = build_state(settings)
     return Services(
         settings=settings,
         storage=storage if storage is not None else build_storage(settings),
-        jobs=jobs,
-        keys=keys,
-        files=files,
+        jobs=state.jobs,
+        keys=ApiKeys(state.keys),
+        files=state.files,
         registry=default_registry(() if settings.rar_command else (OutputFormat.RAR,)),
         secret=load_or_create_secret(settings.secret_key, settings.data_dir),
-        folders=folders,
-        webhooks=webhooks,
-        events=jobevents.build(settings),
+        folders=state.folders,
+        webhooks=state.webhooks,
+        events=jobevents.JobEvents(state.finished),
     )
 
 

@@ -1,5 +1,6 @@
 """The finished-job hub (convertly.jobevents): waking async waiters from other threads,
-timeouts, and the Redis subscriber against a real redis-server, across a restart."""
+timeouts, and the Redis channel (convertly.state.redis.events) against a real
+redis-server, across a restart."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from convertly.jobevents import FINISHED_CHANNEL, FinishedSubscriber, JobEvents
+from convertly.jobevents import JobEvents
+from convertly.state.base import FinishedListener
+from convertly.state.redis.events import FINISHED_CHANNEL, RedisFinishedChannel
 from tests.infra import RedisServer
 
 
@@ -65,11 +68,17 @@ def test_finished_wakes_here_and_a_publish_failure_is_only_logged(
         caplog: pytest.LogCaptureFixture) -> None:
     published: list[str] = []
 
-    def publish(job_id: str) -> None:
-        published.append(job_id)
-        raise redis.ConnectionError("Redis is down")
+    class Down:
+        """A channel whose Redis is down."""
 
-    events = JobEvents(publish)
+        def publish(self, job_id: str) -> None:
+            published.append(job_id)
+            raise redis.ConnectionError("Redis is down")
+
+        async def listen(self, listener: FinishedListener) -> None:
+            raise AssertionError("not listened to here")
+
+    events = JobEvents(Down())
 
     async def scenario() -> bool:
         with events.watch("job-1") as waiter:
@@ -109,8 +118,7 @@ def test_subscriber_forwards_published_ids_and_survives_a_redis_restart(
             return await waiter.wait(5)
 
     async def scenario() -> list[bool]:
-        subscriber = FinishedSubscriber(redis_server.url, events)
-        task = asyncio.create_task(subscriber.run())
+        task = asyncio.create_task(RedisFinishedChannel(redis_server.url).listen(events))
         try:
             results = [await heard("job-before")]
             await asyncio.to_thread(redis_server.restart)

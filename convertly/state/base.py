@@ -20,6 +20,8 @@ Shared contract, unless a method says otherwise:
     KeyStore        API key records and their hashes (the domain: `convertly.auth`)
     WebhookStore    webhook endpoints, the delivery log and each job's event bookkeeping
                     (the domain: `convertly.webhooks`)
+    FinishedChannel how a finished job's id reaches every API process (distributed mode;
+                    with one process, `convertly.jobevents` needs none)
 """
 
 from __future__ import annotations
@@ -284,4 +286,33 @@ class WebhookStore(Protocol):
     def purge(self, before: float) -> int:
         """Forget deliveries finished before `before`, and job callbacks and event
         bookkeeping older than that with nothing pending; return how many deliveries."""
+        ...
+
+
+class FinishedListener(Protocol):
+    """What a FinishedChannel wakes: a process's hub (`convertly.jobevents.JobEvents`)."""
+
+    def notify(self, job_id: str) -> None:
+        """Wake whoever waits on `job_id`."""
+        ...
+
+    def notify_all(self) -> None:
+        """Wake every waiter, to read its job again (ids may have been lost)."""
+        ...
+
+
+class FinishedChannel(Protocol):
+    """Carries the id of a job that just finished from the process that finished it to
+    every API process, for the requests that wait on it (`GET /api/jobs/{id}?wait=`). Ids
+    are hints, never the truth: one lost delays an answer by one recheck, no more."""
+
+    def publish(self, job_id: str) -> None:
+        """Tell every process listening now. Raises the engine's error when it cannot (the
+        caller logs it and goes on)."""
+        ...
+
+    async def listen(self, listener: FinishedListener) -> None:
+        """Until cancelled: hand each id heard to `listener.notify`, and call
+        `listener.notify_all()` after each (re)subscription, since ids sent meanwhile are
+        lost. Reconnects by itself; raises nothing but CancelledError."""
         ...
