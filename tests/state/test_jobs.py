@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,58 @@ def test_recording_for_an_unknown_job_is_an_error(store: JobStore) -> None:
     with pytest.raises(KeyError):
         store.record_file(done(0), "no-such-job")
     assert store.start_file("no-such-job", 0) is None
+
+
+def test_an_idempotency_key_replays_the_tenants_earlier_job(store: JobStore) -> None:
+    first, created = store.create(new_job(1), "key-1", 60)
+    assert created
+    again, created = store.create(new_job(1), "key-1", 60)
+    assert (again.id, created) == (first.id, False)
+    found = store.by_idempotency_key("t1", "key-1", 60)
+    assert found is not None and found.id == first.id
+    assert store.by_idempotency_key("t2", "key-1", 60) is None
+    assert store.by_idempotency_key("t1", "key-2", 60) is None
+    theirs, created = store.create(replace(new_job(1), tenant="t2"), "key-1", 60)
+    assert created and theirs.id != first.id
+    assert store.list("t1", limit=10, offset=0, status=None)[1] == 1
+
+
+def test_jobs_belong_to_their_tenant_and_list_newest_first(store: JobStore) -> None:
+    older, _ = store.create(replace(new_job(1), created_at=1000.0), None, 60)
+    newer, _ = store.create(replace(new_job(1), created_at=2000.0), None, 60)
+    theirs, _ = store.create(replace(new_job(1), tenant="t2"), None, 60)
+    assert store.get(older.id, "t2") is None and store.get(theirs.id, "t2") is not None
+    jobs, total = store.list("t1", limit=1, offset=0, status=None)
+    assert ([j.id for j in jobs], total) == ([newer.id], 2)
+    jobs, total = store.list("t1", limit=10, offset=1, status=JobStatus.PENDING)
+    assert ([j.id for j in jobs], total) == ([older.id], 2)
+    assert store.list("t1", limit=10, offset=0, status=JobStatus.COMPLETED) == ([], 0)
+
+
+def test_cancel_finish_and_retention(store: JobStore) -> None:
+    cancelled, _ = store.create(replace(new_job(1), created_at=1000.0), None, 60)
+    finished, _ = store.create(replace(new_job(1), created_at=2000.0), None, 60)
+    running, _ = store.create(replace(new_job(1), created_at=3000.0), None, 60)
+    assert [j.id for j in store.unfinished()] == [cancelled.id, finished.id, running.id]
+    assert store.cancel(cancelled.id, "t2") is None
+    gone = store.cancel(cancelled.id, "t1")
+    assert gone is not None and gone.cancelled and gone.status is JobStatus.FAILED
+    assert store.cancel(cancelled.id, "t1") is None
+    store.start_file(finished.id, 0)
+    store.record_file(done(0), finished.id)
+    store.mark_queued(finished.id)
+    done_job = store.finish(finished.id, status=JobStatus.COMPLETED, archive_key="a.zip",
+                            archive_size=5)
+    assert (done_job.status, done_job.archive_key, done_job.archive_size) == (
+        JobStatus.COMPLETED, "a.zip", 5)
+    assert done_job.completed_at is not None and done_job.extra["queued"] is True
+    assert store.cancel(finished.id, "t1") is None
+    assert [j.id for j in store.unfinished()] == [running.id]
+    old = {j.id for j in store.finished_before(time.time() + 60)}
+    assert old == {cancelled.id, finished.id}
+    assert store.finished_before(0.0) == []
+    store.delete(done_job)
+    assert store.get(finished.id) is None
+    assert store.list("t1", limit=10, offset=0, status=None)[1] == 2
+    with pytest.raises(KeyError):
+        store.finish("no-such-job", status=JobStatus.FAILED)
