@@ -12,10 +12,10 @@ from typing import Any
 
 from convertly import service
 from convertly.errors import ConvertlyError
+from convertly.executors import libvips
 from convertly.executors.guard import TaskGuard, TaskLimitExceeded
 from convertly.models import FileSpec
 from convertly.settings import Settings
-from workers import libvips
 
 # One Services and one TaskGuard per worker process, built by the pool initialiser.
 _worker_services: service.Services | None = None

@@ -21,10 +21,11 @@ from kombu.transport import redis as redis_transport
 
 from convertly import priority, redisstate, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
+from convertly.executors import libvips
 from convertly.executors.guard import TaskGuard, TaskLimitExceeded
 from convertly.models import FileSpec
 from convertly.settings import Settings
-from workers import brokerfix, leases, libvips
+from workers import brokerfix, leases
 
 log = logging.getLogger("convertly.worker")
 
