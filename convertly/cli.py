@@ -116,7 +116,7 @@ def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     import redis
 
-    from workers import leases
+    from convertly.executors import leases
 
     broker = _without_credentials(settings.broker_url)
     try:

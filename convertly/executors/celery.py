@@ -28,10 +28,10 @@ from convertly.errors import (
     ServiceUnavailableError,
     from_code,
 )
+from convertly.executors import leases
 from convertly.executors.base import ensure_capacity
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
-from workers import leases
 from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery, queue_keys
 
 log = logging.getLogger("convertly.executor")

@@ -18,6 +18,7 @@ import redis
 from celery import Celery
 
 from convertly import priority
+from convertly.executors.leases import workers_by_queue
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import create_job, running_app, wait_for_job
@@ -113,7 +114,7 @@ def test_a_live_worker_lists_what_it_holds_and_gives_its_lease_up_on_exit(
         assert not client.set(leases.SWEEP_LOCK, "x", nx=True, px=500)
         other.step()
         assert set(leases.live_workers(client)) == {"convertly-2@host", "convertly-3@host"}
-        assert leases.workers_by_queue(client, ["image", "media"]) == {
+        assert workers_by_queue(client, ["image", "media"]) == {
             "image": 1, "media": 0, "archive": 1}
     finally:
         lease.close()
