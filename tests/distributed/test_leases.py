@@ -18,13 +18,14 @@ import redis
 from celery import Celery
 
 from convertly import priority
+from convertly.executors.celeryapp import RUN_FILE, queue_keys
 from convertly.executors.leases import workers_by_queue
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import create_job, running_app, wait_for_job
 from tests.cluster import Cluster
 from workers import leases
-from workers.tasks import RUN_FILE, make_celery, queue_keys
+from workers.tasks import make_celery
 
 ROOT = Path(__file__).resolve().parents[2]
 
