@@ -4,7 +4,6 @@ the server; `convert`, `jobs` and `files` as a client of a running server (conve
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -83,18 +82,26 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# The Celery app `convertly worker` runs (and `celery -A` names in deploy/compose.yaml).
+WORKER_APP = "workers.celery_app:app"
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.distributed:
         print("convertly worker: set CONVERTLY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
               "without it `convertly serve` runs conversions itself.", file=sys.stderr)
         return 2
     _check_storage(build_storage(settings, probe=False))
-    from workers.tasks import make_celery
+    from celery.app.utils import find_app
 
     queues = args.queues or settings.worker_queues
     concurrency = args.concurrency or settings.worker_concurrency
-    # The processes learn how many of them share the host (libvips sizes its threads by it).
-    app = make_celery(dataclasses.replace(settings, worker_concurrency=concurrency))
+    # The processes learn how many of them share the host (libvips sizes its threads by it):
+    # the worker app reads its settings from the environment, as under `celery -A`.
+    os.environ["CONVERTLY_WORKER_CONCURRENCY"] = str(concurrency)
+    # Loaded by name, the way `celery -A` loads it: workers/ imports convertly, never the
+    # other way round.
+    app = find_app(WORKER_APP)
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency),
             "--loglevel", settings.log_level.upper(), "--hostname",
             f"convertly-{os.getpid()}@%h", "--without-mingle", "--without-gossip"]
