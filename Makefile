@@ -38,9 +38,10 @@ serve: run
 test: setup ## run the whole test suite
 	$(PY) -m pytest -q
 
-lint: setup ## ruff and mypy --strict
+lint: setup ## ruff, mypy --strict and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check convertly workers tests bench
 	$(VENV)/bin/mypy convertly workers
+	$(VENV)/bin/lint-imports --no-logo
 
 check: lint test ## lint, type-check and test
 
@@ -48,4 +49,4 @@ bench: setup ## benchmarks (README: Performance); prints a table, writes bench/o
 	$(PY) -m bench.run
 
 clean: ## remove the virtualenv and caches (keeps ./data)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache bench/out
