@@ -12,11 +12,10 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from convertly import commands
-from convertly.auth import KeyStore
 from convertly.client import ClientError
 from convertly.errors import (
     BrokerUnavailableError,
@@ -27,13 +26,19 @@ from convertly.errors import (
     StorageUnavailableError,
 )
 from convertly.models import FORMAT_ALIASES, OutputFormat, ResizePreset
-from convertly.service import build_services, build_state
 from convertly.settings import Settings, SettingsError
-from convertly.storage import build_storage
-from convertly.storage.base import Storage
+
+# The server commands (serve, worker, workers, keys) import the server's modules when they
+# run, not here: the client commands (convert, compress, jobs, files) load none of them
+# (starlette, pyvips, celery, redis, ...), so they start fast on any machine.
+if TYPE_CHECKING:
+    from convertly.auth import KeyStore
+    from convertly.storage.base import Storage
 
 
 def _keys(settings: Settings) -> KeyStore:
+    from convertly.service import build_state
+
     return build_state(settings)[1]
 
 
@@ -56,6 +61,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from convertly.app import create_app
+    from convertly.service import build_services
+    from convertly.storage import build_storage
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -91,8 +98,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         print("convertly worker: set CONVERTLY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
               "without it `convertly serve` runs conversions itself.", file=sys.stderr)
         return 2
-    _check_storage(build_storage(settings, probe=False))
     from celery.app.utils import find_app
+
+    from convertly.storage import build_storage
+
+    _check_storage(build_storage(settings, probe=False))
 
     queues = args.queues or settings.worker_queues
     concurrency = args.concurrency or settings.worker_concurrency
