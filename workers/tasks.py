@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,27 @@ MAX_RETRIES = 12  # infrastructure outages: backoff 2, 4, ... 60 s, about ten mi
 # Publishing through a broker that is restarting: keep trying for about a minute.
 PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5,
                  "interval_max": 2.0}
-
-# Per-process Services, keyed by pid so a forked pool child never reuses its parent's
-# connections; likewise each pool child's TaskGuard and Redis client for attempt counts.
-_services: dict[int, service.Services] = {}
-_guards: dict[int, TaskGuard] = {}
-_attempt_clients: dict[int, Any] = {}
 # Deliveries of one file whose worker process died mid-conversion (killed at the hard time
 # limit or the CPU guard, or crashed) before the file is failed instead of tried again:
 # task_reject_on_worker_lost requeues such a message, and a file that kills every process
 # that takes it would otherwise go round for ever. A sync conversion is not tried again.
 MAX_LOST_DELIVERIES = 2
+
+
+@dataclass
+class _Process:
+    """What a worker pool process builds on its first task and keeps for the next ones."""
+
+    services: service.Services
+    guard: TaskGuard
+    attempts: Any = None  # Redis client for the counts of lost deliveries, made on first use
+
+
+# The per-process cache, keyed by pid: a pool child (forked from the worker's main process,
+# and recycled after worker_max_tasks_per_child tasks) must not reuse its parent's
+# connections, nor rely on a guard whose watchdog thread the fork did not copy, so each
+# process builds its own once and keeps it for its lifetime.
+_processes: dict[int, _Process] = {}
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -58,31 +69,37 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def services_for(task: Task) -> service.Services:
+def _process(task: Task) -> _Process:
+    """This process's services and guard, built on its first task."""
     pid = os.getpid()
-    svc = _services.get(pid)
-    if svc is None:
+    process = _processes.get(pid)
+    if process is None:
         settings: Settings = task.app.conf.convertly_settings
         libvips.configure(settings.worker_concurrency)
-        svc = _services[pid] = service.build_services(settings)
-        guard = _guards[pid] = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
-                                         memory_bytes=settings.task_max_memory)
+        svc = service.build_services(settings)
+        guard = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
+                          memory_bytes=settings.task_max_memory)
         guard.install()
-    return svc
+        process = _processes[pid] = _Process(svc, guard)
+    return process
+
+
+def services_for(task: Task) -> service.Services:
+    return _process(task).services
 
 
 def _guard() -> TaskGuard:
-    return _guards[os.getpid()]
+    return _processes[os.getpid()].guard
 
 
 @contextlib.contextmanager
 def _counted_delivery(svc: service.Services, name: str) -> Iterator[int]:
     """Yields how many earlier deliveries of this work died with their process; the count
     goes when the work ends in any way its process survives."""
-    pid = os.getpid()
-    client = _attempt_clients.get(pid)
-    if client is None:
-        client = _attempt_clients[pid] = redisstate.connect(svc.settings.redis_state_url)
+    process = _processes[os.getpid()]
+    if process.attempts is None:
+        process.attempts = redisstate.connect(svc.settings.redis_state_url)
+    client = process.attempts
     key = f"{redisstate.P}lost:{name}"
     ttl = 4 * svc.settings.task_time_limit + 3600
 
