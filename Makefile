@@ -14,11 +14,11 @@ SYSTEM_DEPS ?= redis-server:redis-server docker-compose:docker-compose \
 	ffmpeg:ffmpeg ffprobe:ffmpeg unar:unar lsar:unar gs:ghostscript \
 	chromium:chromium curl:curl
 
-.PHONY: help setup run serve test lint check bench clean
+.PHONY: help setup run serve test test-fast lint check bench clean
 
 help: ## show this help
 	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-9s %s\n", $$1, $$2}'
 	@echo "  variables: PORT and HOST for make run (default: CONVERTLY_PORT and CONVERTLY_HOST, else 8000 on 127.0.0.1), CONVERTLY_DATA_DIR=$${CONVERTLY_DATA_DIR:-./data}"
 
 setup: $(VENV)/.installed ## create .venv and install everything needed
@@ -38,9 +38,13 @@ serve: run
 test: setup ## run the whole test suite
 	$(PY) -m pytest -q
 
-lint: setup ## ruff and mypy --strict
+test-fast: setup ## the tests not marked slow (tests/conftest.py), in under two minutes
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup ## ruff, mypy --strict and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check convertly workers tests bench
 	$(VENV)/bin/mypy convertly workers
+	$(VENV)/bin/lint-imports --no-logo
 
 check: lint test ## lint, type-check and test
 
@@ -48,4 +52,4 @@ bench: setup ## benchmarks (README: Performance); prints a table, writes bench/o
 	$(PY) -m bench.run
 
 clean: ## remove the virtualenv and caches (keeps ./data)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache bench/out

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from workers.libvips import threads_for
+from convertly.executors.libvips import threads_for
 
 # Generous limits, so the upload and small-file rows fit in one request.
 BENCH_ENV = {

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from workers.libvips import threads_for
+from convertly.executors.libvips import threads_for
 
 
 def jpeg_to_webp_website(args: tuple[str, str]) -> int:
@@ -45,8 +45,9 @@ def library_loop(convert: Callable[[tuple[str, str]], int], paths: list[Path],
                  processes: int, chunksize: int = 1) -> float:
     """Files per second of `convert` over `paths` in a pool of `processes` processes
     (warmed up first: imports are not counted). Each process runs libvips with as many
-    threads as Convertly's conversion processes would (`workers.libvips.threads_for`): with
-    a process per core that is one, the faster setting for this loop too."""
+    threads as Convertly's conversion processes would
+    (`convertly.executors.libvips.threads_for`): with a process per core that is one, the
+    faster setting for this loop too."""
     with tempfile.TemporaryDirectory(prefix="convertly-bench-loop-") as tmp:
         jobs = [(str(p), f"{tmp}/{i}.webp") for i, p in enumerate(paths)]
         ctx = multiprocessing.get_context("spawn")

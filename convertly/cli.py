@@ -4,7 +4,6 @@ the server; `convert`, `jobs` and `files` as a client of a running server (conve
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -13,11 +12,10 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from convertly import commands
-from convertly.auth import ApiKeys
 from convertly.client import ClientError
 from convertly.errors import (
     BrokerUnavailableError,
@@ -28,14 +26,20 @@ from convertly.errors import (
     StorageUnavailableError,
 )
 from convertly.models import FORMAT_ALIASES, OutputFormat, ResizePreset
-from convertly.service import build_services
 from convertly.settings import Settings, SettingsError
-from convertly.state import build_state
-from convertly.storage import build_storage
-from convertly.storage.base import Storage
+
+# The server commands (serve, worker, workers, keys) import the server's modules when they
+# run, not here: the client commands (convert, compress, jobs, files) load none of them
+# (starlette, pyvips, celery, redis, ...), so they start fast on any machine.
+if TYPE_CHECKING:
+    from convertly.auth import ApiKeys
+    from convertly.storage.base import Storage
 
 
 def _keys(settings: Settings) -> ApiKeys:
+    from convertly.auth import ApiKeys
+    from convertly.state import build_state
+
     return ApiKeys(build_state(settings).keys)
 
 
@@ -58,6 +62,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from convertly.app import create_app
+    from convertly.service import build_services
+    from convertly.storage import build_storage
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -84,18 +90,29 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# The Celery app `convertly worker` runs (and `celery -A` names in deploy/compose.yaml).
+WORKER_APP = "workers.celery_app:app"
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.distributed:
         print("convertly worker: set CONVERTLY_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
               "without it `convertly serve` runs conversions itself.", file=sys.stderr)
         return 2
+    from celery.app.utils import find_app
+
+    from convertly.storage import build_storage
+
     _check_storage(build_storage(settings, probe=False))
-    from workers.tasks import make_celery
 
     queues = args.queues or settings.worker_queues
     concurrency = args.concurrency or settings.worker_concurrency
-    # The processes learn how many of them share the host (libvips sizes its threads by it).
-    app = make_celery(dataclasses.replace(settings, worker_concurrency=concurrency))
+    # The processes learn how many of them share the host (libvips sizes its threads by it):
+    # the worker app reads its settings from the environment, as under `celery -A`.
+    os.environ["CONVERTLY_WORKER_CONCURRENCY"] = str(concurrency)
+    # Loaded by name, the way `celery -A` loads it: workers/ imports convertly, never the
+    # other way round.
+    app = find_app(WORKER_APP)
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency),
             "--loglevel", settings.log_level.upper(), "--hostname",
             f"convertly-{os.getpid()}@%h", "--without-mingle", "--without-gossip"]
@@ -117,7 +134,7 @@ def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     import redis
 
-    from workers import leases
+    from convertly.executors import leases
 
     broker = _without_credentials(settings.broker_url)
     try:

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: small generated test images."""
+"""Fixtures shared by every test package (small generated test images, the distributed-mode
+cluster), and which tests are slow."""
 
 from __future__ import annotations
 
@@ -8,6 +9,58 @@ import pytest
 
 from tests import images
 from tests.cluster import Cluster
+
+# The slow tests, marked here in one place: `make test-fast` (pytest -m "not slow") runs the
+# rest in well under two minutes on 2 cores; `make test` runs everything. Chosen with
+# `pytest --durations=0`: together these are about 90 % of the suite's time. A test is slow
+# when its file is under one of SLOW_PATHS, when it runs in distributed mode or on S3 (real
+# redis-server, SeaweedFS and Celery worker processes), or when it is one of SLOW_TESTS
+# (over about 1.5 s each).
+SLOW_PATHS = (
+    "tests/hostile/",  # the corpus, fuzzing, poison files and task limits
+    "tests/distributed/",  # worker processes killed, restarted and leased
+    "tests/dashboard/",  # a real browser
+    "tests/deploy/",
+    "tests/test_matrix.py",  # every (source, target) pair
+    "tests/converters/test_media.py",  # ffmpeg
+    "tests/api/test_cli.py",  # the command as a subprocess, against real servers
+    "tests/api/test_cli_client.py",
+    "tests/api/test_priority.py",
+)
+SLOW_PARAMETERS = {"distributed", "s3"}
+SLOW_TESTS = {
+    "tests/api/test_longpoll.py::test_the_http_client_waits_on_the_server",
+    "tests/api/test_longpoll.py::test_wait_ends_after_the_timeout_with_the_unfinished_job",
+    "tests/api/test_restart.py::test_unfinished_jobs_complete_after_a_restart",
+    "tests/api/test_retention.py::test_expired_jobs_are_removed_with_their_files",
+    "tests/api/test_uploads.py::test_local_upload_streams_to_disk",
+    "tests/api/test_webhooks.py::test_a_failed_delivery_can_be_retried",
+    "tests/api/test_webhooks.py::test_a_failing_receiver_is_retried_in_order",
+    "tests/api/test_webhooks.py::test_pending_deliveries_survive_a_restart",
+    "tests/converters/test_vector.py::"
+    "test_photo_is_posterised_at_a_pixel_budget_and_shown_at_full_size",
+    "tests/converters/test_vector.py::test_trace_over_its_time_limit_is_stopped",
+    "tests/storage/test_payload_signing.py::test_unsigned_bodies_are_taken_by_the_server_whole",
+    "tests/storage/test_stalled_server.py::test_check_waits_seconds_not_the_read_timeout",
+    "tests/storage/test_storage_contract.py::test_delete_prefix_beyond_one_batch",
+    "tests/storage/test_storage_contract.py::test_server_down_then_back",
+    "tests/storage/test_storage_contract.py::test_storage_built_while_server_is_down",
+    "tests/test_workdir.py::test_a_relative_data_dir_serves_the_external_programs_too",
+}
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    nodeid = item.nodeid
+    if nodeid.startswith(SLOW_PATHS) or nodeid.partition("[")[0] in SLOW_TESTS:
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and not SLOW_PARAMETERS.isdisjoint(callspec.id.split("-"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

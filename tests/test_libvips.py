@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from workers.libvips import threads_for
+from convertly.executors.libvips import threads_for
 
 
 @pytest.mark.parametrize(("processes", "cores", "expected"), [
@@ -26,7 +26,7 @@ def test_vips_concurrency_wins_when_it_is_a_positive_number(raw: str, expected: 
 
 def test_configure_sets_the_threads_and_turns_the_cache_off() -> None:
     code = ("import os, pyvips\n"
-            "from workers.libvips import configure, threads_for\n"
+            "from convertly.executors.libvips import configure, threads_for\n"
             "configure(2)\n"
             "print(pyvips.concurrency_get(), threads_for(2), pyvips.cache_get_max())\n")
     env = {"PATH": "/usr/bin:/bin"}

@@ -19,7 +19,10 @@ about 12 minutes by default. So every worker also keeps a lease:
 A file whose redelivered task finds it done is skipped (tasks are idempotent), so a worker
 wrongly taken for gone (its main process stalled for a whole lease) costs a repeated
 conversion at worst. The hosts' clocks must agree to within a lease (kombu stamps each
-delivery with the delivering host's clock)."""
+delivery with the delivering host's clock).
+
+This module writes the leases; their key names and the reader the API uses (/healthz,
+`convertly workers`) are in `convertly.executors.leases`."""
 
 from __future__ import annotations
 
@@ -36,22 +39,16 @@ from typing import Any, ClassVar
 import redis
 from celery import Celery, bootsteps
 
+from convertly.executors.celeryapp import TASK_PREFIX
+from convertly.executors.leases import WORKER_KEY, WORKERS, beat_interval, connect, live_workers
+
 log = logging.getLogger("convertly.worker")
 
-WORKER_KEY = "convertly:worker:"
-# Node name -> time of its last beat, so readers need no SCAN of the keyspace; names are
-# dropped a day after their last beat (the lease keys themselves say who is live).
-WORKERS = "convertly:workers"
-FORGET_AFTER = 24 * 3600
+FORGET_AFTER = 24 * 3600  # a node name leaves WORKERS a day after its last beat
 SWEEP_LOCK = "convertly:lease-sweep"
-TASK_PREFIX = "convertly."
 # kombu's Redis transport defaults (`unacked_key`, `unacked_index_key`)
 UNACKED = "unacked"
 UNACKED_INDEX = "unacked_index"
-
-
-def beat_interval(lease: float) -> float:
-    return lease / 6
 
 
 def held_tags() -> list[str]:
@@ -83,33 +80,6 @@ def beat(client: Any, node: str, lease: float, tags: Iterable[str],
         pipe.zadd(WORKERS, {node: now})
         pipe.zremrangebyscore(WORKERS, "-inf", now - FORGET_AFTER)
         pipe.execute()
-
-
-def connect(broker_url: str) -> Any:
-    """A client of the broker's Redis, where the leases live. Short timeouts: a beat or a
-    look at the leases fails fast when Redis is away rather than hanging."""
-    return redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=3)
-
-
-def live_workers(client: Any) -> dict[str, dict[str, Any]]:
-    """Node name -> its lease record ("held": delivery tags, "queues": queue names), for
-    every worker whose lease runs."""
-    nodes = [n.decode() if isinstance(n, bytes) else str(n)
-             for n in client.zrange(WORKERS, 0, -1)]
-    if not nodes:
-        return {}
-    records = client.mget([WORKER_KEY + n for n in nodes])
-    return {node: json.loads(raw) for node, raw in zip(nodes, records, strict=True)
-            if raw is not None}
-
-
-def workers_by_queue(client: Any, queues: Iterable[str]) -> dict[str, int]:
-    """How many live workers consume each of `queues` (and any other queue they name)."""
-    counts = dict.fromkeys(queues, 0)
-    for record in live_workers(client).values():
-        for queue in record.get("queues", []):
-            counts[queue] = counts.get(queue, 0) + 1
-    return counts
 
 
 def orphans(client: Any, lease: float, now: float | None = None) -> list[str]:

@@ -1,7 +1,8 @@
-"""The Celery app of distributed mode and its tasks: thin shims over `convertly.service`.
+"""The tasks of distributed mode: thin shims over `convertly.service`, registered under the
+names `convertly.executors.celeryapp` declares (the API process sends them by those names).
 
-`make_celery(settings)` builds the app; `workers.celery_app:app` is the instance the `celery`
-command line (and Flower) loads from the environment, and `convertly worker` runs.
+`make_celery(settings)` builds the workers' app; `workers.celery_app:app` is the instance the
+`celery` command line (and Flower) loads from the environment, and `convertly worker` runs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +19,23 @@ import kombu.exceptions
 import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
-from kombu.transport import redis as redis_transport
 
 from convertly import priority, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
+from convertly.executors import libvips
+from convertly.executors.celeryapp import CONVERT, FINALIZE, RUN_FILE, make_app
+from convertly.executors.guard import TaskGuard, TaskLimitExceeded
 from convertly.models import FileSpec
 from convertly.settings import Settings
 from convertly.state import redis as redisstate
-from workers import brokerfix, leases, libvips
-from workers.guard import TaskGuard, TaskLimitExceeded
+from workers import brokerfix, leases
 
 log = logging.getLogger("convertly.worker")
 
-RUN_FILE = "convertly.run_file"
-FINALIZE = "convertly.finalize"
-CONVERT = "convertly.convert"
 MAX_RETRIES = 12  # infrastructure outages: backoff 2, 4, ... 60 s, about ten minutes in all
 # Publishing through a broker that is restarting: keep trying for about a minute.
 PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5,
                  "interval_max": 2.0}
-
-# Per-process Services, keyed by pid so a forked pool child never reuses its parent's
-# connections; likewise each pool child's TaskGuard and Redis client for attempt counts.
-_services: dict[int, service.Services] = {}
-_guards: dict[int, TaskGuard] = {}
-_attempt_clients: dict[int, Any] = {}
 # Deliveries of one file whose worker process died mid-conversion (killed at the hard time
 # limit or the CPU guard, or crashed) before the file is failed instead of tried again:
 # task_reject_on_worker_lost requeues such a message, and a file that kills every process
@@ -49,76 +43,64 @@ _attempt_clients: dict[int, Any] = {}
 MAX_LOST_DELIVERIES = 2
 
 
-def queue_keys(queue: str) -> list[str]:
-    """The Redis lists that hold `queue`'s waiting messages: kombu's Redis transport keeps
-    one per priority level, the most urgent under the queue's own name."""
-    sep = redis_transport.Channel.sep
-    return [queue if level == 0 else f"{queue}{sep}{level}" for level in priority.LEVELS]
+@dataclass
+class _Process:
+    """What a worker pool process builds on its first task and keeps for the next ones."""
+
+    services: service.Services
+    guard: TaskGuard
+    attempts: Any = None  # Redis client for the counts of lost deliveries, made on first use
+
+
+# The per-process cache, keyed by pid: a pool child (forked from the worker's main process,
+# and recycled after worker_max_tasks_per_child tasks) must not reuse its parent's
+# connections, nor rely on a guard whose watchdog thread the fork did not copy, so each
+# process builds its own once and keeps it for its lifetime.
+_processes: dict[int, _Process] = {}
 
 
 def make_celery(settings: Settings) -> Celery:
-    """The Celery app for these settings, with every task registered."""
+    """The workers' Celery app for these settings: the configuration both sides share
+    (`convertly.executors.celeryapp`), every task registered under its name there, and the
+    lease bootstep."""
     brokerfix.apply()
-    app = Celery("convertly", broker=settings.broker_url, set_as_current=False)
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
-        # A task is acknowledged only when it ends, and a worker process that dies mid-task
-        # (SIGKILL, OOM) gets its message requeued, so no accepted file is lost.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_soft_time_limit=settings.task_soft_time_limit,
-        task_time_limit=settings.task_time_limit,
-        worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
-        worker_max_memory_per_child=settings.worker_max_memory_per_child,
-        task_default_queue=settings.image_queue,
-        broker_transport_options={
-            # A message a dead worker took is delivered again after this many seconds;
-            # longer than the hard time limit, so a running task is never handed out twice.
-            "visibility_timeout": settings.task_time_limit + 60,
-            # A list per level and queue, the most urgent taken first (convertly.priority).
-            "priority_steps": list(priority.LEVELS),
-        },
-        # No result backend: outcomes live in the job store, and sync replies in Redis lists.
-        task_ignore_result=True,
-        broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=None,
-        worker_hijack_root_logger=False,
-    )
-    app.conf.convertly_settings = settings
+    app = make_app(settings)
     app.steps["worker"].add(leases.LeaseStep)
     _register(app)
     return app
 
 
-def services_for(task: Task) -> service.Services:
+def _process(task: Task) -> _Process:
+    """This process's services and guard, built on its first task."""
     pid = os.getpid()
-    svc = _services.get(pid)
-    if svc is None:
+    process = _processes.get(pid)
+    if process is None:
         settings: Settings = task.app.conf.convertly_settings
         libvips.configure(settings.worker_concurrency)
-        svc = _services[pid] = service.build_services(settings)
-        guard = _guards[pid] = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
-                                         memory_bytes=settings.task_max_memory)
+        svc = service.build_services(settings)
+        guard = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
+                          memory_bytes=settings.task_max_memory)
         guard.install()
-    return svc
+        process = _processes[pid] = _Process(svc, guard)
+    return process
+
+
+def services_for(task: Task) -> service.Services:
+    return _process(task).services
 
 
 def _guard() -> TaskGuard:
-    return _guards[os.getpid()]
+    return _processes[os.getpid()].guard
 
 
 @contextlib.contextmanager
 def _counted_delivery(svc: service.Services, name: str) -> Iterator[int]:
     """Yields how many earlier deliveries of this work died with their process; the count
     goes when the work ends in any way its process survives."""
-    pid = os.getpid()
-    client = _attempt_clients.get(pid)
-    if client is None:
-        client = _attempt_clients[pid] = redisstate.connect(svc.settings.redis_state_url)
+    process = _processes[os.getpid()]
+    if process.attempts is None:
+        process.attempts = redisstate.connect(svc.settings.redis_state_url)
+    client = process.attempts
     key = f"{redisstate.P}lost:{name}"
     ttl = 4 * svc.settings.task_time_limit + 3600
 

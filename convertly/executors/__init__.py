@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from convertly.executors.base import Executor
-from convertly.service import Services
+
+if TYPE_CHECKING:  # at run time the executor modules import the service themselves
+    from convertly.service import Services
 
 
 def build_executor(services: Services) -> Executor:

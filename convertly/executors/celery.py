@@ -28,12 +28,12 @@ from convertly.errors import (
     ServiceUnavailableError,
     from_code,
 )
+from convertly.executors import leases
 from convertly.executors.base import ensure_capacity
+from convertly.executors.celeryapp import CONVERT, FINALIZE, RUN_FILE, make_app, queue_keys
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
 from convertly.state import redis as redisstate
-from workers import leases
-from workers.tasks import CONVERT, FINALIZE, RUN_FILE, make_celery, queue_keys
 
 log = logging.getLogger("convertly.executor")
 
@@ -44,7 +44,7 @@ class CeleryExecutor:
     def __init__(self, settings: Settings, services: service.Services) -> None:
         self.settings = settings
         self.services = services
-        self.app = make_celery(settings)
+        self.app = make_app(settings)  # sends tasks by name; workers.tasks runs them
         self._redis: Any = redis.Redis.from_url(settings.broker_url, socket_timeout=5,
                                                 socket_connect_timeout=3)
         # Waits for sync replies block for minutes: a client without a read timeout (redis-py
@@ -118,8 +118,8 @@ class CeleryExecutor:
             if now >= due:
                 log.warning("job %s: every file is done but it was never finalised; "
                             "queueing its finalisation", job.id)
-                self.app.signature(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
-                                   priority=priority.URGENT).apply_async()
+                self.app.send_task(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
+                                   priority=priority.URGENT)
                 queued.append(job.id)
                 due = now + self.settings.task_time_limit + 60
             owed[job.id] = due
@@ -150,8 +150,8 @@ class CeleryExecutor:
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
         with self._queueing(job):
             if not pending:
-                self.app.signature(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
-                                   priority=priority.URGENT).apply_async()
+                self.app.send_task(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
+                                   priority=priority.URGENT)
             for index in pending:
                 self._send_file(job, index)
             self.services.jobs.mark_queued(job.id)
@@ -166,9 +166,9 @@ class CeleryExecutor:
 
     def _send_file(self, job: Job, index: int) -> None:
         families = job.extra.get("families") or ["image"] * job.total_files
-        self.app.signature(RUN_FILE, args=(job.id, index, self.settings.archive_queue),
+        self.app.send_task(RUN_FILE, args=(job.id, index, self.settings.archive_queue),
                            queue=self.queue_for(families[index]),
-                           priority=priority.file_level(index, job.priority)).apply_async()
+                           priority=priority.file_level(index, job.priority))
 
     @contextmanager
     def _queueing(self, job: Job) -> Iterator[None]:
@@ -209,9 +209,8 @@ class CeleryExecutor:
                 src, spec.format.value if spec.format else None))
             reply_to = f"cv:reply:{uuid.uuid4()}"
             try:
-                self.app.signature(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),
-                                   queue=queue, priority=priority.URGENT,
-                                   ).apply_async(ignore_result=True)
+                self.app.send_task(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),
+                                   queue=queue, priority=priority.URGENT, ignore_result=True)
             except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
                 raise BrokerUnavailableError() from exc
             reply = await asyncio.to_thread(self._await_reply, reply_to)

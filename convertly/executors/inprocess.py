@@ -24,9 +24,9 @@ from convertly.errors import (
     from_code,
 )
 from convertly.executors.base import ensure_capacity
+from convertly.executors.pool import convert_file, finalize, init_worker, run_file, warm
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job
 from convertly.settings import Settings
-from workers.pool import convert_file, finalize, init_worker, run_file, warm
 
 log = logging.getLogger("convertly.executor")
 

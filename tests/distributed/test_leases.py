@@ -18,12 +18,14 @@ import redis
 from celery import Celery
 
 from convertly import priority
+from convertly.executors.celeryapp import RUN_FILE, queue_keys
+from convertly.executors.leases import workers_by_queue
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import create_job, running_app, wait_for_job
 from tests.cluster import Cluster
 from workers import leases
-from workers.tasks import RUN_FILE, make_celery, queue_keys
+from workers.tasks import make_celery
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +115,7 @@ def test_a_live_worker_lists_what_it_holds_and_gives_its_lease_up_on_exit(
         assert not client.set(leases.SWEEP_LOCK, "x", nx=True, px=500)
         other.step()
         assert set(leases.live_workers(client)) == {"convertly-2@host", "convertly-3@host"}
-        assert leases.workers_by_queue(client, ["image", "media"]) == {
+        assert workers_by_queue(client, ["image", "media"]) == {
             "image": 1, "media": 0, "archive": 1}
     finally:
         lease.close()

@@ -17,11 +17,11 @@ import redis
 from starlette.testclient import TestClient
 
 from convertly.app import create_app
+from convertly.executors.celeryapp import queue_keys
 from convertly.settings import Settings
 from tests import images
 from tests.api.support import AppEnv, assert_error, create_job, post, wait_for_job
 from tests.cluster import Cluster
-from workers.tasks import queue_keys
 
 
 @contextmanager

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import redis
 
+from convertly.executors import leases
 from convertly.settings import Settings
 from tests.cluster import Cluster, Worker
 from tests.infra import free_ports
-from workers import leases
 
 HOST = socket.gethostname()
 ELSEWHERE = "convertly-7@elsewhere.example"

@@ -116,7 +116,7 @@ def test_sync_conversion_over_the_memory_limit_is_413(server: HostileServer) -> 
 
 _RUNAWAY = textwrap.dedent("""
     import re, sys
-    from workers.guard import TaskGuard, TaskLimitExceeded
+    from convertly.executors.guard import TaskGuard, TaskLimitExceeded
     guard = TaskGuard(cpu_seconds=0.5, memory_bytes=1 << 30, grace=1)
     guard.install()
     try:

@@ -1,7 +1,9 @@
-"""Task shims run inside the embedded executor's worker processes.
+"""The embedded pool's child entry point: task shims run inside the worker processes of
+`InProcessExecutor`'s process pool.
 
 Each process builds its own `Services` once (the pool initialiser) and every task is a thin
-call into `convertly.service`; the Celery tasks call the same service functions.
+call into `convertly.service`; the Celery tasks (`workers.tasks`) call the same service
+functions.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any
 
 from convertly import service
 from convertly.errors import ConvertlyError
+from convertly.executors import libvips
+from convertly.executors.guard import TaskGuard, TaskLimitExceeded
 from convertly.models import FileSpec
 from convertly.settings import Settings
-from workers import libvips
-from workers.guard import TaskGuard, TaskLimitExceeded
 
-# One Services and one TaskGuard per worker process, built by the pool initialiser.
+# Per-process state: one Services and one TaskGuard per pool process, set by the pool
+# initialiser. A process pool passes nothing else to its tasks, and each process must own its
+# connections and its signal handlers, so per-process is right; the parent never sets them.
 _worker_services: service.Services | None = None
 _guard: TaskGuard | None = None
 
