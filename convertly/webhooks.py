@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from convertly import outbound
 from convertly.errors import ConflictError, InvalidFieldError
+from convertly.fields import CALLBACK_SECRET_MAX, CALLBACK_SECRET_MIN
 from convertly.models import FileResult, FileSpec, Job, JobStatus, JobType
 from convertly.webhookstore import (
     COMPLETED,
@@ -54,8 +55,6 @@ log = logging.getLogger("convertly.webhooks")
 SIGNATURE_HEADER = "convertly-signature"
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 20  # account endpoints per tenant
-CALLBACK_SECRET_MIN = 16
-CALLBACK_SECRET_MAX = 256
 POLL_INTERVAL = 0.5  # seconds between the dispatcher's looks for due deliveries
 PURGE_INTERVAL = 60.0
 

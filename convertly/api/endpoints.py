@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import jobevents, priority, service, webhooks
+from convertly import jobevents, service, webhooks
 from convertly.api import forms, views
 from convertly.auth import ApiKey
 from convertly.errors import (
@@ -25,6 +25,7 @@ from convertly.errors import (
     NotFoundError,
 )
 from convertly.executors.base import Executor
+from convertly.fields import BY_NAME
 from convertly.models import (
     ConvertedFile,
     FileSpec,
@@ -94,7 +95,7 @@ async def _sync(request: Request, job_type: JobType) -> Response:
         if job_type is JobType.COMPRESS:
             forms.refuse_format(form)
         specs = forms.build_specs(form, job_type)
-        save = forms.parse_bool(form.get("saveToStorage") or "false", "saveToStorage", None)
+        save = forms.value(form, BY_NAME["saveToStorage"])
         for upload in form.files:
             workdir = form.spool / f"work-{len(workdirs)}"
             workdir.mkdir()
@@ -210,22 +211,12 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
     try:
         if form.get("sourceUrl") is not None:  # no thread hop for an upload
             await asyncio.to_thread(forms.fetch_source, form, svc.settings)
-        raw_type = (form.get("jobType") or "convert").lower()
-        try:
-            job_type = JobType(raw_type)
-        except ValueError:
-            raise InvalidFieldError("jobType", f"unknown job type {raw_type!r}; use convert "
-                                    "or compress.") from None
+        job_type = forms.value(form, BY_NAME["jobType"])
         specs = forms.build_specs(form, job_type)
-        archive = forms.parse_bool(form.get("createArchive") or "false", "createArchive", None)
-        archive_format = (form.get("archiveFormat") or "zip").lower()
-        if archive_format not in service.ARCHIVE_FORMATS:
-            raise InvalidFieldError("archiveFormat", f"unknown archive format "
-                                    f"{archive_format!r}; use one of "
-                                    f"{', '.join(service.ARCHIVE_FORMATS)}.")
-        if form.get("saveToStorage") is not None:
-            forms.parse_bool(form.get("saveToStorage"), "saveToStorage", None)
-        job_priority = priority.parse(form.get("priority"))
+        archive = forms.value(form, BY_NAME["createArchive"])
+        archive_format = forms.value(form, BY_NAME["archiveFormat"])
+        forms.value(form, BY_NAME["saveToStorage"])
+        job_priority = forms.value(form, BY_NAME["priority"])
         callback = webhooks.parse_callback(svc, form.get("callbackUrl"),
                                            form.get("callbackSecret"))
         if idempotency_key is not None:

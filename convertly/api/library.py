@@ -24,6 +24,7 @@ from convertly.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
 )
+from convertly.fields import parse_bool
 from convertly.folders import Folder
 from convertly.records import ORIENTATIONS, FileQuery, StoredFile
 from convertly.service import Services
@@ -215,7 +216,7 @@ def _size(value: Any, field: str) -> int:
 
 def _flag(request: Request, name: str) -> bool:
     raw = request.query_params.get(name)
-    return False if raw is None or raw == "" else forms.parse_bool(raw, name, None)
+    return False if raw is None or raw == "" else parse_bool(raw, name, None)
 
 
 # --- files ------------------------------------------------------------------------------

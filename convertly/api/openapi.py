@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from convertly import __version__
+from convertly.fields import PRIORITIES
 from convertly.models import CompressMode, JobStatus, OutputFormat, ResizePreset
-from convertly.priority import HEAD_FILES, PRIORITIES
+from convertly.priority import HEAD_FILES
 from convertly.webhookstore import EVENT_TYPES
 
 
