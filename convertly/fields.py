@@ -154,8 +154,8 @@ def parse_text(value: Any, name: str, index: int | None) -> str:
 class Field:
     """One request field. `array` is its per-file twin (a JSON array, one entry per file);
     `aliases` are other singular names read in its place, first sent wins, name first;
-    `low`/`high` bound an integer, `choices` a choice. `default` is what an absent field
-    means (None: nothing, or required when `required`)."""
+    `low`/`high` bound an integer (or a text's length), `choices` a choice. `default` is
+    what an absent field means (None: nothing, or required when `required`)."""
 
     name: str
     kind: Kind
@@ -168,6 +168,7 @@ class Field:
     low: int | None = None
     high: int | None = None
     what: str = ""  # for an integer, the phrase its error message uses
+    uri: bool = False  # a URL the schema marks as such
     required: bool = False
     parser: Parse | None = None
 
@@ -254,7 +255,7 @@ FIELDS: tuple[Field, ...] = (
           "of larger jobs queued before it.", default="normal", choices=PRIORITIES,
           parser=parse_priority),
     Field("callbackUrl", Kind.TEXT, JOBS, "This job's events are POSTed here (public http or "
-          "https URL)."),
+          "https URL).", uri=True),
     Field("callbackSecret", Kind.TEXT, JOBS, "Signs the callback's events; required with "
           "callbackUrl.", low=CALLBACK_SECRET_MIN, high=CALLBACK_SECRET_MAX),
 )
