@@ -52,6 +52,7 @@ from convertly.signing import load_or_create_secret
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
+from convertly.views import archive_filename
 from convertly.webhookstore import WebhookStore, build_store
 
 if TYPE_CHECKING:
@@ -375,10 +376,6 @@ def unique_names(names: Iterable[str]) -> list[str]:
             name = f"{stem} ({count}).{ext}" if dot else f"{name} ({count})"
         out.append(name)
     return out
-
-
-def archive_filename(job: Job) -> str:
-    return f"convertly-{job.id[:8]}.{extension_for(job.archive_format)}"
 
 
 def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str, int]:

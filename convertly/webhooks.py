@@ -35,6 +35,7 @@ from convertly import outbound
 from convertly.errors import ConflictError, InvalidFieldError
 from convertly.fields import CALLBACK_SECRET_MAX, CALLBACK_SECRET_MIN
 from convertly.models import FileResult, FileSpec, Job, JobStatus, JobType
+from convertly.views import job_view
 from convertly.webhookstore import (
     COMPLETED,
     EVENT_TYPES,
@@ -232,9 +233,6 @@ def job_from_snapshot(snapshot: str) -> Job:
 def envelope(svc: Services, base_url: str, delivery: Delivery) -> bytes:
     """The body of a delivery: its event, with the job rendered as GET /api/jobs/{id}
     answers it (download links signed now, under `base_url`)."""
-    # Imported here: the API's rendering imports the service layer, which imports this.
-    from convertly.api.views import job_view
-
     job = job_from_snapshot(delivery.snapshot)
     return json.dumps({"id": delivery.event_id, "type": delivery.event_type,
                        "created": int(delivery.created_at),

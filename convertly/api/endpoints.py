@@ -15,8 +15,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import jobevents, service, webhooks
-from convertly.api import forms, views
+from convertly import jobevents, service, views, webhooks
+from convertly.api import forms
 from convertly.auth import ApiKey
 from convertly.errors import (
     ConflictError,

@@ -12,13 +12,13 @@ from starlette.responses import JSONResponse, Response
 
 from convertly import webhooks
 from convertly.api.endpoints import _base_url, _query_int, _services, authenticate
-from convertly.api.views import iso
 from convertly.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
 )
+from convertly.views import iso
 from convertly.webhookstore import Delivery, DeliveryStatus, Endpoint
 
 MAX_BODY_BYTES = 64 * 1024
