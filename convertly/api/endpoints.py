@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,15 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from convertly import jobevents, service, views, webhooks
 from convertly.api import forms
+from convertly.api.requests import (
+    authenticate,
+    base_url,
+    download_url,
+    executor,
+    query_int,
+    query_wait,
+    services,
+)
 from convertly.auth import ApiKey
 from convertly.errors import (
     ConflictError,
@@ -40,37 +47,6 @@ from convertly.sniff import Kind
 from convertly.sources import SourceUploader
 
 IDEMPOTENCY_KEY_MAX = 255
-WAIT_MAX = 60.0  # seconds GET /api/jobs/{id}?wait= may hold a request
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-def _executor(request: Request) -> Executor:
-    executor: Executor = request.app.state.executor
-    return executor
-
-
-def authenticate(request: Request) -> ApiKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else None
-    key = key or request.headers.get("x-api-key")
-    return _services(request).keys.authenticate(key)
-
-
-def _base_url(request: Request) -> str:
-    configured = _services(request).settings.public_url
-    return (configured or str(request.base_url)).rstrip("/")
-
-
-def download_url(request: Request, *, key: str, tenant: str, filename: str,
-                 mime_type: str) -> str:
-    return views.signed_url(_services(request), _base_url(request), key=key, tenant=tenant,
-                            filename=filename, mime_type=mime_type)
 
 
 # --- sync conversions -------------------------------------------------------------------
@@ -86,7 +62,7 @@ async def compress(request: Request) -> Response:
 
 async def _sync(request: Request, job_type: JobType) -> Response:
     key = authenticate(request)
-    svc = _services(request)
+    svc = services(request)
     form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
     workdirs: list[Path] = []
     try:
@@ -102,7 +78,7 @@ async def _sync(request: Request, job_type: JobType) -> Response:
             workdirs.append(workdir)
             upload.path = Path(shutil.move(upload.path, workdir / "source"))
         outcomes = await asyncio.gather(
-            *(_executor(request).convert(u.path, s, w)
+            *(executor(request).convert(u.path, s, w)
               for u, s, w in zip(form.files, specs, workdirs, strict=True)),
             return_exceptions=True,
         )
@@ -138,7 +114,7 @@ async def _render_sync_output(
     request: Request, key: ApiKey, upload: forms.UploadedFile, spec: FileSpec,
     out: ConvertedFile, save: bool,
 ) -> tuple[dict[str, Any], bool]:
-    svc = _services(request)
+    svc = services(request)
     path = Path(out.path)
     final_size = path.stat().st_size
     name = service.output_filename(spec.filename, out.format)
@@ -181,8 +157,8 @@ async def _render_sync_output(
 
 async def create_job(request: Request) -> Response:
     key = authenticate(request)
-    svc = _services(request)
-    executor = _executor(request)
+    svc = services(request)
+    pool = executor(request)
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
         raise InvalidFieldError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} "
@@ -190,7 +166,7 @@ async def create_job(request: Request) -> Response:
     # On S3, sources go to the bucket while the rest of the body arrives.
     uploader = SourceUploader(svc, key.tenant) if svc.storage.remote else None
     try:
-        return await _create_job(request, key, svc, executor, idempotency_key, uploader)
+        return await _create_job(request, key, svc, pool, idempotency_key, uploader)
     finally:
         if uploader is not None:
             await asyncio.to_thread(uploader.close)
@@ -229,7 +205,7 @@ async def _create_job(request: Request, key: ApiKey, svc: service.Services,
             service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
             uploads=[u.path for u in form.files], create_archive=archive,
             archive_format=archive_format, idempotency_key=idempotency_key,
-            on_stored=webhooks.with_callback(svc, key.tenant, callback, _base_url(request),
+            on_stored=webhooks.with_callback(svc, key.tenant, callback, base_url(request),
                                              executor.submit_file),
             uploader=uploader, priority=job_priority,
         )
@@ -248,21 +224,10 @@ def _replayed(job: Job) -> Response:
                         headers={"Idempotent-Replayed": "true"})
 
 
-def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    # ASCII digits only: "²".isdigit() is True, but int("²") fails.
-    if not (raw.lstrip("-").isascii() and raw.lstrip("-").isdigit()) \
-            or not low <= int(raw) <= high:
-        raise InvalidFieldError(name, f"must be a whole number from {low} to {high}.")
-    return int(raw)
-
-
 async def list_jobs(request: Request) -> Response:
     key = authenticate(request)
-    limit = _query_int(request, "limit", 20, 1, 100)
-    offset = _query_int(request, "offset", 0, 0, 10**9)
+    limit = query_int(request, "limit", 20, 1, 100)
+    offset = query_int(request, "offset", 0, 0, 10**9)
     raw_status = request.query_params.get("status")
     status = None
     if raw_status:
@@ -272,7 +237,7 @@ async def list_jobs(request: Request) -> Response:
             raise InvalidFieldError("status", "use pending, processing, completed or "
                                     "failed.") from None
     jobs, total = await asyncio.to_thread(
-        _services(request).jobs.list, key.tenant, limit=limit, offset=offset, status=status
+        services(request).jobs.list, key.tenant, limit=limit, offset=offset, status=status
     )
     return JSONResponse({
         "jobs": [render_job(request, job) for job in jobs],
@@ -283,32 +248,19 @@ async def list_jobs(request: Request) -> Response:
 
 async def _job_for(request: Request, key: ApiKey) -> Job:
     job_id = request.path_params["job_id"]
-    job = await asyncio.to_thread(_services(request).jobs.get, job_id, key.tenant)
+    job = await asyncio.to_thread(services(request).jobs.get, job_id, key.tenant)
     if job is None:
         raise NotFoundError(f"No job {job_id!r} for this API key.")
     return job
 
 
-def _query_wait(request: Request) -> float:
-    """`?wait=SECONDS`: 0 (answer at once) when absent."""
-    raw = request.query_params.get("wait")
-    if raw is None or raw == "":
-        return 0.0
-    # ASCII decimals only: float() also takes "nan", "inf", "1_0" and non-ASCII digits.
-    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
-    if not 0 <= value <= WAIT_MAX:
-        raise InvalidFieldError("wait", f"must be a number of seconds from 0 to {WAIT_MAX:g} "
-                                "(0: answer at once).")
-    return value
-
-
 async def get_job(request: Request) -> Response:
     key = authenticate(request)
-    wait = _query_wait(request)
+    wait = query_wait(request)
     if not wait:
         return JSONResponse(render_job(request, await _job_for(request, key)))
     job = await jobevents.until_finished(
-        _services(request).events, request.path_params["job_id"], wait,
+        services(request).events, request.path_params["job_id"], wait,
         reload=lambda: _job_for(request, key), gone=request.is_disconnected)
     return JSONResponse(render_job(request, job))
 
@@ -316,25 +268,25 @@ async def get_job(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     key = authenticate(request)
     job = await _job_for(request, key)
-    cancelled = await asyncio.to_thread(_services(request).jobs.cancel, job.id, key.tenant)
+    cancelled = await asyncio.to_thread(services(request).jobs.cancel, job.id, key.tenant)
     if cancelled is None:
         raise ConflictError(f"Job {job.id} is {job.status.value}; only pending jobs can be "
                             "cancelled.")
-    await asyncio.to_thread(webhooks.job_finished, _services(request), cancelled)
-    await asyncio.to_thread(_services(request).events.finished, cancelled.id)
+    await asyncio.to_thread(webhooks.job_finished, services(request), cancelled)
+    await asyncio.to_thread(services(request).events.finished, cancelled.id)
     request.app.state.dispatcher.wake()
     return JSONResponse(render_job(request, cancelled))
 
 
 def render_job(request: Request, job: Job) -> dict[str, Any]:
-    return views.job_view(_services(request), _base_url(request), job)
+    return views.job_view(services(request), base_url(request), job)
 
 
 # --- downloads, formats, health ---------------------------------------------------------
 
 
 async def download(request: Request) -> Response:
-    svc = _services(request)
+    svc = services(request)
     grant = verify(request.path_params["token"], svc.secret)
     headers = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
     path = await asyncio.to_thread(_local_path, svc, grant.key)
@@ -376,7 +328,7 @@ def _local_path(svc: Services, key: str) -> Path | None:
 
 
 async def formats(request: Request) -> Response:
-    registry = _services(request).registry
+    registry = services(request).registry
     matrix = registry.matrix()
     inputs = [
         {"kind": kind.value, "family": kind.family, "mimeType": kind.mime_type,
@@ -396,7 +348,7 @@ async def formats(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    svc = _services(request)
+    svc = services(request)
     checks: dict[str, str] = {}
     status = 200
     try:
@@ -405,12 +357,12 @@ async def healthz(request: Request) -> Response:
     except ConvertlyError as exc:
         checks["storage"] = exc.message
         status = 503
-    executor = _executor(request)
+    pool = executor(request)
     queued: int | None = None
     workers: dict[str, int] | None = None
     try:
         queued, workers = await asyncio.to_thread(
-            lambda: (executor.queued_files(), executor.workers()))
+            lambda: (pool.queued_files(), pool.workers()))
         checks["queue"] = "ok"
     except ConvertlyError as exc:
         checks["queue"] = exc.message
@@ -425,6 +377,6 @@ async def healthz(request: Request) -> Response:
 async def index(request: Request) -> Response:
     return JSONResponse({
         "name": "convertly",
-        "docs": f"{_base_url(request)}/openapi.json",
-        "formats": f"{_base_url(request)}/api/formats",
+        "docs": f"{base_url(request)}/openapi.json",
+        "formats": f"{base_url(request)}/api/formats",
     })
