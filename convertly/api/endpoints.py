@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import jobevents, service, views, webhooks
+from convertly import jobevents, jobs, service, views, webhooks
 from convertly.api import forms
 from convertly.api.requests import (
     authenticate,
@@ -31,8 +31,6 @@ from convertly.errors import (
     InvalidFieldError,
     NotFoundError,
 )
-from convertly.executors.base import Executor
-from convertly.fields import BY_NAME
 from convertly.models import (
     ConvertedFile,
     FileSpec,
@@ -44,10 +42,6 @@ from convertly.models import (
 from convertly.service import Services
 from convertly.signing import verify
 from convertly.sniff import Kind
-from convertly.sources import SourceUploader
-
-IDEMPOTENCY_KEY_MAX = 255
-
 
 # --- sync conversions -------------------------------------------------------------------
 
@@ -63,15 +57,10 @@ async def compress(request: Request) -> Response:
 async def _sync(request: Request, job_type: JobType) -> Response:
     key = authenticate(request)
     svc = services(request)
-    form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
+    parsed = await forms.read_convert(request, svc.settings, svc.scratch_root, job_type)
+    form, specs, save = parsed.form, parsed.specs, parsed.save
     workdirs: list[Path] = []
     try:
-        if form.get("sourceUrl") is not None:  # no thread hop for an upload
-            await asyncio.to_thread(forms.fetch_source, form, svc.settings)
-        if job_type is JobType.COMPRESS:
-            forms.refuse_format(form)
-        specs = forms.build_specs(form, job_type)
-        save = forms.value(form, BY_NAME["saveToStorage"])
         for upload in form.files:
             workdir = form.spool / f"work-{len(workdirs)}"
             workdir.mkdir()
@@ -158,63 +147,21 @@ async def _render_sync_output(
 async def create_job(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    pool = executor(request)
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
-        raise InvalidFieldError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} "
-                                "characters.")
     # On S3, sources go to the bucket while the rest of the body arrives.
-    uploader = SourceUploader(svc, key.tenant) if svc.storage.remote else None
-    try:
-        return await _create_job(request, key, svc, pool, idempotency_key, uploader)
-    finally:
-        if uploader is not None:
-            await asyncio.to_thread(uploader.close)
-
-
-async def _create_job(request: Request, key: ApiKey, svc: service.Services,
-                      executor: Executor, idempotency_key: str | None,
-                      uploader: SourceUploader | None) -> Response:
-    on_file = None if uploader is None else (
-        lambda index, upload: uploader.add(index, upload.filename, upload.path))
-    try:
-        form = await forms.parse_multipart(request, svc.settings, svc.scratch_root, on_file)
-    except BaseException:
-        if uploader is not None:
-            await asyncio.to_thread(uploader.discard)
-        raise
+    sources = jobs.source_store(svc, key.tenant)
     created = False
     try:
-        if form.get("sourceUrl") is not None:  # no thread hop for an upload
-            await asyncio.to_thread(forms.fetch_source, form, svc.settings)
-        job_type = forms.value(form, BY_NAME["jobType"])
-        specs = forms.build_specs(form, job_type)
-        archive = forms.value(form, BY_NAME["createArchive"])
-        archive_format = forms.value(form, BY_NAME["archiveFormat"])
-        forms.value(form, BY_NAME["saveToStorage"])
-        job_priority = forms.value(form, BY_NAME["priority"])
-        callback = webhooks.parse_callback(svc, form.get("callbackUrl"),
-                                           form.get("callbackSecret"))
-        if idempotency_key is not None:
-            earlier = await asyncio.to_thread(svc.jobs.by_idempotency_key, key.tenant,
-                                              idempotency_key, svc.settings.idempotency_ttl)
-            if earlier is not None:
-                return _replayed(earlier)
-        executor.check_capacity(len(specs))
-        job, created = await asyncio.to_thread(
-            service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
-            uploads=[u.path for u in form.files], create_archive=archive,
-            archive_format=archive_format, idempotency_key=idempotency_key,
-            on_stored=webhooks.with_callback(svc, key.tenant, callback, base_url(request),
-                                             executor.submit_file),
-            uploader=uploader, priority=job_priority,
-        )
+        async with forms.receive_job(
+                request, svc.settings, svc.scratch_root,
+                on_file=lambda index, upload: sources.start(index, upload.filename,
+                                                            upload.path)) as parsed:
+            job, created = await jobs.create(svc, executor(request), key.tenant, parsed,
+                                             sources, base_url(request))
     finally:
-        if uploader is not None and not created:
-            await asyncio.to_thread(uploader.discard)
-        await asyncio.to_thread(form.cleanup)
+        if not created:
+            await asyncio.to_thread(sources.discard)
+        await asyncio.to_thread(sources.close)
     if created:
-        executor.submitted(job)
         return JSONResponse({"jobId": job.id, "status": JobStatus.PENDING.value})
     return _replayed(job)
 

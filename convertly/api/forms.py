@@ -3,10 +3,12 @@ settings (singular fields or JSON arrays with one entry per file) turned into Fi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -14,7 +16,7 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import outbound
+from convertly import outbound, webhooks
 from convertly.errors import (
     ArrayLengthError,
     FileTooLargeError,
@@ -24,6 +26,7 @@ from convertly.errors import (
     TooManyFilesError,
 )
 from convertly.fields import BY_NAME, Field
+from convertly.jobs import JobRequest
 from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, ResizePreset
 from convertly.settings import Settings
 
@@ -348,3 +351,80 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
             page=pages[i],
         ))
     return specs
+
+
+# --- whole requests -----------------------------------------------------------------------
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    """POST /api/convert or /api/compress, parsed and checked: one spec per spooled file."""
+
+    form: ParsedForm
+    specs: tuple[FileSpec, ...]
+    save: bool
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header, checked before the body is read."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise InvalidFieldError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} "
+                                "characters.")
+    return key
+
+
+async def _received(request: Request, settings: Settings, spool_root: Path,
+                    on_file: Callable[[int, UploadedFile], None] | None) -> ParsedForm:
+    """The spooled body, with a sourceUrl's file fetched into it."""
+    form = await parse_multipart(request, settings, spool_root, on_file)
+    try:
+        if form.get("sourceUrl") is not None:  # no thread hop for an upload
+            await asyncio.to_thread(fetch_source, form, settings)
+    except BaseException:
+        await asyncio.to_thread(form.cleanup)
+        raise
+    return form
+
+
+async def read_convert(request: Request, settings: Settings, spool_root: Path,
+                       job_type: JobType) -> ConvertRequest:
+    """A sync conversion's request, every field checked (400 naming field and file). The
+    caller calls `form.cleanup()` on the result."""
+    form = await _received(request, settings, spool_root, None)
+    try:
+        if job_type is JobType.COMPRESS:
+            refuse_format(form)
+        specs = build_specs(form, job_type)
+        save = value(form, BY_NAME["saveToStorage"])
+    except BaseException:
+        await asyncio.to_thread(form.cleanup)
+        raise
+    return ConvertRequest(form=form, specs=tuple(specs), save=save)
+
+
+@contextlib.asynccontextmanager
+async def receive_job(request: Request, settings: Settings, spool_root: Path,
+                      on_file: Callable[[int, UploadedFile], None] | None = None
+                      ) -> AsyncIterator[JobRequest]:
+    """A job's request, every field checked (400 naming field and file), its files spooled
+    until the block ends. `on_file(index, upload)` runs as each file part is spooled."""
+    key = idempotency_key(request)
+    form = await _received(request, settings, spool_root, on_file)
+    try:
+        job_type = value(form, BY_NAME["jobType"])
+        specs = build_specs(form, job_type)
+        create_archive = value(form, BY_NAME["createArchive"])
+        archive_format = value(form, BY_NAME["archiveFormat"])
+        value(form, BY_NAME["saveToStorage"])  # implied for jobs; checked all the same
+        priority = value(form, BY_NAME["priority"])
+        callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
+                                           form.get("callbackSecret"))
+        yield JobRequest(specs=tuple(specs), paths=tuple(u.path for u in form.files),
+                         job_type=job_type, create_archive=create_archive,
+                         archive_format=archive_format, priority=priority,
+                         callback=callback, idempotency_key=key)
+    finally:
+        await asyncio.to_thread(form.cleanup)
