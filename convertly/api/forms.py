@@ -1,5 +1,8 @@
-"""Multipart bodies streamed to disk with limits enforced as bytes arrive, and the per-file
-settings (singular fields or JSON arrays with one entry per file) turned into FileSpecs."""
+"""Requests turned into one typed, checked object each: multipart bodies streamed to disk
+with limits enforced as bytes arrive, then every field read through the field table
+(`convertly/fields.py`): per-file settings (singular fields or JSON arrays with one entry per
+file) become FileSpecs, and the rest the request's own fields (`ConvertRequest` for the sync
+routes, `jobs.JobRequest` for POST /api/jobs)."""
 
 from __future__ import annotations
 
