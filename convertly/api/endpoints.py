@@ -1,10 +1,10 @@
-"""Endpoints: parse the request, call the service, render the answer. Nothing else."""
+"""Endpoints: authenticate, parse the request (forms), call the domain (conversions, jobs,
+service), render the answer. Nothing else."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import jobevents, jobs, service, views, webhooks
+from convertly import conversions, jobevents, jobs, views, webhooks
 from convertly.api import forms
 from convertly.api.requests import (
     authenticate,
@@ -32,8 +32,6 @@ from convertly.errors import (
     NotFoundError,
 )
 from convertly.models import (
-    ConvertedFile,
-    FileSpec,
     Job,
     JobStatus,
     JobType,
@@ -58,87 +56,51 @@ async def _sync(request: Request, job_type: JobType) -> Response:
     key = authenticate(request)
     svc = services(request)
     parsed = await forms.read_convert(request, svc.settings, svc.scratch_root, job_type)
-    form, specs, save = parsed.form, parsed.specs, parsed.save
-    workdirs: list[Path] = []
     try:
-        for upload in form.files:
-            workdir = form.spool / f"work-{len(workdirs)}"
-            workdir.mkdir()
-            workdirs.append(workdir)
-            upload.path = Path(shutil.move(upload.path, workdir / "source"))
-        outcomes = await asyncio.gather(
-            *(executor(request).convert(u.path, s, w)
-              for u, s, w in zip(form.files, specs, workdirs, strict=True)),
-            return_exceptions=True,
-        )
-        for spec, outcome in zip(specs, outcomes, strict=True):
-            if isinstance(outcome, ConvertlyError):
-                raise outcome.for_file(spec.filename)
-            if isinstance(outcome, BaseException):
-                raise outcome
-        files = []
-        temporary_used = False
-        for upload, spec, out in zip(form.files, specs, outcomes, strict=True):
-            assert isinstance(out, ConvertedFile)
-            entry, temporary = await _render_sync_output(request, key, upload, spec, out, save)
-            temporary_used = temporary_used or temporary
-            files.append(entry)
+        outputs = await conversions.run(svc, executor(request), key.tenant, parsed)
+        files = [render_output(request, key, output) for output in outputs]
     except BaseException:
-        await asyncio.to_thread(form.cleanup)
+        await asyncio.to_thread(forms.discard, parsed)
         raise
-    if save:
+    if parsed.save:
         notice = "Uploads and outputs were saved to storage."
-    elif temporary_used:
+    elif any(output.temporary for output in outputs):
         notice = (f"Not saved to storage. Outputs over {svc.settings.data_url_max_bytes} bytes "
                   f"are kept for {svc.settings.temporary_ttl} s behind their download link; "
                   "send saveToStorage=true to keep them.")
     else:
         notice = "Not saved to storage; send saveToStorage=true to keep uploads and outputs."
     # The spool (uploads, outputs) is removed once the answer is sent, not before.
-    return JSONResponse({"files": files, "storage": {"saved": save, "notice": notice}},
-                        background=BackgroundTask(form.cleanup))
+    return JSONResponse({"files": files, "storage": {"saved": parsed.save, "notice": notice}},
+                        background=BackgroundTask(forms.discard, parsed))
 
 
-async def _render_sync_output(
-    request: Request, key: ApiKey, upload: forms.UploadedFile, spec: FileSpec,
-    out: ConvertedFile, save: bool,
-) -> tuple[dict[str, Any], bool]:
-    svc = services(request)
-    path = Path(out.path)
-    final_size = path.stat().st_size
-    name = service.output_filename(spec.filename, out.format)
-    stored_id = None
-    temporary = False
-    if save or final_size > svc.settings.data_url_max_bytes:
-        temporary = not save
-        if save:
-            await asyncio.to_thread(service.store_upload, svc, key.tenant, upload.path,
-                                    spec.filename)
-        record = await asyncio.to_thread(service.store_output, svc, key.tenant, path, out, name,
-                                         temporary=temporary)
-        stored_id = None if temporary else record.id
-        url = download_url(request, key=record.key, tenant=key.tenant, filename=name,
-                           mime_type=out.mime_type)
+def render_output(request: Request, key: ApiKey, output: conversions.Output) -> dict[str, Any]:
+    out = output.converted
+    if output.stored is not None:
+        url = download_url(request, key=output.stored.key, tenant=key.tenant,
+                           filename=output.name, mime_type=out.mime_type)
     else:
         # At most data_url_max_bytes, just written: read from the page cache at once.
-        data = path.read_bytes()
+        data = Path(out.path).read_bytes()
         url = f"data:{out.mime_type};base64,{base64.b64encode(data).decode()}"
-    saved = round(100 * (upload.size - final_size) / upload.size, 2) if upload.size else 0.0
+    original, final = output.original_size, output.final_size
     return {
-        "filename": name,
-        "originalFilename": spec.filename,
-        "originalSize": upload.size,
-        "finalSize": final_size,
-        "savedPercent": saved,
+        "filename": output.name,
+        "originalFilename": output.spec.filename,
+        "originalSize": original,
+        "finalSize": final,
+        "savedPercent": round(100 * (original - final) / original, 2) if original else 0.0,
         "mimeType": out.mime_type,
         "format": out.format,
         "width": out.width,
         "height": out.height,
         "downloadUrl": url,
         "appliedQuality": out.applied_quality,
-        "storedFileId": stored_id,
+        "storedFileId": None if output.stored is None or output.temporary
+        else output.stored.id,
         "notes": list(out.notes),
-    }, temporary
+    }
 
 
 # --- jobs -------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Requests turned into one typed, checked object each: multipart bodies streamed to disk
 with limits enforced as bytes arrive, then every field read through the field table
 (`convertly/fields.py`): per-file settings (singular fields or JSON arrays with one entry per
-file) become FileSpecs, and the rest the request's own fields (`ConvertRequest` for the sync
-routes, `jobs.JobRequest` for POST /api/jobs)."""
+file) become FileSpecs, and the rest the request's own fields (`conversions.ConvertRequest`
+for the sync routes, `jobs.JobRequest` for POST /api/jobs)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from convertly import outbound, webhooks
+from convertly.conversions import ConvertRequest
 from convertly.errors import (
     ArrayLengthError,
     FileTooLargeError,
@@ -361,15 +362,6 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
 IDEMPOTENCY_KEY_MAX = 255
 
 
-@dataclass(frozen=True)
-class ConvertRequest:
-    """POST /api/convert or /api/compress, parsed and checked: one spec per spooled file."""
-
-    form: ParsedForm
-    specs: tuple[FileSpec, ...]
-    save: bool
-
-
 def idempotency_key(request: Request) -> str | None:
     """The `Idempotency-Key` header, checked before the body is read."""
     key = request.headers.get("idempotency-key")
@@ -395,7 +387,7 @@ async def _received(request: Request, settings: Settings, spool_root: Path,
 async def read_convert(request: Request, settings: Settings, spool_root: Path,
                        job_type: JobType) -> ConvertRequest:
     """A sync conversion's request, every field checked (400 naming field and file). The
-    caller calls `form.cleanup()` on the result."""
+    caller removes `spool` (`discard`) once the answer is sent."""
     form = await _received(request, settings, spool_root, None)
     try:
         if job_type is JobType.COMPRESS:
@@ -405,7 +397,13 @@ async def read_convert(request: Request, settings: Settings, spool_root: Path,
     except BaseException:
         await asyncio.to_thread(form.cleanup)
         raise
-    return ConvertRequest(form=form, specs=tuple(specs), save=save)
+    return ConvertRequest(specs=tuple(specs), paths=tuple(u.path for u in form.files),
+                          sizes=tuple(u.size for u in form.files), save=save, spool=form.spool)
+
+
+def discard(request: ConvertRequest) -> None:
+    """Remove a sync request's spool: its uploads and the outputs not moved to storage."""
+    shutil.rmtree(request.spool, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
