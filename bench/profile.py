@@ -21,7 +21,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("storage (source in, output out)", ("LocalStorage.", "scratch_dir (convertly")),
     ("conversion process start (imports)", ("init_worker (workers", "_find_and_load (")),
     ("upload/parse", ("parse_multipart (convertly/api/forms.py",)),
-    ("job creation", ("create_job (convertly/service.py", "build_specs (convertly")),
+    ("job creation", ("_store (convertly/jobs.py", "build_specs (convertly")),
     ("queueing (executor, pool IPC)", ("InProcessExecutor.", "concurrent/futures/process.py",
                                        "multiprocessing/queues.py",
                                        "multiprocessing/connection.py", "run_file (workers")),

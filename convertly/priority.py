@@ -18,24 +18,10 @@ of a large job queued earlier. The levels are the Redis transport's priority ste
 
 from __future__ import annotations
 
-from convertly.errors import InvalidFieldError
-
 URGENT, HIGH, HEAD, BULK, LOW = 0, 2, 4, 6, 8
 LEVELS = (URGENT, HIGH, HEAD, BULK, LOW)
 HEAD_FILES = 10
-PRIORITIES = ("low", "normal", "high")
 DEFAULT = "normal"
-
-
-def parse(value: str | None) -> str:
-    """A job's `priority` field: low, normal (the default) or high."""
-    if value is None or not value.strip():
-        return DEFAULT
-    priority = value.strip().lower()
-    if priority not in PRIORITIES:
-        raise InvalidFieldError("priority", f"unknown priority {value!r}; use "
-                                f"{', '.join(PRIORITIES)}.")
-    return priority
 
 
 def file_level(index: int, priority: str = DEFAULT) -> int:

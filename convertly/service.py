@@ -7,8 +7,6 @@ functions run in both modes.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import logging
 import os
 import shutil
@@ -16,11 +14,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from convertly import jobevents, webhooks
 from convertly.auth import ApiKeys
@@ -51,15 +48,11 @@ from convertly.state.base import FileStore, FolderStore, JobStore, WebhookStore
 from convertly.state.records import StoredFile, new_file_id
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
-
-if TYPE_CHECKING:
-    from convertly.sources import SourceUploader
+from convertly.views import archive_filename
 
 log = logging.getLogger("convertly.service")
 
-ARCHIVE_FORMATS = ("zip", "tar", "tgz", "7z")  # what createArchive can bundle into
 PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
-UPLOAD_THREADS = 8  # sources put to S3 at once
 
 
 @dataclass(frozen=True)
@@ -361,10 +354,6 @@ def unique_names(names: Iterable[str]) -> list[str]:
     return out
 
 
-def archive_filename(job: Job) -> str:
-    return f"convertly-{job.id[:8]}.{extension_for(job.archive_format)}"
-
-
 def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str, int]:
     names = unique_names(r.output_filename or f"file-{r.index}" for r in done)
     with scratch_dir(svc, f"archive-{job.id[:8]}") as workdir:
@@ -410,92 +399,6 @@ def task_family(path: Path, fmt: str | None, registry: Registry | None = None) -
 
 def new_job_id() -> str:
     return str(uuid.uuid4())
-
-
-def store_sources(svc: Services, tenant: str, job_id: str,
-                  files: list[tuple[FileSpec, Path]],
-                  on_stored: Callable[[int], None] | None = None) -> None:
-    """Move the spooled uploads into storage: a rename on local disk; on S3 several uploads
-    at once, since one stream leaves most of the bandwidth unused. `on_stored(index)` runs
-    in the calling thread as each source lands."""
-    def put(item: tuple[FileSpec, Path]) -> int:
-        spec, path = item
-        svc.storage.put_file(source_key(tenant, job_id, spec), path, move=True)
-        return spec.index
-
-    if not svc.storage.remote or len(files) < 2:
-        for item in files:
-            index = put(item)
-            if on_stored is not None:
-                on_stored(index)
-        return
-    with concurrent.futures.ThreadPoolExecutor(min(UPLOAD_THREADS, len(files))) as pool:
-        futures = [pool.submit(put, item) for item in files]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                index = future.result()
-                if on_stored is not None:
-                    on_stored(index)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
-
-def create_job(
-    svc: Services,
-    *,
-    tenant: str,
-    job_type: JobType,
-    specs: list[FileSpec],
-    uploads: list[Path],
-    create_archive: bool,
-    archive_format: str,
-    idempotency_key: str | None,
-    on_stored: Callable[[Job, int], None] | None = None,
-    uploader: SourceUploader | None = None,
-    priority: str = "normal",
-) -> tuple[Job, bool]:
-    """Store the job, then its sources; (job, False) when the idempotency key replays a job
-    (nothing is stored then). `on_stored(job, index)` runs as each source lands, so its file
-    can be queued while the others are still being stored. When storing fails, the job is
-    deleted again and the error propagates. With an `uploader` that started every source
-    while the request arrived, the job takes its id and the sources are awaited, not
-    stored again; the caller still owns (closes) the uploader."""
-    early = uploader is not None and uploader.stored(specs)
-    job_id = uploader.job_id if uploader is not None and early else new_job_id()
-    job = Job(
-        id=job_id, tenant=tenant, job_type=job_type, status=JobStatus.PENDING,
-        specs=tuple(specs),
-        results=tuple(FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
-                      for s in specs),
-        create_archive=create_archive, archive_format=archive_format, created_at=time.time(),
-        extra={"families": [task_family(path, spec.format.value if spec.format else None,
-                                        svc.registry)
-                            for spec, path in zip(specs, uploads, strict=True)],
-               "priority": priority},
-    )
-    stored, created = svc.jobs.create(job, idempotency_key, svc.settings.idempotency_ttl)
-    if not created:
-        if uploader is not None:
-            uploader.discard()
-        return stored, False
-    feed = None if on_stored is None else (lambda index: on_stored(job, index))
-    try:
-        if uploader is not None and early:
-            for index in uploader.landed():
-                if feed is not None:
-                    feed(index)
-        else:
-            if uploader is not None:
-                uploader.discard()
-            store_sources(svc, tenant, job_id, list(zip(specs, uploads, strict=True)), feed)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            svc.jobs.delete(job)
-            svc.storage.delete_prefix(job_prefix(tenant, job_id))
-        raise
-    return job, True
 
 
 # --- sync conversions -------------------------------------------------------------------

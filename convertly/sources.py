@@ -1,55 +1,55 @@
-"""Storing a job's sources while the rest of its request is still arriving.
+"""Storing a job's sources, the one way it is done.
 
-On S3 storage a request's files are uploaded to the bucket as each one finishes spooling,
-in background threads, so that when the body ends they are (nearly) all stored and the
-workers start at once: the upload of 50 photos otherwise delays every conversion by the
-time those puts take, and on a small machine the puts then compete with the workers for
-the CPU. The job id is chosen before the job exists, since the keys are job-scoped. On
-local disk, storing is a rename and this is not used.
+On S3 a request's files are uploaded to the bucket as each one finishes spooling, in
+background threads, so that when the body ends they are (nearly) all stored and the workers
+start at once: the upload of 50 photos otherwise delays every conversion by the time those
+puts take, and on a small machine the puts then compete with the workers for the CPU. A
+source that was not started early (one fetched from a sourceUrl) goes the same way when the
+job is created. On local disk storing is a rename, done when the job is created, in the
+calling thread. The job id is chosen before the job exists, since the keys are job-scoped.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from convertly import service
-from convertly.models import FileSpec
+from convertly.storage.base import Storage
 
-log = logging.getLogger("convertly.service")
+UPLOAD_THREADS = 8  # sources put to S3 at once
 
 
-class SourceUploader:
-    """Uploads spooled files under `job_id`'s prefix as they arrive. The owner calls either
-    `landed()` (the job is being created with these sources) or `discard()` (it is not: the
-    request failed or replayed an earlier job), and then `close()`."""
+class SourceStore:
+    """Stores the sources of job `job_id` at `key_for(index, filename)` under `prefix`.
 
-    def __init__(self, svc: service.Services, tenant: str) -> None:
-        self.svc = svc
-        self.tenant = tenant
-        self.job_id = service.new_job_id()
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            service.UPLOAD_THREADS, thread_name_prefix="source-upload")
+    `start()` may begin a file while the request is still arriving; `store()` stores every
+    file once the job exists and yields each index as its source lands. When the job is not
+    created after all, `discard()` deletes what was stored. The owner calls `close()`."""
+
+    def __init__(self, storage: Storage, job_id: str, prefix: str,
+                 key_for: Callable[[int, str], str]) -> None:
+        self.storage = storage
+        self.job_id = job_id
+        self.prefix = prefix
+        self.key_for = key_for
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._futures: dict[int, concurrent.futures.Future[int]] = {}
 
-    def add(self, index: int, filename: str, path: Path) -> None:
-        """Start uploading file `index` (the spooled copy stays; the form's cleanup removes
-        it). Returns at once."""
-        spec = FileSpec(index=index, filename=filename)
-        key = service.source_key(self.tenant, self.job_id, spec)
-        self._futures[index] = self._pool.submit(self.svc.storage.put_file, key, path)
+    def start(self, index: int, filename: str, path: Path) -> None:
+        """On remote storage, start uploading file `index` (the spooled copy stays; the
+        form's cleanup removes it). Returns at once; does nothing on local disk."""
+        if self.storage.remote:
+            self._put(index, filename, path, move=False)
 
-    def stored(self, specs: list[FileSpec]) -> bool:
-        """Whether every spec's source was started here under the same name."""
-        return len(specs) == len(self._futures) and all(
-            s.index in self._futures for s in specs)
-
-    def landed(self) -> Iterator[int]:
-        """The indexes of the uploads as each one ends, finished ones first; raises the
-        first failure."""
+    def store(self, files: Sequence[tuple[int, str, Path]]) -> Iterator[int]:
+        """Store each (index, filename, path) not started already, moving the spooled file,
+        and yield the indexes as the sources land, finished ones first; raises the first
+        failure."""
+        for index, filename, path in files:
+            if index not in self._futures:
+                self._put(index, filename, path, move=True)
         index_of = {future: index for index, future in self._futures.items()}
         for future in concurrent.futures.as_completed(index_of):
             future.result()
@@ -62,8 +62,26 @@ class SourceUploader:
         concurrent.futures.wait(list(self._futures.values()))
         if self._futures:
             with contextlib.suppress(Exception):
-                self.svc.storage.delete_prefix(service.job_prefix(self.tenant, self.job_id))
+                self.storage.delete_prefix(self.prefix)
         self._futures.clear()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _put(self, index: int, filename: str, path: Path, *, move: bool) -> None:
+        key = self.key_for(index, filename)
+
+        def put() -> int:
+            self.storage.put_file(key, path, move=move)
+            return index
+
+        if not self.storage.remote:  # a rename: no thread needed
+            future: concurrent.futures.Future[int] = concurrent.futures.Future()
+            future.set_result(put())
+            self._futures[index] = future
+            return
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                UPLOAD_THREADS, thread_name_prefix="source-upload")
+        self._futures[index] = self._pool.submit(put)

@@ -25,14 +25,14 @@ import json
 import logging
 import random
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from convertly import outbound
 from convertly.errors import ConflictError, InvalidFieldError
+from convertly.fields import CALLBACK_SECRET_MAX, CALLBACK_SECRET_MIN
 from convertly.models import FileResult, FileSpec, Job, JobStatus, JobType
 from convertly.state.records import (
     COMPLETED,
@@ -45,17 +45,17 @@ from convertly.state.records import (
     Endpoint,
     new_id,
 )
+from convertly.views import job_view
 
 if TYPE_CHECKING:
     from convertly.service import Services
+    from convertly.settings import Settings
 
 log = logging.getLogger("convertly.webhooks")
 
 SIGNATURE_HEADER = "convertly-signature"
 SECRET_PREFIX = "whsec_"
 MAX_ENDPOINTS = 20  # account endpoints per tenant
-CALLBACK_SECRET_MIN = 16
-CALLBACK_SECRET_MAX = 256
 POLL_INTERVAL = 0.5  # seconds between the dispatcher's looks for due deliveries
 PURGE_INTERVAL = 60.0
 
@@ -73,11 +73,11 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 # --- endpoints ----------------------------------------------------------------------------
 
 
-def _checked_url(svc: Services, field: str, url: Any) -> str:
+def _checked_url(settings: Settings, field: str, url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
         raise InvalidFieldError(field, "an http:// or https:// URL is required.")
     try:
-        outbound.check_url(url.strip(), allow_private=svc.settings.webhook_allow_private)
+        outbound.check_url(url.strip(), allow_private=settings.webhook_allow_private)
     except outbound.RefusedURLError as exc:
         raise InvalidFieldError(field, str(exc)) from None
     return url.strip()
@@ -109,7 +109,7 @@ def parse_events(raw: Any) -> tuple[str, ...] | None:
 def create_endpoint(svc: Services, tenant: str, url: Any, events: Any,
                     base_url: str) -> Endpoint:
     """A new account endpoint with a fresh `whsec_` secret."""
-    checked = _checked_url(svc, "url", url)
+    checked = _checked_url(svc.settings, "url", url)
     wanted = parse_events(events)
     if len(svc.webhooks.endpoints(tenant)) >= MAX_ENDPOINTS:
         raise ConflictError(f"This account has {MAX_ENDPOINTS} webhook endpoints already; "
@@ -120,45 +120,39 @@ def create_endpoint(svc: Services, tenant: str, url: Any, events: Any,
     return endpoint
 
 
-def parse_callback(svc: Services, url: str | None, secret: str | None
-                   ) -> tuple[str, str] | None:
+@dataclass(frozen=True)
+class Callback:
+    """A job's own webhook endpoint, from its `callbackUrl` and `callbackSecret` fields."""
+
+    url: str
+    secret: str
+
+
+def parse_callback(settings: Settings, url: str | None, secret: str | None
+                   ) -> Callback | None:
     """The job's own callback from the `callbackUrl` and `callbackSecret` fields."""
     if url is None and secret is None:
         return None
     if url is None:
         raise InvalidFieldError("callbackUrl", "is required with callbackSecret.")
-    checked = _checked_url(svc, "callbackUrl", url)
+    checked = _checked_url(settings, "callbackUrl", url)
     if secret is None:
         raise InvalidFieldError("callbackSecret", "is required with callbackUrl: the events "
                                 "are signed with it (for example a whsec_ value of your own).")
     if not CALLBACK_SECRET_MIN <= len(secret) <= CALLBACK_SECRET_MAX or not secret.isprintable():
         raise InvalidFieldError("callbackSecret", f"must be {CALLBACK_SECRET_MIN} to "
                                 f"{CALLBACK_SECRET_MAX} printable characters.")
-    return checked, secret
+    return Callback(checked, secret)
 
 
-def with_callback(svc: Services, tenant: str, callback: tuple[str, str] | None,
-                  base_url: str, on_stored: Callable[[Job, int], None]
-                  ) -> Callable[[Job, int], None]:
-    """`on_stored` that first records the job's callback endpoint, once, before the job's
-    first file is queued: no event of the job can be emitted before its callback exists."""
-    if callback is None:
-        return on_stored
-    lock = threading.Lock()
-    added: list[str] = []
-
-    def first(job: Job, index: int) -> None:
-        with lock:
-            if not added:
-                url, secret = callback
-                endpoint = Endpoint(id=new_id("we"), tenant=tenant, url=url, secret=secret,
-                                    events=None, base_url=base_url, created_at=time.time(),
-                                    job_id=job.id)
-                svc.webhooks.add_endpoint(endpoint, svc.settings.webhook_log_retention)
-                added.append(endpoint.id)
-        on_stored(job, index)
-
-    return first
+def add_callback(svc: Services, tenant: str, job_id: str, callback: Callback,
+                 base_url: str) -> None:
+    """Record job `job_id`'s callback endpoint. Call it before the job's first file is
+    queued: no event of the job can be emitted before its callback exists."""
+    endpoint = Endpoint(id=new_id("we"), tenant=tenant, url=callback.url,
+                        secret=callback.secret, events=None, base_url=base_url,
+                        created_at=time.time(), job_id=job_id)
+    svc.webhooks.add_endpoint(endpoint, svc.settings.webhook_log_retention)
 
 
 # --- events -------------------------------------------------------------------------------
@@ -233,9 +227,6 @@ def job_from_snapshot(snapshot: str) -> Job:
 def envelope(svc: Services, base_url: str, delivery: Delivery) -> bytes:
     """The body of a delivery: its event, with the job rendered as GET /api/jobs/{id}
     answers it (download links signed now, under `base_url`)."""
-    # Imported here: the API's rendering imports the service layer, which imports this.
-    from convertly.api.views import job_view
-
     job = job_from_snapshot(delivery.snapshot)
     return json.dumps({"id": delivery.event_id, "type": delivery.event_type,
                        "created": int(delivery.created_at),

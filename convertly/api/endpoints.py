@@ -1,12 +1,10 @@
-"""Endpoints: parse the request, call the service, render the answer. Nothing else."""
+"""Endpoints: authenticate, parse the request (forms), call the domain (conversions, jobs,
+service), render the answer. Nothing else."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import math
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,18 +13,24 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import jobevents, priority, service, webhooks
-from convertly.api import forms, views
+from convertly import conversions, jobevents, jobs, views, webhooks
+from convertly.api import forms
+from convertly.api.requests import (
+    authenticate,
+    base_url,
+    download_url,
+    executor,
+    query_int,
+    query_wait,
+    services,
+)
 from convertly.errors import (
     ConflictError,
     ConvertlyError,
     InvalidFieldError,
     NotFoundError,
 )
-from convertly.executors.base import Executor
 from convertly.models import (
-    ConvertedFile,
-    FileSpec,
     Job,
     JobStatus,
     JobType,
@@ -35,42 +39,7 @@ from convertly.models import (
 from convertly.service import Services
 from convertly.signing import verify
 from convertly.sniff import Kind
-from convertly.sources import SourceUploader
 from convertly.state.records import ApiKey
-
-IDEMPOTENCY_KEY_MAX = 255
-WAIT_MAX = 60.0  # seconds GET /api/jobs/{id}?wait= may hold a request
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-def _executor(request: Request) -> Executor:
-    executor: Executor = request.app.state.executor
-    return executor
-
-
-def authenticate(request: Request) -> ApiKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else None
-    key = key or request.headers.get("x-api-key")
-    return _services(request).keys.authenticate(key)
-
-
-def _base_url(request: Request) -> str:
-    configured = _services(request).settings.public_url
-    return (configured or str(request.base_url)).rstrip("/")
-
-
-def download_url(request: Request, *, key: str, tenant: str, filename: str,
-                 mime_type: str) -> str:
-    return views.signed_url(_services(request), _base_url(request), key=key, tenant=tenant,
-                            filename=filename, mime_type=mime_type)
-
 
 # --- sync conversions -------------------------------------------------------------------
 
@@ -85,94 +54,53 @@ async def compress(request: Request) -> Response:
 
 async def _sync(request: Request, job_type: JobType) -> Response:
     key = authenticate(request)
-    svc = _services(request)
-    form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
-    workdirs: list[Path] = []
+    svc = services(request)
+    parsed = await forms.read_convert(request, svc.settings, svc.scratch_root, job_type)
     try:
-        if form.get("sourceUrl") is not None:  # no thread hop for an upload
-            await asyncio.to_thread(forms.fetch_source, form, svc.settings)
-        if job_type is JobType.COMPRESS:
-            forms.refuse_format(form)
-        specs = forms.build_specs(form, job_type)
-        save = forms.parse_bool(form.get("saveToStorage") or "false", "saveToStorage", None)
-        for upload in form.files:
-            workdir = form.spool / f"work-{len(workdirs)}"
-            workdir.mkdir()
-            workdirs.append(workdir)
-            upload.path = Path(shutil.move(upload.path, workdir / "source"))
-        outcomes = await asyncio.gather(
-            *(_executor(request).convert(u.path, s, w)
-              for u, s, w in zip(form.files, specs, workdirs, strict=True)),
-            return_exceptions=True,
-        )
-        for spec, outcome in zip(specs, outcomes, strict=True):
-            if isinstance(outcome, ConvertlyError):
-                raise outcome.for_file(spec.filename)
-            if isinstance(outcome, BaseException):
-                raise outcome
-        files = []
-        temporary_used = False
-        for upload, spec, out in zip(form.files, specs, outcomes, strict=True):
-            assert isinstance(out, ConvertedFile)
-            entry, temporary = await _render_sync_output(request, key, upload, spec, out, save)
-            temporary_used = temporary_used or temporary
-            files.append(entry)
+        outputs = await conversions.run(svc, executor(request), key.tenant, parsed)
+        files = [render_output(request, key, output) for output in outputs]
     except BaseException:
-        await asyncio.to_thread(form.cleanup)
+        await asyncio.to_thread(forms.discard, parsed)
         raise
-    if save:
+    if parsed.save:
         notice = "Uploads and outputs were saved to storage."
-    elif temporary_used:
+    elif any(output.temporary for output in outputs):
         notice = (f"Not saved to storage. Outputs over {svc.settings.data_url_max_bytes} bytes "
                   f"are kept for {svc.settings.temporary_ttl} s behind their download link; "
                   "send saveToStorage=true to keep them.")
     else:
         notice = "Not saved to storage; send saveToStorage=true to keep uploads and outputs."
     # The spool (uploads, outputs) is removed once the answer is sent, not before.
-    return JSONResponse({"files": files, "storage": {"saved": save, "notice": notice}},
-                        background=BackgroundTask(form.cleanup))
+    return JSONResponse({"files": files, "storage": {"saved": parsed.save, "notice": notice}},
+                        background=BackgroundTask(forms.discard, parsed))
 
 
-async def _render_sync_output(
-    request: Request, key: ApiKey, upload: forms.UploadedFile, spec: FileSpec,
-    out: ConvertedFile, save: bool,
-) -> tuple[dict[str, Any], bool]:
-    svc = _services(request)
-    path = Path(out.path)
-    final_size = path.stat().st_size
-    name = service.output_filename(spec.filename, out.format)
-    stored_id = None
-    temporary = False
-    if save or final_size > svc.settings.data_url_max_bytes:
-        temporary = not save
-        if save:
-            await asyncio.to_thread(service.store_upload, svc, key.tenant, upload.path,
-                                    spec.filename)
-        record = await asyncio.to_thread(service.store_output, svc, key.tenant, path, out, name,
-                                         temporary=temporary)
-        stored_id = None if temporary else record.id
-        url = download_url(request, key=record.key, tenant=key.tenant, filename=name,
-                           mime_type=out.mime_type)
+def render_output(request: Request, key: ApiKey, output: conversions.Output) -> dict[str, Any]:
+    out = output.converted
+    if output.stored is not None:
+        url = download_url(request, key=output.stored.key, tenant=key.tenant,
+                           filename=output.name, mime_type=out.mime_type)
     else:
         # At most data_url_max_bytes, just written: read from the page cache at once.
-        data = path.read_bytes()
+        data = Path(out.path).read_bytes()
         url = f"data:{out.mime_type};base64,{base64.b64encode(data).decode()}"
-    saved = round(100 * (upload.size - final_size) / upload.size, 2) if upload.size else 0.0
+    original, final = output.original_size, output.final_size
     return {
-        "filename": name,
-        "originalFilename": spec.filename,
-        "originalSize": upload.size,
-        "finalSize": final_size,
-        "savedPercent": saved,
+        "filename": output.name,
+        "originalFilename": output.spec.filename,
+        "originalSize": original,
+        "finalSize": final,
+        "savedPercent": round(100 * (original - final) / original, 2) if original else 0.0,
         "mimeType": out.mime_type,
         "format": out.format,
         "width": out.width,
         "height": out.height,
         "downloadUrl": url,
         "appliedQuality": out.applied_quality,
-        "storedFileId": stored_id,
+        "storedFileId": None if output.stored is None or output.temporary
+        else output.stored.id,
         "notes": list(out.notes),
-    }, temporary
+    }
 
 
 # --- jobs -------------------------------------------------------------------------------
@@ -180,74 +108,22 @@ async def _render_sync_output(
 
 async def create_job(request: Request) -> Response:
     key = authenticate(request)
-    svc = _services(request)
-    executor = _executor(request)
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
-        raise InvalidFieldError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} "
-                                "characters.")
+    svc = services(request)
     # On S3, sources go to the bucket while the rest of the body arrives.
-    uploader = SourceUploader(svc, key.tenant) if svc.storage.remote else None
-    try:
-        return await _create_job(request, key, svc, executor, idempotency_key, uploader)
-    finally:
-        if uploader is not None:
-            await asyncio.to_thread(uploader.close)
-
-
-async def _create_job(request: Request, key: ApiKey, svc: service.Services,
-                      executor: Executor, idempotency_key: str | None,
-                      uploader: SourceUploader | None) -> Response:
-    on_file = None if uploader is None else (
-        lambda index, upload: uploader.add(index, upload.filename, upload.path))
-    try:
-        form = await forms.parse_multipart(request, svc.settings, svc.scratch_root, on_file)
-    except BaseException:
-        if uploader is not None:
-            await asyncio.to_thread(uploader.discard)
-        raise
+    sources = jobs.source_store(svc, key.tenant)
     created = False
     try:
-        if form.get("sourceUrl") is not None:  # no thread hop for an upload
-            await asyncio.to_thread(forms.fetch_source, form, svc.settings)
-        raw_type = (form.get("jobType") or "convert").lower()
-        try:
-            job_type = JobType(raw_type)
-        except ValueError:
-            raise InvalidFieldError("jobType", f"unknown job type {raw_type!r}; use convert "
-                                    "or compress.") from None
-        specs = forms.build_specs(form, job_type)
-        archive = forms.parse_bool(form.get("createArchive") or "false", "createArchive", None)
-        archive_format = (form.get("archiveFormat") or "zip").lower()
-        if archive_format not in service.ARCHIVE_FORMATS:
-            raise InvalidFieldError("archiveFormat", f"unknown archive format "
-                                    f"{archive_format!r}; use one of "
-                                    f"{', '.join(service.ARCHIVE_FORMATS)}.")
-        if form.get("saveToStorage") is not None:
-            forms.parse_bool(form.get("saveToStorage"), "saveToStorage", None)
-        job_priority = priority.parse(form.get("priority"))
-        callback = webhooks.parse_callback(svc, form.get("callbackUrl"),
-                                           form.get("callbackSecret"))
-        if idempotency_key is not None:
-            earlier = await asyncio.to_thread(svc.jobs.by_idempotency_key, key.tenant,
-                                              idempotency_key, svc.settings.idempotency_ttl)
-            if earlier is not None:
-                return _replayed(earlier)
-        executor.check_capacity(len(specs))
-        job, created = await asyncio.to_thread(
-            service.create_job, svc, tenant=key.tenant, job_type=job_type, specs=specs,
-            uploads=[u.path for u in form.files], create_archive=archive,
-            archive_format=archive_format, idempotency_key=idempotency_key,
-            on_stored=webhooks.with_callback(svc, key.tenant, callback, _base_url(request),
-                                             executor.submit_file),
-            uploader=uploader, priority=job_priority,
-        )
+        async with forms.receive_job(
+                request, svc.settings, svc.scratch_root,
+                on_file=lambda index, upload: sources.start(index, upload.filename,
+                                                            upload.path)) as parsed:
+            job, created = await jobs.create(svc, executor(request), key.tenant, parsed,
+                                             sources, base_url(request))
     finally:
-        if uploader is not None and not created:
-            await asyncio.to_thread(uploader.discard)
-        await asyncio.to_thread(form.cleanup)
+        if not created:
+            await asyncio.to_thread(sources.discard)
+        await asyncio.to_thread(sources.close)
     if created:
-        executor.submitted(job)
         return JSONResponse({"jobId": job.id, "status": JobStatus.PENDING.value})
     return _replayed(job)
 
@@ -257,21 +133,10 @@ def _replayed(job: Job) -> Response:
                         headers={"Idempotent-Replayed": "true"})
 
 
-def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    # ASCII digits only: "²".isdigit() is True, but int("²") fails.
-    if not (raw.lstrip("-").isascii() and raw.lstrip("-").isdigit()) \
-            or not low <= int(raw) <= high:
-        raise InvalidFieldError(name, f"must be a whole number from {low} to {high}.")
-    return int(raw)
-
-
 async def list_jobs(request: Request) -> Response:
     key = authenticate(request)
-    limit = _query_int(request, "limit", 20, 1, 100)
-    offset = _query_int(request, "offset", 0, 0, 10**9)
+    limit = query_int(request, "limit", 20, 1, 100)
+    offset = query_int(request, "offset", 0, 0, 10**9)
     raw_status = request.query_params.get("status")
     status = None
     if raw_status:
@@ -281,7 +146,7 @@ async def list_jobs(request: Request) -> Response:
             raise InvalidFieldError("status", "use pending, processing, completed or "
                                     "failed.") from None
     jobs, total = await asyncio.to_thread(
-        _services(request).jobs.list, key.tenant, limit=limit, offset=offset, status=status
+        services(request).jobs.list, key.tenant, limit=limit, offset=offset, status=status
     )
     return JSONResponse({
         "jobs": [render_job(request, job) for job in jobs],
@@ -292,32 +157,19 @@ async def list_jobs(request: Request) -> Response:
 
 async def _job_for(request: Request, key: ApiKey) -> Job:
     job_id = request.path_params["job_id"]
-    job = await asyncio.to_thread(_services(request).jobs.get, job_id, key.tenant)
+    job = await asyncio.to_thread(services(request).jobs.get, job_id, key.tenant)
     if job is None:
         raise NotFoundError(f"No job {job_id!r} for this API key.")
     return job
 
 
-def _query_wait(request: Request) -> float:
-    """`?wait=SECONDS`: 0 (answer at once) when absent."""
-    raw = request.query_params.get("wait")
-    if raw is None or raw == "":
-        return 0.0
-    # ASCII decimals only: float() also takes "nan", "inf", "1_0" and non-ASCII digits.
-    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
-    if not 0 <= value <= WAIT_MAX:
-        raise InvalidFieldError("wait", f"must be a number of seconds from 0 to {WAIT_MAX:g} "
-                                "(0: answer at once).")
-    return value
-
-
 async def get_job(request: Request) -> Response:
     key = authenticate(request)
-    wait = _query_wait(request)
+    wait = query_wait(request)
     if not wait:
         return JSONResponse(render_job(request, await _job_for(request, key)))
     job = await jobevents.until_finished(
-        _services(request).events, request.path_params["job_id"], wait,
+        services(request).events, request.path_params["job_id"], wait,
         reload=lambda: _job_for(request, key), gone=request.is_disconnected)
     return JSONResponse(render_job(request, job))
 
@@ -325,25 +177,25 @@ async def get_job(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     key = authenticate(request)
     job = await _job_for(request, key)
-    cancelled = await asyncio.to_thread(_services(request).jobs.cancel, job.id, key.tenant)
+    cancelled = await asyncio.to_thread(services(request).jobs.cancel, job.id, key.tenant)
     if cancelled is None:
         raise ConflictError(f"Job {job.id} is {job.status.value}; only pending jobs can be "
                             "cancelled.")
-    await asyncio.to_thread(webhooks.job_finished, _services(request), cancelled)
-    await asyncio.to_thread(_services(request).events.finished, cancelled.id)
+    await asyncio.to_thread(webhooks.job_finished, services(request), cancelled)
+    await asyncio.to_thread(services(request).events.finished, cancelled.id)
     request.app.state.dispatcher.wake()
     return JSONResponse(render_job(request, cancelled))
 
 
 def render_job(request: Request, job: Job) -> dict[str, Any]:
-    return views.job_view(_services(request), _base_url(request), job)
+    return views.job_view(services(request), base_url(request), job)
 
 
 # --- downloads, formats, health ---------------------------------------------------------
 
 
 async def download(request: Request) -> Response:
-    svc = _services(request)
+    svc = services(request)
     grant = verify(request.path_params["token"], svc.secret)
     headers = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
     path = await asyncio.to_thread(_local_path, svc, grant.key)
@@ -385,7 +237,7 @@ def _local_path(svc: Services, key: str) -> Path | None:
 
 
 async def formats(request: Request) -> Response:
-    registry = _services(request).registry
+    registry = services(request).registry
     matrix = registry.matrix()
     inputs = [
         {"kind": kind.value, "family": kind.family, "mimeType": kind.mime_type,
@@ -405,7 +257,7 @@ async def formats(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    svc = _services(request)
+    svc = services(request)
     checks: dict[str, str] = {}
     status = 200
     try:
@@ -414,12 +266,12 @@ async def healthz(request: Request) -> Response:
     except ConvertlyError as exc:
         checks["storage"] = exc.message
         status = 503
-    executor = _executor(request)
+    pool = executor(request)
     queued: int | None = None
     workers: dict[str, int] | None = None
     try:
         queued, workers = await asyncio.to_thread(
-            lambda: (executor.queued_files(), executor.workers()))
+            lambda: (pool.queued_files(), pool.workers()))
         checks["queue"] = "ok"
     except ConvertlyError as exc:
         checks["queue"] = exc.message
@@ -434,6 +286,6 @@ async def healthz(request: Request) -> Response:
 async def index(request: Request) -> Response:
     return JSONResponse({
         "name": "convertly",
-        "docs": f"{_base_url(request)}/openapi.json",
-        "formats": f"{_base_url(request)}/api/formats",
+        "docs": f"{base_url(request)}/openapi.json",
+        "formats": f"{base_url(request)}/api/formats",
     })

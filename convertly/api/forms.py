@@ -1,21 +1,26 @@
-"""Multipart bodies streamed to disk with limits enforced as bytes arrive, and the per-file
-settings (singular fields or JSON arrays with one entry per file) turned into FileSpecs."""
+"""Requests turned into one typed, checked object each: multipart bodies streamed to disk
+with limits enforced as bytes arrive, then every field read through the field table
+(`convertly/fields.py`): per-file settings (singular fields or JSON arrays with one entry per
+file) become FileSpecs, and the rest the request's own fields (`conversions.ConvertRequest`
+for the sync routes, `jobs.JobRequest` for POST /api/jobs)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import math
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import outbound
+from convertly import outbound, webhooks
+from convertly.conversions import ConvertRequest
 from convertly.errors import (
     ArrayLengthError,
     FileTooLargeError,
@@ -24,22 +29,15 @@ from convertly.errors import (
     PayloadTooLargeError,
     TooManyFilesError,
 )
-from convertly.models import (
-    DEFAULT_COMPRESSION,
-    FORMAT_ALIASES,
-    CompressMode,
-    FileSpec,
-    JobType,
-    OutputFormat,
-    ResizePreset,
-)
+from convertly.fields import BY_NAME, Field
+from convertly.jobs import JobRequest
+from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, ResizePreset
 from convertly.settings import Settings
 
-FILE_FIELDS = ("files", "file")
+FILE_FIELDS = BY_NAME["files"].names
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 200
 MAX_BOUNDARY = 70  # RFC 2046; python-multipart refuses more than 256 with an exception
-# Other spellings users send for a format.
 @dataclass
 class UploadedFile:
     field: str
@@ -222,33 +220,27 @@ async def parse_multipart(
     return form
 
 
-# --- per-file settings ------------------------------------------------------------------
-
-T = TypeVar("T")
+# --- the request fields -----------------------------------------------------------------
 
 
 class SpecReader:
-    """Reads singular fields and their per-file JSON-array twins for `count` files."""
+    """Reads the table's per-file fields, singular or as JSON arrays, for `count` files."""
 
-    def __init__(self, form: ParsedForm) -> None:
+    def __init__(self, form: ParsedForm, job_type: JobType) -> None:
         self.form = form
+        self.job_type = job_type
         self.count = len(form.files)
 
-    def values(
-        self,
-        singular: str | tuple[str, ...],
-        plural: str | None,
-        parse: Callable[[Any, str, int | None], T],
-        default: T,
-    ) -> list[T]:
+    def values(self, field: Field) -> list[Any]:
         """One value per file: the array's entries (a null entry takes the singular field's
         value, else the default), else the singular field for every file, else the default."""
-        fallback = default
-        names = (singular,) if isinstance(singular, str) else singular
-        for name in names:
-            if (raw := self.form.get(name)) is not None:
-                fallback = parse(raw, name, None)
-                break
+        fallback = None if field.default is None else field.parse(field.default, field.name,
+                                                                   None)
+        sent = [(name, raw) for name in field.singular(self.job_type)
+                if (raw := self.form.get(name)) is not None]
+        if sent:
+            fallback = field.parse(sent[0][1], sent[0][0], None)
+        plural = field.array
         if plural is not None and (raw := self.form.get(plural)) is not None:
             try:
                 items = json.loads(raw)
@@ -265,85 +257,18 @@ class SpecReader:
             if len(items) != self.count:
                 raise ArrayLengthError(plural, len(items), self.count)
             return [
-                fallback if item is None else parse(item, plural, i)
+                fallback if item is None else field.parse(item, plural, i)
                 for i, item in enumerate(items)
             ]
         return [fallback] * self.count
 
 
-def parse_format(value: Any, name: str, index: int | None) -> OutputFormat:
-    text = str(value).strip().lower().lstrip(".")
-    text = FORMAT_ALIASES.get(text, text)
-    try:
-        return OutputFormat(text)
-    except ValueError:
-        raise InvalidFieldError(
-            name, f"unknown format {value!r}; use one of "
-            f"{', '.join(f.value for f in OutputFormat)}.", file_index=index,
-        ) from None
-
-
-def parse_preset(value: Any, name: str, index: int | None) -> ResizePreset:
-    try:
-        return ResizePreset(str(value).strip().lower())
-    except ValueError:
-        raise InvalidFieldError(
-            name, f"unknown resize preset {value!r}; use one of "
-            f"{', '.join(p.value for p in ResizePreset)}.", file_index=index,
-        ) from None
-
-
-def _int(value: Any, name: str, index: int | None, low: int, high: int, what: str) -> int:
-    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
-    if isinstance(value, bool):
-        raise InvalidFieldError(name, f"must be {what}, got {shown}.", file_index=index)
-    try:
-        number = float(str(value).strip()) if not isinstance(value, int | float) else value
-    except (ValueError, OverflowError):
-        raise InvalidFieldError(name, f"must be {what}, got {shown}.",
-                                file_index=index) from None
-    # NaN and infinities (JSON's NaN and Infinity, "1e400") have no integer value; an integer
-    # beyond a float's range is out of every range we accept.
-    if isinstance(number, float) and not math.isfinite(number):
-        number = low - 1
-    if number != int(number) or not low <= number <= high:
-        raise InvalidFieldError(name, f"must be {what}, got {shown}.", file_index=index)
-    return int(number)
-
-
-def parse_compression(value: Any, name: str, index: int | None) -> int:
-    return _int(value, name, index, 1, 100, "an integer from 1 to 100")
-
-
-def parse_dimension(value: Any, name: str, index: int | None) -> int:
-    return _int(value, name, index, 1, 100_000, "a whole number of pixels from 1 to 100000")
-
-
-def parse_page(value: Any, name: str, index: int | None) -> int:
-    return _int(value, name, index, 1, 1_000_000, "a page number, 1 for the first page")
-
-
-def parse_bytes(value: Any, name: str, index: int | None) -> int:
-    return _int(value, name, index, 1, 2**50, "a positive number of bytes")
-
-
-def parse_bool(value: Any, name: str, index: int | None) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise InvalidFieldError(name, f"must be true or false, got {value!r}.", file_index=index)
-
-
-def parse_mode(value: Any, name: str, index: int | None) -> CompressMode:
-    try:
-        return CompressMode(str(value).strip().lower())
-    except ValueError:
-        raise InvalidFieldError(name, f"unknown mode {value!r}; use quality or target-size.",
-                                file_index=index) from None
+def value(form: ParsedForm, field: Field) -> Any:
+    """A single (not per-file) field's value: the sent one, else its default."""
+    raw = form.get(field.name)
+    if raw is None:
+        return None if field.default is None else field.parse(field.default, field.name, None)
+    return field.parse(raw, field.name, None)
 
 
 def fetch_source(form: ParsedForm, settings: Settings) -> None:
@@ -375,8 +300,9 @@ def fetch_source(form: ParsedForm, settings: Settings) -> None:
 def refuse_format(form: ParsedForm) -> None:
     """`POST /api/compress` has no format field: one sent is a mistake to name, not to ignore.
     (A compress job takes the convert fields, so there `format` is accepted and unused.)"""
-    for name in ("format", "formats"):
-        if form.get(name) is not None:
+    field = BY_NAME["format"]
+    for name in (field.name, field.array):
+        if name is not None and form.get(name) is not None:
             raise InvalidFieldError(name, "compress keeps each file's format; to change it, "
                                     "use /api/convert.")
 
@@ -385,7 +311,7 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
     """FileSpecs for every uploaded file, validating every field (400 names field and file)."""
     if not form.files:
         raise InvalidFieldError("files", "no file uploaded; send one or more files in 'files'.")
-    read = SpecReader(form)
+    read = SpecReader(form, job_type)
     n = read.count
     compress = job_type is JobType.COMPRESS
     if compress:
@@ -394,26 +320,22 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
         if form.get("format") is None and form.get("formats") is None:
             raise InvalidFieldError("format", "is required: send 'format' for every file or "
                                     "'formats' as a JSON array with one entry per file.")
-        formats = list(read.values("format", "formats", parse_format, None))
+        formats = read.values(BY_NAME["format"])
         for i, fmt in enumerate(formats):
             if fmt is None:
                 raise InvalidFieldError("formats", "is null for this file and no 'format' "
                                         "is given to fall back on.", file_index=i)
-    quality_fields = ("compression", "quality") if not compress else ("quality", "compression")
-    compressions = read.values(quality_fields, "compressions", parse_compression,
-                               DEFAULT_COMPRESSION)
-    resizes = read.values("resize", "resizes", parse_preset, ResizePreset.ORIGINAL)
-    widths = read.values("resizeWidth", "resizeWidths", parse_dimension, None)
-    heights = read.values("resizeHeight", "resizeHeights", parse_dimension, None)
-    orients = read.values("autoOrient", "autoOrients", parse_bool, True)
-    monos = read.values("mono", "monos", parse_bool, False)
-    modes = read.values("mode", "modes", parse_mode, CompressMode.QUALITY)
-    targets = read.values(("targetBytes", "targetByteValue"), "targetByteValues", parse_bytes,
-                          None)
-    lossless = read.values(("lossless", "losslessValue"), "losslessValues", parse_bool, False)
-    strip = read.values(("stripMetadata", "stripMetadataValue"), "stripMetadataValues",
-                        parse_bool, False)
-    pages = read.values("page", "pages", parse_page, 1)
+    compressions = read.values(BY_NAME["compression"])
+    resizes = read.values(BY_NAME["resize"])
+    widths = read.values(BY_NAME["resizeWidth"])
+    heights = read.values(BY_NAME["resizeHeight"])
+    orients = read.values(BY_NAME["autoOrient"])
+    monos = read.values(BY_NAME["mono"])
+    modes = read.values(BY_NAME["mode"])
+    targets = read.values(BY_NAME["targetBytes"])
+    lossless = read.values(BY_NAME["lossless"])
+    strip = read.values(BY_NAME["stripMetadata"])
+    pages = read.values(BY_NAME["page"])
     specs = []
     for i, upload in enumerate(form.files):
         if resizes[i] is ResizePreset.WIDTH and widths[i] is None:
@@ -433,3 +355,77 @@ def build_specs(form: ParsedForm, job_type: JobType) -> list[FileSpec]:
             page=pages[i],
         ))
     return specs
+
+
+# --- whole requests -----------------------------------------------------------------------
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header, checked before the body is read."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise InvalidFieldError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} "
+                                "characters.")
+    return key
+
+
+async def _received(request: Request, settings: Settings, spool_root: Path,
+                    on_file: Callable[[int, UploadedFile], None] | None) -> ParsedForm:
+    """The spooled body, with a sourceUrl's file fetched into it."""
+    form = await parse_multipart(request, settings, spool_root, on_file)
+    try:
+        if form.get("sourceUrl") is not None:  # no thread hop for an upload
+            await asyncio.to_thread(fetch_source, form, settings)
+    except BaseException:
+        await asyncio.to_thread(form.cleanup)
+        raise
+    return form
+
+
+async def read_convert(request: Request, settings: Settings, spool_root: Path,
+                       job_type: JobType) -> ConvertRequest:
+    """A sync conversion's request, every field checked (400 naming field and file). The
+    caller removes `spool` (`discard`) once the answer is sent."""
+    form = await _received(request, settings, spool_root, None)
+    try:
+        if job_type is JobType.COMPRESS:
+            refuse_format(form)
+        specs = build_specs(form, job_type)
+        save = value(form, BY_NAME["saveToStorage"])
+    except BaseException:
+        await asyncio.to_thread(form.cleanup)
+        raise
+    return ConvertRequest(specs=tuple(specs), paths=tuple(u.path for u in form.files),
+                          sizes=tuple(u.size for u in form.files), save=save, spool=form.spool)
+
+
+def discard(request: ConvertRequest) -> None:
+    """Remove a sync request's spool: its uploads and the outputs not moved to storage."""
+    shutil.rmtree(request.spool, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def receive_job(request: Request, settings: Settings, spool_root: Path,
+                      on_file: Callable[[int, UploadedFile], None] | None = None
+                      ) -> AsyncIterator[JobRequest]:
+    """A job's request, every field checked (400 naming field and file), its files spooled
+    until the block ends. `on_file(index, upload)` runs as each file part is spooled."""
+    key = idempotency_key(request)
+    form = await _received(request, settings, spool_root, on_file)
+    try:
+        job_type = value(form, BY_NAME["jobType"])
+        specs = build_specs(form, job_type)
+        create_archive = value(form, BY_NAME["createArchive"])
+        archive_format = value(form, BY_NAME["archiveFormat"])
+        value(form, BY_NAME["saveToStorage"])  # implied for jobs; checked all the same
+        priority = value(form, BY_NAME["priority"])
+        callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
+                                           form.get("callbackSecret"))
+        yield JobRequest(specs=tuple(specs), paths=tuple(u.path for u in form.files),
+                         job_type=job_type, create_archive=create_archive,
+                         archive_format=archive_format, priority=priority,
+                         callback=callback, idempotency_key=key)
+    finally:
+        await asyncio.to_thread(form.cleanup)

@@ -17,14 +17,14 @@ from starlette.responses import JSONResponse, Response
 
 from convertly import library, service
 from convertly.api import forms
-from convertly.api.endpoints import authenticate, download_url
+from convertly.api.requests import authenticate, base_url, download_url, query_int, services
 from convertly.errors import (
     FileTooLargeError,
     InvalidFieldError,
     InvalidRequestError,
     PayloadTooLargeError,
 )
-from convertly.service import Services
+from convertly.fields import parse_bool
 from convertly.signing import UploadGrant, sign_upload, verify_upload
 from convertly.state.records import ORIENTATIONS, FileQuery, Folder, StoredFile
 
@@ -37,22 +37,12 @@ MAX_TAG = 64
 MAX_DESCRIPTION = 2000
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 ZIP_NAME = "convertly-files.zip"
-_INTEGER = re.compile(r"^-?[0-9]{1,12}$")  # ASCII digits only: "²".isdigit() is True
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _MIME_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*(?:/[A-Za-z0-9.+_-]*)?$")
 
 
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _base_url(request: Request) -> str:
-    return (_services(request).settings.public_url or str(request.base_url)).rstrip("/")
 
 
 # --- rendering --------------------------------------------------------------------------
@@ -76,7 +66,7 @@ def render_file(request: Request, record: StoredFile) -> dict[str, Any]:
         "created_at": _iso(record.created_at),
         "download_url": url,
         "downloadUrl": url,
-        "expiresIn": _services(request).settings.download_url_ttl,
+        "expiresIn": services(request).settings.download_url_ttl,
     }
 
 
@@ -91,16 +81,6 @@ def _page(limit: int, offset: int, shown: int, total: int) -> dict[str, Any]:
 
 
 # --- parsing ----------------------------------------------------------------------------
-
-
-def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not _INTEGER.match(raw) or not low <= int(raw) <= high:
-        raise InvalidFieldError(name, f"must be a whole number from {low} to {high}, "
-                                f"got {raw[:40]!r}.")
-    return int(raw)
 
 
 def _query_text(request: Request, name: str, max_len: int = MAX_QUERY) -> str | None:
@@ -138,8 +118,8 @@ def _query(request: Request) -> FileQuery:
 
 
 def _limit_offset(request: Request) -> tuple[int, int]:
-    return (_query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-            _query_int(request, "offset", 0, 0, 10**9))
+    return (query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+            query_int(request, "offset", 0, 0, 10**9))
 
 
 async def _json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
@@ -214,7 +194,7 @@ def _size(value: Any, field: str) -> int:
 
 def _flag(request: Request, name: str) -> bool:
     raw = request.query_params.get(name)
-    return False if raw is None or raw == "" else forms.parse_bool(raw, name, None)
+    return False if raw is None or raw == "" else parse_bool(raw, name, None)
 
 
 # --- files ------------------------------------------------------------------------------
@@ -224,7 +204,7 @@ async def list_files(request: Request) -> Response:
     key = authenticate(request)
     limit, offset = _limit_offset(request)
     query = _query(request)
-    records, total = await asyncio.to_thread(library.list_files, _services(request),
+    records, total = await asyncio.to_thread(library.list_files, services(request),
                                              key.tenant, query, limit=limit, offset=offset)
     return JSONResponse({"files": [render_file(request, r) for r in records],
                          "pagination": _page(limit, offset, len(records), total)})
@@ -246,7 +226,7 @@ async def search_files(request: Request) -> Response:
     query = FileQuery(folder_id=base.folder_id, root_only=base.root_only, text=base.text,
                       mime_prefix=base.mime_prefix, tags=tags, all_tags=tag_mode == "all",
                       orientation=orientation)
-    records, total = await asyncio.to_thread(library.list_files, _services(request),
+    records, total = await asyncio.to_thread(library.list_files, services(request),
                                              key.tenant, query, limit=limit, offset=offset)
     return JSONResponse({
         "files": [render_file(request, r) for r in records],
@@ -260,7 +240,7 @@ async def search_files(request: Request) -> Response:
 
 async def upload_files(request: Request) -> Response:
     key = authenticate(request)
-    svc = _services(request)
+    svc = services(request)
     form = await forms.parse_multipart(request, svc.settings, svc.scratch_root)
     try:
         if not form.files:
@@ -286,7 +266,7 @@ async def upload_files(request: Request) -> Response:
 
 async def get_file(request: Request) -> Response:
     key = authenticate(request)
-    record = await asyncio.to_thread(library.require_file, _services(request), key.tenant,
+    record = await asyncio.to_thread(library.require_file, services(request), key.tenant,
                                      request.path_params["file_id"])
     return JSONResponse({"file": render_file(request, record)})
 
@@ -313,21 +293,21 @@ async def update_file(request: Request) -> Response:
     if body.get("cdnSlug") is not None:
         raise InvalidFieldError("cdnSlug", "is not supported by this server (it has no "
                                 "CDN); leave it out.")
-    record = await asyncio.to_thread(library.update_file, _services(request), key.tenant,
+    record = await asyncio.to_thread(library.update_file, services(request), key.tenant,
                                      file_id, changes)
     return JSONResponse({"file": render_file(request, record)})
 
 
 async def delete_file(request: Request) -> Response:
     key = authenticate(request)
-    await asyncio.to_thread(library.delete_file, _services(request), key.tenant,
+    await asyncio.to_thread(library.delete_file, services(request), key.tenant,
                             request.path_params["file_id"])
     return JSONResponse({"success": True, "message": "File deleted."})
 
 
 async def zip_files(request: Request) -> Response:
     key = authenticate(request)
-    svc = _services(request)
+    svc = services(request)
     body = await _json_object(request, {"ids", "filename"})
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids or not all(
@@ -356,7 +336,7 @@ async def zip_files(request: Request) -> Response:
 async def list_folders(request: Request) -> Response:
     key = authenticate(request)
     parent_id, root_only = _query_folder(request, "parentId")
-    folders = await asyncio.to_thread(library.list_folders, _services(request), key.tenant,
+    folders = await asyncio.to_thread(library.list_folders, services(request), key.tenant,
                                       parent_id=parent_id, root_only=root_only,
                                       text=_query_text(request, "q"))
     return JSONResponse({"folders": [render_folder(f) for f in folders]})
@@ -369,7 +349,7 @@ async def create_folder(request: Request) -> Response:
         raise InvalidFieldError("wordpressInstanceId", "is not supported by this server; "
                                 "leave it out.")
     folder = await asyncio.to_thread(
-        library.create_folder, _services(request), key.tenant,
+        library.create_folder, services(request), key.tenant,
         name=_name(body.get("name"), "name"), color=_color(body.get("color")),
         parent_id=_folder_ref(body.get("parentId"), "parentId"))
     return JSONResponse({"folder": render_folder(folder)}, status_code=201)
@@ -385,7 +365,7 @@ async def update_folder(request: Request) -> Response:
         changes["color"] = _color(body["color"])
     if "parentId" in body:
         changes["parent_id"] = _folder_ref(body["parentId"], "parentId")
-    folder = await asyncio.to_thread(library.update_folder, _services(request), key.tenant,
+    folder = await asyncio.to_thread(library.update_folder, services(request), key.tenant,
                                      request.path_params["folder_id"], changes)
     return JSONResponse({"folder": render_folder(folder)})
 
@@ -394,7 +374,7 @@ async def delete_folder(request: Request) -> Response:
     key = authenticate(request)
     recursive = _flag(request, "recursive")
     files, folders = await asyncio.to_thread(
-        library.delete_folder, _services(request), key.tenant,
+        library.delete_folder, services(request), key.tenant,
         request.path_params["folder_id"], recursive=recursive)
     return JSONResponse({"success": True,
                          "message": f"Deleted {folders} folder(s) and {files} file(s).",
@@ -406,7 +386,7 @@ async def delete_folder(request: Request) -> Response:
 
 async def create_upload(request: Request) -> Response:
     key = authenticate(request)
-    svc = _services(request)
+    svc = services(request)
     body = await _json_object(request, {"filename", "contentType", "sizeBytes", "folderId",
                                         "resumable"})
     filename = _name(body.get("filename"), "filename")
@@ -429,7 +409,7 @@ async def create_upload(request: Request) -> Response:
         token = sign_upload(UploadGrant(key=record.key, tenant=key.tenant, file_id=record.id,
                                         max_bytes=size, expires=int(time.time()) + ttl),
                             svc.secret)
-        url = f"{_base_url(request)}/api/uploads/{token}"
+        url = f"{base_url(request)}/api/uploads/{token}"
     return JSONResponse({
         "upload": {"provider": provider, "bucket": bucket, "path": record.key,
                    "signedUrl": url, "method": "PUT", "expiresInSeconds": ttl},
@@ -437,7 +417,7 @@ async def create_upload(request: Request) -> Response:
         "resumable": None,
         "fileId": record.id,
         "complete": {
-            "url": f"{_base_url(request)}/api/uploads/complete",
+            "url": f"{base_url(request)}/api/uploads/complete",
             "body": {"path": record.key, "filename": filename,
                      "contentType": record.mime_type, "sizeBytes": size,
                      "folderId": folder_id, "provider": provider, "bucket": bucket},
@@ -447,7 +427,7 @@ async def create_upload(request: Request) -> Response:
 
 async def complete_upload(request: Request) -> Response:
     key = authenticate(request)
-    svc = _services(request)
+    svc = services(request)
     body = await _json_object(request, {"path", "filename", "contentType", "sizeBytes",
                                         "folderId", "provider", "bucket"})
     path = body.get("path")
@@ -473,7 +453,7 @@ async def complete_upload(request: Request) -> Response:
 async def put_upload(request: Request) -> Response:
     """The signed upload route of local-disk storage: the body streams to disk, never held
     in memory, and may not exceed the size the upload announced."""
-    svc = _services(request)
+    svc = services(request)
     grant = verify_upload(request.path_params["token"], svc.secret)
     await asyncio.to_thread(library.open_upload, svc, grant)
     too_large = FileTooLargeError(

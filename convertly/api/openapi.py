@@ -1,5 +1,6 @@
-"""The OpenAPI 3.1 description of every route. Its `/api/jobs` request schema is a superset
-of Convertly's published `CreateJobRequest`."""
+"""The OpenAPI 3.1 description of every route. The multipart request schemas of
+/api/convert, /api/compress and /api/jobs come from the field table (`convertly/fields.py`);
+the `/api/jobs` one is a superset of Convertly's published `CreateJobRequest`."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from convertly import __version__
-from convertly.models import CompressMode, JobStatus, OutputFormat, ResizePreset
-from convertly.priority import HEAD_FILES, PRIORITIES
+from convertly.fields import PRIORITIES, Field, Kind, Route, fields_for
+from convertly.models import JobStatus, OutputFormat, ResizePreset
 from convertly.state.records import EVENT_TYPES
 
 
@@ -31,10 +32,48 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"$ref": "#/components/responses/Error"} for c in codes}
 
 
-_BOOL = {"type": "string", "enum": ["true", "false"]}
-_ARRAY = {"type": "string", "description": "JSON array with one entry per file."}
-_SOURCE_URL = {"type": "string", "description": "An http(s) URL the server downloads as the "
-               "one file, in place of `files` (public addresses only, up to 5 redirects)."}
+def _value_schema(field: Field) -> dict[str, Any]:
+    """The schema of one value of `field` (its singular form)."""
+    schema: dict[str, Any]
+    if field.kind is Kind.FILES:
+        return {"type": "array", "items": {"type": "string", "format": "binary"},
+                "minItems": 1}
+    if field.kind is Kind.INTEGER:
+        schema = {"type": "integer", "minimum": field.low, "maximum": field.high}
+    elif field.kind is Kind.BOOLEAN:
+        schema = {"type": "string", "enum": ["true", "false"]}
+    elif field.kind is Kind.CHOICE:
+        schema = {"type": "string", "enum": list(field.choices)}
+    else:
+        schema = {"type": "string"}
+        if field.uri:
+            schema["format"] = "uri"
+        if field.low is not None:
+            schema["minLength"] = field.low
+        if field.high is not None:
+            schema["maxLength"] = field.high
+    if field.default is not None:
+        default = field.default
+        schema["default"] = str(default).lower() if isinstance(default, bool) else default
+    return schema
+
+
+def request_schema(route: Route) -> dict[str, Any]:
+    """The multipart schema of `route`'s request, every property from the field table."""
+    properties: dict[str, Any] = {}
+    for field in fields_for(route):
+        properties[field.name] = {**_value_schema(field), "description": field.help}
+        for alias in field.aliases:
+            one = {"type": "string", "format": "binary"} if field.kind is Kind.FILES \
+                else _value_schema(field)
+            properties[alias] = {**one, "description": f"The same as `{field.name}`."}
+        if field.array is not None:
+            properties[field.array] = {
+                "type": "string", "description": f"`{field.name}` per file: a JSON array "
+                "with one entry per file (null: the singular value)."}
+    return {"type": "object", "properties": properties,
+            "required": [f.name for f in fields_for(route) if f.kind is Kind.FILES]}
+
 
 SCHEMAS: dict[str, Any] = {
     "OutputFormat": {"type": "string", "enum": [f.value for f in OutputFormat]},
@@ -49,88 +88,9 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["error", "code"],
     },
-    "ConvertRequest": {
-        "type": "object",
-        "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                      "minItems": 1,
-                      "description": "One or more files (`file` is accepted too)."},
-            "sourceUrl": _SOURCE_URL,
-            "format": _ref("OutputFormat"),
-            "formats": _ARRAY,
-            "compression": {"type": "integer", "minimum": 1, "maximum": 100, "default": 82},
-            "compressions": _ARRAY,
-            "resize": _ref("ResizeMode"),
-            "resizes": _ARRAY,
-            "resizeWidth": {"type": "integer", "minimum": 1},
-            "resizeHeight": {"type": "integer", "minimum": 1},
-            "resizeWidths": {"type": "string", "description": "JSON array of widths or null."},
-            "resizeHeights": {"type": "string",
-                              "description": "JSON array of heights or null."},
-            "autoOrient": {**_BOOL, "default": "true"},
-            "autoOrients": {"type": "string", "description": "JSON array of booleans."},
-            "mono": {**_BOOL, "default": "false",
-                     "description": "Monochrome raster-to-SVG tracing."},
-            "monos": {"type": "string", "description": "JSON array of booleans."},
-            "saveToStorage": {**_BOOL, "default": "false"},
-        },
-        "required": ["files"],
-    },
-    "CompressRequest": {
-        "type": "object",
-        "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                      "minItems": 1},
-            "sourceUrl": _SOURCE_URL,
-            "mode": {"type": "string", "enum": [m.value for m in CompressMode],
-                     "default": "quality"},
-            "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 82},
-            "targetBytes": {"type": "integer", "minimum": 1},
-            "lossless": {**_BOOL, "default": "false"},
-            "stripMetadata": {**_BOOL, "default": "false"},
-            "saveToStorage": {**_BOOL, "default": "false"},
-        },
-        "required": ["files"],
-    },
-    "CreateJobRequest": {
-        "allOf": [
-            _ref("ConvertRequest"),
-            {
-                "type": "object",
-                "properties": {
-                    "jobType": {"type": "string", "enum": ["convert", "compress"],
-                                "default": "convert"},
-                    "createArchive": {**_BOOL, "default": "false"},
-                    "archiveFormat": {"type": "string", "enum": ["zip", "tar", "tgz", "7z"],
-                                      "default": "zip"},
-                    "priority": {"type": "string", "enum": list(PRIORITIES),
-                                 "default": "normal",
-                                 "description": "high: every file goes ahead of other "
-                                 "jobs' files; low: after all other work. With normal, a "
-                                 f"job's first {HEAD_FILES} files go ahead of the rest of "
-                                 "larger jobs queued before it."},
-                    "saveToStorage": {"type": "string", "enum": ["true", "false"],
-                                      "description": "Jobs always keep sources and outputs "
-                                      "in storage; the field is accepted for compatibility."},
-                    "mode": {"type": "string", "enum": [m.value for m in CompressMode]},
-                    "modes": _ARRAY,
-                    "quality": {"type": "integer", "minimum": 1, "maximum": 100},
-                    "targetBytes": {"type": "integer", "minimum": 1},
-                    "targetByteValues": _ARRAY,
-                    "lossless": _BOOL,
-                    "losslessValues": _ARRAY,
-                    "stripMetadata": _BOOL,
-                    "stripMetadataValues": _ARRAY,
-                    "callbackUrl": {"type": "string", "format": "uri",
-                                    "description": "This job's events are POSTed here "
-                                    "(public http or https URL)."},
-                    "callbackSecret": {"type": "string", "minLength": 16, "maxLength": 256,
-                                       "description": "Signs the callback's events; "
-                                       "required with callbackUrl."},
-                },
-            },
-        ],
-    },
+    "ConvertRequest": request_schema(Route.CONVERT),
+    "CompressRequest": request_schema(Route.COMPRESS),
+    "CreateJobRequest": request_schema(Route.JOBS),
     "ConvertedFile": {
         "type": "object",
         "properties": {

@@ -11,8 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from convertly import webhooks
-from convertly.api.endpoints import _base_url, _query_int, _services, authenticate
-from convertly.api.views import iso
+from convertly.api.requests import authenticate, base_url, query_int, services
 from convertly.errors import (
     ConflictError,
     InvalidRequestError,
@@ -20,6 +19,7 @@ from convertly.errors import (
     PayloadTooLargeError,
 )
 from convertly.state.records import Delivery, DeliveryStatus, Endpoint
+from convertly.views import iso
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -81,24 +81,24 @@ async def _fields(request: Request) -> dict[str, Any]:
 
 async def create_webhook(request: Request) -> Response:
     key = authenticate(request)
-    svc = _services(request)
+    svc = services(request)
     fields = await _fields(request)
     endpoint = await asyncio.to_thread(webhooks.create_endpoint, svc, key.tenant,
                                        fields.get("url"), fields.get("events"),
-                                       _base_url(request))
+                                       base_url(request))
     return JSONResponse(render_endpoint(endpoint, secret=True), status_code=201)
 
 
 async def list_webhooks(request: Request) -> Response:
     key = authenticate(request)
-    found = await asyncio.to_thread(_services(request).webhooks.endpoints, key.tenant)
+    found = await asyncio.to_thread(services(request).webhooks.endpoints, key.tenant)
     return JSONResponse({"webhooks": [render_endpoint(e) for e in found]})
 
 
 async def delete_webhook(request: Request) -> Response:
     key = authenticate(request)
     webhook_id = request.path_params["webhook_id"]
-    removed = await asyncio.to_thread(_services(request).webhooks.remove_endpoint,
+    removed = await asyncio.to_thread(services(request).webhooks.remove_endpoint,
                                       webhook_id, key.tenant)
     if not removed:
         raise NotFoundError(f"No webhook endpoint {webhook_id!r} for this API key.")
@@ -107,10 +107,10 @@ async def delete_webhook(request: Request) -> Response:
 
 async def list_deliveries(request: Request) -> Response:
     key = authenticate(request)
-    limit = _query_int(request, "limit", 20, 1, 100)
-    offset = _query_int(request, "offset", 0, 0, 10**9)
+    limit = query_int(request, "limit", 20, 1, 100)
+    offset = query_int(request, "offset", 0, 0, 10**9)
     job_id = request.query_params.get("jobId") or None
-    found, total = await asyncio.to_thread(_services(request).webhooks.deliveries,
+    found, total = await asyncio.to_thread(services(request).webhooks.deliveries,
                                            key.tenant, job_id=job_id, limit=limit,
                                            offset=offset)
     return JSONResponse({
@@ -122,7 +122,7 @@ async def list_deliveries(request: Request) -> Response:
 
 async def retry_delivery(request: Request) -> Response:
     key = authenticate(request)
-    store = _services(request).webhooks
+    store = services(request).webhooks
     delivery_id = request.path_params["delivery_id"]
     delivery = await asyncio.to_thread(store.delivery, delivery_id, key.tenant)
     if delivery is None:

@@ -18,7 +18,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from convertly import service
+from convertly import jobs, service
 from convertly.app import create_app
 from convertly.models import FileSpec, Job, JobType, OutputFormat
 from convertly.service import Services
@@ -242,9 +242,12 @@ def store_job(services: Services, tenant: Tenant, uploads: Sequence[Upload], spo
                  format=None if job_type is JobType.COMPRESS else fmt)
         for i, (name, _) in enumerate(uploads)
     ]
-    job, created = service.create_job(
-        services, tenant=tenant.tenant, job_type=job_type, specs=specs, uploads=paths,
-        create_archive=create_archive, archive_format="zip", idempotency_key=None,
-    )
+    request = jobs.JobRequest(specs=tuple(specs), paths=tuple(paths), job_type=job_type,
+                              create_archive=create_archive)
+    sources = jobs.source_store(services, tenant.tenant)
+    try:
+        job, created = jobs.store(services, tenant.tenant, request, sources, base_url="")
+    finally:
+        sources.close()
     assert created
     return job

@@ -1,22 +1,28 @@
 """Request-free renderings of the wire shapes that more than the endpoints need: a job as
-GET /api/jobs/{id} answers it (webhook events carry it too) and signed download links."""
+GET /api/jobs/{id} answers it (webhook events carry it too), signed download links and the
+archive's name. Core, not HTTP: the endpoints and the webhook sender both render from here."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from convertly import service
-from convertly.models import FileStatus, Job, mime_for
-from convertly.service import Services
+from convertly.models import FileStatus, Job, extension_for, mime_for
 from convertly.signing import Grant, sign
+
+if TYPE_CHECKING:
+    from convertly.service import Services
 
 
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def archive_filename(job: Job) -> str:
+    return f"convertly-{job.id[:8]}.{extension_for(job.archive_format)}"
 
 
 def signed_url(svc: Services, base_url: str, *, key: str, tenant: str, filename: str,
@@ -59,7 +65,7 @@ def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:
         })
     archive = None
     if job.create_archive:
-        name = service.archive_filename(job)
+        name = archive_filename(job)
         archive = {
             "filename": name,
             "format": job.archive_format,

@@ -1,0 +1,93 @@
+"""Sync conversions (POST /api/convert and /api/compress): every file of a request converted
+at once by the executor, and each output kept where the answer needs it: in storage when the
+caller asked to save (with its upload), for a while when it is too large to answer inline,
+else left in the request's spool to be sent as a data: URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from convertly import service
+from convertly.errors import ConvertlyError
+from convertly.executors.base import Executor
+from convertly.models import ConvertedFile, FileSpec
+from convertly.service import Services
+from convertly.state.records import StoredFile
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    """A sync conversion, parsed and checked (`api.forms.read_convert` builds it): one spec
+    per spooled file, in order, inside `spool`, the request's private directory (its owner
+    removes it once the answer is sent)."""
+
+    specs: tuple[FileSpec, ...]
+    paths: tuple[Path, ...]
+    sizes: tuple[int, ...]
+    save: bool
+    spool: Path
+
+
+@dataclass(frozen=True)
+class Output:
+    """One converted file. `stored` is its record when it went to storage (saved, or kept
+    for CONVERTLY_TEMPORARY_TTL seconds when too large to answer inline); otherwise its
+    bytes are at `converted.path`, inside the request's spool."""
+
+    spec: FileSpec
+    original_size: int
+    converted: ConvertedFile
+    name: str
+    final_size: int
+    stored: StoredFile | None
+
+    @property
+    def temporary(self) -> bool:
+        return self.stored is not None and self.stored.temporary
+
+
+async def run(svc: Services, executor: Executor, tenant: str,
+              request: ConvertRequest) -> list[Output]:
+    """Convert every file; the first file that cannot be converted fails the request with
+    its error, naming the file."""
+    sources = []
+    workdirs = []
+    for index, path in enumerate(request.paths):
+        workdir = request.spool / f"work-{index}"
+        workdir.mkdir()
+        workdirs.append(workdir)
+        sources.append(Path(shutil.move(path, workdir / "source")))
+    outcomes = await asyncio.gather(
+        *(executor.convert(src, spec, workdir)
+          for src, spec, workdir in zip(sources, request.specs, workdirs, strict=True)),
+        return_exceptions=True,
+    )
+    converted = []
+    for spec, outcome in zip(request.specs, outcomes, strict=True):
+        if isinstance(outcome, ConvertlyError):
+            raise outcome.for_file(spec.filename)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        converted.append(outcome)
+    return [await _keep(svc, tenant, request, spec, src, size, out)
+            for spec, src, size, out in zip(request.specs, sources, request.sizes, converted,
+                                            strict=True)]
+
+
+async def _keep(svc: Services, tenant: str, request: ConvertRequest, spec: FileSpec,
+                src: Path, original_size: int, out: ConvertedFile) -> Output:
+    path = Path(out.path)
+    final_size = path.stat().st_size
+    name = service.output_filename(spec.filename, out.format)
+    stored = None
+    if request.save or final_size > svc.settings.data_url_max_bytes:
+        if request.save:
+            await asyncio.to_thread(service.store_upload, svc, tenant, src, spec.filename)
+        stored = await asyncio.to_thread(service.store_output, svc, tenant, path, out, name,
+                                         temporary=not request.save)
+    return Output(spec=spec, original_size=original_size, converted=out, name=name,
+                  final_size=final_size, stored=stored)

@@ -1,0 +1,110 @@
+"""Creating a job: from a parsed request to a stored job whose files are queued.
+
+One trip down: the endpoint hands over the parsed request (`JobRequest`) and the sources
+being stored; this module replays an idempotent request, checks the queue's capacity, stores
+the job, adds its callback endpoint, stores its sources (see `sources.SourceStore`) and
+queues each file as its source lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from convertly import service, webhooks
+from convertly.executors.base import Executor
+from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
+from convertly.service import Services
+from convertly.sources import SourceStore
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A job to create, parsed and checked (`api.forms.receive_job` builds it from POST
+    /api/jobs): one spec per spooled source file, in order."""
+
+    specs: tuple[FileSpec, ...]
+    paths: tuple[Path, ...]
+    job_type: JobType = JobType.CONVERT
+    create_archive: bool = False
+    archive_format: str = "zip"
+    priority: str = "normal"
+    callback: webhooks.Callback | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def sources(self) -> list[tuple[int, str, Path]]:
+        """(index, filename, spooled path) of every file."""
+        return [(s.index, s.filename, p) for s, p in zip(self.specs, self.paths, strict=True)]
+
+
+def source_store(svc: Services, tenant: str) -> SourceStore:
+    """Where a new job's sources go, under a job id chosen now (the keys are job-scoped)."""
+    job_id = service.new_job_id()
+
+    def key_for(index: int, filename: str) -> str:
+        return service.source_key(tenant, job_id, FileSpec(index=index, filename=filename))
+
+    return SourceStore(svc.storage, job_id, service.job_prefix(tenant, job_id), key_for)
+
+
+async def create(svc: Services, executor: Executor, tenant: str, request: JobRequest,
+                 sources: SourceStore, base_url: str) -> tuple[Job, bool]:
+    """The job for `request`, stored and queued: (job, True); or the earlier job its
+    idempotency key names: (job, False), and nothing is stored. `base_url` is where the
+    callback's download links point. On failure nothing stays stored; the caller discards
+    `sources` whenever no job was created, and closes it."""
+    if request.idempotency_key is not None:
+        earlier = await asyncio.to_thread(svc.jobs.by_idempotency_key, tenant,
+                                          request.idempotency_key, svc.settings.idempotency_ttl)
+        if earlier is not None:
+            return earlier, False
+    executor.check_capacity(len(request.specs))
+    job, created = await asyncio.to_thread(store, svc, tenant, request, sources, base_url,
+                                           executor.submit_file)
+    if created:
+        executor.submitted(job)
+    return job, created
+
+
+def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
+          base_url: str, submit_file: Callable[[Job, int], None] | None = None
+          ) -> tuple[Job, bool]:
+    """Store the job, then its sources, and `submit_file(job, index)` each file as its
+    source lands, so that conversions start while the others are still being stored; the
+    job's callback endpoint is added before the first file is submitted. (job, False) when
+    the idempotency key replays a job (nothing is stored then). When storing fails, the job
+    is deleted again and the error propagates."""
+    specs = request.specs
+    job = Job(
+        id=sources.job_id, tenant=tenant, job_type=request.job_type,
+        status=JobStatus.PENDING, specs=specs,
+        results=tuple(FileResult(index=s.index, filename=s.filename, status=FileStatus.PENDING)
+                      for s in specs),
+        create_archive=request.create_archive, archive_format=request.archive_format,
+        created_at=time.time(),
+        extra={"families": [service.task_family(path, s.format.value if s.format else None,
+                                                svc.registry)
+                            for s, path in zip(specs, request.paths, strict=True)],
+               "priority": request.priority},
+    )
+    stored, created = svc.jobs.create(job, request.idempotency_key,
+                                      svc.settings.idempotency_ttl)
+    if not created:
+        return stored, False
+    try:
+        for landed, index in enumerate(sources.store(request.sources)):
+            if landed == 0 and request.callback is not None:
+                webhooks.add_callback(svc, tenant, job.id, request.callback, base_url)
+            if submit_file is not None:
+                submit_file(job, index)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            svc.jobs.delete(job)
+            svc.storage.delete_prefix(sources.prefix)
+        raise
+    return job, True
