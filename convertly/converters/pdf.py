@@ -25,8 +25,7 @@ from convertly.converters import process, vector
 from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
-from convertly.converters.image import ImageConverter
-from convertly.converters.image_load import int_field
+from convertly.converters.image import ImageConverter, int_field
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
 from convertly.errors import (

@@ -31,10 +31,9 @@ from PIL import Image
 
 from convertly.converters import process
 from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.image import DECODE_ERRORS, ImageConverter, bmp_size, int_field
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
-from convertly.converters.image import ImageConverter
-from convertly.converters.image_load import DECODE_ERRORS, bmp_size, int_field
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.converters.svgsafe import SafeSvg, safe_svg

@@ -7,7 +7,6 @@ import pytest
 import pyvips
 from PIL import Image, ImageChops, ImageCms, ImageOps
 
-from convertly.converters import image as image_module
 from convertly.converters.base import Converter
 from convertly.converters.image import (
     SOURCES,
@@ -15,7 +14,8 @@ from convertly.converters.image import (
     ImageConverter,
     register,
 )
-from convertly.converters.jpeg_markers import strip_jpeg_metadata
+from convertly.converters.image import converter as image_module
+from convertly.converters.image.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.registry import Registry, default_registry
 from convertly.errors import (
     ConversionError,

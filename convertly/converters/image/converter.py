@@ -5,9 +5,9 @@ pyvips-binary reads neither HEIF (HEVC) nor BMP and cannot write HEIF, so those 
 Pillow / pillow-heif and cross to libvips as pixels in memory.
 
 This module picks the target, checks the compress options and the pixel limit, and runs the
-steps: image_load.py reads the header and the pixels, image_shape.py fits colour, depth, crop
-and padding to the target, image_save.py encodes, and image_compress.py reaches a target size
-and keeps whichever of the re-encode and the source is smaller.
+steps: load.py reads the header and the pixels, shape.py fits colour, depth, crop and padding
+to the target, save.py encodes, and compress.py reaches a target size and keeps whichever of
+the re-encode and the source is smaller.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 import pyvips
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.image_compress import Outcome, compress_image, jpeg_lossless
-from convertly.converters.image_load import check_pixels, failure, load, read_header
-from convertly.converters.image_save import LOSSY_TARGETS, save
-from convertly.converters.image_shape import frame_height, shape
+from convertly.converters.image.compress import Outcome, compress_image, jpeg_lossless
+from convertly.converters.image.load import check_pixels, failure, load, read_header
+from convertly.converters.image.save import LOSSY_TARGETS, save
+from convertly.converters.image.shape import frame_height, shape
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.errors import InvalidFieldError, UnsupportedConversionError
