@@ -27,7 +27,7 @@ from convertly.auth import KeyStore, SqliteKeyBackend
 from convertly.converters import packing
 from convertly.converters.archive import ARCHIVE_FORMATS as ARCHIVE_TARGETS
 from convertly.converters.base import Converter, ProgressFn, no_progress
-from convertly.converters.media_task import AUDIO_TARGETS, VIDEO_TARGETS
+from convertly.converters.media import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError

@@ -7,20 +7,20 @@ the image converter). Audio becomes audio; GIFs become video. Every file is prob
 duration. Compress never hands back a file larger than the original.
 
 This module checks each file against the target, the compress options and the limits, and
-routes it: video.py makes video, animations and still frames, audio.py audio, and
-media_compress.py reaches a target size and keeps whichever file is smaller. Every step works
-on a Task (media_task.py).
+routes it: video.py makes video, animations and still frames, audio.py audio, and compress.py
+reaches a target size and keeps whichever file is smaller. Every step works on a Task
+(task.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from convertly.converters.audio import to_audio
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
-from convertly.converters.media_compress import fits_already, keep_original
-from convertly.converters.media_task import (
+from convertly.converters.media.audio import to_audio
+from convertly.converters.media.compress import fits_already, keep_original
+from convertly.converters.media.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
+from convertly.converters.media.task import (
     ANIMATION_TARGETS,
     AUDIO_TARGETS,
     BASE_TIMEOUT,
@@ -28,8 +28,8 @@ from convertly.converters.media_task import (
     VIDEO_TARGETS,
     Task,
 )
+from convertly.converters.media.video import to_animation, to_frame, to_video
 from convertly.converters.registry import Registry
-from convertly.converters.video import to_animation, to_frame, to_video
 from convertly.errors import (
     ImageTooLargeError,
     InvalidFieldError,
