@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from convertly import jobevents, webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
-from convertly.converters import packing
 from convertly.converters.archive import ARCHIVE_FORMATS as ARCHIVE_TARGETS
+from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.media import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.registry import Registry, default_registry

@@ -25,8 +25,10 @@ import pytest
 import rarfile
 from PIL import Image
 
-from convertly.converters import archive, image, packing
-from convertly.converters.packing import pack
+from convertly.converters import image
+from convertly.converters.archive import converter as archive
+from convertly.converters.archive import packing
+from convertly.converters.archive.packing import pack
 from convertly.converters.registry import Registry
 from convertly.errors import (
     ArchiveTooLargeError,

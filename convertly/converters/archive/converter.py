@@ -28,12 +28,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from convertly.converters.archive.extraction import LISTED_NAMES, Extraction, count, names
+from convertly.converters.archive.packing import compress_file, is_packed, pack
+from convertly.converters.archive.unpacking import (
+    base_name,
+    extract,
+    guarded,
+    inner_name,
+    open_stream,
+)
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.extraction import LISTED_NAMES, Extraction, count, names
-from convertly.converters.packing import compress_file, is_packed, pack
 from convertly.converters.process import run
 from convertly.converters.registry import Registry
-from convertly.converters.unpacking import base_name, extract, guarded, inner_name, open_stream
 from convertly.errors import ConversionError, ConvertlyError, UnsupportedConversionError
 from convertly.models import (
     ConvertedFile,
