@@ -62,12 +62,11 @@ class Registry:
 
 def default_registry(unavailable: Iterable[OutputFormat] = ()) -> Registry:
     """The registry with every built-in converter; `unavailable` targets are not listed."""
-    from convertly.converters import archive, image, media, pdf, vector
+    from convertly.converters import archive, image, media, vector
 
     registry = Registry(unavailable=frozenset(unavailable))
     image.register(registry)
     vector.register(registry)
-    pdf.register(registry)
     media.register(registry)
     archive.register(registry)
     return registry

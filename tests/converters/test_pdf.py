@@ -10,15 +10,15 @@ from PIL import Image
 
 from convertly.converters import image as image_module
 from convertly.converters import process
-from convertly.converters import vector as vector_module
-from convertly.converters.pdf import (
+from convertly.converters.registry import Registry
+from convertly.converters.vector import converter as vector_module
+from convertly.converters.vector.pdf import (
     PDF_TARGETS,
     PageImage,
     PdfConverter,
     images_to_pdf,
     register,
 )
-from convertly.converters.registry import Registry
 from convertly.errors import (
     CorruptFileError,
     InvalidFieldError,

@@ -15,15 +15,15 @@ import pyvips
 from PIL import Image, ImageDraw
 
 from convertly.converters import image as image_module
-from convertly.converters import pdf as pdf_module
 from convertly.converters.registry import Registry
-from convertly.converters.svgsafe import safe_svg
-from convertly.converters.vector import (
+from convertly.converters.vector import pdf as pdf_module
+from convertly.converters.vector.converter import (
     SVG_TARGETS,
     VectorConverter,
     otsu_threshold,
     register,
 )
+from convertly.converters.vector.svgsafe import safe_svg
 from convertly.errors import (
     ConversionTimeoutError,
     CorruptFileError,

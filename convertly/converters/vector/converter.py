@@ -1,12 +1,12 @@
 """Vector graphics: raster images traced to SVG, SVG rendered to rasters and PDF, SVG minified.
 
-Tracing (vtracer) runs in a child process (`convertly.converters.trace`) under
-`limits.trace_timeout`: native code that a thread cannot stop. What it is given is shaped here
-first, because vtracer's cost grows with detail (a noisy 12 MP photo: ~35 s and a 28 MB SVG):
-photo-like images are shrunk to a pixel budget, denoised and posterised to a few dozen colours
-and traced as polygons; flat graphics (logos, drawings) keep their colours and get smooth
-curves; `mono` traces black shapes on a transparent background. The SVG keeps the size the
-image (or the resize preset) asked for: the trace's coordinates are scaled by its viewBox.
+Tracing (vtracer) runs in a child process (trace_child.py) under `limits.trace_timeout`:
+native code that a thread cannot stop. What it is given is shaped here first, because
+vtracer's cost grows with detail (a noisy 12 MP photo: ~35 s and a 28 MB SVG): photo-like
+images are shrunk to a pixel budget, denoised and posterised to a few dozen colours and traced
+as polygons; flat graphics (logos, drawings) keep their colours and get smooth curves; `mono`
+traces black shapes on a transparent background. The SVG keeps the size the image (or the
+resize preset) asked for: the trace's coordinates are scaled by its viewBox.
 
 Rendering goes through librsvg inside libvips, from a buffer, after `safe_svg` rewrote the
 document: entity declarations are refused, and nothing outside the file (hrefs, CSS urls and
@@ -36,7 +36,7 @@ from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
-from convertly.converters.svgsafe import SafeSvg, safe_svg
+from convertly.converters.vector.svgsafe import SafeSvg, safe_svg
 from convertly.errors import (
     ConversionError,
     ConversionTimeoutError,
@@ -364,7 +364,7 @@ def _run_trace(src: Path, out: Path, params: dict[str, Any], timeout: int) -> No
     argv: list[str | Path] = [
         sys.executable,
         "-m",
-        "convertly.converters.trace",
+        "convertly.converters.vector.trace_child",
         src,
         out,
         json.dumps(params),
@@ -463,7 +463,7 @@ def _rasterise(
 
 
 def _svg_to_pdf(src: Path, spec: FileSpec, workdir: Path, limits: Limits) -> ConvertedFile:
-    from convertly.converters import pdf
+    from convertly.converters.vector import pdf
 
     rewrite = _svg_bytes(src)
     natural_w, natural_h = _natural_size(rewrite.data)

@@ -21,13 +21,14 @@ import pypdfium2 as pdfium
 import pyvips
 from PIL import Image
 
-from convertly.converters import process, vector
+from convertly.converters import process
 from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter, int_field
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
+from convertly.converters.vector import converter as vector
 from convertly.errors import (
     ConversionError,
     CorruptFileError,
