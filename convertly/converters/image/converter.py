@@ -18,9 +18,10 @@ import pyvips
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.image.compress import Outcome, compress_image, jpeg_lossless
-from convertly.converters.image.load import check_pixels, failure, load, read_header
+from convertly.converters.image.load import failure, load, read_header
 from convertly.converters.image.save import LOSSY_TARGETS, save
 from convertly.converters.image.shape import frame_height, shape
+from convertly.converters.pixels import check_pixels
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.errors import InvalidFieldError, UnsupportedConversionError
@@ -70,7 +71,7 @@ class ImageConverter:
         target = _target_of(kind, spec)
         header = read_header(src, kind)
         animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
-        check_pixels(header, limits, frames=header.pages if animated else 1)
+        check_pixels(limits, [(header.width, header.height)] * (header.pages if animated else 1))
         out = workdir / f"output.{extension_for(target)}"
         if compress and spec.lossless and target is OutputFormat.JPG:
             return jpeg_lossless(src, spec, header, out)

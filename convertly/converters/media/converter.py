@@ -29,9 +29,9 @@ from convertly.converters.media.task import (
     Task,
 )
 from convertly.converters.media.video import to_animation, to_frame, to_video
+from convertly.converters.pixels import check_pixels
 from convertly.converters.registry import Registry
 from convertly.errors import (
-    ImageTooLargeError,
     InvalidFieldError,
     MediaTooLongError,
     UnsupportedConversionError,
@@ -179,12 +179,5 @@ def _check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
             "file or ask the operator to raise the limit.",
             detail={"seconds": round(duration, 3), "maxSeconds": limits.max_media_seconds},
         )
-    video = info.video
-    if video is not None and video.width * video.height > limits.max_pixels:
-        pixels = video.width * video.height
-        raise ImageTooLargeError(
-            f"The video frames are {video.width}x{video.height} = {pixels:,} pixels, over "
-            f"this server's limit of {limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). Send a "
-            "smaller video or ask the operator to raise the limit.",
-            detail={"pixels": pixels, "maxPixels": limits.max_pixels},
-        )
+    if info.video is not None:
+        check_pixels(limits, [(info.video.width, info.video.height)], subject="video")

@@ -16,7 +16,6 @@ imports, XInclude, stylesheet instructions) survives, so no file or URL is ever 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -34,6 +33,7 @@ from convertly.converters.base import Limits, ProgressFn, no_progress
 from convertly.converters.image import DECODE_ERRORS, ImageConverter, bmp_size, int_field
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
+from convertly.converters.pixels import fit
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.converters.vector.svgsafe import SafeSvg, safe_svg
@@ -208,7 +208,7 @@ def _load_for_trace(
     )  # fmt: skip
     if fits_only and plan.width * plan.height > budget:
         inner = replace(
-            inner, resize=ResizePreset.WIDTH, resize_width=_fit(width, height, budget)[0]
+            inner, resize=ResizePreset.WIDTH, resize_width=fit(width, height, budget)[0]
         )
     converted = ImageConverter().convert(src, source, inner, scratch, limits)
     try:
@@ -220,14 +220,6 @@ def _load_for_trace(
         return image.cast("uchar").copy_memory()
     except pyvips.Error as exc:
         raise ConversionError("The image could not be prepared for tracing.") from exc
-
-
-def _fit(width: int, height: int, pixels: int) -> tuple[int, int]:
-    """The largest size with `width`:`height`'s aspect ratio and at most `pixels` pixels."""
-    if width * height <= pixels:
-        return width, height
-    scale = math.sqrt(pixels / (width * height))
-    return max(1, int(width * scale)), max(1, int(height * scale))
 
 
 def _detail(spec: FileSpec) -> float:
@@ -280,7 +272,7 @@ def _photo_speckle(detail: float) -> int:
 
 
 def _shrink(image: pyvips.Image, pixels: int) -> pyvips.Image:
-    width, height = _fit(image.width, image.height, pixels)
+    width, height = fit(image.width, image.height, pixels)
     if (width, height) == (image.width, image.height):
         return image
     return image.thumbnail_image(width, height=height, size="force").copy_memory()
@@ -429,7 +421,7 @@ def _render(rewrite: SafeSvg, width: int, height: int, limits: Limits) -> _Rende
             "SVG: only what the file itself contains is drawn."
         )
     if width * height > limits.max_pixels:
-        fitted = _fit(width, height, limits.max_pixels)
+        fitted = fit(width, height, limits.max_pixels)
         notes.append(
             f"Rendered at {fitted[0]}x{fitted[1]}: {width}x{height} is over this server's "
             f"limit of {limits.max_pixels:,} pixels."
