@@ -20,10 +20,10 @@ from convertly.converters.vector import pdf as pdf_module
 from convertly.converters.vector.converter import (
     SVG_TARGETS,
     VectorConverter,
-    otsu_threshold,
     register,
 )
 from convertly.converters.vector.svgsafe import safe_svg
+from convertly.converters.vector.trace import otsu_threshold
 from convertly.errors import (
     ConversionTimeoutError,
     CorruptFileError,

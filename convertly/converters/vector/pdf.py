@@ -28,7 +28,7 @@ from convertly.converters.image import ImageConverter, int_field
 from convertly.converters.pixels import check_pixels, fit, fit_scale
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
-from convertly.converters.vector import converter as vector
+from convertly.converters.vector.trace import is_flat_graphic, trace
 from convertly.errors import (
     ConversionError,
     CorruptFileError,
@@ -131,7 +131,7 @@ def images_to_pdf(pages: Sequence[PageImage], out: Path, *, quality: int) -> lis
             height_pt = image.height * POINTS_PER_INCH / dpi
             page = document.new_page(width_pt, height_pt)
             picture = pdfium.PdfImage.new(document)
-            if _has_transparency(image) or vector.is_flat_graphic(image):
+            if _has_transparency(image) or is_flat_graphic(image):
                 picture.set_bitmap(pdfium.PdfBitmap.from_pil(_to_pil(image)))
                 lossless += 1
             else:
@@ -355,7 +355,7 @@ def _pdf_to_image(
         notes.append(render_note)
     inner = replace(spec, job_type=JobType.CONVERT, format=target)
     if target is OutputFormat.SVG:
-        converted = vector.trace(drawn, sniff_file(drawn), inner, workdir, limits)
+        converted = trace(drawn, sniff_file(drawn), inner, workdir, limits)
     else:
         converted = ImageConverter().convert(drawn, sniff_file(drawn), inner, workdir, limits)
     return replace(converted, notes=(*notes, *converted.notes))
