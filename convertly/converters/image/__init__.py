@@ -12,7 +12,7 @@ the header helpers to size a raster before decoding it.
 """
 
 from convertly.converters.image.converter import SOURCES, TARGETS, ImageConverter, register
-from convertly.converters.image.load import DECODE_ERRORS, bmp_size, int_field
+from convertly.converters.image.load import Header, int_field, read_header
 
-__all__ = ["DECODE_ERRORS", "SOURCES", "TARGETS", "ImageConverter", "bmp_size", "int_field",
+__all__ = ["SOURCES", "TARGETS", "Header", "ImageConverter", "int_field", "read_header",
            "register"]

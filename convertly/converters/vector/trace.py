@@ -20,16 +20,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pillow_heif
 import pyvips
 from PIL import Image
 
 from convertly.converters import process
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.image import DECODE_ERRORS, ImageConverter, bmp_size, int_field
+from convertly.converters.image import ImageConverter, read_header
 from convertly.converters.pixels import fit
 from convertly.converters.resize import plan_resize
-from convertly.errors import ConversionError, ConversionTimeoutError, CorruptFileError
+from convertly.errors import ConversionError, ConversionTimeoutError
 from convertly.models import (
     ConvertedFile,
     FileSpec,
@@ -55,7 +54,6 @@ MONO_MAX_PIXELS = 4_000_000
 FLAT_COVERAGE = 0.85
 FLAT_TOP_COLOURS = 16
 FLAT_BINS = 64
-_SWAPS_AXES = frozenset({5, 6, 7, 8})
 _ANIMATED = frozenset({Kind.GIF, Kind.WEBP})
 
 
@@ -79,7 +77,8 @@ def trace(
 ) -> ConvertedFile:
     """Trace the raster image `src` (any kind ImageConverter reads) to `workdir`/output.svg."""
     kind = Kind(source.kind)
-    width, height, pages = _source_size(src, kind, spec.auto_orient)
+    header = read_header(src, kind)
+    width, height = header.oriented(spec.auto_orient)
     plan = plan_resize(width, height, spec.resize, spec.resize_width, spec.resize_height)
     scratch = workdir / "trace"
     scratch.mkdir(exist_ok=True)
@@ -93,7 +92,7 @@ def trace(
     progress(0.95)
     _set_display_size(out, plan.width, plan.height, job.image.width, job.image.height)
     notes = [job.note]
-    if pages > 1 and kind in _ANIMATED:
+    if header.pages > 1 and kind in _ANIMATED:
         notes.append("Only the first frame was traced: SVG holds no animation.")
     return ConvertedFile(
         path=str(out),
@@ -103,26 +102,6 @@ def trace(
         height=plan.height,
         notes=tuple(notes),
     )
-
-
-def _source_size(src: Path, kind: Kind, auto_orient: bool) -> tuple[int, int, int]:
-    """Width and height (as oriented) and frame count, read without decoding pixels."""
-    try:
-        if kind is Kind.HEIF:
-            width, height = pillow_heif.open_heif(str(src)).size
-            return width, height, 1
-        if kind is Kind.BMP:
-            return (*bmp_size(src), 1)
-        header = pyvips.Image.new_from_source(
-            pyvips.Source.new_from_file(str(src)), "", access="sequential"
-        )
-    except DECODE_ERRORS as exc:
-        raise CorruptFileError() from exc
-    orientation = int_field(header, "orientation", 1)
-    pages = int_field(header, "n-pages", 1)
-    if auto_orient and orientation in _SWAPS_AXES:
-        return header.height, header.width, pages
-    return header.width, header.height, pages
 
 
 def _load_for_trace(
