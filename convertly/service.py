@@ -24,10 +24,8 @@ from typing import TYPE_CHECKING
 
 from convertly import jobevents, webhooks
 from convertly.auth import KeyStore, SqliteKeyBackend
-from convertly.converters.archive import ARCHIVE_FORMATS as ARCHIVE_TARGETS
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
-from convertly.converters.media import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
 from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
@@ -400,28 +398,13 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str
 # --- submitting jobs --------------------------------------------------------------------
 
 
-# Targets only ffmpeg or only the archive converter writes (the converters' own lists).
-_MEDIA_FORMATS = frozenset(f.value for f in (*VIDEO_TARGETS, *AUDIO_TARGETS))
-_ARCHIVE_FORMATS = frozenset(f.value for f in ARCHIVE_TARGETS)
-
-
-def task_family(path: Path, fmt: str | None, registry: Registry | None = None) -> str:
-    """The converter family a file's task belongs to (routes it to a queue): "media" when
-    audio or video is read or written, "archive" likewise, else "image" (also when the
-    content is unknown — the converter then reports the precise error). With `registry`, a
-    pair it cannot convert goes by its source alone: it fails at once on a worker for that
-    source, instead of waiting in the queue of a target no worker may be serving."""
+def task_family(path: Path, fmt: str | None, registry: Registry) -> str:
+    """The queue a file's task goes to ("image", "media" or "archive"), as the registry's
+    converters declare it for the file's content and target `fmt` (`Registry.queue_for`:
+    unknown content and unconvertible pairs included). Reads only the file's first bytes."""
     with path.open("rb") as fh:
         kind = sniff_bytes(fh.read(HEAD_BYTES))
-    family = kind.family if kind is not None else "image"
-    if (registry is not None and kind is not None and fmt is not None
-            and not registry.supports(kind, fmt)):
-        fmt = None
-    if family in ("video", "audio") or fmt in _MEDIA_FORMATS:
-        return "media"
-    if family == "archive" or fmt in _ARCHIVE_FORMATS:
-        return "archive"
-    return "image"
+    return registry.queue_for(kind, OutputFormat(fmt) if fmt is not None else None).value
 
 
 def new_job_id() -> str:

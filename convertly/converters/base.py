@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from convertly.models import ConvertedFile, FileSpec, SourceInfo
+from convertly.models import ConvertedFile, FileSpec, OutputFormat, SourceInfo
+from convertly.sniff import Kind
 
 # Reports a file's progress as a fraction in [0, 1]; cheap to call often (callers throttle).
 ProgressFn = Callable[[float], None]
@@ -14,6 +16,18 @@ ProgressFn = Callable[[float], None]
 
 def no_progress(_fraction: float) -> None:
     """The progress callback used when nobody listens."""
+
+
+class Queue(StrEnum):
+    """The worker queues conversions go to, by what their workers must have installed.
+
+    The executor maps each to its configured name (CONVERTLY_IMAGE_QUEUE, ...); jobs store
+    these values per file.
+    """
+
+    IMAGE = "image"  # libvips, Pillow, vtracer, PDFium, Ghostscript
+    MEDIA = "media"  # ffmpeg
+    ARCHIVE = "archive"  # the archive libraries, unar and rar (and finishing jobs)
 
 
 class Converter(Protocol):
@@ -29,9 +43,14 @@ class Converter(Protocol):
     - `limits` carries the resource limits (max pixels, ...) the converter must enforce.
     - Long conversions call `progress` with the fraction done; short ones may ignore it.
     - External programs run only through `convertly.converters.process.run`.
+    - `queue` names the worker queue for each pair it is registered for.
     """
 
     name: str
+
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        """The queue whose workers convert `source` to `target`."""
+        ...
 
     def convert(
         self,

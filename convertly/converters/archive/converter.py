@@ -37,7 +37,8 @@ from convertly.converters.archive.unpacking import (
     inner_name,
     open_stream,
 )
-from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
+from convertly.converters.media import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.process import run
 from convertly.converters.registry import Registry
 from convertly.errors import ConversionError, ConvertlyError, UnsupportedConversionError
@@ -59,6 +60,9 @@ CONTAINER_FORMATS = (OutputFormat.ZIP, OutputFormat.TAR, OutputFormat.TGZ, Outpu
 STREAM_FORMATS = (OutputFormat.GZ, OutputFormat.BZ2, OutputFormat.XZ)
 ARCHIVE_FORMATS = (*CONTAINER_FORMATS, *STREAM_FORMATS, OutputFormat.RAR)
 MEDIA_FORMATS = tuple(f for f in OutputFormat if f not in ARCHIVE_FORMATS)
+
+# What only ffmpeg writes: an archive's entries become these on the media workers.
+FFMPEG_TARGETS = frozenset((*VIDEO_TARGETS, *AUDIO_TARGETS))
 
 _STREAM_KINDS = {Kind.GZIP: OutputFormat.GZ, Kind.BZIP2: OutputFormat.BZ2, Kind.XZ: OutputFormat.XZ}
 _RAR_SECONDS = 60
@@ -107,6 +111,13 @@ class ArchiveConverter:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
+
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        """Audio and video go to the media workers, into and out of archives too; the rest
+        to the archive workers."""
+        if source.family in ("audio", "video") or target in FFMPEG_TARGETS:
+            return Queue.MEDIA
+        return Queue.ARCHIVE
 
     def convert(
         self,

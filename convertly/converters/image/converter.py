@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyvips
 
-from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
 from convertly.converters.image.compress import Outcome, compress_image, jpeg_lossless
 from convertly.converters.image.load import failure, load, read_header
 from convertly.converters.image.save import LOSSY_TARGETS, save
@@ -54,6 +54,9 @@ class ImageConverter:
     """Converts and compresses raster images with libvips (see the module docstring)."""
 
     name = "image"
+
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        return Queue.IMAGE
 
     def convert(
         self,

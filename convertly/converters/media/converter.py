@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
 from convertly.converters.media.audio import to_audio
 from convertly.converters.media.compress import fits_already, keep_original
 from convertly.converters.media.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
@@ -92,6 +92,9 @@ class MediaConverter:
         self.base_timeout = base_timeout
         self.timeout_factor = timeout_factor
         self.progress_period = progress_period
+
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        return Queue.MEDIA
 
     def convert(
         self,

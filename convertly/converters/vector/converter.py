@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyvips
 
-from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter
@@ -44,6 +44,9 @@ class VectorConverter:
     """Traces rasters to SVG, renders SVG to rasters and PDF, minifies SVG (module docstring)."""
 
     name = "vector"
+
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        return Queue.IMAGE
 
     def convert(
         self,

@@ -21,7 +21,7 @@ import pyvips
 from PIL import Image
 
 from convertly.converters import process
-from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter, int_field
@@ -77,6 +77,9 @@ class PdfConverter:
     """Images to PDF, PDF to images and SVG, PDF compression (see the module docstring)."""
 
     name = "pdf"
+
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        return Queue.IMAGE
 
     def convert(
         self,
