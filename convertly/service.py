@@ -28,7 +28,7 @@ from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry, default_registry
 from convertly.db import Database
-from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
+from convertly.errors import ConvertlyError, ServiceUnavailableError
 from convertly.folders import FolderStore, FolderStoreLike
 from convertly.jobstore import JobStore, SqliteJobStore
 from convertly.models import (
@@ -201,22 +201,12 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
 def plan_conversion(svc: Services, src: Path,
                     spec: FileSpec) -> tuple[Converter, SourceInfo, FileSpec]:
     """The converter for `src` and `spec`, what `src` is, and the spec with its target
-    format settled (a compression keeps the source's). Reads only the file's first bytes,
-    so it is cheap; raises the client's error for an empty, unknown or unsupported file."""
+    format settled once for the converter (`Registry.plan`: a compression keeps the
+    source's). Reads only the file's first bytes, so it is cheap; raises the client's error
+    for an empty, unknown or unsupported file."""
     source = sniff_file(src)
-    kind = Kind(source.kind)
-    if spec.job_type is JobType.COMPRESS:
-        try:
-            own = OutputFormat(kind.own_format)
-        except ValueError:
-            raise UnsupportedConversionError(
-                f"{kind.label} files cannot be compressed in place; convert them to another "
-                "format instead (for example png)."
-            ) from None
-        spec = replace(spec, format=own)
-    if spec.format is None:
-        raise UnsupportedConversionError("No target format given.")
-    return svc.registry.find(kind, spec.format), source, spec
+    converter, spec = svc.registry.plan(Kind(source.kind), spec)
+    return converter, source, spec
 
 
 def run_file(svc: Services, job_id: str, index: int,

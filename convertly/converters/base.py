@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from convertly.errors import UnsupportedConversionError
 from convertly.models import ConvertedFile, FileSpec, OutputFormat, SourceInfo
 from convertly.sniff import Kind
 
@@ -37,8 +38,10 @@ class Converter(Protocol):
     - `src` is a readable file inside `workdir`; the converter writes its output inside
       `workdir` (a per-task scratch directory the caller creates and deletes) and returns it.
     - It never touches the network, requests, storage or the job store.
-    - `spec.format` is the target (for compress jobs the caller sets it to the source's own
-      format). Failures raise `convertly.errors.ConvertlyError` subclasses, translated from the
+    - `spec.format` is the target, settled once by the plan (`Registry.plan`: a compress keeps
+      the source's own format); converters read it through `target_of` and never decide it
+      again, though each refuses a pair it does not handle.
+    - Failures raise `convertly.errors.ConvertlyError` subclasses, translated from the
       library's own exceptions with `raise ... from exc`; anything else is a bug.
     - `limits` carries the resource limits (max pixels, ...) the converter must enforce.
     - Long conversions call `progress` with the fraction done; short ones may ignore it.
@@ -61,6 +64,13 @@ class Converter(Protocol):
         limits: Limits,
         progress: ProgressFn = no_progress,
     ) -> ConvertedFile: ...
+
+
+def target_of(spec: FileSpec) -> OutputFormat:
+    """The target format the plan settled in `spec` (`convertly.converters.registry.settle`)."""
+    if spec.format is None:
+        raise UnsupportedConversionError("No target format given.")
+    return spec.format
 
 
 class Limits(Protocol):

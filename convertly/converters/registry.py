@@ -1,16 +1,17 @@
 """(source kind, target format) -> converter, and the worker queue its work goes to.
 
-Built-in converters register like extensions would; a pair taken twice is an error.
+`Registry.plan` settles a request's target format once (`settle`), for every converter;
+built-in converters register like extensions would; a pair taken twice is an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from convertly.converters.base import Converter, Queue
+from convertly.converters.base import Converter, Queue, target_of
 from convertly.errors import UnsupportedConversionError
-from convertly.models import OutputFormat
+from convertly.models import FileSpec, JobType, OutputFormat
 from convertly.sniff import Kind
 
 # The format that keeps each kind (what compress writes; BMP has none), and the kind each
@@ -39,6 +40,12 @@ class Registry:
                         f"{source}->{target} is already handled by {self._table[key].name}"
                     )
                 self._table[key] = converter
+
+    def plan(self, source: Kind, spec: FileSpec) -> tuple[Converter, FileSpec]:
+        """The converter for a `source` file and `spec`, and `spec` with its target settled
+        (`settle`); raises UnsupportedConversionError when no converter takes the pair."""
+        spec = settle(source, spec)
+        return self.find(source, target_of(spec)), spec
 
     def find(self, source: Kind, target: OutputFormat) -> Converter:
         try:
@@ -87,6 +94,21 @@ class Registry:
             if t not in self.unavailable:
                 out.setdefault(s, []).append(t)
         return out
+
+
+def settle(source: Kind, spec: FileSpec) -> FileSpec:
+    """`spec` with the target format every converter then takes as given: a compress keeps
+    the source's own format, a convert must name one. The one place this is decided."""
+    if spec.job_type is JobType.COMPRESS:
+        own = _FORMAT_OF.get(source)
+        if own is None:
+            raise UnsupportedConversionError(
+                f"{source.label} files cannot be compressed in place; convert them to another "
+                "format instead (for example png)."
+            )
+        spec = replace(spec, format=own)
+    target_of(spec)
+    return spec
 
 
 def default_registry(unavailable: Iterable[OutputFormat] = ()) -> Registry:

@@ -87,11 +87,9 @@ def convert(
     job_type: JobType = JobType.CONVERT,
 ) -> ConvertedFile:
     source = sniff_file(src)
-    kind = Kind(source.kind)
-    lookup = target or OutputFormat(kind.own_format)
     spec = FileSpec(index=0, filename=filename or src.name, format=target, job_type=job_type)
     workdir.mkdir(parents=True, exist_ok=True)
-    converter = registry.find(kind, lookup)
+    converter, spec = registry.plan(Kind(source.kind), spec)
     return converter.convert(src, source, spec, workdir, limits or FakeLimits())
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from convertly.converters import image as image_module
 from convertly.converters import process
-from convertly.converters.registry import Registry
+from convertly.converters.registry import Registry, settle
 from convertly.converters.vector import converter as vector_module
 from convertly.converters.vector.pdf import (
     PDF_TARGETS,
@@ -54,8 +54,9 @@ def run(
     limits: FakeLimits | None = None,
     **fields: Any,
 ) -> ConvertedFile:
-    spec = FileSpec(index=0, filename=src.name, format=target, **fields)
-    return PdfConverter().convert(src, sniff_file(src), spec, workdir, limits or FakeLimits())
+    source = sniff_file(src)
+    spec = settle(Kind(source.kind), FileSpec(index=0, filename=src.name, format=target, **fields))
+    return PdfConverter().convert(src, source, spec, workdir, limits or FakeLimits())
 
 
 def pages_of(path: Path | str) -> list[tuple[tuple[float, float], Image.Image, list[str]]]:

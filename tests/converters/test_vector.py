@@ -15,7 +15,7 @@ import pyvips
 from PIL import Image, ImageDraw
 
 from convertly.converters import image as image_module
-from convertly.converters.registry import Registry
+from convertly.converters.registry import Registry, settle
 from convertly.converters.vector import pdf as pdf_module
 from convertly.converters.vector.converter import (
     SVG_TARGETS,
@@ -60,8 +60,9 @@ def run(
     limits: FakeLimits | None = None,
     **fields: Any,
 ) -> ConvertedFile:
-    spec = FileSpec(index=0, filename=src.name, format=target, **fields)
-    return VectorConverter().convert(src, sniff_file(src), spec, workdir, limits or FakeLimits())
+    source = sniff_file(src)
+    spec = settle(Kind(source.kind), FileSpec(index=0, filename=src.name, format=target, **fields))
+    return VectorConverter().convert(src, source, spec, workdir, limits or FakeLimits())
 
 
 def render_svg(path: Path, scale: float = 1.0) -> Image.Image:

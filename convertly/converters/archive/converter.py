@@ -37,7 +37,7 @@ from convertly.converters.archive.unpacking import (
     inner_name,
     open_stream,
 )
-from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.media import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.process import run
 from convertly.converters.registry import Registry
@@ -129,7 +129,7 @@ class ArchiveConverter:
         progress: ProgressFn = no_progress,
     ) -> ConvertedFile:
         kind = Kind(source.kind)
-        task = _Task(src, kind, spec, _target_of(kind, spec), workdir, limits)
+        task = _Task(src, kind, spec, target_of(spec), workdir, limits)
         if task.target is OutputFormat.RAR:
             return _to_rar(task)
         if kind not in ARCHIVE_KINDS:
@@ -202,16 +202,6 @@ def register(registry: Registry) -> None:
     converter = ArchiveConverter(registry)
     registry.register(converter, [k for k in Kind if k not in ARCHIVE_KINDS], ARCHIVE_FORMATS)
     registry.register(converter, ARCHIVE_KINDS, (*ARCHIVE_FORMATS, *MEDIA_FORMATS))
-
-
-def _target_of(kind: Kind, spec: FileSpec) -> OutputFormat:
-    if spec.format is not None:
-        return spec.format
-    if spec.job_type is JobType.COMPRESS and kind in ARCHIVE_KINDS:
-        return OutputFormat(kind.own_format)
-    raise UnsupportedConversionError(
-        f"Choose an archive format ({', '.join(ARCHIVE_FORMATS)}) to pack this file into."
-    )
 
 
 def _from_single_file(task: _Task) -> ConvertedFile:

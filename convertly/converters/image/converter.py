@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyvips
 
-from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.image.compress import Outcome, compress_image, jpeg_lossless
 from convertly.converters.image.load import failure, load, read_header
 from convertly.converters.image.save import LOSSY_TARGETS, save
@@ -71,7 +71,11 @@ class ImageConverter:
         compress = spec.job_type is JobType.COMPRESS
         if compress:
             _check_compress(kind, spec)
-        target = _target_of(kind, spec)
+        target = target_of(spec)
+        if target not in TARGETS:
+            raise UnsupportedConversionError(
+                f"Images convert to {', '.join(TARGETS)}, not {target}."
+            )
         header = read_header(src, kind)
         animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
         check_pixels(limits, [(header.width, header.height)] * (header.pages if animated else 1))
@@ -115,16 +119,6 @@ class ImageConverter:
 
 def register(registry: Registry) -> None:
     registry.register(ImageConverter(), SOURCES, TARGETS)
-
-
-def _target_of(kind: Kind, spec: FileSpec) -> OutputFormat:
-    if spec.format is None and spec.job_type is JobType.COMPRESS:
-        return OutputFormat(kind.own_format)
-    if spec.format is None or spec.format not in TARGETS:
-        raise UnsupportedConversionError(
-            f"Images convert to {', '.join(TARGETS)}, not {spec.format or 'nothing'}."
-        )
-    return spec.format
 
 
 def _check_compress(kind: Kind, spec: FileSpec) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.media.audio import to_audio
 from convertly.converters.media.compress import fits_already, keep_original
 from convertly.converters.media.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
@@ -151,13 +151,12 @@ def register(registry: Registry) -> None:
 
 
 def _target_of(kind: Kind, spec: FileSpec) -> OutputFormat:
-    allowed = TARGETS.get(kind, ())
-    if spec.format is None or spec.format not in allowed:
+    target, allowed = target_of(spec), TARGETS.get(kind, ())
+    if target not in allowed:
         raise UnsupportedConversionError(
-            f"{kind.label} converts to {', '.join(allowed) or 'nothing here'}, "
-            f"not {spec.format or 'nothing'}."
+            f"{kind.label} converts to {', '.join(allowed) or 'nothing here'}, not {target}."
         )
-    return spec.format
+    return target
 
 
 def _check_compress(target: OutputFormat, spec: FileSpec) -> None:

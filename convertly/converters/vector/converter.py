@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyvips
 
-from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter
@@ -58,9 +58,7 @@ class VectorConverter:
         progress: ProgressFn = no_progress,
     ) -> ConvertedFile:
         kind = Kind(source.kind)
-        target = spec.format
-        if target is None and spec.job_type is JobType.COMPRESS:
-            target = OutputFormat(kind.own_format)
+        target = target_of(spec)
         if kind is Kind.SVG:
             if target is OutputFormat.SVG:
                 return _minify(src, spec, workdir)
@@ -71,7 +69,7 @@ class VectorConverter:
         elif kind in RASTER_SOURCES and target is OutputFormat.SVG:
             return trace(src, source, spec, workdir, limits, progress)
         raise UnsupportedConversionError(
-            f"Converting {kind.label} to {target.value if target else 'nothing'} is not "
+            f"Converting {kind.label} to {target.value} is not "
             "supported by the vector converter."
         )
 

@@ -21,7 +21,7 @@ import pyvips
 from PIL import Image
 
 from convertly.converters import process
-from convertly.converters.base import Limits, ProgressFn, Queue, no_progress
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter, int_field
@@ -91,18 +91,15 @@ class PdfConverter:
         progress: ProgressFn = no_progress,
     ) -> ConvertedFile:
         kind = Kind(source.kind)
-        target = spec.format
-        if target is None and spec.job_type is JobType.COMPRESS:
-            target = OutputFormat(kind.own_format)
+        target = target_of(spec)
         if kind is Kind.PDF and target is OutputFormat.PDF:
             return _compress(src, spec, workdir, limits)
         if kind is Kind.PDF and target in (*RASTER_TARGETS, OutputFormat.SVG):
-            assert target is not None
             return _pdf_to_image(src, spec, target, workdir, limits, progress)
         if kind in RASTER_SOURCES and target is OutputFormat.PDF:
             return _image_to_pdf(src, source, spec, workdir, limits, progress)
         raise UnsupportedConversionError(
-            f"Converting {kind.label} to {target.value if target else 'nothing'} is not "
+            f"Converting {kind.label} to {target.value} is not "
             "supported by the PDF converter."
         )
 
