@@ -1,7 +1,7 @@
 """Vectors and documents: SVG and PDF in and out, rasters traced to SVG.
 
 converter.py    VectorConverter: SVG drawn to rasters and PDF, SVG minified, rasters traced
-trace.py        raster -> SVG: the image shaped for vtracer (photo, flat graphic or mono)
+trace.py        the tracing steps: the image shaped for vtracer (photo, flat graphic or mono)
 trace_child.py  one vtracer run in a process of its own (a timeout can kill it)
 svgsafe.py      an SVG rewritten so that nothing outside it is ever read
 pdf.py          PdfConverter: images to PDF, PDF pages to images and SVG, PDF compression

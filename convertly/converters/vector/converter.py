@@ -1,9 +1,10 @@
 """SVG in and out: rasters traced to SVG, SVG drawn to rasters and PDF, SVG minified.
 
-VectorConverter routes each pair: raster -> SVG goes to trace.py; SVG is drawn here, through
-librsvg inside libvips, from a buffer, after `safe_svg` (svgsafe.py) rewrote the document:
-entity declarations are refused, and nothing outside the file (hrefs, CSS urls and imports,
-XInclude, stylesheet instructions) survives, so no file or URL is ever read.
+VectorConverter routes each pair. A raster is traced by `trace`, which runs trace.py's steps
+(PDF pages are traced through it too). SVG is drawn here, through librsvg inside libvips,
+from a buffer, after `safe_svg` (svgsafe.py) rewrote the document: entity declarations are
+refused, and nothing outside the file (hrefs, CSS urls and imports, XInclude, stylesheet
+instructions) survives, so no file or URL is ever read.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import pyvips
 from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
-from convertly.converters.image import ImageConverter
+from convertly.converters.image import ImageConverter, read_header
 from convertly.converters.pixels import fit
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
-from convertly.converters.vector import pdf
+from convertly.converters.vector import trace as tracing
 from convertly.converters.vector.svgsafe import SafeSvg, safe_svg
-from convertly.converters.vector.trace import on_white, trace
+from convertly.converters.vector.trace import on_white
 from convertly.errors import CorruptFileError, InvalidFieldError, UnsupportedConversionError
 from convertly.models import (
     ConvertedFile,
@@ -38,6 +39,7 @@ from convertly.sniff import Kind, sniff_file
 SVG_TARGETS = (*RASTER_TARGETS, OutputFormat.PDF, OutputFormat.SVG)
 
 PDF_RENDER_DPI = 192  # SVG pixels are 1/96 inch; a PDF page is drawn at twice that
+_ANIMATED = frozenset({Kind.GIF, Kind.WEBP})
 
 
 class VectorConverter:
@@ -78,6 +80,46 @@ def register(registry: Registry) -> None:
     converter = VectorConverter()
     registry.register(converter, RASTER_SOURCES, [OutputFormat.SVG])
     registry.register(converter, [Kind.SVG], SVG_TARGETS)
+
+
+# -- raster -> SVG ---------------------------------------------------------------------------
+
+
+def trace(
+    src: Path,
+    source: SourceInfo,
+    spec: FileSpec,
+    workdir: Path,
+    limits: Limits,
+    progress: ProgressFn = no_progress,
+) -> ConvertedFile:
+    """Trace the raster image `src` (any kind ImageConverter reads) to `workdir`/output.svg."""
+    kind = Kind(source.kind)
+    header = read_header(src, kind)
+    width, height = header.oriented(spec.auto_orient)
+    plan = plan_resize(width, height, spec.resize, spec.resize_width, spec.resize_height)
+    scratch = workdir / "trace"
+    scratch.mkdir(exist_ok=True)
+    image = tracing.load_for_trace(src, source, spec, plan.width, plan.height, scratch, limits)
+    progress(0.1)
+    job = tracing.shape_for_trace(image, spec)
+    traced = scratch / "trace-input.png"
+    job.image.pngsave(str(traced), compression=1)
+    out = workdir / "output.svg"
+    tracing.run_vtracer(traced, out, job.params, limits.trace_timeout)
+    progress(0.95)
+    tracing.set_display_size(out, plan.width, plan.height, job.image.width, job.image.height)
+    notes = [job.note]
+    if header.pages > 1 and kind in _ANIMATED:
+        notes.append("Only the first frame was traced: SVG holds no animation.")
+    return ConvertedFile(
+        path=str(out),
+        format=OutputFormat.SVG.value,
+        mime_type=mime_for(OutputFormat.SVG.value),
+        width=plan.width,
+        height=plan.height,
+        notes=tuple(notes),
+    )
 
 
 # -- SVG -> raster, PDF, SVG -----------------------------------------------------------------
@@ -144,6 +186,8 @@ def _rasterise(
 
 
 def _svg_to_pdf(src: Path, spec: FileSpec, workdir: Path, limits: Limits) -> ConvertedFile:
+    from convertly.converters.vector import pdf  # which traces through this module
+
     rewrite = _svg_bytes(src)
     natural_w, natural_h = _natural_size(rewrite.data)
     plan = plan_resize(natural_w, natural_h, spec.resize, spec.resize_width, spec.resize_height)

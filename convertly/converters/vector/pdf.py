@@ -28,7 +28,8 @@ from convertly.converters.image import ImageConverter, int_field
 from convertly.converters.pixels import check_pixels, fit, fit_scale
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
-from convertly.converters.vector.trace import is_flat_graphic, trace
+from convertly.converters.vector.converter import trace
+from convertly.converters.vector.trace import is_flat_graphic
 from convertly.errors import (
     ConversionError,
     CorruptFileError,

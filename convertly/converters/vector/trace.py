@@ -1,4 +1,4 @@
-"""Raster images traced to SVG with vtracer.
+"""The steps of tracing a raster to SVG with vtracer (`converter.trace` runs them).
 
 vtracer's cost grows with detail (a noisy 12 MP photo: ~35 s and a 28 MB SVG), so what it is
 given is shaped here first: photo-like images are shrunk to a pixel budget, denoised and
@@ -24,21 +24,18 @@ import pyvips
 from PIL import Image
 
 from convertly.converters import process
-from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.image import ImageConverter, read_header
+from convertly.converters.base import Limits
+from convertly.converters.image import ImageConverter
 from convertly.converters.pixels import fit
 from convertly.converters.resize import plan_resize
 from convertly.errors import ConversionError, ConversionTimeoutError
 from convertly.models import (
-    ConvertedFile,
     FileSpec,
     JobType,
     OutputFormat,
     ResizePreset,
     SourceInfo,
-    mime_for,
 )
-from convertly.sniff import Kind
 
 # Measured on 2 cores with a 4000x3000 photo-like JPEG (sky, mountains, a textured meadow):
 # vtracer's defaults take 35 s and write 28 MB. Shrunk to 2.2 MP, median-filtered, cut to 31
@@ -54,11 +51,10 @@ MONO_MAX_PIXELS = 4_000_000
 FLAT_COVERAGE = 0.85
 FLAT_TOP_COLOURS = 16
 FLAT_BINS = 64
-_ANIMATED = frozenset({Kind.GIF, Kind.WEBP})
 
 
 @dataclass(frozen=True)
-class _Trace:
+class Trace:
     """How one image is traced: the pixels vtracer gets and its parameters."""
 
     style: str  # "photo", "flat" or "mono"
@@ -67,44 +63,7 @@ class _Trace:
     note: str
 
 
-def trace(
-    src: Path,
-    source: SourceInfo,
-    spec: FileSpec,
-    workdir: Path,
-    limits: Limits,
-    progress: ProgressFn = no_progress,
-) -> ConvertedFile:
-    """Trace the raster image `src` (any kind ImageConverter reads) to `workdir`/output.svg."""
-    kind = Kind(source.kind)
-    header = read_header(src, kind)
-    width, height = header.oriented(spec.auto_orient)
-    plan = plan_resize(width, height, spec.resize, spec.resize_width, spec.resize_height)
-    scratch = workdir / "trace"
-    scratch.mkdir(exist_ok=True)
-    image = _load_for_trace(src, source, spec, plan.width, plan.height, scratch, limits)
-    progress(0.1)
-    job = _shape_for_trace(image, spec)
-    traced = scratch / "trace-input.png"
-    job.image.pngsave(str(traced), compression=1)
-    out = workdir / "output.svg"
-    _run_trace(traced, out, job.params, limits.trace_timeout)
-    progress(0.95)
-    _set_display_size(out, plan.width, plan.height, job.image.width, job.image.height)
-    notes = [job.note]
-    if header.pages > 1 and kind in _ANIMATED:
-        notes.append("Only the first frame was traced: SVG holds no animation.")
-    return ConvertedFile(
-        path=str(out),
-        format=OutputFormat.SVG.value,
-        mime_type=mime_for(OutputFormat.SVG.value),
-        width=plan.width,
-        height=plan.height,
-        notes=tuple(notes),
-    )
-
-
-def _load_for_trace(
+def load_for_trace(
     src: Path,
     source: SourceInfo,
     spec: FileSpec,
@@ -145,7 +104,7 @@ def _detail(spec: FileSpec) -> float:
     return max(1, min(100, spec.compression)) / 100
 
 
-def _shape_for_trace(image: pyvips.Image, spec: FileSpec) -> _Trace:
+def shape_for_trace(image: pyvips.Image, spec: FileSpec) -> Trace:
     """Pick the trace style and parameters from `spec` and the image's colours."""
     detail = _detail(spec)
     if spec.mono:
@@ -161,7 +120,7 @@ def _shape_for_trace(image: pyvips.Image, spec: FileSpec) -> _Trace:
             "path_precision": 2,
         }
         note = f"Traced at {image.width}x{image.height} as a flat graphic."
-        return _Trace("flat", image, params, note)
+        return Trace("flat", image, params, note)
     pixels = PHOTO_MIN_PIXELS + round(PHOTO_EXTRA_PIXELS * detail**2)
     colours = round(2 ** (2 + 3.6 * detail))
     image = _posterise(_shrink(image, pixels).median(3), colours)
@@ -178,7 +137,7 @@ def _shape_for_trace(image: pyvips.Image, spec: FileSpec) -> _Trace:
         f"Traced at {image.width}x{image.height} with {colours} colours: photos are "
         "simplified to keep the SVG small (raise compression for more detail)."
     )
-    return _Trace("photo", image, params, note)
+    return Trace("photo", image, params, note)
 
 
 def _flat_speckle(detail: float) -> int:
@@ -225,7 +184,7 @@ def _posterise(image: pyvips.Image, colours: int) -> pyvips.Image:
     ).copy(interpretation="srgb")
 
 
-def _mono(image: pyvips.Image, detail: float) -> _Trace:
+def _mono(image: pyvips.Image, detail: float) -> Trace:
     """Black shapes where the image is darker than its Otsu threshold; transparency is white."""
     if is_flat_graphic(image):
         image = _shrink(image, MONO_MAX_PIXELS)
@@ -248,7 +207,7 @@ def _mono(image: pyvips.Image, detail: float) -> _Trace:
         f"Traced in black and white at {binary.width}x{binary.height}: pixels darker than "
         f"{threshold + 1} of 255 became black shapes on a transparent background."
     )
-    return _Trace("mono", binary, params, note)
+    return Trace("mono", binary, params, note)
 
 
 def otsu_threshold(histogram: list[int]) -> int:
@@ -271,7 +230,7 @@ def otsu_threshold(histogram: list[int]) -> int:
     return best
 
 
-def _run_trace(src: Path, out: Path, params: dict[str, Any], timeout: int) -> None:
+def run_vtracer(src: Path, out: Path, params: dict[str, Any], timeout: int) -> None:
     argv: list[str | Path] = [
         sys.executable,
         "-m",
@@ -300,7 +259,7 @@ def _run_trace(src: Path, out: Path, params: dict[str, Any], timeout: int) -> No
 _SVG_ROOT = re.compile(rb"<svg\b[^>]*>")
 
 
-def _set_display_size(svg: Path, width: int, height: int, traced_w: int, traced_h: int) -> None:
+def set_display_size(svg: Path, width: int, height: int, traced_w: int, traced_h: int) -> None:
     """Show the trace at `width` x `height` whatever size it was traced at (viewBox)."""
     data = svg.read_bytes()
     root = (
