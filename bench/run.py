@@ -187,7 +187,7 @@ def dispatch_overhead(files: int = 100) -> dict[str, Any]:
 
 def trace_photo() -> dict[str, Any]:
     """Raster -> SVG of a 12 MP photo-like JPEG, colour (default compression) and mono."""
-    from convertly.converters.registry import default_registry
+    from convertly.converters.builtin import default_registry
     from convertly.models import FileSpec, OutputFormat
     from convertly.settings import Settings
     from convertly.sniff import Kind, sniff_file
@@ -217,7 +217,7 @@ def trace_photo() -> dict[str, Any]:
 def _tiny_conversion_seconds(tiny: bytes, rounds: int = 200) -> float:
     """The conversion itself (sniff, decode, encode in a scratch directory), in process:
     the part of a file's time that is work, not dispatch."""
-    from convertly.converters.registry import default_registry
+    from convertly.converters.builtin import default_registry
     from convertly.models import FileSpec, OutputFormat
     from convertly.settings import Settings
     from convertly.sniff import Kind, sniff_file

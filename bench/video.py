@@ -27,8 +27,7 @@ class _Captured(BaseException):
 def converter_command(clip: Path, out_dir: Path) -> list[str]:
     """The converter's own ffmpeg argv for this clip (720p mp4), reading `clip` and writing
     into `out_dir`: the converter runs up to the point where it would start ffmpeg."""
-    from convertly.converters import process
-    from convertly.converters.registry import default_registry
+    from convertly.converters.builtin import default_registry, process
     from convertly.models import FileSpec, OutputFormat, ResizePreset
     from convertly.settings import Settings
     from convertly.sniff import Kind, sniff_file

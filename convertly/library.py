@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 from PIL import Image
 
 from convertly import service
-from convertly.converters.packing import PACKED_KINDS
+from convertly.converters.archive import PACKED_KINDS
 from convertly.errors import (
     ConflictError,
     FileTooLargeError,

@@ -21,12 +21,11 @@ from pathlib import Path, PurePosixPath
 
 from convertly import jobevents, webhooks
 from convertly.auth import ApiKeys
-from convertly.converters import packing
-from convertly.converters.archive import ARCHIVE_FORMATS as ARCHIVE_TARGETS
+from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
-from convertly.converters.media_task import AUDIO_TARGETS, VIDEO_TARGETS
-from convertly.converters.registry import Registry, default_registry
-from convertly.errors import ConvertlyError, ServiceUnavailableError, UnsupportedConversionError
+from convertly.converters.builtin import default_registry
+from convertly.converters.registry import Registry
+from convertly.errors import ConvertlyError, ServiceUnavailableError
 from convertly.models import (
     ConvertedFile,
     FileResult,
@@ -35,7 +34,6 @@ from convertly.models import (
     FileWork,
     Job,
     JobStatus,
-    JobType,
     OutputFormat,
     SourceInfo,
     extension_for,
@@ -180,22 +178,12 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
 def plan_conversion(svc: Services, src: Path,
                     spec: FileSpec) -> tuple[Converter, SourceInfo, FileSpec]:
     """The converter for `src` and `spec`, what `src` is, and the spec with its target
-    format settled (a compression keeps the source's). Reads only the file's first bytes,
-    so it is cheap; raises the client's error for an empty, unknown or unsupported file."""
+    format settled once for the converter (`Registry.plan`: a compression keeps the
+    source's). Reads only the file's first bytes, so it is cheap; raises the client's error
+    for an empty, unknown or unsupported file."""
     source = sniff_file(src)
-    kind = Kind(source.kind)
-    if spec.job_type is JobType.COMPRESS:
-        try:
-            own = OutputFormat(kind.own_format)
-        except ValueError:
-            raise UnsupportedConversionError(
-                f"{kind.label} files cannot be compressed in place; convert them to another "
-                "format instead (for example png)."
-            ) from None
-        spec = replace(spec, format=own)
-    if spec.format is None:
-        raise UnsupportedConversionError("No target format given.")
-    return svc.registry.find(kind, spec.format), source, spec
+    converter, spec = svc.registry.plan(Kind(source.kind), spec)
+    return converter, source, spec
 
 
 def run_file(svc: Services, job_id: str, index: int,
@@ -373,28 +361,13 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str
 # --- submitting jobs --------------------------------------------------------------------
 
 
-# Targets only ffmpeg or only the archive converter writes (the converters' own lists).
-_MEDIA_FORMATS = frozenset(f.value for f in (*VIDEO_TARGETS, *AUDIO_TARGETS))
-_ARCHIVE_FORMATS = frozenset(f.value for f in ARCHIVE_TARGETS)
-
-
-def task_family(path: Path, fmt: str | None, registry: Registry | None = None) -> str:
-    """The converter family a file's task belongs to (routes it to a queue): "media" when
-    audio or video is read or written, "archive" likewise, else "image" (also when the
-    content is unknown — the converter then reports the precise error). With `registry`, a
-    pair it cannot convert goes by its source alone: it fails at once on a worker for that
-    source, instead of waiting in the queue of a target no worker may be serving."""
+def task_family(path: Path, fmt: str | None, registry: Registry) -> str:
+    """The queue a file's task goes to ("image", "media" or "archive"), as the registry's
+    converters declare it for the file's content and target `fmt` (`Registry.queue_for`:
+    unknown content and unconvertible pairs included). Reads only the file's first bytes."""
     with path.open("rb") as fh:
         kind = sniff_bytes(fh.read(HEAD_BYTES))
-    family = kind.family if kind is not None else "image"
-    if (registry is not None and kind is not None and fmt is not None
-            and not registry.supports(kind, fmt)):
-        fmt = None
-    if family in ("video", "audio") or fmt in _MEDIA_FORMATS:
-        return "media"
-    if family == "archive" or fmt in _ARCHIVE_FORMATS:
-        return "archive"
-    return "image"
+    return registry.queue_for(kind, OutputFormat(fmt) if fmt is not None else None).value
 
 
 def new_job_id() -> str:

@@ -29,7 +29,7 @@ import pytest
 import pyvips
 from PIL import Image
 
-from convertly.converters.registry import default_registry
+from convertly.converters.builtin import default_registry
 from convertly.errors import UnsupportedConversionError
 from convertly.models import FileSpec, JobType, OutputFormat, extension_for
 from convertly.service import Services, build_services, convert_path

@@ -206,7 +206,7 @@ class CeleryExecutor:
         try:
             await asyncio.to_thread(storage.put_file, source_key, src)
             queue = self.queue_for(service.task_family(
-                src, spec.format.value if spec.format else None))
+                src, spec.format.value if spec.format else None, self.services.registry))
             reply_to = f"cv:reply:{uuid.uuid4()}"
             try:
                 self.app.send_task(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),

@@ -11,7 +11,9 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageStat
 
+from convertly.converters.base import Converter
 from convertly.converters.image import ImageConverter
+from convertly.converters.registry import settle
 from convertly.models import ConvertedFile, FileSpec, JobType, OutputFormat
 from convertly.sniff import Kind, sniff_file
 
@@ -57,6 +59,21 @@ class FakeLimits:
     max_extracted_bytes: int = 200 * 1024 * 1024
     rar_command: str = ""
     max_expansion_ratio: int = 100_000
+
+
+def run_converter(
+    converter: Converter,
+    src: Path,
+    target: OutputFormat | None,
+    workdir: Path,
+    *,
+    limits: FakeLimits | None = None,
+    **fields: Any,
+) -> ConvertedFile:
+    """Convert `src` with `converter`, the spec's target settled as the service's plan does."""
+    source = sniff_file(src)
+    spec = settle(Kind(source.kind), FileSpec(index=0, filename=src.name, format=target, **fields))
+    return converter.convert(src, source, spec, workdir, limits or FakeLimits())
 
 
 def quadrants(width: int, height: int, colours: Sequence[Colour] = QUADRANTS) -> Image.Image:

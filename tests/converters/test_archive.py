@@ -25,8 +25,10 @@ import pytest
 import rarfile
 from PIL import Image
 
-from convertly.converters import archive, image, packing
-from convertly.converters.packing import pack
+from convertly.converters import image
+from convertly.converters.archive import converter as archive
+from convertly.converters.archive import packing
+from convertly.converters.archive.packing import pack
 from convertly.converters.registry import Registry
 from convertly.errors import (
     ArchiveTooLargeError,
@@ -85,11 +87,9 @@ def convert(
     job_type: JobType = JobType.CONVERT,
 ) -> ConvertedFile:
     source = sniff_file(src)
-    kind = Kind(source.kind)
-    lookup = target or OutputFormat(kind.own_format)
     spec = FileSpec(index=0, filename=filename or src.name, format=target, job_type=job_type)
     workdir.mkdir(parents=True, exist_ok=True)
-    converter = registry.find(kind, lookup)
+    converter, spec = registry.plan(Kind(source.kind), spec)
     return converter.convert(src, source, spec, workdir, limits or FakeLimits())
 
 
@@ -657,7 +657,7 @@ def test_damaged_archives_are_corrupt(
 
 
 def test_rar_output_is_listed_only_with_the_rar_program() -> None:
-    from convertly.converters.registry import default_registry
+    from convertly.converters.builtin import default_registry
 
     with_rar = default_registry()
     without = default_registry((OutputFormat.RAR,))

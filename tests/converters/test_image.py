@@ -7,16 +7,17 @@ import pytest
 import pyvips
 from PIL import Image, ImageChops, ImageCms, ImageOps
 
-from convertly.converters import image as image_module
 from convertly.converters.base import Converter
+from convertly.converters.builtin import default_registry
 from convertly.converters.image import (
     SOURCES,
     TARGETS,
     ImageConverter,
     register,
 )
-from convertly.converters.jpeg_markers import strip_jpeg_metadata
-from convertly.converters.registry import Registry, default_registry
+from convertly.converters.image import converter as image_module
+from convertly.converters.image.jpeg_markers import strip_jpeg_metadata
+from convertly.converters.registry import Registry
 from convertly.errors import (
     ConversionError,
     CorruptFileError,

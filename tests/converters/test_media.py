@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from convertly.converters.base import Converter
-from convertly.converters.ffmpeg import MediaInfo, ProgressReader, Stream, probe
 from convertly.converters.media import TARGETS, MediaConverter, register
-from convertly.converters.media_task import (
+from convertly.converters.media.ffmpeg import MediaInfo, ProgressReader, Stream, probe
+from convertly.converters.media.task import (
     ANIMATION_TARGETS,
     AUDIO_TARGETS,
     FRAME_TARGETS,

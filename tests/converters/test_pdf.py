@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +11,10 @@ from PIL import Image
 
 from convertly.converters import image as image_module
 from convertly.converters import process
-from convertly.converters import vector as vector_module
-from convertly.converters.pdf import (
-    PDF_TARGETS,
-    PageImage,
-    PdfConverter,
-    images_to_pdf,
-    register,
-)
 from convertly.converters.registry import Registry
+from convertly.converters.vector import converter as vector_module
+from convertly.converters.vector.pdf import PDF_TARGETS, PdfConverter, register
+from convertly.converters.vector.pdfwrite import PageImage, images_to_pdf
 from convertly.errors import (
     CorruptFileError,
     InvalidFieldError,
@@ -26,8 +22,8 @@ from convertly.errors import (
     UnsupportedConversionError,
     UnsupportedMediaError,
 )
-from convertly.models import ConvertedFile, FileSpec, JobType, OutputFormat, ResizePreset
-from convertly.sniff import Kind, sniff_file
+from convertly.models import JobType, OutputFormat, ResizePreset
+from convertly.sniff import Kind
 from tests.converters.conftest import (
     BLUE,
     GREEN,
@@ -38,6 +34,7 @@ from tests.converters.conftest import (
     noisy,
     quadrant_means,
     quadrants,
+    run_converter,
     write_animation,
     write_image,
 )
@@ -46,16 +43,8 @@ F = OutputFormat
 PAGE_COLOURS = (RED, GREEN, BLUE)
 
 
-def run(
-    src: Path,
-    target: OutputFormat | None,
-    workdir: Path,
-    *,
-    limits: FakeLimits | None = None,
-    **fields: Any,
-) -> ConvertedFile:
-    spec = FileSpec(index=0, filename=src.name, format=target, **fields)
-    return PdfConverter().convert(src, sniff_file(src), spec, workdir, limits or FakeLimits())
+# run(src, target, workdir, limits=..., **FileSpec fields)
+run = functools.partial(run_converter, PdfConverter())
 
 
 def pages_of(path: Path | str) -> list[tuple[tuple[float, float], Image.Image, list[str]]]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import http.server
 import io
 import threading
@@ -15,22 +16,22 @@ import pyvips
 from PIL import Image, ImageDraw
 
 from convertly.converters import image as image_module
-from convertly.converters import pdf as pdf_module
 from convertly.converters.registry import Registry
-from convertly.converters.svgsafe import safe_svg
-from convertly.converters.vector import (
+from convertly.converters.vector import pdf as pdf_module
+from convertly.converters.vector.converter import (
     SVG_TARGETS,
     VectorConverter,
-    otsu_threshold,
     register,
 )
+from convertly.converters.vector.svgsafe import safe_svg
+from convertly.converters.vector.trace import otsu_threshold
 from convertly.errors import (
     ConversionTimeoutError,
     CorruptFileError,
     UnsupportedConversionError,
 )
-from convertly.models import ConvertedFile, FileSpec, JobType, OutputFormat, ResizePreset
-from convertly.sniff import Kind, sniff_file
+from convertly.models import JobType, OutputFormat, ResizePreset
+from convertly.sniff import Kind
 from tests.converters.conftest import (
     BLUE,
     GREEN,
@@ -42,6 +43,7 @@ from tests.converters.conftest import (
     noisy,
     quadrant_means,
     quadrants,
+    run_converter,
     write_animation,
     write_image,
 )
@@ -52,16 +54,8 @@ RASTER_KINDS = image_module.SOURCES
 RASTER_FORMATS = image_module.TARGETS
 
 
-def run(
-    src: Path,
-    target: OutputFormat | None,
-    workdir: Path,
-    *,
-    limits: FakeLimits | None = None,
-    **fields: Any,
-) -> ConvertedFile:
-    spec = FileSpec(index=0, filename=src.name, format=target, **fields)
-    return VectorConverter().convert(src, sniff_file(src), spec, workdir, limits or FakeLimits())
+# run(src, target, workdir, limits=..., **FileSpec fields)
+run = functools.partial(run_converter, VectorConverter())
 
 
 def render_svg(path: Path, scale: float = 1.0) -> Image.Image:

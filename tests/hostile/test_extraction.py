@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from convertly.converters.registry import default_registry
+from convertly.converters.builtin import default_registry
 from convertly.errors import ArchiveTooLargeError, ConvertlyError, CorruptFileError
 from convertly.models import FileSpec, JobType, OutputFormat
 from convertly.sniff import sniff_file

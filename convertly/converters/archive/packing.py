@@ -23,7 +23,7 @@ from typing import IO, Any, BinaryIO, cast
 
 import py7zr
 
-from convertly.converters.extraction import CHUNK, DRIVE
+from convertly.converters.archive.extraction import CHUNK, DRIVE
 from convertly.models import OutputFormat
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes
 

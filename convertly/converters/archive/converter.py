@@ -28,12 +28,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.extraction import LISTED_NAMES, Extraction, count, names
-from convertly.converters.packing import compress_file, is_packed, pack
+from convertly.converters.archive.extraction import LISTED_NAMES, Extraction, count, names
+from convertly.converters.archive.packing import compress_file, is_packed, pack
+from convertly.converters.archive.unpacking import (
+    base_name,
+    extract,
+    guarded,
+    inner_name,
+    open_stream,
+)
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
+from convertly.converters.media import AUDIO_TARGETS, VIDEO_TARGETS
 from convertly.converters.process import run
 from convertly.converters.registry import Registry
-from convertly.converters.unpacking import base_name, extract, guarded, inner_name, open_stream
 from convertly.errors import ConversionError, ConvertlyError, UnsupportedConversionError
 from convertly.models import (
     ConvertedFile,
@@ -53,6 +60,9 @@ CONTAINER_FORMATS = (OutputFormat.ZIP, OutputFormat.TAR, OutputFormat.TGZ, Outpu
 STREAM_FORMATS = (OutputFormat.GZ, OutputFormat.BZ2, OutputFormat.XZ)
 ARCHIVE_FORMATS = (*CONTAINER_FORMATS, *STREAM_FORMATS, OutputFormat.RAR)
 MEDIA_FORMATS = tuple(f for f in OutputFormat if f not in ARCHIVE_FORMATS)
+
+# What only ffmpeg writes: an archive's entries become these on the media workers.
+FFMPEG_TARGETS = frozenset((*VIDEO_TARGETS, *AUDIO_TARGETS))
 
 _STREAM_KINDS = {Kind.GZIP: OutputFormat.GZ, Kind.BZIP2: OutputFormat.BZ2, Kind.XZ: OutputFormat.XZ}
 _RAR_SECONDS = 60
@@ -102,6 +112,13 @@ class ArchiveConverter:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        """Audio and video go to the media workers, into and out of archives too; the rest
+        to the archive workers."""
+        if source.family in ("audio", "video") or target in FFMPEG_TARGETS:
+            return Queue.MEDIA
+        return Queue.ARCHIVE
+
     def convert(
         self,
         src: Path,
@@ -112,7 +129,7 @@ class ArchiveConverter:
         progress: ProgressFn = no_progress,
     ) -> ConvertedFile:
         kind = Kind(source.kind)
-        task = _Task(src, kind, spec, _target_of(kind, spec), workdir, limits)
+        task = _Task(src, kind, spec, target_of(spec), workdir, limits)
         if task.target is OutputFormat.RAR:
             return _to_rar(task)
         if kind not in ARCHIVE_KINDS:
@@ -185,16 +202,6 @@ def register(registry: Registry) -> None:
     converter = ArchiveConverter(registry)
     registry.register(converter, [k for k in Kind if k not in ARCHIVE_KINDS], ARCHIVE_FORMATS)
     registry.register(converter, ARCHIVE_KINDS, (*ARCHIVE_FORMATS, *MEDIA_FORMATS))
-
-
-def _target_of(kind: Kind, spec: FileSpec) -> OutputFormat:
-    if spec.format is not None:
-        return spec.format
-    if spec.job_type is JobType.COMPRESS and kind in ARCHIVE_KINDS:
-        return OutputFormat(kind.own_format)
-    raise UnsupportedConversionError(
-        f"Choose an archive format ({', '.join(ARCHIVE_FORMATS)}) to pack this file into."
-    )
 
 
 def _from_single_file(task: _Task) -> ConvertedFile:

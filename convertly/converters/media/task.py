@@ -1,7 +1,7 @@
 """One media conversion: the task every step works on, and the targets it can have.
 
-A `Task` holds what the video (video.py), audio (audio.py) and compress (media_compress.py)
-paths need: the source and its probe, the spec, the target and the output path. It runs
+A `Task` holds what the video (video.py), audio (audio.py) and compress (compress.py) paths
+need: the source and its probe, the spec, the target and the output path. It runs
 ffmpeg with a timeout scaled to the work and this file's share of the progress, notices a
 source that ends before it says it does, and builds the ConvertedFile. `cover_args` keeps
 the source's cover art where the target holds one.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from convertly.converters.base import ProgressFn
-from convertly.converters.ffmpeg import (
+from convertly.converters.media.ffmpeg import (
     PROGRESS_PERIOD,
     MediaInfo,
     ProgressReader,

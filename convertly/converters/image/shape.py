@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pyvips
 
-from convertly.converters.image_load import int_field
+from convertly.converters.image.load import int_field
 from convertly.converters.resize import ResizePlan
 from convertly.models import OutputFormat
 

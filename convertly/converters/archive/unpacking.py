@@ -25,8 +25,8 @@ import py7zr.exceptions
 import py7zr.io
 import rarfile
 
+from convertly.converters.archive.extraction import Extraction, clean_name
 from convertly.converters.base import Limits
-from convertly.converters.extraction import Extraction, clean_name
 from convertly.errors import (
     ConversionError,
     CorruptFileError,

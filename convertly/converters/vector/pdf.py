@@ -11,28 +11,25 @@ save rewrites the file without shrinking anything (measured: +18 bytes on a 4.4 
 
 from __future__ import annotations
 
-import io
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pypdfium2 as pdfium
 import pyvips
 from PIL import Image
 
-from convertly.converters import process, vector
-from convertly.converters.base import Limits, ProgressFn, no_progress
+from convertly.converters import process
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
-from convertly.converters.image import ImageConverter
-from convertly.converters.image_load import int_field
+from convertly.converters.image import ImageConverter, int_field
+from convertly.converters.pixels import check_pixels, fit, fit_scale
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
+from convertly.converters.vector.converter import trace
+from convertly.converters.vector.pdfwrite import POINTS_PER_INCH, PageImage, images_to_pdf
 from convertly.errors import (
-    ConversionError,
     CorruptFileError,
-    ImageTooLargeError,
     InvalidFieldError,
     TooManyPagesError,
     UnsupportedConversionError,
@@ -50,8 +47,6 @@ from convertly.models import (
 from convertly.sniff import Kind, sniff_file
 
 PDF_TARGETS = (*RASTER_TARGETS, OutputFormat.SVG, OutputFormat.PDF)
-POINTS_PER_INCH = 72
-MAX_PAGE_POINTS = 14_400  # the largest page side PDF readers accept (200 inches)
 MAX_SOURCE_DPI = 1200  # a resolution above this is taken for a broken header
 GHOSTSCRIPT = "gs"
 COMPRESS_TIMEOUT = 300  # seconds Ghostscript may take to rewrite one PDF
@@ -66,18 +61,13 @@ _PILLOW_SOURCES = frozenset({Kind.HEIF, Kind.BMP})
 _STACKED_FRAMES = frozenset({Kind.GIF, Kind.WEBP})  # libvips loads them as one tall image
 
 
-@dataclass(frozen=True)
-class PageImage:
-    """One page to write: `image` (8-bit sRGB or grey, maybe alpha) at `dpi` pixels per inch."""
-
-    image: pyvips.Image
-    dpi: float
-
-
 class PdfConverter:
     """Images to PDF, PDF to images and SVG, PDF compression (see the module docstring)."""
 
     name = "pdf"
+
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        return Queue.IMAGE
 
     def convert(
         self,
@@ -89,18 +79,15 @@ class PdfConverter:
         progress: ProgressFn = no_progress,
     ) -> ConvertedFile:
         kind = Kind(source.kind)
-        target = spec.format
-        if target is None and spec.job_type is JobType.COMPRESS:
-            target = OutputFormat(kind.own_format)
+        target = target_of(spec)
         if kind is Kind.PDF and target is OutputFormat.PDF:
             return _compress(src, spec, workdir, limits)
         if kind is Kind.PDF and target in (*RASTER_TARGETS, OutputFormat.SVG):
-            assert target is not None
             return _pdf_to_image(src, spec, target, workdir, limits, progress)
         if kind in RASTER_SOURCES and target is OutputFormat.PDF:
             return _image_to_pdf(src, source, spec, workdir, limits, progress)
         raise UnsupportedConversionError(
-            f"Converting {kind.label} to {target.value if target else 'nothing'} is not "
+            f"Converting {kind.label} to {target.value} is not "
             "supported by the PDF converter."
         )
 
@@ -112,68 +99,6 @@ def register(registry: Registry) -> None:
 
 
 # -- writing ---------------------------------------------------------------------------------
-
-
-def images_to_pdf(pages: Sequence[PageImage], out: Path, *, quality: int) -> list[str]:
-    """Write one page per image to `out`; returns notes on the choices made.
-
-    Photo-like pages are JPEG at `quality`; flat graphics and images with transparency are
-    kept lossless. A page larger than PDF's 200-inch limit is given a higher resolution.
-    """
-    document = pdfium.PdfDocument.new()
-    lossless = 0
-    enlarged_dpi = False
-    try:
-        for page_image in pages:
-            image = page_image.image
-            dpi = max(page_image.dpi, max(image.width, image.height) * 72 / MAX_PAGE_POINTS)
-            enlarged_dpi |= dpi > page_image.dpi
-            width_pt = image.width * POINTS_PER_INCH / dpi
-            height_pt = image.height * POINTS_PER_INCH / dpi
-            page = document.new_page(width_pt, height_pt)
-            picture = pdfium.PdfImage.new(document)
-            if _has_transparency(image) or vector.is_flat_graphic(image):
-                picture.set_bitmap(pdfium.PdfBitmap.from_pil(_to_pil(image)))
-                lossless += 1
-            else:
-                opaque = image.flatten(background=[255] * (image.bands - 1)) if (
-                    image.hasalpha()
-                ) else image  # fmt: skip
-                jpeg = opaque.jpegsave_buffer(
-                    Q=max(1, min(100, quality)), optimize_coding=True, keep="none"
-                )
-                picture.load_jpeg(io.BytesIO(jpeg), inline=True)
-            picture.set_matrix(pdfium.PdfMatrix().scale(width_pt, height_pt))
-            page.insert_obj(picture)
-            page.gen_content()
-            page.close()
-        document.save(str(out))
-    except (pdfium.PdfiumError, pyvips.Error) as exc:
-        raise ConversionError("The PDF could not be written.") from exc
-    finally:
-        document.close()
-    notes = []
-    if lossless:
-        which = "all pages" if lossless == len(pages) else f"{lossless} of {len(pages)} pages"
-        notes.append(
-            f"Kept {which} lossless (flat colours or transparency); photos are JPEG at "
-            f"quality {quality}."
-        )
-    if enlarged_dpi:
-        notes.append("Pages larger than 200 inches were given a higher resolution to fit.")
-    return notes
-
-
-def _has_transparency(image: pyvips.Image) -> bool:
-    return bool(image.hasalpha()) and image[image.bands - 1].min() < 255
-
-
-def _to_pil(image: pyvips.Image) -> Image.Image:
-    if not _has_transparency(image) and image.hasalpha():
-        image = image[: image.bands - 1]
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[image.bands]
-    picture = Image.frombytes(mode, (image.width, image.height), image.write_to_memory())
-    return picture.convert("RGBA") if mode == "LA" else picture
 
 
 # -- images -> PDF ---------------------------------------------------------------------------
@@ -230,11 +155,11 @@ def _vips_frames(src: Path, kind: Kind, spec: FileSpec, limits: Limits) -> list[
         if pages > 1 and kind in _STACKED_FRAMES:
             stacked = _open(src, kind, n=-1)
             height = stacked.height // pages
-            _check_pixels(stacked.width, stacked.height, limits)
+            check_pixels(limits, [(stacked.width, height)] * pages)
             loaded = [stacked.crop(0, i * height, stacked.width, height) for i in range(pages)]
         else:
             loaded = [_open(src, kind, page=i) if pages > 1 else header for i in range(pages)]
-            _check_pixels(sum(p.width * p.height for p in loaded), 1, limits)
+            check_pixels(limits, [(p.width, p.height) for p in loaded])
         frames = []
         for frame in loaded:
             dpi = _dpi(frame)
@@ -304,15 +229,6 @@ def _check_pages(pages: int, limits: Limits, *, what: str) -> None:
         )
 
 
-def _check_pixels(width: int, height: int, limits: Limits) -> None:
-    if width * height > limits.max_pixels:
-        raise ImageTooLargeError(
-            f"The image has {width * height:,} pixels in all its frames, over this server's "
-            f"limit of {limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). Send a smaller image.",
-            detail={"pixels": width * height, "maxPixels": limits.max_pixels},
-        )
-
-
 # -- PDF -> images ---------------------------------------------------------------------------
 
 
@@ -365,7 +281,7 @@ def _pdf_to_image(
         notes.append(render_note)
     inner = replace(spec, job_type=JobType.CONVERT, format=target)
     if target is OutputFormat.SVG:
-        converted = vector.trace(drawn, sniff_file(drawn), inner, workdir, limits)
+        converted = trace(drawn, sniff_file(drawn), inner, workdir, limits)
     else:
         converted = ImageConverter().convert(drawn, sniff_file(drawn), inner, workdir, limits)
     return replace(converted, notes=(*notes, *converted.notes))
@@ -386,10 +302,10 @@ def _render_page(
         if plan.scales:
             scale *= plan.scaled_width / width
             width, height = plan.scaled_width, plan.scaled_height
-        if width * height > limits.max_pixels:
-            shrink = math.sqrt(limits.max_pixels / (width * height))
+        shrink = fit_scale(width, height, limits.max_pixels)
+        if shrink < 1:
             scale *= shrink
-            width, height = max(1, int(width * shrink)), max(1, int(height * shrink))
+            width, height = fit(width, height, limits.max_pixels)
             note = (
                 f"Rendered at {round(scale * POINTS_PER_INCH)} dpi ({width}x{height}) to stay "
                 f"under this server's limit of {limits.max_pixels:,} pixels."

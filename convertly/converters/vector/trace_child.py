@@ -1,4 +1,6 @@
-"""One vtracer run in a process of its own: `python -m convertly.converters.trace IN OUT PARAMS`.
+"""One vtracer run in a process of its own.
+
+    python -P convertly/converters/vector/trace_child.py IN OUT PARAMS
 
 vtracer is native code that a thread cannot interrupt, so the vector converter runs it here,
 through `convertly.converters.process.run`, whose timeout kills this process. IN is the image
@@ -15,7 +17,7 @@ import sys
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(
-            "usage: python -m convertly.converters.trace IN.png OUT.svg PARAMS_JSON",
+            "usage: python -P trace_child.py IN.png OUT.svg PARAMS_JSON",
             file=sys.stderr,
         )
         return 2

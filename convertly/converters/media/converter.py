@@ -7,20 +7,20 @@ the image converter). Audio becomes audio; GIFs become video. Every file is prob
 duration. Compress never hands back a file larger than the original.
 
 This module checks each file against the target, the compress options and the limits, and
-routes it: video.py makes video, animations and still frames, audio.py audio, and
-media_compress.py reaches a target size and keeps whichever file is smaller. Every step works
-on a Task (media_task.py).
+routes it: video.py makes video, animations and still frames, audio.py audio, and compress.py
+reaches a target size and keeps whichever file is smaller. Every step works on a Task
+(task.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from convertly.converters.audio import to_audio
-from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
-from convertly.converters.media_compress import fits_already, keep_original
-from convertly.converters.media_task import (
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
+from convertly.converters.media.audio import to_audio
+from convertly.converters.media.compress import fits_already, keep_original
+from convertly.converters.media.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
+from convertly.converters.media.task import (
     ANIMATION_TARGETS,
     AUDIO_TARGETS,
     BASE_TIMEOUT,
@@ -28,10 +28,10 @@ from convertly.converters.media_task import (
     VIDEO_TARGETS,
     Task,
 )
+from convertly.converters.media.video import to_animation, to_frame, to_video
+from convertly.converters.pixels import check_pixels
 from convertly.converters.registry import Registry
-from convertly.converters.video import to_animation, to_frame, to_video
 from convertly.errors import (
-    ImageTooLargeError,
     InvalidFieldError,
     MediaTooLongError,
     UnsupportedConversionError,
@@ -93,6 +93,9 @@ class MediaConverter:
         self.timeout_factor = timeout_factor
         self.progress_period = progress_period
 
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        return Queue.MEDIA
+
     def convert(
         self,
         src: Path,
@@ -148,13 +151,12 @@ def register(registry: Registry) -> None:
 
 
 def _target_of(kind: Kind, spec: FileSpec) -> OutputFormat:
-    allowed = TARGETS.get(kind, ())
-    if spec.format is None or spec.format not in allowed:
+    target, allowed = target_of(spec), TARGETS.get(kind, ())
+    if target not in allowed:
         raise UnsupportedConversionError(
-            f"{kind.label} converts to {', '.join(allowed) or 'nothing here'}, "
-            f"not {spec.format or 'nothing'}."
+            f"{kind.label} converts to {', '.join(allowed) or 'nothing here'}, not {target}."
         )
-    return spec.format
+    return target
 
 
 def _check_compress(target: OutputFormat, spec: FileSpec) -> None:
@@ -179,12 +181,5 @@ def _check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
             "file or ask the operator to raise the limit.",
             detail={"seconds": round(duration, 3), "maxSeconds": limits.max_media_seconds},
         )
-    video = info.video
-    if video is not None and video.width * video.height > limits.max_pixels:
-        pixels = video.width * video.height
-        raise ImageTooLargeError(
-            f"The video frames are {video.width}x{video.height} = {pixels:,} pixels, over "
-            f"this server's limit of {limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). Send a "
-            "smaller video or ask the operator to raise the limit.",
-            detail={"pixels": pixels, "maxPixels": limits.max_pixels},
-        )
+    if info.video is not None:
+        check_pixels(limits, [(info.video.width, info.video.height)], subject="video")

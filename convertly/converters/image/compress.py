@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pyvips
 
-from convertly.converters.image_load import Header, vips_source
-from convertly.converters.image_save import LOSSY_TARGETS, save
-from convertly.converters.jpeg_markers import strip_jpeg_metadata
+from convertly.converters.image.jpeg_markers import strip_jpeg_metadata
+from convertly.converters.image.load import Header, vips_source
+from convertly.converters.image.save import LOSSY_TARGETS, save
 from convertly.errors import ConversionError, CorruptFileError
 from convertly.models import CompressMode, ConvertedFile, FileSpec, OutputFormat, mime_for
 from convertly.sniff import Kind

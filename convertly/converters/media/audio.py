@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from convertly.converters.ffmpeg import Encoding, audio_encoding, input_url, is_deep
-from convertly.converters.media_compress import (
+from convertly.converters.media.compress import (
     audio_to_size,
     check_lossless_size,
     keep_smaller,
     remux,
 )
-from convertly.converters.media_task import WORK_FACTOR, Task, cover_args
+from convertly.converters.media.ffmpeg import Encoding, audio_encoding, input_url, is_deep
+from convertly.converters.media.task import WORK_FACTOR, Task, cover_args
 from convertly.errors import ConversionError
 from convertly.models import CompressMode, ConvertedFile, OutputFormat
 

@@ -5,9 +5,9 @@ pyvips-binary reads neither HEIF (HEVC) nor BMP and cannot write HEIF, so those 
 Pillow / pillow-heif and cross to libvips as pixels in memory.
 
 This module picks the target, checks the compress options and the pixel limit, and runs the
-steps: image_load.py reads the header and the pixels, image_shape.py fits colour, depth, crop
-and padding to the target, image_save.py encodes, and image_compress.py reaches a target size
-and keeps whichever of the re-encode and the source is smaller.
+steps: load.py reads the header and the pixels, shape.py fits colour, depth, crop and padding
+to the target, save.py encodes, and compress.py reaches a target size and keeps whichever of
+the re-encode and the source is smaller.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pyvips
 
-from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.image_compress import Outcome, compress_image, jpeg_lossless
-from convertly.converters.image_load import check_pixels, failure, load, read_header
-from convertly.converters.image_save import LOSSY_TARGETS, save
-from convertly.converters.image_shape import frame_height, shape
+from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
+from convertly.converters.image.compress import Outcome, compress_image, jpeg_lossless
+from convertly.converters.image.load import failure, load, read_header
+from convertly.converters.image.save import LOSSY_TARGETS, save
+from convertly.converters.image.shape import frame_height, shape
+from convertly.converters.pixels import check_pixels
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
 from convertly.errors import InvalidFieldError, UnsupportedConversionError
@@ -54,6 +55,9 @@ class ImageConverter:
 
     name = "image"
 
+    def queue(self, source: Kind, target: OutputFormat) -> Queue:
+        return Queue.IMAGE
+
     def convert(
         self,
         src: Path,
@@ -67,10 +71,14 @@ class ImageConverter:
         compress = spec.job_type is JobType.COMPRESS
         if compress:
             _check_compress(kind, spec)
-        target = _target_of(kind, spec)
+        target = target_of(spec)
+        if target not in TARGETS:
+            raise UnsupportedConversionError(
+                f"Images convert to {', '.join(TARGETS)}, not {target}."
+            )
         header = read_header(src, kind)
         animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
-        check_pixels(header, limits, frames=header.pages if animated else 1)
+        check_pixels(limits, [(header.width, header.height)] * (header.pages if animated else 1))
         out = workdir / f"output.{extension_for(target)}"
         if compress and spec.lossless and target is OutputFormat.JPG:
             return jpeg_lossless(src, spec, header, out)
@@ -111,16 +119,6 @@ class ImageConverter:
 
 def register(registry: Registry) -> None:
     registry.register(ImageConverter(), SOURCES, TARGETS)
-
-
-def _target_of(kind: Kind, spec: FileSpec) -> OutputFormat:
-    if spec.format is None and spec.job_type is JobType.COMPRESS:
-        return OutputFormat(kind.own_format)
-    if spec.format is None or spec.format not in TARGETS:
-        raise UnsupportedConversionError(
-            f"Images convert to {', '.join(TARGETS)}, not {spec.format or 'nothing'}."
-        )
-    return spec.format
 
 
 def _check_compress(kind: Kind, spec: FileSpec) -> None:

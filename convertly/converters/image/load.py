@@ -1,4 +1,4 @@
-"""Reading raster images: the header, the pixel limit, and the pixels, oriented and scaled.
+"""Reading raster images: the header, and the pixels, oriented and scaled.
 
 libvips reads lazily where it can: `thumbnail` streams the file and shrinks JPEGs while
 decoding them. pyvips-binary reads neither HEIF (HEVC) nor BMP, so those are decoded by
@@ -17,7 +17,6 @@ import pillow_heif
 import pyvips
 from PIL import Image
 
-from convertly.converters.base import Limits
 from convertly.converters.resize import ResizePlan
 from convertly.errors import (
     ConversionError,
@@ -107,20 +106,6 @@ def _too_large_for_pillow() -> ImageTooLargeError:
         f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels, below this server's "
         "CONVERTLY_MAX_PIXELS); send a smaller image."
     )
-
-
-def check_pixels(header: Header, limits: Limits, *, frames: int = 1) -> None:
-    """Refuse an image (every frame of an animation that is kept) over CONVERTLY_MAX_PIXELS."""
-    pixels = header.width * header.height * frames
-    if pixels > limits.max_pixels:
-        size = f"{header.width}x{header.height}"
-        what = f"{frames} frames of {size}" if frames > 1 else size
-        raise ImageTooLargeError(
-            f"The image is {what} = {pixels:,} pixels, over this server's limit of "
-            f"{limits.max_pixels:,} (CONVERTLY_MAX_PIXELS). "
-            "Send a smaller image or ask the operator to raise the limit.",
-            detail={"pixels": pixels, "maxPixels": limits.max_pixels},
-        )
 
 
 def load(

@@ -13,8 +13,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
-from convertly.converters.ffmpeg import Encoding, Stream, input_url, video_audio_kbps
-from convertly.converters.media_task import (
+from convertly.converters.media.ffmpeg import Encoding, Stream, input_url, video_audio_kbps
+from convertly.converters.media.task import (
     AUDIO_TARGETS,
     VIDEO_TARGETS,
     WORK_FACTOR,

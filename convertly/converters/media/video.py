@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from convertly.converters.base import Limits, no_progress
-from convertly.converters.ffmpeg import (
+from convertly.converters.image import ImageConverter
+from convertly.converters.media.compress import keep_smaller, video_to_size
+from convertly.converters.media.ffmpeg import (
     Encoding,
     Stream,
     filter_graph,
@@ -24,9 +26,7 @@ from convertly.converters.ffmpeg import (
     video_audio_encoding,
     video_encoding,
 )
-from convertly.converters.image import ImageConverter
-from convertly.converters.media_compress import keep_smaller, video_to_size
-from convertly.converters.media_task import WORK_FACTOR, Task
+from convertly.converters.media.task import WORK_FACTOR, Task
 from convertly.converters.resize import ResizePlan, plan_resize
 from convertly.errors import ConversionError, CorruptFileError
 from convertly.models import (
