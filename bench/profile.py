@@ -14,17 +14,19 @@ from bench import peers
 
 # A sample belongs to the first phase (top-down) with a marker somewhere in its stack.
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("finalisation", ("finalize_job (convertly/service.py",)),
-    ("conversion", ("convert_path (convertly/service.py",)),
+    ("finalisation", ("finalize_job (convertly/pipeline.py",)),
+    ("conversion", ("convert_path (convertly/pipeline.py",)),
     ("job state (SQLite)", ("start_file (convertly/state/sqlite/jobs.py", "record_file (convertly",
                             "FileStore.add (convertly", "awaits_finalize (convertly")),
     ("storage (source in, output out)", ("LocalStorage.", "scratch_dir (convertly")),
-    ("conversion process start (imports)", ("init_worker (workers", "_find_and_load (")),
+    ("conversion process start (imports)", ("init_worker (convertly/executors/pool.py",
+                                            "_find_and_load (")),
     ("upload/parse", ("parse_multipart (convertly/api/forms.py",)),
-    ("job creation", ("_store (convertly/jobs.py", "build_specs (convertly")),
+    ("job creation", ("store (convertly/jobs.py", "build_specs (convertly")),
     ("queueing (executor, pool IPC)", ("InProcessExecutor.", "concurrent/futures/process.py",
                                        "multiprocessing/queues.py",
-                                       "multiprocessing/connection.py", "run_file (workers")),
+                                       "multiprocessing/connection.py",
+                                       "run_file (convertly/executors/pool.py")),
     ("status polling", ("get_job (convertly/api/endpoints.py",)),
 )
 # Leaf frames of a thread that waits rather than works (py-spy's own idle test misses

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from convertly import service
+from convertly import retention, service
 from convertly.api import errors as api_errors
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
@@ -81,7 +81,7 @@ async def _maintenance(services: service.Services) -> None:
     """Remove expired short-lived outputs, once a minute."""
     while True:
         try:
-            removed = await asyncio.to_thread(service.purge_expired, services)
+            removed = await asyncio.to_thread(retention.purge_expired, services)
             if removed:
                 log.info("removed %d expired temporary files", removed)
         except Exception:

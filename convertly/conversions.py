@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convertly import service
+from convertly import pipeline
 from convertly.errors import ConvertlyError
 from convertly.executors.base import Executor
 from convertly.models import ConvertedFile, FileSpec
 from convertly.service import Services
-from convertly.state.records import StoredFile
+from convertly.sniff import sniff_file
+from convertly.state.records import StoredFile, new_file_id
+from convertly.storage.base import safe_name
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,46 @@ async def _keep(svc: Services, tenant: str, request: ConvertRequest, spec: FileS
                 src: Path, original_size: int, out: ConvertedFile) -> Output:
     path = Path(out.path)
     final_size = path.stat().st_size
-    name = service.output_filename(spec.filename, out.format)
+    name = pipeline.output_filename(spec.filename, out.format)
     stored = None
     if request.save or final_size > svc.settings.data_url_max_bytes:
         if request.save:
-            await asyncio.to_thread(service.store_upload, svc, tenant, src, spec.filename)
-        stored = await asyncio.to_thread(service.store_output, svc, tenant, path, out, name,
+            await asyncio.to_thread(store_upload, svc, tenant, src, spec.filename)
+        stored = await asyncio.to_thread(store_output, svc, tenant, path, out, name,
                                          temporary=not request.save)
     return Output(spec=spec, original_size=original_size, converted=out, name=name,
                   final_size=final_size, stored=stored)
+
+
+def store_output(
+    svc: Services, tenant: str, path: Path, out: ConvertedFile, name: str, *,
+    temporary: bool,
+) -> StoredFile:
+    """Keep a sync output in storage, permanently or for `temporary_ttl` seconds."""
+    file_id = new_file_id()
+    folder = "tmp" if temporary else "files"
+    key = f"tenants/{tenant}/{folder}/{file_id}/{safe_name(name)}"
+    size = svc.storage.put_file(key, path, move=True)
+    now = time.time()
+    return svc.files.add(
+        StoredFile(
+            id=file_id, tenant=tenant, key=key, filename=name, mime_type=out.mime_type,
+            size_bytes=size, width=out.width, height=out.height, temporary=temporary,
+            created_at=now, expires_at=now + svc.settings.temporary_ttl if temporary else None,
+        )
+    )
+
+
+def store_upload(svc: Services, tenant: str, path: Path, filename: str) -> StoredFile:
+    """Keep an uploaded source in storage (sync requests with saveToStorage=true)."""
+    file_id = new_file_id()
+    key = f"tenants/{tenant}/files/{file_id}/{safe_name(filename)}"
+    try:
+        mime = sniff_file(path).mime_type
+    except ConvertlyError:
+        mime = "application/octet-stream"
+    size = svc.storage.put_file(key, path, move=False)
+    return svc.files.add(
+        StoredFile(id=file_id, tenant=tenant, key=key, filename=filename, mime_type=mime,
+                   size_bytes=size, created_at=time.time())
+    )

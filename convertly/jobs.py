@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from convertly import service, webhooks
+from convertly import pipeline, service, webhooks
 from convertly.executors.base import Executor
 from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
 from convertly.service import Services
@@ -44,7 +45,7 @@ class JobRequest:
 
 def source_store(svc: Services, tenant: str) -> SourceStore:
     """Where a new job's sources go, under a job id chosen now (the keys are job-scoped)."""
-    job_id = service.new_job_id()
+    job_id = new_job_id()
 
     def key_for(index: int, filename: str) -> str:
         return service.source_key(tenant, job_id, FileSpec(index=index, filename=filename))
@@ -87,7 +88,7 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
                       for s in specs),
         create_archive=request.create_archive, archive_format=request.archive_format,
         created_at=time.time(),
-        extra={"families": [service.task_family(path, s.format.value if s.format else None,
+        extra={"families": [pipeline.task_family(path, s.format.value if s.format else None,
                                                 svc.registry)
                             for s, path in zip(specs, request.paths, strict=True)],
                "priority": request.priority},
@@ -108,3 +109,7 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
             svc.storage.delete_prefix(sources.prefix)
         raise
     return job, True
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())

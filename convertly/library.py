@@ -7,7 +7,7 @@ missing (NotFoundError), so an id never reveals whether it exists elsewhere.
 - A *listed* file is a non-temporary record: uploads (POST /api/files, completed direct
   uploads), outputs and sources kept by `saveToStorage=true`, and job outputs.
 - A direct upload is a temporary record until it is completed; one never completed is
-  deleted (object and record) by `service.purge_expired` once it expires.
+  deleted (object and record) by `retention.purge_expired` once it expires.
 - A zip of files is a temporary record too (kept CONVERTLY_TEMPORARY_TTL seconds).
 - Deleting a folder that holds files or folders is refused unless `recursive`, which deletes
   everything below it.
@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from convertly import service
+from convertly import pipeline, service
 from convertly.converters.archive import PACKED_KINDS
 from convertly.errors import (
     ConflictError,
@@ -386,7 +386,7 @@ def zip_files(svc: Services, tenant: str, file_ids: list[str], filename: str
         raise PayloadTooLargeError(
             f"These files hold {total} bytes; a zip holds at most {limit} (setting "
             "CONVERTLY_MAX_REQUEST_BYTES). Zip fewer files at a time.")
-    names = service.unique_names(_entry_name(r.filename) for r in records)
+    names = pipeline.unique_names(_entry_name(r.filename) for r in records)
     file_id = new_file_id()
     key = f"tenants/{tenant}/tmp/{file_id}/{safe_name(filename)}"
     with service.scratch_dir(svc, "zip") as workdir:

@@ -113,7 +113,7 @@ def test_load_result_percentiles_and_merge() -> None:
 def test_profile_samples_go_to_the_first_matching_phase_and_idle_ones_are_dropped() -> None:
     lines = [
         "process 1:\"convertly serve\";run_file (convertly/executors/pool.py:40);"
-        "convert_path (convertly/service.py:150);_save (convertly/converters/image.py:3) 7",
+        "convert_path (convertly/pipeline.py:150);_save (convertly/converters/image/save.py:3) 7",
         "process 1:\"convertly serve\";run_file (convertly/executors/pool.py:40);"
         "SqliteJobStore.start_file (convertly/state/sqlite/jobs.py:9) 2",
         "process 1:\"convertly serve\";Thread.run (threading.py:1);"

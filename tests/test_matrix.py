@@ -32,7 +32,8 @@ from PIL import Image
 from convertly.converters.builtin import default_registry
 from convertly.errors import UnsupportedConversionError
 from convertly.models import FileSpec, JobType, OutputFormat, extension_for
-from convertly.service import Services, build_services, convert_path
+from convertly.pipeline import convert_path
+from convertly.service import Services, build_services
 from convertly.settings import Settings
 from convertly.sniff import Kind, sniff_file
 from tests import images

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from convertly.models import FileSpec, OutputFormat
-from convertly.service import build_services, convert_path, file_workdir, scratch_dir
+from convertly.pipeline import convert_path
+from convertly.service import build_services, file_workdir, scratch_dir
 from convertly.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""The tasks of distributed mode: thin shims over `convertly.service`, registered under the
+"""The tasks of distributed mode: thin shims over `convertly.pipeline`, registered under the
 names `convertly.executors.celeryapp` declares (the API process sends them by those names).
 
 `make_celery(settings)` builds the workers' app; `workers.celery_app:app` is the instance the
@@ -20,7 +20,7 @@ import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from convertly import priority, service
+from convertly import pipeline, priority, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.executors import libvips
 from convertly.executors.celeryapp import CONVERT, FINALIZE, RUN_FILE, make_app
@@ -131,16 +131,16 @@ def _register(app: Celery) -> None:
         try:
             with _counted_delivery(svc, f"{job_id}:{index}") as lost:
                 if lost >= MAX_LOST_DELIVERIES:
-                    last = service.fail_file(svc, job_id, index, _lost_message(lost),
+                    last = pipeline.fail_file(svc, job_id, index, _lost_message(lost),
                                              "WORKER_CRASHED")
                 else:
                     with _guard().task():
-                        last = service.run_file(svc, job_id, index,
+                        last = pipeline.run_file(svc, job_id, index,
                                                 reraise=(SoftTimeLimitExceeded, MemoryError))
         except TaskLimitExceeded as exc:
-            last = service.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
+            last = pipeline.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
         except SoftTimeLimitExceeded:
-            last = service.fail_file(
+            last = pipeline.fail_file(
                 svc, job_id, index,
                 f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
                 "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", "TIME_LIMIT",
@@ -151,7 +151,7 @@ def _register(app: Celery) -> None:
                                  retry_policy=PUBLISH_RETRY) from exc
             log.error("job %s file %d: giving up after %d retries: %s", job_id, index,
                       self.request.retries, exc.message)
-            last = service.fail_file(svc, job_id, index, exc.message, exc.code)
+            last = pipeline.fail_file(svc, job_id, index, exc.message, exc.code)
         # The join: the task that records a job's last result queues its finalisation (the
         # job store decides "last" atomically); a redelivered task whose file was done
         # before queues it again if the job still waits for it. Finalising is idempotent.
@@ -161,7 +161,7 @@ def _register(app: Celery) -> None:
     @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES, shared=False)
     def finalize(self: Task, job_id: str) -> None:
         try:
-            service.finalize_job(services_for(self), job_id)
+            pipeline.finalize_job(services_for(self), job_id)
         except ServiceUnavailableError as exc:
             raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1)),
                              retry_policy=PUBLISH_RETRY) from exc
@@ -185,7 +185,7 @@ def _register(app: Celery) -> None:
                 src = workdir / "source"
                 svc.storage.get_file(source_key, src)
                 with _guard().task():
-                    out = service.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
+                    out = pipeline.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
                 key = f"{output_prefix}/{Path(out.path).name}"
                 svc.storage.put_file(key, Path(out.path), move=True)
             reply = ["ok", {**out.to_dict(), "path": key}]
@@ -217,7 +217,7 @@ def _queue_finalize(task: Task, svc: service.Services, job_id: str, queue: str) 
         log.warning("job %s: could not queue its finalisation (%s); finalising here",
                     job_id, exc)
     try:
-        service.finalize_job(svc, job_id)
+        pipeline.finalize_job(svc, job_id)
     except ServiceUnavailableError as exc:
         log.error("job %s: not finalised (%s); the API's watchdog will queue it",
                   job_id, exc.message)

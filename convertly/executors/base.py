@@ -38,7 +38,7 @@ class Executor(Protocol):
         ...
 
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
-        """Run one sync conversion (`service.convert_path`) and return its output, which is
+        """Run one sync conversion (`pipeline.convert_path`) and return its output, which is
         written inside `workdir`; the caller owns `workdir`."""
         ...
 

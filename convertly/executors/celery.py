@@ -20,7 +20,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 
-from convertly import priority, service
+from convertly import pipeline, priority, service
 from convertly.errors import (
     BrokerUnavailableError,
     ConversionError,
@@ -200,12 +200,12 @@ class CeleryExecutor:
         storage = self.services.storage
         # A file no worker could convert is answered here and now: queued, it would wait
         # for a worker of its target's family, which may not be running at all.
-        await asyncio.to_thread(service.plan_conversion, self.services, src, spec)
+        await asyncio.to_thread(pipeline.plan_conversion, self.services, src, spec)
         prefix = f"sync/{uuid.uuid4()}"
         source_key = f"{prefix}/source"
         try:
             await asyncio.to_thread(storage.put_file, source_key, src)
-            queue = self.queue_for(service.task_family(
+            queue = self.queue_for(pipeline.task_family(
                 src, spec.format.value if spec.format else None, self.services.registry))
             reply_to = f"cv:reply:{uuid.uuid4()}"
             try:

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from convertly import priority, service
+from convertly import pipeline, priority, service
 from convertly.errors import (
     ConversionError,
     ServiceUnavailableError,
@@ -192,7 +192,7 @@ class InProcessExecutor:
         else:
             log.error("job %s file %d: %r", job_id, index, exc)
             message = "The conversion failed unexpectedly; the error was logged."
-        if service.fail_file(self.services, job_id, index, message, "WORKER_CRASHED"):
+        if pipeline.fail_file(self.services, job_id, index, message, "WORKER_CRASHED"):
             self._submit_finalize(job_id)
 
     def _finalize_done(self, job_id: str, pool: concurrent.futures.ProcessPoolExecutor,

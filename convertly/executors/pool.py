@@ -2,7 +2,7 @@
 `InProcessExecutor`'s process pool.
 
 Each process builds its own `Services` once (the pool initialiser) and every task is a thin
-call into `convertly.service`; the Celery tasks (`workers.tasks`) call the same service
+call into `convertly.pipeline`; the Celery tasks (`workers.tasks`) call the same pipeline
 functions.
 """
 
@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from convertly import service
+from convertly import pipeline, service
 from convertly.errors import ConvertlyError
 from convertly.executors import libvips
 from convertly.executors.guard import TaskGuard, TaskLimitExceeded
@@ -54,13 +54,13 @@ def run_file(job_id: str, index: int) -> bool:
     svc = _services()
     try:
         with _task_guard().task():
-            return service.run_file(svc, job_id, index, reraise=(MemoryError,))
+            return pipeline.run_file(svc, job_id, index, reraise=(MemoryError,))
     except TaskLimitExceeded as exc:
-        return service.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
+        return pipeline.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
 
 
 def finalize(job_id: str) -> None:
-    service.finalize_job(_services(), job_id)
+    pipeline.finalize_job(_services(), job_id)
 
 
 def convert_file(src: str, spec: dict[str, Any], workdir: str) -> tuple[str, Any]:
@@ -68,7 +68,7 @@ def convert_file(src: str, spec: dict[str, Any], workdir: str) -> tuple[str, Any
     # reliably, so errors cross the process boundary as (code, message, detail).
     try:
         with _task_guard().task():
-            out = service.convert_path(_services(), Path(src), FileSpec.from_dict(spec),
+            out = pipeline.convert_path(_services(), Path(src), FileSpec.from_dict(spec),
                                        Path(workdir))
     except ConvertlyError as exc:
         return "error", (exc.code, exc.message, exc.detail)

@@ -13,7 +13,7 @@ folders, API keys and webhooks, on one of two engines.
 `build_state(settings)` is the one place that chooses the engine; `convertly.service` builds
 the process's services from the `State` it returns. The domain on top of the stores lives
 outside this package: `convertly.auth` (keys), `convertly.library` (files and folders),
-`convertly.webhooks`, `convertly.jobevents` and `convertly.service` (jobs).
+`convertly.webhooks`, `convertly.jobevents`, `convertly.jobs` and `convertly.pipeline` (jobs).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Shared contract, unless a method says otherwise:
   API answers with 503 and the executors retry later; SQLite waits for a busy database (up
   to 30 s) before failing.
 - Stores hold records only: objects in storage (sources, outputs, archives) are the
-  caller's to delete (`service.purge_expired`).
+  caller's to delete (`retention.purge_expired`).
 
     JobStore        jobs, their per-file results, and Idempotency-Keys (one transaction
                     with the job they map to, so they are not a store of their own)

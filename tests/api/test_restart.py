@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from convertly import service
+from convertly import pipeline
 from convertly.models import FileStatus, JobStatus
 from convertly.settings import Settings
 from tests import images
@@ -44,8 +44,8 @@ def test_unfinished_jobs_complete_after_a_restart(mode: str, tmp_path: Path,
     unfinalised = store_job(svc, tenant, [("c.jpg", images.jpeg(100, 80)),
                                           ("d.jpg", images.jpeg(80, 100))],
                             tmp_path / "spool-2", create_archive=True)
-    assert service.run_file(svc, unfinalised.id, 0) is False
-    assert service.run_file(svc, unfinalised.id, 1) is True  # the caller should finalise...
+    assert pipeline.run_file(svc, unfinalised.id, 0) is False
+    assert pipeline.run_file(svc, unfinalised.id, 1) is True  # the caller should finalise...
     stalled = svc.jobs.get(unfinalised.id)
     assert stalled is not None
     assert stalled.status is JobStatus.PROCESSING  # ...but never did

@@ -33,7 +33,7 @@ def test_expired_jobs_are_removed_with_their_files(app_env: AppEnv, client: Test
     # at least two seconds separate them.
     retention = math.floor(time.time() - old_done)
     keeping = dataclasses.replace(svc, settings=svc.settings.replace(job_retention=retention))
-    assert service.purge_expired(keeping) >= 1
+    assert retention.purge_expired(keeping) >= 1
 
     assert client.get(f"/api/jobs/{old['jobId']}", headers=tenant.headers).status_code == 404
     assert list(svc.storage.list_prefix(prefix)) == []

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from convertly import service
+from convertly import retention
 from convertly.settings import Settings
 from convertly.signing import Grant, sign
 from tests import images
@@ -184,7 +184,7 @@ def test_limits_and_abandoned_uploads(limited_env: AppEnv) -> None:
     path = session["upload"]["path"]
     assert svc.storage.exists(path)
     svc.files.update(session["fileId"], tenant.tenant, expires_at=time.time() - 1)
-    assert service.purge_expired(svc) >= 1
+    assert retention.purge_expired(svc) >= 1
     assert not svc.storage.exists(path)
     assert_error(_complete(client, tenant, session["complete"]["body"]), 404, "NOT_FOUND",
                  "expired")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from convertly import service, webhooks
+from convertly import pipeline, webhooks
 from convertly.errors import ServiceUnavailableError
 from convertly.settings import Settings
 from tests import images
@@ -281,14 +281,14 @@ def test_progress_events_only_go_forward_and_are_throttled(
     svc = hook_env.services
     job = store_job(svc, tenant, [(f"{i}.jpg", images.jpeg(64, 48, seed=i)) for i in range(4)],
                     tmp_path / "spool")
-    assert service.run_file(svc, job.id, 0) is False  # started, then 25 %
-    assert service.run_file(svc, job.id, 1) is False  # 50 %
+    assert pipeline.run_file(svc, job.id, 0) is False  # started, then 25 %
+    assert pipeline.run_file(svc, job.id, 1) is False  # 50 %
     slow = dataclasses.replace(svc, settings=svc.settings.replace(
         webhook_progress_interval=3600.0))
-    assert service.run_file(slow, job.id, 2) is False  # 75 %, but too soon after 50 %
-    assert service.run_file(svc, job.id, 3) is True
-    service.finalize_job(svc, job.id)
-    service.finalize_job(svc, job.id)  # again (a redelivered task): no second event
+    assert pipeline.run_file(slow, job.id, 2) is False  # 75 %, but too soon after 50 %
+    assert pipeline.run_file(svc, job.id, 3) is True
+    pipeline.finalize_job(svc, job.id)
+    pipeline.finalize_job(svc, job.id)  # again (a redelivered task): no second event
 
     got = receiver.wait_for(path, _ends_with(COMPLETED))
     assert kinds(got) == [STARTED, PROGRESS, PROGRESS, COMPLETED]
@@ -311,9 +311,9 @@ def test_webhook_trouble_never_fails_a_conversion(hook_env: AppEnv, tmp_path: Pa
     svc = dataclasses.replace(hook_env.services, webhooks=_BrokenStore())
     job = store_job(svc, tenant, [(f"{i}.jpg", images.jpeg(64, 48, seed=i)) for i in range(2)],
                     tmp_path / "spool")
-    assert service.run_file(svc, job.id, 0) is False
-    assert service.run_file(svc, job.id, 1) is True
-    assert service.finalize_job(svc, job.id).status.value == "completed"
+    assert pipeline.run_file(svc, job.id, 0) is False
+    assert pipeline.run_file(svc, job.id, 1) is True
+    assert pipeline.finalize_job(svc, job.id).status.value == "completed"
     assert get_job(hook_env.client, tenant, job.id)["completedFiles"] == 2
 
 

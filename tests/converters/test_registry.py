@@ -11,13 +11,13 @@ from convertly.converters.builtin import default_registry
 from convertly.converters.image import ImageConverter
 from convertly.converters.registry import Registry
 from convertly.models import OutputFormat
-from convertly.service import task_family
+from convertly.pipeline import task_family
 from convertly.sniff import Kind
 
 F = OutputFormat
 REGISTRY = default_registry()
 
-# The routing rule service.task_family applied before each converter declared its queue,
+# The routing rule pipeline.task_family applied before each converter declared its queue,
 # kept here as the reference the declarations must reproduce: "media" when audio or video is
 # read or written, "archive" likewise, else "image"; a pair the registry cannot convert goes
 # by its source alone.

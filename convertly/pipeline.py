@@ -1,0 +1,257 @@
+"""What happens to a file once it is queued, in both modes: executors (a pool process in
+embedded mode, a Celery task in distributed mode) call `run_file` for each file of a job and
+`finalize_job` once its last file has its result; a sync conversion calls `convert_path`.
+`task_family` tells the Celery executor which queue a file goes to.
+
+A file is sniffed, planned (`plan_conversion`: the converter and the settled target format),
+converted in a private working directory, stored, and recorded; the job store answers which
+call recorded the last file, and that caller finalises the job (the archive, the final
+status, the final webhook event).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+
+from convertly import webhooks
+from convertly.converters.archive import packing
+from convertly.converters.base import Converter, ProgressFn, no_progress
+from convertly.converters.registry import Registry
+from convertly.errors import ConvertlyError, ServiceUnavailableError
+from convertly.models import (
+    ConvertedFile,
+    FileResult,
+    FileSpec,
+    FileStatus,
+    FileWork,
+    Job,
+    JobStatus,
+    OutputFormat,
+    SourceInfo,
+    extension_for,
+)
+from convertly.service import Services, file_workdir, job_prefix, scratch_dir, source_key
+from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
+from convertly.state.records import StoredFile, new_file_id
+from convertly.storage.base import safe_name
+from convertly.views import archive_filename
+
+log = logging.getLogger("convertly.pipeline")
+
+PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
+
+
+# Single-file compressors keep the whole original name: photo.jpg -> photo.jpg.gz.
+_SUFFIX_FORMATS = frozenset({"gz", "bz2", "xz"})
+
+
+def output_filename(original: str, fmt: str) -> str:
+    stem = PurePosixPath(original.replace("\\", "/")).name
+    if fmt in _SUFFIX_FORMATS and stem:
+        return f"{stem}.{fmt}"
+    if "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+    return f"{stem or 'file'}.{extension_for(fmt)}"
+
+
+def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
+                 progress: ProgressFn = no_progress) -> ConvertedFile:
+    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work)."""
+    converter, source, spec = plan_conversion(svc, src, spec)
+    return converter.convert(src, source, spec, workdir, svc.settings, progress)
+
+
+def plan_conversion(svc: Services, src: Path,
+                    spec: FileSpec) -> tuple[Converter, SourceInfo, FileSpec]:
+    """The converter for `src` and `spec`, what `src` is, and the spec with its target
+    format settled once for the converter (`Registry.plan`: a compression keeps the
+    source's). Reads only the file's first bytes, so it is cheap; raises the client's error
+    for an empty, unknown or unsupported file."""
+    source = sniff_file(src)
+    converter, spec = svc.registry.plan(Kind(source.kind), spec)
+    return converter, source, spec
+
+
+def run_file(svc: Services, job_id: str, index: int,
+             reraise: tuple[type[BaseException], ...] = ()) -> bool:
+    """Convert file `index` of a job and record its result. Safe to call again for the same
+    file (a redelivery): a file that already has its result is skipped. Returns True when this
+    call finished the job's last file, so the caller must run `finalize_job` once.
+
+    A ServiceUnavailableError (storage or state down) propagates without recording anything,
+    so the caller can retry later; so do the exception types in `reraise` (an executor's own
+    time-limit signal). Every other failure becomes that file's error."""
+    work = svc.jobs.start_file(job_id, index)
+    if work is None:
+        # Finished, cancelled, or this file was done before (a redelivered task): if the
+        # job still waits for its finalisation, this caller owes it.
+        return awaits_finalize(svc, job_id)
+    webhooks.job_started(svc, work.tenant, job_id)
+    result = _convert_job_file(svc, work, reraise)
+    last = svc.jobs.record_file(result, job_id)
+    if not last:
+        webhooks.job_progress(svc, work.tenant, job_id)
+    return last
+
+
+class _ProgressReporter:
+    """Passes a converter's progress to the job store, at most every PROGRESS_INTERVAL
+    seconds; a state outage only loses progress updates, never the conversion."""
+
+    def __init__(self, svc: Services, work: FileWork) -> None:
+        self.svc, self.work = svc, work
+        self.sent_at = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self.sent_at < PROGRESS_INTERVAL or not 0.0 <= fraction < 1.0:
+            return
+        self.sent_at = now
+        try:
+            self.svc.jobs.set_progress(self.work.job_id, self.work.spec.index, fraction)
+            webhooks.job_progress(self.svc, self.work.tenant, self.work.job_id)
+        except ServiceUnavailableError:
+            log.warning("progress of job %s not recorded: state unavailable", self.work.job_id)
+
+
+def _convert_job_file(svc: Services, work: FileWork,
+                      reraise: tuple[type[BaseException], ...]) -> FileResult:
+    spec, tenant, job_id = work.spec, work.tenant, work.job_id
+    src_key = source_key(tenant, job_id, spec)
+    base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
+    original_size = 0
+    try:
+        with file_workdir(svc) as workdir:
+            src = workdir / "source"
+            try:
+                svc.storage.get_file(src_key, src)
+            except FileNotFoundError:
+                return replace(base, error="The uploaded source is missing from storage.",
+                               error_code="SOURCE_MISSING")
+            original_size = src.stat().st_size
+            base = replace(base, original_size=original_size)
+            out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work))
+            name = output_filename(spec.filename, out.format)
+            key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
+            size = svc.storage.put_file(key, Path(out.path), move=True)
+        record = svc.files.add(
+            StoredFile(
+                id=new_file_id(), tenant=tenant, key=key, filename=name,
+                mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
+                job_id=job_id, created_at=time.time(),
+            )
+        )
+    except ServiceUnavailableError:
+        raise
+    except ConvertlyError as exc:
+        return replace(base, error=exc.message, error_code=exc.code)
+    except reraise:
+        raise
+    except Exception:
+        log.exception("job %s file %d failed unexpectedly", job_id, spec.index)
+        return replace(base, error="The conversion failed unexpectedly; the error was logged.",
+                       error_code="INTERNAL_ERROR")
+    return FileResult(
+        index=spec.index, filename=spec.filename, status=FileStatus.COMPLETED,
+        format=out.format, original_size=original_size, final_size=size,
+        mime_type=out.mime_type, applied_quality=out.applied_quality, output_key=key,
+        output_filename=name, stored_file_id=record.id, width=out.width, height=out.height,
+        notes=out.notes,
+    )
+
+
+def fail_file(svc: Services, job_id: str, index: int, message: str, code: str) -> bool:
+    """Record that a file could not be processed at all (its worker crashed, ...)."""
+    job = svc.jobs.get(job_id)
+    if job is None or job.results[index].status is not FileStatus.PENDING:
+        return False
+    spec = job.specs[index]
+    result = FileResult(index=index, filename=spec.filename, status=FileStatus.FAILED,
+                        error=message, error_code=code)
+    return svc.jobs.record_file(result, job_id)
+
+
+def awaits_finalize(svc: Services, job_id: str) -> bool:
+    """True when every file of the job has its result but the job is not finished."""
+    job = svc.jobs.get(job_id)
+    return (job is not None and not job.status.finished
+            and all(r.status is not FileStatus.PENDING for r in job.results))
+
+
+def finalize_job(svc: Services, job_id: str) -> Job:
+    """Bundle outputs when asked and set the job's final status, then emit its final
+    webhook event and wake the requests waiting for it. Idempotent."""
+    job = _finalize_job(svc, job_id)
+    webhooks.job_finished(svc, job)
+    svc.events.finished(job.id)
+    return job
+
+
+def _finalize_job(svc: Services, job_id: str) -> Job:
+    job = svc.jobs.get(job_id)
+    if job is None:
+        raise KeyError(job_id)
+    if job.status.finished:
+        return job
+    done = [r for r in job.results if r.status is FileStatus.COMPLETED and r.output_key]
+    if not done:
+        return svc.jobs.finish(
+            job_id, status=JobStatus.FAILED,
+            error_message="The file failed; see its result's error." if job.total_files == 1
+            else f"All {job.total_files} files failed; see each result's error.",
+        )
+    archive_key = archive_size = None
+    if job.create_archive:
+        try:
+            archive_key, archive_size = _build_archive(svc, job, done)
+        except ConvertlyError as exc:
+            return svc.jobs.finish(job_id, status=JobStatus.FAILED, error_message=exc.message)
+        except Exception:
+            log.exception("archive for job %s failed", job_id)
+            return svc.jobs.finish(job_id, status=JobStatus.FAILED,
+                                   error_message="Building the archive failed; retry the job.")
+    return svc.jobs.finish(job_id, status=JobStatus.COMPLETED, archive_key=archive_key,
+                           archive_size=archive_size)
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """The names with ` (2)`, ` (3)`, ... added where they repeat."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name.lower(), 0) + 1
+        seen[name.lower()] = count
+        if count > 1:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem} ({count}).{ext}" if dot else f"{name} ({count})"
+        out.append(name)
+    return out
+
+
+def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str, int]:
+    names = unique_names(r.output_filename or f"file-{r.index}" for r in done)
+    with scratch_dir(svc, f"archive-{job.id[:8]}") as workdir:
+        members = []
+        for result, name in zip(done, names, strict=True):
+            assert result.output_key is not None
+            local = workdir / f"{result.index}"
+            svc.storage.get_file(result.output_key, local)
+            members.append((name, local))
+        path = workdir / "archive"
+        packing.pack(members, path, job.archive_format)
+        key = f"{job_prefix(job.tenant, job.id)}/{archive_filename(job)}"
+        size = svc.storage.put_file(key, path, move=True)
+    return key, size
+
+
+def task_family(path: Path, fmt: str | None, registry: Registry) -> str:
+    """The queue a file's task goes to ("image", "media" or "archive"), as the registry's
+    converters declare it for the file's content and target `fmt` (`Registry.queue_for`:
+    unknown content and unconvertible pairs included). Reads only the file's first bytes."""
+    with path.open("rb") as fh:
+        kind = sniff_bytes(fh.read(HEAD_BYTES))
+    return registry.queue_for(kind, OutputFormat(fmt) if fmt is not None else None).value
