@@ -37,6 +37,8 @@ every error body.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 
@@ -246,16 +248,15 @@ class QueueTimeoutError(ServiceUnavailableError):
     retry_after = 30
 
 
-ERROR_CLASSES: dict[str, type[ConvertlyError]] = {}
-
-
-def _collect(cls: type[ConvertlyError]) -> None:
-    ERROR_CLASSES[cls.code] = cls
+def _by_code(cls: type[ConvertlyError]) -> dict[str, type[ConvertlyError]]:
+    found = {cls.code: cls}
     for sub in cls.__subclasses__():
-        _collect(sub)
+        found.update(_by_code(sub))
+    return found
 
 
-_collect(ConvertlyError)
+# Every error class by its code: a constant, built once from the tree above.
+ERROR_CLASSES: Mapping[str, type[ConvertlyError]] = MappingProxyType(_by_code(ConvertlyError))
 
 
 def from_code(code: str, message: str) -> ConvertlyError:

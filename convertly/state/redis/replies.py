@@ -12,6 +12,9 @@ import redis
 from convertly.state.redis.client import connect, guard
 
 REPLY_TTL = 3600
+# A per-process cache: one connection pool per (process, URL), kept for the process's life.
+# Keyed by pid because a forked pool child must not share its parent's sockets; a Celery
+# task has no Services to carry the client, which is why it is cached here.
 _reply_clients: dict[tuple[int, str], redis.Redis] = {}
 
 
