@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from convertly import commands
+from convertly import commands, fields
 from convertly.client import ClientError
 from convertly.errors import (
     BrokerUnavailableError,
@@ -25,7 +25,7 @@ from convertly.errors import (
     StorageMisconfiguredError,
     StorageUnavailableError,
 )
-from convertly.models import FORMAT_ALIASES, OutputFormat, ResizePreset
+from convertly.models import FORMAT_ALIASES, OutputFormat
 from convertly.settings import Settings, SettingsError
 
 # The server commands (serve, worker, workers, keys) import the server's modules when they
@@ -288,11 +288,11 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                          help="files to upload, or one http(s) URL the server fetches")
     convert.add_argument("-f", "--format", required=True, type=_output_format,
                          help=f"output format: {', '.join(OutputFormat)}")
-    convert.add_argument("-r", "--resize", type=str.lower, choices=list(ResizePreset),
+    convert.add_argument("-r", "--resize", type=str.lower, choices=fields.BY_NAME["resize"].choices,
                          help="resize preset (default original; --width alone means width, "
                          "--height alone means height)")
     convert.add_argument("-c", "--compression", "--quality", type=_percent, metavar="1-100",
-                         help="quality (server default 82)")
+                         help=f"quality (server default {fields.BY_NAME['compression'].default})")
     convert.add_argument("--width", type=_positive, help="width for --resize width or square")
     convert.add_argument("--height", type=_positive, help="height for --resize height")
     convert.add_argument("--page", type=_positive, help="page of a PDF source (default 1)")
@@ -302,11 +302,11 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     convert.add_argument("--strip-metadata", action="store_true", help="drop EXIF and tags")
     convert.add_argument("--archive", action="store_true",
                          help="bundle the outputs into one archive and download that")
-    convert.add_argument("--archive-format", default="zip", choices=["zip", "tar", "tgz", "7z"],
+    convert.add_argument("--archive-format", default="zip", choices=fields.ARCHIVE_FORMATS,
                          help="archive format for --archive (default zip)")
     convert.add_argument("--async", dest="async_", action="store_true",
                          help="print the job id and return without waiting")
-    convert.add_argument("--priority", choices=["low", "normal", "high"],
+    convert.add_argument("--priority", choices=fields.PRIORITIES,
                          help="the job's place among waiting work (server default normal)")
     convert.add_argument("--idempotency-key", help="the same key returns the same job")
     convert.set_defaults(func=commands.cmd_convert)
@@ -320,7 +320,8 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                           help="files to upload, or one http(s) URL the server fetches")
     size_or_quality = compress.add_mutually_exclusive_group()
     size_or_quality.add_argument("-c", "--quality", "--compression", type=_percent, metavar="1-100",
-                                 help="quality for lossy formats (server default 82)")
+                                 help="quality for lossy formats (server default "
+                                 f"{fields.BY_NAME['compression'].default})")
     size_or_quality.add_argument("--target-size", type=_positive, metavar="BYTES",
                                  help="the largest size wanted; the best quality that fits")
     compress.add_argument("--lossless", action="store_true",
@@ -332,9 +333,9 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                           help="keep the pixels as stored (ignore EXIF orientation)")
     compress.add_argument("--archive", action="store_true",
                           help="bundle the outputs into one archive and download that")
-    compress.add_argument("--archive-format", default="zip", choices=["zip", "tar", "tgz", "7z"],
+    compress.add_argument("--archive-format", default="zip", choices=fields.ARCHIVE_FORMATS,
                           help="archive format for --archive (default zip)")
-    compress.add_argument("--priority", choices=["low", "normal", "high"],
+    compress.add_argument("--priority", choices=fields.PRIORITIES,
                           help="the job's place among waiting work (server default normal)")
     compress.add_argument("--async", dest="async_", action="store_true",
                           help="print the job id and return without waiting")
