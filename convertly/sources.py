@@ -50,10 +50,20 @@ class SourceStore:
         for index, filename, path in files:
             if index not in self._futures:
                 self._put(index, filename, path, move=True)
-        index_of = {future: index for index, future in self._futures.items()}
-        for future in concurrent.futures.as_completed(index_of):
+        # Landed ones first, in file order (as_completed would yield them in set order, and
+        # the order files are queued in is the order they are converted in); then the rest
+        # as they land.
+        waiting = {}
+        for index in sorted(self._futures):
+            future = self._futures[index]
+            if future.done():
+                future.result()
+                yield index
+            else:
+                waiting[future] = index
+        for future in concurrent.futures.as_completed(waiting):
             future.result()
-            yield index_of[future]
+            yield waiting[future]
 
     def discard(self) -> None:
         """Stop what has not started, wait for the rest, and delete what was stored."""
