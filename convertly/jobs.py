@@ -108,6 +108,9 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
             svc.jobs.delete(job)
             svc.storage.delete_prefix(sources.prefix)
         raise
+    # From here on a failure (say, while noting the job as queued) must not take the
+    # sources of a stored, queued job away with the request.
+    sources.commit()
     return job, True
 
 

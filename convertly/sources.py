@@ -65,6 +65,10 @@ class SourceStore:
             future.result()
             yield waiting[future]
 
+    def commit(self) -> None:
+        """The job exists now and owns what was stored: `discard()` no longer deletes it."""
+        self._futures.clear()
+
     def discard(self) -> None:
         """Stop what has not started, wait for the rest, and delete what was stored."""
         for future in self._futures.values():

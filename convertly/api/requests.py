@@ -16,7 +16,7 @@ from convertly.service import Services
 from convertly.state.records import ApiKey
 
 WAIT_MAX = 60.0  # seconds GET /api/jobs/{id}?wait= may hold a request
-_INTEGER = re.compile(r"^-?[0-9]{1,12}$")  # ASCII digits only: "²".isdigit() is True
+_INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: "²".isdigit() is True
 _DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -56,7 +56,7 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not _INTEGER.match(raw) or not low <= int(raw) <= high:
+    if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
         raise InvalidFieldError(name, f"must be a whole number from {low} to {high}, "
                                 f"got {raw[:40]!r}.")
     return int(raw)

@@ -118,8 +118,8 @@ class CeleryExecutor:
             if now >= due:
                 log.warning("job %s: every file is done but it was never finalised; "
                             "queueing its finalisation", job.id)
-                self.app.send_task(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
-                                   priority=priority.URGENT)
+                self._send(FINALIZE, (job.id,), queue=self.settings.archive_queue,
+                           priority=priority.URGENT)
                 queued.append(job.id)
                 due = now + self.settings.task_time_limit + 60
             owed[job.id] = due
@@ -150,8 +150,8 @@ class CeleryExecutor:
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
         with self._queueing(job):
             if not pending:
-                self.app.send_task(FINALIZE, args=(job.id,), queue=self.settings.archive_queue,
-                                   priority=priority.URGENT)
+                self._send(FINALIZE, (job.id,), queue=self.settings.archive_queue,
+                           priority=priority.URGENT)
             for index in pending:
                 self._send_file(job, index)
             self.services.jobs.mark_queued(job.id)
@@ -166,9 +166,18 @@ class CeleryExecutor:
 
     def _send_file(self, job: Job, index: int) -> None:
         families = job.extra.get("families") or ["image"] * job.total_files
-        self.app.send_task(RUN_FILE, args=(job.id, index, self.settings.archive_queue),
-                           queue=self.queue_for(families[index]),
-                           priority=priority.file_level(index, job.priority))
+        self._send(RUN_FILE, (job.id, index, self.settings.archive_queue),
+                   queue=self.queue_for(families[index]),
+                   priority=priority.file_level(index, job.priority))
+
+    def _send(self, name: str, args: tuple[Any, ...], *, queue: str, priority: int) -> None:
+        """Send task `name`. The message carries this process's time limits, as a message
+        sent through the registered task did: the API sizes its waits for a sync reply and
+        for a finalisation from the same settings, so the worker must apply them too."""
+        self.app.send_task(name, args=args, queue=queue, priority=priority,
+                           time_limit=self.settings.task_time_limit,
+                           soft_time_limit=self.settings.task_soft_time_limit,
+                           ignore_result=True)
 
     @contextmanager
     def _queueing(self, job: Job) -> Iterator[None]:
@@ -209,8 +218,8 @@ class CeleryExecutor:
                 src, spec.format.value if spec.format else None, self.services.registry))
             reply_to = f"cv:reply:{uuid.uuid4()}"
             try:
-                self.app.send_task(CONVERT, args=(source_key, spec.to_dict(), prefix, reply_to),
-                                   queue=queue, priority=priority.URGENT, ignore_result=True)
+                self._send(CONVERT, (source_key, spec.to_dict(), prefix, reply_to),
+                           queue=queue, priority=priority.URGENT)
             except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
                 raise BrokerUnavailableError() from exc
             reply = await asyncio.to_thread(self._await_reply, reply_to)

@@ -5,6 +5,7 @@ queue its target belongs to."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import wave
 from collections.abc import Iterator
@@ -118,3 +119,23 @@ def test_a_sync_conversion_no_worker_takes_in_time_answers_503_and_is_dropped(
         finally:
             media.stop()
         assert "gave up waiting for a worker; not converted" in media.log_tail(20000)
+
+
+def test_queued_messages_carry_the_time_limits_of_the_api_settings(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The worker applies the limits the API sized its waits by, whatever its own settings."""
+    with _image_only(cluster, tmp_path) as env:
+        tenant = env.new_tenant()
+        create_job(env.client, tenant, [("tone.wav", _wav())], format="mp3")
+        client = redis.Redis.from_url(env.settings.broker_url)
+        try:
+            raw = [m for key in queue_keys("media") for m in client.lrange(key, 0, -1)]
+            assert len(raw) == 1, raw
+            headers = json.loads(raw[0])["headers"]
+            limits = [env.settings.task_time_limit, env.settings.task_soft_time_limit]
+            assert headers["timelimit"] == limits, headers
+            assert headers["ignore_result"] is True, headers
+            for key in queue_keys("media"):
+                client.delete(key)
+        finally:
+            client.close()
