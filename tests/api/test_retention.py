@@ -9,7 +9,7 @@ import time
 
 from starlette.testclient import TestClient
 
-from convertly import service
+from convertly import retention, service
 from tests import images
 from tests.api.support import AppEnv, Tenant, create_job, wait_for_job
 
@@ -31,8 +31,8 @@ def test_expired_jobs_are_removed_with_their_files(app_env: AppEnv, client: Test
     assert old_done is not None
     # A retention whose cutoff falls after the old job finished and before the fresh one:
     # at least two seconds separate them.
-    retention = math.floor(time.time() - old_done)
-    keeping = dataclasses.replace(svc, settings=svc.settings.replace(job_retention=retention))
+    kept_for = math.floor(time.time() - old_done)
+    keeping = dataclasses.replace(svc, settings=svc.settings.replace(job_retention=kept_for))
     assert retention.purge_expired(keeping) >= 1
 
     assert client.get(f"/api/jobs/{old['jobId']}", headers=tenant.headers).status_code == 404
