@@ -145,13 +145,13 @@ async def list_jobs(request: Request) -> Response:
         except ValueError:
             raise InvalidFieldError("status", "use pending, processing, completed or "
                                     "failed.") from None
-    jobs, total = await asyncio.to_thread(
+    page, total = await asyncio.to_thread(
         services(request).jobs.list, key.tenant, limit=limit, offset=offset, status=status
     )
     return JSONResponse({
-        "jobs": [render_job(request, job) for job in jobs],
+        "jobs": [render_job(request, job) for job in page],
         "pagination": {"limit": limit, "offset": offset, "total": total,
-                       "hasMore": offset + len(jobs) < total},
+                       "hasMore": offset + len(page) < total},
     })
 
 
