@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import conversions, jobevents, jobs, views, webhooks
+from convertly import conversions, jobevents, jobs, views, watchdog, webhooks
 from convertly.api import forms
 from convertly.api.requests import (
     authenticate,
@@ -280,6 +280,11 @@ async def healthz(request: Request) -> Response:
                             "queuedFiles": queued}
     if workers is not None:
         body["workers"] = workers
+    try:
+        found = await asyncio.to_thread(watchdog.report, svc)
+        body["watchdog"] = {"stuckFiles": found.stuck_files, "requeued": found.requeued}
+    except ConvertlyError:
+        body["watchdog"] = None  # the job store is away; the checks above say what is up
     return JSONResponse(body, status_code=status)
 
 
