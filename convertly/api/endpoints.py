@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -280,11 +281,11 @@ async def healthz(request: Request) -> Response:
                             "queuedFiles": queued}
     if workers is not None:
         body["workers"] = workers
-    try:
-        found = await asyncio.to_thread(watchdog.report, svc)
-        body["watchdog"] = {"stuckFiles": found.stuck_files, "requeued": found.requeued}
-    except ConvertlyError:
-        body["watchdog"] = None  # the job store is away; the checks above say what is up
+    body["watchdog"] = None  # unknown while the job store (or the queue's Redis) is away
+    if checks["queue"] == "ok":
+        with contextlib.suppress(ConvertlyError):
+            found = await asyncio.to_thread(watchdog.report, svc)
+            body["watchdog"] = {"stuckFiles": found.stuck_files, "requeued": found.requeued}
     return JSONResponse(body, status_code=status)
 
 
