@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from convertly import retention, service
+from convertly import retention, service, watchdog
 from convertly.api import errors as api_errors
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
@@ -35,11 +35,13 @@ def create_app(
     services = services or service.build_services(settings)
     executor = executor or build_executor(services)
     dispatcher = Dispatcher(services)
+    dog = watchdog.Watchdog(services, executor)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await executor.start()
         maintenance = asyncio.create_task(_maintenance(services))
+        looking = asyncio.create_task(dog.run())
         sender = asyncio.create_task(dispatcher.run())
         listener = None
         channel = services.events.channel
@@ -55,9 +57,10 @@ def create_app(
                     await listener
             dispatcher.stop()
             await sender
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            for task in (looking, maintenance):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await executor.stop()
 
     app = Starlette(
@@ -74,6 +77,7 @@ def create_app(
     app.state.executor = executor
     app.state.settings = settings
     app.state.dispatcher = dispatcher
+    app.state.watchdog = dog
     return app
 
 

@@ -258,6 +258,19 @@ class Settings:
         "The files a worker held when it vanished (its host lost, its processes killed) go "
         "back to their queues once it has been silent this long.", _positive_int,
     )
+    watchdog_interval: float = setting(
+        "CONVERTLY_WATCHDOG_INTERVAL", 30.0, "Seconds between two looks of the job watchdog "
+        "(both modes; one API process at a time) for job files that are pending with no "
+        "queue entry, no live holder and no recent progress (lost). Default: a worker lease.",
+        _positive_float,
+    )
+    watchdog_stale: float = setting(
+        "CONVERTLY_WATCHDOG_STALE", 60.0, "Seconds the watchdog must have seen a file lost, "
+        "its progress unchanged, before it queues the file again, logs it and counts it. "
+        "Default: two worker leases, so that a file on its way between queue and worker is "
+        "never taken for lost. A lost file is queued again within this plus two intervals.",
+        _positive_float,
+    )
     worker_max_tasks_per_child: int = setting(
         "CONVERTLY_WORKER_MAX_TASKS_PER_CHILD", 200, "Tasks a worker process runs before it "
         "is replaced (native libraries fragment memory).", _positive_int,

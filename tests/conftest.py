@@ -26,6 +26,7 @@ SLOW_PATHS = (
     "tests/api/test_cli.py",  # the command as a subprocess, against real servers
     "tests/api/test_cli_client.py",
     "tests/api/test_priority.py",
+    "tests/api/test_watchdog.py",  # lost files healed, in both modes
 )
 SLOW_PARAMETERS = {"distributed", "s3"}
 SLOW_TESTS = {

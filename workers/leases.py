@@ -40,15 +40,20 @@ import redis
 from celery import Celery, bootsteps
 
 from convertly.executors.celeryapp import TASK_PREFIX
-from convertly.executors.leases import WORKER_KEY, WORKERS, beat_interval, connect, live_workers
+from convertly.executors.leases import (
+    UNACKED,
+    UNACKED_INDEX,
+    WORKER_KEY,
+    WORKERS,
+    beat_interval,
+    connect,
+    live_workers,
+)
 
 log = logging.getLogger("convertly.worker")
 
 FORGET_AFTER = 24 * 3600  # a node name leaves WORKERS a day after its last beat
 SWEEP_LOCK = "convertly:lease-sweep"
-# kombu's Redis transport defaults (`unacked_key`, `unacked_index_key`)
-UNACKED = "unacked"
-UNACKED_INDEX = "unacked_index"
 
 
 def held_tags() -> list[str]:

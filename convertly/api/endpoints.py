@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,7 +14,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import conversions, jobevents, jobs, views, webhooks
+from convertly import conversions, jobevents, jobs, views, watchdog, webhooks
 from convertly.api import forms
 from convertly.api.requests import (
     authenticate,
@@ -280,6 +281,11 @@ async def healthz(request: Request) -> Response:
                             "queuedFiles": queued}
     if workers is not None:
         body["workers"] = workers
+    body["watchdog"] = None  # unknown while the job store (or the queue's Redis) is away
+    if checks["queue"] == "ok":
+        with contextlib.suppress(ConvertlyError):
+            found = await asyncio.to_thread(watchdog.report, svc)
+            body["watchdog"] = {"stuckFiles": found.stuck_files, "requeued": found.requeued}
     return JSONResponse(body, status_code=status)
 
 

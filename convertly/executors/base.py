@@ -44,6 +44,20 @@ class Executor(Protocol):
 
     def queued_files(self) -> int: ...
 
+    async def held_files(self, jobs: list[Job]) -> set[tuple[str, int]]:
+        """Of the pending files of `jobs` (read from the job store just before), the (job id,
+        file index) pairs this executor accounts for: waiting in a queue, running or held by
+        a worker, waiting for a retry, or of a job whose files are still being submitted.
+        The watchdog (`convertly.watchdog`) takes the others for lost. Raises
+        ServiceUnavailableError when the queues cannot be read."""
+        ...
+
+    async def requeue_file(self, job: Job, index: int) -> None:
+        """Queue one pending file of a stored job again (the watchdog found it lost). Harmless
+        if it was in fact still queued or running: `pipeline.run_file` skips a file that has
+        its result. Raises ServiceUnavailableError when the queue cannot be reached."""
+        ...
+
     def workers(self) -> dict[str, int] | None:
         """Live workers per queue, when conversions run in other processes (None here)."""
         ...

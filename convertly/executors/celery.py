@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -30,7 +31,14 @@ from convertly.errors import (
 )
 from convertly.executors import leases
 from convertly.executors.base import ensure_capacity
-from convertly.executors.celeryapp import CONVERT, FINALIZE, RUN_FILE, make_app, queue_keys
+from convertly.executors.celeryapp import (
+    CONVERT,
+    FINALIZE,
+    RUN_FILE,
+    make_app,
+    queue_keys,
+    run_file_target,
+)
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobStatus
 from convertly.settings import Settings
 from convertly.state import redis as redisstate
@@ -141,6 +149,46 @@ class CeleryExecutor:
         try:
             return leases.workers_by_queue(self._redis, self.queues)
         except redis.RedisError as exc:
+            raise BrokerUnavailableError() from exc
+
+    async def held_files(self, jobs: list[Job]) -> set[tuple[str, int]]:
+        """The files of jobs not yet wholly queued (`extra["queued"]`: the API storing them
+        queues the rest), and those named by a message waiting in a queue or delivered and
+        not yet acknowledged: held by a live worker, or by a vanished one, whose files the
+        workers' lease sweep puts back in their queues (`workers.leases`)."""
+        return await asyncio.to_thread(self._held_files, jobs)
+
+    def _held_files(self, jobs: list[Job]) -> set[tuple[str, int]]:
+        held = {(job.id, r.index) for job in jobs if not job.extra.get("queued")
+                for r in job.results}
+        try:
+            # One MULTI: queues and deliveries as of one instant. Kombu moves a message from
+            # its queue to the unacknowledged ones in two steps, so for a moment it is on
+            # neither side; the watchdog waits CONVERTLY_WATCHDOG_STALE before it believes a
+            # file lost.
+            with self._redis.pipeline(transaction=True) as pipe:
+                for queue in self.queues:
+                    for key in queue_keys(queue):
+                        pipe.lrange(key, 0, -1)
+                pipe.hvals(leases.UNACKED)
+                *waiting, delivered = pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerUnavailableError() from exc
+        messages = [json.loads(raw) for entries in waiting for raw in entries]
+        for raw in delivered:
+            entry = json.loads(raw)
+            if isinstance(entry, list) and entry:
+                messages.append(entry[0])
+        for message in messages:
+            target = run_file_target(message)
+            if target is not None:
+                held.add(target)
+        return held
+
+    async def requeue_file(self, job: Job, index: int) -> None:
+        try:
+            await asyncio.to_thread(self._send_file, job, index)
+        except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
             raise BrokerUnavailableError() from exc
 
     def check_capacity(self, files: int) -> None:

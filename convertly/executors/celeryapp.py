@@ -13,6 +13,10 @@ arguments are the whole contract between the two sides.
 
 from __future__ import annotations
 
+import base64
+import json
+from typing import Any
+
 from celery import Celery
 from kombu.transport import redis as redis_transport
 
@@ -30,6 +34,22 @@ def queue_keys(queue: str) -> list[str]:
     one per priority level, the most urgent under the queue's own name."""
     sep = redis_transport.Channel.sep
     return [queue if level == 0 else f"{queue}{sep}{level}" for level in priority.LEVELS]
+
+
+def run_file_target(message: Any) -> tuple[str, int] | None:
+    """The (job id, file index) of a RUN_FILE message as kombu's Redis transport stores it
+    (a queue list's entry, or the first item of an unacknowledged one), decoded from JSON;
+    None for any other message."""
+    try:
+        if message["headers"]["task"] != RUN_FILE:
+            return None
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]), int(args[1])
+    except (LookupError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def make_app(settings: Settings) -> Celery:

@@ -8,6 +8,7 @@ the job store, not here: a restart finds unfinished jobs there and queues their 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import heapq
 import itertools
@@ -46,6 +47,13 @@ class InProcessExecutor:
         self._backlog: list[tuple[int, int, str, int]] = []
         self._arrivals = itertools.count()
         self._in_pool = 0
+        # (job id, file index) -> how often it is in the pool or waits for a retry: with the
+        # backlog, what `held_files` accounts for.
+        self._holding: collections.Counter[tuple[str, int]] = collections.Counter()
+        # Jobs whose files were all submitted (or resumed); the files of any other
+        # unfinished job are still being stored and submitted by a request.
+        self._known: set[str] = set()
+        self._known_before: set[str] = set()
         self._attempts: dict[tuple[str, int], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -102,10 +110,28 @@ class InProcessExecutor:
     def workers(self) -> dict[str, int] | None:
         return None
 
+    async def held_files(self, jobs: list[Job]) -> set[tuple[str, int]]:
+        unfinished = {job.id for job in jobs}
+        # Forget jobs that finished elsewhere (cancelled, deleted); only those known at the
+        # previous call, since one submitted after `jobs` was read is not in it yet.
+        self._known -= self._known_before - unfinished
+        self._known_before = set(self._known)
+        held = {(job_id, index) for _, _, job_id, index in self._backlog}
+        held.update(key for key, count in self._holding.items() if count > 0)
+        held.update((job.id, r.index) for job in jobs if job.id not in self._known
+                    for r in job.results)
+        return held
+
+    async def requeue_file(self, job: Job, index: int) -> None:
+        self._known.add(job.id)
+        self._push(job, index)
+        self._pump()
+
     def check_capacity(self, files: int) -> None:
         ensure_capacity(self.queued_files(), files, self.settings.max_queued_files)
 
     def submit(self, job: Job) -> None:
+        self._known.add(job.id)
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
         if not pending:
             self._submit_finalize(job.id)
@@ -118,7 +144,9 @@ class InProcessExecutor:
         self._call_in_loop(self._enqueue, job, index)
 
     def submitted(self, job: Job) -> None:
-        """Nothing to note: an embedded restart resumes every unfinished job."""
+        """An embedded restart resumes every unfinished job, so only the watchdog needs to
+        know that the job's files are all in the backlog now."""
+        self._known.add(job.id)
 
     def _enqueue(self, job: Job, index: int) -> None:
         self._push(job, index)
@@ -140,11 +168,18 @@ class InProcessExecutor:
         pool = self._pool_or_new()
         future = pool.submit(run_file, job_id, index)
         self._in_pool += 1
+        self._holding[(job_id, index)] += 1
         future.add_done_callback(lambda f: self._call_in_loop(self._file_done, job_id, index,
                                                               pool, f))
 
-    def _retry_file(self, job_id: str, index: int) -> None:
+    def _release(self, job_id: str, index: int) -> None:
         self._in_pool -= 1
+        self._holding[(job_id, index)] -= 1
+        if self._holding[(job_id, index)] <= 0:
+            del self._holding[(job_id, index)]
+
+    def _retry_file(self, job_id: str, index: int) -> None:
+        self._release(job_id, index)
         if not self._stopping:
             self._submit_file(job_id, index)
 
@@ -162,7 +197,7 @@ class InProcessExecutor:
     def _file_done(self, job_id: str, index: int,
                    pool: concurrent.futures.ProcessPoolExecutor,
                    future: concurrent.futures.Future[bool]) -> None:
-        self._in_pool -= 1
+        self._release(job_id, index)
         if future.cancelled() or self._stopping:
             return  # left pending in the job store; resumed at the next start
         self._pump()
@@ -186,6 +221,7 @@ class InProcessExecutor:
             log.warning("job %s file %d: %s; retrying in %d s", job_id, index, exc,
                         exc.retry_after)
             self._in_pool += 1  # still owed to the pool, so capacity stays honest
+            self._holding[(job_id, index)] += 1
             assert self._loop is not None
             self._loop.call_later(exc.retry_after, self._retry_file, job_id, index)
             return
@@ -201,6 +237,7 @@ class InProcessExecutor:
             return
         exc = future.exception()
         if exc is None:
+            self._known.discard(job_id)
             # Finalised in a pool process, whose hub nobody waits on: wake this one's.
             self.services.events.notify(job_id)
             return

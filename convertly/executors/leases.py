@@ -17,6 +17,11 @@ from typing import Any
 import redis
 
 WORKER_KEY = "convertly:worker:"
+# Kombu's Redis transport keeps each delivered, unacknowledged message in UNACKED (tag ->
+# [message, exchange, routing key]) and its delivery time in UNACKED_INDEX (its defaults,
+# `unacked_key` and `unacked_index_key`).
+UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
 # Node name -> time of its last beat; names are dropped a day after their last beat (the
 # lease keys themselves say who is live).
 WORKERS = "convertly:workers"

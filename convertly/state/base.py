@@ -114,6 +114,22 @@ class JobStore(Protocol):
         unknown job."""
         ...
 
+    def claim_watch(self, owner: str, ttl: float) -> bool:
+        """Take the job watchdog's lease for `owner` (`convertly.watchdog`), or renew it when
+        `owner` holds it, for `ttl` seconds from now; False while another owner's lease runs.
+        Of two owners claiming at once, at most one gets True."""
+        ...
+
+    def note_watch(self, stuck: int, requeued: int) -> None:
+        """Record what the watchdog's latest look found: `stuck` files lost (replacing the
+        previous count), of which `requeued` were queued again (added to the total)."""
+        ...
+
+    def watch_report(self) -> tuple[int, int]:
+        """(stuck files the watchdog's latest look found, files it requeued in all); (0, 0)
+        before its first look."""
+        ...
+
     def finished_before(self, cutoff: float) -> builtins.list[Job]:
         """Up to 1,000 completed or failed jobs that finished before `cutoff` (for
         retention)."""

@@ -174,3 +174,39 @@ def test_cancel_finish_and_retention(store: JobStore) -> None:
     assert store.list("t1", limit=10, offset=0, status=None)[1] == 2
     with pytest.raises(KeyError):
         store.finish("no-such-job", status=JobStatus.FAILED)
+
+
+def test_one_owner_at_a_time_holds_the_watchdog_lease(store: JobStore) -> None:
+    assert store.claim_watch("api-1", 0.5)
+    assert not store.claim_watch("api-2", 0.5)
+    assert store.claim_watch("api-1", 0.5)  # renewed by its holder
+    time.sleep(0.7)
+    assert store.claim_watch("api-2", 60)  # expired: another owner takes it
+    assert not store.claim_watch("api-1", 60)
+
+
+def test_concurrent_claims_of_the_watchdog_lease_give_it_to_one_owner(store: JobStore) -> None:
+    won: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def claim(owner: str) -> None:
+        barrier.wait()
+        if store.claim_watch(owner, 60):
+            won.append(owner)
+
+    threads = [threading.Thread(target=claim, args=(f"api-{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+
+
+def test_watch_report_keeps_the_latest_stuck_count_and_the_requeue_total(
+        store: JobStore) -> None:
+    assert store.watch_report() == (0, 0)
+    store.note_watch(3, 2)
+    store.note_watch(1, 1)
+    assert store.watch_report() == (1, 3)
+    store.note_watch(0, 0)
+    assert store.watch_report() == (0, 3)

@@ -5,6 +5,7 @@ key.
 
 Layout (all keys under `cv:`):
     cv:job:*, cv:jobs:*, cv:unfinished, cv:finished, cv:idem:*   jobs (redis/jobs.py)
+    cv:watchdog, cv:watchdog:lease   the job watchdog's lease and report (redis/jobs.py)
     cv:key:*, cv:keys             API keys (redis/keys.py)
     cv:file:*, cv:files:*, cv:expiring, cv:jobfiles:*, cv:lib:*   stored files (redis/files.py)
     cv:folders:*                  folders (redis/folders.py)

@@ -12,6 +12,8 @@ Layout (all keys under `cv:`):
     cv:unfinished                 set of job ids not yet completed or failed
     cv:finished                   zset of finished job ids by completion time (retention)
     cv:idem:{tenant}:{sha256}     job id for an Idempotency-Key (expires)
+    cv:watchdog:lease             the API process that runs the job watchdog (expires)
+    cv:watchdog                   hash: `stuck` (its latest look), `requeued` (in all)
 """
 
 from __future__ import annotations
@@ -100,6 +102,15 @@ end
 return 0
 """
 
+# KEYS[1] the watchdog's lease; ARGV: owner, milliseconds. Takes a free lease or renews
+# the owner's own.
+_CLAIM_WATCH = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 _FINISHED = frozenset({JobStatus.COMPLETED.value, JobStatus.FAILED.value})
 
 
@@ -108,6 +119,7 @@ class RedisJobStore:
         self.r: Any = client  # redis-py's types do not follow decode_responses
         self._record = client.register_script(_RECORD_FILE)
         self._progress = client.register_script(_SET_PROGRESS)
+        self._claim_watch = client.register_script(_CLAIM_WATCH)
 
     def _key(self, job_id: str) -> str:
         return f"{P}job:{job_id}"
@@ -286,6 +298,22 @@ class RedisJobStore:
             pipe.execute()
 
         transaction(self.r, self._key(job_id), body)
+
+    def claim_watch(self, owner: str, ttl: float) -> bool:
+        return bool(guard(lambda: self._claim_watch(
+            keys=[f"{P}watchdog:lease"], args=[owner, max(1, round(ttl * 1000))])))
+
+    def note_watch(self, stuck: int, requeued: int) -> None:
+        def run() -> None:
+            with self.r.pipeline() as pipe:
+                pipe.hset(f"{P}watchdog", "stuck", stuck)
+                pipe.hincrby(f"{P}watchdog", "requeued", requeued)
+                pipe.execute()
+        guard(run)
+
+    def watch_report(self) -> tuple[int, int]:
+        stuck, requeued = guard(lambda: self.r.hmget(f"{P}watchdog", "stuck", "requeued"))
+        return int(stuck or 0), int(requeued or 0)
 
     def finished_before(self, cutoff: float) -> builtins.list[Job]:
         ids = guard(lambda: self.r.zrangebyscore(f"{P}finished", 0, cutoff, start=0,

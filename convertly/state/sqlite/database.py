@@ -84,6 +84,13 @@ CREATE TABLE IF NOT EXISTS folders (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS folders_tenant ON folders (tenant);
+CREATE TABLE IF NOT EXISTS watchdog (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    owner TEXT,
+    expires_at REAL NOT NULL DEFAULT 0,
+    stuck INTEGER NOT NULL DEFAULT 0,
+    requeued INTEGER NOT NULL DEFAULT 0
+);
 """
 
 # Columns added after a table first shipped: (table, column, definition). A database created

@@ -272,6 +272,28 @@ class SqliteJobStore:
             conn.execute("UPDATE jobs SET extra = json_set(extra, '$.queued', json('true'))"
                          " WHERE id = ?", (job_id,))
 
+    def claim_watch(self, owner: str, ttl: float) -> bool:
+        now = _now()
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO watchdog (id) VALUES (1)")
+            cur = conn.execute(
+                "UPDATE watchdog SET owner = ?, expires_at = ?"
+                " WHERE id = 1 AND (owner IS NULL OR owner = ? OR expires_at <= ?)",
+                (owner, now + ttl, owner, now),
+            )
+            return cur.rowcount == 1
+
+    def note_watch(self, stuck: int, requeued: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO watchdog (id) VALUES (1)")
+            conn.execute("UPDATE watchdog SET stuck = ?, requeued = requeued + ? WHERE id = 1",
+                         (stuck, requeued))
+
+    def watch_report(self) -> tuple[int, int]:
+        row = self.db.read().execute(
+            "SELECT stuck, requeued FROM watchdog WHERE id = 1").fetchone()
+        return (0, 0) if row is None else (int(row["stuck"]), int(row["requeued"]))
+
     def finished_before(self, cutoff: float) -> builtins.list[Job]:
         conn = self.db.read()
         rows = conn.execute(
