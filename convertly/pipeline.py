@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from convertly import webhooks
+from convertly import diskspace, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
@@ -60,9 +60,27 @@ def output_filename(original: str, fmt: str) -> str:
 
 def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
                  progress: ProgressFn = no_progress) -> ConvertedFile:
-    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work)."""
+    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work).
+
+    A converter that fails because `workdir`'s disk is full raises StorageFullError, not its
+    own error: the cause carries ENOSPC, or (libvips and ffmpeg report a failed write without
+    its errno) the failure left the disk with less than a megabyte free. An output written
+    onto a disk left that full is not trusted either (libvips' PNG writer ignores a failed
+    write and leaves a truncated file): StorageFullError too, and the file is tried again."""
     converter, source, spec = plan_conversion(svc, src, spec)
-    return converter.convert(src, source, spec, workdir, svc.settings, progress)
+    try:
+        out = converter.convert(src, source, spec, workdir, svc.settings, progress)
+    except ServiceUnavailableError:
+        raise
+    except Exception as exc:
+        if diskspace.is_full(exc) or (isinstance(exc, ConvertlyError)
+                                      and diskspace.nearly_full(workdir)):
+            raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
+        raise
+    if diskspace.nearly_full(workdir):
+        raise diskspace.full(f"the scratch directory {svc.scratch_root} (after writing "
+                             f"{out.format} output)")
+    return out
 
 
 def plan_conversion(svc: Services, src: Path,
@@ -151,7 +169,9 @@ def _convert_job_file(svc: Services, work: FileWork,
         return replace(base, error=exc.message, error_code=exc.code)
     except reraise:
         raise
-    except Exception:
+    except Exception as exc:
+        if diskspace.is_full(exc):  # the source's copy into the scratch directory, ...
+            raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
         log.exception("job %s file %d failed unexpectedly", job_id, spec.index)
         return replace(base, error="The conversion failed unexpectedly; the error was logged.",
                        error_code="INTERNAL_ERROR")

@@ -26,6 +26,7 @@ SLOW_PATHS = (
     "tests/api/test_cli.py",  # the command as a subprocess, against real servers
     "tests/api/test_cli_client.py",
     "tests/api/test_priority.py",
+    "tests/api/test_full_disk.py",  # a tmpfs filled up, a job waiting for space to return
 )
 SLOW_PARAMETERS = {"distributed", "s3"}
 SLOW_TESTS = {

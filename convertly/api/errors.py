@@ -25,6 +25,7 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.UnsupportedMediaError: 415,
     errors.ConversionError: 422,
     errors.ServiceUnavailableError: 503,
+    errors.StorageFullError: 507,  # Insufficient Storage (RFC 4918): the server's, not the caller's
 }
 
 

@@ -146,7 +146,7 @@ def test_healthz(app_env: AppEnv, client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"] == {"storage": "ok", "queue": "ok"}
+    assert body["checks"] == {"storage": "ok", "disk": "ok", "queue": "ok"}
     assert isinstance(body["queuedFiles"], int) and body["queuedFiles"] >= 0
     if app_env.mode == "distributed":
         # The suite's worker consumes every queue; its lease is in Redis once it is up.
