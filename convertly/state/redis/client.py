@@ -77,7 +77,7 @@ def guard(fn: Callable[[], T]) -> T:
         reason = refusal(exc)
         if reason is not None:
             log.error("Redis refuses this server: %s", reason)
-            raise StateMisconfiguredError(reason=f"Redis refuses this server: {reason}") from exc
+            raise StateMisconfiguredError(reason=reason) from exc
         if isinstance(exc, redis.ResponseError):
             raise
         raise StateUnavailableError() from exc
