@@ -3,14 +3,15 @@
 Every place that writes (the upload spool, local storage, SQLite, the converters' scratch
 directory, S3, Redis) translates "full" at its own boundary into StorageFullError through
 `full`, which also writes the ERROR line naming what is full. Recognised: OSError with errno
-ENOSPC or EDQUOT, and SQLite's SQLITE_FULL result code, anywhere in the exception's chain
-(`raise ... from` / the exception being handled).
+ENOSPC or EDQUOT, SQLite's SQLITE_FULL result code, and libvips' report of either errno,
+anywhere in the exception's chain (`raise ... from` / the exception being handled).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -20,6 +21,10 @@ from convertly.errors import StorageFullError
 log = logging.getLogger("convertly.storage")
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# libvips passes an OS error on only as text in its error log (pyvips.Error.detail), written
+# by vips_error_system as "system error: " + strerror(errno): these are exactly that text
+# for the errnos above, from the same C library.
+_LIBVIPS_FULL = tuple(f"system error: {os.strerror(n)}" for n in sorted(FULL_ERRNOS))
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -28,7 +33,8 @@ def _is_full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
         # The primary result code (the low byte) of an extended one.
         return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
-    return False
+    log_text = getattr(exc, "detail", None)  # pyvips.Error's copy of the libvips error log
+    return isinstance(log_text, str) and any(line in log_text for line in _LIBVIPS_FULL)
 
 
 def is_full(exc: BaseException) -> bool:

@@ -59,22 +59,27 @@ def output_filename(original: str, fmt: str) -> str:
 
 
 def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
-                 progress: ProgressFn = no_progress) -> ConvertedFile:
+                 progress: ProgressFn = no_progress,
+                 reraise: tuple[type[BaseException], ...] = ()) -> ConvertedFile:
     """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work).
 
     A converter that fails because `workdir`'s disk is full raises StorageFullError, not its
-    own error: the cause carries ENOSPC, or (libvips and ffmpeg report a failed write without
-    its errno) the failure left the disk with less than a megabyte free. An output written
+    own error: its cause carries ENOSPC (`diskspace.is_full`: libvips' errors included), or
+    (ffmpeg reports a failed write only in its log) the failure left the disk with less than
+    a megabyte free. An output written
     onto a disk left that full is not trusted either (libvips' PNG writer ignores a failed
     write and leaves a truncated file): StorageFullError too, and the file is tried again."""
     converter, source, spec = plan_conversion(svc, src, spec)
+    limits: tuple[type[BaseException], ...] = (MemoryError, *reraise)  # reported as such
     try:
         out = converter.convert(src, source, spec, workdir, svc.settings, progress)
     except ServiceUnavailableError:
         raise
+    except limits:
+        raise
     except Exception as exc:
-        if diskspace.is_full(exc) or (isinstance(exc, ConvertlyError)
-                                      and diskspace.nearly_full(workdir)):
+        # Not only a converter's own errors: a library may fail on its truncated output.
+        if diskspace.is_full(exc) or diskspace.nearly_full(workdir):
             raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
         raise
     if diskspace.nearly_full(workdir):
@@ -152,7 +157,7 @@ def _convert_job_file(svc: Services, work: FileWork,
                                error_code="SOURCE_MISSING")
             original_size = src.stat().st_size
             base = replace(base, original_size=original_size)
-            out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work))
+            out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work), reraise)
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
             size = svc.storage.put_file(key, Path(out.path), move=True)
