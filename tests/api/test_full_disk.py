@@ -20,6 +20,7 @@ import redis
 
 from convertly.settings import Settings
 from tests import images
+from tests.api.library_support import put_signed, start_upload
 from tests.api.support import (
     AppEnv,
     assert_error,
@@ -81,6 +82,8 @@ def test_a_full_data_disk_answers_507_and_recovers_by_itself(
         tenant = env.new_tenant("full-disk")
         client = env.client
         assert client.get("/healthz").json()["checks"]["disk"] == "ok"
+        direct = start_upload(client, tenant, "direct.jpg", len(source),
+                              content_type="image/jpeg")["upload"]["signedUrl"]
 
         # Room for the upload and its records, not for the output: the job is accepted,
         # and its conversion then finds the disk full.
@@ -106,6 +109,7 @@ def test_a_full_data_disk_answers_507_and_recovers_by_itself(
                                json={"url": "http://127.0.0.1:9/hook"})
         assert_error(folder, 507, "STORAGE_FULL")
         assert_error(hook, 507, "STORAGE_FULL")
+        assert_error(put_signed(client, direct, source, "image/jpeg"), 507, "STORAGE_FULL")
         assert any("job database" in r.getMessage() for r in caplog.records), caplog.text
         health = client.get("/healthz")
         assert health.status_code == 503
@@ -125,6 +129,7 @@ def test_a_full_data_disk_answers_507_and_recovers_by_itself(
                            json={"name": "a"}).status_code == 201
         assert client.post("/api/webhooks", headers=tenant.headers,
                            json={"url": "http://127.0.0.1:9/hook"}).status_code == 201
+        assert put_signed(client, direct, source, "image/jpeg").status_code == 200
         again = wait_for_job(client, tenant, create_job(client, tenant,
                                                         [("photo.jpg", source)], format="png"))
         assert again["status"] == "completed", again
