@@ -21,6 +21,7 @@ from convertly.errors import (
     BrokerUnavailableError,
     ConvertlyError,
     NotFoundError,
+    StateMisconfiguredError,
     StateUnavailableError,
     StorageMisconfiguredError,
     StorageUnavailableError,
@@ -54,6 +55,44 @@ def _check_storage(storage: Storage) -> None:
         pass  # logged by the storage; requests get 503 with a retry hint until it is back
 
 
+class RedisRefusedError(Exception):
+    """A Redis the settings name refuses this server (a wrong or missing password, protected
+    mode): start-up stops, since no retry helps. The message names the setting and the URL
+    without its password."""
+
+    def __init__(self, url: str, setting: str, reason: str) -> None:
+        super().__init__(f"Redis at {_without_credentials(url)} ({setting}) refuses this "
+                         f"server: {reason}")
+
+
+def _redis_settings(settings: Settings) -> list[tuple[str, str]]:
+    """(URL, setting name) of each Redis the server uses: the broker's, and the state's when
+    it is another one."""
+    urls = [(settings.broker_url, "CONVERTLY_BROKER_URL")]
+    if settings.state_url and settings.state_url != settings.broker_url:
+        urls.append((settings.state_url, "CONVERTLY_STATE_URL"))
+    return urls
+
+
+def _check_redis(settings: Settings) -> None:
+    """Stop start-up when a Redis refuses this server (RedisRefusedError). A Redis that does
+    not answer does not stop it here: a worker waits for it, `serve` says so later."""
+    import redis
+
+    from convertly.state.redis.client import connect, refusal
+
+    for url, setting in _redis_settings(settings):
+        client = connect(url)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            reason = refusal(exc)
+            if reason is not None:
+                raise RedisRefusedError(url, setting, reason) from exc
+        finally:
+            client.close()
+
+
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
@@ -73,6 +112,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # One probe of the storage at start-up: this check (which creates the bucket).
     storage = build_storage(settings, probe=False)
     _check_storage(storage)
+    if settings.distributed:
+        _check_redis(settings)
     services = build_services(settings, storage=storage)
     keys = services.keys
     if keys.active_count() == 0:
@@ -104,6 +145,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from convertly.storage import build_storage
 
     _check_storage(build_storage(settings, probe=False))
+    # Celery would retry a Redis that refuses it for ever, as if it were down.
+    _check_redis(settings)
 
     queues = args.queues or settings.worker_queues
     concurrency = args.concurrency or settings.worker_concurrency
@@ -135,12 +178,17 @@ def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
     from convertly.executors import leases
+    from convertly.state.redis.client import refusal
 
     broker = _without_credentials(settings.broker_url)
     try:
         with leases.connect(settings.broker_url) as client:
             records = leases.live_workers(client)
     except redis.RedisError as exc:
+        reason = refusal(exc)
+        if reason is not None:
+            raise RedisRefusedError(settings.broker_url, "CONVERTLY_BROKER_URL",
+                                    reason) from exc
         print(f"convertly workers: cannot read the worker leases from Redis at {broker} "
               f"(CONVERTLY_BROKER_URL): {exc}", file=sys.stderr)
         return 1
@@ -398,6 +446,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(settings, args)
     except StorageMisconfiguredError as exc:
         print(f"convertly: {exc.reason}", file=sys.stderr)
+        return 1
+    except RedisRefusedError as exc:
+        print(f"convertly: {exc}", file=sys.stderr)
+        return 1
+    except StateMisconfiguredError as exc:  # refused after start-up's check
+        url, setting = _redis_settings(settings)[-1]
+        print(f"convertly: {RedisRefusedError(url, setting, exc.reason)}", file=sys.stderr)
         return 1
     except (StateUnavailableError, BrokerUnavailableError) as exc:
         # At start-up "retry in a few seconds" is no help without knowing what to check.

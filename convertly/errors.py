@@ -27,7 +27,9 @@
         ├── StorageUnavailableError     503 STORAGE_UNAVAILABLE
         │   └── StorageMisconfiguredError   503 STORAGE_MISCONFIGURED
         ├── StateUnavailableError       503 STATE_UNAVAILABLE
-        └── BrokerUnavailableError      503 BROKER_UNAVAILABLE
+        │   └── StateMisconfiguredError     503 STATE_MISCONFIGURED
+        ├── BrokerUnavailableError      503 BROKER_UNAVAILABLE
+        └── StorageFullError            507 STORAGE_FULL
 
 Per-file errors (CorruptFileError, UnsupportedMediaError, ...) carry the file's name so a
 sync request can say which file failed and a job can store it in that file's `error`.
@@ -235,9 +237,38 @@ class StateUnavailableError(ServiceUnavailableError):
     default_message = "Job state storage (Redis) is unavailable; retry in a few seconds."
 
 
+class StateMisconfiguredError(StateUnavailableError):
+    """Redis answers but refuses this server (a wrong or missing password, protected mode):
+    no retry helps until an operator fixes the Redis URL or the server's configuration, so
+    the answer carries no retry hint. `reason` says what Redis refused, for the log and the
+    command line; the public message names no setting."""
+
+    code = "STATE_MISCONFIGURED"
+    default_message = "Redis refused this server's connection; the operator must fix its settings."
+    transient = False
+    reason = ""
+
+    def __init__(self, message: str | None = None, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or self.message
+
+
 class BrokerUnavailableError(ServiceUnavailableError):
     code = "BROKER_UNAVAILABLE"
     default_message = "The task queue (Redis) is unavailable; retry in a few seconds."
+
+
+class StorageFullError(ServiceUnavailableError):
+    """A disk, a bucket quota or Redis memory is full (ENOSPC, EDQUOT, SQLITE_FULL, an S3
+    quota code, Redis OOM). Answered 507 Insufficient Storage, and transient like the other
+    outages: it clears once an operator frees space, so the answer carries a retry hint and a
+    job's file hitting it is tried again later, never failed. What is full goes to the log
+    (an ERROR line), not to the caller."""
+
+    code = "STORAGE_FULL"
+    default_message = ("The server is out of storage space; nothing was stored. Please retry "
+                       "in a minute.")
+    retry_after = 15
 
 
 class QueueTimeoutError(ServiceUnavailableError):

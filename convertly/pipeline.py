@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from convertly import webhooks
+from convertly import diskspace, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
@@ -59,10 +59,33 @@ def output_filename(original: str, fmt: str) -> str:
 
 
 def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
-                 progress: ProgressFn = no_progress) -> ConvertedFile:
-    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work)."""
+                 progress: ProgressFn = no_progress,
+                 reraise: tuple[type[BaseException], ...] = ()) -> ConvertedFile:
+    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work).
+
+    A converter that fails because `workdir`'s disk is full raises StorageFullError, not its
+    own error: its cause carries ENOSPC (`diskspace.is_full`: libvips' errors included), or
+    (ffmpeg reports a failed write only in its log) the failure left the disk with less than
+    a megabyte free. An output written
+    onto a disk left that full is not trusted either (libvips' PNG writer ignores a failed
+    write and leaves a truncated file): StorageFullError too, and the file is tried again."""
     converter, source, spec = plan_conversion(svc, src, spec)
-    return converter.convert(src, source, spec, workdir, svc.settings, progress)
+    limits: tuple[type[BaseException], ...] = (MemoryError, *reraise)  # reported as such
+    try:
+        out = converter.convert(src, source, spec, workdir, svc.settings, progress)
+    except ServiceUnavailableError:
+        raise
+    except limits:
+        raise
+    except Exception as exc:
+        # Not only a converter's own errors: a library may fail on its truncated output.
+        if diskspace.is_full(exc) or diskspace.nearly_full(workdir):
+            raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
+        raise
+    if diskspace.nearly_full(workdir):
+        raise diskspace.full(f"the scratch directory {svc.scratch_root} (after writing "
+                             f"{out.format} output)")
+    return out
 
 
 def plan_conversion(svc: Services, src: Path,
@@ -134,7 +157,7 @@ def _convert_job_file(svc: Services, work: FileWork,
                                error_code="SOURCE_MISSING")
             original_size = src.stat().st_size
             base = replace(base, original_size=original_size)
-            out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work))
+            out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work), reraise)
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
             size = svc.storage.put_file(key, Path(out.path), move=True)
@@ -151,7 +174,9 @@ def _convert_job_file(svc: Services, work: FileWork,
         return replace(base, error=exc.message, error_code=exc.code)
     except reraise:
         raise
-    except Exception:
+    except Exception as exc:
+        if diskspace.is_full(exc):  # the source's copy into the scratch directory, ...
+            raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
         log.exception("job %s file %d failed unexpectedly", job_id, spec.index)
         return replace(base, error="The conversion failed unexpectedly; the error was logged.",
                        error_code="INTERNAL_ERROR")

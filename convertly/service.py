@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from convertly import jobevents
+from convertly import diskspace, jobevents
 from convertly.auth import ApiKeys
 from convertly.converters.builtin import default_registry
 from convertly.converters.registry import Registry
@@ -79,8 +79,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
 @contextmanager
 def scratch_dir(svc: Services, label: str) -> Iterator[Path]:
     """A private working directory, removed afterwards whatever happens."""
-    svc.scratch_root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=svc.scratch_root))
+    path = _new_dir(svc, label)
     try:
         yield path
     finally:
@@ -96,8 +95,7 @@ def file_workdir(svc: Services) -> Iterator[Path]:
     path: Path | None = getattr(svc.workdirs, "path", None)
     svc.workdirs.path = None
     if path is None or not path.is_dir():
-        svc.scratch_root.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="file-", dir=svc.scratch_root))
+        path = _new_dir(svc, "file")
     try:
         yield path
     finally:
@@ -105,6 +103,17 @@ def file_workdir(svc: Services) -> Iterator[Path]:
             svc.workdirs.path = path
         else:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _new_dir(svc: Services, label: str) -> Path:
+    """A new private directory under the scratch root; StorageFullError on a full disk."""
+    try:
+        svc.scratch_root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=svc.scratch_root))
+    except OSError as exc:
+        if diskspace.is_full(exc):
+            raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
+        raise
 
 
 def _emptied(path: Path) -> bool:

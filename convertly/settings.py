@@ -93,6 +93,12 @@ class Settings:
         "CONVERTLY_DATA_DIR", Path("data"), "Where local storage, the job database and "
         "the server secret live.", Path,
     )
+    min_free_bytes: int = setting(
+        "CONVERTLY_MIN_FREE_BYTES", 256 * 1024 * 1024, "Free space below which /healthz "
+        "reports the data directory's disk (uploads, scratch files, local storage, the job "
+        "database) as degraded, before writes start failing with 507 STORAGE_FULL. 0 turns "
+        "the check off.", _non_negative_int,
+    )
     host: str = setting("CONVERTLY_HOST", "127.0.0.1", "Address `convertly serve` binds to.")
     port: int = setting("CONVERTLY_PORT", 8000, "Port `convertly serve` listens on.",
                         _positive_int)

@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import conversions, jobevents, jobs, views, watchdog, webhooks
+from convertly import conversions, diskspace, jobevents, jobs, views, watchdog, webhooks
 from convertly.api import forms
 from convertly.api.requests import (
     authenticate,
@@ -267,6 +267,19 @@ async def healthz(request: Request) -> Response:
     except ConvertlyError as exc:
         checks["storage"] = exc.message
         status = 503
+    minimum = svc.settings.min_free_bytes
+    if minimum:
+        try:
+            free = await asyncio.to_thread(diskspace.free_bytes, svc.settings.data_dir)
+        except OSError as exc:
+            checks["disk"] = f"cannot read the free space of the data directory: {exc.strerror}"
+            status = 503
+        else:
+            checks["disk"] = "ok"
+            if free < minimum:
+                checks["disk"] = (f"{free} bytes free in the data directory, below "
+                                  f"CONVERTLY_MIN_FREE_BYTES ({minimum})")
+                status = 503
     pool = executor(request)
     queued: int | None = None
     workers: dict[str, int] | None = None

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from convertly import errors
+from convertly import diskspace, errors
 
 log = logging.getLogger("convertly.api")
 
@@ -25,6 +25,7 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.UnsupportedMediaError: 415,
     errors.ConversionError: 422,
     errors.ServiceUnavailableError: 503,
+    errors.StorageFullError: 507,  # Insufficient Storage (RFC 4918): the server's, not the caller's
 }
 
 
@@ -91,5 +92,10 @@ async def handle_client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if diskspace.is_full(exc):  # a write no layer below translated: still the server's disk
+        where = getattr(exc, "filename", None)
+        what = (f"the disk holding {where}" if where
+                else f"a disk written by {request.method} {request.url.path}")
+        return error_response(diskspace.full(what, exc))
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(errors.ConvertlyError())

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import outbound, webhooks
+from convertly import diskspace, outbound, webhooks
 from convertly.conversions import ConvertRequest
 from convertly.errors import (
     ArrayLengthError,
@@ -167,7 +167,10 @@ class _Collector:
 
     def close(self) -> None:
         if self.sink is not None:
-            self.sink.close()
+            # The spool is removed next; flushing its last bytes may fail (a full disk) and
+            # must not hide the error that got us here.
+            with contextlib.suppress(OSError):
+                self.sink.close()
 
 
 async def parse_multipart(
@@ -192,8 +195,13 @@ async def parse_multipart(
             f"The request body ({length} bytes) exceeds the limit of "
             f"{settings.max_request_bytes} bytes (setting CONVERTLY_MAX_REQUEST_BYTES)."
         )
-    spool_root.mkdir(parents=True, exist_ok=True)
-    form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
+    try:
+        spool_root.mkdir(parents=True, exist_ok=True)
+        form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
+    except OSError as exc:
+        if diskspace.is_full(exc):
+            raise diskspace.full(f"the upload spool {spool_root}", exc) from exc
+        raise
     collector = _Collector(form, settings, on_file)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
     received = 0
@@ -216,6 +224,8 @@ async def parse_multipart(
         form.cleanup()
         if isinstance(exc, InvalidRequestError | PayloadTooLargeError):
             raise
+        if diskspace.is_full(exc):  # the server's disk, not the client's body
+            raise diskspace.full(f"the upload spool {spool_root}", exc) from exc
         raise InvalidRequestError(f"The multipart body is malformed: {exc}") from exc
     return form
 
@@ -292,6 +302,8 @@ def fetch_source(form: ParsedForm, settings: Settings) -> None:
             f"The file at sourceUrl is larger than the limit of {settings.max_file_bytes} bytes "
             f"per file ({exc.message}; setting CONVERTLY_MAX_FILE_BYTES).") from exc
     except outbound.DownloadFailed as exc:
+        if diskspace.is_full(exc):
+            raise diskspace.full(f"the upload spool {form.spool.parent}", exc) from exc
         raise InvalidFieldError("sourceUrl", f"could not be downloaded: {exc.message}.") from exc
     form.files.append(UploadedFile(field="sourceUrl", filename=got.filename,
                                    content_type=got.content_type, path=path, size=got.size))

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from convertly import library, service
+from convertly import diskspace, library, service
 from convertly.api import forms
 from convertly.api.requests import authenticate, base_url, download_url, query_int, services
 from convertly.errors import (
@@ -475,6 +475,10 @@ async def put_upload(request: Request) -> Response:
         except ClientDisconnect:
             raise InvalidRequestError("The upload was interrupted; PUT the file again.") \
                 from None
+        except OSError as exc:
+            if diskspace.is_full(exc):
+                raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
+            raise
         if received != grant.max_bytes:
             raise InvalidRequestError(
                 f"Received {received} bytes, but this upload announced {grant.max_bytes} "

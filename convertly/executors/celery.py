@@ -21,7 +21,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 
-from convertly import pipeline, priority, service
+from convertly import diskspace, pipeline, priority, service
 from convertly.errors import (
     BrokerUnavailableError,
     ConversionError,
@@ -46,6 +46,15 @@ from convertly.state import redis as redisstate
 log = logging.getLogger("convertly.executor")
 
 WATCH_INTERVAL = 15.0  # seconds between the watchdog's looks at unfinished jobs
+
+
+def _unqueued(exc: Exception) -> ServiceUnavailableError:
+    """The error for a task the broker did not take: its Redis over `maxmemory` is full
+    storage (507), anything else an unavailable broker."""
+    if isinstance(exc, redis.OutOfMemoryError):
+        return diskspace.full("the broker's Redis memory (maxmemory, with a noeviction policy)",
+                              exc)
+    return BrokerUnavailableError()
 
 
 class CeleryExecutor:
@@ -236,7 +245,7 @@ class CeleryExecutor:
             self.services.jobs.finish(job.id, status=JobStatus.FAILED,
                                       error_message="The job could not be queued; send it "
                                       "again.")
-            raise BrokerUnavailableError() from exc
+            raise _unqueued(exc) from exc
 
     def _await_reply(self, reply_to: str) -> Any:
         """The outcome a worker sends to `reply_to`. A conversion no worker took within
@@ -269,7 +278,7 @@ class CeleryExecutor:
                 self._send(CONVERT, (source_key, spec.to_dict(), prefix, reply_to),
                            queue=queue, priority=priority.URGENT)
             except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
-                raise BrokerUnavailableError() from exc
+                raise _unqueued(exc) from exc
             reply = await asyncio.to_thread(self._await_reply, reply_to)
             status, *payload = reply
             if status == "error":

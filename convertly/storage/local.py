@@ -1,4 +1,5 @@
-"""Local-disk storage: atomic writes (temp file + rename), keys confined to the root."""
+"""Local-disk storage: atomic writes (temp file + rename), keys confined to the root. A write
+that finds the disk full raises StorageFullError (and logs which directory is full)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from convertly import diskspace
 from convertly.errors import StorageUnavailableError
 from convertly.storage.base import check_key
 
@@ -42,7 +45,20 @@ class LocalStorage:
         os.close(fd)
         return Path(name)
 
+    @contextmanager
+    def _room(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if diskspace.is_full(exc):
+                raise diskspace.full(f"local storage {self.root}", exc) from exc
+            raise
+
     def put_file(self, key: str, src: Path, *, move: bool = False) -> int:
+        with self._room():
+            return self._put_file(key, src, move=move)
+
+    def _put_file(self, key: str, src: Path, *, move: bool) -> int:
         if move:
             # A rename is atomic on its own: no temp file needed (one file creation and one
             # rename less for every source and output of a job).
@@ -65,13 +81,14 @@ class LocalStorage:
 
     def put_bytes(self, key: str, data: bytes) -> int:
         self._path(key)
-        tmp = self._temp_path()
-        try:
-            tmp.write_bytes(data)
-            return self._commit(tmp, key)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with self._room():
+            tmp = self._temp_path()
+            try:
+                tmp.write_bytes(data)
+                return self._commit(tmp, key)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def get_file(self, key: str, dst: Path) -> None:
         src = self._path(key)

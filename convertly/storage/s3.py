@@ -8,7 +8,8 @@ within seconds, and one that accepts connections but stalls after one read timeo
 two); `check` (start-up, /healthz) waits seconds for an answer, not the read timeout. The
 same instance recovers by itself once the server is back. A server that
 answers but refuses our credentials is StorageMisconfiguredError, logged as an error: that
-does not pass by itself.
+does not pass by itself. A bucket over its quota or a server out of disk (`_FULL_CODES`), and
+a download into a full local disk, are StorageFullError.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from minio.helpers import DictType
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
+from convertly import diskspace
 from convertly.errors import StorageMisconfiguredError, StorageUnavailableError
 from convertly.storage.base import check_key
 
@@ -80,6 +82,15 @@ _REFUSED_CODES = frozenset({
     "AccessDenied", "AccountProblem", "AllAccessDisabled", "ExpiredToken",
     "InvalidAccessKeyId", "InvalidSecurity", "InvalidToken", "NotSignedUp",
     "SignatureDoesNotMatch", *_REFUSED_ADVICE,
+})
+
+# S3 error codes for a write refused for lack of room: MinIO's drives below their free-space
+# threshold (XMinioStorageFull) or a bucket over its hard quota (XMinioAdminBucketQuotaExceeded),
+# Ceph RGW's user or bucket quota (QuotaExceeded), RustFS's quota (XRustfsQuotaExceeded).
+# (EntityTooLarge is a single object over the server's size limit, not a full store.)
+_FULL_CODES = frozenset({
+    "XMinioStorageFull", "XMinioAdminBucketQuotaExceeded", "QuotaExceeded",
+    "XRustfsQuotaExceeded",
 })
 
 
@@ -229,8 +240,13 @@ class S3Storage:
                 self._bucket_ready = False
             if exc.code in _REFUSED_CODES:
                 raise self._refused(what, exc.code) from exc
+            if exc.code in _FULL_CODES:
+                raise diskspace.full(f"S3 bucket {self.bucket!r} at {self.endpoint} "
+                                     f"({exc.code} during {what})") from exc
             raise self._unavailable(what, exc) from exc
         except (ServerError, InvalidResponseError, Urllib3Error, OSError) as exc:
+            if diskspace.is_full(exc):  # a download into this host's full disk
+                raise diskspace.full(f"the local disk receiving {what}", exc) from exc
             raise self._unavailable(what, exc) from exc
 
     def _unavailable(self, what: str, exc: Exception) -> StorageUnavailableError:

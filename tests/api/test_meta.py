@@ -146,7 +146,7 @@ def test_healthz(app_env: AppEnv, client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"] == {"storage": "ok", "queue": "ok"}
+    assert body["checks"] == {"storage": "ok", "disk": "ok", "queue": "ok"}
     assert isinstance(body["queuedFiles"], int) and body["queuedFiles"] >= 0
     # Nothing is lost in the session's apps, so the watchdog never found a file to requeue.
     assert body["watchdog"] == {"stuckFiles": 0, "requeued": 0}

@@ -3,6 +3,8 @@ records and folders (the webhook store adds its own tables, `sqlite/webhooks.py`
 
 Every process (API server, pool workers, CLI) opens its own connection; WAL lets readers and
 one writer work at once, and `BEGIN IMMEDIATE` serialises the few read-modify-write steps.
+Every write goes through `transaction`, where SQLite's SQLITE_FULL ("database or disk is
+full") becomes StorageFullError.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from convertly import diskspace
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -112,7 +116,12 @@ class Database:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)  # runs in its own transaction
+        try:
+            self._conn().executescript(SCHEMA)  # runs in its own transaction
+        except sqlite3.OperationalError as exc:
+            if diskspace.is_full(exc):
+                raise diskspace.full(f"the job database {self.path}", exc) from exc
+            raise
         self._add_columns()
 
     def _add_columns(self) -> None:
@@ -138,15 +147,23 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken at once (BEGIN IMMEDIATE): no lost updates."""
+        """A write transaction taken at once (BEGIN IMMEDIATE): no lost updates. A full disk
+        raises StorageFullError, with nothing written."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself after some errors (SQLITE_FULL among them).
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if diskspace.is_full(exc):
+                raise diskspace.full(f"the job database {self.path}", exc) from exc
             raise
-        conn.execute("COMMIT")
 
     def read(self) -> sqlite3.Connection:
         """The connection, for single reads (each statement is its own snapshot)."""
