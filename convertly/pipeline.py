@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -96,6 +96,13 @@ def run_file(svc: Services, job_id: str, index: int,
     if not last:
         webhooks.job_progress(svc, work.tenant, job_id)
     return last
+
+
+def cancel_check(svc: Services, job_id: str) -> Callable[[], bool]:
+    """What a running file of the job asks (`TaskGuard.task(stop_when=...)`) to learn that
+    its job was cancelled meanwhile; a queued file needs no check, `start_file` refuses
+    it."""
+    return lambda: svc.jobs.cancelled(job_id)
 
 
 class _ProgressReporter:
