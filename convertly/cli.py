@@ -409,7 +409,8 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                       "the job's archive) into DIR, keeping existing files")
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
     wait.set_defaults(func=commands.cmd_jobs_wait)
-    cancel = jobs_sub.add_parser("cancel", parents=[server], help="cancel a pending job")
+    cancel = jobs_sub.add_parser("cancel", parents=[server],
+                                 help="cancel a pending or processing job")
     cancel.add_argument("job_id")
     cancel.set_defaults(func=commands.cmd_jobs_cancel)
 

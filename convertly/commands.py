@@ -292,8 +292,8 @@ def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _status(job: dict[str, Any]) -> str:
-    """A job's status as shown: "cancelled" for a job cancelled before it started (the API
-    says failed, with `cancelled`)."""
+    """A job's status as shown: "cancelled" for a cancelled job (the API says failed, with
+    `cancelled`)."""
     return "cancelled" if job.get("cancelled") else str(job.get("status", ""))
 
 

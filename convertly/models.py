@@ -271,8 +271,8 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Only a pending job can be cancelled, so none of its files had started: each one
-        # reads as failed for that reason, in every store and every view.
+        # A cancelled job's files that had no result when it was cancelled (queued, or
+        # stopped mid-conversion) read as failed for that reason, in every store and view.
         if self.cancelled and any(r.status is FileStatus.PENDING for r in self.results):
             object.__setattr__(self, "results", tuple(
                 replace(r, status=FileStatus.FAILED, error=CANCELLED_MESSAGE,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -43,6 +43,7 @@ from convertly.views import archive_filename
 log = logging.getLogger("convertly.pipeline")
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
+OUTPUT_MISSING = "OUTPUT_MISSING"  # a result's errorCode: its output was gone at bundling
 
 
 # Single-file compressors keep the whole original name: photo.jpg -> photo.jpg.gz.
@@ -119,6 +120,13 @@ def run_file(svc: Services, job_id: str, index: int,
     if not last:
         webhooks.job_progress(svc, work.tenant, job_id)
     return last
+
+
+def cancel_check(svc: Services, job_id: str) -> Callable[[], bool]:
+    """What a running file of the job asks (`TaskGuard.task(stop_when=...)`) to learn that
+    its job was cancelled meanwhile; a queued file needs no check, `start_file` refuses
+    it."""
+    return lambda: svc.jobs.cancelled(job_id)
 
 
 class _ProgressReporter:
@@ -223,22 +231,22 @@ def _finalize_job(svc: Services, job_id: str) -> Job:
     if job.status.finished:
         return job
     done = [r for r in job.results if r.status is FileStatus.COMPLETED and r.output_key]
-    if not done:
-        return svc.jobs.finish(
-            job_id, status=JobStatus.FAILED,
-            error_message="The file failed; see its result's error." if job.total_files == 1
-            else f"All {job.total_files} files failed; see each result's error.",
-        )
     archive_key = archive_size = None
-    if job.create_archive:
+    if job.create_archive and done:
         try:
-            archive_key, archive_size = _build_archive(svc, job, done)
+            archive_key, archive_size, done = _build_archive(svc, job, done)
         except ConvertlyError as exc:
             return svc.jobs.finish(job_id, status=JobStatus.FAILED, error_message=exc.message)
         except Exception:
             log.exception("archive for job %s failed", job_id)
             return svc.jobs.finish(job_id, status=JobStatus.FAILED,
                                    error_message="Building the archive failed; retry the job.")
+    if not done:
+        return svc.jobs.finish(
+            job_id, status=JobStatus.FAILED,
+            error_message="The file failed; see its result's error." if job.total_files == 1
+            else f"All {job.total_files} files failed; see each result's error.",
+        )
     return svc.jobs.finish(job_id, status=JobStatus.COMPLETED, archive_key=archive_key,
                            archive_size=archive_size)
 
@@ -257,20 +265,43 @@ def unique_names(names: Iterable[str]) -> list[str]:
     return out
 
 
-def _build_archive(svc: Services, job: Job, done: list[FileResult]) -> tuple[str, int]:
-    names = unique_names(r.output_filename or f"file-{r.index}" for r in done)
+def _build_archive(svc: Services, job: Job, done: list[FileResult]
+                   ) -> tuple[str | None, int | None, list[FileResult]]:
+    """Bundle the outputs of `done` that still exist, and return the archive's key and size
+    (None when no output was left) and the results it holds. An output deleted before it
+    was read (its stored file removed meanwhile) fails its file with OUTPUT_MISSING: the
+    archive holds the rest."""
     with scratch_dir(svc, f"archive-{job.id[:8]}") as workdir:
-        members = []
-        for result, name in zip(done, names, strict=True):
+        present = []
+        for result in done:
             assert result.output_key is not None
             local = workdir / f"{result.index}"
-            svc.storage.get_file(result.output_key, local)
-            members.append((name, local))
+            try:
+                svc.storage.get_file(result.output_key, local)
+            except FileNotFoundError:
+                _output_missing(svc, job, result)
+                continue
+            present.append((result, local))
+        if not present:
+            return None, None, []
+        names = unique_names(r.output_filename or f"file-{r.index}" for r, _ in present)
         path = workdir / "archive"
-        packing.pack(members, path, job.archive_format)
+        packing.pack([(name, local) for name, (_, local) in zip(names, present, strict=True)],
+                     path, job.archive_format)
         key = f"{job_prefix(job.tenant, job.id)}/{archive_filename(job)}"
         size = svc.storage.put_file(key, path, move=True)
-    return key, size
+    return key, size, [r for r, _ in present]
+
+
+def _output_missing(svc: Services, job: Job, result: FileResult) -> None:
+    log.warning("job %s file %d: its output %s was gone when the archive was built; "
+                "the archive is made without it", job.id, result.index, result.output_key)
+    svc.jobs.record_file(FileResult(
+        index=result.index, filename=result.filename, status=FileStatus.FAILED,
+        original_size=result.original_size, error_code=OUTPUT_MISSING,
+        error="Its output was deleted before the job's archive was built, so it is not in "
+              "the archive.",
+    ), job.id)
 
 
 def task_family(path: Path, fmt: str | None, registry: Registry) -> str:

@@ -85,6 +85,15 @@ def png(width: int = 320, height: int = 240, *, seed: int = 2, noise: float = 0.
     return encode(image, "PNG")
 
 
+def slow_svg(size: int = 2400) -> bytes:
+    """An SVG that librsvg spends long in one native call on: fractal noise over `size`²
+    pixels (~10 s of CPU at 2400, growing with the area)."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}">'
+            '<filter id="t" x="0" y="0" width="100%" height="100%"><feTurbulence '
+            'baseFrequency="0.01" numOctaves="10"/></filter>'
+            f'<rect width="{size}" height="{size}" filter="url(#t)"/></svg>').encode()
+
+
 def truncated_jpeg() -> bytes:
     """A JPEG cut in the middle of its image data: the header still reads."""
     data = jpeg(200, 150)

@@ -24,7 +24,7 @@ from convertly import pipeline, priority, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.executors import libvips
 from convertly.executors.celeryapp import CONVERT, FINALIZE, RUN_FILE, make_app
-from convertly.executors.guard import TaskGuard, TaskLimitExceeded
+from convertly.executors.guard import TaskCancelled, TaskGuard, TaskLimitExceeded
 from convertly.models import FileSpec
 from convertly.settings import Settings
 from convertly.state import redis as redisstate
@@ -134,9 +134,11 @@ def _register(app: Celery) -> None:
                     last = pipeline.fail_file(svc, job_id, index, _lost_message(lost),
                                              "WORKER_CRASHED")
                 else:
-                    with _guard().task():
+                    with _guard().task(stop_when=pipeline.cancel_check(svc, job_id)):
                         last = pipeline.run_file(svc, job_id, index,
                                                 reraise=(SoftTimeLimitExceeded, MemoryError))
+        except TaskCancelled:
+            last = False  # the cancel recorded the job's end; this file reads as cancelled
         except TaskLimitExceeded as exc:
             last = pipeline.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
         except SoftTimeLimitExceeded:

@@ -180,8 +180,11 @@ async def cancel_job(request: Request) -> Response:
     job = await _job_for(request, key)
     cancelled = await asyncio.to_thread(services(request).jobs.cancel, job.id, key.tenant)
     if cancelled is None:
-        raise ConflictError(f"Job {job.id} is {job.status.value}; only pending jobs can be "
-                            "cancelled.")
+        # Finished (maybe just now, after `_job_for` read it): say which way.
+        job = await _job_for(request, key)
+        raise ConflictError(f"Job {job.id} is {job.status.value}; only pending or processing "
+                            "jobs can be cancelled.")
+    executor(request).cancel(cancelled.id)
     await asyncio.to_thread(webhooks.job_finished, services(request), cancelled)
     await asyncio.to_thread(services(request).events.finished, cancelled.id)
     request.app.state.dispatcher.wake()

@@ -458,7 +458,7 @@ PATHS: dict[str, Any] = {
         "get": {"tags": ["Jobs"], "summary": "Get a job", "operationId": "getJob",
                 "parameters": [*_JOB_ID, _WAIT],
                 "responses": {"200": _json(_ref("Job")), **_errors(400, 401, 404)}},
-        "delete": {"tags": ["Jobs"], "summary": "Cancel a pending job",
+        "delete": {"tags": ["Jobs"], "summary": "Cancel a pending or processing job",
                    "operationId": "cancelJob", "parameters": _JOB_ID,
                    "responses": {"200": _json(_ref("Job")), **_errors(401, 404, 409)}},
     },

@@ -37,6 +37,12 @@ class Executor(Protocol):
         """Every file of `job` was queued through `submit_file`."""
         ...
 
+    def cancel(self, job_id: str) -> None:
+        """The job was just cancelled in the job store (which refuses its files from then
+        on, and whose running files stop themselves, `executors.guard`): forget its files
+        still waiting here, if this executor holds any. Call it from the event loop."""
+        ...
+
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
         """Run one sync conversion (`pipeline.convert_path`) and return its output, which is
         written inside `workdir`; the caller owns `workdir`."""

@@ -74,6 +74,10 @@ class CeleryExecutor:
         self._owed: dict[str, float] = {}
         self._sweeping = threading.Lock()
 
+    def cancel(self, job_id: str) -> None:
+        """Nothing to do here: a cancelled job's messages stay in the broker until a worker
+        takes them and finds the job cancelled (`start_file` refuses its files)."""
+
     def queue_for(self, family: str) -> str:
         if family in ("media", "video", "audio"):
             return self.settings.media_queue

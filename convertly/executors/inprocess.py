@@ -3,6 +3,12 @@
 Conversions are CPU-bound native code, so they run in separate processes (spawned, recycled
 after `_TASKS_PER_CHILD` tasks because native libraries fragment memory). Job state lives in
 the job store, not here: a restart finds unfinished jobs there and queues their files again.
+
+A process that dies breaks the whole pool (every task in it fails with BrokenProcessPool), so
+a new pool replaces it and the files that were in it are queued again; each death counts as
+an attempt against those files, up to `_MAX_ATTEMPTS`, unless the pool held a file of a
+cancelled job: then the death is the cancel's doing (`executors.guard` kills a cancelled task
+that does not stop), and counts against no file.
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ class InProcessExecutor:
         self._known: set[str] = set()
         self._known_before: set[str] = set()
         self._attempts: dict[tuple[str, int], int] = {}
+        # The job files each pool was given and has not answered yet, and for a broken pool
+        # whether a cancel broke it (decided once, when its first task reports the break).
+        self._flights: dict[concurrent.futures.ProcessPoolExecutor, set[tuple[str, int]]] = {}
+        self._broken_by_cancel: dict[concurrent.futures.ProcessPoolExecutor, bool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -78,11 +88,34 @@ class InProcessExecutor:
             self._pool = self._new_pool()
         return self._pool
 
-    def _replace_broken(self, broken: concurrent.futures.ProcessPoolExecutor | None) -> None:
-        if self._pool is broken and broken is not None:
-            log.error("a conversion process died; starting a new pool")
+    def _replace_broken(self, broken: concurrent.futures.ProcessPoolExecutor) -> bool:
+        """Replace the broken pool (once) and return whether a cancel broke it."""
+        by_cancel = self._broken_by_cancel.get(broken)
+        if by_cancel is None:
+            by_cancel = self._broken_by_cancel[broken] = self._held_cancelled(broken)
+            if len(self._broken_by_cancel) > 8:  # a verdict is needed for a moment only
+                del self._broken_by_cancel[next(iter(self._broken_by_cancel))]
+        if self._pool is broken:
+            if by_cancel:
+                log.info("a conversion process was killed to stop a cancelled job; "
+                         "starting a new pool")
+            else:
+                log.error("a conversion process died; starting a new pool")
             broken.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        return by_cancel
+
+    def _held_cancelled(self, pool: concurrent.futures.ProcessPoolExecutor) -> bool:
+        """Whether `pool` was given a file of a job that is cancelled now."""
+        jobs = {job_id for job_id, _ in self._flights.get(pool, ())}
+        try:
+            return any(self.services.jobs.cancelled(job_id) for job_id in jobs)
+        except ServiceUnavailableError:
+            return False
+
+    def cancel(self, job_id: str) -> None:
+        self._backlog = [entry for entry in self._backlog if entry[2] != job_id]
+        heapq.heapify(self._backlog)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -169,6 +202,7 @@ class InProcessExecutor:
         future = pool.submit(run_file, job_id, index)
         self._in_pool += 1
         self._holding[(job_id, index)] += 1
+        self._flights.setdefault(pool, set()).add((job_id, index))
         future.add_done_callback(lambda f: self._call_in_loop(self._file_done, job_id, index,
                                                               pool, f))
 
@@ -198,18 +232,25 @@ class InProcessExecutor:
                    pool: concurrent.futures.ProcessPoolExecutor,
                    future: concurrent.futures.Future[bool]) -> None:
         self._release(job_id, index)
+        exc = None if future.cancelled() else future.exception()
+        by_cancel = isinstance(exc, BrokenProcessPool) and self._replace_broken(pool)
+        flights = self._flights.get(pool, set())
+        flights.discard((job_id, index))
+        if not flights:
+            self._flights.pop(pool, None)
         if future.cancelled() or self._stopping:
             return  # left pending in the job store; resumed at the next start
         self._pump()
-        exc = future.exception()
         if exc is None:
             self._attempts.pop((job_id, index), None)
             if future.result():
                 self._submit_finalize(job_id)
             return
         if isinstance(exc, BrokenProcessPool):
-            self._replace_broken(pool)
-            attempts = self._attempts.get((job_id, index), 0) + 1
+            if by_cancel and self._job_cancelled(job_id):
+                self._attempts.pop((job_id, index), None)
+                return  # stopped by its job's cancel, which recorded everything
+            attempts = self._attempts.get((job_id, index), 0) + (0 if by_cancel else 1)
             self._attempts[(job_id, index)] = attempts
             if attempts < _MAX_ATTEMPTS:
                 self._submit_file(job_id, index)
@@ -231,6 +272,12 @@ class InProcessExecutor:
         if pipeline.fail_file(self.services, job_id, index, message, "WORKER_CRASHED"):
             self._submit_finalize(job_id)
 
+    def _job_cancelled(self, job_id: str) -> bool:
+        try:
+            return self.services.jobs.cancelled(job_id)
+        except ServiceUnavailableError:
+            return False  # tried again; a cancelled job's file is refused then
+
     def _finalize_done(self, job_id: str, pool: concurrent.futures.ProcessPoolExecutor,
                        future: concurrent.futures.Future[None]) -> None:
         if future.cancelled() or self._stopping:
@@ -248,16 +295,19 @@ class InProcessExecutor:
         log.error("finalising job %s failed: %r", job_id, exc)
 
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
-        pool = self._pool_or_new()
-        try:
-            status, payload = await asyncio.wrap_future(
-                pool.submit(convert_file, str(src), spec.to_dict(), str(workdir))
-            )
-        except BrokenProcessPool:
-            self._replace_broken(pool)
-            raise ConversionError(
-                "The converter process crashed on this file; it was not converted."
-            ) from None
+        while True:
+            pool = self._pool_or_new()
+            try:
+                status, payload = await asyncio.wrap_future(
+                    pool.submit(convert_file, str(src), spec.to_dict(), str(workdir))
+                )
+                break
+            except BrokenProcessPool:
+                if not self._replace_broken(pool):
+                    raise ConversionError(
+                        "The converter process crashed on this file; it was not converted."
+                    ) from None
+                # Another job's cancel broke the pool: this conversion is not to blame.
         if status == "error":
             code, message, detail = payload
             err = from_code(code, message)

@@ -15,7 +15,7 @@ from typing import Any
 from convertly import pipeline, service
 from convertly.errors import ConvertlyError
 from convertly.executors import libvips
-from convertly.executors.guard import TaskGuard, TaskLimitExceeded
+from convertly.executors.guard import TaskCancelled, TaskGuard, TaskLimitExceeded
 from convertly.models import FileSpec
 from convertly.settings import Settings
 
@@ -53,10 +53,12 @@ def _task_guard() -> TaskGuard:
 def run_file(job_id: str, index: int) -> bool:
     svc = _services()
     try:
-        with _task_guard().task():
+        with _task_guard().task(stop_when=pipeline.cancel_check(svc, job_id)):
             return pipeline.run_file(svc, job_id, index, reraise=(MemoryError,))
     except TaskLimitExceeded as exc:
         return pipeline.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
+    except TaskCancelled:
+        return False  # the cancel recorded the job's end; this file reads as cancelled
 
 
 def finalize(job_id: str) -> None:

@@ -76,6 +76,11 @@ class JobStore(Protocol):
         result (a redelivery after completion). Costs the same whatever the job's size."""
         ...
 
+    def cancelled(self, job_id: str) -> bool:
+        """Whether the job was cancelled (False for an unknown job). Reads one small
+        record whatever the job's size: a running file asks it every second or so."""
+        ...
+
     def record_file(self, result: FileResult, job_id: str) -> bool:
         """Store one file's result (replacing an earlier one); return whether this call
         completed the last file of an unfinished job: exactly one caller gets True, so
@@ -97,12 +102,15 @@ class JobStore(Protocol):
         archive_size: int | None = None,
     ) -> Job:
         """Set the job's final status (and its archive, when one was built), stamp its
-        completion time and return it. Raises KeyError for an unknown job."""
+        completion time and return it; a job cancelled meanwhile is returned unchanged
+        (the cancel decided its end). Raises KeyError for an unknown job."""
         ...
 
     def cancel(self, job_id: str, tenant: str) -> Job | None:
-        """Cancel the tenant's pending job (it becomes failed, `cancelled`); return it, or
-        None when it was not pending or is not the tenant's."""
+        """Cancel the tenant's pending or processing job: it becomes failed and
+        `cancelled`, its files without a result read as failed with CANCELLED, and
+        `start_file` refuses them from then on. Return it, or None when it was already
+        finished or is not the tenant's. Results of files done before stay as they are."""
         ...
 
     def unfinished(self) -> builtins.list[Job]:

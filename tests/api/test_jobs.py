@@ -4,16 +4,19 @@ cancelling."""
 from __future__ import annotations
 
 import io
+import logging
 import tarfile
 import uuid
 import zipfile
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import py7zr
 import pytest
 from starlette.testclient import TestClient
 
+from convertly import pipeline
 from tests import images
 from tests.api.support import (
     AppEnv,
@@ -107,6 +110,62 @@ def test_archive_names_never_collide(client: TestClient, tenant: Tenant) -> None
             as zf:
         assert sorted(zf.namelist()) == ["same (2).png", "same.png"]
         assert images.decode(zf.read("same (2).png")).size == (48, 64)
+
+
+def _converted_not_finalised(app_env: AppEnv, tenant: Tenant, tmp_path: Path,
+                             names: list[str]) -> dict[str, Any]:
+    """A job with an archive whose files were converted (as a worker converts them) but
+    which is not finalised yet: the moment between its last file and its bundle."""
+    uploads = [(name, images.png(40 + i, 30, seed=i)) for i, name in enumerate(names)]
+    job = store_job(app_env.services, tenant, uploads, tmp_path, create_archive=True)
+    lasts = [pipeline.run_file(app_env.services, job.id, i) for i in range(len(names))]
+    assert lasts == [False] * (len(names) - 1) + [True]
+    view = get_job(app_env.client, tenant, job.id)
+    assert view["status"] == "processing" and view["completedFiles"] == len(names), view
+    return view
+
+
+def _delete_output(client: TestClient, tenant: Tenant, result: dict[str, Any]) -> None:
+    response = client.delete(f"/api/files/{result['storedFileId']}", headers=tenant.headers)
+    assert response.status_code in (200, 204), response.text
+
+
+def test_outputs_deleted_before_the_bundle_are_noted_and_left_out(
+        app_env: AppEnv, client: TestClient, tenant: Tenant, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    view = _converted_not_finalised(app_env, tenant, tmp_path, ["a.png", "b.png", "c.png"])
+    _delete_output(client, tenant, view["results"][1])
+
+    pipeline.finalize_job(app_env.services, view["jobId"])
+
+    job = get_job(client, tenant, view["jobId"])
+    assert (job["status"], job["errorMessage"]) == ("completed", None), job
+    assert (job["completedFiles"], job["failedFiles"]) == (2, 1), job
+    first, gone, last = job["results"]
+    assert first["status"] == last["status"] == "completed"
+    assert (gone["status"], gone["errorCode"], gone["downloadUrl"]) == (
+        "failed", "OUTPUT_MISSING", None), gone
+    assert "archive" in gone["error"], gone
+    with zipfile.ZipFile(io.BytesIO(download(client, job["archive"]["downloadUrl"]).content)) \
+            as zf:
+        assert sorted(zf.namelist()) == ["a.png", "c.png"]
+    assert images.decode(download(client, last["downloadUrl"]).content).size == (42, 30)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_job_whose_outputs_were_all_deleted_before_the_bundle_fails(
+        app_env: AppEnv, client: TestClient, tenant: Tenant, tmp_path: Path) -> None:
+    view = _converted_not_finalised(app_env, tenant, tmp_path, ["a.png", "b.png"])
+    for result in view["results"]:
+        _delete_output(client, tenant, result)
+
+    pipeline.finalize_job(app_env.services, view["jobId"])
+
+    job = get_job(client, tenant, view["jobId"])
+    assert (job["status"], job["failedFiles"], job["archive"]["downloadUrl"]) == (
+        "failed", 2, None), job
+    assert job["errorMessage"] == "All 2 files failed; see each result's error."
+    assert {r["errorCode"] for r in job["results"]} == {"OUTPUT_MISSING"}
 
 
 @pytest.mark.parametrize(("archive_format", "suffix"), [("tar", ".tar"), ("tgz", ".tar.gz")])

@@ -142,3 +142,49 @@ def test_cpu_runaway_is_stopped_or_killed(tmp_path: Path, kind: str, outcome: st
         assert done.returncode == -24, (done.returncode, done.stderr[-2000:])  # SIGXCPU
     else:
         assert (done.returncode, done.stdout.strip()) == (0, outcome), done.stderr[-2000:]
+
+
+_CANCELLED = textwrap.dedent("""
+    import sys, time
+    import pyvips
+    from convertly.converters import process
+    from convertly.executors.guard import TaskCancelled, TaskGuard
+    guard = TaskGuard(cpu_seconds=300, memory_bytes=1 << 30)
+    guard.install()
+    asked_at = time.monotonic() + 0.5  # the job is cancelled half a second in
+    try:
+        with guard.task(stop_when=lambda: time.monotonic() > asked_at):
+            if sys.argv[1] == "python":
+                while True:
+                    pass
+            if sys.argv[1] == "program":
+                process.run(["sh", "-c", "echo $$ > " + sys.argv[2] + "; exec sleep 120"],
+                            timeout=300)
+            # librsvg drawing one filter: native code that releases the GIL and does not
+            # come back to Python for seconds.
+            pyvips.Image.svgload_buffer(bytes.fromhex(sys.argv[3])).copy_memory()
+    except TaskCancelled:
+        with guard.task():  # the process goes on with its next task
+            print("cancelled", flush=True)
+""")
+
+
+@pytest.mark.parametrize(("kind", "outcome"), [("python", "cancelled"),
+                                               ("program", "cancelled"),
+                                               ("native", "killed")])
+def test_a_cancelled_task_is_stopped_or_killed(tmp_path: Path, kind: str, outcome: str) -> None:
+    """A task whose job is cancelled stops where it is (killing the program it waits for)
+    and its process takes the next task; code that never comes back to Python has its
+    process killed (the executor replaces it)."""
+    pid_file = tmp_path / "program.pid"
+    done = subprocess.run([sys.executable, "-c", _CANCELLED, kind, str(pid_file),
+                           images.slow_svg().hex()],
+                          capture_output=True, text=True, timeout=50,
+                          cwd=Path(__file__).resolve().parents[2])
+    if outcome == "killed":
+        assert done.returncode == -9, (done.returncode, done.stderr[-2000:])  # SIGKILL
+        assert "killing its process" in done.stderr, done.stderr[-2000:]
+    else:
+        assert (done.returncode, done.stdout.strip()) == (0, outcome), done.stderr[-2000:]
+    if kind == "program":
+        assert not psutil.pid_exists(int(pid_file.read_text())), "the program still runs"

@@ -210,3 +210,34 @@ def test_watch_report_keeps_the_latest_stuck_count_and_the_requeue_total(
     assert store.watch_report() == (1, 3)
     store.note_watch(0, 0)
     assert store.watch_report() == (0, 3)
+
+
+def test_a_processing_job_is_cancelled_keeping_its_finished_files(store: JobStore) -> None:
+    job, _ = store.create(new_job(3), None, 60)
+    assert not store.cancelled(job.id) and not store.cancelled("no-such-job")
+    store.start_file(job.id, 0)
+    store.record_file(done(0), job.id)
+    assert store.start_file(job.id, 1) is not None  # converting when the cancel comes
+
+    cancelled = store.cancel(job.id, "t1")
+
+    assert cancelled is not None and store.cancelled(job.id)
+    assert (cancelled.status, cancelled.cancelled) == (JobStatus.FAILED, True)
+    assert cancelled.started_at is not None and cancelled.completed_at is not None
+    first, running, queued = cancelled.results
+    assert first == done(0)
+    for result in (running, queued):
+        assert (result.status, result.error_code) == (FileStatus.FAILED, "CANCELLED")
+    assert store.get(job.id) == cancelled
+    assert [j.id for j in store.unfinished()] == []
+    assert store.list("t1", limit=10, offset=0, status=JobStatus.FAILED)[1] == 1
+    assert store.list("t1", limit=10, offset=0, status=JobStatus.PROCESSING)[1] == 0
+    # A queued file is refused; the running file's late result finishes nothing; a
+    # finalisation already under way leaves the cancelled job as it is.
+    assert store.start_file(job.id, 2) is None
+    assert store.record_file(FileResult(index=2, filename="2.png", status=FileStatus.FAILED,
+                                        error="x", error_code="X"), job.id) is False
+    after = store.finish(job.id, status=JobStatus.COMPLETED, archive_key="a.zip",
+                         archive_size=5)
+    assert (after.status, after.cancelled, after.archive_key) == (JobStatus.FAILED, True, None)
+    assert store.cancel(job.id, "t1") is None

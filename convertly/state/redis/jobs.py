@@ -208,6 +208,10 @@ class RedisJobStore:
         return FileWork(job_id=job_id, tenant=meta["tenant"],
                         spec=FileSpec.from_dict(json.loads(spec_raw)))
 
+    def cancelled(self, job_id: str) -> bool:
+        meta_raw = guard(lambda: self.r.hget(self._key(job_id), "meta"))
+        return meta_raw is not None and bool(json.loads(meta_raw)["cancelled"])
+
     def _mark_processing(self, job_id: str) -> bool:
         """Pending -> processing, once per job; False when it was finished or cancelled."""
         def body(pipe: Any) -> bool:
@@ -255,6 +259,9 @@ class RedisJobStore:
             if before is None:
                 pipe.unwatch()
                 raise KeyError(job_id)
+            if before.cancelled:
+                pipe.unwatch()
+                return before
             after = _with(before, status=status, error_message=error_message,
                           archive_key=archive_key, archive_size=archive_size,
                           completed_at=time.time())
@@ -268,7 +275,7 @@ class RedisJobStore:
     def cancel(self, job_id: str, tenant: str) -> Job | None:
         def body(pipe: Any) -> Job | None:
             before = self._read(pipe, job_id)
-            if before is None or before.tenant != tenant or before.status is not JobStatus.PENDING:
+            if before is None or before.tenant != tenant or before.status.finished:
                 pipe.unwatch()
                 return None
             after = _with(before, status=JobStatus.FAILED, cancelled=True,

@@ -182,6 +182,11 @@ class SqliteJobStore:
         return FileWork(job_id=job_id, tenant=found["tenant"],
                         spec=self._spec(self.db.read(), job_id, index))
 
+    def cancelled(self, job_id: str) -> bool:
+        row = self.db.read().execute("SELECT cancelled FROM jobs WHERE id = ?",
+                                     (job_id,)).fetchone()
+        return row is not None and bool(row["cancelled"])
+
     def _startable(self, conn: Any, job_id: str, index: int) -> Any:
         """The job's row when file `index` can start (job neither finished nor cancelled,
         file still pending), else None."""
@@ -241,7 +246,7 @@ class SqliteJobStore:
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET status = ?, error_message = ?, archive_key = ?,"
-                " archive_size = ?, completed_at = ? WHERE id = ?",
+                " archive_size = ?, completed_at = ? WHERE id = ? AND cancelled = 0",
                 (status.value, error_message, archive_key, archive_size, _now(), job_id),
             )
             job = self._get(conn, job_id)
@@ -253,7 +258,7 @@ class SqliteJobStore:
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "UPDATE jobs SET status = ?, cancelled = 1, error_message = ?, completed_at = ?"
-                " WHERE id = ? AND tenant = ? AND status = ?",
+                " WHERE id = ? AND tenant = ? AND status IN (?, ?)",
                 (
                     JobStatus.FAILED.value,
                     CANCELLED_MESSAGE,
@@ -261,6 +266,7 @@ class SqliteJobStore:
                     job_id,
                     tenant,
                     JobStatus.PENDING.value,
+                    JobStatus.PROCESSING.value,
                 ),
             )
             if cur.rowcount == 0:
