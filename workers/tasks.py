@@ -269,9 +269,14 @@ def _register(app: Celery) -> None:
         _begin_task()
         url = svc.settings.redis_state_url
         try:
-            if not _hold(lambda: redisstate.start_reply(url, reply_to)):
-                log.info("sync conversion %s: its request gave up waiting for a worker, or "
-                         "was answered before; not converted", reply_to)
+            claim = _hold(lambda: redisstate.start_reply(url, reply_to))
+            if claim == redisstate.ABANDONED:
+                log.info("sync conversion %s: its request gave up waiting for a worker; "
+                         "not converted", reply_to)
+                return
+            if claim == redisstate.REPLIED:
+                log.info("sync conversion %s: answered before (a redelivery); not converted "
+                         "again", reply_to)
                 return
             with _counted_delivery(svc, reply_to) as lost:
                 reply = _hold(lambda: _convert(svc, source_key, spec, output_prefix,

@@ -71,11 +71,13 @@ def claim_reply(client: Any, key: str, claim: str) -> str:
     return guard(run)
 
 
-def start_reply(url: str, key: str) -> bool:
-    """A worker starts the sync conversion answering to `key`: False when the API process
-    gave up on it or its outcome was sent before (do not convert), else True and the API
-    process learns it started. A redelivered task finds its own earlier claim and goes on."""
-    if claim_reply(_reply_client(url), key, STARTED) in (ABANDONED, REPLIED):
-        return False
+def start_reply(url: str, key: str) -> str:
+    """A worker starts the sync conversion answering to `key`: ABANDONED when the API
+    process gave up on it, REPLIED when its outcome was sent before (do not convert either),
+    else STARTED, and the API process learns it started. A redelivered task finds its own
+    earlier claim and goes on."""
+    claim = claim_reply(_reply_client(url), key, STARTED)
+    if claim in (ABANDONED, REPLIED):
+        return claim
     send_reply(url, key, [STARTED])
-    return True
+    return STARTED
