@@ -141,7 +141,10 @@ def test_an_outage_longer_than_the_soft_time_limit_requeues_and_loses_nothing(
             os.killpg(worker.proc.pid, signal.SIGCONT)
         time.sleep(OUTAGE)
         state.start()
+        back = time.monotonic()
         job = wait_for_job(env.client, tenant, job_id, timeout=90)
+        print(f"\nseconds from the state back to the job completed: "
+              f"{time.monotonic() - back:.1f}")
         _check_bundle(env, job, 0)
         log = worker.log_tail(1_000_000)
         assert log.count("the message goes back to its queue") >= FILES, worker.log_tail()
