@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import Protocol, TypeVar
 
 from convertly import diskspace, webhooks
 from convertly.converters.archive import packing
@@ -44,6 +45,21 @@ log = logging.getLogger("convertly.pipeline")
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
 OUTPUT_MISSING = "OUTPUT_MISSING"  # a result's errorCode: its output was gone at bundling
+
+T = TypeVar("T")
+
+
+class Persist(Protocol):
+    """How `run_file` makes a converted file's storage and state writes: `persist(step)`
+    runs `step` and returns its value. The default runs it once; distributed mode's
+    tasks wait in place through an outage and try again, so that a file converted
+    before Redis or S3 went away is recorded when they return, not converted again."""
+
+    def __call__(self, step: Callable[[], T], /) -> T: ...
+
+
+def once(step: Callable[[], T]) -> T:
+    return step()
 
 
 # Single-file compressors keep the whole original name: photo.jpg -> photo.jpg.gz.
@@ -101,22 +117,26 @@ def plan_conversion(svc: Services, src: Path,
 
 
 def run_file(svc: Services, job_id: str, index: int,
-             reraise: tuple[type[BaseException], ...] = ()) -> bool:
+             reraise: tuple[type[BaseException], ...] = (), persist: Persist = once) -> bool:
     """Convert file `index` of a job and record its result. Safe to call again for the same
     file (a redelivery): a file that already has its result is skipped. Returns True when this
     call finished the job's last file, so the caller must run `finalize_job` once.
 
     A ServiceUnavailableError (storage or state down) propagates without recording anything,
     so the caller can retry later; so do the exception types in `reraise` (an executor's own
-    time-limit signal). Every other failure becomes that file's error."""
+    time-limit signal). Every other failure becomes that file's error. The writes after the
+    conversion (its output, its stored-file record, its result) go through `persist`, each
+    one idempotent, so a retried write never records the file twice."""
     work = svc.jobs.start_file(job_id, index)
     if work is None:
         # Finished, cancelled, or this file was done before (a redelivered task): if the
         # job still waits for its finalisation, this caller owes it.
         return awaits_finalize(svc, job_id)
     webhooks.job_started(svc, work.tenant, job_id)
-    result = _convert_job_file(svc, work, reraise)
-    last = svc.jobs.record_file(result, job_id)
+    result = _convert_job_file(svc, work, reraise, persist)
+    # Recorded again after a lost answer, the result is not counted twice, but "last" is
+    # then False for every caller: the API's watchdog finalises such a job.
+    last = persist(lambda: svc.jobs.record_file(result, job_id))
     if not last:
         webhooks.job_progress(svc, work.tenant, job_id)
     return last
@@ -150,7 +170,7 @@ class _ProgressReporter:
 
 
 def _convert_job_file(svc: Services, work: FileWork,
-                      reraise: tuple[type[BaseException], ...]) -> FileResult:
+                      reraise: tuple[type[BaseException], ...], persist: Persist) -> FileResult:
     spec, tenant, job_id = work.spec, work.tenant, work.job_id
     src_key = source_key(tenant, job_id, spec)
     base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
@@ -168,14 +188,13 @@ def _convert_job_file(svc: Services, work: FileWork,
             out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work), reraise)
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
-            size = svc.storage.put_file(key, Path(out.path), move=True)
-        record = svc.files.add(
-            StoredFile(
-                id=new_file_id(), tenant=tenant, key=key, filename=name,
-                mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
-                job_id=job_id, created_at=time.time(),
-            )
+            size = persist(lambda: svc.storage.put_file(key, Path(out.path), move=True))
+        stored = StoredFile(
+            id=new_file_id(), tenant=tenant, key=key, filename=name,
+            mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
+            job_id=job_id, created_at=time.time(),
         )
+        record = persist(lambda: svc.files.add(stored))
     except ServiceUnavailableError:
         raise
     except ConvertlyError as exc:

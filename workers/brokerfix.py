@@ -1,4 +1,4 @@
-"""A guard around one kombu Redis-transport fault, applied when the Celery app is built.
+"""A guard around kombu Redis-transport faults, applied when the Celery app is built.
 
 When the broker connection drops while this worker holds unacknowledged messages, kombu
 keeps the old channel's bookkeeping: closing that channel pushes the messages back to their
@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from kombu.transport import redis as redis_transport
 
 log = logging.getLogger("convertly.worker")
@@ -40,6 +41,12 @@ def _guard(method: Callable[..., Any], what: str) -> Callable[..., Any]:
                         "its queue once no live worker holds it", what)
             if what == "restore":
                 self._delivered.clear()
+            return None
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if what == "restore":
+                raise  # kombu's own handling of a channel closed with the broker away
+            log.warning("broker unreachable (%s): %s skipped; the message returns to its "
+                        "queue once no live worker holds it", exc, what)
             return None
 
     guarded._convertly_guard = True  # type: ignore[attr-defined]

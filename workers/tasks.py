@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kombu.exceptions
 import redis
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from convertly import pipeline, priority, service
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
@@ -31,11 +32,17 @@ from convertly.state import redis as redisstate
 from workers import brokerfix, leases
 
 log = logging.getLogger("convertly.worker")
+T = TypeVar("T")
 
-MAX_RETRIES = 12  # infrastructure outages: backoff 2, 4, ... 60 s, about ten minutes in all
-# Publishing through a broker that is restarting: keep trying for about a minute.
-PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5,
-                 "interval_max": 2.0}
+# Through an outage of Redis (state or broker) or S3, a task waits in place and tries again,
+# its message held unacknowledged under the worker's lease: nothing has to be published
+# while the broker is away. Waits double from HOLD_FIRST up to HOLD_MAX seconds.
+HOLD_FIRST = 0.5
+HOLD_MAX = 2.0
+# Publishing a finalisation: a short try; when the broker does not take it, the job is
+# finalised in place instead.
+PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
+                 "interval_max": 1.0}
 # Deliveries of one file whose worker process died mid-conversion (killed at the hard time
 # limit or the CPU guard, or crashed) before the file is failed instead of tried again:
 # task_reject_on_worker_lost requeues such a message, and a file that kills every process
@@ -50,6 +57,7 @@ class _Process:
     services: service.Services
     guard: TaskGuard
     attempts: Any = None  # Redis client for the counts of lost deliveries, made on first use
+    owed: set[str] = field(default_factory=set)  # counts to clear once Redis is back
 
 
 # The per-process cache, keyed by pid: a pool child (forked from the worker's main process,
@@ -93,10 +101,61 @@ def _guard() -> TaskGuard:
     return _processes[os.getpid()].guard
 
 
+class _Requeue(Exception):
+    """The outage outlasted the task's time: its message goes back to its queue."""
+
+
+# Whether the task running in this process has waited for an outage: its soft time limit
+# then no longer measures its own work, so reaching it sends the message back to its
+# queue (a new delivery has the whole time) instead of failing the file.
+_outage = {"waited": False}
+
+
+def _begin_task() -> None:
+    _outage["waited"] = False
+
+
+def _time_up(exc: SoftTimeLimitExceeded) -> None:
+    """The soft time limit struck: requeue when an outage took part of the task's time."""
+    if _outage["waited"]:
+        raise _Requeue("the task's soft time limit came after it waited for an outage") \
+            from exc
+
+
+def _hold(step: Callable[[], T], /) -> T:
+    """`step()`, waited for in place through an outage of Redis or S3: tried again with
+    backoff while the task's message stays unacknowledged (listed in the worker's lease),
+    until the task's soft time limit, when `_Requeue` gives the message back to its queue.
+    Every step given is idempotent."""
+    delay, waited_since = HOLD_FIRST, None
+    try:
+        while True:
+            try:
+                value = step()
+            except ServiceUnavailableError as exc:
+                if waited_since is None:
+                    waited_since = time.monotonic()
+                    _outage["waited"] = True
+                    log.warning("waiting in place, the task's message held: %s", exc.message)
+                time.sleep(delay)
+                delay = min(2 * delay, HOLD_MAX)
+                continue
+            if waited_since is not None:
+                log.warning("the outage ended after %.1f s; going on",
+                            time.monotonic() - waited_since)
+            return value
+    except SoftTimeLimitExceeded as exc:
+        if not _outage["waited"]:
+            raise
+        raise _Requeue("the outage outlasted the task's soft time limit") from exc
+
+
 @contextlib.contextmanager
 def _counted_delivery(svc: service.Services, name: str) -> Iterator[int]:
     """Yields how many earlier deliveries of this work died with their process; the count
-    goes when the work ends in any way its process survives."""
+    goes when the work ends in any way its process survives (waiting for Redis to clear
+    it, so that an outage is not taken for a death). It wraps the work's waits in place:
+    trying again is not a new delivery."""
     process = _processes[os.getpid()]
     if process.attempts is None:
         process.attempts = redisstate.connect(svc.settings.redis_state_url)
@@ -106,17 +165,38 @@ def _counted_delivery(svc: service.Services, name: str) -> Iterator[int]:
 
     def begin() -> int:
         with client.pipeline() as pipe:
+            if process.owed:  # counts of work requeued while Redis was away (see below)
+                pipe.delete(*process.owed)
             pipe.incr(key)
             pipe.expire(key, ttl)
-            count, _ = pipe.execute()
+            *_, count, _ = pipe.execute()
+        process.owed.clear()
         return int(count) - 1
 
-    earlier = redisstate.guard(begin)
+    def end() -> None:
+        redisstate.guard(lambda: client.delete(key))
+
+    def settle(wait: bool) -> None:
+        try:
+            _hold(end) if wait else end()
+        except (ServiceUnavailableError, _Requeue):
+            # Redis is still away: this process clears the count with its next task's,
+            # so that the outage is not taken for a death of this work.
+            process.owed.add(key)
+            raise
+
+    earlier = _hold(lambda: redisstate.guard(begin))
     try:
         yield earlier
-    finally:
+    except _Requeue:  # the soft time limit has struck: one try, no wait
         with contextlib.suppress(ServiceUnavailableError):
-            redisstate.guard(lambda: client.delete(key))
+            settle(wait=False)
+        raise
+    except BaseException:
+        with contextlib.suppress(_Requeue):
+            settle(wait=True)
+        raise
+    settle(wait=True)
 
 
 def _lost_message(deliveries: int) -> str:
@@ -124,49 +204,63 @@ def _lost_message(deliveries: int) -> str:
             "or CPU limit, or crashed); it was not converted.")
 
 
+def _requeued(exc: _Requeue) -> Reject:
+    """What a task raises to give its message back to the front of its queue (a
+    rejection with requeue; should the broker be away too, the message stays in its
+    unacknowledged set and the lease sweep requeues it)."""
+    log.warning("%s; the message goes back to its queue", exc)
+    return Reject(str(exc), requeue=True)
+
+
+def _run_file(svc: service.Services, job_id: str, index: int, lost: int) -> bool:
+    """Convert and record one file of a job (`pipeline.run_file`), or record why it could
+    not be; True when this finished the job's last file. A ServiceUnavailableError
+    propagates only from steps that are safe to run again."""
+    if lost >= MAX_LOST_DELIVERIES:
+        return _hold(lambda: pipeline.fail_file(svc, job_id, index, _lost_message(lost),
+                                                "WORKER_CRASHED"))
+    try:
+        with _guard().task(stop_when=pipeline.cancel_check(svc, job_id)):
+            return pipeline.run_file(svc, job_id, index,
+                                     reraise=(SoftTimeLimitExceeded, MemoryError, _Requeue),
+                                     persist=_hold)
+    except TaskCancelled:
+        return False  # the cancel recorded the job's end; this file reads as cancelled
+    except TaskLimitExceeded as exc:
+        error = exc.error
+        return _hold(lambda: pipeline.fail_file(svc, job_id, index, error.message,
+                                                error.code))
+    except SoftTimeLimitExceeded as exc:
+        _time_up(exc)
+        message = (f"The conversion took longer than {svc.settings.task_soft_time_limit}"
+                   " s (CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.")
+        return _hold(lambda: pipeline.fail_file(svc, job_id, index, message, "TIME_LIMIT"))
+
+
 def _register(app: Celery) -> None:
-    @app.task(name=RUN_FILE, bind=True, max_retries=MAX_RETRIES, shared=False)
+    @app.task(name=RUN_FILE, bind=True, shared=False)
     def run_file(self: Task, job_id: str, index: int, finalize_queue: str) -> None:
         svc = services_for(self)
+        _begin_task()
         try:
             with _counted_delivery(svc, f"{job_id}:{index}") as lost:
-                if lost >= MAX_LOST_DELIVERIES:
-                    last = pipeline.fail_file(svc, job_id, index, _lost_message(lost),
-                                             "WORKER_CRASHED")
-                else:
-                    with _guard().task(stop_when=pipeline.cancel_check(svc, job_id)):
-                        last = pipeline.run_file(svc, job_id, index,
-                                                reraise=(SoftTimeLimitExceeded, MemoryError))
-        except TaskCancelled:
-            last = False  # the cancel recorded the job's end; this file reads as cancelled
-        except TaskLimitExceeded as exc:
-            last = pipeline.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
-        except SoftTimeLimitExceeded:
-            last = pipeline.fail_file(
-                svc, job_id, index,
-                f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
-                "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", "TIME_LIMIT",
-            )
-        except ServiceUnavailableError as exc:
-            if self.request.retries < MAX_RETRIES:
-                raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1)),
-                                 retry_policy=PUBLISH_RETRY) from exc
-            log.error("job %s file %d: giving up after %d retries: %s", job_id, index,
-                      self.request.retries, exc.message)
-            last = pipeline.fail_file(svc, job_id, index, exc.message, exc.code)
-        # The join: the task that records a job's last result queues its finalisation (the
-        # job store decides "last" atomically); a redelivered task whose file was done
-        # before queues it again if the job still waits for it. Finalising is idempotent.
-        if last:
-            _queue_finalize(self, svc, job_id, finalize_queue)
+                last = _hold(lambda: _run_file(svc, job_id, index, lost))
+                # The join: the task that records a job's last result queues its
+                # finalisation (the job store decides "last" atomically); a redelivered
+                # task whose file was done before queues it again if the job still waits
+                # for it. Finalising is idempotent.
+                if last:
+                    _queue_finalize(self, svc, job_id, finalize_queue)
+        except _Requeue as exc:
+            raise _requeued(exc) from None
 
-    @app.task(name=FINALIZE, bind=True, max_retries=MAX_RETRIES, shared=False)
+    @app.task(name=FINALIZE, bind=True, shared=False)
     def finalize(self: Task, job_id: str) -> None:
+        _begin_task()
         try:
-            pipeline.finalize_job(services_for(self), job_id)
-        except ServiceUnavailableError as exc:
-            raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1)),
-                             retry_policy=PUBLISH_RETRY) from exc
+            _hold(lambda: pipeline.finalize_job(services_for(self), job_id))
+        except _Requeue as exc:
+            raise _requeued(exc) from None
 
     @app.task(name=CONVERT, bind=True, shared=False, ignore_result=True)
     def convert(self: Task, source_key: str, spec: dict[str, Any], output_prefix: str,
@@ -174,42 +268,64 @@ def _register(app: Celery) -> None:
         """A sync conversion; the outcome goes to the Redis list `reply_to`, where the API
         process that received the request waits for it."""
         svc = services_for(self)
-        reply: list[Any]
+        _begin_task()
+        url = svc.settings.redis_state_url
         try:
-            if not redisstate.start_reply(svc.settings.redis_state_url, reply_to):
+            claim = _hold(lambda: redisstate.start_reply(url, reply_to))
+            if claim == redisstate.ABANDONED:
                 log.info("sync conversion %s: its request gave up waiting for a worker; "
                          "not converted", reply_to)
                 return
-            with _counted_delivery(svc, reply_to) as lost, \
-                    service.scratch_dir(svc, "sync") as workdir:
-                if lost:
-                    raise ConversionError(_lost_message(lost))
-                src = workdir / "source"
-                svc.storage.get_file(source_key, src)
-                with _guard().task():
-                    out = pipeline.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
-                key = f"{output_prefix}/{Path(out.path).name}"
-                svc.storage.put_file(key, Path(out.path), move=True)
-            reply = ["ok", {**out.to_dict(), "path": key}]
-        except ConvertlyError as exc:
-            reply = ["error", exc.code, exc.message, exc.detail]
-        except TaskLimitExceeded as exc:
-            reply = ["error", exc.error.code, exc.error.message, exc.error.detail]
-        except SoftTimeLimitExceeded:
-            reply = ["error", "CONVERSION_FAILED",
-                     f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
-                     "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
-        except Exception:
-            # The API process waits for a reply until the task's time limit: always send one.
-            log.exception("sync conversion %s failed unexpectedly", reply_to)
-            error = ConvertlyError()
-            reply = ["error", error.code, error.message, {}]
-        redisstate.send_reply(svc.settings.redis_state_url, reply_to, reply)
+            if claim == redisstate.REPLIED:
+                log.info("sync conversion %s: answered before (a redelivery); not converted "
+                         "again", reply_to)
+                return
+            with _counted_delivery(svc, reply_to) as lost:
+                reply = _hold(lambda: _convert(svc, source_key, spec, output_prefix,
+                                               reply_to, lost))
+                _hold(lambda: redisstate.send_reply(url, reply_to, reply, final=True))
+        except _Requeue as exc:
+            raise _requeued(exc) from None
+
+
+def _convert(svc: service.Services, source_key: str, spec: dict[str, Any],
+             output_prefix: str, reply_to: str, lost: int) -> list[Any]:
+    """One sync conversion: its reply. A ServiceUnavailableError propagates (the task waits
+    for S3 or Redis and tries again); any other failure is the reply."""
+    try:
+        with service.scratch_dir(svc, "sync") as workdir:
+            if lost:
+                raise ConversionError(_lost_message(lost))
+            src = workdir / "source"
+            svc.storage.get_file(source_key, src)
+            with _guard().task():
+                out = pipeline.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
+            key = f"{output_prefix}/{Path(out.path).name}"
+            _hold(lambda: svc.storage.put_file(key, Path(out.path), move=True))
+        return ["ok", {**out.to_dict(), "path": key}]
+    except ServiceUnavailableError:
+        raise
+    except ConvertlyError as exc:
+        return ["error", exc.code, exc.message, exc.detail]
+    except TaskLimitExceeded as exc:
+        return ["error", exc.error.code, exc.error.message, exc.error.detail]
+    except SoftTimeLimitExceeded as exc:
+        _time_up(exc)
+        return ["error", "CONVERSION_FAILED",
+                f"The conversion took longer than {svc.settings.task_soft_time_limit} s "
+                "(CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.", {}]
+    except _Requeue:
+        raise
+    except Exception:
+        # The API process waits for a reply until the task's time limit: always send one.
+        log.exception("sync conversion %s failed unexpectedly", reply_to)
+        error = ConvertlyError()
+        return ["error", error.code, error.message, {}]
 
 
 def _queue_finalize(task: Task, svc: service.Services, job_id: str, queue: str) -> None:
-    """Queue the job's finalisation; when the broker stays unreachable, finalise right here
-    (it is idempotent). Should that fail too, the API's watchdog queues it later."""
+    """Queue the job's finalisation; when the broker does not take it, finalise right here
+    (it is idempotent), waiting for the job state if it is away too."""
     try:
         task.app.signature(FINALIZE, args=(job_id,), queue=queue,
                            priority=priority.URGENT).apply_async(
@@ -218,8 +334,4 @@ def _queue_finalize(task: Task, svc: service.Services, job_id: str, queue: str) 
     except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
         log.warning("job %s: could not queue its finalisation (%s); finalising here",
                     job_id, exc)
-    try:
-        pipeline.finalize_job(svc, job_id)
-    except ServiceUnavailableError as exc:
-        log.error("job %s: not finalised (%s); the API's watchdog will queue it",
-                  job_id, exc.message)
+    _hold(lambda: pipeline.finalize_job(svc, job_id))

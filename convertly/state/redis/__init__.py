@@ -8,6 +8,7 @@ of deliveries whose process died); they use the names exported here.
 from convertly.state.redis.client import P, connect, guard
 from convertly.state.redis.replies import (
     ABANDONED,
+    REPLIED,
     STARTED,
     claim_reply,
     send_reply,
@@ -15,5 +16,5 @@ from convertly.state.redis.replies import (
     wait_reply,
 )
 
-__all__ = ["ABANDONED", "STARTED", "P", "claim_reply", "connect", "guard", "send_reply",
-           "start_reply", "wait_reply"]
+__all__ = ["ABANDONED", "REPLIED", "STARTED", "P", "claim_reply", "connect", "guard",
+           "send_reply", "start_reply", "wait_reply"]

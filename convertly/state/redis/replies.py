@@ -28,12 +28,18 @@ def _reply_client(url: str) -> redis.Redis:
     return client
 
 
-def send_reply(url: str, key: str, payload: Any) -> None:
-    """Hand a sync conversion's outcome to the API process waiting on `key`."""
-    with _reply_client(url).pipeline() as pipe:
-        pipe.rpush(key, json.dumps(payload))
-        pipe.expire(key, REPLY_TTL)
-        pipe.execute()
+def send_reply(url: str, key: str, payload: Any, *, final: bool = False) -> None:
+    """Hand a sync conversion's outcome to the API process waiting on `key`; `final`: the
+    outcome itself, after which a redelivery of the same conversion is not run again."""
+    def run() -> None:
+        with _reply_client(url).pipeline() as pipe:
+            pipe.rpush(key, json.dumps(payload))
+            pipe.expire(key, REPLY_TTL)
+            if final:
+                pipe.set(f"{key}:claim", REPLIED, ex=REPLY_TTL)
+            pipe.execute()
+
+    guard(run)
 
 
 def wait_reply(client: Any, key: str, timeout: int) -> Any:
@@ -44,9 +50,11 @@ def wait_reply(client: Any, key: str, timeout: int) -> Any:
 
 # A sync conversion is claimed once, by whichever comes first: the worker that starts it
 # ("started", and it tells the waiting API process so) or that API process giving up on
-# the queue ("abandoned", and no worker converts it later).
+# the queue ("abandoned", and no worker converts it later). Its outcome sent, the claim
+# becomes "replied": a redelivered task (its acknowledgement lost with the broker) skips it.
 STARTED = "started"
 ABANDONED = "abandoned"
+REPLIED = "replied"
 
 
 def claim_reply(client: Any, key: str, claim: str) -> str:
@@ -63,11 +71,13 @@ def claim_reply(client: Any, key: str, claim: str) -> str:
     return guard(run)
 
 
-def start_reply(url: str, key: str) -> bool:
-    """A worker starts the sync conversion answering to `key`: False when the API process
-    gave up on it (do not convert), else True and the API process learns it started. A
-    redelivered task finds its own earlier claim and goes on."""
-    if claim_reply(_reply_client(url), key, STARTED) == ABANDONED:
-        return False
+def start_reply(url: str, key: str) -> str:
+    """A worker starts the sync conversion answering to `key`: ABANDONED when the API
+    process gave up on it, REPLIED when its outcome was sent before (do not convert either),
+    else STARTED, and the API process learns it started. A redelivered task finds its own
+    earlier claim and goes on."""
+    claim = claim_reply(_reply_client(url), key, STARTED)
+    if claim in (ABANDONED, REPLIED):
+        return claim
     send_reply(url, key, [STARTED])
-    return True
+    return STARTED
