@@ -270,7 +270,8 @@ def test_jobs_cancel(cli: Cli, served: Served, tenant: Tenant, tmp_path: Path) -
     assert cancelled.stdout.strip() == f"Cancelled job {job.id}."
     again = cli("jobs", "cancel", job.id)
     assert again.returncode == 1
-    assert "only pending jobs can be cancelled" in again.stderr and "[CONFLICT]" in again.stderr
+    assert "only pending or processing jobs can be cancelled" in again.stderr
+    assert "[CONFLICT]" in again.stderr
     waited = cli("jobs", "wait", job.id)
     assert waited.returncode == 1 and "Cancelled" in waited.stderr
     shown = _ok(cli("jobs", "get", job.id)).stdout
