@@ -14,6 +14,8 @@ import logging
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from convertly.errors import StorageFullError
@@ -59,6 +61,20 @@ def full(what: str, exc: BaseException | None = None) -> StorageFullError:
     log.error("%s is full; requests that store data get 507 STORAGE_FULL and job files wait "
               "until space is freed%s", what, cause)
     return StorageFullError()
+
+
+@contextmanager
+def room(what: str) -> Iterator[None]:
+    """Around a write to `what`: a full disk behind whatever the block raises becomes
+    StorageFullError (`full`); anything else passes unchanged."""
+    try:
+        yield
+    except StorageFullError:
+        raise  # translated (and logged) already, by a block inside this one
+    except Exception as exc:
+        if is_full(exc):
+            raise full(what, exc) from exc
+        raise
 
 
 def free_bytes(path: Path) -> int:

@@ -107,13 +107,9 @@ def file_workdir(svc: Services) -> Iterator[Path]:
 
 def _new_dir(svc: Services, label: str) -> Path:
     """A new private directory under the scratch root; StorageFullError on a full disk."""
-    try:
+    with diskspace.room(f"the scratch directory {svc.scratch_root}"):
         svc.scratch_root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=svc.scratch_root))
-    except OSError as exc:
-        if diskspace.is_full(exc):
-            raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
-        raise
 
 
 def _emptied(path: Path) -> bool:

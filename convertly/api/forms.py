@@ -195,13 +195,9 @@ async def parse_multipart(
             f"The request body ({length} bytes) exceeds the limit of "
             f"{settings.max_request_bytes} bytes (setting CONVERTLY_MAX_REQUEST_BYTES)."
         )
-    try:
+    with diskspace.room(f"the upload spool {spool_root}"):
         spool_root.mkdir(parents=True, exist_ok=True)
         form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
-    except OSError as exc:
-        if diskspace.is_full(exc):
-            raise diskspace.full(f"the upload spool {spool_root}", exc) from exc
-        raise
     collector = _Collector(form, settings, on_file)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
     received = 0

@@ -466,7 +466,8 @@ async def put_upload(request: Request) -> Response:
         path = workdir / "body"
         received = 0
         try:
-            with path.open("wb") as out:
+            with diskspace.room(f"the scratch directory {svc.scratch_root}"), \
+                    path.open("wb") as out:
                 async for chunk in request.stream():
                     received += len(chunk)
                     if received > grant.max_bytes:
@@ -475,10 +476,6 @@ async def put_upload(request: Request) -> Response:
         except ClientDisconnect:
             raise InvalidRequestError("The upload was interrupted; PUT the file again.") \
                 from None
-        except OSError as exc:
-            if diskspace.is_full(exc):
-                raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
-            raise
         if received != grant.max_bytes:
             raise InvalidRequestError(
                 f"Received {received} bytes, but this upload announced {grant.max_bytes} "

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,14 +45,8 @@ class LocalStorage:
         os.close(fd)
         return Path(name)
 
-    @contextmanager
-    def _room(self) -> Iterator[None]:
-        try:
-            yield
-        except OSError as exc:
-            if diskspace.is_full(exc):
-                raise diskspace.full(f"local storage {self.root}", exc) from exc
-            raise
+    def _room(self) -> AbstractContextManager[None]:
+        return diskspace.room(f"local storage {self.root}")
 
     def put_file(self, key: str, src: Path, *, move: bool = False) -> int:
         with self._room():

@@ -116,12 +116,8 @@ class Database:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        try:
+        with diskspace.room(f"the job database {self.path}"):
             self._conn().executescript(SCHEMA)  # runs in its own transaction
-        except sqlite3.OperationalError as exc:
-            if diskspace.is_full(exc):
-                raise diskspace.full(f"the job database {self.path}", exc) from exc
-            raise
         self._add_columns()
 
     def _add_columns(self) -> None:
@@ -150,7 +146,7 @@ class Database:
         """A write transaction taken at once (BEGIN IMMEDIATE): no lost updates. A full disk
         raises StorageFullError, with nothing written."""
         conn = self._conn()
-        try:
+        with diskspace.room(f"the job database {self.path}"):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -160,10 +156,6 @@ class Database:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as exc:
-            if diskspace.is_full(exc):
-                raise diskspace.full(f"the job database {self.path}", exc) from exc
-            raise
 
     def read(self) -> sqlite3.Connection:
         """The connection, for single reads (each statement is its own snapshot)."""
