@@ -58,6 +58,10 @@ class _Process:
     guard: TaskGuard
     attempts: Any = None  # Redis client for the counts of lost deliveries, made on first use
     owed: set[str] = field(default_factory=set)  # counts to clear once Redis is back
+    # Whether the running task has waited for an outage: its soft time limit then no longer
+    # measures its own work, so reaching it sends the message back to its queue (a new
+    # delivery has the whole time) instead of failing the file.
+    waited: bool = False
 
 
 # The per-process cache, keyed by pid: a pool child (forked from the worker's main process,
@@ -93,10 +97,6 @@ def _process(task: Task) -> _Process:
     return process
 
 
-def services_for(task: Task) -> service.Services:
-    return _process(task).services
-
-
 def _guard() -> TaskGuard:
     return _processes[os.getpid()].guard
 
@@ -105,19 +105,16 @@ class _Requeue(Exception):
     """The outage outlasted the task's time: its message goes back to its queue."""
 
 
-# Whether the task running in this process has waited for an outage: its soft time limit
-# then no longer measures its own work, so reaching it sends the message back to its
-# queue (a new delivery has the whole time) instead of failing the file.
-_outage = {"waited": False}
-
-
-def _begin_task() -> None:
-    _outage["waited"] = False
+def _begin_task(task: Task) -> service.Services:
+    """This process's services, for a task that starts now (it has waited for nothing)."""
+    process = _process(task)
+    process.waited = False
+    return process.services
 
 
 def _time_up(exc: SoftTimeLimitExceeded) -> None:
     """The soft time limit struck: requeue when an outage took part of the task's time."""
-    if _outage["waited"]:
+    if _processes[os.getpid()].waited:
         raise _Requeue("the task's soft time limit came after it waited for an outage") \
             from exc
 
@@ -135,7 +132,7 @@ def _hold(step: Callable[[], T], /) -> T:
             except ServiceUnavailableError as exc:
                 if waited_since is None:
                     waited_since = time.monotonic()
-                    _outage["waited"] = True
+                    _processes[os.getpid()].waited = True
                     log.warning("waiting in place, the task's message held: %s", exc.message)
                 time.sleep(delay)
                 delay = min(2 * delay, HOLD_MAX)
@@ -145,7 +142,7 @@ def _hold(step: Callable[[], T], /) -> T:
                             time.monotonic() - waited_since)
             return value
     except SoftTimeLimitExceeded as exc:
-        if not _outage["waited"]:
+        if not _processes[os.getpid()].waited:
             raise
         raise _Requeue("the outage outlasted the task's soft time limit") from exc
 
@@ -240,8 +237,7 @@ def _run_file(svc: service.Services, job_id: str, index: int, lost: int) -> bool
 def _register(app: Celery) -> None:
     @app.task(name=RUN_FILE, bind=True, shared=False)
     def run_file(self: Task, job_id: str, index: int, finalize_queue: str) -> None:
-        svc = services_for(self)
-        _begin_task()
+        svc = _begin_task(self)
         try:
             with _counted_delivery(svc, f"{job_id}:{index}") as lost:
                 last = _hold(lambda: _run_file(svc, job_id, index, lost))
@@ -256,9 +252,9 @@ def _register(app: Celery) -> None:
 
     @app.task(name=FINALIZE, bind=True, shared=False)
     def finalize(self: Task, job_id: str) -> None:
-        _begin_task()
+        svc = _begin_task(self)
         try:
-            _hold(lambda: pipeline.finalize_job(services_for(self), job_id))
+            _hold(lambda: pipeline.finalize_job(svc, job_id))
         except _Requeue as exc:
             raise _requeued(exc) from None
 
@@ -267,8 +263,7 @@ def _register(app: Celery) -> None:
                 reply_to: str) -> None:
         """A sync conversion; the outcome goes to the Redis list `reply_to`, where the API
         process that received the request waits for it."""
-        svc = services_for(self)
-        _begin_task()
+        svc = _begin_task(self)
         url = svc.settings.redis_state_url
         try:
             claim = _hold(lambda: redisstate.start_reply(url, reply_to))
