@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import diskspace, outbound, webhooks
+from convertly import diskspace, filenames, outbound, webhooks
 from convertly.conversions import ConvertRequest
 from convertly.errors import (
     ArrayLengthError,
@@ -126,11 +126,15 @@ class _Collector:
                 "(setting CONVERTLY_MAX_FILES)."
             )
         index = len(self.form.files)
+        # A client may send a path (RFC 7578 4.2): its last segment is the name, and that
+        # is held to the rule every route applies, before the file's bytes are read.
         name = filename.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+        name = (filenames.check(name, self.name, file_index=index) if name.strip()
+                else f"file-{index + 1}")
         path = self.form.spool / f"upload-{index}"
         self.current = UploadedFile(
             field=self.name,
-            filename=name[:255] or f"file-{index + 1}",
+            filename=name,
             content_type=self.headers.get(b"content-type", b"").decode("latin-1"),
             path=path,
         )
@@ -301,7 +305,8 @@ def fetch_source(form: ParsedForm, settings: Settings) -> None:
         if diskspace.is_full(exc):
             raise diskspace.full(f"the upload spool {form.spool.parent}", exc) from exc
         raise InvalidFieldError("sourceUrl", f"could not be downloaded: {exc.message}.") from exc
-    form.files.append(UploadedFile(field="sourceUrl", filename=got.filename,
+    # The origin chose this name, not the client: neutralised rather than refused.
+    form.files.append(UploadedFile(field="sourceUrl", filename=filenames.neutral(got.filename),
                                    content_type=got.content_type, path=path, size=got.size))
 
 
