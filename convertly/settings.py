@@ -140,7 +140,9 @@ class Settings:
     )
     max_media_seconds: int = setting(
         "CONVERTLY_MAX_MEDIA_SECONDS", 4 * 3600, "Longest audio or video accepted, in "
-        "seconds (read with ffprobe before converting).", _positive_int,
+        "seconds: the duration the file declares is checked before converting, and no output "
+        "is longer (a file whose header understates its length fails with MEDIA_TOO_LONG once "
+        "ffmpeg reads past the limit).", _positive_int,
     )
     trace_timeout: int = setting(
         "CONVERTLY_TRACE_TIMEOUT", 60, "Longest a raster-to-SVG trace may run, in seconds.",
