@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,10 @@ from tests.api.support import (
     list_jobs,
     new_tenant,
     post,
+    wait_for_job,
 )
 from tests.cluster import Cluster
+from tests.media import lying_matroska
 
 
 def _all_error_classes() -> list[type[errors.ConvertlyError]]:
@@ -199,6 +202,30 @@ def test_image_over_max_pixels_is_413(limited_env: AppEnv) -> None:
                     format="jpg")
     body = assert_error(response, 413, "IMAGE_TOO_LARGE", "wide.png", "600x400")
     assert body["detail"] == {"pixels": 240_000, "maxPixels": 200_000, "filename": "wide.png"}
+    _still_serving(limited_env, tenant)
+
+
+def test_media_longer_than_its_header_says_is_413(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    lying = lying_matroska(600)  # its header says 1 s
+    assert len(lying) < limited_env.settings.max_file_bytes
+    response = post(limited_env.client, "/api/convert", tenant, [("long.mkv", lying)],
+                    format="mp4")
+    body = assert_error(response, 413, "MEDIA_TOO_LONG", "long.mkv", "more than 10 s")
+    assert body["detail"] == {"maxSeconds": 10, "declaredSeconds": 1.0, "filename": "long.mkv"}
+    deadline = time.monotonic() + 30
+    while True:  # until the files of earlier tests have left the (one-file) queue
+        response = post(limited_env.client, "/api/jobs", tenant, [("long.mkv", lying)],
+                        format="webm")
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert response.status_code == 200, response.text
+    job = wait_for_job(limited_env.client, tenant, response.json()["jobId"])
+    assert job["status"] == "failed", job
+    (result,) = job["results"]
+    assert (result["status"], result["errorCode"], result["downloadUrl"]) == (
+        "failed", "MEDIA_TOO_LONG", None), result
     _still_serving(limited_env, tenant)
 
 
