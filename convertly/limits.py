@@ -4,7 +4,7 @@
                         429 RATE_LIMITED
     per client address  failed authentications (CONVERTLY_AUTH_FAILURE_LIMIT per
                         CONVERTLY_AUTH_FAILURE_WINDOW): then every request from it gets
-                        429 AUTH_THROTTLED, before its key is even looked at
+                        429 AUTH_THROTTLED, a right key too
     per tenant          unfinished jobs and their files not yet finished
                         (CONVERTLY_TENANT_MAX_JOBS, CONVERTLY_TENANT_MAX_QUEUED_FILES): 429
                         CONCURRENT_JOBS_LIMIT / QUEUED_FILES_LIMIT, checked in the
@@ -14,9 +14,10 @@
 A tenant's own limits (`convertly keys limits`, kept in the key store) override the
 settings one by one; 0 turns a limit off. Rates are GCRA buckets in the state's
 `RateLimitStore` (Redis in distributed mode, shared by every API process; process memory in
-embedded mode). Stored bytes are what `/api/files` lists, job outputs included: a job that
-is running is never failed for its outputs, but while a tenant is at or over its limit it
-can store nothing new and start no job.
+embedded mode); an authenticated request costs one step of it (its key's bucket taken and
+its address's asked at once). Stored bytes are what `/api/files` lists, job outputs
+included: a job that is running is never failed for its outputs, but while a tenant is at
+or over its limit it can store nothing new and start no job.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from convertly.errors import AuthThrottledError, RateLimitError, StorageLimitError
 from convertly.service import Services
 from convertly.settings import Settings
-from convertly.state.records import ApiKey, JobQuota, RateDecision, TenantLimits
+from convertly.state.records import ApiKey, Bucket, JobQuota, RateDecision, TenantLimits
 
 
 @dataclass(frozen=True)
@@ -71,46 +72,51 @@ def headers(decision: RateDecision) -> dict[str, str]:
     }
 
 
-def check_key(svc: Services, key: ApiKey) -> RateDecision | None:
-    """Count one request of `key`: its decision (None when its rate is off), or
-    RateLimitError carrying Retry-After and the RateLimit-* headers."""
-    limits = for_tenant(svc, key.tenant)
-    if limits.rate <= 0 or limits.burst <= 0:
+def _auth_bucket(svc: Services, address: str) -> Bucket | None:
+    limit = svc.settings.auth_failure_limit
+    if limit <= 0:
         return None
-    decision = svc.rates.take(f"key:{key.prefix}", limits.rate, limits.burst)
-    if not decision.allowed:
+    return Bucket(f"auth:{address}", limit / svc.settings.auth_failure_window, limit)
+
+
+def _throttled(svc: Services, decision: RateDecision) -> AuthThrottledError:
+    return AuthThrottledError(
+        f"Too many requests with a wrong API key from this address (limit: "
+        f"{svc.settings.auth_failure_limit} every {svc.settings.auth_failure_window:g} "
+        "seconds); retry after Retry-After seconds with a valid key.",
+        retry_after=math.ceil(decision.retry_after), headers=headers(decision))
+
+
+def check_request(svc: Services, key: ApiKey, address: str) -> RateDecision | None:
+    """Count one request of `key` from `address`, in one step of the rate store: its
+    decision (None when its rate is off). AuthThrottledError when the address has used up
+    its failed authentications (a right key from there waits too: a guess that is right
+    must not learn it), RateLimitError when the key is over its rate; both carry
+    Retry-After and the RateLimit-* headers, and neither is counted."""
+    limits = for_tenant(svc, key.tenant)
+    take = (Bucket(f"key:{key.prefix}", limits.rate, limits.burst)
+            if limits.rate > 0 and limits.burst > 0 else None)
+    taken, guarded = svc.rates.check(take, _auth_bucket(svc, address))
+    if guarded is not None and not guarded.allowed:
+        raise _throttled(svc, guarded)
+    if taken is not None and not taken.allowed:
         raise RateLimitError(
             f"Too many requests for this API key: its limit is {limits.rate:g} a second "
             f"(bursts of {limits.burst}); retry after Retry-After seconds.",
-            retry_after=math.ceil(decision.retry_after), headers=headers(decision),
+            retry_after=math.ceil(taken.retry_after), headers=headers(taken),
             detail={"limit": limits.burst, "rate": limits.rate})
-    return decision
-
-
-def _auth_bucket(svc: Services) -> tuple[float, int] | None:
-    limit = svc.settings.auth_failure_limit
-    return None if limit <= 0 else (limit / svc.settings.auth_failure_window, limit)
-
-
-def check_address(svc: Services, address: str) -> None:
-    """Raise AuthThrottledError when `address` has used up its failed authentications."""
-    bucket = _auth_bucket(svc)
-    if bucket is None:
-        return
-    decision = svc.rates.take(f"auth:{address}", *bucket, consume=False)
-    if not decision.allowed:
-        raise AuthThrottledError(
-            f"Too many requests with a wrong API key from this address (limit: "
-            f"{svc.settings.auth_failure_limit} every {svc.settings.auth_failure_window:g} "
-            "seconds); retry after Retry-After seconds with a valid key.",
-            retry_after=math.ceil(decision.retry_after), headers=headers(decision))
+    return taken
 
 
 def note_auth_failure(svc: Services, address: str) -> None:
-    """Count one failed authentication of `address`."""
-    bucket = _auth_bucket(svc)
-    if bucket is not None:
-        svc.rates.take(f"auth:{address}", *bucket)
+    """Count one failed authentication of `address`; AuthThrottledError when it has used
+    them all up (the request is then answered 429, not 401)."""
+    bucket = _auth_bucket(svc, address)
+    if bucket is None:
+        return
+    taken, _ = svc.rates.check(bucket)
+    if taken is not None and not taken.allowed:
+        raise _throttled(svc, taken)
 
 
 def require_storage(svc: Services, tenant: str, adding: int) -> None:

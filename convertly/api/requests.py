@@ -33,7 +33,7 @@ def executor(request: Request) -> Executor:
 def authenticate(request: Request) -> ApiKey:
     """The caller's key, from `Authorization: Bearer ...` or `x-api-key` (401 otherwise),
     within its limits (`convertly.limits`): an address that sent too many wrong keys gets
-    429 before its key is looked at, a key over its rate 429. The rate decision goes to
+    429 whatever key it sends, a key over its rate 429. The rate decision goes to
     `request.state.rate_limit` (the RateLimit-* headers of the answer)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -41,14 +41,13 @@ def authenticate(request: Request) -> ApiKey:
     key = key or request.headers.get("x-api-key")
     svc = services(request)
     address = request.client.host if request.client else ""
-    limits.check_address(svc, address)
     try:
         record = svc.keys.authenticate(key)
     except AuthenticationError:
         if key:  # a request with no key at all guesses nothing
             limits.note_auth_failure(svc, address)
         raise
-    request.state.rate_limit = limits.check_key(svc, record)
+    request.state.rate_limit = limits.check_request(svc, record, address)
     return record
 
 

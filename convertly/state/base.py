@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from convertly.models import FileResult, FileWork, Job, JobStatus
 from convertly.state.records import (
     ApiKey,
+    Bucket,
     Delivery,
     EmitState,
     Endpoint,
@@ -270,14 +271,16 @@ class KeyStore(Protocol):
 
 class RateLimitStore(Protocol):
     """Rate-limit buckets by name, each checked with the generic cell rate algorithm
-    (GCRA): `burst` requests at once, refilled at `rate` a second. A check is one atomic
-    step on the engine (a Lua script on Redis, so every API process shares the bucket);
-    buckets are forgotten once full again."""
+    (GCRA, `convertly.state.gcra`). A check is one atomic step on the engine (one Lua
+    script on Redis, so every API process shares the buckets); a bucket is forgotten once
+    it is full again."""
 
-    def take(self, bucket: str, rate: float, burst: int, *,
-             consume: bool = True) -> RateDecision:
-        """Whether one more request fits `bucket` now; when it does and `consume` is True
-        it is counted. `consume=False` only asks (nothing changes)."""
+    def check(self, take: Bucket | None, guard: Bucket | None = None
+              ) -> tuple[RateDecision | None, RateDecision | None]:
+        """Count one request in `take` if it fits, unless `guard` is given and one more
+        request would not fit `guard` (which is asked, never counted): then nothing is
+        counted. Returns (take's decision, guard's decision); None for a bucket not given,
+        and for `take` when `guard` refused."""
         ...
 
 

@@ -6,7 +6,7 @@ frozen dataclasses, the same on both engines.
     ApiKey                  an API key's record
     TenantLimits            a tenant's own limits (`convertly keys limits`)
     JobQuota                what a tenant may have in flight, checked as a job is stored
-    RateDecision            what one rate-limit check answered
+    Bucket, RateDecision    a rate-limit bucket, and what one check of it answered
     Endpoint, Delivery, EmitState   webhooks: where events go, each event sent to one
                             endpoint, and what a job has emitted so far
 """
@@ -95,6 +95,15 @@ QUOTA_RETRY_AFTER = 5
 def _quota_headers(limit: int) -> dict[str, str]:
     return {"RateLimit-Limit": str(limit), "RateLimit-Remaining": "0",
             "RateLimit-Reset": str(QUOTA_RETRY_AFTER)}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A rate-limit bucket: `burst` requests at once, refilled at `rate` a second."""
+
+    name: str
+    rate: float
+    burst: int
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,13 @@ from convertly.errors import ConcurrentJobsLimitError, QueuedFilesLimitError
 from convertly.models import FileResult, FileStatus, JobStatus
 from convertly.state.base import FileStore, JobStore, KeyStore, RateLimitStore
 from convertly.state.inprocess import InProcessRateLimitStore
-from convertly.state.records import JobQuota, StoredFile, TenantLimits, new_file_id
+from convertly.state.records import (
+    Bucket,
+    JobQuota,
+    StoredFile,
+    TenantLimits,
+    new_file_id,
+)
 from convertly.state.redis.files import RedisFileStore
 from convertly.state.redis.jobs import RedisJobStore
 from convertly.state.redis.keys import RedisKeyStore
@@ -41,19 +47,39 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
 
 def test_a_bucket_passes_its_burst_then_refuses_until_it_refills(engine: dict) -> None:
     rates: RateLimitStore = engine["rates"]
-    first = rates.take("key:a", 10.0, 5)
+    a, b = Bucket("key:a", 10.0, 5), Bucket("key:b", 10.0, 5)
+    first, none = rates.check(a)
+    assert first is not None and none is None
     assert (first.allowed, first.limit, first.remaining) == (True, 5, 4)
-    for _ in range(4):
-        assert rates.take("key:a", 10.0, 5).allowed
-    refused = rates.take("key:a", 10.0, 5)
-    assert not refused.allowed and refused.remaining == 0
-    assert 0 < refused.retry_after <= 0.1 + 0.01
-    assert rates.take("key:b", 10.0, 5).allowed  # buckets are separate
-    # Asking changes nothing; after one interval one more passes.
-    assert not rates.take("key:a", 10.0, 5, consume=False).allowed
+    assert 0.09 <= first.reset <= 0.11 and first.window == 0.5
+    for left in (3, 2, 1, 0):
+        decision = rates.check(a)[0]
+        assert decision is not None and decision.allowed and decision.remaining == left
+    refused = rates.check(a)[0]
+    assert refused is not None and not refused.allowed and refused.remaining == 0
+    assert 0 < refused.retry_after <= 0.11
+    assert rates.check(b)[0].allowed  # type: ignore[union-attr]  # buckets are separate
     time.sleep(refused.retry_after + 0.02)
-    assert rates.take("key:a", 10.0, 5).allowed
-    assert not rates.take("key:a", 10.0, 5).allowed
+    assert rates.check(a)[0].allowed  # type: ignore[union-attr]
+    assert not rates.check(a)[0].allowed  # type: ignore[union-attr]
+
+
+def test_a_full_guard_stops_the_take_and_is_never_counted(engine: dict) -> None:
+    rates: RateLimitStore = engine["rates"]
+    guard, take = Bucket("auth:x", 1.0, 2), Bucket("key:c", 1.0, 6)
+    for _ in range(5):  # asked, not counted: it never fills
+        taken, guarded = rates.check(take, guard)
+        assert taken is not None and taken.allowed
+        assert guarded is not None and guarded.allowed and guarded.remaining == 1
+    rates.check(guard)
+    rates.check(guard)
+    taken, guarded = rates.check(take, guard)
+    assert taken is None and guarded is not None and not guarded.allowed
+    assert 0 < guarded.retry_after <= 1.01
+    # The request the guard refused took nothing: the sixth place is still there.
+    last = rates.check(take)[0]
+    assert last is not None and last.allowed and last.remaining == 0
+    assert rates.check(None) == (None, None)
 
 
 def test_concurrent_creations_never_pass_the_job_quota(engine: dict) -> None:

@@ -199,10 +199,12 @@ class RedisJobStore:
                 try:
                     pipe.watch(*indexes)
                     ids = [i for index in indexes for i in pipe.zrange(index, 0, -1)]
-                    queued = 0
-                    for job_id in ids:
-                        total, done = pipe.hmget(self._key(job_id), "total", "done")
-                        queued += max(0, int(total or 0) - int(done or 0))
+                    with self.r.pipeline(transaction=False) as reads:
+                        for job_id in ids:
+                            reads.hmget(self._key(job_id), "total", "done")
+                        counts = reads.execute()
+                    queued = sum(max(0, int(total or 0) - int(done or 0))
+                                 for total, done in counts)
                     refusal = quota.refusal(len(ids), queued, len(job.specs))
                     if refusal is not None:
                         pipe.unwatch()
