@@ -302,7 +302,9 @@ def cmd_keys_limits(settings: Settings, args: argparse.Namespace) -> int:
     print(f"Limits of tenant {tenant} (0: no limit):")
     for flag, field, _, what, env in _LIMIT_FLAGS:
         source = "own" if getattr(own, field) is not None else f"default, {env}"
-        print(f"  {flag[2:]:<16} {getattr(applied, field):>14g}  {what} ({source})")
+        value = getattr(applied, field)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        print(f"  {flag[2:]:<16} {shown:>14}  {what} ({source})")
     return 0
 
 

@@ -216,6 +216,9 @@ class RateLimitError(ConvertlyError):
     code = "RATE_LIMITED"
     default_message = ("Too many requests for this API key; slow down and retry after "
                        "Retry-After seconds.")
+    # Also what an error rebuilt from its code (`from_code`) answers with.
+    retry_after = 1
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, message: str | None = None, *, retry_after: int = 1,
                  headers: Mapping[str, str] | None = None,

@@ -149,6 +149,11 @@ def test_tenant_storage_limit(default_env: AppEnv) -> None:
                          json={"filename": "c.png", "contentType": "image/png",
                                "sizeBytes": len(data)})
     assert direct.status_code == 403 and direct.json()["code"] == "STORAGE_LIMIT"
+    saved = post(client, "/api/convert", tenant, [("c.png", data)], format="webp",
+                 saveToStorage=True)
+    assert saved.status_code == 403 and saved.json()["code"] == "STORAGE_LIMIT"
+    unsaved = post(client, "/api/convert", tenant, [("c.png", data)], format="webp")
+    assert unsaved.status_code == 200, unsaved.text
     assert svc.files.stored_bytes(tenant.tenant) == len(data)
     # A deleted file frees its bytes at once.
     file_id = first.json()["file"]["id"]
