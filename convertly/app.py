@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
 from convertly import retention, service, watchdog
 from convertly.api import errors as api_errors
+from convertly.api.ratelimit import RateLimitHeaders
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
 from convertly.executors import build_executor
@@ -66,6 +68,7 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
+        middleware=[Middleware(RateLimitHeaders)],
         exception_handlers={
             ConvertlyError: api_errors.handle_convertly_error,
             HTTPException: api_errors.handle_http_error,

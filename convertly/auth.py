@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from convertly.errors import AuthenticationError, NotFoundError
 from convertly.state.base import KeyStore
-from convertly.state.records import ApiKey
+from convertly.state.records import ApiKey, TenantLimits
 
 KEY_PREFIX = "cvly_"
 _LOOKUP_CHARS = 8  # characters after `cvly_` kept in clear as the key's public prefix
@@ -57,6 +57,25 @@ class ApiKeys:
         revoked = replace(rows[0], revoked_at=time.time())
         self.store.update(revoked)
         return revoked
+
+    def tenant_of(self, name: str) -> str:
+        """The tenant `name` names: a tenant id that has a key, or the public prefix (or its
+        unique beginning) of a key, revoked or not."""
+        rows = self.list()
+        if any(k.tenant == name for k in rows):
+            return name
+        tenants = {k.tenant for k in rows if k.prefix.startswith(name)} if name else set()
+        if len(tenants) != 1:
+            what = "no key or tenant" if not tenants else f"keys of {len(tenants)} tenants"
+            raise NotFoundError(f"{what} matching {name!r}; see `convertly keys list`.")
+        return tenants.pop()
+
+    def limits(self, tenant: str) -> TenantLimits:
+        """The tenant's own limits (`convertly.limits` applies them)."""
+        return self.store.limits(tenant)
+
+    def set_limits(self, tenant: str, limits: TenantLimits) -> None:
+        self.store.set_limits(tenant, limits)
 
     def authenticate(self, key: str | None) -> ApiKey:
         """The key's record, or AuthenticationError. Timing does not depend on the hash."""

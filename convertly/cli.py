@@ -10,7 +10,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from convertly.client import ClientError
 from convertly.errors import (
     BrokerUnavailableError,
     ConvertlyError,
+    InvalidRequestError,
     NotFoundError,
     StateMisconfiguredError,
     StateUnavailableError,
@@ -254,6 +255,64 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# `convertly keys limits` flags: (flag, TenantLimits field, parser of one value, unit).
+_LIMIT_FLAGS = (
+    ("--rate", "rate", float, "requests a second per API key", "CONVERTLY_RATE_LIMIT"),
+    ("--burst", "burst", int, "requests at once per API key", "CONVERTLY_RATE_BURST"),
+    ("--concurrent-jobs", "concurrent_jobs", int, "unfinished jobs",
+     "CONVERTLY_TENANT_MAX_JOBS"),
+    ("--queued-files", "queued_files", int, "files of unfinished jobs not yet converted",
+     "CONVERTLY_TENANT_MAX_QUEUED_FILES"),
+    ("--stored-bytes", "stored_bytes", int, "bytes in storage",
+     "CONVERTLY_TENANT_MAX_STORED_BYTES"),
+)
+
+
+def _limit_value(parse: Callable[[str], float]) -> Callable[[str], float | None]:
+    def read(raw: str) -> float | None:
+        if raw.strip().lower() == "default":
+            return None
+        try:
+            value = parse(raw.strip().replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number or 'default', got {raw!r}") from None
+        if value < 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {raw!r}")
+        return value
+    return read
+
+
+def cmd_keys_limits(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from convertly.limits import effective
+    from convertly.state.records import TenantLimits
+
+    keys = _keys(settings)
+    tenant = keys.tenant_of(args.target)
+    own = TenantLimits() if args.reset else keys.limits(tenant)
+    changes = {field: getattr(args, field) for _, field, *_ in _LIMIT_FLAGS
+               if getattr(args, field) is not _UNSET}
+    if args.reset or changes:
+        own = replace(own, **changes)
+        if own.burst == 0:
+            raise InvalidRequestError("--burst must be at least 1 (use --rate 0 to turn the "
+                                      "rate limit off).")
+        keys.set_limits(tenant, own)
+    applied = effective(settings, own)
+    print(f"Limits of tenant {tenant} (0: no limit):")
+    for flag, field, _, what, env in _LIMIT_FLAGS:
+        source = "own" if getattr(own, field) is not None else f"default, {env}"
+        value = getattr(applied, field)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        print(f"  {flag[2:]:<16} {shown:>14}  {what} ({source})")
+    return 0
+
+
+_UNSET: Any = object()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convertly", description="Convertly. On the server: serve, worker, workers, keys. "
@@ -293,6 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke the key with this prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(func=cmd_keys_revoke)
+    limits = keys_sub.add_parser(
+        "limits", help="show or set a tenant's own limits",
+        description="Show a tenant's limits, or set its own (they override the settings; "
+        "0 means no limit, 'default' goes back to the setting). TARGET is a tenant id or a "
+        "key prefix. The API processes apply a change at once.")
+    limits.add_argument("target", help="tenant id (tn_...) or key prefix (cvly_...)")
+    for flag, field, parse, what, env in _LIMIT_FLAGS:
+        limits.add_argument(flag, dest=field, type=_limit_value(parse), default=_UNSET,
+                            metavar="N", help=f"{what} (default: {env})")
+    limits.add_argument("--reset", action="store_true",
+                        help="forget every own limit first (back to the settings)")
+    limits.set_defaults(func=cmd_keys_limits)
     _add_client_commands(sub)
     return parser
 

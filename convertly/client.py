@@ -34,6 +34,11 @@ CHUNK = 256 * 1024
 TIMEOUT = httpx2.Timeout(300.0, connect=10.0)
 FINISHED = ("completed", "failed")
 LONG_WAIT = 30.0  # seconds a job request may wait on the server (it allows up to 60)
+# A 429 (rate limit) to a request that can be sent again is retried after its Retry-After,
+# this many times, when that is at most RETRY_AFTER_MAX seconds.
+RATE_LIMIT_RETRIES = 3
+RETRY_AFTER_MAX = 60
+_REPEATABLE = frozenset({"GET", "HEAD", "DELETE"})
 
 
 class ClientError(Exception):
@@ -178,13 +183,32 @@ class Client:
 
     def _send(self, method: str, path: str, *, auth: bool = True, stream: bool = False,
               **kwargs: Any) -> httpx2.Response:
+        """Send one request; a 429 to a request that can be sent again (GET, HEAD, DELETE:
+        nothing was done) is retried after its Retry-After, up to RATE_LIMIT_RETRIES times.
+        Raises ApiError for an error answer."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            response = self._send_once(method, path, auth=auth, stream=stream, **kwargs)
+            delay = _retry_after(response) if method in _REPEATABLE else None
+            if response.status_code != 429 or delay is None or attempt == RATE_LIMIT_RETRIES:
+                break
+            response.close()
+            time.sleep(delay)
+        if response.is_error:
+            if stream:
+                response.read()
+                response.close()
+            raise _api_error(response)
+        return response
+
+    def _send_once(self, method: str, path: str, *, auth: bool, stream: bool,
+                   **kwargs: Any) -> httpx2.Response:
         url = path if "://" in path else f"{self.url}{path}"
         headers = dict(kwargs.pop("headers", {}))
         if auth:
             headers["Authorization"] = f"Bearer {self.api_key}"
         try:
             request = self._http.build_request(method, url, headers=headers, **kwargs)
-            response = self._http.send(request, stream=stream)
+            return self._http.send(request, stream=stream)
         except httpx2.ConnectError as exc:
             raise ConnectionFailed(self.url, _reason(exc)) from exc
         except httpx2.ConnectTimeout as exc:
@@ -194,12 +218,6 @@ class Client:
         except httpx2.TransportError as exc:
             raise ClientError(f"{method} {url}: the connection broke off "
                               f"({_reason(exc)})") from exc
-        if response.is_error:
-            if stream:
-                response.read()
-                response.close()
-            raise _api_error(response)
-        return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
@@ -344,6 +362,16 @@ def _reason(exc: BaseException) -> str:
             return seen.strerror.lower()
         seen = seen.__cause__ or seen.__context__
     return str(exc) or type(exc).__name__
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    """The seconds a 429 asks to wait (Retry-After, whole seconds), when they are few enough
+    to wait here; None otherwise."""
+    raw = response.headers.get("retry-after", "")
+    if response.status_code != 429 or not raw.isascii() or not raw.isdigit():
+        return None
+    seconds = int(raw)
+    return float(seconds) if seconds <= RETRY_AFTER_MAX else None
 
 
 def _api_error(response: httpx2.Response) -> ApiError:

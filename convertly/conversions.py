@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convertly import pipeline
+from convertly import limits, pipeline
 from convertly.errors import ConvertlyError
 from convertly.executors.base import Executor
 from convertly.models import ConvertedFile, FileSpec
@@ -57,6 +57,8 @@ async def run(svc: Services, executor: Executor, tenant: str,
               request: ConvertRequest) -> list[Output]:
     """Convert every file; the first file that cannot be converted fails the request with
     its error, naming the file."""
+    if request.save:
+        await asyncio.to_thread(limits.require_storage, svc, tenant, sum(request.sizes))
     sources = []
     workdirs = []
     for index, path in enumerate(request.paths):
@@ -89,6 +91,8 @@ async def _keep(svc: Services, tenant: str, request: ConvertRequest, spec: FileS
     stored = None
     if request.save or final_size > svc.settings.data_url_max_bytes:
         if request.save:
+            await asyncio.to_thread(limits.require_storage, svc, tenant,
+                                    original_size + final_size)
             await asyncio.to_thread(store_upload, svc, tenant, src, spec.filename)
         stored = await asyncio.to_thread(store_output, svc, tenant, path, out, name,
                                          temporary=not request.save)

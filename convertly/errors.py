@@ -7,6 +7,7 @@
     │   └── CorruptFileError            400 CORRUPT_FILE
     ├── AuthenticationError             401 UNAUTHORIZED
     ├── ForbiddenError                  403 FORBIDDEN
+    │   └── StorageLimitError           403 STORAGE_LIMIT
     ├── NotFoundError                   404 NOT_FOUND
     ├── ConflictError                   409 CONFLICT
     │   └── IdempotencyMismatchError    409 IDEMPOTENCY_MISMATCH
@@ -22,6 +23,10 @@
     │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
     ├── ConversionError                 422 CONVERSION_FAILED
     │   └── ConversionTimeoutError      422 CONVERSION_TIMEOUT
+    ├── RateLimitError                  429 RATE_LIMITED
+    │   ├── AuthThrottledError          429 AUTH_THROTTLED
+    │   ├── ConcurrentJobsLimitError    429 CONCURRENT_JOBS_LIMIT
+    │   └── QueuedFilesLimitError       429 QUEUED_FILES_LIMIT
     └── ServiceUnavailableError         503 SERVICE_UNAVAILABLE
         ├── QueueFullError              503 QUEUE_FULL
         ├── QueueTimeoutError           503 QUEUE_TIMEOUT
@@ -129,6 +134,15 @@ class ForbiddenError(ConvertlyError):
     default_message = "This API key is not allowed to do that."
 
 
+class StorageLimitError(ForbiddenError):
+    """The tenant's stored bytes would pass its limit (CONVERTLY_TENANT_MAX_STORED_BYTES, or
+    the tenant's own from `convertly keys limits`); the message names the limit."""
+
+    code = "STORAGE_LIMIT"
+    default_message = ("This account's storage limit is reached; delete stored files "
+                       "(DELETE /api/files/{id}) before storing more.")
+
+
 class NotFoundError(ConvertlyError):
     code = "NOT_FOUND"
     default_message = "Not found."
@@ -202,6 +216,46 @@ class ConversionError(ConvertlyError):
 class ConversionTimeoutError(ConversionError):
     code = "CONVERSION_TIMEOUT"
     default_message = "The conversion took longer than allowed."
+
+
+class RateLimitError(ConvertlyError):
+    """Too many requests: answered 429 with `Retry-After` (whole seconds, at least 1) and
+    the `RateLimit-*` headers of the limit that was hit (`headers`, set by
+    `convertly.limits`)."""
+
+    code = "RATE_LIMITED"
+    default_message = ("Too many requests for this API key; slow down and retry after "
+                       "Retry-After seconds.")
+    # Also what an error rebuilt from its code (`from_code`) answers with.
+    retry_after = 1
+    headers: Mapping[str, str] = MappingProxyType({})
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1,
+                 headers: Mapping[str, str] | None = None,
+                 detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.retry_after = max(1, retry_after)
+        self.headers = dict(headers or {})
+
+
+class AuthThrottledError(RateLimitError):
+    """Too many failed authentications from one client address."""
+
+    code = "AUTH_THROTTLED"
+    default_message = ("Too many requests with a wrong API key from this address; retry "
+                       "after Retry-After seconds with a valid key.")
+
+
+class ConcurrentJobsLimitError(RateLimitError):
+    code = "CONCURRENT_JOBS_LIMIT"
+    default_message = ("This account has as many unfinished jobs as it may; retry once one "
+                       "has finished.")
+
+
+class QueuedFilesLimitError(RateLimitError):
+    code = "QUEUED_FILES_LIMIT"
+    default_message = ("This account has as many files waiting to convert as it may; retry "
+                       "once some have finished.")
 
 
 class ServiceUnavailableError(ConvertlyError):

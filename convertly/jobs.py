@@ -1,9 +1,9 @@
 """Creating a job: from a parsed request to a stored job whose files are queued.
 
 One trip down: the endpoint hands over the parsed request (`JobRequest`) and the sources
-being stored; this module replays an idempotent request, checks the queue's capacity, stores
-the job, adds its callback endpoint, stores its sources (see `sources.SourceStore`) and
-queues each file as its source lands.
+being stored; this module replays an idempotent request, checks the queue's capacity and
+the tenant's limits (`convertly.limits`), stores the job, adds its callback endpoint,
+stores its sources (see `sources.SourceStore`) and queues each file as its source lands.
 
 Idempotency: a job created with an Idempotency-Key keeps the `fingerprint` of its request
 (every field that shapes the job, and each source's digest, in order) in `extra`. The same
@@ -24,12 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from convertly import pipeline, service, webhooks
+from convertly import limits, pipeline, service, webhooks
 from convertly.errors import IdempotencyMismatchError
 from convertly.executors.base import Executor
 from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
 from convertly.service import Services
 from convertly.sources import SourceStore
+from convertly.state.records import JobQuota
 
 
 @dataclass(frozen=True)
@@ -112,22 +113,25 @@ async def create(svc: Services, executor: Executor, tenant: str, request: JobReq
         if earlier is not None:
             return replayed(earlier, request), False
     executor.check_capacity(len(request.specs))
+    own = await asyncio.to_thread(limits.for_tenant, svc, tenant)
+    await asyncio.to_thread(limits.require_storage, svc, tenant, 0)
     job, created = await asyncio.to_thread(store, svc, tenant, request, sources, base_url,
-                                           executor.submit_file)
+                                           executor.submit_file, own.job_quota)
     if created:
         executor.submitted(job)
     return job, created
 
 
 def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
-          base_url: str, submit_file: Callable[[Job, int], None] | None = None
-          ) -> tuple[Job, bool]:
+          base_url: str, submit_file: Callable[[Job, int], None] | None = None,
+          quota: JobQuota | None = None) -> tuple[Job, bool]:
     """Store the job, then its sources, and `submit_file(job, index)` each file as its
     source lands, so that conversions start while the others are still being stored; the
     job's callback endpoint is added before the first file is submitted. (job, False) when
     the idempotency key replays a job (nothing is stored then; IdempotencyMismatchError
     when that job was made by another request). When storing fails, the job is deleted
-    again and the error propagates."""
+    again and the error propagates. A `quota` the tenant's jobs in flight would pass
+    refuses the job (`JobStore.create`)."""
     specs = request.specs
     job = Job(
         id=sources.job_id, tenant=tenant, job_type=request.job_type,
@@ -144,7 +148,7 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
                   if request.idempotency_key is not None else {})},
     )
     stored, created = svc.jobs.create(job, request.idempotency_key,
-                                      svc.settings.idempotency_ttl)
+                                      svc.settings.idempotency_ttl, quota)
     if not created:
         return replayed(stored, request), False
     try:

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from convertly import filenames, service
+from convertly import filenames, limits, service
 from convertly.converters.archive import PACKED_KINDS
 from convertly.errors import (
     ConflictError,
@@ -131,6 +131,7 @@ def add_upload(svc: Services, tenant: str, path: Path, filename: str, claimed: s
     """Move an uploaded file (spooled at `path`) into storage and record it."""
     with path.open("rb") as fh:
         mime, width, height = probe(_read_head(fh), filename, claimed)
+    limits.require_storage(svc, tenant, path.stat().st_size)
     file_id = new_file_id()
     key = file_key(tenant, file_id, filename)
     size = svc.storage.put_file(key, path, move=True)
@@ -274,6 +275,7 @@ def start_upload(svc: Services, tenant: str, *, filename: str, content_type: str
             "CONVERTLY_MAX_FILE_BYTES).", filename=filename)
     if folder_id is not None:
         require_folder(svc, tenant, folder_id)
+    limits.require_storage(svc, tenant, size)
     file_id = new_file_id()
     now = time.time()
     ttl = svc.settings.upload_url_ttl
@@ -348,6 +350,8 @@ def complete_upload(svc: Services, tenant: str, *, path: str, size: int,
             f"{record.size_bytes} (sizeBytes); PUT the whole file again, then complete it.")
     if changes.get("folder_id") is not None:
         require_folder(svc, tenant, changes["folder_id"])
+    # The object stays where it is: the caller can free space and complete it again.
+    limits.require_storage(svc, tenant, actual)
     filename = changes.get("filename", record.filename)
     with svc.storage.open(path) as fh:
         head = _read_head(fh)

@@ -27,7 +27,13 @@ from convertly.models import FileSpec, OutputFormat
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret
 from convertly.state import build_state
-from convertly.state.base import FileStore, FolderStore, JobStore, WebhookStore
+from convertly.state.base import (
+    FileStore,
+    FolderStore,
+    JobStore,
+    RateLimitStore,
+    WebhookStore,
+)
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
 
@@ -46,6 +52,7 @@ class Services:
     secret: bytes
     folders: FolderStore
     webhooks: WebhookStore
+    rates: RateLimitStore
     # Each thread's reusable working directory for job files (see file_workdir).
     workdirs: threading.local = field(default_factory=threading.local, compare=False,
                                       repr=False)
@@ -72,6 +79,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         secret=load_or_create_secret(settings.secret_key, settings.data_dir),
         folders=state.folders,
         webhooks=state.webhooks,
+        rates=state.rates,
         events=jobevents.JobEvents(state.finished),
     )
 

@@ -382,6 +382,42 @@ class Settings:
         "stays in the delivery log.", _positive_int,
     )
 
+    # --- rate limits and quotas (convertly.limits) ---------------------------------------
+    rate_limit: float = setting(
+        "CONVERTLY_RATE_LIMIT", 25.0, "Requests a second each API key may make, on average "
+        "(over it: 429 RATE_LIMITED with Retry-After). 0 turns per-key rate limits off.",
+        _non_negative_float,
+    )
+    rate_burst: int = setting(
+        "CONVERTLY_RATE_BURST", 100, "Requests an API key may make at once before "
+        "CONVERTLY_RATE_LIMIT applies (the bucket refills at that rate).", _positive_int,
+    )
+    auth_failure_limit: int = setting(
+        "CONVERTLY_AUTH_FAILURE_LIMIT", 20, "Requests with a wrong or revoked API key one "
+        "client address may make per CONVERTLY_AUTH_FAILURE_WINDOW; past it, every request "
+        "from that address gets 429 AUTH_THROTTLED until the window refills. 0 turns it "
+        "off.", _non_negative_int,
+    )
+    auth_failure_window: float = setting(
+        "CONVERTLY_AUTH_FAILURE_WINDOW", 60.0, "Seconds over which "
+        "CONVERTLY_AUTH_FAILURE_LIMIT failed authentications are allowed.", _positive_float,
+    )
+    tenant_max_jobs: int = setting(
+        "CONVERTLY_TENANT_MAX_JOBS", 50, "Unfinished (pending or processing) jobs one "
+        "tenant may have; a new job over it gets 429 CONCURRENT_JOBS_LIMIT. 0: no limit.",
+        _non_negative_int,
+    )
+    tenant_max_queued_files: int = setting(
+        "CONVERTLY_TENANT_MAX_QUEUED_FILES", 2000, "Files of one tenant's unfinished jobs "
+        "not yet converted; a new job that would pass it gets 429 QUEUED_FILES_LIMIT. 0: no "
+        "limit.", _non_negative_int,
+    )
+    tenant_max_stored_bytes: int = setting(
+        "CONVERTLY_TENANT_MAX_STORED_BYTES", 50 * 1024**3, "Bytes one tenant may keep in "
+        "storage (what /api/files lists, job outputs included); uploads, saved conversions "
+        "and new jobs over it get 403 STORAGE_LIMIT. 0: no limit.", _non_negative_int,
+    )
+
     @property
     def distributed(self) -> bool:
         return bool(self.broker_url)

@@ -24,6 +24,7 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.PayloadTooLargeError: 413,
     errors.UnsupportedMediaError: 415,
     errors.ConversionError: 422,
+    errors.RateLimitError: 429,
     errors.ServiceUnavailableError: 503,
     errors.StorageFullError: 507,  # Insufficient Storage (RFC 4918): the server's, not the caller's
 }
@@ -45,6 +46,9 @@ def error_response(exc: errors.ConvertlyError) -> JSONResponse:
         body["detail"] = detail
     headers = {}
     if isinstance(exc, errors.ServiceUnavailableError) and exc.transient:
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.RateLimitError):
+        headers.update(exc.headers)
         headers["Retry-After"] = str(exc.retry_after)
     status = status_for(exc)
     if status == 401:

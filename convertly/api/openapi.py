@@ -29,7 +29,10 @@ def _multipart(schema_name: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"$ref": "#/components/responses/Error"} for c in codes}
+    """Error responses; every route that takes an API key can also answer 429 (its rate
+    limits, `convertly.limits`)."""
+    with_limits = (*codes, 429) if 401 in codes else codes
+    return {str(c): {"$ref": "#/components/responses/Error"} for c in sorted(with_limits)}
 
 
 def _value_schema(field: Field) -> dict[str, Any]:
@@ -414,13 +417,13 @@ PATHS: dict[str, Any] = {
         "tags": ["Convert"], "summary": "Convert files synchronously", "operationId": "convert",
         "requestBody": _multipart("ConvertRequest"),
         "responses": {"200": _json(_ref("ConvertResponse")),
-                      **_errors(400, 401, 413, 415, 422, 503)},
+                      **_errors(400, 401, 403, 413, 415, 422, 503)},
     }},
     "/api/compress": {"post": {
         "tags": ["Convert"], "summary": "Compress files, keeping their format",
         "operationId": "compress", "requestBody": _multipart("CompressRequest"),
         "responses": {"200": _json(_ref("ConvertResponse")),
-                      **_errors(400, 401, 413, 415, 422, 503)},
+                      **_errors(400, 401, 403, 413, 415, 422, 503)},
     }},
     "/api/jobs": {
         "post": {
@@ -505,7 +508,7 @@ PATHS: dict[str, Any] = {
                  "responses": {"201": _json({"type": "object", "properties": {
                      "file": _ref("StoredFile"),
                      "files": {"type": "array", "items": _ref("StoredFile")}}}, "Stored"),
-                     **_errors(400, 401, 404, 413, 503)}},
+                     **_errors(400, 401, 403, 404, 413, 503)}},
     },
     "/api/files/search": {"get": {
         "tags": ["Storage"], "summary": "Search stored files", "operationId": "searchFiles",
@@ -586,7 +589,7 @@ PATHS: dict[str, Any] = {
         "tags": ["Storage"], "summary": "Start a direct upload (for large files)",
         "operationId": "createUpload", "requestBody": _json_body("CreateUploadRequest"),
         "responses": {"200": _json(_ref("UploadSession")),
-                      **_errors(400, 401, 404, 413, 503)},
+                      **_errors(400, 401, 403, 404, 413, 503)},
     }},
     "/api/uploads/complete": {"post": {
         "tags": ["Storage"], "summary": "Register a direct upload once its bytes are stored",
@@ -597,7 +600,7 @@ PATHS: dict[str, Any] = {
                 "Completed before"),
             "201": _json({"type": "object", "properties": {
                 "file": _ref("StoredFile"), "idempotent": {"type": "boolean"}}}, "Completed"),
-            **_errors(400, 401, 404, 409, 413, 503)},
+            **_errors(400, 401, 403, 404, 409, 413, 503)},
     }},
     "/api/uploads/{token}": {"put": {
         "tags": ["Storage"], "summary": "Receive a direct upload's bytes (local-disk storage)",

@@ -9,8 +9,8 @@ import re
 
 from starlette.requests import Request
 
-from convertly import views
-from convertly.errors import InvalidFieldError
+from convertly import limits, views
+from convertly.errors import AuthenticationError, InvalidFieldError
 from convertly.executors.base import Executor
 from convertly.service import Services
 from convertly.state.records import ApiKey
@@ -31,12 +31,24 @@ def executor(request: Request) -> Executor:
 
 
 def authenticate(request: Request) -> ApiKey:
-    """The caller's key, from `Authorization: Bearer ...` or `x-api-key` (401 otherwise)."""
+    """The caller's key, from `Authorization: Bearer ...` or `x-api-key` (401 otherwise),
+    within its limits (`convertly.limits`): an address that sent too many wrong keys gets
+    429 whatever key it sends, a key over its rate 429. The rate decision goes to
+    `request.state.rate_limit` (the RateLimit-* headers of the answer)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     key = token.strip() if scheme.lower() == "bearer" else None
     key = key or request.headers.get("x-api-key")
-    return services(request).keys.authenticate(key)
+    svc = services(request)
+    address = request.client.host if request.client else ""
+    try:
+        record = svc.keys.authenticate(key)
+    except AuthenticationError:
+        if key:  # a request with no key at all guesses nothing
+            limits.note_auth_failure(svc, address)
+        raise
+    request.state.rate_limit = limits.check_request(svc, record, address)
+    return record
 
 
 def base_url(request: Request) -> str:

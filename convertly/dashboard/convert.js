@@ -378,7 +378,8 @@ export class ConvertView {
         job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
       } catch (error) {
         if (generation !== this.generation || error.unauthorized) return null;
-        if (!error.network && error.status < 500) throw error;
+        // A rate limit (429) passes like an outage: wait and ask again.
+        if (!error.network && error.status < 500 && error.status !== 429) throw error;
         this.status(`${error.message} Retrying…`);
         delay = Math.min(delay * 2, 5000);
         await sleep(delay);

@@ -3,6 +3,8 @@ folders, API keys and webhooks, on one of two engines.
 
     base.py      every state Protocol (`<Record>Store`), with its contract
     records.py   the records they carry (jobs are in `convertly.models`)
+    gcra.py      the rate-limit step both engines run; inprocess.py keeps its buckets in
+                 this process's memory (the embedded engine's RateLimitStore)
     sqlite/      the embedded engine: one SQLite database (database.py holds the schema)
                  and one module per store
     redis/       the distributed engine: client helpers and the key layout (client.py), one
@@ -27,6 +29,7 @@ from convertly.state.base import (
     FolderStore,
     JobStore,
     KeyStore,
+    RateLimitStore,
     WebhookStore,
 )
 
@@ -37,7 +40,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class State:
     """Every store of one engine. `finished` is None when one process hears every job
-    finish by itself (embedded: the pool hands its finalisations back to the API process)."""
+    finish by itself (embedded: the pool hands its finalisations back to the API process);
+    `rates` lives in process memory then (embedded mode has one API process)."""
 
     jobs: JobStore
     files: FileStore
@@ -45,6 +49,7 @@ class State:
     keys: KeyStore
     webhooks: WebhookStore
     finished: FinishedChannel | None
+    rates: RateLimitStore
 
 
 def build_state(settings: Settings) -> State:
@@ -58,14 +63,17 @@ def build_state(settings: Settings) -> State:
         from convertly.state.redis.folders import RedisFolderStore
         from convertly.state.redis.jobs import RedisJobStore
         from convertly.state.redis.keys import RedisKeyStore
+        from convertly.state.redis.rates import RedisRateLimitStore
         from convertly.state.redis.webhooks import RedisWebhookStore
 
         client = connect(settings.redis_state_url)
         return State(jobs=RedisJobStore(client), files=RedisFileStore(client),
                      folders=RedisFolderStore(client), keys=RedisKeyStore(client),
                      webhooks=RedisWebhookStore(client),
-                     finished=RedisFinishedChannel(settings.redis_state_url))
+                     finished=RedisFinishedChannel(settings.redis_state_url),
+                     rates=RedisRateLimitStore(client))
 
+    from convertly.state.inprocess import InProcessRateLimitStore
     from convertly.state.sqlite.database import Database
     from convertly.state.sqlite.files import SqliteFileStore
     from convertly.state.sqlite.folders import SqliteFolderStore
@@ -76,4 +84,5 @@ def build_state(settings: Settings) -> State:
     db = Database(settings.data_dir / "convertly.db")
     return State(jobs=SqliteJobStore(db), files=SqliteFileStore(db),
                  folders=SqliteFolderStore(db), keys=SqliteKeyStore(db),
-                 webhooks=SqliteWebhookStore(db), finished=None)
+                 webhooks=SqliteWebhookStore(db), finished=None,
+                 rates=InProcessRateLimitStore())

@@ -17,7 +17,10 @@ Shared contract, unless a method says otherwise:
                     with the job they map to, so they are not a store of their own)
     FileStore       stored-file records (outputs, uploads, sync results), searchable
     FolderStore     folders of stored files
-    KeyStore        API key records and their hashes (the domain: `convertly.auth`)
+    KeyStore        API key records and their hashes (the domain: `convertly.auth`), and
+                    each tenant's own limits (the domain: `convertly.limits`)
+    RateLimitStore  rate-limit buckets (the domain: `convertly.limits`): in Redis, shared
+                    by every API process; in process memory in embedded mode
     WebhookStore    webhook endpoints, the delivery log and each job's event bookkeeping
                     (the domain: `convertly.webhooks`)
     FinishedChannel how a finished job's id reaches every API process (distributed mode;
@@ -33,12 +36,16 @@ from typing import Any, Protocol
 from convertly.models import FileResult, FileWork, Job, JobStatus
 from convertly.state.records import (
     ApiKey,
+    Bucket,
     Delivery,
     EmitState,
     Endpoint,
     FileQuery,
     Folder,
+    JobQuota,
+    RateDecision,
     StoredFile,
+    TenantLimits,
 )
 
 
@@ -46,11 +53,17 @@ class JobStore(Protocol):
     """Durable job state: a job, its files' results and progress, and the Idempotency-Keys
     that map to it."""
 
-    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
+    def create(self, job: Job, idempotency_key: str | None, ttl: int,
+               quota: JobQuota | None = None) -> tuple[Job, bool]:
         """Store a new job and return (it, True); with an idempotency key seen for this
         tenant within `ttl` seconds, store nothing and return (the earlier job, False). The
         key and the job are stored together: two concurrent calls with one key store one
-        job (SQLite), or at worst the later call takes the key over (Redis)."""
+        job (SQLite), or at worst the later call takes the key over (Redis).
+
+        With a `quota`, a new job is stored only if `quota.refusal` allows it, given the
+        tenant's unfinished jobs and their files without a result, counted from the stored
+        jobs in the same transaction (two concurrent calls cannot both take the last
+        place); otherwise that error is raised and nothing is stored."""
         ...
 
     def get(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -191,6 +204,12 @@ class FileStore(Protocol):
         prefix, the caller's to delete)."""
         ...
 
+    def stored_bytes(self, tenant: str) -> int:
+        """The sum of `size_bytes` of the tenant's listed (non-temporary) records: what
+        `/api/files` lists, job outputs included. Derived from the records (SQLite) or kept
+        in the same transaction as every record change (Redis), so it cannot drift."""
+        ...
+
 
 class FolderStore(Protocol):
     """Folders of stored files, per tenant: a tree (each folder names at most one parent).
@@ -239,6 +258,29 @@ class KeyStore(Protocol):
 
     def update(self, record: ApiKey) -> None:
         """Store new `last_used_at` / `revoked_at` values for an existing key."""
+        ...
+
+    def limits(self, tenant: str) -> TenantLimits:
+        """The tenant's own limits (all None when it has none)."""
+        ...
+
+    def set_limits(self, tenant: str, limits: TenantLimits) -> None:
+        """Replace the tenant's own limits (all None: forget them)."""
+        ...
+
+
+class RateLimitStore(Protocol):
+    """Rate-limit buckets by name, each checked with the generic cell rate algorithm
+    (GCRA, `convertly.state.gcra`). A check is one atomic step on the engine (one Lua
+    script on Redis, so every API process shares the buckets); a bucket is forgotten once
+    it is full again."""
+
+    def check(self, take: Bucket | None, guard: Bucket | None = None
+              ) -> tuple[RateDecision | None, RateDecision | None]:
+        """Count one request in `take` if it fits, unless `guard` is given and one more
+        request would not fit `guard` (which is asked, never counted): then nothing is
+        counted. Returns (take's decision, guard's decision); None for a bucket not given,
+        and for `take` when `guard` refused."""
         ...
 
 

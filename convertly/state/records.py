@@ -4,6 +4,9 @@ frozen dataclasses, the same on both engines.
     StoredFile, FileQuery   what `storedFileId` points at and what `/api/files` lists
     Folder                  folders of stored files, per tenant
     ApiKey                  an API key's record
+    TenantLimits            a tenant's own limits (`convertly keys limits`)
+    JobQuota                what a tenant may have in flight, checked as a job is stored
+    Bucket, RateDecision    a rate-limit bucket, and what one check of it answered
     Endpoint, Delivery, EmitState   webhooks: where events go, each event sent to one
                             endpoint, and what a job has emitted so far
 """
@@ -14,6 +17,12 @@ import secrets
 from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
+
+from convertly.errors import (
+    ConcurrentJobsLimitError,
+    ConvertlyError,
+    QueuedFilesLimitError,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,89 @@ class ApiKey:
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """A tenant's own limits, each overriding the setting of the same meaning; None keeps
+    the setting, 0 turns the limit off for the tenant. `rate` is requests per second per API
+    key, `burst` how many may come at once; the rest are per tenant (`convertly.limits`)."""
+
+    rate: float | None = None
+    burst: int | None = None
+    concurrent_jobs: int | None = None
+    queued_files: int | None = None
+    stored_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TenantLimits:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class JobQuota:
+    """What a tenant may have in flight when it creates a job (0: no limit): unfinished
+    jobs, and files not yet finished across them. The job stores check it in the
+    transaction that stores the job, from the jobs they hold (no counter to drift)."""
+
+    concurrent_jobs: int = 0
+    queued_files: int = 0
+
+    def refusal(self, unfinished_jobs: int, queued_files: int,
+                adding_files: int) -> ConvertlyError | None:
+        """The error refusing a job of `adding_files` files when the tenant already has
+        `unfinished_jobs` jobs and `queued_files` files in flight, or None."""
+        if self.concurrent_jobs and unfinished_jobs + 1 > self.concurrent_jobs:
+            return ConcurrentJobsLimitError(
+                f"This account has {unfinished_jobs} unfinished jobs, its limit "
+                f"(concurrent jobs: {self.concurrent_jobs}); retry once one has finished.",
+                retry_after=QUOTA_RETRY_AFTER, headers=_quota_headers(self.concurrent_jobs),
+                detail={"limit": self.concurrent_jobs, "current": unfinished_jobs})
+        if self.queued_files and queued_files + adding_files > self.queued_files:
+            return QueuedFilesLimitError(
+                f"This account has {queued_files} files waiting to convert; {adding_files} "
+                f"more would pass its limit (queued files: {self.queued_files}). Retry once "
+                "some have finished, or send fewer files.",
+                retry_after=QUOTA_RETRY_AFTER, headers=_quota_headers(self.queued_files),
+                detail={"limit": self.queued_files, "current": queued_files})
+        return None
+
+
+# Seconds a refused job is told to wait: jobs end at their own pace, so this is a polling hint.
+QUOTA_RETRY_AFTER = 5
+
+
+def _quota_headers(limit: int) -> dict[str, str]:
+    return {"RateLimit-Limit": str(limit), "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(QUOTA_RETRY_AFTER)}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A rate-limit bucket: `burst` requests at once, refilled at `rate` a second."""
+
+    name: str
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """One rate-limit check (a GCRA bucket of `limit` requests refilled at `limit` per
+    `window` seconds): whether it passed, how many more would pass now (`remaining`), the
+    seconds until the bucket is full again (`reset`) and, when refused, until one more would
+    pass (`retry_after`)."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: float
+    retry_after: float
+    window: float
 
 
 # --- stored files -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from convertly.settings import Settings
-from tests.api.support import MODES, AppEnv, Tenant, deployed, running_app
+from tests.api.support import MODES, SHARED_LIMITS, AppEnv, Tenant, deployed, running_app
 
 
 @pytest.fixture(scope="session", params=MODES)
@@ -23,7 +23,8 @@ def mode(request: pytest.FixtureRequest) -> str:
 def app_env(mode: str, tmp_path_factory: pytest.TempPathFactory,
             request: pytest.FixtureRequest) -> Iterator[AppEnv]:
     settings, cluster = deployed(
-        mode, Settings(data_dir=tmp_path_factory.mktemp(f"data-{mode}"), workers=2), request)
+        mode, Settings(data_dir=tmp_path_factory.mktemp(f"data-{mode}"), workers=2,
+                       **SHARED_LIMITS), request)
     with running_app(mode, settings, cluster) as env:
         yield env
 
@@ -53,6 +54,7 @@ LIMITED = {
     "max_pixels": 200_000,
     "fetch_allow_private": True,  # sourceUrl tests fetch from a loopback server
     "max_media_seconds": 10,
+    **SHARED_LIMITS,
 }
 
 

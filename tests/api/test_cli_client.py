@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx2
 import pytest
 import uvicorn
 from PIL import Image
@@ -35,6 +36,7 @@ from convertly.client import MultipartBody
 from convertly.models import JobType, OutputFormat
 from convertly.service import Services
 from convertly.settings import Settings
+from convertly.state.records import TenantLimits
 from tests import images
 from tests.api.support import Tenant, deployed, new_tenant, store_job
 from tests.cluster import Cluster
@@ -346,6 +348,24 @@ def test_bad_key_unreachable_server_and_usage_errors(embedded_cli: Cli, tmp_path
     assert unknown.returncode == 1 and "[NOT_FOUND]" in unknown.stderr
     invalid = cli("convert", "a.jpg", "-f", "bmp")
     assert invalid.returncode == 2 and "unknown format 'bmp'" in invalid.stderr
+
+
+def test_a_rate_limited_request_is_retried_after_retry_after(embedded: Served,
+                                                             tmp_path: Path) -> None:
+    tenant = new_tenant(embedded.services, "slow")
+    # One request every 4 s: the CLI's request comes while the bucket is empty.
+    embedded.services.keys.set_limits(tenant.tenant, TenantLimits(rate=0.25, burst=1))
+    first = httpx2.get(f"{embedded.url}/api/jobs", headers=tenant.headers, timeout=30)
+    assert first.status_code == 200
+    assert httpx2.get(f"{embedded.url}/api/jobs", headers=tenant.headers,
+                      timeout=30).status_code == 429
+    listed = Cli(embedded.url, tenant.key, tmp_path)("jobs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["jobs"] == []
+    # A request that cannot be sent again (an upload) is not retried: its 429 is reported.
+    _write(tmp_path, "a.jpg", images.jpeg(32, 32))
+    refused = Cli(embedded.url, tenant.key, tmp_path)("convert", "a.jpg", "-f", "png")
+    assert refused.returncode == 1 and "[RATE_LIMITED]" in refused.stderr
 
 
 def test_convert_a_url_the_server_fetches(embedded_cli: Cli, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from convertly.service import Services
 from convertly.settings import Settings
-from tests.api.support import Tenant, new_tenant, services_for
+from tests.api.support import SHARED_LIMITS, Tenant, new_tenant, services_for
 from tests.infra import free_ports, terminate
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("dashboard-server")
-    settings = Settings(data_dir=data_dir, workers=2)
+    # The page's tests share one address and sign in with wrong keys on purpose.
+    settings = Settings(data_dir=data_dir, workers=2, **SHARED_LIMITS)
     services = services_for("embedded", settings)
     port = free_ports(1)[0]
     env = {**os.environ, **{k: v for k, v in settings.to_env().items() if v},

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from convertly.settings import Settings
-from tests.api.support import MODES
+from tests.api.support import MODES, SHARED_LIMITS
 from tests.hostile import corpus
 from tests.hostile.harness import HostileServer, Listener, MemorySampler, Report
 
@@ -32,6 +32,7 @@ LIMITS = {
     "task_cpu_seconds": 20,
     # No planned recycling during the corpus: a replaced worker process is a crashed one.
     "worker_max_tasks_per_child": 10_000,
+    **SHARED_LIMITS,  # ~300 hostile requests, wrong keys among them, from one address
 }
 
 
@@ -90,7 +91,8 @@ def hostile(request: pytest.FixtureRequest, hostile_corpus: Corpus,
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
     """An embedded server with small upload limits, for the fuzz run and the streaming tests."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("small"), workers=1,
-                        max_file_bytes=1 * MIB, max_request_bytes=4 * MIB)
+                        max_file_bytes=1 * MIB, max_request_bytes=4 * MIB,
+                        **SHARED_LIMITS)  # the fuzz run sends what it likes
     server = HostileServer("embedded", settings)
     server.start()
     try:

@@ -7,8 +7,10 @@ prefix of every key.
 Layout (all keys under `cv:`):
     cv:job:*, cv:jobs:*, cv:unfinished, cv:finished, cv:idem:*   jobs (redis/jobs.py)
     cv:watchdog, cv:watchdog:lease   the job watchdog's lease and report (redis/jobs.py)
-    cv:key:*, cv:keys             API keys (redis/keys.py)
-    cv:file:*, cv:files:*, cv:expiring, cv:jobfiles:*, cv:lib:*   stored files (redis/files.py)
+    cv:key:*, cv:keys, cv:limits:*   API keys and tenants' own limits (redis/keys.py)
+    cv:file:*, cv:files:*, cv:expiring, cv:jobfiles:*, cv:lib:*, cv:bytes:*   stored files
+                                  and each tenant's stored bytes (redis/files.py)
+    cv:rl:*                       rate-limit buckets (redis/rates.py)
     cv:folders:*                  folders (redis/folders.py)
     cv:wh:*                       webhooks (redis/webhooks.py)
     cv:events:finished            pub/sub channel: ids of jobs that just finished

@@ -10,6 +10,9 @@ Layout (all keys under `cv:`):
     cv:lib:{tenant}               zset of listed (non-temporary) file ids by creation time
     cv:lib:{tenant}:in:{folder}   the same per folder (`root`: files in no folder)
     cv:lib:{tenant}:ready         set once the tenant's older records are indexed
+    cv:bytes:{tenant}             sum of the sizes of the tenant's listed records, changed
+                                  in the same MULTI as the records (once it exists; the
+                                  first `stored_bytes` computes it from the records)
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ import redis
 
 from convertly.state.records import FileQuery, StoredFile
 from convertly.state.redis.client import P, guard, transaction
+
+# KEYS[1] a tenant's byte count; ARGV[1] the change. A count not computed yet stays absent
+# (`stored_bytes` computes it from the records).
+_BUMP = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return 0
+"""
 
 
 class RedisFileStore:
@@ -39,8 +49,14 @@ class RedisFileStore:
             return f"{P}lib:{tenant}:in:root"
         return f"{P}lib:{tenant}" + (f":in:{folder}" if folder is not None else "")
 
-    def _index(self, pipe: Any, before: StoredFile | None, after: StoredFile | None) -> None:
-        """Queue the index changes from `before` to `after` (None: no record)."""
+    def _index(self, pipe: Any, before: StoredFile | None, after: StoredFile | None,
+               *, count: bool = True) -> None:
+        """Queue the index changes from `before` to `after` (None: no record), and the
+        change of the tenant's byte count unless `count` is False."""
+        if count:
+            for record, sign in ((before, -1), (after, 1)):
+                if record is not None and not record.temporary and record.size_bytes:
+                    pipe.eval(_BUMP, 1, f"{P}bytes:{record.tenant}", sign * record.size_bytes)
         if before is not None and not before.temporary:
             pipe.zrem(self._listed_key(before.tenant), before.id)
             pipe.zrem(self._listed_key(before.tenant, before.folder_id,
@@ -96,10 +112,38 @@ class RedisFileStore:
                 with self.r.pipeline() as pipe:
                     for record in records:
                         if not record.temporary and record.tenant == tenant:
-                            self._index(pipe, None, record)
+                            # Counted by stored_bytes, which runs this first.
+                            self._index(pipe, None, record, count=False)
                     pipe.execute()
             guard(run)
         guard(lambda: self.r.set(ready, "1"))
+
+    def stored_bytes(self, tenant: str) -> int:
+        counter = f"{P}bytes:{tenant}"
+        raw = guard(lambda: self.r.get(counter))
+        if raw is not None:
+            return max(0, int(raw))
+        self._ensure_listed(tenant)
+        listed = self._listed_key(tenant)
+
+        def body(pipe: Any) -> int:
+            # Every change of a listed record touches the index: under WATCH, a sum that
+            # misses one is never stored.
+            pipe.watch(listed)
+            total = 0
+            ids = pipe.zrange(listed, 0, -1)
+            for start in range(0, len(ids), 500):
+                raws = pipe.mget([f"{P}file:{i}" for i in ids[start:start + 500]])
+                for raw in raws:
+                    record = StoredFile.from_dict(json.loads(raw)) if raw else None
+                    if record is not None and record.tenant == tenant and not record.temporary:
+                        total += record.size_bytes
+            pipe.multi()
+            pipe.set(counter, total, nx=True)
+            pipe.get(counter)
+            return max(0, int(pipe.execute()[1]))
+
+        return transaction(self.r, counter, body)
 
     def _mget(self, keys: builtins.list[str]) -> builtins.list[str | None]:
         found: builtins.list[str | None] = guard(lambda: self.r.mget(keys))

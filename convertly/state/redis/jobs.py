@@ -19,9 +19,11 @@ Layout (all keys under `cv:`):
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +39,7 @@ from convertly.models import (
     JobStatus,
     JobType,
 )
+from convertly.state.records import JobQuota
 from convertly.state.redis.client import P, guard, transaction
 
 
@@ -145,7 +148,8 @@ class RedisJobStore:
         job_id = guard(lambda: self.r.get(self._idem_key(tenant, key)))
         return None if job_id is None else self.get(job_id, tenant)
 
-    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
+    def create(self, job: Job, idempotency_key: str | None, ttl: int,
+               quota: JobQuota | None = None) -> tuple[Job, bool]:
         if idempotency_key is not None:
             idem = self._idem_key(job.tenant, idempotency_key)
             if not guard(lambda: self.r.set(idem, job.id, nx=True, ex=ttl)):
@@ -155,20 +159,77 @@ class RedisJobStore:
                     return earlier, False
                 guard(lambda: self.r.set(idem, job.id, ex=ttl))
 
+        def queue_writes(pipe: Any) -> None:
+            key = self._key(job.id)
+            pipe.hset(key, mapping={
+                "meta": _meta(job), "total": job.total_files, "done": 0,
+                **{f"s:{spec.index}": json.dumps(spec.to_dict()) for spec in job.specs},
+            })
+            pipe.zadd(f"{P}jobs:{job.tenant}", {job.id: job.created_at})
+            pipe.zadd(f"{P}jobs:{job.tenant}:{job.status.value}", {job.id: job.created_at})
+            pipe.sadd(f"{P}unfinished", job.id)
+
         def write() -> None:
             with self.r.pipeline() as pipe:
-                key = self._key(job.id)
-                pipe.hset(key, mapping={
-                    "meta": _meta(job), "total": job.total_files, "done": 0,
-                    **{f"s:{spec.index}": json.dumps(spec.to_dict()) for spec in job.specs},
-                })
-                pipe.zadd(f"{P}jobs:{job.tenant}", {job.id: job.created_at})
-                pipe.zadd(f"{P}jobs:{job.tenant}:{job.status.value}", {job.id: job.created_at})
-                pipe.sadd(f"{P}unfinished", job.id)
+                queue_writes(pipe)
                 pipe.execute()
 
-        guard(write)
+        try:
+            if quota is None or not (quota.concurrent_jobs or quota.queued_files):
+                guard(write)
+            else:
+                guard(lambda: self._create_within(job, quota, queue_writes))
+        except Exception:
+            if idempotency_key is not None:
+                self._release_idem(self._idem_key(job.tenant, idempotency_key), job.id)
+            raise
         return job, True
+
+    def _create_within(self, job: Job, quota: JobQuota,
+                       queue_writes: Callable[[Any], None]) -> None:
+        """Count the tenant's unfinished jobs and their pending files under WATCH of its
+        pending and processing indexes, then store the job if `quota` allows it. Every
+        status change of the tenant's jobs (and every other creation) touches one of those
+        indexes, so a count that changed meanwhile makes EXEC fail and the check run again;
+        a file finishing meanwhile only makes the count an overestimate."""
+        indexes = [f"{P}jobs:{job.tenant}:{s.value}"
+                   for s in (JobStatus.PENDING, JobStatus.PROCESSING)]
+        with self.r.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(*indexes)
+                    ids = [i for index in indexes for i in pipe.zrange(index, 0, -1)]
+                    with self.r.pipeline(transaction=False) as reads:
+                        for job_id in ids:
+                            reads.hmget(self._key(job_id), "total", "done")
+                        counts = reads.execute()
+                    queued = sum(max(0, int(total or 0) - int(done or 0))
+                                 for total, done in counts)
+                    refusal = quota.refusal(len(ids), queued, len(job.specs))
+                    if refusal is not None:
+                        pipe.unwatch()
+                        raise refusal
+                    pipe.multi()
+                    queue_writes(pipe)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def _release_idem(self, idem: str, job_id: str) -> None:
+        """Forget an Idempotency-Key that still maps to `job_id` (a job that was refused)."""
+        def run() -> None:
+            with self.r.pipeline() as pipe:
+                try:
+                    pipe.watch(idem)
+                    if pipe.get(idem) == job_id:
+                        pipe.multi()
+                        pipe.delete(idem)
+                        pipe.execute()
+                except redis.WatchError:
+                    pass  # another request took the key over: it is not ours to delete
+        with contextlib.suppress(Exception):
+            guard(run)
 
     def get(self, job_id: str, tenant: str | None = None) -> Job | None:
         job = guard(lambda: self._read(self.r, job_id))

@@ -1,7 +1,7 @@
 """API keys on Redis (distributed mode).
 
 Layout: `cv:key:{prefix}` hash (`hash`, `record` JSON) per key; `cv:keys` zset of prefixes by
-creation time.
+creation time; `cv:limits:{tenant}` JSON, a tenant's own limits.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from convertly.state.records import ApiKey
+from convertly.state.records import ApiKey, TenantLimits
 from convertly.state.redis.client import P, guard
 
 
@@ -42,3 +42,14 @@ class RedisKeyStore:
     def update(self, record: ApiKey) -> None:
         guard(lambda: self.r.hset(f"{P}key:{record.prefix}", "record",
                                    json.dumps(record.__dict__)))
+
+    def limits(self, tenant: str) -> TenantLimits:
+        raw = guard(lambda: self.r.get(f"{P}limits:{tenant}"))
+        return TenantLimits() if raw is None else TenantLimits.from_dict(json.loads(raw))
+
+    def set_limits(self, tenant: str, limits: TenantLimits) -> None:
+        key = f"{P}limits:{tenant}"
+        if limits == TenantLimits():
+            guard(lambda: self.r.delete(key))
+        else:
+            guard(lambda: self.r.set(key, json.dumps(limits.to_dict())))

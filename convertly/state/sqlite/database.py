@@ -1,5 +1,6 @@
-"""The embedded state database (SQLite, WAL): jobs, idempotency keys, API keys, stored-file
-records and folders (the webhook store adds its own tables, `sqlite/webhooks.py`).
+"""The embedded state database (SQLite, WAL): jobs, idempotency keys, API keys, tenants'
+own limits, stored-file records and folders (the webhook store adds its own tables,
+`sqlite/webhooks.py`).
 
 Every process (API server, pool workers, CLI) opens its own connection; WAL lets readers and
 one writer work at once, and `BEGIN IMMEDIATE` serialises the few read-modify-write steps.
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_tenant_created ON jobs (tenant, created_at DESC);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS jobs_tenant_status ON jobs (tenant, status);
 CREATE TABLE IF NOT EXISTS job_files (
     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
@@ -60,6 +62,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at REAL NOT NULL,
     last_used_at REAL,
     revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS tenant_limits (
+    tenant TEXT PRIMARY KEY,
+    limits TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY,

@@ -51,6 +51,12 @@ class SqliteFileStore:
             )
         return record
 
+    def stored_bytes(self, tenant: str) -> int:
+        row = self.db.read().execute(
+            "SELECT COALESCE(SUM(size_bytes), 0) FROM files WHERE tenant = ? AND temporary = 0",
+            (tenant,)).fetchone()
+        return int(row[0])
+
     def get(self, file_id: str, tenant: str) -> StoredFile | None:
         row = self.db.read().execute(
             f"{_SELECT} WHERE id = ? AND tenant = ?", (file_id, tenant)

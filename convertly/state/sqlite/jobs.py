@@ -20,6 +20,7 @@ from convertly.models import (
     JobStatus,
     JobType,
 )
+from convertly.state.records import JobQuota
 from convertly.state.sqlite.database import Database
 
 
@@ -96,7 +97,8 @@ class SqliteJobStore:
         files = conn.execute("SELECT idx, result FROM job_files WHERE job_id = ?", (job_id,))
         return self._load(row, files.fetchall())
 
-    def create(self, job: Job, idempotency_key: str | None, ttl: int) -> tuple[Job, bool]:
+    def create(self, job: Job, idempotency_key: str | None, ttl: int,
+               quota: JobQuota | None = None) -> tuple[Job, bool]:
         with self.db.transaction() as conn:
             if idempotency_key is not None:
                 conn.execute("DELETE FROM idempotency WHERE created_at < ?", (_now() - ttl,))
@@ -112,6 +114,9 @@ class SqliteJobStore:
                     "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
                     (job.tenant, idempotency_key, job.id, _now()),
                 )
+            if quota is not None:
+                # Raising rolls the transaction back, the idempotency key with it.
+                self._check_quota(conn, job, quota)
             conn.execute(
                 "INSERT INTO jobs (id, tenant, job_type, status, create_archive, archive_format,"
                 " created_at, specs, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -132,6 +137,19 @@ class SqliteJobStore:
                 [(job.id, r.index, r.status.value, json.dumps(r.to_dict())) for r in job.results],
             )
         return job, True
+
+    @staticmethod
+    def _check_quota(conn: Any, job: Job, quota: JobQuota) -> None:
+        unfinished = ("SELECT id FROM jobs WHERE tenant = ? AND status IN (?, ?)")
+        statuses = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
+        jobs = conn.execute(f"SELECT COUNT(*) FROM ({unfinished})",
+                            (job.tenant, *statuses)).fetchone()[0]
+        files = conn.execute(
+            f"SELECT COUNT(*) FROM job_files WHERE job_id IN ({unfinished}) AND status = ?",
+            (job.tenant, *statuses, FileStatus.PENDING.value)).fetchone()[0]
+        refusal = quota.refusal(int(jobs), int(files), len(job.specs))
+        if refusal is not None:
+            raise refusal
 
     def by_idempotency_key(self, tenant: str, key: str, ttl: int) -> Job | None:
         conn = self.db.read()

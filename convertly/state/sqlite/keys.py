@@ -1,8 +1,11 @@
-"""API keys on SQLite (embedded mode): the `api_keys` table."""
+"""API keys on SQLite (embedded mode): the `api_keys` table, and tenants' own limits in
+`tenant_limits` (one JSON object per tenant)."""
 
 from __future__ import annotations
 
-from convertly.state.records import ApiKey
+import json
+
+from convertly.state.records import ApiKey, TenantLimits
 from convertly.state.sqlite.database import Database
 
 
@@ -39,3 +42,16 @@ class SqliteKeyStore:
                 "UPDATE api_keys SET last_used_at = ?, revoked_at = ? WHERE prefix = ?",
                 (record.last_used_at, record.revoked_at, record.prefix),
             )
+
+    def limits(self, tenant: str) -> TenantLimits:
+        row = self.db.read().execute(
+            "SELECT limits FROM tenant_limits WHERE tenant = ?", (tenant,)).fetchone()
+        return TenantLimits() if row is None else TenantLimits.from_dict(json.loads(row[0]))
+
+    def set_limits(self, tenant: str, limits: TenantLimits) -> None:
+        with self.db.transaction() as conn:
+            if limits == TenantLimits():
+                conn.execute("DELETE FROM tenant_limits WHERE tenant = ?", (tenant,))
+            else:
+                conn.execute("INSERT OR REPLACE INTO tenant_limits VALUES (?, ?)",
+                             (tenant, json.dumps(limits.to_dict())))
