@@ -315,8 +315,9 @@ class Settings:
         "may reach your own network through this server).", _bool,
     )
     fetch_timeout: float = setting(
-        "CONVERTLY_FETCH_TIMEOUT", 300.0, "Seconds a `sourceUrl` download may take in all "
-        "(redirects included); the file size limit is CONVERTLY_MAX_FILE_BYTES.",
+        "CONVERTLY_FETCH_TIMEOUT", 300.0, "Seconds a `sourceUrl` download may take in all: "
+        "connecting, TLS, headers and body, redirects included (a server that trickles its "
+        "answer is cut off then); the file size limit is CONVERTLY_MAX_FILE_BYTES.",
         _positive_float,
     )
 
@@ -340,8 +341,10 @@ class Settings:
         "webhook delivery, in seconds.", _positive_float,
     )
     webhook_timeout: float = setting(
-        "CONVERTLY_WEBHOOK_TIMEOUT", 10.0, "Seconds a webhook receiver gets to accept the "
-        "connection, and again to answer.", _positive_float,
+        "CONVERTLY_WEBHOOK_TIMEOUT", 10.0, "Seconds one webhook attempt may take in all: "
+        "connecting, TLS, sending the event and the receiver's status line and headers (a "
+        "receiver that trickles its answer is cut off then, and the attempt failed).",
+        _positive_float,
     )
     webhook_progress_interval: float = setting(
         "CONVERTLY_WEBHOOK_PROGRESS_INTERVAL", 10.0, "Fewest seconds between two "
