@@ -17,6 +17,7 @@ from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
 from convertly.executors import build_executor
 from convertly.executors.base import Executor
+from convertly.fetches import FetchPool
 from convertly.settings import Settings
 from convertly.webhooks import Dispatcher
 
@@ -35,6 +36,8 @@ def create_app(
     services = services or service.build_services(settings)
     executor = executor or build_executor(services)
     dispatcher = Dispatcher(services)
+    fetches = FetchPool(settings.fetch_concurrency, settings.fetch_tenant_concurrency,
+                        settings.fetch_tenant_queue)
     dog = watchdog.Watchdog(services, executor)
 
     @contextlib.asynccontextmanager
@@ -55,6 +58,7 @@ def create_app(
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+            fetches.close()
             dispatcher.stop()
             await sender
             for task in (looking, maintenance):
@@ -77,6 +81,7 @@ def create_app(
     app.state.executor = executor
     app.state.settings = settings
     app.state.dispatcher = dispatcher
+    app.state.fetches = fetches
     app.state.watchdog = dog
     return app
 

@@ -359,6 +359,23 @@ class Settings:
         "stays in the delivery log.", _positive_int,
     )
 
+    # Outside work on pools of its own, shared fairly: sourceUrl downloads never run on
+    # the threads the other routes use, and one tenant's slow origins hold only its share.
+    fetch_concurrency: int = setting(
+        "CONVERTLY_FETCH_CONCURRENCY", 16, "`sourceUrl` downloads each API process runs at "
+        "once, on threads of their own (never those of the other routes).", _positive_int,
+    )
+    fetch_tenant_concurrency: int = setting(
+        "CONVERTLY_FETCH_TENANT_CONCURRENCY", 4, "`sourceUrl` downloads one tenant runs at "
+        "once in an API process; its others wait, behind the waiting downloads of tenants "
+        "that run fewer.", _positive_int,
+    )
+    fetch_tenant_queue: int = setting(
+        "CONVERTLY_FETCH_TENANT_QUEUE", 16, "`sourceUrl` downloads of one tenant that may wait "
+        "for a thread in an API process; one more is answered 503 QUEUE_FULL with "
+        "Retry-After.", _non_negative_int,
+    )
+
     @property
     def distributed(self) -> bool:
         return bool(self.broker_url)

@@ -12,6 +12,8 @@ from typing import Self
 
 # A status line and headers that never end: a new header byte every interval.
 ENDLESS_HEADERS = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100_000
+# A complete answer whose body comes slowly.
+BODY_TRICKLE = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000
 
 
 class Trickler:
