@@ -359,8 +359,9 @@ class Settings:
         "stays in the delivery log.", _positive_int,
     )
 
-    # Outside work on pools of its own, shared fairly: sourceUrl downloads never run on
-    # the threads the other routes use, and one tenant's slow origins hold only its share.
+    # Outside work on pools of its own, shared fairly: sourceUrl downloads and webhook
+    # deliveries never run on the threads the other routes use, and one tenant's slow
+    # origins or receivers hold only its share of them.
     fetch_concurrency: int = setting(
         "CONVERTLY_FETCH_CONCURRENCY", 16, "`sourceUrl` downloads each API process runs at "
         "once, on threads of their own (never those of the other routes).", _positive_int,
@@ -374,6 +375,15 @@ class Settings:
         "CONVERTLY_FETCH_TENANT_QUEUE", 16, "`sourceUrl` downloads of one tenant that may wait "
         "for a thread in an API process; one more is answered 503 QUEUE_FULL with "
         "Retry-After.", _non_negative_int,
+    )
+    webhook_tenant_concurrency: int = setting(
+        "CONVERTLY_WEBHOOK_TENANT_CONCURRENCY", 4, "Webhook deliveries of one tenant each API "
+        "process sends at once (of CONVERTLY_WEBHOOK_CONCURRENCY): one tenant's slow "
+        "receivers never hold every sender.", _positive_int,
+    )
+    webhook_endpoint_concurrency: int = setting(
+        "CONVERTLY_WEBHOOK_ENDPOINT_CONCURRENCY", 2, "Webhook deliveries to one endpoint each "
+        "API process sends at once.", _positive_int,
     )
 
     @property
