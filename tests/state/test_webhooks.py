@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 
 from convertly.state.base import WebhookStore
 from convertly.state.records import (
@@ -17,7 +18,7 @@ from convertly.state.records import (
     Shares,
     new_id,
 )
-from convertly.state.redis.webhooks import RedisWebhookStore
+from convertly.state.redis.webhooks import P, RedisWebhookStore
 from convertly.state.sqlite.database import Database
 from convertly.state.sqlite.webhooks import SqliteWebhookStore
 from tests.state.conftest import ENGINES
@@ -188,3 +189,24 @@ def test_a_claim_keeps_to_the_shares_and_tenants_take_turns(store: WebhookStore)
     assert more.tenant == "x" and more.endpoint_id in {xs[2].id, xs[3].id}
     # Under no shares to speak of, everything that heads its stream is due.
     assert len(store.claim_due(NOW + 10, 100, 30, ANY)) == 12 - 3
+
+
+def test_stream_heads_due_in_the_single_zset_of_earlier_versions_are_still_sent(
+        redis_client: redis.Redis) -> None:
+    """Before the per-tenant zsets, due stream heads were in `cv:wh:due`: an upgrade with
+    deliveries pending moves them over on the first claim, and sends them."""
+    store = RedisWebhookStore(redis_client)
+    ep, other = endpoint("t1"), endpoint("t2")
+    pending = [delivery(ep, "a"), delivery(other, "b", at=NOW + 1)]
+    store.emit("a", "started", 0, NOW, 0, pending[:1], TTL)
+    store.emit("b", "started", 0, NOW + 1, 0, pending[1:], TTL)
+    # As an earlier version left them: one zset for every tenant.
+    for d in pending:
+        redis_client.zrem(f"{P}due:{d.tenant}", d.id)
+        redis_client.zadd(f"{P}due", {d.id: d.next_attempt_at or NOW})
+    redis_client.delete(f"{P}duet")
+    claimed = store.claim_due(NOW + 5, 10, 30, ANY)
+    assert {d.id for d in claimed} == {d.id for d in pending}
+    assert not redis_client.exists(f"{P}due")
+    store.record_attempt(finished(claimed[0]))
+    assert store.claim_due(NOW + 100, 10, 30, ANY) == [claimed[1]]  # lease over, still due
