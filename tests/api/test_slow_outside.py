@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -32,16 +33,10 @@ TRICKLE = 0.5  # seconds between two header bytes: every read comes in time
 SECRET = "whsec_" + "s" * 32
 
 
-@pytest.fixture(scope="module")
-def served(mode: str, tmp_path_factory: pytest.TempPathFactory,
-           request: pytest.FixtureRequest) -> Iterator[tuple[str, Starlette]]:
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[tuple[str, Starlette]]:
     """The app behind a real socket with its lifespan on (its executor, webhook dispatcher
     and fetch pool running in the server's own event loop, as `convertly serve` runs them)."""
-    settings, cluster = deployed(mode, Settings(
-        data_dir=tmp_path_factory.mktemp(f"isolation-{mode}"), workers=1,
-        fetch_allow_private=True, webhook_allow_private=True, fetch_timeout=FETCH_TIMEOUT,
-        fetch_tenant_queue=4), request)
-    worker = cluster.start_worker(settings) if cluster is not None else None
     app = create_app(settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -59,6 +54,20 @@ def served(mode: str, tmp_path_factory: pytest.TempPathFactory,
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def served(mode: str, tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[tuple[str, Starlette]]:
+    settings, cluster = deployed(mode, Settings(
+        data_dir=tmp_path_factory.mktemp(f"isolation-{mode}"), workers=1,
+        fetch_allow_private=True, webhook_allow_private=True, fetch_timeout=FETCH_TIMEOUT,
+        fetch_tenant_queue=4), request)
+    worker = cluster.start_worker(settings) if cluster is not None else None
+    try:
+        with serving(settings) as running:
+            yield running
+    finally:
         if worker is not None:
             worker.stop()
 
@@ -241,3 +250,42 @@ def test_a_download_stops_when_its_client_hangs_up(served: tuple[str, Starlette]
         assert took < 1.5, took
         assert time.monotonic() - hung_up < FETCH_TIMEOUT - 1
         _until(lambda: fetches.running == 0, 2, "the download still holds a thread")
+
+
+def test_sync_conversions_waiting_for_a_worker_do_not_stall_the_routes(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Distributed mode, no worker: 8 sync conversions wait for one (until
+    CONVERTLY_SYNC_QUEUE_TIMEOUT), each on a thread of the API process; meanwhile another
+    tenant's job list answers at once."""
+    settings, _ = deployed("distributed", Settings(data_dir=tmp_path, sync_queue_timeout=3),
+                           request)
+    with serving(settings) as (base, app), httpx2.Client(base_url=base, timeout=30) as client:
+        x, y = new_tenant(app.state.services, "x"), new_tenant(app.state.services, "y")
+        answers: list[int] = []
+
+        def convert() -> None:
+            with httpx2.Client(base_url=base, timeout=30) as own:
+                answers.append(own.post(
+                    "/api/convert", headers=x.headers, data={"format": "jpg"},
+                    files={"files": ("a.png", images.png(40, 30), "image/png")}).status_code)
+
+        waiting = [threading.Thread(target=convert) for _ in range(8)]
+        for thread in waiting:
+            thread.start()
+        time.sleep(0.5)  # all 8 are waiting for a worker now
+        latencies = []
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:
+            before = time.monotonic()
+            listed = client.get("/api/jobs", headers=y.headers)
+            latencies.append(time.monotonic() - before)
+            assert listed.status_code == 200, listed.text
+            time.sleep(0.02)
+        for thread in waiting:
+            thread.join(30)
+    latencies.sort()
+    p95 = latencies[int(0.95 * len(latencies)) - 1]
+    print(f"\nY: GET /api/jobs p95 {p95 * 1000:.1f} ms over {len(latencies)} requests while 8 "
+          "sync conversions waited for a worker")
+    assert answers == [503] * 8  # QUEUE_TIMEOUT: no worker took them
+    assert p95 < 0.100, latencies
