@@ -101,6 +101,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from convertly.app import create_app
+    from convertly.connections import ConnectionLimits, uvicorn_options
     from convertly.service import build_services
     from convertly.storage import build_storage
 
@@ -127,7 +128,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
               f":{port}/api/convert\n{line}\n", flush=True)
     app = create_app(settings, services=services)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=30,
+                **uvicorn_options(ConnectionLimits.from_settings(settings)))
     return 0
 
 

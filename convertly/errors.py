@@ -9,6 +9,7 @@
     ├── ForbiddenError                  403 FORBIDDEN
     ├── NotFoundError                   404 NOT_FOUND
     ├── ConflictError                   409 CONFLICT
+    │   └── IdempotencyMismatchError    409 IDEMPOTENCY_MISMATCH
     ├── PayloadTooLargeError            413 PAYLOAD_TOO_LARGE
     │   ├── FileTooLargeError           413 FILE_TOO_LARGE
     │   ├── TooManyFilesError           413 TOO_MANY_FILES
@@ -136,6 +137,15 @@ class NotFoundError(ConvertlyError):
 class ConflictError(ConvertlyError):
     code = "CONFLICT"
     default_message = "The resource is not in a state that allows this."
+
+
+class IdempotencyMismatchError(ConflictError):
+    """An Idempotency-Key replayed with a request other than the one it was first sent with
+    (other fields, other files): the earlier job is not the answer to this request."""
+
+    code = "IDEMPOTENCY_MISMATCH"
+    default_message = ("This Idempotency-Key was first used with a different request; send "
+                       "the same request again, or a new key for a new job.")
 
 
 class PayloadTooLargeError(ConvertlyError):

@@ -4,12 +4,20 @@ One trip down: the endpoint hands over the parsed request (`JobRequest`) and the
 being stored; this module replays an idempotent request, checks the queue's capacity, stores
 the job, adds its callback endpoint, stores its sources (see `sources.SourceStore`) and
 queues each file as its source lands.
+
+Idempotency: a job created with an Idempotency-Key keeps the `fingerprint` of its request
+(every field that shapes the job, and each source's digest, in order) in `extra`. The same
+key with the same request replays that job; with another request it is refused
+(IdempotencyMismatchError, 409), as Stripe does. A job stored before fingerprints were kept
+has none and is replayed as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convertly import pipeline, service, webhooks
+from convertly.errors import IdempotencyMismatchError
 from convertly.executors.base import Executor
 from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
 from convertly.service import Services
@@ -36,11 +45,49 @@ class JobRequest:
     priority: str = "normal"
     callback: webhooks.Callback | None = None
     idempotency_key: str | None = None
+    # Per source, in order: "sha256:<hex>" of an upload's bytes (taken while it streamed),
+    # "url:<url>" of a sourceUrl. Only the fingerprint reads them.
+    digests: tuple[str, ...] = ()
 
     @property
     def sources(self) -> list[tuple[int, str, Path]]:
         """(index, filename, spooled path) of every file."""
         return [(s.index, s.filename, p) for s, p in zip(self.specs, self.paths, strict=True)]
+
+
+FINGERPRINT = "fingerprint"  # the key of a job's request fingerprint in `Job.extra`
+
+
+def fingerprint(request: JobRequest) -> str:
+    """A digest of everything in `request` that shapes its job: the job's own fields, each
+    file's settings and name, and each source's digest, in order. Two requests that differ
+    only in how a value was spelled (a default sent or left out) have the same one."""
+    callback = request.callback
+    shape = {
+        "jobType": request.job_type.value,
+        "createArchive": request.create_archive,
+        "archiveFormat": request.archive_format,
+        "priority": request.priority,
+        "callback": None if callback is None else [
+            callback.url, hashlib.sha256(callback.secret.encode()).hexdigest()],
+        "files": [spec.to_dict() for spec in request.specs],
+        "sources": list(request.digests),
+    }
+    text = json.dumps(shape, sort_keys=True, separators=(",", ":"), default=str)
+    return "v1:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def replayed(earlier: Job, request: JobRequest) -> Job:
+    """`earlier`, the job `request`'s Idempotency-Key names, when it was created by the same
+    request (or before fingerprints were kept); else IdempotencyMismatchError."""
+    kept = earlier.extra.get(FINGERPRINT)
+    if kept is not None and kept != fingerprint(request):
+        raise IdempotencyMismatchError(
+            f"This Idempotency-Key was first used for job {earlier.id} with a different "
+            "request (other fields or other files). Send exactly that request again to get "
+            "the job, or use a new key for a new job.",
+            detail={"jobId": earlier.id})
+    return earlier
 
 
 def source_store(svc: Services, tenant: str) -> SourceStore:
@@ -63,7 +110,7 @@ async def create(svc: Services, executor: Executor, tenant: str, request: JobReq
         earlier = await asyncio.to_thread(svc.jobs.by_idempotency_key, tenant,
                                           request.idempotency_key, svc.settings.idempotency_ttl)
         if earlier is not None:
-            return earlier, False
+            return replayed(earlier, request), False
     executor.check_capacity(len(request.specs))
     job, created = await asyncio.to_thread(store, svc, tenant, request, sources, base_url,
                                            executor.submit_file)
@@ -78,8 +125,9 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
     """Store the job, then its sources, and `submit_file(job, index)` each file as its
     source lands, so that conversions start while the others are still being stored; the
     job's callback endpoint is added before the first file is submitted. (job, False) when
-    the idempotency key replays a job (nothing is stored then). When storing fails, the job
-    is deleted again and the error propagates."""
+    the idempotency key replays a job (nothing is stored then; IdempotencyMismatchError
+    when that job was made by another request). When storing fails, the job is deleted
+    again and the error propagates."""
     specs = request.specs
     job = Job(
         id=sources.job_id, tenant=tenant, job_type=request.job_type,
@@ -91,12 +139,14 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
         extra={"families": [pipeline.task_family(path, s.format.value if s.format else None,
                                                 svc.registry)
                             for s, path in zip(specs, request.paths, strict=True)],
-               "priority": request.priority},
+               "priority": request.priority,
+               **({FINGERPRINT: fingerprint(request)}
+                  if request.idempotency_key is not None else {})},
     )
     stored, created = svc.jobs.create(job, request.idempotency_key,
                                       svc.settings.idempotency_ttl)
     if not created:
-        return stored, False
+        return replayed(stored, request), False
     try:
         for landed, index in enumerate(sources.store(request.sources)):
             if landed == 0 and request.callback is not None:

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image
 
-from convertly import pipeline, service
+from convertly import filenames, service
 from convertly.converters.archive import PACKED_KINDS
 from convertly.errors import (
     ConflictError,
@@ -365,12 +365,6 @@ def complete_upload(svc: Services, tenant: str, *, path: str, size: int,
 # --- zips -------------------------------------------------------------------------------
 
 
-def _entry_name(name: str) -> str:
-    """A flat, harmless archive entry name (no directories, never `.` or `..`)."""
-    flat = name.replace("/", "_").replace("\\", "_").strip() or "file"
-    return "_" if flat in {".", ".."} else flat
-
-
 def zip_files(svc: Services, tenant: str, file_ids: list[str], filename: str
               ) -> tuple[StoredFile, list[str]]:
     """One zip of the tenant's files, kept as a temporary file; returns it and its entry
@@ -386,7 +380,7 @@ def zip_files(svc: Services, tenant: str, file_ids: list[str], filename: str
         raise PayloadTooLargeError(
             f"These files hold {total} bytes; a zip holds at most {limit} (setting "
             "CONVERTLY_MAX_REQUEST_BYTES). Zip fewer files at a time.")
-    names = pipeline.unique_names(_entry_name(r.filename) for r in records)
+    names = filenames.bundle_names(r.filename for r in records)
     file_id = new_file_id()
     key = f"tenants/{tenant}/tmp/{file_id}/{safe_name(filename)}"
     with service.scratch_dir(svc, "zip") as workdir:

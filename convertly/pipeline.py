@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
-from convertly import diskspace, webhooks
+from convertly import diskspace, filenames, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
@@ -270,20 +270,6 @@ def _finalize_job(svc: Services, job_id: str) -> Job:
                            archive_size=archive_size)
 
 
-def unique_names(names: Iterable[str]) -> list[str]:
-    """The names with ` (2)`, ` (3)`, ... added where they repeat."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        count = seen.get(name.lower(), 0) + 1
-        seen[name.lower()] = count
-        if count > 1:
-            stem, dot, ext = name.rpartition(".")
-            name = f"{stem} ({count}).{ext}" if dot else f"{name} ({count})"
-        out.append(name)
-    return out
-
-
 def _build_archive(svc: Services, job: Job, done: list[FileResult]
                    ) -> tuple[str | None, int | None, list[FileResult]]:
     """Bundle the outputs of `done` that still exist, and return the archive's key and size
@@ -303,7 +289,8 @@ def _build_archive(svc: Services, job: Job, done: list[FileResult]
             present.append((result, local))
         if not present:
             return None, None, []
-        names = unique_names(r.output_filename or f"file-{r.index}" for r, _ in present)
+        names = filenames.bundle_names(r.output_filename or f"file-{r.index}"
+                                       for r, _ in present)
         path = workdir / "archive"
         packing.pack([(name, local) for name, (_, local) in zip(names, present, strict=True)],
                      path, job.archive_format)

@@ -102,6 +102,30 @@ class Settings:
     host: str = setting("CONVERTLY_HOST", "127.0.0.1", "Address `convertly serve` binds to.")
     port: int = setting("CONVERTLY_PORT", 8000, "Port `convertly serve` listens on.",
                         _positive_int)
+    # Client connections of `convertly serve` (convertly/connections.py).
+    header_timeout: float = setting(
+        "CONVERTLY_HEADER_TIMEOUT", 20.0,
+        "Seconds a client of `convertly serve` gets to send a request's headers, counted "
+        "from the connection's opening or the end of the previous response, however "
+        "slowly they trickle in; then the connection is closed.", _positive_float,
+    )
+    body_timeout: float = setting(
+        "CONVERTLY_BODY_TIMEOUT", 60.0,
+        "Seconds a request body may go without a byte arriving while the server is ready "
+        "to read it; then the connection is closed. A slow upload that keeps sending is "
+        "never cut.", _positive_float,
+    )
+    keepalive_timeout: float = setting(
+        "CONVERTLY_KEEPALIVE_TIMEOUT", 5.0,
+        "Seconds an idle connection is kept open for the client's next request.", _positive_float,
+    )
+    max_connections_per_address: int = setting(
+        "CONVERTLY_MAX_CONNECTIONS_PER_ADDRESS", 64,
+        "Connections one client address may hold open at once to `convertly serve`; the "
+        "next one is answered 429 TOO_MANY_CONNECTIONS and closed. 0: no cap. Behind a "
+        "reverse proxy every connection comes from the proxy: set 0 and cap connections "
+        "per client at the proxy.", _non_negative_int,
+    )
     public_url: str = setting(
         "CONVERTLY_PUBLIC_URL", "", "Base URL used in download links (e.g. "
         "https://convert.example.com). Empty: taken from each request's Host header.",
@@ -140,7 +164,9 @@ class Settings:
     )
     max_media_seconds: int = setting(
         "CONVERTLY_MAX_MEDIA_SECONDS", 4 * 3600, "Longest audio or video accepted, in "
-        "seconds (read with ffprobe before converting).", _positive_int,
+        "seconds: the duration the file declares is checked before converting, and no output "
+        "is longer (a file whose header understates its length fails with MEDIA_TOO_LONG once "
+        "ffmpeg reads past the limit).", _positive_int,
     )
     trace_timeout: int = setting(
         "CONVERTLY_TRACE_TIMEOUT", 60, "Longest a raster-to-SVG trace may run, in seconds.",

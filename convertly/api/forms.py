@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import diskspace, outbound, webhooks
+from convertly import diskspace, filenames, outbound, webhooks
 from convertly.conversions import ConvertRequest
 from convertly.errors import (
     ArrayLengthError,
@@ -46,6 +47,9 @@ class UploadedFile:
     content_type: str
     path: Path
     size: int = 0
+    # "sha256:<hex>" of the bytes, taken as they streamed in (when the parse was asked for
+    # digests), or "url:<url>" for a sourceUrl's file; "" otherwise.
+    digest: str = ""
 
 
 @dataclass
@@ -68,10 +72,13 @@ class _Collector:
     """python-multipart callbacks writing file parts to `spool` under the limits."""
 
     def __init__(self, form: ParsedForm, settings: Settings,
-                 on_file: Callable[[int, UploadedFile], None] | None = None) -> None:
+                 on_file: Callable[[int, UploadedFile], None] | None = None,
+                 digests: bool = False) -> None:
         self.form = form
         self.settings = settings
         self.on_file = on_file
+        self.digests = digests
+        self.hasher: Any = None
         self.header_field = bytearray()
         self.header_value = bytearray()
         self.headers: dict[bytes, bytes] = {}
@@ -127,16 +134,21 @@ class _Collector:
                 "(setting CONVERTLY_MAX_FILES)."
             )
         index = len(self.form.files)
+        # A client may send a path (RFC 7578 4.2): its last segment is the name, and that
+        # is held to the rule every route applies, before the file's bytes are read.
         name = filename.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+        name = (filenames.check(name, self.name, file_index=index) if name.strip()
+                else f"file-{index + 1}")
         path = self.form.spool / f"upload-{index}"
         self.current = UploadedFile(
             field=self.name,
-            filename=name[:255] or f"file-{index + 1}",
+            filename=name,
             content_type=self.headers.get(b"content-type", b"").decode("latin-1"),
             path=path,
         )
         self.form.files.append(self.current)
         self.sink = path.open("wb")
+        self.hasher = hashlib.sha256() if self.digests else None
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.sink is not None and self.current is not None:
@@ -149,6 +161,8 @@ class _Collector:
                     filename=self.current.filename,
                 )
             self.sink.write(data[start:end])
+            if self.hasher is not None:
+                self.hasher.update(data[start:end])
             return
         self.value += data[start:end]
         if len(self.value) > MAX_FIELD_BYTES:
@@ -158,6 +172,9 @@ class _Collector:
         if self.sink is not None:
             self.sink.close()
             self.sink = None
+            if self.hasher is not None and self.current is not None:
+                self.current.digest = f"sha256:{self.hasher.hexdigest()}"
+                self.hasher = None
             if self.on_file is not None and self.current is not None:
                 self.on_file(len(self.form.files) - 1, self.current)
             return
@@ -176,11 +193,13 @@ class _Collector:
 
 async def parse_multipart(
     request: Request, settings: Settings, spool_root: Path,
-    on_file: Callable[[int, UploadedFile], None] | None = None,
+    on_file: Callable[[int, UploadedFile], None] | None = None, *, digests: bool = False,
 ) -> ParsedForm:
     """Stream the multipart body to a private spool directory, enforcing the size and count
     limits while it arrives. `on_file(index, upload)` runs as each file part is complete
-    (it must not block). The caller must call `cleanup()` on the result."""
+    (it must not block). With `digests`, each file's SHA-256 is taken as its bytes arrive
+    (`UploadedFile.digest`): no second read of the spooled file. The caller must call
+    `cleanup()` on the result."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidRequestError(
@@ -199,7 +218,7 @@ async def parse_multipart(
     with diskspace.room(f"the upload spool {spool_root}"):
         spool_root.mkdir(parents=True, exist_ok=True)
         form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
-    collector = _Collector(form, settings, on_file)
+    collector = _Collector(form, settings, on_file, digests)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
     received = 0
     try:
@@ -306,8 +325,10 @@ def fetch_source(form: ParsedForm, settings: Settings, stop: outbound.Stop | Non
         if diskspace.is_full(exc):
             raise diskspace.full(f"the upload spool {form.spool.parent}", exc) from exc
         raise InvalidFieldError("sourceUrl", f"could not be downloaded: {exc.message}.") from exc
-    form.files.append(UploadedFile(field="sourceUrl", filename=got.filename,
-                                   content_type=got.content_type, path=path, size=got.size))
+    # The origin chose this name, not the client: neutralised rather than refused.
+    form.files.append(UploadedFile(field="sourceUrl", filename=filenames.neutral(got.filename),
+                                   content_type=got.content_type, path=path, size=got.size,
+                                   digest=f"url:{url}"))
 
 
 def refuse_format(form: ParsedForm) -> None:
@@ -403,9 +424,10 @@ async def _client_gone(request: Request) -> None:
 
 
 async def _received(request: Request, tenant: str, settings: Settings, spool_root: Path,
-                    on_file: Callable[[int, UploadedFile], None] | None) -> ParsedForm:
+                    on_file: Callable[[int, UploadedFile], None] | None,
+                    digests: bool = False) -> ParsedForm:
     """The spooled body, with a sourceUrl's file fetched into it."""
-    form = await parse_multipart(request, settings, spool_root, on_file)
+    form = await parse_multipart(request, settings, spool_root, on_file, digests=digests)
     try:
         if form.get("sourceUrl") is not None:  # no thread hop for an upload
             await fetch(request, tenant, form, settings)
@@ -444,7 +466,9 @@ async def receive_job(request: Request, tenant: str, settings: Settings, spool_r
     """A job's request, every field checked (400 naming field and file), its files spooled
     until the block ends. `on_file(index, upload)` runs as each file part is spooled."""
     key = idempotency_key(request)
-    form = await _received(request, tenant, settings, spool_root, on_file)
+    # Only a keyed request is fingerprinted, so only it pays for hashing its uploads.
+    form = await _received(request, tenant, settings, spool_root, on_file,
+                           digests=key is not None)
     try:
         job_type = value(form, BY_NAME["jobType"])
         specs = build_specs(form, job_type)
@@ -457,6 +481,7 @@ async def receive_job(request: Request, tenant: str, settings: Settings, spool_r
         yield JobRequest(specs=tuple(specs), paths=tuple(u.path for u in form.files),
                          job_type=job_type, create_archive=create_archive,
                          archive_format=archive_format, priority=priority,
-                         callback=callback, idempotency_key=key)
+                         callback=callback, idempotency_key=key,
+                         digests=tuple(u.digest for u in form.files))
     finally:
         await asyncio.to_thread(form.cleanup)

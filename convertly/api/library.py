@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from convertly import diskspace, library, service
+from convertly import diskspace, filenames, library, service
 from convertly.api import forms
 from convertly.api.requests import authenticate, base_url, download_url, query_int, services
 from convertly.errors import (
@@ -29,7 +29,7 @@ from convertly.signing import UploadGrant, sign_upload, verify_upload
 from convertly.state.records import ORIENTATIONS, FileQuery, Folder, StoredFile
 
 MAX_JSON_BYTES = 256 * 1024
-MAX_NAME = 255
+MAX_NAME = filenames.MAX_NAME
 MAX_ID = 100
 MAX_QUERY = 200
 MAX_TAGS = 50
@@ -149,16 +149,8 @@ async def _json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
 
 
 def _name(value: Any, field: str) -> str:
-    """A file or folder name: 1 to 255 characters, no slashes or control characters."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidFieldError(field, "must be a non-empty string.")
-    name = value.strip()
-    if len(name) > MAX_NAME:
-        raise InvalidFieldError(field, f"is longer than {MAX_NAME} characters.")
-    if any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name) or name in {".", ".."}:
-        raise InvalidFieldError(field, "must not contain slashes or control characters, "
-                                "nor be . or ..")
-    return name
+    """A file or folder name, by the one rule every route applies (`filenames.check`)."""
+    return filenames.check(value, field)
 
 
 def _folder_ref(value: Any, field: str) -> str | None:

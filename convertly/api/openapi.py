@@ -428,12 +428,13 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                             "schema": {"type": "string", "maxLength": 255},
                             "description": "Same key and tenant within 24 h returns the "
-                            "same job."}],
+                            "same job; the same key with a different request (fields or "
+                            "files) answers 409 IDEMPOTENCY_MISMATCH."}],
             "requestBody": _multipart("CreateJobRequest"),
             "responses": {"200": _json({"type": "object", "properties": {
                 "jobId": {"type": "string", "format": "uuid"},
                 "status": {"type": "string"}}, "required": ["jobId", "status"]},
-                "Queued job"), **_errors(400, 401, 403, 413, 503)},
+                "Queued job"), **_errors(400, 401, 403, 409, 413, 503)},
         },
         "get": {
             "tags": ["Jobs"], "summary": "List jobs", "operationId": "listJobs",

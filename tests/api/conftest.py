@@ -52,6 +52,7 @@ LIMITED = {
     "max_queued_files": 1,
     "max_pixels": 200_000,
     "fetch_allow_private": True,  # sourceUrl tests fetch from a loopback server
+    "max_media_seconds": 10,
 }
 
 

@@ -3,6 +3,7 @@ that refuses the server's credentials."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from convertly import errors
+from convertly import errors, jobs
 from convertly.api.errors import STATUS, error_response
 from convertly.app import create_app
+from convertly.models import FileSpec, OutputFormat
 from convertly.settings import Secret, Settings
 from tests import images
 from tests.api.support import (
@@ -21,13 +23,13 @@ from tests.api.support import (
     Tenant,
     assert_error,
     convert_ok,
-    create_job,
     list_jobs,
     new_tenant,
     post,
     wait_for_job,
 )
 from tests.cluster import Cluster
+from tests.media import lying_matroska
 
 
 def _all_error_classes() -> list[type[errors.ConvertlyError]]:
@@ -203,6 +205,30 @@ def test_image_over_max_pixels_is_413(limited_env: AppEnv) -> None:
     _still_serving(limited_env, tenant)
 
 
+def test_media_longer_than_its_header_says_is_413(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    lying = lying_matroska(600)  # its header says 1 s
+    assert len(lying) < limited_env.settings.max_file_bytes
+    response = post(limited_env.client, "/api/convert", tenant, [("long.mkv", lying)],
+                    format="mp4")
+    body = assert_error(response, 413, "MEDIA_TOO_LONG", "long.mkv", "more than 10 s")
+    assert body["detail"] == {"maxSeconds": 10, "declaredSeconds": 1.0, "filename": "long.mkv"}
+    deadline = time.monotonic() + 30
+    while True:  # until the files of earlier tests have left the (one-file) queue
+        response = post(limited_env.client, "/api/jobs", tenant, [("long.mkv", lying)],
+                        format="webm")
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert response.status_code == 200, response.text
+    job = wait_for_job(limited_env.client, tenant, response.json()["jobId"])
+    assert job["status"] == "failed", job
+    (result,) = job["results"]
+    assert (result["status"], result["errorCode"], result["downloadUrl"]) == (
+        "failed", "MEDIA_TOO_LONG", None), result
+    _still_serving(limited_env, tenant)
+
+
 def test_queue_full_is_503_with_retry_after(limited_env: AppEnv) -> None:
     tenant = limited_env.new_tenant()
     uploads = [(f"{i}.jpg", images.jpeg(40, 30, seed=i)) for i in range(3)]
@@ -216,29 +242,39 @@ def test_queue_full_is_503_with_retry_after(limited_env: AppEnv) -> None:
     assert not any(p.name.startswith("upload-") for p in spool.iterdir())
 
 
-def test_a_replayed_job_is_not_refused_for_a_full_queue(limited_env: AppEnv) -> None:
+def test_a_replayed_job_is_not_refused_for_a_full_queue(limited_env: AppEnv,
+                                                        tmp_path: Path) -> None:
     tenant = limited_env.new_tenant()
-    headers = {"Idempotency-Key": "batch-7"}
-    deadline = time.monotonic() + 30
-    while True:  # until the files of earlier tests have left the (one-file) queue
-        first = post(limited_env.client, "/api/jobs", tenant, [("0.jpg", images.jpeg(40, 30))],
-                     format="png", headers=headers)
-        if first.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert first.status_code == 200, first.text
-    # The retry carries more files than the queue could take now: it is the same job.
+    svc = limited_env.services
+    # Three files: more than the (one-file) queue ever takes, so a new job of these is
+    # always refused. The job with this key was created earlier (by another process, say),
+    # from exactly the request sent below.
     uploads = [(f"{i}.jpg", images.jpeg(40, 30, seed=i)) for i in range(3)]
+    paths = []
+    for i, (_, data) in enumerate(uploads):
+        paths.append(tmp_path / f"upload-{i}")
+        paths[-1].write_bytes(data)
+    request = jobs.JobRequest(
+        specs=tuple(FileSpec(index=i, filename=name, format=OutputFormat.PNG)
+                    for i, (name, _) in enumerate(uploads)),
+        paths=tuple(paths), idempotency_key="batch-7",
+        digests=tuple(f"sha256:{hashlib.sha256(data).hexdigest()}" for _, data in uploads))
+    sources = jobs.source_store(svc, tenant.tenant)
+    try:
+        earlier, created = jobs.store(svc, tenant.tenant, request, sources, base_url="")
+    finally:
+        sources.close()
+    assert created
+    headers = {"Idempotency-Key": "batch-7"}
+    fresh = post(limited_env.client, "/api/jobs", tenant, uploads, format="png")
+    assert_error(fresh, 503, "QUEUE_FULL")
     again = post(limited_env.client, "/api/jobs", tenant, uploads, format="png",
                  headers=headers)
     assert again.status_code == 200, again.text
-    assert again.json()["jobId"] == first.json()["jobId"]
+    assert again.json()["jobId"] == earlier.id
     assert again.headers["idempotent-replayed"] == "true"
-    # Once the queue has room, a job that fits is accepted.
-    assert wait_for_job(limited_env.client, tenant, first.json()["jobId"])["status"] == \
-        "completed"
-    job_id = create_job(limited_env.client, tenant, uploads[:1], format="png")
-    assert wait_for_job(limited_env.client, tenant, job_id)["status"] == "completed"
+    cancelled = limited_env.client.delete(f"/api/jobs/{earlier.id}", headers=tenant.headers)
+    assert cancelled.status_code == 200, cancelled.text
 
 
 def test_storage_that_refuses_the_credentials_is_503_without_retry_hint(

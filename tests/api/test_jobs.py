@@ -3,6 +3,8 @@ cancelling."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import logging
 import tarfile
@@ -16,7 +18,8 @@ import py7zr
 import pytest
 from starlette.testclient import TestClient
 
-from convertly import pipeline
+from convertly import errors, jobs, pipeline
+from convertly.models import FileSpec, Job, OutputFormat
 from tests import images
 from tests.api.support import (
     AppEnv,
@@ -319,6 +322,110 @@ def test_idempotency_key_replays_the_same_job(app_env: AppEnv, client: TestClien
     assert theirs.json()["jobId"] != first.json()["jobId"]
     for who, response in ((tenant, first), (other_tenant, theirs)):
         assert wait_for_job(client, who, response.json()["jobId"])["status"] == "completed"
+
+
+@pytest.mark.parametrize("change", ["bytes", "order", "field", "name", "archive", "priority"])
+def test_a_key_replayed_with_a_different_request_is_409(client: TestClient, tenant: Tenant,
+                                                        change: str) -> None:
+    a, b = ("a.png", images.png(30, 20, seed=1)), ("b.png", images.png(30, 20, seed=2))
+    fields: dict[str, Any] = {"format": "webp"}
+    headers = {"Idempotency-Key": f"order-{change}"}
+    first = post(client, "/api/jobs", tenant, [a, b], headers=headers, **fields)
+    assert first.status_code == 200, first.text
+    uploads = [a, b]
+    if change == "bytes":
+        uploads = [a, ("b.png", images.png(30, 20, seed=3))]
+    elif change == "order":
+        uploads = [b, a]
+    elif change == "field":
+        fields["format"] = "jpg"
+    elif change == "name":
+        uploads = [a, ("c.png", b[1])]
+    elif change == "archive":
+        fields["createArchive"] = True
+    else:
+        fields["priority"] = "high"
+    second = post(client, "/api/jobs", tenant, uploads, headers=headers, **fields)
+    body = assert_error(second, 409, "IDEMPOTENCY_MISMATCH", "different request")
+    assert body["detail"] == {"jobId": first.json()["jobId"]}
+    assert list_jobs(client, tenant)["pagination"]["total"] == 1
+    # The request it was first sent with still replays the job.
+    third = post(client, "/api/jobs", tenant, [a, b], headers=headers, format="webp")
+    assert (third.status_code, third.json()["jobId"]) == (200, first.json()["jobId"])
+    assert third.headers["idempotent-replayed"] == "true"
+
+
+def test_a_replay_spelling_out_the_defaults_is_the_same_request(
+        client: TestClient, tenant: Tenant) -> None:
+    upload = ("a.png", images.png(30, 20))
+    headers = {"Idempotency-Key": "spelled-out"}
+    first = post(client, "/api/jobs", tenant, [upload], headers=headers, format="webp")
+    second = post(client, "/api/jobs", tenant, [upload], headers=headers, format="webp",
+                  formats=["webp"], priority="normal", createArchive=False,
+                  archiveFormat="zip", resize="original")
+    assert (second.status_code, second.json()["jobId"]) == (200, first.json()["jobId"])
+    assert wait_for_job(client, tenant, first.json()["jobId"])["status"] == "completed"
+
+
+def test_the_fingerprint_holds_each_uploads_digest(app_env: AppEnv, client: TestClient,
+                                                   tenant: Tenant) -> None:
+    data = images.png(30, 20)
+    response = post(client, "/api/jobs", tenant, [("a.png", data)], format="webp",
+                    headers={"Idempotency-Key": "digest"})
+    job = app_env.services.jobs.get(response.json()["jobId"])
+    assert job is not None
+    request = jobs.JobRequest(specs=job.specs, paths=(Path("unused"),),
+                              idempotency_key="digest",
+                              digests=(f"sha256:{hashlib.sha256(data).hexdigest()}",))
+    assert job.extra[jobs.FINGERPRINT] == jobs.fingerprint(request)
+    unkeyed = post(client, "/api/jobs", tenant, [("a.png", data)], format="webp")
+    stored = app_env.services.jobs.get(unkeyed.json()["jobId"])
+    assert stored is not None and jobs.FINGERPRINT not in stored.extra
+
+
+def test_a_job_stored_without_a_fingerprint_replays_as_before(
+        app_env: AppEnv, client: TestClient, tenant: Tenant, tmp_path: Path) -> None:
+    svc = app_env.services
+    made = store_job(svc, tenant, [("a.png", images.png(30, 20))], tmp_path)
+    older = dataclasses.replace(made, id=str(uuid.uuid4()))  # as an earlier version kept it
+    assert jobs.FINGERPRINT not in older.extra
+    assert svc.jobs.create(older, "from-before", svc.settings.idempotency_ttl)[1]
+    again = post(client, "/api/jobs", tenant, [("other.png", images.png(10, 10))],
+                 format="jpg", headers={"Idempotency-Key": "from-before"})
+    assert (again.status_code, again.json()["jobId"]) == (200, older.id)
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_a_racing_replay_with_another_request_stores_nothing(
+        app_env: AppEnv, tenant: Tenant, tmp_path: Path) -> None:
+    """The store's own check (two requests with one key in flight at once): the second
+    finds the key taken by the first and is refused, storing nothing."""
+    svc = app_env.services
+    data = images.png(30, 20)
+
+    def request(fmt: OutputFormat) -> jobs.JobRequest:
+        path = tmp_path / f"upload-{fmt.value}"
+        path.write_bytes(data)
+        return jobs.JobRequest(specs=(FileSpec(index=0, filename="a.png", format=fmt),),
+                               paths=(path,), idempotency_key="race",
+                               digests=(f"sha256:{hashlib.sha256(data).hexdigest()}",))
+
+    def store(fmt: OutputFormat) -> tuple[Job, bool]:
+        sources = jobs.source_store(svc, tenant.tenant)
+        try:
+            return jobs.store(svc, tenant.tenant, request(fmt), sources, base_url="")
+        except BaseException:
+            sources.discard()
+            raise
+        finally:
+            sources.close()
+
+    first, created = store(OutputFormat.PNG)
+    assert created
+    with pytest.raises(errors.IdempotencyMismatchError):
+        store(OutputFormat.JPG)
+    assert store(OutputFormat.PNG) == (first, False)
+    assert svc.jobs.list(tenant.tenant, limit=10, offset=0, status=None)[1] == 1
 
 
 def test_idempotency_key_too_long(client: TestClient, tenant: Tenant,

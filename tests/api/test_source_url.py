@@ -145,3 +145,22 @@ def test_other_schemes_are_refused(limited_env: AppEnv) -> None:
     response = _convert(limited_env, "file:///etc/passwd", format="png")
     assert_error(response, 400, "INVALID_FIELD", "'sourceUrl'",
                  "http://")
+
+
+def test_a_keyed_source_url_job_is_fingerprinted_by_its_url(limited_env: AppEnv,
+                                                            origin: str) -> None:
+    tenant = limited_env.new_tenant()
+
+    def send(url: str) -> httpx2.Response:
+        return limited_env.client.post(
+            "/api/jobs", headers={**tenant.headers, "Idempotency-Key": "from-a-url"},
+            files={"sourceUrl": (None, f"{origin}{url}"), "format": (None, "webp")})
+
+    first = send("/photo.jpg")
+    assert first.status_code == 200, first.text
+    again = send("/photo.jpg")
+    assert (again.status_code, again.json()["jobId"]) == (200, first.json()["jobId"])
+    # The same bytes from another URL are another request.
+    assert_error(send("/moved"), 409, "IDEMPOTENCY_MISMATCH")
+    assert wait_for_job(limited_env.client, tenant, first.json()["jobId"])["status"] == \
+        "completed"

@@ -46,6 +46,7 @@ from convertly.models import (
 )
 from convertly.sniff import Kind, sniff_file
 from tests.converters.conftest import BLUE, GREEN, RED, FakeLimits, write_animation
+from tests.media import declared_seconds, lying_matroska, real_seconds
 
 F = OutputFormat
 COMPRESS = JobType.COMPRESS
@@ -556,6 +557,53 @@ def test_too_long_without_a_duration_header(inputs: Inputs, convert: ConvertFn) 
         convert(src, F.MP4, limits=FakeLimits(max_media_seconds=1))
     result = convert(src, F.MP4)
     assert abs(duration_of(ffprobe(result.path)) - SECONDS) <= 0.3
+
+
+@pytest.fixture(scope="module")
+def lying(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    """Matroska files whose headers say they last 1 s."""
+    root = tmp_path_factory.mktemp("lying")
+    (root / "600s.mkv").write_bytes(lying_matroska(600))
+    (root / "60s-audio.mkv").write_bytes(lying_matroska(60, audio=True))
+    (root / "10.3s.mkv").write_bytes(lying_matroska(10.3, fps=10))
+    (root / "10.3s-audio.mkv").write_bytes(lying_matroska(10.3, audio=True))
+    return Inputs(root)
+
+
+@pytest.mark.parametrize(("name", "target", "fields"), [
+    ("600s.mkv", F.MP4, {}),
+    ("600s.mkv", F.WEBM, {}),
+    ("600s.mkv", F.MOV, {}),  # the H.264 stream copied as it is
+    ("600s.mkv", F.GIF, {}),
+    ("600s.mkv", F.WEBP, {}),
+    ("600s.mkv", None, {"job_type": JobType.COMPRESS}),
+    # Small enough already: handed back as it is, unless its packets say otherwise.
+    ("600s.mkv", None, {"job_type": JobType.COMPRESS, "mode": CompressMode.TARGET_SIZE,
+                        "target_bytes": 10_000_000}),
+    ("60s-audio.mkv", F.MP3, {}),
+    ("60s-audio.mkv", F.FLAC, {}),
+])  # fmt: skip
+def test_a_header_that_understates_the_length_does_not_beat_the_limit(
+    lying: Inputs, convert: ConvertFn, name: str, target: OutputFormat | None,
+    fields: dict[str, Any],
+) -> None:
+    assert declared_seconds(lying[name]) == 1.0
+    with pytest.raises(MediaTooLongError, match="more than 10 s") as caught:
+        convert(lying[name], target, limits=FakeLimits(max_media_seconds=10), **fields)
+    assert caught.value.detail == {"maxSeconds": 10, "declaredSeconds": 1.0}
+
+
+@pytest.mark.parametrize(("target", "fields"), [
+    (F.MP4, {"compression": 60}), (F.WEBM, {}), (F.GIF, {}), (F.MP3, {}),
+])  # fmt: skip
+def test_no_output_is_longer_than_the_limit(lying: Inputs, convert: ConvertFn,
+                                            target: OutputFormat, fields: dict[str, Any]) -> None:
+    # Over by less than the tolerance for packet timing: it converts, cut at the limit.
+    src = lying["10.3s-audio.mkv" if target is F.MP3 else "10.3s.mkv"]
+    assert real_seconds(src) > 10.2
+    result = convert(src, target, limits=FakeLimits(max_media_seconds=10), **fields)
+    # An MP3 frame lasts 26 ms: the encoder pads the last one (10.032 s here).
+    assert real_seconds(Path(result.path)) <= 10.0 + (0.05 if target is F.MP3 else 0)
 
 
 def test_too_many_pixels(inputs: Inputs, convert: ConvertFn) -> None:

@@ -4,8 +4,10 @@
   compressed into gz, bz2 or xz.
 - An archive re-packs into zip, tar, tgz or 7z with the same entries. A gz, bz2 or xz source
   holding a tar is a tarball whose entries are re-packed; holding anything else, that file is
-  the one entry. Into its own format (a compress job) it re-packs at a better ratio and the
-  original is kept when that is not smaller.
+  the one entry. Into its own format (a compress job) it re-packs at a better ratio. The
+  result is always rebuilt from the extracted entries, whatever the sizes: the archive as
+  sent is never handed back (it may hold links, devices, absolute or hostile names, which
+  the extraction drops or neutralises).
 - An archive into gz, bz2 or xz: a gz, bz2 or xz source is decompressed and compressed again
   (.tar.gz -> .tar.xz); zip, tar, 7z and rar sources are compressed as one file (tar -> xz
   gives a .tar.xz), their entries untouched.
@@ -224,36 +226,46 @@ def _repack(task: _Task, progress: ProgressFn) -> ConvertedFile:
     pack(extraction.listing(), task.out, task.target.value, best=task.keeps_format)
     notes = extraction.notes()
     if task.keeps_format:
-        notes = _keep_smaller(task, notes)
+        notes = _not_smaller(task, notes)
     return task.result(task.out, task.target.value, notes)
 
 
 def _to_stream(task: _Task) -> ConvertedFile:
-    """Into gz, bz2 or xz: a compressed stream changes compressor, other archives are wrapped."""
+    """Into gz, bz2 or xz: a compressed stream changes compressor, other archives are wrapped.
+    A tarball inside a stream is rebuilt from its checked entries, not passed through."""
     name = base_name(task.spec.filename)
     if task.kind not in _STREAM_KINDS:
         packed = is_packed(task.src)
         compress_file(task.src, task.out, task.target, packed=packed, best=False, name=name)
         inner = extension_for(task.kind.own_format)
-        notes = [f"The {task.kind.label} archive was compressed as one file (a "
-                 f".{inner}.{task.target.value}); its entries are unchanged."]
-        return task.result(task.out, task.target.value, notes)
-    extraction = Extraction(task.workdir / "entries", task.limits, task.src.stat().st_size)
+        return task.result(task.out, task.target.value, [
+            f"The {task.kind.label} archive was compressed as one file (a "
+            f".{inner}.{task.target.value}); its entries are unchanged."])
     entry_name = inner_name(task.spec.filename, task.kind)
     with open_stream(task.src, task.kind) as stream:
-        extraction.file(entry_name, guarded(stream.read, task.kind.label))
-    data = extraction.files()[0].path
-    packed = is_packed(data)
-    if task.keeps_format and packed:
-        shutil.copyfile(task.src, task.out)
-        notes = ["The compressed data is itself already compressed, so the original was kept."]
-        return task.result(task.out, task.target.value, notes)
+        head = guarded(stream.read, task.kind.label)(HEAD_BYTES)
+    notes: list[str] = []
+    if sniff_bytes(head) is Kind.TAR:
+        extraction = task.extract()
+        data = task.workdir / "rebuilt.tar"
+        pack(extraction.listing(), data, "tar")
+        packed = False
+        notes = extraction.notes()
+    else:
+        single = Extraction(task.workdir / "entries", task.limits, task.src.stat().st_size)
+        with open_stream(task.src, task.kind) as stream:
+            single.file(entry_name, guarded(stream.read, task.kind.label))
+        data = single.files()[0].path
+        packed = is_packed(data)
     compress_file(data, task.out, task.target, packed=packed, best=task.keeps_format,
-                   name=entry_name)
+                  name=entry_name)
     if task.keeps_format:
-        return task.result(task.out, task.target.value, _keep_smaller(task, []))
-    notes = [f"Decompressed from {task.kind.own_format} and compressed again as "
-             f"{task.target.value}."]
+        if packed:
+            notes.insert(0, "The compressed data is itself already compressed, so it was "
+                            "stored at the fastest level.")
+        return task.result(task.out, task.target.value, _not_smaller(task, notes))
+    notes.insert(0, f"Decompressed from {task.kind.own_format} and compressed again as "
+                    f"{task.target.value}.")
     return task.result(task.out, task.target.value, notes)
 
 
@@ -286,19 +298,21 @@ def _to_rar(task: _Task) -> ConvertedFile:
     if not task.out.is_file():
         raise ConversionError("rar finished without writing the archive.")
     if task.keeps_format:
-        notes = _keep_smaller(task, notes)
+        notes = _not_smaller(task, notes)
     return task.result(task.out, OutputFormat.RAR.value, notes)
 
 
-def _keep_smaller(task: _Task, notes: list[str]) -> list[str]:
-    """A compress job never hands back a larger file: keep the original when it is smaller."""
+def _not_smaller(task: _Task, notes: list[str]) -> list[str]:
+    """Say so when re-packing into its own format did not make the archive smaller. The
+    rebuilt archive is handed back all the same: the original as sent may hold what the
+    extraction dropped or neutralised."""
     if task.out.stat().st_size < task.src.stat().st_size:
         return notes
-    shutil.copyfile(task.src, task.out)
-    note = "Re-packing did not make the archive smaller, so the original was kept."
+    note = ("Re-packing did not make the archive smaller; it was rebuilt from its checked "
+            "entries all the same (an archive is never handed back as it was sent).")
     if task.kind is Kind.TAR:
         note += " TAR does not compress; convert to tgz, 7z or xz for a smaller file."
-    return [note]
+    return [*notes, note]
 
 
 def _share(progress: ProgressFn, number: int, total: int) -> ProgressFn:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from convertly import filenames
 from convertly.converters.base import Limits
 from convertly.errors import ArchiveTooLargeError, CorruptFileError
 
@@ -42,6 +43,7 @@ class Extraction:
     entries: dict[str, _Entry] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)
     made_relative: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
     _seen: int = 0
     _written: int = 0
 
@@ -111,6 +113,9 @@ class Extraction:
             )
         if self.made_relative:
             notes.append(f"Absolute entry paths were made relative: {names(self.made_relative)}.")
+        if self.renamed:
+            notes.append("Control characters and bidirectional text controls in entry names "
+                         f"were replaced by _: {names(self.renamed)}.")
         return notes
 
     def _admit(self, raw: str) -> str:
@@ -120,6 +125,8 @@ class Extraction:
         name, was_absolute = clean_name(raw)
         if was_absolute:
             self.made_relative.append(raw)
+        if any(filenames.forbidden(c) for c in raw if c not in "/\\"):
+            self.renamed.append(name)
         return name
 
     def _make_dirs(self, path: Path) -> None:
@@ -145,7 +152,8 @@ def clean_name(raw: str) -> tuple[str, bool]:
     """The entry name as a safe relative path, and whether it was absolute.
 
     Leading slashes are dropped (as tar and unzip do); ".." and drive letters are refused:
-    nothing written may land outside the extraction directory.
+    nothing written may land outside the extraction directory. Characters no file name
+    may hold (`filenames.forbidden`) become `_`.
     """
     name = raw.replace("\\", "/")
     parts = name.split("/")
@@ -154,7 +162,9 @@ def clean_name(raw: str) -> tuple[str, bool]:
             f"The archive entry {raw!r} points outside the archive; archives with such "
             "entries are refused for safety. Re-create it with relative entry names."
         )
-    kept = [p for p in parts if p not in ("", ".")]
+    # Control characters and bidirectional text controls are made `_`, as in every name
+    # the service did not take from the client as typed (see convertly.filenames).
+    kept = [filenames.neutral(p) for p in parts if p not in ("", ".")]
     if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in kept):
         raise CorruptFileError(f"The archive entry {raw[:80]!r}... has a name part too long.")
     return "/".join(kept), name.startswith("/")

@@ -4,7 +4,8 @@ Video becomes mp4 or mov (H.264 + AAC), webm (VP9 + Opus), audio (mp3, wav, ogg 
 AAC, flac), an animated gif or webp, or one still frame (jpg png avif tiff heif, encoded by
 the image converter). Audio becomes audio; GIFs become video. Every file is probed first
 (ffprobe) so that the limits are checked before anything is decoded and progress has a
-duration. Compress never hands back a file larger than the original.
+duration; the length limit is enforced while converting too (task.py), since a header can
+lie. Compress never hands back a file larger than the original.
 
 This module checks each file against the target, the compress options and the limits, and
 routes it: video.py makes video, animations and still frames, audio.py audio, and compress.py
@@ -25,6 +26,7 @@ from convertly.converters.media.task import (
     AUDIO_TARGETS,
     BASE_TIMEOUT,
     FRAME_TARGETS,
+    LENGTH_MARGIN,
     VIDEO_TARGETS,
     Task,
 )
@@ -115,7 +117,8 @@ class MediaConverter:
         if duration is None:
             # Streamed WebM (MediaRecorder) announces no duration: read every packet.
             reading = self.timeout_factor * source.size / READ_BYTES_PER_SECOND
-            duration = measure_duration(src, timeout=self.base_timeout + reading)
+            duration = measure_duration(src, timeout=self.base_timeout + reading,
+                                        cap=limits.max_media_seconds + LENGTH_MARGIN)
             _check_limits(info, duration or 0.0, limits)
         task = Task(
             src=src,
@@ -128,8 +131,13 @@ class MediaConverter:
             base_timeout=self.base_timeout,
             timeout_factor=self.timeout_factor,
             progress_period=self.progress_period,
+            max_seconds=limits.max_media_seconds,
         )
         if fits_already(task):
+            # Handed back as it is: first read its packets, in case the header lies.
+            reading = self.timeout_factor * source.size / READ_BYTES_PER_SECOND
+            task.check_length(measure_duration(src, timeout=self.base_timeout + reading,
+                                               cap=task.length_cap) or 0.0)  # fmt: skip
             result = keep_original(task, "The original already fits the target size; it was "
                                    "kept.")  # fmt: skip
         elif target in AUDIO_TARGETS:

@@ -140,16 +140,26 @@ def probe(src: Path, *, timeout: float = PROBE_TIMEOUT) -> MediaInfo:
     return info
 
 
-def measure_duration(src: Path, *, timeout: float) -> float | None:
-    """Duration found by reading every packet (for files whose header does not say it)."""
+def measure_duration(src: Path, *, timeout: float, cap: float | None = None) -> float | None:
+    """Duration found by reading every packet (for files whose header does not say it or
+    may lie), reading no further than `cap` seconds when given."""
     reader = ProgressReader(None, lambda _fraction: None)
     run_ffmpeg(
-        ["-i", input_url(src), "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "null", "-"],
+        ["-i", input_url(src), *length_check_output(cap)],
         timeout=timeout,
         reader=reader,
         workdir=src.parent,
     )
     return reader.seconds or None
+
+
+def length_check_output(cap: float | None) -> list[str]:
+    """An output that copies the source's packets to nowhere, up to `cap` seconds: with it,
+    ffmpeg's progress tells how long the source really is (its header may lie), whatever
+    the other outputs of the run write. Cover art is left out: a single picture would keep
+    the output open, and the source being read, to its end."""
+    limit = [] if cap is None else ["-t", f"{cap:g}"]
+    return ["-map", "0:V?", "-map", "0:a?", "-c", "copy", *limit, "-f", "null", "-"]
 
 
 def _stream(raw: dict[str, Any]) -> Stream:

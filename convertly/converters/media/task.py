@@ -5,6 +5,12 @@ need: the source and its probe, the spec, the target and the output path. It run
 ffmpeg with a timeout scaled to the work and this file's share of the progress, notices a
 source that ends before it says it does, and builds the ConvertedFile. `cover_args` keeps
 the source's cover art where the target holds one.
+
+CONVERTLY_MAX_MEDIA_SECONDS is checked against the duration the container declares before
+anything runs, and enforced while converting, because a header can lie: every output stops
+at the limit (`-t`), and each run also copies the source's packets to nowhere up to
+LENGTH_MARGIN past it, so that ffmpeg's progress tells whether the source goes on. A source
+read more than LENGTH_TOLERANCE past the limit fails with MEDIA_TOO_LONG.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from convertly.converters.media.ffmpeg import (
     MediaInfo,
     ProgressReader,
     Stream,
+    length_check_output,
     output_args,
     run_ffmpeg,
     seconds_label,
 )
+from convertly.errors import MediaTooLongError
 from convertly.models import ConvertedFile, FileSpec, JobType, OutputFormat, mime_for
 
 F = OutputFormat
@@ -38,6 +46,13 @@ _FULL_HD = 1920 * 1080
 WORK_FACTOR = {"mp4": 1.5, "mov": 1.5, "webm": 2.0, "gif": 2.0, "webp": 3.0, "audio": 0.2,
                "copy": 0.2, "frame": 0.0}  # fmt: skip
 _COVER_TARGETS = frozenset({F.MP3, F.M4A, F.FLAC})
+# Seconds past CONVERTLY_MAX_MEDIA_SECONDS: how far a run reads the source (to see whether it
+# goes on), and how far past the limit its packets may end before the file is too long
+# (packet and frame timing; a source that declares the limit may end a little after it).
+# Copied packets are cut in decoding order, which runs behind the presentation times by the
+# frames a codec reorders (B-frames): the margin leaves room for that.
+LENGTH_MARGIN = 3.0
+LENGTH_TOLERANCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class Task:
     base_timeout: float = BASE_TIMEOUT
     timeout_factor: float = 1.0
     progress_period: float = PROGRESS_PERIOD
+    max_seconds: int | None = None  # CONVERTLY_MAX_MEDIA_SECONDS; None: no limit
     written: list[float] = field(default_factory=list)  # seconds each ffmpeg run wrote
 
     @property
@@ -79,6 +95,30 @@ class Task:
         run_ffmpeg(args, timeout=self.timeout(work), reader=reader, workdir=self.workdir,
                    progress_period=self.progress_period)  # fmt: skip
         self.written.append(reader.seconds)
+        self.check_length(reader.seconds)
+
+    def check_length(self, seconds: float) -> None:
+        """MEDIA_TOO_LONG when `seconds` of the source were read past the limit (and the
+        output, cut at the limit, is removed)."""
+        if self.max_seconds is None or seconds <= self.max_seconds + LENGTH_TOLERANCE:
+            return
+        self.out.unlink(missing_ok=True)
+        raise MediaTooLongError(
+            f"The file lasts more than {self.max_seconds:,} s, this server's limit "
+            f"(CONVERTLY_MAX_MEDIA_SECONDS), although its header says "
+            f"{seconds_label(self.duration)}. Send a shorter file or ask the operator to raise "
+            "the limit.",
+            detail={"maxSeconds": self.max_seconds, "declaredSeconds": round(self.duration, 3)},
+        )
+
+    def source_cap(self) -> list[str]:
+        """Input options that stop reading the source LENGTH_MARGIN past the limit (for a
+        run whose output says nothing of the source's length, such as a GIF palette)."""
+        return [] if self.max_seconds is None else ["-t", f"{self.length_cap:g}"]
+
+    @property
+    def length_cap(self) -> float | None:
+        return None if self.max_seconds is None else self.max_seconds + LENGTH_MARGIN
 
     def truncation(self, *streams: Stream | None) -> list[str]:
         """A note when the last run wrote clearly less than the streams announce (ffmpeg
@@ -92,7 +132,12 @@ class Task:
         return []
 
     def output(self) -> list[str]:
-        return output_args(self.target.value, self.out, strip=self.spec.strip_metadata)
+        """The output (cut at the limit), then the length check's (see the docstring)."""
+        if self.max_seconds is None:
+            return output_args(self.target.value, self.out, strip=self.spec.strip_metadata)
+        return ["-t", str(self.max_seconds),
+                *output_args(self.target.value, self.out, strip=self.spec.strip_metadata),
+                *length_check_output(self.length_cap)]  # fmt: skip
 
     def result(
         self, notes: list[str], quality: int | None = None, size: tuple[int, int] | None = None

@@ -170,8 +170,9 @@ def to_animation(task: Task) -> ConvertedFile:
         # Two passes, so that no frame waits in memory for the palette of the whole clip.
         palette = task.workdir / "palette.png"
         first = filter_graph(video, filters, flatten=video.has_alpha, finish=["palettegen"])
-        task.run([*source, "-filter_complex", first, "-map", "[v]", "-frames:v", "1",
-                  "-f", "image2", str(palette)], work / 2, (0.0, 0.5))  # fmt: skip
+        task.run([*task.source_cap(), *source, "-filter_complex", first, "-map", "[v]",
+                  "-frames:v", "1", "-f", "image2", str(palette)], work / 2,
+                 (0.0, 0.5))  # fmt: skip
         graph = filter_graph(video, filters, flatten=video.has_alpha, out="x")
         graph += f";[x][1:v]{GIF_PALETTE_USE}[v]"
         task.run([*source, "-i", str(palette), "-filter_complex", graph, "-map", "[v]",
