@@ -19,6 +19,7 @@ from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
 from convertly.executors import build_executor
 from convertly.executors.base import Executor
+from convertly.fetches import FetchPool
 from convertly.settings import Settings
 from convertly.webhooks import Dispatcher
 
@@ -37,6 +38,8 @@ def create_app(
     services = services or service.build_services(settings)
     executor = executor or build_executor(services)
     dispatcher = Dispatcher(services)
+    fetches = FetchPool(settings.fetch_concurrency, settings.fetch_tenant_concurrency,
+                        settings.fetch_tenant_queue)
     dog = watchdog.Watchdog(services, executor)
 
     @contextlib.asynccontextmanager
@@ -57,6 +60,7 @@ def create_app(
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
+            fetches.close()
             dispatcher.stop()
             await sender
             for task in (looking, maintenance):
@@ -80,6 +84,7 @@ def create_app(
     app.state.executor = executor
     app.state.settings = settings
     app.state.dispatcher = dispatcher
+    app.state.fetches = fetches
     app.state.watchdog = dog
     return app
 

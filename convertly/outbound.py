@@ -5,22 +5,33 @@ and the connection goes to those checked addresses while the Host header and TLS
 name, so a second DNS answer cannot point the request elsewhere (DNS rebinding). A webhook
 POST follows no redirect and reads only a small excerpt of the answer. A source download
 follows a few redirects, each hop checked like the first, and streams the body to a file
-under a size limit and a deadline. `allow_private` lifts the address check, for servers on
-one's own network; `setting` names the setting that does, in the refusals.
+under a size limit. `allow_private` lifts the address check, for servers on one's own
+network; `setting` names the setting that does, in the refusals.
+
+Every request has one deadline (`timeout`) over everything it does: connecting, the TLS
+handshake, sending, the status line, the headers and the body (a download's redirects
+included). It is enforced on the socket: each send and receive may block only for the time
+that is left, so a server that trickles one byte a second is cut at the deadline, not at a
+read timeout that each byte restarts. An answer's headers are limited in number
+(MAX_HEADER_LINES) and in total size (MAX_HEADER_BYTES). A `Stop` ends a request from
+another thread at once (its socket is shut down under the reading thread).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -29,7 +40,8 @@ USER_AGENT = "Convertly-Webhooks/1.0"
 FETCH_USER_AGENT = "Convertly-Fetch/1.0"
 WEBHOOK_SETTING = "CONVERTLY_WEBHOOK_ALLOW_PRIVATE"
 MAX_REDIRECTS = 5
-READ_TIMEOUT = 30.0  # the longest silence within a download
+MAX_HEADER_LINES = 64  # header lines in an answer (its status line not counted)
+MAX_HEADER_BYTES = 64 * 1024  # status line and headers together
 CHUNK = 1024 * 1024
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -164,13 +176,147 @@ def resolve(target: Target, *, allow_private: bool, resolver: Resolver = system_
     return list(dict.fromkeys(found))
 
 
-def _connect(ips: list[Address], port: int, timeout: float | None) -> socket.socket:
-    """A connection to the first of `ips` that answers (each within `timeout`)."""
+class Stop:
+    """Ends a request from another thread: `set()` marks it and shuts its socket down, so a
+    send or receive blocked in the requesting thread returns at once, and the request
+    raises (DownloadCancelled for a download)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._sockets: list[socket.socket] = []
+
+    @property
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def _watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self._set:
+                return
+        _shut(sock)
+
+    def _forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            if sock in self._sockets:
+                self._sockets.remove(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for a TLS socket: SSLSocket.shutdown would first
+    # drop its TLS state under the thread that is reading it.
+    with contextlib.suppress(OSError):  # not connected yet, or closed already
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class DeadlineExceeded(TimeoutError):
+    """The request took its whole `timeout`."""
+
+
+class Stopped(OSError):
+    """The request was ended by its Stop."""
+
+
+class _Deadline:
+    """One request's end: `left()` is the time that remains, or raises once none does."""
+
+    def __init__(self, seconds: float, stop: Stop | None) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.stop = stop
+
+    def left(self) -> float:
+        if self.stop is not None and self.stop.is_set:
+            raise Stopped("stopped")
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(f"no complete answer within {self.seconds:g} s")
+        return left
+
+    @property
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+
+class _TimedSocket(socket.socket):
+    """A TCP socket whose every send and receive waits at most the request's remaining time
+    (http.client reads through `recv_into` and writes through `sendall`)."""
+
+    deadline: _Deadline | None = None
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            self.settimeout(self.deadline.left())
+
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        self._arm()
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self._arm()
+        return super().recv_into(*args, **kwargs)
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self._arm()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
+        self._arm()  # a timeout bounds the whole of sendall
+        super().sendall(*args, **kwargs)
+
+
+class _TimedSSLSocket(ssl.SSLSocket):
+    """The same for TLS: what `_TimedSocket` does, on the socket that replaces it once the
+    handshake (itself bounded by the time left when it starts) is done."""
+
+    deadline: _Deadline | None = None
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            self.settimeout(self.deadline.left())
+
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        self._arm()
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self._arm()
+        return super().recv_into(*args, **kwargs)
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self._arm()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
+        self._arm()
+        super().sendall(*args, **kwargs)
+
+
+def _connect(ips: list[Address], port: int, deadline: _Deadline) -> _TimedSocket:
+    """A connection to the first of `ips` that answers, within the deadline."""
     error: OSError = OSError("no address to connect to")
     for ip in ips:
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        sock = _TimedSocket(family, socket.SOCK_STREAM)
+        sock.deadline = deadline
+        if deadline.stop is not None:
+            deadline.stop._watch(sock)
         try:
-            sock = socket.create_connection((str(ip), port), timeout)
+            sock.settimeout(deadline.left())
+            sock.connect((str(ip), port))
+        except (DeadlineExceeded, Stopped):
+            _close(sock, deadline)
+            raise
         except OSError as exc:
+            _close(sock, deadline)
             error = exc
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -178,43 +324,120 @@ def _connect(ips: list[Address], port: int, timeout: float | None) -> socket.soc
     raise error
 
 
+def _close(sock: socket.socket, deadline: _Deadline) -> None:
+    if deadline.stop is not None:
+        deadline.stop._forget(sock)
+    sock.close()
+
+
+class HeaderLimitError(http.client.HTTPException):
+    """The answer's headers are over MAX_HEADER_LINES lines or MAX_HEADER_BYTES bytes."""
+
+
+class _HeaderBudget:
+    """The answer's file while its status line and headers are read (http.client reads them
+    with `readline`): counts their lines and bytes against the limits."""
+
+    def __init__(self, fp: Any) -> None:
+        self._fp = fp
+        self._lines = 0
+        self._bytes = 0
+        self._status_next = True
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._fp.readline(limit)
+        self._bytes += len(line)
+        if self._bytes > MAX_HEADER_BYTES:
+            raise HeaderLimitError(f"its headers are over {MAX_HEADER_BYTES:,} bytes")
+        if self._status_next:
+            self._status_next = False
+        elif line in (b"\r\n", b"\n", b""):
+            self._status_next = True  # the end of a header block (a 1xx answer's, too)
+        else:
+            self._lines += 1
+        if self._lines > MAX_HEADER_LINES:
+            raise HeaderLimitError(f"it has more than {MAX_HEADER_LINES} header lines")
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
+class _LimitedResponse(http.client.HTTPResponse):
+    def begin(self) -> None:
+        fp = self.fp
+        self.fp = _HeaderBudget(fp)  # type: ignore[assignment]
+        try:
+            super().begin()
+        finally:
+            self.fp = fp
+
+
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, ips: list[Address], timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
+    response_class = _LimitedResponse
+
+    def __init__(self, host: str, port: int, ips: list[Address], deadline: _Deadline) -> None:
+        super().__init__(host, port)
         self._ips = ips
+        self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = _connect(self._ips, self.port, self.timeout)
+        self.sock = _connect(self._ips, self.port, self._deadline)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, ips: list[Address], timeout: float,
+    response_class = _LimitedResponse
+
+    def __init__(self, host: str, port: int, ips: list[Address], deadline: _Deadline,
                  context: ssl.SSLContext) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
+        super().__init__(host, port, context=context)
         self._ips = ips
+        self._deadline = deadline
         self._tls = context
 
     def connect(self) -> None:
-        sock = _connect(self._ips, self.port, self.timeout)
-        # SNI and certificate check against the name, not the address we connected to.
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        deadline = self._deadline
+        sock = _connect(self._ips, self.port, deadline)
+        sock.settimeout(deadline.left())  # bounds the whole handshake
+        try:
+            # SNI and certificate check against the name, not the address we connected to.
+            tls = self._tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            _close(sock, deadline)
+            raise
+        if deadline.stop is not None:
+            deadline.stop._forget(sock)  # its descriptor now belongs to `tls`
+            deadline.stop._watch(tls)
+        assert isinstance(tls, _TimedSSLSocket)
+        tls.deadline = deadline
+        self.sock = tls
 
 
-def _open(target: Target, ips: list[Address], timeout: float) -> http.client.HTTPConnection:
+def _open(target: Target, ips: list[Address], deadline: _Deadline
+          ) -> http.client.HTTPConnection:
     if target.scheme == "https":
-        return _PinnedHTTPS(target.host, target.port, ips, timeout,
-                            ssl.create_default_context())
-    return _PinnedHTTP(target.host, target.port, ips, timeout)
+        context = ssl.create_default_context()
+        context.sslsocket_class = _TimedSSLSocket
+        return _PinnedHTTPS(target.host, target.port, ips, deadline, context)
+    return _PinnedHTTP(target.host, target.port, ips, deadline)
+
+
+def _finish(conn: http.client.HTTPConnection, deadline: _Deadline) -> None:
+    if deadline.stop is not None and conn.sock is not None:
+        deadline.stop._forget(conn.sock)
+    conn.close()
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
          allow_private: bool, resolver: Resolver = system_resolver) -> Answer:
     """POST `body` to `url` at its checked address; the answer's status and the start of its
-    body. Raise RefusedURLError for a URL we never send to, DeliveryFailed when no answer
-    came. Redirects are answers like any other (not followed)."""
+    body, all within `timeout` seconds. Raise RefusedURLError for a URL we never send to,
+    DeliveryFailed when no answer came. Redirects are answers like any other (not
+    followed)."""
     target = check_url(url, allow_private=allow_private)
+    deadline = _Deadline(timeout, None)
     ips = resolve(target, allow_private=allow_private, resolver=resolver)
-    conn = _open(target, ips, timeout)
+    conn = _open(target, ips, deadline)
     try:
         conn.putrequest("POST", target.path, skip_accept_encoding=True)
         sent = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
@@ -226,14 +449,18 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
         return Answer(status=response.status,
                       excerpt=excerpt.decode("utf-8", "replace"))
     except (OSError, http.client.HTTPException) as exc:
-        raise DeliveryFailed(_describe(exc)) from exc
+        raise DeliveryFailed(_describe(exc, deadline)) from exc
     finally:
-        conn.close()
+        _finish(conn, deadline)
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return "timed out"
+def _describe(exc: BaseException, deadline: _Deadline) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout) or deadline.passed:
+        return f"timed out: no complete answer within {deadline.seconds:g} s"
+    if isinstance(exc, HeaderLimitError):
+        return f"the answer was refused: {exc}"
+    if isinstance(exc, http.client.LineTooLong):
+        return "the answer was refused: a header line is too long"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc.reason or exc}"
     if isinstance(exc, ConnectionRefusedError):
@@ -255,6 +482,10 @@ class DownloadTooLarge(DownloadFailed):
     """The source is larger than the limit."""
 
 
+class DownloadCancelled(DownloadFailed):
+    """The download was ended by its Stop (its client went away)."""
+
+
 @dataclass(frozen=True)
 class Download:
     """A source written to disk: the name it goes by, its declared type and its size."""
@@ -265,11 +496,13 @@ class Download:
 
 
 def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_private: bool,
-             setting: str, resolver: Resolver = system_resolver) -> Download:
+             setting: str, resolver: Resolver = system_resolver,
+             stop: Stop | None = None) -> Download:
     """GET `url` into `dest`, following up to MAX_REDIRECTS redirects (each hop checked as
-    the first), in at most `timeout` seconds and `max_bytes` bytes. Raise RefusedURLError
-    for a URL we never fetch, DownloadTooLarge past the limit, DownloadFailed otherwise."""
-    deadline = time.monotonic() + timeout
+    the first), in at most `timeout` seconds in all and `max_bytes` bytes. Raise
+    RefusedURLError for a URL we never fetch, DownloadTooLarge past the limit,
+    DownloadCancelled once `stop` is set, DownloadFailed otherwise."""
+    deadline = _Deadline(timeout, stop)
     for _ in range(MAX_REDIRECTS + 1):
         target = check_url(url, allow_private=allow_private, setting=setting)
         try:
@@ -279,7 +512,7 @@ def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_priv
             if exc.permanent:
                 raise RefusedURLError(exc.message) from exc
             raise DownloadFailed(exc.message) from exc
-        conn = _open(target, ips, min(READ_TIMEOUT, max(deadline - time.monotonic(), 0.1)))
+        conn = _open(target, ips, deadline)
         try:
             conn.putrequest("GET", target.path, skip_accept_encoding=True)
             conn.putheader("User-Agent", FETCH_USER_AGENT)
@@ -298,27 +531,30 @@ def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_priv
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise DownloadTooLarge(f"it is {int(declared):,} bytes, over the limit of "
                                        f"{max_bytes:,}")
-            size = _save(response, dest, max_bytes, deadline, timeout)
+            size = _save(response, dest, max_bytes, deadline)
             return Download(filename=_filename(response, url),
                             content_type=response.getheader("Content-Type") or "",
                             size=size)
         except (OSError, http.client.HTTPException) as exc:
-            raise DownloadFailed(_describe(exc)) from exc
+            if stop is not None and stop.is_set:
+                raise DownloadCancelled("the download was stopped") from exc
+            if isinstance(exc, TimeoutError) or deadline.passed:
+                raise DownloadFailed(f"it took longer than {timeout:g} s") from exc
+            raise DownloadFailed(_describe(exc, deadline)) from exc
         finally:
-            conn.close()
+            _finish(conn, deadline)
     raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _save(response: http.client.HTTPResponse, dest: Path, max_bytes: int, deadline: float,
-          timeout: float) -> int:
+def _save(response: http.client.HTTPResponse, dest: Path, max_bytes: int,
+          deadline: _Deadline) -> int:
     size = 0
     with dest.open("wb") as out:
         while chunk := response.read1(CHUNK):
             size += len(chunk)
             if size > max_bytes:
                 raise DownloadTooLarge(f"it is over the limit of {max_bytes:,} bytes")
-            if time.monotonic() > deadline:
-                raise DownloadFailed(f"it took longer than {timeout:g} s")
+            deadline.left()  # also between reads that each came in time
             out.write(chunk)
     return size
 

@@ -341,8 +341,9 @@ class Settings:
         "may reach your own network through this server).", _bool,
     )
     fetch_timeout: float = setting(
-        "CONVERTLY_FETCH_TIMEOUT", 300.0, "Seconds a `sourceUrl` download may take in all "
-        "(redirects included); the file size limit is CONVERTLY_MAX_FILE_BYTES.",
+        "CONVERTLY_FETCH_TIMEOUT", 300.0, "Seconds a `sourceUrl` download may take in all: "
+        "connecting, TLS, headers and body, redirects included (a server that trickles its "
+        "answer is cut off then); the file size limit is CONVERTLY_MAX_FILE_BYTES.",
         _positive_float,
     )
 
@@ -366,8 +367,10 @@ class Settings:
         "webhook delivery, in seconds.", _positive_float,
     )
     webhook_timeout: float = setting(
-        "CONVERTLY_WEBHOOK_TIMEOUT", 10.0, "Seconds a webhook receiver gets to accept the "
-        "connection, and again to answer.", _positive_float,
+        "CONVERTLY_WEBHOOK_TIMEOUT", 10.0, "Seconds one webhook attempt may take in all: "
+        "connecting, TLS, sending the event and the receiver's status line and headers (a "
+        "receiver that trickles its answer is cut off then, and the attempt failed).",
+        _positive_float,
     )
     webhook_progress_interval: float = setting(
         "CONVERTLY_WEBHOOK_PROGRESS_INTERVAL", 10.0, "Fewest seconds between two "
@@ -416,6 +419,33 @@ class Settings:
         "CONVERTLY_TENANT_MAX_STORED_BYTES", 50 * 1024**3, "Bytes one tenant may keep in "
         "storage (what /api/files lists, job outputs included); uploads, saved conversions "
         "and new jobs over it get 403 STORAGE_LIMIT. 0: no limit.", _non_negative_int,
+    )
+
+    # Outside work on pools of its own, shared fairly: sourceUrl downloads and webhook
+    # deliveries never run on the threads the other routes use, and one tenant's slow
+    # origins or receivers hold only its share of them.
+    fetch_concurrency: int = setting(
+        "CONVERTLY_FETCH_CONCURRENCY", 16, "`sourceUrl` downloads each API process runs at "
+        "once, on threads of their own (never those of the other routes).", _positive_int,
+    )
+    fetch_tenant_concurrency: int = setting(
+        "CONVERTLY_FETCH_TENANT_CONCURRENCY", 4, "`sourceUrl` downloads one tenant runs at "
+        "once in an API process; its others wait, behind the waiting downloads of tenants "
+        "that run fewer.", _positive_int,
+    )
+    fetch_tenant_queue: int = setting(
+        "CONVERTLY_FETCH_TENANT_QUEUE", 16, "`sourceUrl` downloads of one tenant that may wait "
+        "for a thread in an API process; one more is answered 503 QUEUE_FULL with "
+        "Retry-After.", _non_negative_int,
+    )
+    webhook_tenant_concurrency: int = setting(
+        "CONVERTLY_WEBHOOK_TENANT_CONCURRENCY", 4, "Webhook deliveries of one tenant each API "
+        "process sends at once (of CONVERTLY_WEBHOOK_CONCURRENCY): one tenant's slow "
+        "receivers never hold every sender.", _positive_int,
+    )
+    webhook_endpoint_concurrency: int = setting(
+        "CONVERTLY_WEBHOOK_ENDPOINT_CONCURRENCY", 2, "Webhook deliveries to one endpoint each "
+        "API process sends at once.", _positive_int,
     )
 
     @property

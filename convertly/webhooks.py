@@ -16,6 +16,7 @@ links are signed by the API (whose secret and address they need) and fresh on ea
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -43,6 +44,7 @@ from convertly.state.records import (
     Delivery,
     DeliveryStatus,
     Endpoint,
+    Shares,
     new_id,
 )
 from convertly.views import job_view
@@ -304,15 +306,27 @@ def _send(svc: Services, delivery: Delivery, endpoint: Endpoint, post: Post, sta
 class Dispatcher:
     """Sends due deliveries from an API process: claims them from the store (held for a
     lease, so several API processes share the work and a crash only delays a delivery),
-    POSTs each from a small thread pool and records the outcome. `run()` is the task; after
-    `stop()` it ends once the requests in flight (at most the timeout) are recorded."""
+    POSTs each from a small thread pool of its own and records the outcome. `run()` is the
+    task; after `stop()` it ends once the requests in flight (at most the timeout) are
+    recorded.
+
+    The pool is shared fairly: a claim skips the tenants that have
+    CONVERTLY_WEBHOOK_TENANT_CONCURRENCY deliveries in flight here, and the endpoints that
+    have CONVERTLY_WEBHOOK_ENDPOINT_CONCURRENCY, and the other tenants take turns; so one
+    tenant's slow receivers (each attempt ends at CONVERTLY_WEBHOOK_TIMEOUT) hold a few
+    threads, never all of them."""
 
     def __init__(self, svc: Services, post: Post = outbound.post) -> None:
         self.svc = svc
         self.post = post
-        self.concurrency = svc.settings.webhook_concurrency
-        self.lease = 2 * svc.settings.webhook_timeout + 30
+        settings = svc.settings
+        self.concurrency = settings.webhook_concurrency
+        self.per_tenant = min(settings.webhook_tenant_concurrency, self.concurrency)
+        self.per_endpoint = settings.webhook_endpoint_concurrency
+        self.lease = 2 * settings.webhook_timeout + 30
         self._in_flight = 0
+        self._tenants: collections.Counter[str] = collections.Counter()
+        self._endpoints: collections.Counter[str] = collections.Counter()
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -322,14 +336,26 @@ class Dispatcher:
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _done(self, future: concurrent.futures.Future[Any]) -> None:
+    def _done(self, delivery: Delivery, future: concurrent.futures.Future[Any]) -> None:
         self._in_flight -= 1
+        for counts, key in ((self._tenants, delivery.tenant),
+                            (self._endpoints, delivery.endpoint_id)):
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
         if self._wake is not None:
             self._wake.set()
         exc = future.exception()
         if exc is not None:
             log.warning("a webhook attempt was not recorded (retried after its lease): %r",
                         exc)
+
+    def _on_done(self, loop: asyncio.AbstractEventLoop, delivery: Delivery
+                 ) -> Callable[[concurrent.futures.Future[Any]], None]:
+        """The sending thread's callback: `_done` on the loop."""
+        def done(future: concurrent.futures.Future[Any]) -> None:
+            loop.call_soon_threadsafe(self._done, delivery, future)
+        return done
 
     async def run(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
@@ -344,9 +370,10 @@ class Dispatcher:
                 if free > 0:
                     for delivery in await self._claim(free):
                         self._in_flight += 1
+                        self._tenants[delivery.tenant] += 1
+                        self._endpoints[delivery.endpoint_id] += 1
                         future = pool.submit(attempt, self.svc, delivery, self.post)
-                        future.add_done_callback(
-                            lambda f: loop.call_soon_threadsafe(self._done, f))
+                        future.add_done_callback(self._on_done(loop, delivery))
                 if time.monotonic() - purged_at > PURGE_INTERVAL:
                     purged_at = time.monotonic()
                     await self._purge()
@@ -366,9 +393,11 @@ class Dispatcher:
             self._wake.set()
 
     async def _claim(self, limit: int) -> list[Delivery]:
+        shares = Shares(self.per_tenant, self.per_endpoint, dict(self._tenants),
+                        dict(self._endpoints))
         try:
             return await asyncio.to_thread(self.svc.webhooks.claim_due, time.time(), limit,
-                                           self.lease)
+                                           self.lease, shares)
         except Exception as exc:
             log.warning("webhook deliveries not claimed: %r", exc)
             return []

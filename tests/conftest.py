@@ -30,6 +30,7 @@ SLOW_PATHS = (
     "tests/api/test_priority.py",
     "tests/api/test_watchdog.py",  # lost files healed, in both modes
     "tests/api/test_full_disk.py",  # a tmpfs filled up, a job waiting for space to return
+    "tests/api/test_slow_outside.py",  # trickling origins and receivers, cut at deadlines
 )
 SLOW_PARAMETERS = {"distributed", "s3"}
 SLOW_TESTS = {

@@ -1,17 +1,22 @@
 """The outbound guard: requests to user-given URLs reach public addresses only, at the address
-that was checked, without following redirects, within the timeout."""
+that was checked, without following redirects, within one deadline over the whole request
+(servers that trickle their handshake, headers or body are cut at it), with limits on an
+answer's headers, and stoppable from another thread."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from convertly import outbound
 from tests.receiver import Receiver
+from tests.trickle import BODY_TRICKLE, ENDLESS_HEADERS, Trickler
 
 REFUSED_LITERALS = [
     "127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
@@ -161,3 +166,87 @@ def test_https_checks_the_certificate_against_the_name() -> None:
     finally:
         thread.join(2)
         server.close()
+
+
+# --- one deadline over the whole request ------------------------------------------------------
+
+DEADLINE = 1.0
+TLS_HELLO_TRICKLE = b"\x16\x03\x03\x40\x00\x02" + b"\x00" * 20_000  # a ServerHello, slowly
+
+
+def _fetch(url: str, dest: Path, timeout: float = DEADLINE,
+           stop: outbound.Stop | None = None) -> outbound.Download:
+    return outbound.download(url, dest, max_bytes=10**6, timeout=timeout, allow_private=True,
+                             setting="CONVERTLY_FETCH_ALLOW_PRIVATE", stop=stop,
+                             resolver=table({"origin.example.test": ["127.0.0.1"],
+                                            "127.0.0.1": ["127.0.0.1"]}))
+
+
+def _cut(call: Callable[[], object], error: type[Exception], says: str) -> float:
+    started = time.monotonic()
+    with pytest.raises(error, match=says):
+        call()
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize(("payload", "interval", "step"), [
+    (ENDLESS_HEADERS, 0.2, 1),  # a header byte every 0.2 s: each read comes in time
+    (BODY_TRICKLE, 0.1, 100),  # the body, 1 KB/s
+], ids=["headers", "body"])
+def test_a_trickling_origin_is_cut_at_the_deadline(tmp_path: Path, payload: bytes,
+                                                   interval: float, step: int) -> None:
+    with Trickler(payload, interval, step) as origin:
+        took = _cut(lambda: _fetch(origin.url("/a.jpg"), tmp_path / "a"),
+                    outbound.DownloadFailed, f"longer than {DEADLINE:g} s")
+        assert DEADLINE - 0.1 < took < DEADLINE + 1, took
+        # The connection is closed, not left open (the origin notices between two sends).
+        assert origin.wait_closed(interval + 1) < interval + 1
+
+
+def test_a_trickling_receiver_is_cut_at_the_deadline() -> None:
+    with Trickler(ENDLESS_HEADERS, 0.2) as receiver:
+        took = _cut(lambda: outbound.post(receiver.url("/hook"), b"{}", {}, timeout=DEADLINE,
+                                          allow_private=True),
+                    outbound.DeliveryFailed, f"timed out: no complete answer within {DEADLINE:g}")
+        assert DEADLINE - 0.1 < took < DEADLINE + 1, took
+
+
+def test_a_trickled_tls_handshake_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    with Trickler(TLS_HELLO_TRICKLE, 0.2) as origin:
+        url = f"https://origin.example.test:{origin.port}/a.jpg"
+        took = _cut(lambda: _fetch(url, tmp_path / "a"), outbound.DownloadFailed,
+                    f"longer than {DEADLINE:g} s")
+        assert DEADLINE - 0.1 < took < DEADLINE + 1, took
+
+
+@pytest.mark.parametrize(("headers", "says"), [
+    (b"".join(b"X-H%d: 1\r\n" % i for i in range(64)), "more than 64 header lines"),
+    (b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 2000) for i in range(40)), "over 65,536 bytes"),
+], ids=["count", "size"])
+def test_answers_with_too_many_headers_are_refused(tmp_path: Path, headers: bytes,
+                                                   says: str) -> None:
+    answer = b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\nok"
+    with Trickler(answer, 0, step=len(answer)) as origin:
+        with pytest.raises(outbound.DownloadFailed, match=says):
+            _fetch(origin.url("/a.jpg"), tmp_path / "a")
+        with pytest.raises(outbound.DeliveryFailed, match=says):
+            outbound.post(origin.url("/hook"), b"{}", {}, timeout=2, allow_private=True)
+    # Just under both limits: taken.
+    fine = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(63))
+    answer = b"HTTP/1.1 200 OK\r\n" + fine + b"Content-Length: 2\r\n\r\nok"
+    with Trickler(answer, 0, step=len(answer)) as origin:
+        assert _fetch(origin.url("/a.jpg"), tmp_path / "b").size == 2
+
+
+def test_a_stopped_download_ends_at_once(tmp_path: Path) -> None:
+    stop = outbound.Stop()
+    with Trickler(BODY_TRICKLE, 0.2, 10) as origin:
+        threading.Timer(0.5, stop.set).start()
+        took = _cut(lambda: _fetch(origin.url("/a.jpg"), tmp_path / "a", timeout=30,
+                                   stop=stop),
+                    outbound.DownloadCancelled, "stopped")
+        assert took < 1.5, took
+        assert origin.wait_closed(2) < 2
+    # A stop set before the request starts stops it before it connects.
+    with Trickler(BODY_TRICKLE, 0.2, 10) as origin, pytest.raises(outbound.DownloadCancelled):
+        _fetch(origin.url("/a.jpg"), tmp_path / "b", stop=stop)

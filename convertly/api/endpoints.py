@@ -56,7 +56,8 @@ async def compress(request: Request) -> Response:
 async def _sync(request: Request, job_type: JobType) -> Response:
     key = authenticate(request)
     svc = services(request)
-    parsed = await forms.read_convert(request, svc.settings, svc.scratch_root, job_type)
+    parsed = await forms.read_convert(request, key.tenant, svc.settings, svc.scratch_root,
+                                      job_type)
     try:
         outputs = await conversions.run(svc, executor(request), key.tenant, parsed)
         files = [render_output(request, key, output) for output in outputs]
@@ -115,7 +116,7 @@ async def create_job(request: Request) -> Response:
     created = False
     try:
         async with forms.receive_job(
-                request, svc.settings, svc.scratch_root,
+                request, key.tenant, svc.settings, svc.scratch_root,
                 on_file=lambda index, upload: sources.start(index, upload.filename,
                                                             upload.path)) as parsed:
             job, created = await jobs.create(svc, executor(request), key.tenant, parsed,

@@ -30,6 +30,7 @@ from convertly.errors import (
     PayloadTooLargeError,
     TooManyFilesError,
 )
+from convertly.fetches import FetchPool
 from convertly.fields import BY_NAME, Field
 from convertly.jobs import JobRequest
 from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, ResizePreset
@@ -296,10 +297,11 @@ def value(form: ParsedForm, field: Field) -> Any:
     return field.parse(raw, field.name, None)
 
 
-def fetch_source(form: ParsedForm, settings: Settings) -> None:
+def fetch_source(form: ParsedForm, settings: Settings, stop: outbound.Stop | None = None
+                 ) -> None:
     """A `sourceUrl` in place of files (Convertly's SDKs send one for a URL input): download
     it into the spool as the request's one file, under the per-file size limit. Blocking:
-    run it in a thread."""
+    run it on the fetch pool (`fetch`); `stop` ends it early (DownloadCancelled)."""
     url = form.get("sourceUrl")
     if url is None:
         return
@@ -309,7 +311,10 @@ def fetch_source(form: ParsedForm, settings: Settings) -> None:
     try:
         got = outbound.download(
             url, path, max_bytes=settings.max_file_bytes, timeout=settings.fetch_timeout,
-            allow_private=settings.fetch_allow_private, setting="CONVERTLY_FETCH_ALLOW_PRIVATE")
+            allow_private=settings.fetch_allow_private, setting="CONVERTLY_FETCH_ALLOW_PRIVATE",
+            stop=stop)
+    except outbound.DownloadCancelled:
+        raise
     except outbound.RefusedURLError as exc:
         raise InvalidFieldError("sourceUrl", str(exc)) from exc
     except outbound.DownloadTooLarge as exc:
@@ -400,25 +405,43 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-async def _received(request: Request, settings: Settings, spool_root: Path,
+async def fetch(request: Request, tenant: str, form: ParsedForm, settings: Settings) -> None:
+    """`fetch_source` on the app's fetch pool, in the tenant's turn; stopped (and the request
+    ended as a client disconnect) when the client hangs up."""
+    pool: FetchPool = request.app.state.fetches
+    try:
+        await pool.run(tenant, lambda stop: fetch_source(form, settings, stop),
+                       lambda: _client_gone(request))
+    except outbound.DownloadCancelled:
+        raise ClientDisconnect() from None
+
+
+async def _client_gone(request: Request) -> None:
+    """Return once the client disconnects (the body is read: the next ASGI message is the
+    disconnect, which the server sends as soon as the connection closes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.05)  # a server that repeats the body's end: do not spin
+
+
+async def _received(request: Request, tenant: str, settings: Settings, spool_root: Path,
                     on_file: Callable[[int, UploadedFile], None] | None,
                     digests: bool = False) -> ParsedForm:
     """The spooled body, with a sourceUrl's file fetched into it."""
     form = await parse_multipart(request, settings, spool_root, on_file, digests=digests)
     try:
         if form.get("sourceUrl") is not None:  # no thread hop for an upload
-            await asyncio.to_thread(fetch_source, form, settings)
+            await fetch(request, tenant, form, settings)
     except BaseException:
         await asyncio.to_thread(form.cleanup)
         raise
     return form
 
 
-async def read_convert(request: Request, settings: Settings, spool_root: Path,
+async def read_convert(request: Request, tenant: str, settings: Settings, spool_root: Path,
                        job_type: JobType) -> ConvertRequest:
     """A sync conversion's request, every field checked (400 naming field and file). The
     caller removes `spool` (`discard`) once the answer is sent."""
-    form = await _received(request, settings, spool_root, None)
+    form = await _received(request, tenant, settings, spool_root, None)
     try:
         if job_type is JobType.COMPRESS:
             refuse_format(form)
@@ -437,14 +460,15 @@ def discard(request: ConvertRequest) -> None:
 
 
 @contextlib.asynccontextmanager
-async def receive_job(request: Request, settings: Settings, spool_root: Path,
+async def receive_job(request: Request, tenant: str, settings: Settings, spool_root: Path,
                       on_file: Callable[[int, UploadedFile], None] | None = None
                       ) -> AsyncIterator[JobRequest]:
     """A job's request, every field checked (400 naming field and file), its files spooled
     until the block ends. `on_file(index, upload)` runs as each file part is spooled."""
     key = idempotency_key(request)
     # Only a keyed request is fingerprinted, so only it pays for hashing its uploads.
-    form = await _received(request, settings, spool_root, on_file, digests=key is not None)
+    form = await _received(request, tenant, settings, spool_root, on_file,
+                           digests=key is not None)
     try:
         job_type = value(form, BY_NAME["jobType"])
         specs = build_specs(form, job_type)

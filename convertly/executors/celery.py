@@ -7,6 +7,7 @@ so any worker on any host can take any task."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -46,6 +47,7 @@ from convertly.state import redis as redisstate
 log = logging.getLogger("convertly.executor")
 
 WATCH_INTERVAL = 15.0  # seconds between the watchdog's looks at unfinished jobs
+REPLY_WAITERS = 64  # sync conversions one API process waits on at once (more wait for a thread)
 
 
 def _unqueued(exc: Exception) -> ServiceUnavailableError:
@@ -70,6 +72,11 @@ class CeleryExecutor:
         self._state: Any = redis.Redis.from_url(settings.redis_state_url,
                                                 socket_connect_timeout=3, socket_timeout=None)
         self._watchdog: asyncio.Task[None] | None = None
+        # A sync conversion's wait for its reply lasts as long as the conversion: on threads
+        # of its own, never the event loop's default executor, which the other routes use
+        # for their quick disk and database work (a few slow conversions would stall them).
+        self._waits = concurrent.futures.ThreadPoolExecutor(REPLY_WAITERS,
+                                                            thread_name_prefix="sync-reply")
         # job id -> when the watchdog may queue its finalisation (again)
         self._owed: dict[str, float] = {}
         self._sweeping = threading.Lock()
@@ -105,6 +112,7 @@ class CeleryExecutor:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
+        self._waits.shutdown(wait=False, cancel_futures=True)
         self._redis.close()
         self._state.close()
 
@@ -283,7 +291,8 @@ class CeleryExecutor:
                            queue=queue, priority=priority.URGENT)
             except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
                 raise _unqueued(exc) from exc
-            reply = await asyncio.to_thread(self._await_reply, reply_to)
+            reply = await asyncio.get_running_loop().run_in_executor(
+                self._waits, self._await_reply, reply_to)
             status, *payload = reply
             if status == "error":
                 code, message, detail = payload

@@ -44,6 +44,7 @@ from convertly.state.records import (
     Folder,
     JobQuota,
     RateDecision,
+    Shares,
     StoredFile,
     TenantLimits,
 )
@@ -324,9 +325,13 @@ class WebhookStore(Protocol):
         processes emitting the same event, exactly one gets True."""
         ...
 
-    def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
+    def claim_due(self, now: float, limit: int, lease: float, shares: Shares
+                  ) -> builtins.list[Delivery]:
         """Up to `limit` pending deliveries due by `now` that head their stream, each held
-        for `lease` seconds (another claim skips it until then)."""
+        for `lease` seconds (another claim skips it until then). Within `shares`: a tenant
+        or an endpoint at its share is skipped (its deliveries wait for a later claim, and
+        hold back no one else's), and the tenants with due deliveries take turns, one
+        delivery each, while `limit` allows."""
         ...
 
     def record_attempt(self, delivery: Delivery) -> None:

@@ -9,12 +9,14 @@ frozen dataclasses, the same on both engines.
     Bucket, RateDecision    a rate-limit bucket, and what one check of it answered
     Endpoint, Delivery, EmitState   webhooks: where events go, each event sent to one
                             endpoint, and what a job has emitted so far
+    Shares                  the fair shares a claim of due deliveries keeps to
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -326,6 +328,23 @@ class Delivery:
         """Pending again for one more attempt, now."""
         return replace(self, status=DeliveryStatus.PENDING, max_attempts=self.attempts + 1,
                        next_attempt_at=now, finished_at=None)
+
+
+@dataclass(frozen=True)
+class Shares:
+    """The fair shares a claim of due deliveries keeps to: at most `per_tenant` deliveries
+    of one tenant and `per_endpoint` to one endpoint in flight, counting those the claimer
+    has in flight already (`tenants` and `endpoints`: counts by tenant and endpoint id)."""
+
+    per_tenant: int
+    per_endpoint: int
+    tenants: Mapping[str, int] = field(default_factory=dict)
+    endpoints: Mapping[str, int] = field(default_factory=dict)
+
+    def full(self) -> tuple[list[str], list[str]]:
+        """The tenants and the endpoints that are at their share already."""
+        return ([t for t, n in self.tenants.items() if n >= self.per_tenant],
+                [e for e, n in self.endpoints.items() if n >= self.per_endpoint])
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,25 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 
 from convertly.state.base import WebhookStore
-from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint, new_id
-from convertly.state.redis.webhooks import RedisWebhookStore
+from convertly.state.records import (
+    Delivery,
+    DeliveryStatus,
+    EmitState,
+    Endpoint,
+    Shares,
+    new_id,
+)
+from convertly.state.redis.webhooks import P, RedisWebhookStore
 from convertly.state.sqlite.database import Database
 from convertly.state.sqlite.webhooks import SqliteWebhookStore
 from tests.state.conftest import ENGINES
 
 TTL = 3600
 NOW = 1_000_000.0
+ANY = Shares(per_tenant=100, per_endpoint=100)
 
 
 @pytest.fixture(params=ENGINES)
@@ -84,22 +93,22 @@ def test_a_stream_is_sent_in_order_and_claims_are_leased(store: WebhookStore) ->
     store.emit("j", "started", 0, NOW, 0, [first, elsewhere], TTL)
     store.emit("j", "terminal", 0, NOW + 1, 0, [second], TTL)
 
-    claimed = store.claim_due(NOW + 5, 10, lease=30)
+    claimed = store.claim_due(NOW + 5, 10, lease=30, shares=ANY)
     assert {d.id for d in claimed} == {first.id, elsewhere.id}  # second waits for first
-    assert store.claim_due(NOW + 5, 10, lease=30) == []  # leased
+    assert store.claim_due(NOW + 5, 10, lease=30, shares=ANY) == []  # leased
     store.record_attempt(finished(next(d for d in claimed if d.id == elsewhere.id)))
     # A retry keeps the stream's head: the next one still waits.
     store.record_attempt(replace(first, attempts=1, next_attempt_at=NOW + 7,
                                  last_error="HTTP 500"))
-    assert store.claim_due(NOW + 6, 10, lease=30) == []
-    [again] = store.claim_due(NOW + 7, 10, lease=30)
+    assert store.claim_due(NOW + 6, 10, lease=30, shares=ANY) == []
+    [again] = store.claim_due(NOW + 7, 10, lease=30, shares=ANY)
     assert (again.id, again.attempts, again.last_error) == (first.id, 1, "HTTP 500")
     store.record_attempt(finished(again))
-    [after] = store.claim_due(NOW + 8, 10, lease=30)
+    [after] = store.claim_due(NOW + 8, 10, lease=30, shares=ANY)
     assert after.id == second.id
     # A lost claim (the sender died) comes back once its lease ran out.
-    assert store.claim_due(NOW + 37, 10, lease=30) == []
-    [lost] = store.claim_due(NOW + 39, 10, lease=30)
+    assert store.claim_due(NOW + 37, 10, lease=30, shares=ANY) == []
+    [lost] = store.claim_due(NOW + 39, 10, lease=30, shares=ANY)
     assert lost.id == second.id
 
 
@@ -123,15 +132,15 @@ def test_retry_only_finished_deliveries(store: WebhookStore) -> None:
     d = delivery(ep, "j")
     store.emit("j", "started", 0, NOW, 0, [d], TTL)
     assert store.retry(d.id, "t1", NOW) is None  # still pending
-    [claimed] = store.claim_due(NOW, 10, 30)
+    [claimed] = store.claim_due(NOW, 10, 30, ANY)
     store.record_attempt(finished(claimed, DeliveryStatus.FAILED))
-    assert store.claim_due(NOW + 100, 10, 30) == []
+    assert store.claim_due(NOW + 100, 10, 30, ANY) == []
     assert store.retry(d.id, "t2", NOW) is None  # another tenant's
     again = store.retry(d.id, "t1", NOW + 100)
     assert again is not None
     assert (again.status, again.attempts, again.max_attempts) == (DeliveryStatus.PENDING, 1, 2)
     assert store.retry(d.id, "t1", NOW + 100) is None
-    [claimed] = store.claim_due(NOW + 100, 10, 30)
+    [claimed] = store.claim_due(NOW + 100, 10, 30, ANY)
     assert claimed.id == d.id and claimed.finished_at is None
 
 
@@ -140,7 +149,7 @@ def test_purge_forgets_old_finished_deliveries_only(store: WebhookStore) -> None
     old, fresh, waiting = delivery(ep, "a"), delivery(ep, "b"), delivery(ep, "c")
     for d in (old, fresh, waiting):
         store.emit(d.job_id, "started", 0, NOW, 0, [d], TTL)
-    claimed = {d.id: d for d in store.claim_due(NOW, 10, 30)}
+    claimed = {d.id: d for d in store.claim_due(NOW, 10, 30, ANY)}
     store.record_attempt(finished(claimed[old.id], at=NOW))
     store.record_attempt(finished(claimed[fresh.id], at=NOW + 500))
     assert store.purge(NOW + 100) == 1
@@ -152,3 +161,52 @@ def test_emit_state_after_is_what_both_engines_follow() -> None:
     state = EmitState()
     assert state.after("progress", 5, time.time(), 10.0) is not None
     assert EmitState(terminal=True).after("started", 0, 0, 0) is None
+
+
+def test_a_claim_keeps_to_the_shares_and_tenants_take_turns(store: WebhookStore) -> None:
+    """Tenant x has 12 streams due (4 endpoints, 3 jobs each), all due before y's one: y's
+    still comes in the first claim, and x never goes past its shares."""
+    xs = [endpoint("x") for _ in range(4)]
+    for i, ep in enumerate(xs):
+        for job in range(3):
+            store.emit(f"x-{i}-{job}", "started", 0, NOW, 0,
+                       [delivery(ep, f"x-{i}-{job}", at=NOW + job)], TTL)
+    y = endpoint("y")
+    store.emit("y-job", "started", 0, NOW + 5, 0, [delivery(y, "y-job", at=NOW + 5)], TTL)
+
+    shares = Shares(per_tenant=2, per_endpoint=1)
+    claimed = store.claim_due(NOW + 10, 3, 30, shares)
+    assert sorted(d.tenant for d in claimed) == ["x", "x", "y"]
+    assert len({d.endpoint_id for d in claimed}) == 3  # one per endpoint
+    # x is at its share: nothing more of x, however much of it is due.
+    busy = Shares(per_tenant=2, per_endpoint=1, tenants={"x": 2, "y": 1},
+                  endpoints={d.endpoint_id: 1 for d in claimed})
+    assert store.claim_due(NOW + 10, 10, 30, busy) == []
+    # One x delivery in flight: one more, to an endpoint not at its share.
+    one = Shares(per_tenant=2, per_endpoint=1, tenants={"x": 1},
+                 endpoints={xs[0].id: 1, xs[1].id: 1})
+    [more] = store.claim_due(NOW + 10, 10, 30, one)
+    assert more.tenant == "x" and more.endpoint_id in {xs[2].id, xs[3].id}
+    # Under no shares to speak of, everything that heads its stream is due.
+    assert len(store.claim_due(NOW + 10, 100, 30, ANY)) == 12 - 3
+
+
+def test_stream_heads_due_in_the_single_zset_of_earlier_versions_are_still_sent(
+        redis_client: redis.Redis) -> None:
+    """Before the per-tenant zsets, due stream heads were in `cv:wh:due`: an upgrade with
+    deliveries pending moves them over on the first claim, and sends them."""
+    store = RedisWebhookStore(redis_client)
+    ep, other = endpoint("t1"), endpoint("t2")
+    pending = [delivery(ep, "a"), delivery(other, "b", at=NOW + 1)]
+    store.emit("a", "started", 0, NOW, 0, pending[:1], TTL)
+    store.emit("b", "started", 0, NOW + 1, 0, pending[1:], TTL)
+    # As an earlier version left them: one zset for every tenant.
+    for d in pending:
+        redis_client.zrem(f"{P}due:{d.tenant}", d.id)
+        redis_client.zadd(f"{P}due", {d.id: d.next_attempt_at or NOW})
+    redis_client.delete(f"{P}duet")
+    claimed = store.claim_due(NOW + 5, 10, 30, ANY)
+    assert {d.id for d in claimed} == {d.id for d in pending}
+    assert not redis_client.exists(f"{P}due")
+    store.record_attempt(finished(claimed[0]))
+    assert store.claim_due(NOW + 100, 10, 30, ANY) == [claimed[1]]  # lease over, still due

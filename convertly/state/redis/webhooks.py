@@ -10,8 +10,10 @@ Layout (all keys under `cv:wh:`):
                             progress_at; expires)
     d:{id}                  hash: `meta` (JSON, every field but the snapshot) and `snapshot`
     stream:{endpoint}:{job} list of the stream's pending delivery ids, oldest first
-    due                     zset of stream heads by next attempt time (a claim moves the
-                            score to the end of its lease)
+    due:{tenant}            zset of the tenant's stream heads by next attempt time (a claim
+                            moves the score to the end of its lease)
+    duet                    zset of the tenants with stream heads, by their earliest score
+                            (a claim goes through tenants, not through one tenant's backlog)
     dl:{tenant}             zset of the tenant's delivery ids by creation time
     jobdl:{tenant}:{job}    the same, for one job
     done                    zset of finished delivery ids by finish time (for purging)
@@ -25,14 +27,26 @@ from typing import Any
 
 import redis
 
-from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint
+from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint, Shares
 from convertly.state.redis.client import guard
 
 P = "cv:wh:"
 
+# Keeps a tenant's place in `duet` at its earliest stream head (gone when it has none).
+_RESCHEDULE = """
+local function reschedule(pre, tenant)
+  local first = redis.call('ZRANGE', pre .. 'due:' .. tenant, 0, 0, 'WITHSCORES')
+  if first[1] then
+    redis.call('ZADD', pre .. 'duet', first[2], tenant)
+  else
+    redis.call('ZREM', pre .. 'duet', tenant)
+  end
+end
+"""
+
 # KEYS[1] the job's emit state. ARGV: kind, progress, now, interval, ttl, prefix, then
 # per delivery: id, stream, tenant, job, created, meta, snapshot. Returns 1 when emitted.
-_EMIT = """
+_EMIT = _RESCHEDULE + """
 local state = KEYS[1]
 if redis.call('HGET', state, 'terminal') == '1' then return 0 end
 local kind = ARGV[1]
@@ -57,24 +71,86 @@ for i = 7, #ARGV, 7 do
   redis.call('ZADD', pre .. 'dl:' .. tenant, created, id)
   redis.call('ZADD', pre .. 'jobdl:' .. tenant .. ':' .. job, created, id)
   if redis.call('RPUSH', pre .. 'stream:' .. stream, id) == 1 then
-    redis.call('ZADD', pre .. 'due', ARGV[3], id)
+    redis.call('ZADD', pre .. 'due:' .. tenant, ARGV[3], id)
+    reschedule(pre, tenant)
   end
 end
 return 1
 """
 
-# KEYS[1] due. ARGV: now, limit, end of the lease. Returns the claimed ids.
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
-return ids
+# ARGV: now, limit, end of the lease, per tenant, per endpoint, JSON {"t": {tenant: n},
+# "e": {endpoint: n}} of the deliveries in flight, prefix. Returns the claimed ids: the
+# tenants due earliest first, each within its share, taking turns (one delivery each).
+# Also moves stream heads from the single `due` zset of earlier versions, once.
+_CLAIM = _RESCHEDULE + """
+local now, limit, lease_end = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local per_tenant, per_endpoint = tonumber(ARGV[4]), tonumber(ARGV[5])
+local busy = cjson.decode(ARGV[6])
+local pre = ARGV[7]
+local legacy = pre .. 'due'
+if redis.call('EXISTS', legacy) == 1 then
+  local old = redis.call('ZRANGE', legacy, 0, -1, 'WITHSCORES')
+  for i = 1, #old, 2 do
+    local meta = redis.call('HGET', pre .. 'd:' .. old[i], 'meta')
+    if meta then
+      local tenant = cjson.decode(meta)['tenant']
+      redis.call('ZADD', pre .. 'due:' .. tenant, old[i + 1], old[i])
+      reschedule(pre, tenant)
+    end
+  end
+  redis.call('DEL', legacy)
+end
+local tenants = redis.call('ZRANGEBYSCORE', pre .. 'duet', '-inf', now, 'LIMIT', 0, 1000)
+local taken = {}
+local turns = {}
+for _, tenant in ipairs(tenants) do
+  local room = per_tenant - (tonumber(busy['t'][tenant]) or 0)
+  if room > 0 then
+    local due = pre .. 'due:' .. tenant
+    local chosen = {}
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, 100)) do
+      if #chosen >= room then break end
+      local meta = redis.call('HGET', pre .. 'd:' .. id, 'meta')
+      if not meta then
+        redis.call('ZREM', due, id)  -- purged meanwhile
+      else
+        local endpoint = cjson.decode(meta)['endpoint_id']
+        local used = (tonumber(busy['e'][endpoint]) or 0) + (taken[endpoint] or 0)
+        if used < per_endpoint then
+          taken[endpoint] = (taken[endpoint] or 0) + 1
+          table.insert(chosen, id)
+        end
+      end
+    end
+    table.insert(turns, {tenant, chosen})
+  end
+end
+local claimed = {}
+local turn = 1
+while #claimed < limit do
+  local more = false
+  for _, entry in ipairs(turns) do
+    local id = entry[2][turn]
+    if id and #claimed < limit then
+      redis.call('ZADD', pre .. 'due:' .. entry[1], lease_end, id)
+      table.insert(claimed, id)
+      more = true
+    end
+  end
+  if not more then break end
+  turn = turn + 1
+end
+for _, entry in ipairs(turns) do reschedule(pre, entry[1]) end
+return claimed
 """
 
-# KEYS: the delivery hash, due, its stream, done. ARGV: meta, status, next attempt, now, id.
-_RECORD = """
+# KEYS: the delivery hash, the tenant's due, its stream, done. ARGV: meta, status, next
+# attempt, now, id, prefix, tenant.
+_RECORD = _RESCHEDULE + """
 redis.call('HSET', KEYS[1], 'meta', ARGV[1])
 if ARGV[2] == 'pending' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+  reschedule(ARGV[6], ARGV[7])
   return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[5])
@@ -82,17 +158,20 @@ redis.call('LREM', KEYS[3], 1, ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 local nxt = redis.call('LINDEX', KEYS[3], 0)
 if nxt then redis.call('ZADD', KEYS[2], ARGV[4], nxt) end
+reschedule(ARGV[6], ARGV[7])
 return 1
 """
 
-# KEYS: the delivery hash, due, its stream, done. ARGV: new meta, now, id.
-_RETRY = """
+# KEYS: the delivery hash, the tenant's due, its stream, done. ARGV: new meta, now, id,
+# prefix, tenant.
+_RETRY = _RESCHEDULE + """
 local meta = redis.call('HGET', KEYS[1], 'meta')
 if not meta or cjson.decode(meta)['status'] == 'pending' then return 0 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[3])
 if redis.call('RPUSH', KEYS[3], ARGV[3]) == 1 then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  reschedule(ARGV[4], ARGV[5])
 end
 return 1
 """
@@ -189,22 +268,24 @@ class RedisWebhookStore:
         return [Delivery.from_meta(json.loads(meta), snapshot)
                 for meta, snapshot in guard(read) if meta is not None]
 
-    def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
-        ids = guard(lambda: self._claim(keys=[f"{P}due"],
-                                         args=[repr(now), limit, repr(now + lease)]))
-        claimed = self._load(ids)
-        lost = set(ids) - {d.id for d in claimed}
-        if lost:  # purged meanwhile
-            guard(lambda: self.r.zrem(f"{P}due", *lost))
-        return claimed
+    def claim_due(self, now: float, limit: int, lease: float, shares: Shares
+                  ) -> builtins.list[Delivery]:
+        # An empty Lua table encodes as an object and decodes from one: {} is safe here.
+        busy = json.dumps({"t": dict(shares.tenants), "e": dict(shares.endpoints)})
+        ids = guard(lambda: self._claim(
+            keys=[f"{P}duet"], args=[repr(now), limit, repr(now + lease), shares.per_tenant,
+                                     shares.per_endpoint, busy, P]))
+        return self._load(ids)
 
     def _keys(self, delivery: Delivery) -> builtins.list[str]:
-        return [f"{P}d:{delivery.id}", f"{P}due", f"{P}stream:{delivery.stream}", f"{P}done"]
+        return [f"{P}d:{delivery.id}", f"{P}due:{delivery.tenant}",
+                f"{P}stream:{delivery.stream}", f"{P}done"]
 
     def record_attempt(self, delivery: Delivery) -> None:
         args = [json.dumps(delivery.meta()), delivery.status.value,
                 repr(delivery.next_attempt_at or 0.0),
-                repr(delivery.finished_at or delivery.last_attempt_at or 0.0), delivery.id]
+                repr(delivery.finished_at or delivery.last_attempt_at or 0.0), delivery.id,
+                P, delivery.tenant]
         guard(lambda: self._record(keys=self._keys(delivery), args=args))
 
     # --- the log ---
@@ -233,7 +314,7 @@ class RedisWebhookStore:
         again = delivery.retried(now)
         done = guard(lambda: self._retry(keys=self._keys(again),
                                           args=[json.dumps(again.meta()), repr(now),
-                                                again.id]))
+                                                again.id, P, again.tenant]))
         return again if done else None
 
     def purge(self, before: float) -> int:

@@ -4,11 +4,12 @@ the per-job event bookkeeping, in tables of their own (created here, `SCHEMA`)."
 from __future__ import annotations
 
 import builtins
+import collections
 import json
 from dataclasses import asdict
 from typing import Any
 
-from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint
+from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint, Shares
 from convertly.state.sqlite.database import Database
 
 SCHEMA = """
@@ -55,13 +56,36 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint
 """
 
 _PENDING = DeliveryStatus.PENDING.value
-# Pending deliveries due now that no earlier pending delivery of their stream holds back.
+# Pending deliveries due now that no earlier pending delivery of their stream holds back,
+# of tenants and to endpoints not at their share (JSON arrays of those that are), at most
+# `per_tenant` of a tenant: each tenant's first, then each one's second, ... (turns).
 _DUE = (
-    "SELECT id FROM webhook_deliveries d WHERE status = ? AND next_attempt_at <= ?"
+    "SELECT id, tenant, endpoint_id FROM ("
+    " SELECT id, tenant, endpoint_id, next_attempt_at, ROW_NUMBER() OVER"
+    " (PARTITION BY tenant ORDER BY next_attempt_at, position) AS turn"
+    " FROM webhook_deliveries d WHERE status = ? AND next_attempt_at <= ?"
     " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.stream = d.stream"
     " AND e.status = ? AND e.position < d.position)"
-    " ORDER BY next_attempt_at LIMIT ?"
+    " AND tenant NOT IN (SELECT value FROM json_each(?))"
+    " AND endpoint_id NOT IN (SELECT value FROM json_each(?)))"
+    " WHERE turn <= ? ORDER BY turn, next_attempt_at"
 )
+
+
+def _within(rows: builtins.list[Any], limit: int, shares: Shares) -> builtins.list[str]:
+    """The ids of `rows` (in turn order) that fit in `shares`, at most `limit`."""
+    tenants = collections.Counter(shares.tenants)
+    endpoints = collections.Counter(shares.endpoints)
+    ids: builtins.list[str] = []
+    for row in rows:
+        if len(ids) >= limit:
+            break
+        tenant, endpoint = row["tenant"], row["endpoint_id"]
+        if tenants[tenant] < shares.per_tenant and endpoints[endpoint] < shares.per_endpoint:
+            tenants[tenant] += 1
+            endpoints[endpoint] += 1
+            ids.append(row["id"])
+    return ids
 
 
 def _endpoint(row: Any) -> Endpoint:
@@ -154,12 +178,15 @@ class SqliteWebhookStore:
 
     # --- sending ---
 
-    def claim_due(self, now: float, limit: int, lease: float) -> builtins.list[Delivery]:
-        args = (_PENDING, now, _PENDING, limit)
+    def claim_due(self, now: float, limit: int, lease: float, shares: Shares
+                  ) -> builtins.list[Delivery]:
+        tenants, endpoints = shares.full()
+        args = (_PENDING, now, _PENDING, json.dumps(tenants), json.dumps(endpoints),
+                shares.per_tenant)
         if not self.db.read().execute(_DUE, args).fetchone():
             return []  # the usual case, without taking the write lock
         with self.db.transaction() as conn:
-            ids = [r["id"] for r in conn.execute(_DUE, args).fetchall()]
+            ids = _within(conn.execute(_DUE, args).fetchall(), limit, shares)
             claimed = []
             for delivery_id in ids:
                 conn.execute("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
