@@ -47,6 +47,7 @@ async function zipNames(file) {
 
 async function tarNames(file) {
   const names = [];
+  let longName = null; // from a PAX (`x`) or GNU (`L`) header, for the entry after it
   let pos = 0;
   while (pos + 512 <= file.size) {
     const header = await bytes(file, pos, pos + 512);
@@ -54,10 +55,17 @@ async function tarNames(file) {
     const size = parseInt(text(header.subarray(124, 136)).trim() || "0", 8);
     if (Number.isNaN(size)) return null;
     const type = String.fromCharCode(header[156]);
-    if (type === "0" || type === "\0" || type === "7") {
+    if ((type === "x" || type === "L") && size <= 1024 * 1024) {
+      const data = utf8.decode(await bytes(file, pos + 512, pos + 512 + size));
+      longName = type === "L" ? data.replace(/\0.*$/s, "")
+        : (/(?:^|\n)\d+ path=([^\n]*)\n/.exec(data)?.[1] ?? longName);
+    } else if (type === "0" || type === "\0" || type === "7") {
       const prefix = text(header.subarray(345, 500));
       const name = text(header.subarray(0, 100));
-      names.push(prefix ? `${prefix}/${name}` : name);
+      names.push(longName ?? (prefix ? `${prefix}/${name}` : name));
+      longName = null;
+    } else if (type !== "g") {
+      longName = null;
     }
     pos += 512 + Math.ceil(size / 512) * 512;
     if (names.length > MAX_ENTRIES) return null;
