@@ -182,7 +182,7 @@ STATUS_LOG = """() => {
 def test_file_status_follows_its_progress(tab: Tab, server: Server, tmp_path: Path) -> None:
     audio = tmp_path / "long.m4a"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
-                    "-i", "anoisesrc=d=600:c=pink:r=22050", "-ac", "1", "-c:a", "aac",
+                    "-i", "anoisesrc=d=300:c=pink:r=22050", "-ac", "1", "-c:a", "aac",
                     "-b:a", "32k", str(audio)], check=True, timeout=60)
     tab.sign_in(server.tenant("status"))
     page = tab.page
