@@ -44,6 +44,9 @@ from convertly.views import archive_filename
 log = logging.getLogger("convertly.pipeline")
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
+# The progress a file has as soon as a worker takes it: 1 % on the wire, so a client tells a
+# file being converted (progress > 0) from one still queued (0) before its converter reports.
+STARTED_PROGRESS = 0.01
 OUTPUT_MISSING = "OUTPUT_MISSING"  # a result's errorCode: its output was gone at bundling
 
 T = TypeVar("T")
@@ -133,6 +136,10 @@ def run_file(svc: Services, job_id: str, index: int,
         # job still waits for its finalisation, this caller owes it.
         return awaits_finalize(svc, job_id)
     webhooks.job_started(svc, work.tenant, job_id)
+    try:
+        svc.jobs.set_progress(job_id, index, STARTED_PROGRESS)
+    except ServiceUnavailableError:
+        log.warning("start of job %s file %d not recorded: state unavailable", job_id, index)
     result = _convert_job_file(svc, work, reraise, persist)
     # Recorded again after a lost answer, the result is not counted twice, but "last" is
     # then False for every caller: the API's watchdog finalises such a job.

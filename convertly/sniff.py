@@ -76,6 +76,31 @@ _OWN_FORMAT: dict[Kind, str] = {
     Kind.SEVEN_Z: "7z",
 }
 
+# What files of each kind are usually called and which MIME types browsers report for them.
+# Never used to decide anything here (the content does): `GET /api/formats` lists them so a
+# client can guess a file's kind before it sends it, to offer the right targets.
+NAME_EXTENSIONS: dict[Kind, tuple[str, ...]] = {
+    Kind.JPEG: ("jpg", "jpeg", "jpe", "jfif"), Kind.PNG: ("png", "apng"), Kind.GIF: ("gif",),
+    Kind.WEBP: ("webp",), Kind.TIFF: ("tif", "tiff"), Kind.BMP: ("bmp", "dib"),
+    Kind.AVIF: ("avif", "avifs"), Kind.HEIF: ("heic", "heif", "hif"), Kind.SVG: ("svg",),
+    Kind.PDF: ("pdf",), Kind.ZIP: ("zip",), Kind.GZIP: ("gz", "tgz"), Kind.BZIP2: ("bz2", "tbz2"),
+    Kind.XZ: ("xz", "txz"), Kind.SEVEN_Z: ("7z",), Kind.RAR: ("rar",), Kind.TAR: ("tar",),
+    Kind.MP4: ("mp4", "m4v"), Kind.MOV: ("mov", "qt"), Kind.WEBM: ("webm", "mkv"),
+    Kind.MP3: ("mp3",), Kind.WAV: ("wav",), Kind.OGG: ("ogg", "oga", "opus"),
+    Kind.FLAC: ("flac",), Kind.M4A: ("m4a", "m4b", "aac"),
+}
+NAME_MIME_TYPES: dict[Kind, tuple[str, ...]] = {
+    Kind.JPEG: ("image/jpeg", "image/pjpeg"), Kind.PNG: ("image/png", "image/apng"),
+    Kind.BMP: ("image/bmp", "image/x-ms-bmp"), Kind.HEIF: ("image/heif", "image/heic"),
+    Kind.ZIP: ("application/zip", "application/x-zip-compressed"),
+    Kind.GZIP: ("application/gzip", "application/x-gzip"),
+    Kind.RAR: ("application/vnd.rar", "application/x-rar-compressed"),
+    Kind.SEVEN_Z: ("application/x-7z-compressed",), Kind.WAV: ("audio/wav", "audio/x-wav"),
+    Kind.M4A: ("audio/mp4", "audio/x-m4a", "audio/aac"),
+    Kind.FLAC: ("audio/flac", "audio/x-flac"), Kind.WEBM: ("video/webm", "video/x-matroska"),
+}
+
+
 _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _MOV_BRANDS = {b"qt  "}

@@ -25,6 +25,7 @@ from convertly.api.requests import (
     query_wait,
     services,
 )
+from convertly.converters.archive.converter import ARCHIVE_KINDS, MEDIA_FORMATS
 from convertly.errors import (
     ConflictError,
     ConvertlyError,
@@ -35,11 +36,12 @@ from convertly.models import (
     Job,
     JobStatus,
     JobType,
+    OutputFormat,
     ResizePreset,
 )
 from convertly.service import Services
 from convertly.signing import verify
-from convertly.sniff import Kind
+from convertly.sniff import NAME_EXTENSIONS, NAME_MIME_TYPES, Kind
 from convertly.state.records import ApiKey
 
 # --- sync conversions -------------------------------------------------------------------
@@ -241,14 +243,26 @@ def _local_path(svc: Services, key: str) -> Path | None:
     return path
 
 
+def _format_entry(kind: Kind, targets: list[OutputFormat]) -> dict[str, Any]:
+    """One input of GET /api/formats. `extensions` and `mimeTypes` let a client guess a
+    file's kind before sending it; an archive's `entryTargets` are the targets that convert
+    the files it holds (the rest re-pack or compress the archive itself)."""
+    entry: dict[str, Any] = {
+        "kind": kind.value, "family": kind.family, "mimeType": kind.mime_type,
+        "targets": sorted(t.value for t in targets),
+        "extensions": list(NAME_EXTENSIONS[kind]),
+        "mimeTypes": list(NAME_MIME_TYPES.get(kind, (kind.mime_type,))),
+    }
+    if kind in ARCHIVE_KINDS:
+        entry["entryTargets"] = sorted(t.value for t in targets if t in MEDIA_FORMATS)
+    return entry
+
+
 async def formats(request: Request) -> Response:
     registry = services(request).registry
     matrix = registry.matrix()
-    inputs = [
-        {"kind": kind.value, "family": kind.family, "mimeType": kind.mime_type,
-         "targets": sorted(t.value for t in targets)}
-        for kind, targets in sorted(matrix.items(), key=lambda kv: kv[0].value)
-    ]
+    inputs = [_format_entry(kind, targets)
+              for kind, targets in sorted(matrix.items(), key=lambda kv: kv[0].value)]
     outputs = sorted({t.value for targets in matrix.values() for t in targets})
     compressible = sorted(k.value for k in matrix
                           if k.own_format in {t.value for t in matrix[k]})

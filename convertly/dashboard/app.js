@@ -1,14 +1,16 @@
-// The dashboard's entry point: sign-in, sign-out and the two pages (#convert, #storage).
+// The dashboard's entry point: sign-in, sign-out and the pages (#convert, #jobs, #storage).
 
 import {api, clearKey, loadKey, onUnauthorized, saveKey} from "./api.js";
 import {ConvertView} from "./convert.js";
 import {$} from "./dom.js";
+import {JobsView} from "./jobs.js";
 import {StorageView} from "./storage.js";
 
-const VIEWS = ["signin", "convert", "storage"];
-const TITLES = {signin: "Sign in", convert: "Convert", storage: "Storage"};
+const VIEWS = ["signin", "convert", "jobs", "storage"];
+const TITLES = {signin: "Sign in", convert: "Convert", jobs: "Jobs", storage: "Storage"};
 
 const convert = new ConvertView();
+const jobsView = new JobsView();
 const storage = new StorageView();
 
 function notice(message) {
@@ -29,6 +31,7 @@ function show(name, {focus = false} = {}) {
   document.title = `${TITLES[name]} · Convertly`;
   if (name === "convert") convert.open();
   if (name === "storage") storage.open();
+  if (name === "jobs") jobsView.open();
   if (name === "signin") $("api-key").focus();
   else if (focus) $(`${name}-title`).focus();
 }
@@ -39,12 +42,13 @@ function route({focus = false} = {}) {
     return;
   }
   const wanted = location.hash.slice(1);
-  show(wanted === "storage" ? "storage" : "convert", {focus});
+  show(["storage", "jobs"].includes(wanted) ? wanted : "convert", {focus});
 }
 
 function signOut(message = "") {
   clearKey();
   convert.reset();
+  jobsView.reset();
   storage.reset();
   if (location.hash) history.replaceState(null, "", location.pathname);
   $("signin-error").textContent = message;
@@ -84,7 +88,9 @@ $("signin-form").addEventListener("submit", async (event) => {
   }
   saveKey(key, $("remember").checked);
   input.value = "";
-  if (location.hash !== "#storage") history.replaceState(null, "", "#convert");
+  if (!["#storage", "#jobs"].includes(location.hash)) {
+    history.replaceState(null, "", "#convert");
+  }
   route({focus: true});
 });
 

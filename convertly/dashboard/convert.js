@@ -4,17 +4,28 @@
 
 import {api, ApiError, upload} from "./api.js";
 import {$, el, formatBytes, previewable} from "./dom.js";
-import {Catalogue, guessKind, NEEDS_HEIGHT, NEEDS_WIDTH, PRESET_LABELS} from "./formats.js";
+import {entryNames, pdfPageCount} from "./archives.js";
+import {Catalogue, NEEDS_HEIGHT, NEEDS_WIDTH, PRESET_LABELS} from "./formats.js";
 
 const FINISHED = new Set(["completed", "failed"]);
+// A file's state on the page. GET /api/jobs/{id} answers pending, completed or failed per
+// file, with its progress: a pending file with progress is converting, one without is still
+// in the queue.
 const STATE_LABELS = {
   ready: "Ready",
   uploading: "Uploading…",
-  pending: "Waiting for a worker…",
+  queued: "Waiting for a worker…",
   processing: "Converting…",
   completed: "Done",
   failed: "Failed",
 };
+const BUSY_STATES = new Set(["uploading", "queued", "processing"]);
+
+/** The page's state of one file from its result in the job. */
+export function fileState(result) {
+  if (FINISHED.has(result.status)) return result.status;
+  return result.progress > 0 ? "processing" : "queued";
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,11 +77,11 @@ export class ConvertView {
     });
     this.allFormat.addEventListener("change", () => {
       if (!this.allFormat.value) return;
-      for (const item of this.ready()) item.format = this.allFormat.value;
+      for (const item of this.editable()) item.format = this.allFormat.value;
       this.renderAll();
     });
     this.allResize.addEventListener("change", () => {
-      for (const item of this.ready()) item.resize = this.allResize.value;
+      for (const item of this.editable()) item.resize = this.allResize.value;
       this.renderAll();
     });
     $("clear-button").addEventListener("click", () => this.clear());
@@ -93,10 +104,33 @@ export class ConvertView {
     }
     this.allResize.replaceChildren(...this.catalogue.presets.map(
       (preset) => el("option", {value: preset}, PRESET_LABELS[preset] || preset)));
-    for (const item of this.items) {
-      item.format = item.format || this.catalogue.defaultTarget(item.kind);
-    }
+    for (const item of this.items) this.classify(item);
     this.renderAll();
+  }
+
+  /** Guess the item's kind, list an archive's entries and count a PDF's pages, then pick a
+   * default target (the menus follow once the file has been read). */
+  async classify(item) {
+    if (!this.catalogue || item.kind !== undefined) return;
+    const catalogue = this.catalogue;
+    item.kind = catalogue.kindOf(item.file.name, item.file.type);
+    item.format = catalogue.defaultTarget(item.kind);
+    if (catalogue.inputs.get(item.kind)?.entryTargets) {
+      const names = await entryNames(item.file, item.kind);
+      item.entries = names;
+      item.entryKinds = names === null ? null
+        : new Set(names.map((name) => catalogue.kindOf(name)).filter(Boolean));
+      if (!catalogue.targets(item.kind, item.entryKinds).includes(item.format)) {
+        item.format = catalogue.defaultTarget(item.kind, item.entryKinds);
+      }
+    } else if (catalogue.family(item.kind) === "document") {
+      item.pageCount = await pdfPageCount(item.file);
+    }
+    if (this.items.includes(item)) this.renderAll();
+  }
+
+  targetsOf(item) {
+    return this.catalogue.targets(item.kind, item.entryKinds ?? null);
   }
 
   /** Forget everything (sign-out). */
@@ -111,21 +145,38 @@ export class ConvertView {
     return this.items.filter((item) => item.state === "ready");
   }
 
+  finishedItems() {
+    return this.items.filter((item) => FINISHED.has(item.state));
+  }
+
+  /** The files the shared options and the Convert button act on: the ready ones, or, when
+   * none is, the finished ones (to convert them again with other options). */
+  editable() {
+    if (this.busy) return [];
+    const ready = this.ready();
+    return ready.length ? ready : this.finishedItems();
+  }
+
   addFiles(fileList) {
     for (const file of fileList) {
-      const kind = guessKind(file);
-      this.items.push({
+      const item = {
         id: nextId++,
         file,
-        kind,
-        format: this.catalogue ? this.catalogue.defaultTarget(kind) : null,
+        kind: undefined, // guessed by classify() once the catalogue is loaded
+        entries: null, // an archive's file names, when the browser could read them
+        entryKinds: null,
+        pageCount: null,
+        page: 1,
+        format: null,
         resize: this.allResize.value || "original",
         state: "ready",
         progress: 0,
         error: "",
         result: null,
         preview: previewable(file.type) ? URL.createObjectURL(file) : null,
-      });
+      };
+      this.items.push(item);
+      this.classify(item);
     }
     $("convert-error").textContent = "";
     this.renderAll();
@@ -156,19 +207,21 @@ export class ConvertView {
 
   /** Everything but the list (re-rendering the list would move the keyboard focus). */
   renderControls() {
-    const ready = this.ready();
+    const ready = this.editable();
+    const again = !this.busy && this.ready().length === 0 && ready.length > 0;
     $("empty-files").hidden = this.items.length > 0;
     $("all-options").disabled = !this.catalogue || ready.length === 0 || this.busy;
     $("clear-button").disabled = this.busy || this.items.length === 0;
     const button = $("convert-button");
     button.disabled = this.busy || ready.length === 0 || !this.catalogue;
-    button.textContent = ready.length > 1 ? `Convert ${ready.length} files` : "Convert";
+    const count = ready.length > 1 ? ` ${ready.length} files` : "";
+    button.textContent = again ? `Convert${count} again` : `Convert${count}`;
 
     // The shared menu offers what every ready file can become.
     if (this.catalogue) {
       const common = ready.length
         ? this.catalogue.outputs.filter((target) => ready.every(
-          (item) => this.catalogue.targets(item.kind).includes(target)))
+          (item) => this.targetsOf(item).includes(target)))
         : [];
       const formats = new Set(ready.map((item) => item.format));
       const shared = formats.size === 1 ? [...formats][0] : "";
@@ -180,15 +233,22 @@ export class ConvertView {
       const presets = new Set(ready.map((item) => item.resize));
       if (presets.size === 1) this.allResize.value = [...presets][0];
     }
-    const resizes = ready.map((item) => item.resize);
+    // Resize applies to what is drawn at a size (images, vectors, video); audio, archives
+    // and PDF pages have no size to choose here.
+    const sized = this.catalogue
+      ? ready.filter((item) => this.catalogue.resizable(item.kind, item.format)) : [];
+    $("resize-field").hidden = Boolean(this.catalogue) && ready.length > 0 && !sized.length;
+    const resizes = sized.map((item) => item.resize);
     $("width-field").hidden = !resizes.some((r) => NEEDS_WIDTH.has(r));
     $("height-field").hidden = !resizes.some((r) => NEEDS_HEIGHT.has(r));
   }
 
   renderItem(item) {
-    const locked = item.state !== "ready" || this.busy;
+    const locked = BUSY_STATES.has(item.state) || this.busy;
     const name = item.file.name;
-    const kindLabel = item.kind ? item.kind.toUpperCase() : "unrecognised type";
+    const kindLabel = (item.kind ? item.kind.toUpperCase() : "unrecognised type") +
+      (item.pageCount ? ` · ${item.pageCount} page${item.pageCount > 1 ? "s" : ""}` : "") +
+      (item.entries ? ` · holds ${describeEntries(item, this.catalogue)}` : "");
     const thumbLabel = () => el("span", {class: "thumb-label", "aria-hidden": "true"},
       (item.kind || "?").toUpperCase());
     // A file that only claims to be an image shows its label, not a broken picture.
@@ -201,33 +261,54 @@ export class ConvertView {
         : thumbLabel();
 
     const options = el("div", {class: "file-options"});
+    const sized = this.catalogue && this.catalogue.resizable(item.kind, item.format);
+    const paged = this.catalogue && this.catalogue.paged(item.kind, item.format);
     if (this.catalogue && locked) {
-      options.append(el("span", {class: "hint"}, `To ${(item.format || "").toUpperCase()} · ` +
-        `${PRESET_LABELS[item.resize] || item.resize}`));
-    } else if (this.catalogue) {
+      options.append(el("span", {class: "hint"}, [
+        `To ${(item.format || "").toUpperCase()}`,
+        sized ? ` · ${PRESET_LABELS[item.resize] || item.resize}` : "",
+        paged ? ` · page ${item.page}` : ""].join("")));
+    } else if (this.catalogue && item.kind !== undefined) {
       const formatId = `format-${item.id}`;
-      const resizeId = `resize-${item.id}`;
       const format = el("select", {id: formatId,
-        onchange: (event) => { item.format = event.target.value; this.renderControls(); }},
-      this.catalogue.targets(item.kind).map((target) => el("option", {value: target},
+        onchange: (event) => { item.format = event.target.value; this.renderAll(); }},
+      this.targetsOf(item).map((target) => el("option", {value: target},
         target.toUpperCase())));
       format.value = item.format;
-      const resize = el("select", {id: resizeId,
-        onchange: (event) => { item.resize = event.target.value; this.renderControls(); }},
-      this.catalogue.presets.map((preset) => el("option", {value: preset},
-        PRESET_LABELS[preset] || preset)));
-      resize.value = item.resize;
-      options.append(
-        el("div", {class: "field"}, el("label", {for: formatId}, "Format",
-          el("span", {class: "visually-hidden"}, ` of ${name}`)), format),
-        el("div", {class: "field"}, el("label", {for: resizeId}, "Resize",
+      options.append(el("div", {class: "field"}, el("label", {for: formatId}, "Format",
+        el("span", {class: "visually-hidden"}, ` of ${name}`)), format));
+      if (sized) {
+        const resizeId = `resize-${item.id}`;
+        const resize = el("select", {id: resizeId,
+          onchange: (event) => { item.resize = event.target.value; this.renderControls(); }},
+        this.catalogue.presets.map((preset) => el("option", {value: preset},
+          PRESET_LABELS[preset] || preset)));
+        resize.value = item.resize;
+        options.append(el("div", {class: "field"}, el("label", {for: resizeId}, "Resize",
           el("span", {class: "visually-hidden"}, ` of ${name}`)), resize));
+      }
+      if (paged) {
+        const pageId = `page-${item.id}`;
+        const page = el("input", {id: pageId, type: "number", min: 1, inputmode: "numeric",
+          max: item.pageCount || false, value: item.page,
+          onchange: (event) => {
+            const wanted = Math.round(Number(event.target.value));
+            const last = item.pageCount || Infinity;
+            item.page = Number.isFinite(wanted) ? Math.min(Math.max(wanted, 1), last) : 1;
+            event.target.value = item.page;
+          }});
+        options.append(el("div", {class: "field"}, el("label", {for: pageId}, "Page",
+          el("span", {class: "visually-hidden"}, ` of ${name}`),
+          item.pageCount ? el("span", {class: "hint"}, ` of ${item.pageCount}`) : null),
+        page));
+      }
     }
 
     const status = el("div", {class: "file-status"});
-    const label = el("span", {class: `badge ${item.state}`}, STATE_LABELS[item.state]);
+    const label = el("span", {class: `badge ${item.state}`}, item.state === "processing"
+      ? `Converting… ${item.progress}%` : STATE_LABELS[item.state]);
     status.append(label);
-    if (item.state === "processing" || item.state === "pending") {
+    if (item.state === "processing") {
       status.append(el("progress", {max: 100, value: item.progress,
         "aria-label": `Progress of ${name}`}));
     }
@@ -270,14 +351,22 @@ export class ConvertView {
     const height = this.height.value ? Number(this.height.value) : null;
     data.append("jobType", "convert");
     data.append("formats", JSON.stringify(batch.map((item) => item.format)));
-    data.append("resizes", JSON.stringify(batch.map((item) => item.resize)));
-    if (width && batch.some((item) => NEEDS_WIDTH.has(item.resize))) {
-      data.append("resizeWidths", JSON.stringify(
-        batch.map((item) => (NEEDS_WIDTH.has(item.resize) ? width : null))));
+    const sized = (item) => this.catalogue.resizable(item.kind, item.format);
+    data.append("resizes", JSON.stringify(
+      batch.map((item) => (sized(item) ? item.resize : "original"))));
+    if (batch.some((item) => this.catalogue.paged(item.kind, item.format))) {
+      data.append("pages", JSON.stringify(batch.map(
+        (item) => (this.catalogue.paged(item.kind, item.format) ? item.page : null))));
     }
-    if (height && batch.some((item) => NEEDS_HEIGHT.has(item.resize))) {
+    const wide = (item) => sized(item) && NEEDS_WIDTH.has(item.resize);
+    const tall = (item) => sized(item) && NEEDS_HEIGHT.has(item.resize);
+    if (width && batch.some(wide)) {
+      data.append("resizeWidths", JSON.stringify(
+        batch.map((item) => (wide(item) ? width : null))));
+    }
+    if (height && batch.some(tall)) {
       data.append("resizeHeights", JSON.stringify(
-        batch.map((item) => (NEEDS_HEIGHT.has(item.resize) ? height : null))));
+        batch.map((item) => (tall(item) ? height : null))));
     }
     data.append("compression", this.compression.value);
     const archive = $("create-archive").checked;
@@ -288,8 +377,9 @@ export class ConvertView {
   }
 
   async submit() {
-    const batch = this.ready();
+    const batch = this.editable();
     if (this.busy || batch.length === 0 || !this.catalogue) return;
+    for (const item of batch) item.result = null;
     const generation = this.generation;
     this.busy = true;
     $("convert-error").textContent = "";
@@ -326,7 +416,10 @@ export class ConvertView {
       return;
     }
     uploadBar.value = 100;
-    for (const item of batch) item.state = "pending";
+    for (const item of batch) {
+      item.state = "queued";
+      item.progress = 0;
+    }
     this.status("Uploaded; waiting for the conversion to start…");
     this.renderAll();
 
@@ -399,7 +492,7 @@ export class ConvertView {
     for (const result of job.results) {
       const item = batch[result.index];
       if (!item) continue;
-      item.state = result.status;
+      item.state = fileState(result);
       item.progress = result.progress || 0;
       item.error = result.error || "";
       item.result = result.status === "completed" ? result : null;
@@ -432,4 +525,18 @@ export class ConvertView {
       box.hidden = true;
     }
   }
+}
+
+/** "3 files: 2 JPEG, 1 other" for an archive whose names were read. */
+function describeEntries(item, catalogue) {
+  const names = item.entries;
+  if (!names.length) return "no files";
+  const counts = new Map();
+  for (const name of names) {
+    const kind = catalogue?.kindOf(name) || "other";
+    counts.set(kind, (counts.get(kind) || 0) + 1);
+  }
+  const parts = [...counts].map(([kind, n]) => `${n} ${kind === "other" ? "other" :
+    kind.toUpperCase()}`);
+  return `${names.length} file${names.length > 1 ? "s" : ""}: ${parts.join(", ")}`;
 }

@@ -1,23 +1,6 @@
-// What a dropped file probably is, to offer the targets GET /api/formats lists for it. The
-// server decides from the content; this guess only fills the menus.
-
-const BY_EXTENSION = {
-  jpg: "jpeg", jpeg: "jpeg", jpe: "jpeg", jfif: "jpeg", png: "png", gif: "gif",
-  webp: "webp", tif: "tiff", tiff: "tiff", bmp: "bmp", avif: "avif", heic: "heif",
-  heif: "heif", svg: "svg", pdf: "pdf", zip: "zip", gz: "gzip", tgz: "gzip", bz2: "bzip2",
-  xz: "xz", "7z": "7z", rar: "rar", tar: "tar", mp4: "mp4", m4v: "mp4", mov: "mov",
-  webm: "webm", mp3: "mp3", wav: "wav", ogg: "ogg", oga: "ogg", opus: "ogg", flac: "flac",
-  m4a: "m4a",
-};
-
-const BY_MIME = {
-  "image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
-  "image/tiff": "tiff", "image/bmp": "bmp", "image/avif": "avif", "image/heic": "heif",
-  "image/heif": "heif", "image/svg+xml": "svg", "application/pdf": "pdf",
-  "application/zip": "zip", "video/mp4": "mp4", "video/quicktime": "mov",
-  "video/webm": "webm", "audio/mpeg": "mp3", "audio/wav": "wav", "audio/ogg": "ogg",
-  "audio/flac": "flac", "audio/mp4": "m4a",
-};
+// What a dropped file probably is, to offer the targets and controls GET /api/formats lists
+// for its kind. The guess uses the extensions and MIME types the server lists for each kind;
+// the server decides from the content, this guess only fills the menus.
 
 /** Preferred targets, in order, by family: the first one that is not the source's own. */
 const PREFERRED = {
@@ -29,10 +12,13 @@ const PREFERRED = {
   archive: ["zip", "7z"],
 };
 
-export function guessKind(file) {
-  const dot = file.name.lastIndexOf(".");
-  const extension = dot >= 0 ? file.name.slice(dot + 1).toLowerCase() : "";
-  return BY_EXTENSION[extension] || BY_MIME[(file.type || "").toLowerCase()] || null;
+/** Families whose pixels a resize preset shapes. */
+const RESIZABLE = new Set(["image", "vector", "video"]);
+
+function extensionOf(name) {
+  const base = name.slice(name.replace(/\\/g, "/").lastIndexOf("/") + 1);
+  const dot = base.lastIndexOf(".");
+  return dot > 0 ? base.slice(dot + 1).toLowerCase() : "";
 }
 
 /** The catalogue of GET /api/formats, indexed for the menus. */
@@ -41,19 +27,58 @@ export class Catalogue {
     this.inputs = new Map(body.inputs.map((entry) => [entry.kind, entry]));
     this.outputs = body.outputs;
     this.presets = body.resizePresets;
+    this.byExtension = new Map();
+    this.byMime = new Map();
+    for (const entry of body.inputs) {
+      for (const extension of entry.extensions || []) this.byExtension.set(extension, entry.kind);
+      for (const mime of entry.mimeTypes || [entry.mimeType]) this.byMime.set(mime, entry.kind);
+    }
+    // What re-packs or compresses a file as it is (an archive's non-entry targets).
+    this.packing = new Set();
+    for (const entry of body.inputs) {
+      if (!entry.entryTargets) continue;
+      for (const target of entry.targets) {
+        if (!entry.entryTargets.includes(target)) this.packing.add(target);
+      }
+    }
   }
 
-  /** Targets offered for a source kind (every output when the kind is unknown). */
-  targets(kind) {
-    return this.inputs.get(kind)?.targets || this.outputs;
+  /** The kind a file of this name (and browser-reported MIME type) probably is. */
+  kindOf(name, mime = "") {
+    return this.byExtension.get(extensionOf(name)) ||
+      this.byMime.get(mime.toLowerCase()) || null;
+  }
+
+  /** Targets offered for a source kind (every output when the kind is unknown). For an
+   * archive whose entry names are known, only the entry targets some entry can reach. */
+  targets(kind, entryKinds = null) {
+    const entry = this.inputs.get(kind);
+    if (!entry) return this.outputs;
+    if (!entry.entryTargets || entryKinds === null) return entry.targets;
+    const reachable = new Set();
+    for (const inner of entryKinds) {
+      for (const target of this.inputs.get(inner)?.targets || []) reachable.add(target);
+    }
+    return entry.targets.filter((target) => !entry.entryTargets.includes(target) ||
+      reachable.has(target));
   }
 
   family(kind) {
     return this.inputs.get(kind)?.family || null;
   }
 
-  defaultTarget(kind) {
-    const targets = this.targets(kind);
+  /** Whether a resize preset shapes this kind's output in `target`. */
+  resizable(kind, target) {
+    return RESIZABLE.has(this.family(kind)) && !this.packing.has(target);
+  }
+
+  /** Whether this kind's output in `target` is one page (a PDF drawn as an image). */
+  paged(kind, target) {
+    return this.family(kind) === "document" && target !== kind && !this.packing.has(target);
+  }
+
+  defaultTarget(kind, entryKinds = null) {
+    const targets = this.targets(kind, entryKinds);
     const own = kind === "jpeg" ? "jpg" : kind;
     for (const candidate of PREFERRED[this.family(kind)] || []) {
       if (candidate !== own && targets.includes(candidate)) return candidate;

@@ -71,6 +71,11 @@ def test_cancel_a_processing_job(cancel_env: AppEnv, tmp_path: Path) -> None:
     executor.submitted(job_record)
     _until("first file done",
            lambda: get_job(client, tenant, job_id)["results"][0]["status"] == "completed")
+    # A file a worker has taken shows progress at once; one still queued shows none.
+    _until("both slow files started", lambda: all(
+        r["progress"] > 0 for r in get_job(client, tenant, job_id)["results"][1:3]))
+    queued = get_job(client, tenant, job_id)["results"][3:]
+    assert [(r["status"], r["progress"]) for r in queued] == [("pending", 0)] * 3, queued
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(client.get, f"/api/jobs/{job_id}?wait=30",
                               headers=tenant.headers)

@@ -54,6 +54,21 @@ def test_formats_lists_the_registry_matrix(app_env: AppEnv, client: TestClient) 
     assert (jpeg["family"], jpeg["mimeType"]) == ("image", "image/jpeg")
 
 
+def test_formats_gives_names_and_what_an_archive_can_hold(client: TestClient) -> None:
+    inputs = {entry["kind"]: entry for entry in client.get("/api/formats").json()["inputs"]}
+    # Every extension and MIME type names one kind only, so a client's guess is unambiguous.
+    extensions = [ext for entry in inputs.values() for ext in entry["extensions"]]
+    assert len(extensions) == len(set(extensions))
+    assert inputs["jpeg"]["extensions"][:2] == ["jpg", "jpeg"]
+    assert "audio/x-m4a" in inputs["m4a"]["mimeTypes"]
+    assert all(entry["mimeType"] in entry["mimeTypes"] for entry in inputs.values())
+    # An archive's media targets convert what it holds; its other targets re-pack it.
+    rar = inputs["rar"]
+    assert {"png", "mp3", "mov"} <= set(rar["entryTargets"]) < set(rar["targets"])
+    assert not {"zip", "7z", "tar", "tgz", "gz", "xz"} & set(rar["entryTargets"])
+    assert "entryTargets" not in inputs["png"]
+
+
 def _refs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
