@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,3 +135,66 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
     if left.size != right.size:
         right = right.resize(left.size)
     return sum(ImageStat.Stat(ImageChops.difference(left, right)).mean) / 3
+
+
+def tiff_lzw(data: bytes) -> bytes:
+    """`data` as a TIFF LZW stream that libtiff decodes: 9-bit literal codes, with a Clear
+    code every 250 so the code width never grows (valid LZW, just not smaller)."""
+    codes: list[int] = []
+    for start in range(0, len(data), 250):
+        codes.append(256)  # Clear
+        codes.extend(data[start : start + 250])
+    codes.append(257)  # end of information
+    out, bits, pending = bytearray(), 0, 0
+    for code in codes:
+        bits, pending = (bits << 9) | code, pending + 9
+        while pending >= 8:
+            pending -= 8
+            out.append((bits >> pending) & 0xFF)
+    if pending:
+        out.append((bits << (8 - pending)) & 0xFF)
+    return bytes(out)
+
+
+def tiled_planar_tiff(image: Image.Image, tile: int = 16) -> bytes:
+    """`image` (RGB, RGBA or CMYK) as a tiled TIFF with one plane per channel
+    (PlanarConfiguration 2), each tile LZW-compressed: a layout scanners and GIS tools write."""
+    width, height = image.size
+    planes = image.split()
+    across, down = -(-width // tile), -(-height // tile)
+    body = bytearray()
+    offsets: list[int] = []
+    counts: list[int] = []
+    for plane in planes:
+        for row in range(down):
+            for column in range(across):
+                piece = Image.new("L", (tile, tile))
+                box = (column * tile, row * tile, min(width, (column + 1) * tile),
+                       min(height, (row + 1) * tile))
+                piece.paste(plane.crop(box))
+                data = tiff_lzw(piece.tobytes())
+                offsets.append(8 + len(body))
+                counts.append(len(data))
+                body += data + b"\0" * (len(data) % 2)
+
+    def array(fmt: str, values: list[int]) -> int:
+        offset = 8 + len(body)
+        body.extend(struct.pack(f"<{len(values)}{fmt}", *values))
+        return offset
+
+    samples = len(planes)
+    photometric = {"RGB": 2, "RGBA": 2, "CMYK": 5}[image.mode]
+    tags = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, samples, array("H", [8] * samples)),
+            (259, 3, 1, 5), (262, 3, 1, photometric), (277, 3, 1, samples), (284, 3, 1, 2),
+            (322, 3, 1, tile), (323, 3, 1, tile), (324, 4, len(offsets), array("I", offsets)),
+            (325, 4, len(counts), array("I", counts))]
+    if image.mode == "RGBA":
+        tags.append((338, 3, 1, 2))  # unassociated alpha
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, count, value in sorted(tags):
+        if count == 1 and kind == 3:
+            ifd += struct.pack("<HHIHH", tag, kind, count, value, 0)
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, value)
+    ifd += struct.pack("<I", 0)
+    return b"II*\0" + struct.pack("<I", 8 + len(body)) + bytes(body) + ifd

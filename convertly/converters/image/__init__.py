@@ -2,6 +2,8 @@
 
 converter.py  ImageConverter: picks the steps, checks the compress options and the pixels
 load.py       the header and the pixels, oriented and scaled (shrink-on-load)
+pillow.py     what libvips cannot read (APNG, AVIF sequences, ...), read with Pillow
+colour.py     CMYK to sRGB, with or without an embedded profile
 shape.py      colour, depth, crop, padding and alpha as the target wants them
 save.py       one encoder per target format
 compress.py   a quality that fits a target size; never a file larger than the original

@@ -17,7 +17,7 @@ import pyvips
 
 from convertly.converters.image.jpeg_markers import strip_jpeg_metadata
 from convertly.converters.image.load import Header, vips_source
-from convertly.converters.image.save import LOSSY_TARGETS, save
+from convertly.converters.image.save import LOSSY_TARGETS, is_animation, save
 from convertly.errors import ConversionError, CorruptFileError
 from convertly.models import CompressMode, ConvertedFile, FileSpec, OutputFormat, mime_for
 from convertly.sniff import Kind
@@ -45,7 +45,10 @@ def compress_image(
     out: Path,
 ) -> Outcome:
     """Re-encode smaller, or hand back the source when that is smaller still."""
-    tunable = target in _TUNABLE_TARGETS and not spec.lossless
+    # An APNG is written losslessly: palette quantisation is for stills.
+    tunable = target in _TUNABLE_TARGETS and not spec.lossless and not (
+        target is OutputFormat.PNG and is_animation(image)
+    )
     if spec.mode is CompressMode.TARGET_SIZE:
         assert spec.target_bytes is not None  # checked by _check_compress
         try:

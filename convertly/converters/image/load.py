@@ -1,10 +1,11 @@
 """Reading raster images: the header, and the pixels, oriented and scaled.
 
 libvips reads lazily where it can: `thumbnail` streams the file and shrinks JPEGs while
-decoding them. pyvips-binary reads neither HEIF (HEVC) nor BMP, so those are decoded by
-Pillow / pillow-heif and cross to libvips as pixels in memory. Damaged input is a
-CorruptFileError; when a later step fails, `failure` reads the source again to tell a bad
-file from a failed encoder.
+decoding them. What libvips cannot read (HEIF, BMP, APNG, AVIF sequences, monochrome AVIF,
+tiled TIFFs with separate planes: pillow.py) is decoded by Pillow / pillow-heif and crosses to
+libvips as pixels in memory; so is any file whose header libvips cannot read and Pillow can.
+Damaged input is a CorruptFileError; when a later step fails, `vips_decodes` reads the source
+again to tell a bad file from a failed encoder.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import pillow_heif
 import pyvips
 from PIL import Image
 
+from convertly.converters.image.colour import cmyk_to_srgb, is_cmyk
+from convertly.converters.image.pillow import pillow_header, pillow_load, pillow_reads
 from convertly.converters.resize import ResizePlan
 from convertly.errors import (
     ConversionError,
@@ -27,8 +29,12 @@ from convertly.errors import (
 from convertly.models import OutputFormat
 from convertly.sniff import Kind
 
-_PILLOW_SOURCES = frozenset({Kind.HEIF, Kind.BMP})
-_PILLOW_METADATA = (("icc-profile-data", "icc_profile"), ("exif-data", "exif"), ("xmp-data", "xmp"))
+# Kinds whose layouts libvips and Pillow read differently (TIFF: planes, tiles, bit depths,
+# compressions; AVIF: libheif against libavif): a file of them that libvips cannot read is
+# given to Pillow before it is called corrupt. Other kinds read the same in both, and a
+# damaged GIF or PNG would only get a second, more lenient reading.
+PILLOW_KINDS = frozenset({Kind.TIFF, Kind.AVIF})
+_MAYBE_CMYK = frozenset({Kind.JPEG, Kind.TIFF})  # kinds libvips may read as CMYK
 _SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image a quarter
 # What decoders raise on damaged input; pillow-heif reports libheif's errors (a frame larger
 # than its header says, libheif's own size limits) as RuntimeError.
@@ -43,6 +49,7 @@ class Header:
     height: int  # of one frame
     pages: int
     orientation: int
+    pillow: bool = False  # decoded by Pillow / pillow-heif (pillow.py), not libvips
 
     def oriented(self, auto_orient: bool) -> tuple[int, int]:
         if auto_orient and self.orientation in _SWAPS_AXES:
@@ -61,20 +68,24 @@ def _fail_on(kind: Kind) -> str:
 
 
 def read_header(src: Path, kind: Kind) -> Header:
-    """Size, frames and orientation, read without decoding the pixels."""
+    """Size, frames and orientation, read without decoding the pixels, and the decoder."""
     try:
-        if kind is Kind.HEIF:
-            # libheif applies the HEIF rotation itself (the spec requires it).
-            width, height = pillow_heif.open_heif(str(src)).size
-            return Header(width, height, pages=1, orientation=1)
         if kind is Kind.BMP:
-            return Header(*bmp_size(src), pages=1, orientation=1)
+            return Header(*bmp_size(src), pages=1, orientation=1, pillow=True)
+        if pillow_reads(src, kind):
+            return read_pillow_header(src, kind)
         image = pyvips.Image.new_from_source(
             vips_source(src), "", access="sequential", fail_on=_fail_on(kind)
         )
     except Image.DecompressionBombError as exc:
         raise _too_large_for_pillow() from exc
     except DECODE_ERRORS as exc:
+        # libvips has no loader for this layout: Pillow may read it.
+        if kind in PILLOW_KINDS:
+            try:
+                return read_pillow_header(src, kind)
+            except CorruptFileError:
+                pass
         raise CorruptFileError() from exc
     return Header(
         image.width,
@@ -82,6 +93,17 @@ def read_header(src: Path, kind: Kind) -> Header:
         pages=int_field(image, "n-pages", 1),
         orientation=int_field(image, "orientation", 1),
     )
+
+
+def read_pillow_header(src: Path, kind: Kind) -> Header:
+    """The header as Pillow reads it; the pixels will be decoded by Pillow too."""
+    try:
+        found = pillow_header(src, kind)
+    except Image.DecompressionBombError as exc:
+        raise _too_large_for_pillow() from exc
+    except DECODE_ERRORS as exc:
+        raise CorruptFileError() from exc
+    return Header(found.width, found.height, found.frames, found.orientation, pillow=True)
 
 
 def bmp_size(src: Path) -> tuple[int, int]:
@@ -112,13 +134,8 @@ def load(
     src: Path, kind: Kind, header: Header, plan: ResizePlan, auto_orient: bool, animated: bool
 ) -> pyvips.Image:
     """The source, oriented and scaled to the plan's scaled size (lazy where libvips reads it)."""
-    if kind in _PILLOW_SOURCES:
-        image = _pillow_load(src, kind)
-        if plan.scales:
-            image = image.thumbnail_image(
-                plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=True
-            )
-        return image
+    if header.pillow:
+        return _pillow_pixels(src, kind, header, plan, auto_orient, animated)
     shrink = _jpeg_shrink(kind, header, plan, auto_orient)
     if shrink > 1:
         # libjpeg decodes at 1/2, 1/4 or 1/8 size while it reads (DCT scaling): far fewer
@@ -131,7 +148,19 @@ def load(
             vips_source(src), "", shrink=shrink, access="random" if rotate else "sequential",
             fail_on=_fail_on(kind),
         )
+        if is_cmyk(image):
+            image = cmyk_to_srgb(image)
         return image.thumbnail_image(
+            plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=not rotate
+        )
+    if plan.scales and kind in _MAYBE_CMYK and _vips_is_cmyk(src, kind):
+        # thumbnail would convert CMYK itself (colour.py): convert it first, then scale.
+        rotate = auto_orient and header.orientation != 1
+        image = pyvips.Image.new_from_source(
+            vips_source(src), "", access="random" if rotate else "sequential",
+            fail_on=_fail_on(kind),
+        )
+        return cmyk_to_srgb(image).thumbnail_image(
             plan.scaled_width, height=plan.scaled_height, size="force", no_rotate=not rotate
         )
     if plan.scales:
@@ -157,6 +186,12 @@ def load(
     return image.autorot() if rotate else image
 
 
+def _vips_is_cmyk(src: Path, kind: Kind) -> bool:
+    return is_cmyk(pyvips.Image.new_from_source(
+        vips_source(src), "", access="sequential", fail_on=_fail_on(kind)
+    ))  # fmt: skip
+
+
 def _jpeg_shrink(kind: Kind, header: Header, plan: ResizePlan, auto_orient: bool) -> int:
     """The largest JPEG shrink-on-load factor (1, 2, 4 or 8) that leaves the decoded image
     at least as large as the plan's scaled size."""
@@ -167,31 +202,23 @@ def _jpeg_shrink(kind: Kind, header: Header, plan: ResizePlan, auto_orient: bool
     return next((s for s in (8, 4, 2) if s <= factor), 1)
 
 
-def _pillow_load(src: Path, kind: Kind) -> pyvips.Image:
-    """Decode with Pillow / pillow-heif and hand the pixels and metadata to libvips."""
+def _pillow_pixels(
+    src: Path, kind: Kind, header: Header, plan: ResizePlan, auto_orient: bool, animated: bool
+) -> pyvips.Image:
+    """Decode with Pillow / pillow-heif (pillow.py); a still is oriented like libvips would."""
+    rotate = auto_orient and header.orientation != 1 and not animated
+    size = (plan.scaled_width, plan.scaled_height) if plan.scales else None
+    if size and rotate and header.orientation in _SWAPS_AXES:
+        size = (size[1], size[0])  # scaled before it is turned
     try:
-        if kind is Kind.HEIF:
-            picture = pillow_heif.open_heif(str(src)).to_pillow()
-        else:
-            with Image.open(src, formats=("BMP",)) as opened:
-                opened.load()
-                picture = opened.copy()
+        image = pillow_load(src, kind, animated, size)
     except Image.DecompressionBombError as exc:
         raise _too_large_for_pillow() from exc
     except DECODE_ERRORS as exc:
         raise CorruptFileError() from exc
-    if picture.mode == "1":
-        picture = picture.convert("L")
-    elif picture.mode not in ("L", "LA", "RGB", "RGBA"):
-        picture = picture.convert("RGBA" if picture.has_transparency_data else "RGB")
-    bands = len(picture.getbands())
-    image = pyvips.Image.new_from_memory(
-        picture.tobytes(), picture.width, picture.height, bands, "uchar"
-    ).copy(interpretation="b-w" if bands < 3 else "srgb")
-    for field, key in _PILLOW_METADATA:
-        value = picture.info.get(key)
-        if value:
-            image.set_type(pyvips.GValue.blob_type, field, bytes(value))
+    if rotate:
+        image.set_type(pyvips.GValue.gint_type, "orientation", header.orientation)
+        image = image.autorot()
     return image
 
 
@@ -199,15 +226,22 @@ def int_field(image: pyvips.Image, field: str, default: int) -> int:
     return int(image.get(field)) if image.get_typeof(field) else default
 
 
-def failure(src: Path, kind: Kind, target: OutputFormat) -> ConvertlyError:
-    """libvips decodes lazily, so a failed save may be a bad source or a failed encoder."""
-    if kind not in _PILLOW_SOURCES:
-        try:
-            pyvips.Image.new_from_source(
-                vips_source(src), "", access="sequential", fail_on=_fail_on(kind)
-            ).avg()
-        except pyvips.Error:
-            return CorruptFileError()
+def vips_decodes(src: Path, kind: Kind) -> bool:
+    """Whether libvips decodes every pixel of `src` (it decodes lazily: a failed save may be
+    a bad source or a failed encoder)."""
+    try:
+        pyvips.Image.new_from_source(
+            vips_source(src), "", access="sequential", fail_on=_fail_on(kind)
+        ).avg()
+    except pyvips.Error:
+        return False
+    return True
+
+
+def failure(src: Path, kind: Kind, header: Header, target: OutputFormat) -> ConvertlyError:
+    """The error for a failed conversion: a bad source, or an encoder that failed."""
+    if not header.pillow and not vips_decodes(src, kind):
+        return CorruptFileError()
     return ConversionError(
         f"The image decoded but could not be written as {target.value}; try another output format."
     )

@@ -2,7 +2,8 @@
 
 `save` writes losslessly when it is given no quality, and spends more CPU for a smaller file
 when asked to. Stripping metadata keeps the ICC profile. pyvips-binary cannot write HEIF,
-so HEIF goes to pillow-heif (x265) as 8-bit pixels with the ICC profile, EXIF and XMP.
+so HEIF goes to pillow-heif (x265) as 8-bit pixels with the ICC profile, EXIF and XMP; nor
+APNG, so an animation written as png goes to Pillow, frames, delays and loop count kept.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def save(
     if quality is not None:
         quality = max(1, min(100, quality))
     match target:
+        case OutputFormat.PNG if _frames(image) > 1:
+            _save_apng(image, out, strip=strip, smallest=smallest)
         case OutputFormat.JPG:
             image.jpegsave(out, Q=quality, optimize_coding=True, keep=keep)
         case OutputFormat.PNG if quality is None:
@@ -95,6 +98,47 @@ def _save_heif(image: pyvips.Image, out: str, *, quality: int | None, strip: boo
         chroma=444 if quality is None else 420,
         **metadata,
     )
+
+
+def is_animation(image: pyvips.Image) -> bool:
+    """Whether `image` holds more than one frame (stacked vertically, as libvips does)."""
+    return _frames(image) > 1
+
+
+def _frames(image: pyvips.Image) -> int:
+    page_height = int_field(image, "page-height", image.height)
+    if 0 < page_height < image.height and image.height % page_height == 0:
+        return int(image.height // page_height)
+    return 1
+
+
+def _save_apng(image: pyvips.Image, out: str, *, strip: bool, smallest: bool) -> None:
+    """An animation (frames stacked vertically, as libvips holds them) as an APNG, losslessly.
+
+    Every frame is written whole; Pillow stores only the region that changed from the last.
+    """
+    if image.format != "uchar":
+        image = image.colourspace("b-w" if image.bands < 3 else "srgb").cast("uchar")
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[image.bands]
+    count, height = _frames(image), image.height // _frames(image)
+    frames = [
+        Image.frombytes(mode, (image.width, height),
+                        image.crop(0, i * height, image.width, height).write_to_memory())
+        for i in range(count)
+    ]  # fmt: skip
+    delays = [int(d) for d in image.get("delay")] if image.get_typeof("delay") else []
+    if len(delays) != count:
+        delays = [100] * count  # libvips's own default frame time
+    options: dict[str, object] = {}
+    if icc := _blob(image, "icc-profile-data"):
+        options["icc_profile"] = icc
+    if not strip and (exif := _blob(image, "exif-data")):
+        options["exif"] = exif
+    frames[0].save(
+        out, format="PNG", save_all=True, append_images=frames[1:], duration=delays,
+        loop=int_field(image, "loop", 0), compress_level=9 if smallest else PNG_COMPRESSION,
+        **options,
+    )  # fmt: skip
 
 
 def _exif_with_orientation(exif_data: bytes, orientation: int) -> bytes:

@@ -1,6 +1,6 @@
 """Shaping decoded pixels for the target: colour, depth, crop, padding and alpha.
 
-CMYK becomes sRGB through its profile (kept as CMYK only where compress writes jpg or tiff),
+CMYK becomes sRGB as colour.py says (kept as CMYK only where compress writes jpg or tiff),
 other colour spaces become sRGB, and 16-bit images become 8-bit for targets that cannot
 hold more. The plan's crop and padding are applied to every frame of an animation (libvips
 stacks frames vertically); padding and jpg output are flattened onto white.
@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pyvips
 
+from convertly.converters.image.colour import cmyk_to_srgb
 from convertly.converters.image.load import int_field
 from convertly.converters.resize import ResizePlan
 from convertly.models import OutputFormat
@@ -29,8 +30,7 @@ def shape(
     """Colour, depth, crop, padding and alpha as the target and the plan want them."""
     interpretation = image.interpretation
     if interpretation == "cmyk" and not (keep_cmyk and target in _CMYK_TARGETS):
-        # Through the embedded (or a generic) CMYK profile; the result carries sRGB's.
-        image = image.icc_transform("srgb", input_profile="cmyk", embedded=True)
+        image = cmyk_to_srgb(image)
     elif interpretation in _FOREIGN_COLOURSPACES:
         image = image.colourspace("srgb")
     if image.format == "ushort" and target not in _HIGH_DEPTH_TARGETS:
