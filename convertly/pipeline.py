@@ -12,13 +12,14 @@ status, the final webhook event).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
-from convertly import diskspace, filenames, webhooks
+from convertly import diskspace, filenames, later, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
@@ -44,9 +45,11 @@ from convertly.views import archive_filename
 log = logging.getLogger("convertly.pipeline")
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress updates of one file
-# The progress a file has as soon as a worker takes it: 1 % on the wire, so a client tells a
-# file being converted (progress > 0) from one still queued (0) before its converter reports.
+# A file still converting START_MARK_DELAY seconds after a worker took it, with no progress
+# reported yet, is given STARTED_PROGRESS (1 % on the wire), so a client tells a file being
+# converted (progress > 0) from one still queued (0). Files done sooner cost no state write.
 STARTED_PROGRESS = 0.01
+START_MARK_DELAY = 0.5
 OUTPUT_MISSING = "OUTPUT_MISSING"  # a result's errorCode: its output was gone at bundling
 
 T = TypeVar("T")
@@ -136,11 +139,13 @@ def run_file(svc: Services, job_id: str, index: int,
         # job still waits for its finalisation, this caller owes it.
         return awaits_finalize(svc, job_id)
     webhooks.job_started(svc, work.tenant, job_id)
+    reporter = _ProgressReporter(svc, work)
+    mark = later.call_later(START_MARK_DELAY, reporter.mark_started)
     try:
-        svc.jobs.set_progress(job_id, index, STARTED_PROGRESS)
-    except ServiceUnavailableError:
-        log.warning("start of job %s file %d not recorded: state unavailable", job_id, index)
-    result = _convert_job_file(svc, work, reraise, persist)
+        result = _convert_job_file(svc, work, reporter, reraise, persist)
+    finally:
+        mark.cancel()
+        reporter.close()
     # Recorded again after a lost answer, the result is not counted twice, but "last" is
     # then False for every caller: the API's watchdog finalises such a job.
     last = persist(lambda: svc.jobs.record_file(result, job_id))
@@ -158,25 +163,46 @@ def cancel_check(svc: Services, job_id: str) -> Callable[[], bool]:
 
 class _ProgressReporter:
     """Passes a converter's progress to the job store, at most every PROGRESS_INTERVAL
-    seconds; a state outage only loses progress updates, never the conversion."""
+    seconds; a state outage only loses progress updates, never the conversion.
+    `mark_started` (from `later`'s thread) records STARTED_PROGRESS unless some progress was
+    sent already or the conversion is over (`close`)."""
 
     def __init__(self, svc: Services, work: FileWork) -> None:
         self.svc, self.work = svc, work
         self.sent_at = 0.0
+        self._lock = threading.Lock()
+        self._spoken = False  # something was sent, or the conversion is over
 
     def __call__(self, fraction: float) -> None:
         now = time.monotonic()
         if now - self.sent_at < PROGRESS_INTERVAL or not 0.0 <= fraction < 1.0:
             return
         self.sent_at = now
+        with self._lock:
+            self._spoken = True
+        self._send(max(fraction, STARTED_PROGRESS), event=True)
+
+    def mark_started(self) -> None:
+        with self._lock:
+            if self._spoken:
+                return
+            self._spoken = True
+            self._send(STARTED_PROGRESS, event=False)
+
+    def close(self) -> None:
+        with self._lock:
+            self._spoken = True
+
+    def _send(self, fraction: float, *, event: bool) -> None:
         try:
             self.svc.jobs.set_progress(self.work.job_id, self.work.spec.index, fraction)
-            webhooks.job_progress(self.svc, self.work.tenant, self.work.job_id)
+            if event:
+                webhooks.job_progress(self.svc, self.work.tenant, self.work.job_id)
         except ServiceUnavailableError:
             log.warning("progress of job %s not recorded: state unavailable", self.work.job_id)
 
 
-def _convert_job_file(svc: Services, work: FileWork,
+def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
                       reraise: tuple[type[BaseException], ...], persist: Persist) -> FileResult:
     spec, tenant, job_id = work.spec, work.tenant, work.job_id
     src_key = source_key(tenant, job_id, spec)
@@ -192,7 +218,7 @@ def _convert_job_file(svc: Services, work: FileWork,
                                error_code="SOURCE_MISSING")
             original_size = src.stat().st_size
             base = replace(base, original_size=original_size)
-            out = convert_path(svc, src, spec, workdir, _ProgressReporter(svc, work), reraise)
+            out = convert_path(svc, src, spec, workdir, progress, reraise)
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
             size = persist(lambda: svc.storage.put_file(key, Path(out.path), move=True))
