@@ -605,8 +605,9 @@ def requests(valid: dict[str, bytes]) -> list[Case]:
     return [
         raw("no-body", b"", None, "INVALID_REQUEST"),
         raw("json-body", b'{"files": []}', "application/json", "INVALID_REQUEST"),
+        # Form-urlencoded carries a sourceUrl, never files: without one it is refused.
         raw("urlencoded", b"format=png", "application/x-www-form-urlencoded",
-            "INVALID_REQUEST"),
+            "INVALID_FIELD"),
         raw("text-plain", png, "text/plain", "INVALID_REQUEST"),
         raw("no-boundary", good, "multipart/form-data", "INVALID_REQUEST"),
         raw("wrong-boundary", good, "multipart/form-data; boundary=other"),
