@@ -18,6 +18,7 @@ import pyvips
 
 from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.image.compress import Outcome, compress_image, jpeg_lossless
+from convertly.converters.image.declared import check_declared
 from convertly.converters.image.load import failure, load, read_header
 from convertly.converters.image.save import LOSSY_TARGETS, save
 from convertly.converters.image.shape import frame_height, shape
@@ -76,6 +77,7 @@ class ImageConverter:
             raise UnsupportedConversionError(
                 f"Images convert to {', '.join(TARGETS)}, not {target}."
             )
+        check_declared(src, kind, limits)
         header = read_header(src, kind)
         animated = header.pages > 1 and kind in _ANIMATED_SOURCES and target in _ANIMATED_TARGETS
         check_pixels(limits, [(header.width, header.height)] * (header.pages if animated else 1))
