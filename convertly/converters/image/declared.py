@@ -18,8 +18,8 @@ from convertly.converters.base import Limits
 from convertly.converters.pixels import check_pixels
 from convertly.sniff import Kind
 
-# Holds a PNG, WebP, BMP or HEIF header and the first frames of a GIF; JPEG and TIFF seek.
-HEAD_BYTES = 1024 * 1024
+HEAD_BYTES = 64 * 1024  # holds a PNG, WebP, BMP or HEIF header; JPEG and TIFF seek
+GIF_HEAD_BYTES = 1024 * 1024  # a GIF's frames are walked as far as this
 _JPEG_SOF = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC),
                        *range(0xCD, 0xD0)})
 _MAX_JPEG_SEGMENTS = 4096
@@ -37,7 +37,7 @@ def check_declared(src: Path, kind: Kind, limits: Limits) -> None:
 def declared_size(src: Path, kind: Kind) -> tuple[int, int] | None:
     """(width, height) as the header of `src` (a file of `kind`) states them, or None."""
     with src.open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
+        head = fh.read(GIF_HEAD_BYTES if kind is Kind.GIF else HEAD_BYTES)
         try:
             if kind is Kind.JPEG:
                 return _jpeg(fh)
