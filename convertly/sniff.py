@@ -182,6 +182,23 @@ _KNOWN_UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
     (8, b"AIFC", "AIFF audio"),
     (8, b"AVI ", "AVI video"),
     (0, b"\x00\x00\x01\x00", "Windows icon (ICO)"),
+    (0, b"\x00\x00\x02\x00", "Windows cursor (CUR)"),
+    (0, b"icns", "Apple icon (ICNS)"),
+    (0, b"DDS ", "DirectDraw Surface (DDS)"),
+    (0, b"qoif", "QOI image"),
+    (0, b"\x01\xda", "SGI image"),
+    (0, b"\x59\xa6\x6a\x95", "Sun raster image"),
+    (0, b"\x76\x2f\x31\x01", "OpenEXR image"),
+    (0, b"#?RADIANCE", "Radiance HDR image"),
+    (0, b"#?RGBE", "Radiance HDR image"),
+    (0, b"SDPX", "DPX image"),
+    (0, b"XPDS", "DPX image"),
+    (0, b"SIMPLE  =", "FITS image"),
+    (0, b"BLP1", "Blizzard texture (BLP)"),
+    (0, b"BLP2", "Blizzard texture (BLP)"),
+    (0, b"/* XPM */", "X PixMap (XPM)"),
+    (0, b"caff", "Core Audio (CAF)"),
+    (0, b"FORM", "IFF (ILBM, 8SVX or another Amiga format)"),
 )
 _FORM_BRANDS = (b"AIFF", b"AIFC")
 
@@ -194,9 +211,18 @@ def known_format(head: bytes) -> str | None:
             continue
         if offset == 8 and head[:4] not in (b"FORM", b"RIFF"):
             continue
-        if magic == b"\x00\x00\x01\x00" and not _plausible_ico(head):
+        if magic in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and not _plausible_ico(head):
+            continue
+        if magic == b"\x01\xda" and not (head[2:3] in b"\x00\x01" and head[3:4] in b"\x01\x02"):
             continue
         return name
+    if _netpbm(head):
+        return "Netpbm image (PBM/PGM/PPM)"
+    if len(head) > 4 and head[0] == 0x0A and head[1] <= 5 and head[2] == 1 and head[3] in (
+            1, 2, 4, 8):
+        return "PCX image"
+    if head[:1] == b"\x47" and head[188:189] == b"\x47" and head[376:377] == b"\x47":
+        return "MPEG transport stream (TS)"
     if head and b"\x00" not in head:
         try:
             head.decode("utf-8")
@@ -205,6 +231,12 @@ def known_format(head: bytes) -> str | None:
                 return None
         return "text"
     return None
+
+
+def _netpbm(head: bytes) -> bool:
+    # "P1" to "P7", then whitespace: the magic of the plain and raw Netpbm formats.
+    return (len(head) > 2 and head[0:1] == b"P" and head[1:2] in b"1234567"
+            and head[2:3] in (b" ", b"\t", b"\r", b"\n"))
 
 
 def _plausible_ico(head: bytes) -> bool:
