@@ -12,12 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convertly import limits, pipeline
+from convertly import fileinfo, limits, pipeline
 from convertly.errors import ConvertlyError
 from convertly.executors.base import Executor
 from convertly.models import ConvertedFile, FileSpec
 from convertly.service import Services
-from convertly.sniff import sniff_file
 from convertly.state.records import StoredFile, new_file_id
 from convertly.storage.base import safe_name
 
@@ -108,13 +107,16 @@ def store_output(
     file_id = new_file_id()
     folder = "tmp" if temporary else "files"
     key = f"tenants/{tenant}/{folder}/{file_id}/{safe_name(name)}"
+    # A temporary output is never listed: its record needs no duration or page count.
+    duration, pages = (None, None) if temporary else fileinfo.extent(path, out.mime_type)
     size = svc.storage.put_file(key, path, move=True)
     now = time.time()
     return svc.files.add(
         StoredFile(
             id=file_id, tenant=tenant, key=key, filename=name, mime_type=out.mime_type,
-            size_bytes=size, width=out.width, height=out.height, temporary=temporary,
-            created_at=now, expires_at=now + svc.settings.temporary_ttl if temporary else None,
+            size_bytes=size, width=out.width, height=out.height, duration=duration,
+            page_count=pages, temporary=temporary, created_at=now,
+            expires_at=now + svc.settings.temporary_ttl if temporary else None,
         )
     )
 
@@ -123,12 +125,11 @@ def store_upload(svc: Services, tenant: str, path: Path, filename: str) -> Store
     """Keep an uploaded source in storage (sync requests with saveToStorage=true)."""
     file_id = new_file_id()
     key = f"tenants/{tenant}/files/{file_id}/{safe_name(filename)}"
-    try:
-        mime = sniff_file(path).mime_type
-    except ConvertlyError:
-        mime = "application/octet-stream"
+    info = fileinfo.describe_path(path, filename)
     size = svc.storage.put_file(key, path, move=False)
     return svc.files.add(
-        StoredFile(id=file_id, tenant=tenant, key=key, filename=filename, mime_type=mime,
-                   size_bytes=size, created_at=time.time())
+        StoredFile(id=file_id, tenant=tenant, key=key, filename=filename,
+                   mime_type=info.mime_type, size_bytes=size, width=info.width,
+                   height=info.height, duration=info.duration, page_count=info.page_count,
+                   created_at=time.time())
     )

@@ -21,6 +21,7 @@
     │   └── MemoryLimitError            413 MEMORY_LIMIT
     ├── UnsupportedMediaError           415 UNSUPPORTED_MEDIA
     │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
+    ├── EncryptedFileError              422 ENCRYPTED_FILE
     ├── ConversionError                 422 CONVERSION_FAILED
     │   └── ConversionTimeoutError      422 CONVERSION_TIMEOUT
     ├── RateLimitError                  429 RATE_LIMITED
@@ -206,6 +207,15 @@ class UnsupportedMediaError(ConvertlyError):
 
 class UnsupportedConversionError(UnsupportedMediaError):
     code = "UNSUPPORTED_CONVERSION"
+
+
+class EncryptedFileError(ConvertlyError):
+    """The file is password-protected (an archive, a PDF, encrypted media): well formed,
+    but nothing in it can be read without a password, which the service never asks for."""
+
+    code = "ENCRYPTED_FILE"
+    default_message = ("The file is password-protected (encrypted); remove the password and "
+                       "send it again.")
 
 
 class ConversionError(ConvertlyError):

@@ -15,20 +15,15 @@ missing (NotFoundError), so an id never reveals whether it exists elsewhere.
 
 from __future__ import annotations
 
-import io
-import mimetypes
 import re
 import shutil
 import time
-import warnings
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from PIL import Image
-
-from convertly import filenames, limits, service
+from convertly import fileinfo, filenames, limits, service
 from convertly.converters.archive import PACKED_KINDS
 from convertly.errors import (
     ConflictError,
@@ -79,44 +74,10 @@ def require_folder(svc: Services, tenant: str, folder_id: str) -> Folder:
 
 # --- what a file is ---------------------------------------------------------------------
 
-
-def normalise_mime(value: str | None) -> str | None:
-    """`value` as a bare lower-case type/subtype, or None when it is not one."""
-    if not value:
-        return None
-    bare = value.split(";", 1)[0].strip().lower()
-    return bare if _MIME.match(bare) else None
+normalise_mime = fileinfo.normalise_mime
 
 
-def probe(head: bytes, filename: str, claimed: str | None) -> tuple[str, int | None, int | None]:
-    """(MIME type, width, height) of a file from its first bytes. The content decides when
-    we recognise it; otherwise the type the client claimed, then the file name's."""
-    kind = sniff_bytes(head[:HEAD_BYTES])
-    width = height = None
-    if kind is not None and kind.family == "image" and kind not in _NO_SIZE_KINDS:
-        width, height = _dimensions(head)
-    if kind is not None:
-        return kind.mime_type, width, height
-    claimed = normalise_mime(claimed)
-    if claimed and claimed != "application/octet-stream":
-        return claimed, None, None
-    guessed = normalise_mime(mimetypes.guess_type(filename)[0])
-    return guessed or "application/octet-stream", None, None
-
-
-def _dimensions(head: bytes) -> tuple[int | None, int | None]:
-    """Width and height from an image header (Pillow reads only the header); (None, None)
-    when the header is not within `head` or not readable."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(head)) as image:
-                return image.size
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-            return None, None
-
-
-def _read_head(fh: BinaryIO, size: int = PROBE_BYTES) -> bytes:
+def _read_head(fh: BinaryIO, size: int = fileinfo.PROBE_BYTES) -> bytes:
     data = bytearray()
     while len(data) < size and (block := fh.read(size - len(data))):
         data += block
@@ -130,15 +91,15 @@ def add_upload(svc: Services, tenant: str, path: Path, filename: str, claimed: s
                folder_id: str | None) -> StoredFile:
     """Move an uploaded file (spooled at `path`) into storage and record it."""
     with path.open("rb") as fh:
-        mime, width, height = probe(_read_head(fh), filename, claimed)
+        info = fileinfo.describe(_read_head(fh), filename, claimed, path)
     limits.require_storage(svc, tenant, path.stat().st_size)
     file_id = new_file_id()
     key = file_key(tenant, file_id, filename)
     size = svc.storage.put_file(key, path, move=True)
     return svc.files.add(StoredFile(
-        id=file_id, tenant=tenant, key=key, filename=filename, mime_type=mime,
-        size_bytes=size, width=width, height=height, folder_id=folder_id,
-        created_at=time.time(),
+        id=file_id, tenant=tenant, key=key, filename=filename, mime_type=info.mime_type,
+        size_bytes=size, width=info.width, height=info.height, duration=info.duration,
+        page_count=info.page_count, folder_id=folder_id, created_at=time.time(),
     ))
 
 
@@ -355,10 +316,12 @@ def complete_upload(svc: Services, tenant: str, *, path: str, size: int,
     filename = changes.get("filename", record.filename)
     with svc.storage.open(path) as fh:
         head = _read_head(fh)
-    mime, width, height = probe(head, filename, changes.get("mime_type", record.mime_type))
+    # Only the first bytes: duration and pages would mean reading the whole object again.
+    info = fileinfo.describe(head, filename, changes.get("mime_type", record.mime_type))
     done = svc.files.update(
-        file_id, tenant, temporary=False, expires_at=None, filename=filename, mime_type=mime,
-        width=width, height=height, size_bytes=actual, created_at=time.time(),
+        file_id, tenant, temporary=False, expires_at=None, filename=filename,
+        mime_type=info.mime_type, width=info.width, height=info.height, size_bytes=actual,
+        created_at=time.time(),
         folder_id=changes.get("folder_id", record.folder_id),
     )
     if done is None:

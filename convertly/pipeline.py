@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
-from convertly import diskspace, filenames, later, webhooks
+from convertly import diskspace, fileinfo, filenames, later, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
@@ -221,11 +221,12 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
             out = convert_path(svc, src, spec, workdir, progress, reraise)
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
+            duration, pages = fileinfo.extent(Path(out.path), out.mime_type)
             size = persist(lambda: svc.storage.put_file(key, Path(out.path), move=True))
         stored = StoredFile(
             id=new_file_id(), tenant=tenant, key=key, filename=name,
             mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
-            job_id=job_id, created_at=time.time(),
+            duration=duration, page_count=pages, job_id=job_id, created_at=time.time(),
         )
         record = persist(lambda: svc.files.add(stored))
     except ServiceUnavailableError:

@@ -175,6 +175,101 @@ def sniff_bytes(head: bytes) -> Kind | None:
     return None
 
 
+# Formats we recognise but do not convert: (leading bytes at an offset, what to call them).
+# Naming them turns "we cannot tell what this is" into "we know what this is, and do not
+# read it".
+_KNOWN_UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
+    (0, bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"), "Windows Media (ASF: WMA or WMV)"),
+    (0, b"8BPS", "Photoshop (PSD)"),
+    (0, b"gimp xcf", "GIMP image (XCF)"),
+    (0, b"AT&TFORM", "DjVu document"),
+    (0, b".RMF", "RealMedia (RM/RA)"),
+    (0, b".ra\xfd", "RealAudio (RA)"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000 (JP2)"),
+    (0, b"\xffO\xffQ", "JPEG 2000 codestream (J2K)"),
+    (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+    (0, b"\xff\x0a", "JPEG XL"),
+    (0, b"FLV\x01", "Flash video (FLV)"),
+    (0, b"MThd", "MIDI"),
+    (0, b"#!AMR", "AMR audio"),
+    (0, b"MAC ", "Monkey's Audio (APE)"),
+    (0, b"wvpk", "WavPack audio"),
+    (0, b"\x00\x00\x01\xba", "MPEG program stream (MPG/VOB)"),
+    (0, b"%!PS", "PostScript (PS/EPS)"),
+    (0, b"\xc5\xd0\xd3\xc6", "PostScript (EPS)"),
+    (0, b"{\\rtf", "RTF document"),
+    (0, bytes.fromhex("d0cf11e0a1b11ae1"), "Microsoft Office 97-2003 document (DOC/XLS/PPT)"),
+    (0, b"\x28\xb5\x2f\xfd", "Zstandard-compressed (ZST)"),
+    (0, b"MSCF", "Cabinet archive (CAB)"),
+    (0, b"SQLite format 3\x00", "SQLite database"),
+    (0, b"\x7fELF", "program (ELF executable)"),
+    (8, b"AIFF", "AIFF audio"),
+    (8, b"AIFC", "AIFF audio"),
+    (8, b"AVI ", "AVI video"),
+    (0, b"\x00\x00\x01\x00", "Windows icon (ICO)"),
+    (0, b"\x00\x00\x02\x00", "Windows cursor (CUR)"),
+    (0, b"icns", "Apple icon (ICNS)"),
+    (0, b"DDS ", "DirectDraw Surface (DDS)"),
+    (0, b"qoif", "QOI image"),
+    (0, b"\x01\xda", "SGI image"),
+    (0, b"\x59\xa6\x6a\x95", "Sun raster image"),
+    (0, b"\x76\x2f\x31\x01", "OpenEXR image"),
+    (0, b"#?RADIANCE", "Radiance HDR image"),
+    (0, b"#?RGBE", "Radiance HDR image"),
+    (0, b"SDPX", "DPX image"),
+    (0, b"XPDS", "DPX image"),
+    (0, b"SIMPLE  =", "FITS image"),
+    (0, b"BLP1", "Blizzard texture (BLP)"),
+    (0, b"BLP2", "Blizzard texture (BLP)"),
+    (0, b"/* XPM */", "X PixMap (XPM)"),
+    (0, b"caff", "Core Audio (CAF)"),
+    (0, b"FORM", "IFF (ILBM, 8SVX or another Amiga format)"),
+)
+_FORM_BRANDS = (b"AIFF", b"AIFC")
+
+
+def known_format(head: bytes) -> str | None:
+    """The name of a format these leading bytes announce that we recognise but do not
+    convert ("Photoshop (PSD)"), or "text" for text; None when we cannot tell."""
+    for offset, magic, name in _KNOWN_UNSUPPORTED:
+        if head[offset:offset + len(magic)] != magic:
+            continue
+        if offset == 8 and head[:4] not in (b"FORM", b"RIFF"):
+            continue
+        if magic in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and not _plausible_ico(head):
+            continue
+        if magic == b"\x01\xda" and not (head[2:3] in b"\x00\x01" and head[3:4] in b"\x01\x02"):
+            continue
+        return name
+    if _netpbm(head):
+        return "Netpbm image (PBM/PGM/PPM)"
+    if len(head) > 4 and head[0] == 0x0A and head[1] <= 5 and head[2] == 1 and head[3] in (
+            1, 2, 4, 8):
+        return "PCX image"
+    if head[:1] == b"\x47" and head[188:189] == b"\x47" and head[376:377] == b"\x47":
+        return "MPEG transport stream (TS)"
+    if head and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a character cut at the end of `head`
+                return None
+        return "text"
+    return None
+
+
+def _netpbm(head: bytes) -> bool:
+    # "P1" to "P7", then whitespace: the magic of the plain and raw Netpbm formats.
+    return (len(head) > 2 and head[0:1] == b"P" and head[1:2] in b"1234567"
+            and head[2:3] in (b" ", b"\t", b"\r", b"\n"))
+
+
+def _plausible_ico(head: bytes) -> bool:
+    # Six bytes of header, then 16 per image: at least one image, a reserved zero byte.
+    images = int.from_bytes(head[4:6], "little")
+    return 0 < images < 256 and len(head) >= 22 and head[9] == 0
+
+
 def sniff_file(path: Path) -> SourceInfo:
     """Identify a source file; empty or unrecognised files raise a clear error."""
     size = path.stat().st_size
@@ -184,10 +279,19 @@ def sniff_file(path: Path) -> SourceInfo:
         head = fh.read(HEAD_BYTES)
     kind = sniff_bytes(head)
     if kind is None:
+        name = known_format(head)
+        if name is not None:
+            what = "a text file" if name == "text" else f"a file in the {name} format"
+            raise UnsupportedMediaError(
+                f"This is {what}, which this server does not convert; send {_ACCEPTED}.",
+                detail={"format": name},
+            )
         raise UnsupportedMediaError(
-            "We cannot tell what kind of file this is from its content; "
-            "send an image (jpg, png, webp, avif, tiff, gif, heif, bmp, svg), a pdf, "
-            "audio or video (mp4, webm, mov, mp3, wav, ogg, m4a, flac) or an archive "
-            "(zip, tar, 7z, rar, gz, bz2, xz)."
+            f"We cannot tell what kind of file this is from its content; send {_ACCEPTED}."
         )
     return SourceInfo(kind=kind.value, family=kind.family, mime_type=kind.mime_type, size=size)
+
+
+_ACCEPTED = ("an image (jpg, png, webp, avif, tiff, gif, heif, bmp, svg), a pdf, audio or "
+             "video (mp4, webm, mov, mp3, wav, ogg, m4a, flac) or an archive (zip, tar, 7z, "
+             "rar, gz, bz2, xz)")

@@ -23,6 +23,7 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.ConflictError: 409,
     errors.PayloadTooLargeError: 413,
     errors.UnsupportedMediaError: 415,
+    errors.EncryptedFileError: 422,  # well formed, unreadable without its password
     errors.ConversionError: 422,
     errors.RateLimitError: 429,
     errors.ServiceUnavailableError: 503,

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,7 +204,8 @@ async def parse_multipart(
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidRequestError(
-            "Send the request as multipart/form-data with the files in the 'files' field."
+            "Send the request as multipart/form-data with the files in the 'files' field "
+            f"(the request's Content-Type is {_shown(content_type)})."
         )
     if not 0 < len(params[b"boundary"]) <= MAX_BOUNDARY:
         raise InvalidRequestError(
@@ -244,6 +246,58 @@ async def parse_multipart(
             raise diskspace.full(f"the upload spool {spool_root}", exc) from exc
         raise InvalidRequestError(f"The multipart body is malformed: {exc}") from exc
     return form
+
+
+def _shown(content_type: bytes) -> str:
+    return repr(content_type.decode("latin-1")[:80]) if content_type else "missing"
+
+
+URLENCODED = b"application/x-www-form-urlencoded"
+MAX_URLENCODED_BYTES = MAX_FIELD_BYTES * 4
+
+
+async def parse_fields(request: Request, settings: Settings, spool_root: Path,
+                       on_file: Callable[[int, UploadedFile], None] | None = None, *,
+                       digests: bool = False) -> ParsedForm:
+    """A conversion request's body: multipart (`parse_multipart`), or fields alone as
+    application/x-www-form-urlencoded, which is how a request with a `sourceUrl` and no
+    upload may also be sent. Anything else is refused naming both content types."""
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != URLENCODED:
+        if content_type != b"multipart/form-data":
+            raise InvalidRequestError(
+                "Send the request as multipart/form-data with the files in the 'files' field, "
+                "or, for a sourceUrl without files, as application/x-www-form-urlencoded (the "
+                f"request's Content-Type is {_shown(content_type)})."
+            )
+        return await parse_multipart(request, settings, spool_root, on_file, digests=digests)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_URLENCODED_BYTES:
+            raise InvalidRequestError(
+                f"A form-urlencoded body holds fields only, at most {MAX_URLENCODED_BYTES:,} "
+                "bytes; send files as multipart/form-data.")
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                       max_num_fields=MAX_FIELDS, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError("The form-urlencoded body is not valid UTF-8.") from exc
+    except ValueError as exc:
+        raise InvalidRequestError(f"Too many form fields (limit {MAX_FIELDS}).") from exc
+    for name, text in pairs:
+        if name in FILE_FIELDS:
+            raise InvalidFieldError(name, "files cannot be sent form-urlencoded; send them as "
+                                    "multipart/form-data, or a sourceUrl instead.")
+        if len(text.encode()) > MAX_FIELD_BYTES:
+            raise InvalidFieldError(name, f"value longer than {MAX_FIELD_BYTES} bytes.")
+    if not any(name == "sourceUrl" and text.strip() for name, text in pairs):
+        raise InvalidFieldError("sourceUrl", "is required in a form-urlencoded request, which "
+                                "carries no files; send files as multipart/form-data.")
+    with diskspace.room(f"the upload spool {spool_root}"):
+        spool_root.mkdir(parents=True, exist_ok=True)
+        spool = Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root))
+    return ParsedForm(spool=spool, fields=dict(pairs))
 
 
 # --- the request fields -----------------------------------------------------------------
@@ -427,7 +481,7 @@ async def _received(request: Request, tenant: str, settings: Settings, spool_roo
                     on_file: Callable[[int, UploadedFile], None] | None,
                     digests: bool = False) -> ParsedForm:
     """The spooled body, with a sourceUrl's file fetched into it."""
-    form = await parse_multipart(request, settings, spool_root, on_file, digests=digests)
+    form = await parse_fields(request, settings, spool_root, on_file, digests=digests)
     try:
         if form.get("sourceUrl") is not None:  # no thread hop for an upload
             await fetch(request, tenant, form, settings)

@@ -136,7 +136,7 @@ class StoredFile:
     filename: str
     mime_type: str
     size_bytes: int
-    width: int | None = None
+    width: int | None = None  # as displayed: EXIF orientation, video rotation applied
     height: int | None = None
     job_id: str | None = None
     temporary: bool = False
@@ -145,6 +145,8 @@ class StoredFile:
     folder_id: str | None = None
     tags: tuple[str, ...] = ()
     description: str | None = None
+    duration: float | None = None  # seconds, audio and video
+    page_count: int | None = None  # PDF
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -48,7 +48,8 @@ def test_upload_get_and_download(app_env: AppEnv, client: TestClient, tenant: Te
     assert (record["filename"], record["mime_type"]) == ("holiday photo.jpg", "image/jpeg")
     assert (record["size_bytes"], record["width"], record["height"]) == (len(photo), 160, 120)
     assert record["folder_id"] is None
-    assert record["metadata"] == {"tags": [], "description": None, "jobId": None}
+    assert record["metadata"] == {"tags": [], "description": None, "jobId": None,
+                                  "pageCount": None}
     created = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
     assert abs(created.timestamp() - time.time()) < 60
 

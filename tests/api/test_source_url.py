@@ -164,3 +164,46 @@ def test_a_keyed_source_url_job_is_fingerprinted_by_its_url(limited_env: AppEnv,
     assert_error(send("/moved"), 409, "IDEMPOTENCY_MISMATCH")
     assert wait_for_job(limited_env.client, tenant, first.json()["jobId"])["status"] == \
         "completed"
+
+
+@pytest.mark.parametrize("path", ["/api/convert", "/api/compress"])
+def test_a_form_urlencoded_source_url_converts(limited_env: AppEnv, origin: str,
+                                               path: str) -> None:
+    tenant = limited_env.new_tenant()
+    fields = {"sourceUrl": f"{origin}/photo.jpg"}
+    if path == "/api/convert":
+        fields["format"] = "png"
+    response = limited_env.client.post(path, headers=tenant.headers, data=fields)
+    assert response.request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert response.status_code == 200, response.text
+    [result] = response.json()["files"]
+    assert result["filename"] == ("photo.png" if path == "/api/convert" else "photo.jpg")
+    assert (result["width"], result["height"]) == (160, 120)
+
+
+def test_a_form_urlencoded_source_url_job_completes(limited_env: AppEnv, origin: str) -> None:
+    tenant = limited_env.new_tenant()
+    response = limited_env.client.post(
+        "/api/jobs", headers=tenant.headers,
+        data={"sourceUrl": f"{origin}/photo.jpg", "formats": '["webp"]'})
+    assert response.status_code == 200, response.text
+    job = wait_for_job(limited_env.client, tenant, response.json()["jobId"])
+    assert job["status"] == "completed", job
+    assert job["results"][0]["format"] == "webp"
+
+
+def test_a_form_urlencoded_request_without_a_source_says_what_to_send(
+        limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    response = limited_env.client.post("/api/convert", headers=tenant.headers,
+                                       data={"format": "png"})
+    assert response.status_code == 400, response.text
+    assert "sourceUrl" in response.json()["error"]
+
+
+def test_another_content_type_is_told_both_that_work(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    response = limited_env.client.post("/api/jobs", headers=tenant.headers,
+                                       json={"sourceUrl": "http://example.com/a.jpg"})
+    assert_error(response, 400, "INVALID_REQUEST", "multipart/form-data",
+                 "application/x-www-form-urlencoded", "'application/json'")

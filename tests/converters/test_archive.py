@@ -34,7 +34,7 @@ from convertly.errors import (
     ArchiveTooLargeError,
     ConversionError,
     CorruptFileError,
-    InvalidRequestError,
+    EncryptedFileError,
     UnsupportedConversionError,
 )
 from convertly.models import ConvertedFile, FileSpec, JobType, OutputFormat
@@ -468,9 +468,13 @@ def test_nothing_convertible_names_what_the_archive_holds(
     registry: Registry, tmp_path: Path
 ) -> None:
     src = write_zip(tmp_path / "docs.zip", {"a.txt": b"a", "b.txt": b"b", "c.zip": b"PK\x05\x06"})
-    with pytest.raises(UnsupportedConversionError, match="2 unrecognised, 1 ZIP") as caught:
+    with pytest.raises(UnsupportedConversionError) as caught:
         convert(registry, src, OutputFormat.PNG, tmp_path / "work")
-    assert "none of them converts to png" in caught.value.message
+    assert caught.value.message == (
+        "The ZIP archive holds 2 text files and 1 ZIP file, and none of them can be converted "
+        "to png (archives inside an archive are not opened). Send an archive of images, "
+        "audio, video or PDFs, or ask for an archive format (zip, 7z, tar, gz, bz2, xz) to "
+        "repack it.")
     broken = write_zip(tmp_path / "broken.zip", {"x.png": image_bytes(RED, "PNG")[:60]})
     with pytest.raises(ConversionError, match="No file in the archive could be converted"):
         convert(registry, broken, OutputFormat.PNG, tmp_path / "w2")
@@ -638,9 +642,9 @@ def test_password_protected_archives_are_refused(registry: Registry, tmp_path: P
         DATA / "rar5-hpsw.rar",
     ]
     for number, src in enumerate(sources):
-        with pytest.raises(InvalidRequestError, match="passwords are not supported") as caught:
+        with pytest.raises(EncryptedFileError, match="passwords are not supported") as caught:
             convert(registry, src, OutputFormat.TAR, tmp_path / str(number))
-        assert caught.value.code == "INVALID_REQUEST", src.name
+        assert caught.value.code == "ENCRYPTED_FILE", src.name
 
 
 @pytest.mark.parametrize("source", ["zip", "tgz", "txz", "7z", "tar"])

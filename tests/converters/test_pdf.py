@@ -17,10 +17,10 @@ from convertly.converters.vector.pdf import PDF_TARGETS, PdfConverter, register
 from convertly.converters.vector.pdfwrite import PageImage, images_to_pdf
 from convertly.errors import (
     CorruptFileError,
+    EncryptedFileError,
     InvalidFieldError,
     TooManyPagesError,
     UnsupportedConversionError,
-    UnsupportedMediaError,
 )
 from convertly.models import JobType, OutputFormat, ResizePreset
 from convertly.sniff import Kind
@@ -275,7 +275,7 @@ def encrypted_pdf(directory: Path) -> Path:
 
 
 def test_encrypted_pdf_is_refused_clearly(tmp_path: Path, workdir: Path) -> None:
-    with pytest.raises(UnsupportedMediaError) as caught:
+    with pytest.raises(EncryptedFileError) as caught:
         run(encrypted_pdf(tmp_path), F.PNG, workdir)
     assert "password" in caught.value.message
 
@@ -327,7 +327,7 @@ def test_compress_keeps_a_pdf_it_cannot_shrink(tmp_path: Path, workdir: Path) ->
 
 
 def test_compress_refuses_encrypted_pdfs(tmp_path: Path, workdir: Path) -> None:
-    with pytest.raises(UnsupportedMediaError):
+    with pytest.raises(EncryptedFileError):
         run(encrypted_pdf(tmp_path), None, workdir, job_type=JobType.COMPRESS)
 
 

@@ -88,6 +88,19 @@ def test_moves_keep_folder_listings_right(stores: Stores) -> None:
     assert ids(files.search("t1", FileQuery(), limit=10, offset=0)) == (["p", "a"], 2)
 
 
+def test_duration_and_page_count_are_kept(stores: Stores) -> None:
+    files, _ = stores
+    files.add(record("clip", 1.0, width=1080, height=1920, duration=12.5))
+    files.add(record("doc", 2.0, page_count=3))
+    clip, doc = files.get("clip", "t1"), files.get("doc", "t1")
+    assert clip is not None and (clip.width, clip.height, clip.duration) == (1080, 1920, 12.5)
+    assert doc is not None and (doc.page_count, doc.duration) == (3, None)
+    renamed = files.update("doc", "t1", filename="renamed.pdf")
+    assert renamed is not None and renamed.page_count == 3
+    vertical = FileQuery(orientation="vertical")
+    assert ids(files.search("t1", vertical, limit=10, offset=0)) == (["clip"], 1)
+
+
 def test_folders(stores: Stores) -> None:
     _, folders = stores
     top = Folder("f1", "t1", "Top", "#000000", None, 1.0)
@@ -121,6 +134,7 @@ def test_sqlite_database_of_the_previous_version(tmp_path: Path) -> None:
     files = SqliteFileStore(Database(path))
     found, total = files.search("t1", FileQuery(), limit=10, offset=0)
     assert total == 1 and found[0].tags == () and found[0].description is None
+    assert (found[0].duration, found[0].page_count) == (None, None)
     assert files.update("old", "t1", tags=("kept",)) is not None
     assert ids(files.search("t1", FileQuery(tags=("kept",)), limit=10, offset=0)) == (["old"], 1)
 

@@ -53,7 +53,7 @@ from convertly.models import (
     extension_for,
     mime_for,
 )
-from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes
+from convertly.sniff import HEAD_BYTES, Kind, known_format, sniff_bytes
 
 ARCHIVE_KINDS = (
     Kind.ZIP, Kind.TAR, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.SEVEN_Z, Kind.RAR,
@@ -155,8 +155,9 @@ class ArchiveConverter:
         entry_notes: list[str] = []
         for number, entry in enumerate(files):
             with entry.path.open("rb") as fh:
-                kind = sniff_bytes(fh.read(HEAD_BYTES))
-            held[kind.label if kind else "unrecognised"] += 1
+                head = fh.read(HEAD_BYTES)
+            kind = sniff_bytes(head)
+            held[kind.label if kind else known_format(head) or ""] += 1
             if kind in ARCHIVE_KINDS:
                 nested.append(entry.name)
                 continue
@@ -344,8 +345,15 @@ def _nothing_converted(task: _Task, held: Counter[str], failed: list[str]) -> Co
         return UnsupportedConversionError(
             f"The {task.kind.label} archive holds no files to convert to {target}."
         )
-    holds = ", ".join(f"{number} {label}" for label, number in held.most_common())
+    kinds = [count(number, f"{label} file" if label else "file of unrecognised content")
+             for label, number in held.most_common()]
+    holds = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+    nested = " (archives inside an archive are not opened)" if held.keys() & _ARCHIVE_LABELS else ""
     return UnsupportedConversionError(
-        f"The {task.kind.label} archive holds {holds} ({count(held.total(), 'file')}); none "
-        f"of them converts to {target}. Archives inside an archive are not opened."
+        f"The {task.kind.label} archive holds {holds}, and none of them can be converted to "
+        f"{target}{nested}. Send an archive of images, audio, video or PDFs, or ask for an "
+        "archive format (zip, 7z, tar, gz, bz2, xz) to repack it."
     )
+
+
+_ARCHIVE_LABELS = frozenset(kind.label for kind in ARCHIVE_KINDS)

@@ -2,7 +2,7 @@
 
 `extract` hands every entry to an Extraction (extraction.py) as it is read, so the limits stop
 a bomb mid-entry and nothing is written outside the extraction directory. Damaged data is a
-CorruptFileError, a password an InvalidRequestError. RAR input is read by rarfile through
+CorruptFileError, a password an EncryptedFileError. RAR input is read by rarfile through
 `unar`.
 """
 
@@ -30,7 +30,7 @@ from convertly.converters.base import Limits
 from convertly.errors import (
     ConversionError,
     CorruptFileError,
-    InvalidRequestError,
+    EncryptedFileError,
     UnsupportedMediaError,
 )
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes
@@ -109,7 +109,7 @@ def _read_zip(src: Path, extraction: Extraction) -> None:
         infos = zf.infolist()
         extraction.expect(len(infos))
         if any(info.flag_bits & _ENCRYPTED_ZIP for info in infos):
-            raise _encrypted()
+            raise _encrypted("ZIP")
         for info in infos:
             clean_name(info.filename)  # refuse a traversal before writing anything
         for info in infos:
@@ -248,7 +248,7 @@ def _read_7z(src: Path, extraction: Extraction) -> None:
         # instead of in threads, so the byte limit stops it at once.
         with src.open("rb") as fh, py7zr.SevenZipFile(fh) as archive:
             if archive.needs_password():
-                raise _encrypted()
+                raise _encrypted("7z")
             files = list(archive.files)
             extraction.expect(len(files))
             targets = []
@@ -266,7 +266,7 @@ def _read_7z(src: Path, extraction: Extraction) -> None:
             if targets:
                 archive.extract(targets=targets, factory=_SevenZipFactory(extraction, times))
     except py7zr.exceptions.PasswordRequired as exc:
-        raise _encrypted() from exc
+        raise _encrypted("7z") from exc
     except py7zr.exceptions.UnsupportedCompressionMethodError as exc:
         raise UnsupportedMediaError(
             "The 7z archive uses a compression method we cannot read; re-create it with LZMA2."
@@ -282,11 +282,11 @@ def _read_rar(src: Path, extraction: Extraction) -> None:
         rarfile.tool_setup(unrar=False, unar=True, bsdtar=False, sevenzip=False, sevenzip2=False)
         with rarfile.RarFile(src) as rf:
             if rf.needs_password():
-                raise _encrypted()
+                raise _encrypted("RAR")
             infos = rf.infolist()
             extraction.expect(len(infos))
             if any(info.needs_password() for info in infos):
-                raise _encrypted()
+                raise _encrypted("RAR")
             for info in infos:
                 clean_name(info.filename)
             for info in infos:
@@ -299,7 +299,7 @@ def _read_rar(src: Path, extraction: Extraction) -> None:
                     with rf.open(info) as entry:
                         extraction.file(info.filename, guarded(entry.read, "RAR"), mtime)
     except (rarfile.PasswordRequired, rarfile.RarWrongPassword) as exc:
-        raise _encrypted() from exc
+        raise _encrypted("RAR") from exc
     except rarfile.NeedFirstVolume as exc:
         raise UnsupportedMediaError(
             "This is one part of a multi-volume RAR archive; send a single-volume archive."
@@ -332,10 +332,10 @@ def base_name(filename: str) -> str:
 # -- errors ----------------------------------------------------------------------------------
 
 
-def _encrypted() -> InvalidRequestError:
-    return InvalidRequestError(
-        "The archive is password-protected; passwords are not supported. "
-        "Send the archive without a password."
+def _encrypted(label: str) -> EncryptedFileError:
+    return EncryptedFileError(
+        f"The {label} archive is password-protected (encrypted) and passwords are not "
+        "supported; send it again without a password."
     )
 
 

@@ -1,6 +1,7 @@
 """Raster images through libvips (Pillow / pillow-heif for HEIF and BMP).
 
 converter.py  ImageConverter: picks the steps, checks the compress options and the pixels
+declared.py   the size a header declares, checked against the pixel limit before decoding
 load.py       the header and the pixels, oriented and scaled (shrink-on-load)
 pillow.py     what libvips cannot read (APNG, AVIF sequences, ...), read with Pillow
 colour.py     CMYK to sRGB, with or without an embedded profile

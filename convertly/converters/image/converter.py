@@ -21,6 +21,7 @@ import pyvips
 
 from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
 from convertly.converters.image.compress import Outcome, compress_image, jpeg_lossless
+from convertly.converters.image.declared import check_declared
 from convertly.converters.image.load import (
     PILLOW_KINDS,
     Header,
@@ -88,6 +89,7 @@ class ImageConverter:
             raise UnsupportedConversionError(
                 f"Images convert to {', '.join(TARGETS)}, not {target}."
             )
+        check_declared(src, kind, limits)
         header = read_header(src, kind)
         out = workdir / f"output.{extension_for(target)}"
         if compress and spec.lossless and target is OutputFormat.JPG:

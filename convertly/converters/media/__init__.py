@@ -5,6 +5,7 @@ task.py       Task, the one conversion every step works on, and the target lists
 video.py      video, animations and still frames out of video and GIFs
 audio.py      audio out of audio or video
 compress.py   a target size reached by bitrate; never a file larger than the original
+encryption.py encrypted (DRM) MP4/MOV/M4A, refused before ffmpeg decodes noise
 ffmpeg.py     ffprobe, running ffmpeg with progress, and the arguments for filters and encoders
 """
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
+from convertly.converters.image.declared import check_declared
 from convertly.converters.media.audio import to_audio
 from convertly.converters.media.compress import fits_already, keep_original
+from convertly.converters.media.encryption import check_not_encrypted
 from convertly.converters.media.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
 from convertly.converters.media.task import (
     ANIMATION_TARGETS,
@@ -111,6 +113,9 @@ class MediaConverter:
         target = _target_of(kind, spec)
         if spec.job_type is JobType.COMPRESS:
             _check_compress(target, spec)
+        check_not_encrypted(src, kind)
+        if kind.family == "image":  # an animation: a flood is refused before ffprobe
+            check_declared(src, kind, limits)
         info = probe(src)
         _check_limits(info, info.duration or 0.0, limits)
         duration = info.duration

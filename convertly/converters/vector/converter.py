@@ -18,6 +18,7 @@ from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, ta
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter, read_header
+from convertly.converters.image.declared import check_declared
 from convertly.converters.pixels import fit
 from convertly.converters.registry import Registry
 from convertly.converters.resize import plan_resize
@@ -96,6 +97,7 @@ def trace(
 ) -> ConvertedFile:
     """Trace the raster image `src` (any kind ImageConverter reads) to `workdir`/output.svg."""
     kind = Kind(source.kind)
+    check_declared(src, kind, limits)
     header = read_header(src, kind)
     width, height = header.oriented(spec.auto_orient)
     plan = plan_resize(width, height, spec.resize, spec.resize_width, spec.resize_height)

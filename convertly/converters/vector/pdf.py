@@ -23,6 +23,7 @@ from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, ta
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image import TARGETS as RASTER_TARGETS
 from convertly.converters.image import ImageConverter, int_field
+from convertly.converters.image.declared import check_declared
 from convertly.converters.pixels import check_pixels, fit, fit_scale
 from convertly.converters.registry import Registry
 from convertly.converters.resize import ResizePlan, plan_resize
@@ -30,10 +31,10 @@ from convertly.converters.vector.converter import trace
 from convertly.converters.vector.pdfwrite import POINTS_PER_INCH, PageImage, images_to_pdf
 from convertly.errors import (
     CorruptFileError,
+    EncryptedFileError,
     InvalidFieldError,
     TooManyPagesError,
     UnsupportedConversionError,
-    UnsupportedMediaError,
 )
 from convertly.models import (
     ConvertedFile,
@@ -113,6 +114,7 @@ def _image_to_pdf(
     progress: ProgressFn,
 ) -> ConvertedFile:
     kind = Kind(source.kind)
+    check_declared(src, kind, limits)
     if kind in _PILLOW_SOURCES:
         frames = [_pillow_frame(src, source, spec, workdir, limits)]
     else:
@@ -238,7 +240,7 @@ def open_pdf(src: Path, limits: Limits) -> pdfium.PdfDocument:
         document = pdfium.PdfDocument(str(src))
     except pdfium.PdfiumError as exc:
         if exc.err_code in (pdfium.raw.FPDF_ERR_PASSWORD, pdfium.raw.FPDF_ERR_SECURITY):
-            raise UnsupportedMediaError(
+            raise EncryptedFileError(
                 "The PDF is password-protected (encrypted); remove the password and send it again."
             ) from exc
         raise CorruptFileError("The PDF is damaged or not a PDF and cannot be read.") from exc

@@ -108,6 +108,8 @@ CREATE TABLE IF NOT EXISTS watchdog (
 ADDED_COLUMNS = [
     ("files", "tags", "TEXT NOT NULL DEFAULT '[]'"),
     ("files", "description", "TEXT"),
+    ("files", "duration", "REAL"),
+    ("files", "page_count", "INTEGER"),
 ]
 
 

@@ -12,7 +12,7 @@ from convertly.state.sqlite.database import Database
 
 _COLUMNS = ("id", "tenant", "key", "filename", "mime_type", "size_bytes", "width", "height",
             "job_id", "temporary", "created_at", "expires_at", "folder_id", "tags",
-            "description")
+            "description", "duration", "page_count")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM files"
 _UPDATABLE = frozenset(_COLUMNS) - {"id", "tenant", "key", "job_id"}
 
