@@ -188,10 +188,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def old_compress(src: Path, kind: Kind, quality: int, lossless: bool, out: Path) -> Path:
-    """Compress as it was before mozjpeg: one libvips encode at `quality`, the source kept
-    when that came out larger."""
+    """Compress as it was before mozjpeg (commit 671b170): one libvips encode at `quality`,
+    the source kept when that came out larger."""
     image = pyvips.Image.new_from_file(str(src))
     match kind:
+        case Kind.JPEG if lossless:  # the entropy-coded data was copied, as it still is
+            shutil.copyfile(src, out)
         case Kind.JPEG:
             image.jpegsave(str(out), Q=quality, optimize_coding=True)
         case Kind.PNG if lossless:
