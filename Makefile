@@ -14,7 +14,7 @@ SYSTEM_DEPS ?= redis-server:redis-server docker-compose:docker-compose \
 	ffmpeg:ffmpeg ffprobe:ffmpeg unar:unar lsar:unar gs:ghostscript \
 	chromium:chromium curl:curl
 
-.PHONY: help setup run serve test test-fast lint check bench clean
+.PHONY: help setup run serve test test-fast lint check bench bench-compress clean
 
 help: ## show this help
 	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
@@ -50,6 +50,9 @@ check: lint test ## lint, type-check and test
 
 bench: setup ## benchmarks (README: Performance); prints a table, writes bench/out/
 	$(PY) -m bench.run
+
+bench-compress: setup ## compress before/after on a photo set: sizes and SSIM (bench/compression.py)
+	$(PY) -m bench.compression
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache bench/out
