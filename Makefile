@@ -31,6 +31,9 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock scripts/ensure-system.s
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	@# Helm's own lint for tests/deploy/test_helm.py (no helm binary in Debian). The wheel holds
+	@# Helm as a shared library and says Python 3.12, but loads on 3.11 (cffi, in the lock).
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python 'helm-sdkpy==0.1.32'
 	@touch $@
 
 run: setup ## serve the API on PORT (default 8000), embedded mode, data in ./data
