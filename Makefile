@@ -14,7 +14,7 @@ SYSTEM_DEPS ?= redis-server:redis-server docker-compose:docker-compose \
 	ffmpeg:ffmpeg ffprobe:ffmpeg unar:unar lsar:unar gs:ghostscript \
 	chromium:chromium curl:curl
 
-.PHONY: help setup run serve test test-fast lint check bench bench-compress clean
+.PHONY: help setup run serve test test-fast lint check bench bench-compress lock clean
 
 help: ## show this help
 	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
@@ -23,11 +23,17 @@ help: ## show this help
 
 setup: $(VENV)/.installed ## create .venv and install everything needed
 
-$(VENV)/.installed: pyproject.toml scripts/ensure-system.sh
+# The exact versions of requirements-dev.lock, every download checked against its hash; then
+# the project itself, editable.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock scripts/ensure-system.sh
 	@bash scripts/ensure-system.sh "$(PYTHON)" $(SYSTEM_DEPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@# Helm's own lint for tests/deploy/test_helm.py (no helm binary in Debian). The wheel holds
+	@# Helm as a shared library and says Python 3.12, but loads on 3.11 (cffi, in the lock).
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python 'helm-sdkpy==0.1.32'
 	@touch $@
 
 run: setup ## serve the API on PORT (default 8000), embedded mode, data in ./data
@@ -53,6 +59,13 @@ bench: setup ## benchmarks (README: Performance); prints a table, writes bench/o
 
 bench-compress: setup ## compress before/after on a photo set: sizes and SSIM (bench/compression.py)
 	$(PY) -m bench.compression
+
+# uv resolves for Python 3.11 on every platform (--universal), with the hash of every file.
+LOCK := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes
+lock: ## re-pin requirements-dev.lock and deploy/requirements.lock from pyproject.toml
+	@test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet 'uv>=0.9'
+	$(LOCK) pyproject.toml --extra dev -o requirements-dev.lock
+	$(LOCK) pyproject.toml deploy/requirements.in -o deploy/requirements.lock
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache bench/out
