@@ -23,11 +23,11 @@ help: ## show this help
 
 setup: $(VENV)/.installed ## create .venv and install everything needed
 
-$(VENV)/.installed: pyproject.toml scripts/ensure-system.sh
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml scripts/ensure-system.sh
 	@bash scripts/ensure-system.sh "$(PYTHON)" $(SYSTEM_DEPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./clients/python -e '.[dev]'
 	@touch $@
 
 run: setup ## serve the API on PORT (default 8000), embedded mode, data in ./data
@@ -42,8 +42,8 @@ test-fast: setup ## the tests not marked slow (tests/conftest.py), in under two 
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup ## ruff, mypy --strict and the import contracts (lint-imports)
-	$(VENV)/bin/ruff check convertly workers tests bench
-	$(VENV)/bin/mypy convertly workers
+	$(VENV)/bin/ruff check convertly workers tests bench clients/python
+	$(VENV)/bin/mypy convertly workers clients/python/src/convertly_client
 	$(VENV)/bin/lint-imports --no-logo
 
 check: lint test ## lint, type-check and test
