@@ -22,6 +22,7 @@ from convertly_client import (
     verify_signature,
 )
 from convertly_client.models import OPTION_FIELDS
+from packaging.requirements import Requirement
 from PIL import Image
 
 from convertly import fields, webhooks
@@ -263,8 +264,6 @@ def test_installs_alone_in_a_fresh_venv(tmp_path: Path) -> None:
 
 def _requirements_closure(name: str) -> set[str]:
     """`name`'s dependencies and theirs, as installed here (markers for this Python)."""
-    from packaging.requirements import Requirement
-
     seen: set[str] = set()
     todo = [name]
     while todo:

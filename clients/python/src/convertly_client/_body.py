@@ -3,6 +3,7 @@ memory, so the caller can count the bytes as they leave), and file names for sav
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import os
 import secrets
@@ -105,8 +106,10 @@ class MultipartBody:
 
     async def aiter_bytes(self, on_sent: Callable[[int], None] | None = None
                           ) -> AsyncIterator[bytes]:
-        """The same for an async client. Each chunk is a short read from a local file."""
-        for chunk in self.iter_bytes(on_sent):
+        """The same for an async client; files are read on a worker thread, so a slow disk
+        does not hold up the event loop."""
+        chunks = self.iter_bytes(on_sent)
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
             yield chunk
 
     def _chunks(self) -> Iterator[bytes]:
