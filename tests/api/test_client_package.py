@@ -29,7 +29,7 @@ from convertly import fields, webhooks
 from convertly.settings import Settings
 from convertly.state.records import TenantLimits
 from tests import images
-from tests.api.support import deployed, new_tenant
+from tests.api.support import deployed, new_tenant, store_job
 from tests.api.test_cli_client import Served, serving
 
 
@@ -168,13 +168,15 @@ def test_async_client_every_method(server: Served, tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_a_slow_job_can_be_cancelled(server: Served, tmp_path: Path) -> None:
-    key = new_tenant(server.services, "py-cancel").key
-    with Client(server.url, key) as client:
-        created = client.create_job([(f"{i}.jpg", images.jpeg(64, 64)) for i in range(30)],
-                                    format="avif", priority="low")
-        job = client.cancel_job(created.job_id)
-        assert job.cancelled and job.status == "failed"
+def test_a_pending_job_is_cancelled(server: Served, tmp_path: Path) -> None:
+    tenant = new_tenant(server.services, "py-cancel")
+    # Stored without being handed to a worker: it stays pending until cancelled.
+    pending = store_job(server.services, tenant, [("a.png", images.png(8, 8))],
+                        tmp_path / "spool")
+    with Client(server.url, tenant.key) as client:
+        assert client.get_job(pending.id).status == "pending"
+        job = client.cancel_job(pending.id)
+        assert job.cancelled and job.status == "failed" and job.finished
 
 
 def test_errors_and_retries(tmp_path: Path) -> None:
@@ -184,6 +186,10 @@ def test_errors_and_retries(tmp_path: Path) -> None:
         with Client(running.url, "cvt_wrong") as client, pytest.raises(ApiError) as refused:
             client.list_jobs()
         assert refused.value.status == 401 and refused.value.code
+        with Client(running.url, tenant.key) as client, pytest.raises(ApiError) as bad_link:
+            client.save(f"{running.url}/api/download/not-a-token", tmp_path / "x.png")
+        assert bad_link.value.status >= 400 and bad_link.value.code
+        assert not (tmp_path / "x.png").exists()
         # One request every 2 s: a GET waits out its 429 (Retry-After) and succeeds; an
         # upload is not sent twice, and its error carries Retry-After.
         running.services.keys.set_limits(tenant.tenant, TenantLimits(rate=0.5, burst=1))

@@ -179,10 +179,15 @@ class AsyncClient:
             return await response.aread()
 
     async def save(self, url: str, path: str | Path) -> Path:
-        """Stream what `url` holds to `path` (replacing it); answers the path."""
+        """Stream what `url` holds to `path` (replacing it); answers the path. A download
+        that fails leaves no partial file behind."""
         target = Path(path)
-        with target.open("wb") as fh:
-            await self._write(url, fh, None, None)
+        try:
+            with target.open("wb") as fh:
+                await self._write(url, fh, None, None)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         return target
 
     async def save_into(self, url: str, directory: str | Path, filename: str, *,

@@ -178,10 +178,15 @@ class Client:
             return response.read()
 
     def save(self, url: str, path: str | Path) -> Path:
-        """Stream what `url` holds to `path` (replacing it); answers the path."""
+        """Stream what `url` holds to `path` (replacing it); answers the path. A download
+        that fails leaves no partial file behind."""
         target = Path(path)
-        with target.open("wb") as fh:
-            self._write(url, fh, None, None)
+        try:
+            with target.open("wb") as fh:
+                self._write(url, fh, None, None)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         return target
 
     def save_into(self, url: str, directory: str | Path, filename: str, *,
