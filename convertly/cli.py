@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from convertly_client import ClientError
+
 from convertly import commands, fields
-from convertly.client import ClientError
 from convertly.errors import (
     BrokerUnavailableError,
     ConvertlyError,

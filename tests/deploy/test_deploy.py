@@ -367,9 +367,10 @@ def test_dockerfile_is_multi_stage_on_bookworm() -> None:
     assert froms[0] == froms[-1] == "docker.io/library/python:3.11-slim-bookworm"
     builder = stages[0]
     runs = _args(builder, "RUN")
-    # Every dependency from the lock, hash-checked; then the project alone.
+    # Every dependency from the lock, hash-checked; then the project and its client alone.
     assert any("pip install --require-hashes -r deploy/requirements.lock" in run for run in runs)
-    assert any(re.search(r"pip install --no-deps \.( |$)", run) for run in runs)
+    assert any(re.search(r"pip install --no-deps \./clients/python \.( |$)", run)
+               for run in runs)
     assert any(c.startswith("--from=") for c in _args(stages[-1], "COPY"))
 
 
