@@ -39,6 +39,8 @@ def one_line(stderr: str) -> str:
 @pytest.mark.parametrize(("env", "args", "expected"), [
     ({"CONVERTLY_PORT": "70000"}, [],
      "CONVERTLY_PORT: expected a port from 1 to 65535, got '70000'"),
+    ({}, ["--port", "70000"], "--port: expected a port from 1 to 65535, got '70000'"),
+    ({}, ["--port", "0"], "--port: expected a port from 1 to 65535, got '0'"),
     ({"CONVERTLY_PUBLIC_URL": "notaurl"}, [],
      "CONVERTLY_PUBLIC_URL: expected an http:// or https:// URL with a host "
      "(e.g. https://convert.example.com), got 'notaurl'"),
@@ -68,6 +70,41 @@ def test_a_bad_value_stops_serve_with_one_line(tmp_path: Path, env: dict[str, st
     line = one_line(done.stderr)
     assert line.removeprefix("convertly: ").removeprefix("invalid setting: ") == expected
     assert "hunter2" not in done.stderr
+
+
+def test_a_data_dir_that_cannot_be_made_stops_serve_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    data = tmp_path / "a-file" / "data"
+    done = run_convertly(["serve"], {"CONVERTLY_DATA_DIR": str(data)}, tmp_path)
+    assert done.returncode == 2
+    assert one_line(done.stderr) == (
+        "convertly: invalid setting: CONVERTLY_DATA_DIR: expected a directory this user can "
+        f"create and write to, got '{data}' (Not a directory)")
+    # The same for the commands that open the job database.
+    done = run_convertly(["keys", "list"], {"CONVERTLY_DATA_DIR": str(data)}, tmp_path)
+    assert done.returncode == 2
+    assert "CONVERTLY_DATA_DIR" in one_line(done.stderr)
+
+
+def test_a_data_dir_that_cannot_be_written_stops_serve_with_one_line(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root writes through permissions: a read-only file system then
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(locked)],
+                       check=True)
+        reason = "Read-only file system"
+    else:
+        locked.chmod(0o555)
+        reason = "Permission denied"
+    try:
+        done = run_convertly(["serve"], {"CONVERTLY_DATA_DIR": str(locked)}, tmp_path)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(locked)], check=True)
+    assert done.returncode == 2
+    assert one_line(done.stderr) == (
+        "convertly: invalid setting: CONVERTLY_DATA_DIR: expected a directory this user can "
+        f"create and write to, got '{locked}' ({reason})")
 
 
 # -- .env: the usual rules ---------------------------------------------------------------------
@@ -114,6 +151,23 @@ def test_a_commented_public_url_makes_clean_links(tmp_path: Path) -> None:
 
 
 # -- unknown names -----------------------------------------------------------------------------
+
+def test_unknown_names_are_warned_about_with_the_closest_setting(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("CONVERTLY_MAX_FILE_BYTE=10MB\nCONVERTLY_NOTHING_LIKE=1\n")
+    done = run_convertly(["serve", "--port", "70000"], {"CONVERTLY_PUBLC_URL": "https://x"},
+                         tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "CONVERTLY_PUBLC_URL (in the environment) is not a setting and does nothing; did you "
+        "mean CONVERTLY_PUBLIC_URL?",
+        "CONVERTLY_MAX_FILE_BYTE (in .env) is not a setting and does nothing; did you mean "
+        "CONVERTLY_MAX_FILE_BYTES?",
+        "CONVERTLY_NOTHING_LIKE (in .env) is not a setting and does nothing; see .env.example "
+        "for the settings",
+        "convertly: --port: expected a port from 1 to 65535, got '70000'",
+    ]
+
 
 # -- the value types ---------------------------------------------------------------------------
 
