@@ -102,22 +102,30 @@ def _redis_settings(settings: Settings) -> list[tuple[str, str]]:
 
 
 def _check_redis(settings: Settings) -> None:
-    """Stop start-up when a Redis refuses this server (RedisRefusedError). A Redis that does
-    not answer does not stop it here: a worker waits for it, `serve` says so later."""
+    """Stop start-up when a Redis refuses this server (RedisRefusedError), or when redis-py
+    cannot use a URL the settings' check let through (an option of its query: SettingsError).
+    A Redis that does not answer does not stop it here: a worker waits for it, `serve` says
+    so later."""
     import redis
 
     from convertly.state.redis.client import connect, refusal
 
     for url, setting in _redis_settings(settings):
-        client = connect(url)
         try:
-            client.ping()
+            client = connect(url)
+            try:
+                client.ping()
+            finally:
+                client.close()
         except redis.RedisError as exc:
             reason = refusal(exc)
             if reason is not None:
                 raise RedisRefusedError(url, setting, reason) from exc
-        finally:
-            client.close()
+        except (ValueError, TypeError) as exc:  # parse_url's value errors, unknown options
+            reason = (str(exc).rstrip(".") if isinstance(exc, ValueError)
+                      else "an option in its query Redis does not know")
+            raise SettingsError(f"{setting}: expected a URL Redis can use ({reason}), got "
+                                f"{shown(url)}") from None
 
 
 def _when(ts: float | None) -> str:

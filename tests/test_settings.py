@@ -54,6 +54,14 @@ def one_line(stderr: str) -> str:
     ({"CONVERTLY_BROKER_URL": "redis://redis:6379/0", "CONVERTLY_STATE_URL": "redis:/nohost"},
      [], "CONVERTLY_STATE_URL: expected a Redis URL: redis://[:password@]host[:port][/db] or "
      "rediss://... or unix:///path/to/redis.sock, got 'redis:/nohost'"),
+    # Well formed, but with a query redis-py cannot use: found when start-up tries it.
+    ({"CONVERTLY_BROKER_URL": "redis://127.0.0.1:1/0?socket_timeout=soon"}, [],
+     "CONVERTLY_BROKER_URL: expected a URL Redis can use (Invalid value for 'socket_timeout' "
+     "in connection URL), got 'redis://127.0.0.1:1/0?socket_timeout=soon'"),
+    ({"CONVERTLY_BROKER_URL": "redis://127.0.0.1:1/0",
+      "CONVERTLY_STATE_URL": "redis://:hunter2@127.0.0.1:1/3?colour=blue"}, [],
+     "CONVERTLY_STATE_URL: expected a URL Redis can use (an option in its query Redis does "
+     "not know), got 'redis://:****@127.0.0.1:1/3?colour=blue'"),
     ({"CONVERTLY_MAX_FILE_BYTES": "lots"}, [],
      "CONVERTLY_MAX_FILE_BYTES: expected a size from 1: a whole number of bytes, or a number "
      "with a unit (10MB, 512KiB, 50GiB), got 'lots'"),
