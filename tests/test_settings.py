@@ -310,3 +310,13 @@ def test_sizes_and_durations_say_their_unit() -> None:
             assert "bytes" in text.lower() or "KiB" in text, f.metadata["env"]
         if isinstance(parse, Duration):
             assert "seconds" in text.lower(), f.metadata["env"]
+
+
+def test_to_env_reads_back_as_the_same_settings() -> None:
+    """What a process hands its children (Settings.to_env) passes the children's checks."""
+    distributed = Settings(broker_url="redis://:pw@127.0.0.1:6379/0",
+                           state_url="unix:///run/redis.sock?db=1", s3_endpoint="s3:9000",
+                           s3_access_key="a", s3_secret_key="b",  # type: ignore[arg-type]
+                           public_url="https://x.example.com", job_retention=86_400)
+    for settings in (Settings(), distributed):
+        assert Settings.from_env(settings.to_env(), env_file=None) == settings
