@@ -1,0 +1,176 @@
+"""The app under the ASGI servers deployments run, as real processes: `uvicorn --factory`,
+gunicorn with uvicorn's worker class (both calling `create_app()` with no argument) and
+`convertly serve --workers N`; plus `convertly serve`'s refusals, `convertly --version` and
+`keys list --json`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+
+import httpx2
+import psutil
+import pytest
+
+from convertly.cli import EMBEDDED_WORKERS
+from tests import images
+from tests.api.test_cli import SERVE_TIMEOUT, _convertly, _env, _free_port, run_cli
+from tests.cluster import Cluster
+from tests.infra import terminate
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    assert path.is_file(), f"{path} is missing: run `make setup` (the dev dependencies)"
+    return str(path)
+
+
+@contextmanager
+def _running(argv: list[str], env: dict[str, str], cwd: Path, base: str
+             ) -> Iterator[subprocess.Popen[bytes]]:
+    """`argv` started and answering /livez; stopped with SIGTERM afterwards (it must exit
+    by itself: status 0, or killed by the SIGTERM uvicorn raises again once it has shut
+    down cleanly)."""
+    log = cwd / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVE_TIMEOUT
+        while True:
+            assert process.poll() is None, f"{argv[0]} exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"not answering: {log.read_text()}"
+            try:
+                if httpx2.get(f"{base}/livez", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        yield process
+    finally:
+        stopped = terminate(process)
+    assert stopped and process.returncode in (0, -signal.SIGTERM), log.read_text()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def _key(data_dir: Path) -> str:
+    created = run_cli(data_dir, "keys", "create", "--name", "server-test")
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip().splitlines()[-1]
+
+
+def _converts(base: str, key: str) -> None:
+    response = httpx2.post(f"{base}/api/convert", headers={"Authorization": f"Bearer {key}"},
+                           files=[("files", ("photo.jpg", images.jpeg(64, 48), "image/jpeg"))],
+                           data={"format": "png"}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["files"][0]["filename"] == "photo.png"
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_asgi_servers_run_the_factory(tmp_path: Path, server: str) -> None:
+    data_dir = tmp_path / "data"
+    key = _key(data_dir)
+    port = _free_port()
+    argv = {
+        "uvicorn": [_bin("uvicorn"), "--factory", "convertly.app:create_app",
+                    "--host", "127.0.0.1", "--port", str(port)],
+        "gunicorn": [_bin("gunicorn"), "-k", "uvicorn.workers.UvicornWorker",
+                     "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                     "convertly.app:create_app()"],
+    }[server]
+    base = f"http://127.0.0.1:{port}"
+    with _running(argv, _env(data_dir), tmp_path, base):
+        ready = httpx2.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        _converts(base, key)
+
+
+def _headers_too_large(port: int) -> bytes:
+    """The answer to a request whose headers are over the guarded protocol's cap."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(80):
+            sock.sendall(b"X-Padding: " + b"a" * 1000 + b"\r\n")
+        return sock.recv(4096)
+
+
+def test_serve_workers_runs_several_processes(tmp_path: Path, cluster: Cluster) -> None:
+    from convertly.settings import Settings
+
+    settings = cluster.settings_for(Settings(data_dir=tmp_path / "data"))
+    env = {**_env(tmp_path / "data"), "CONVERTLY_BROKER_URL": settings.broker_url,
+           "CONVERTLY_S3_ENDPOINT": settings.s3_endpoint,
+           "CONVERTLY_S3_ACCESS_KEY": settings.s3_access_key,
+           "CONVERTLY_S3_SECRET_KEY": settings.s3_secret_key,
+           "CONVERTLY_S3_BUCKET": settings.s3_bucket}
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [_convertly(), "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "2"]
+    with _running(argv, env, tmp_path, base) as process:
+        children = psutil.Process(process.pid).children()
+        # uvicorn's supervisor and its two processes (each with the app's own helpers).
+        serving = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        assert len(serving) == 2, [c.cmdline() for c in children]
+        for _ in range(6):  # new connections, spread over the processes by the kernel
+            ready = httpx2.get(f"{base}/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
+        # Each process runs convertly's guarded HTTP protocol, imported by name.
+        assert _headers_too_large(port).startswith(b"HTTP/1.1 431 ")
+        # The key `serve` printed at its first start works in every process.
+        log = (tmp_path / "server.log").read_text()
+        key = next(line.strip() for line in log.splitlines()
+                   if line.strip().startswith("cvly_"))
+        for _ in range(4):
+            listed = httpx2.get(f"{base}/api/jobs", headers={"Authorization": f"Bearer {key}"},
+                                timeout=10)
+            assert listed.status_code == 200, listed.text
+
+
+def test_serve_workers_refuses_embedded_mode(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [_convertly(), "serve", "--port", str(_free_port()), "--workers", "3"],
+        cwd=tmp_path, env=_env(tmp_path / "data"), capture_output=True, text=True,
+        timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"convertly: {EMBEDDED_WORKERS.format(n=3)}"
+
+
+def test_serve_refuses_a_certificate_without_its_key(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not read")
+    result = subprocess.run(
+        [_convertly(), "serve", "--port", str(_free_port()), "--ssl-certfile", str(cert)],
+        cwd=tmp_path, env=_env(tmp_path / "data"), capture_output=True, text=True,
+        timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("convertly: --ssl-certfile and --ssl-keyfile go "
+                                            "together"), result.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    result = subprocess.run([_convertly(), "--version"], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"convertly {version('convertly')}"
+
+
+def test_keys_list_json(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    empty = run_cli(data_dir, "keys", "list", "--json")
+    assert empty.returncode == 0 and json.loads(empty.stdout) == []
+    _key(data_dir)
+    revoked = _key(data_dir)
+    assert run_cli(data_dir, "keys", "revoke", revoked[:13]).returncode == 0
+    listed = json.loads(run_cli(data_dir, "keys", "list", "--json").stdout)
+    assert [k["active"] for k in sorted(listed, key=lambda k: k["createdAt"])] == [True, False]
+    assert {tuple(sorted(k)) for k in listed} == {(
+        "active", "createdAt", "lastUsedAt", "name", "prefix", "revokedAt", "tenant")}
+    assert all(k["name"] == "server-test" and k["lastUsedAt"] is None for k in listed)
