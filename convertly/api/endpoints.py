@@ -277,5 +277,6 @@ async def index(request: Request) -> Response:
     return JSONResponse({
         "name": "convertly",
         "docs": f"{base_url(request)}/openapi.json",
+        "reference": f"{base_url(request)}/docs",
         "formats": f"{base_url(request)}/api/formats",
     })

@@ -486,6 +486,12 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json({"type": "object"}),
                       "503": _json({"type": "object"}, "Degraded")},
     }},
+    "/docs": {"get": {
+        "tags": ["Meta"], "summary": "The API reference page, rendered from this document",
+        "operationId": "docs", "security": [],
+        "responses": {"200": {"description": "OK",
+                              "content": {"text/html": {"schema": {"type": "string"}}}}},
+    }},
     "/livez": {"get": {
         "tags": ["Meta"], "summary": "Liveness: the process answers",
         "description": "Calls no dependency: a Redis or storage outage never fails it. "

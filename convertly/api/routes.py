@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from convertly.api import dashboard, endpoints, health, library, webhook_endpoints
+from convertly.api import apidocs, dashboard, endpoints, health, library, webhook_endpoints
 from convertly.api.openapi import openapi
 
 ROUTES = [
@@ -13,6 +13,8 @@ ROUTES = [
     Route("/livez", health.livez, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", apidocs.page, methods=["GET"]),
+    Mount(apidocs.ASSETS_PREFIX, app=apidocs.FILES, name="apidocs"),
     Route("/api/formats", endpoints.formats, methods=["GET"]),
     Route("/api/convert", endpoints.convert, methods=["POST"]),
     Route("/api/compress", endpoints.compress, methods=["POST"]),
