@@ -400,7 +400,7 @@ def test_build_context_sends_what_the_dockerfile_copies() -> None:
 # -- healthchecks, run for real ---------------------------------------------------------------
 
 class _Stub(BaseHTTPRequestHandler):
-    healthy_path = "/healthz"
+    healthy_path = "/readyz"
     status = 200
 
     def do_GET(self) -> None:
@@ -440,12 +440,12 @@ def _image_healthcheck() -> list[str]:
     return argv
 
 
-def test_image_healthcheck_asks_healthz(
+def test_image_healthcheck_asks_readyz(
     stub_server: tuple[HTTPServer, type[_Stub]],
 ) -> None:
     server, handler = stub_server
     argv, port = _image_healthcheck(), server.server_address[1]
-    assert "http://127.0.0.1:8000/healthz" in argv[2]
+    assert "http://127.0.0.1:8000/readyz" in argv[2]
     assert _run_check(argv, port, "8000") == 0
     handler.status = 503
     assert _run_check(argv, port, "8000") != 0
