@@ -169,7 +169,8 @@ def _check_serve_args(settings: Settings, args: argparse.Namespace) -> None:
 def _uvicorn_serve_options(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """uvicorn's options from `convertly serve`'s flags."""
     options: dict[str, Any] = {
-        "log_level": settings.log_level.lower(),
+        # A --log-config file sets the levels itself (uvicorn would override its loggers').
+        "log_level": None if args.log_config else settings.log_level.lower(),
         "timeout_graceful_shutdown": 30,
         "root_path": args.root_path,
         "proxy_headers": args.proxy_headers,

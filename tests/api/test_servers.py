@@ -123,7 +123,7 @@ def test_serve_workers_runs_several_processes(tmp_path: Path, cluster: Cluster) 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     argv = [_convertly(), "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "2"]
+            "--workers", "2", "--forwarded-allow-ips", "127.0.0.1"]
     with _running(argv, env, tmp_path, base) as process:
         children = psutil.Process(process.pid).children()
         # uvicorn's supervisor and its two processes (each with the app's own helpers).
@@ -132,6 +132,10 @@ def test_serve_workers_runs_several_processes(tmp_path: Path, cluster: Cluster) 
         for _ in range(6):  # new connections, spread over the processes by the kernel
             ready = httpx2.get(f"{base}/readyz", timeout=10)
             assert ready.status_code == 200, ready.text
+        # A trusted proxy's scheme makes the links.
+        index = httpx2.get(f"{base}/", headers={"Accept": "application/json",
+                                                "X-Forwarded-Proto": "https"}, timeout=10)
+        assert index.json()["formats"] == f"https://127.0.0.1:{port}/api/formats"
         # Each process runs convertly's guarded HTTP protocol, imported by name.
         assert _headers_too_large(port).startswith(b"HTTP/1.1 431 ")
         # The key `serve` printed at its first start works in every process.
@@ -156,25 +160,44 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def _log_config(path: Path, into: Path) -> Path:
+    """A logging configuration (uvicorn's JSON form) writing uvicorn's access lines to `into`."""
+    path.write_text(json.dumps({
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "ACCESS %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(into),
+                              "formatter": "plain"}},
+        "loggers": {"uvicorn.access": {"handlers": ["file"], "level": "INFO",
+                                       "propagate": False}},
+    }))
+    return path
+
+
 def test_serve_over_tls_under_a_root_path(tmp_path: Path) -> None:
-    """HTTPS with the given certificate, and links under the prefix a proxy serves it at
-    (the proxy strips it: requests arrive without it)."""
+    """HTTPS with the given certificate, links under the prefix a proxy serves it at (the
+    proxy strips it: requests arrive without it), the logging configuration given, and
+    forwarded headers ignored when told to."""
     cert, key = _self_signed(tmp_path)
     port = _free_port()
+    access = tmp_path / "access.log"
     argv = [_convertly(), "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--root-path", "/cv"]
+            "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--root-path", "/cv",
+            "--log-config", str(_log_config(tmp_path / "logging.json", access)),
+            "--no-proxy-headers"]
     base = f"https://127.0.0.1:{port}"
     trust = ssl.create_default_context(cafile=str(cert))
     with _running(argv, _env(tmp_path / "data"), tmp_path, base, verify=trust):
-        index = httpx2.get(f"{base}/", headers={"Accept": "application/json"},
+        index = httpx2.get(f"{base}/", headers={"Accept": "application/json",
+                                                "X-Forwarded-Proto": "http"},
                            verify=trust, timeout=10).json()
         assert index["reference"] == f"{base}/cv/docs"
         assert index["formats"] == f"{base}/cv/api/formats"
         docs = httpx2.get(f"{base}/docs", verify=trust, timeout=10)
         assert docs.status_code == 200 and 'data-spec="openapi.json"' in docs.text
     log = (tmp_path / "server.log").read_text()
-    assert "      https://127.0.0.1:" not in log  # 127.0.0.1 is shown as localhost
     assert f"https://localhost:{port}/cv/api/convert" in log
+    lines = access.read_text().splitlines()
+    assert any(line.startswith("ACCESS ") and "GET /cv/docs " in line for line in lines), lines
 
 
 def test_serve_workers_refuses_embedded_mode(tmp_path: Path) -> None:
