@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
-from convertly import retention, service, watchdog
+from convertly import datadirlock, retention, service, watchdog
 from convertly.api import errors as api_errors
 from convertly.api.ratelimit import RateLimitHeaders
 from convertly.api.routes import ROUTES
@@ -55,6 +55,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Embedded mode: one server per data directory (convertly/datadirlock.py).
+        lock = None if settings.distributed else _lock_data_dir(settings)
         await executor.start()
         maintenance = asyncio.create_task(_maintenance(services))
         looking = asyncio.create_task(dog.run())
@@ -79,6 +81,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await executor.stop()
+            if lock is not None:
+                lock.release()
 
     app = Starlette(
         routes=ROUTES,
@@ -107,6 +111,14 @@ def _warn_without_keys(services: service.Services) -> None:
         if services.keys.active_count() == 0:
             log.warning("no API key exists yet: create one with "
                         "`convertly keys create --name NAME` (same settings as this server)")
+
+
+def _lock_data_dir(settings: Settings) -> datadirlock.DataDirLock:
+    try:
+        return datadirlock.acquire(settings.data_dir)
+    except datadirlock.DataDirBusyError as exc:
+        log.error("%s", exc)  # one line before the server's traceback
+        raise
 
 
 async def _maintenance(services: service.Services) -> None:

@@ -21,8 +21,12 @@ from pathlib import Path
 import httpx2
 import psutil
 import pytest
+from starlette.testclient import TestClient
 
+from convertly.app import create_app
 from convertly.cli import EMBEDDED_WORKERS
+from convertly.datadirlock import DataDirBusyError
+from convertly.settings import Settings
 from tests import images
 from tests.api.test_cli import SERVE_TIMEOUT, _convertly, _env, _free_port, run_cli
 from tests.cluster import Cluster
@@ -112,8 +116,6 @@ def _headers_too_large(port: int) -> bytes:
 
 
 def test_serve_workers_runs_several_processes(tmp_path: Path, cluster: Cluster) -> None:
-    from convertly.settings import Settings
-
     settings = cluster.settings_for(Settings(data_dir=tmp_path / "data"))
     env = {**_env(tmp_path / "data"), "CONVERTLY_BROKER_URL": settings.broker_url,
            "CONVERTLY_S3_ENDPOINT": settings.s3_endpoint,
@@ -240,3 +242,27 @@ def test_keys_list_json(tmp_path: Path) -> None:
     assert {tuple(sorted(k)) for k in listed} == {(
         "active", "createdAt", "lastUsedAt", "name", "prefix", "revokedAt", "tenant")}
     assert all(k["name"] == "server-test" and k["lastUsedAt"] is None for k in listed)
+
+
+def test_one_embedded_server_per_data_directory(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", workers=1)
+    with TestClient(create_app(settings)):
+        with pytest.raises(DataDirBusyError) as refused, TestClient(create_app(settings)):
+            pass
+        assert str(tmp_path / "data") in str(refused.value)
+    with TestClient(create_app(settings)) as again:  # the lock went with the first server
+        assert again.get("/readyz").status_code == 200
+
+
+def test_gunicorn_with_several_embedded_workers_stops(tmp_path: Path) -> None:
+    """Several processes on one data directory in embedded mode: the second worker cannot
+    start, and gunicorn stops rather than run a pool and a watchdog per process."""
+    port = _free_port()
+    result = subprocess.run(
+        [_bin("gunicorn"), "-k", "uvicorn.workers.UvicornWorker", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "convertly.app:create_app()"],
+        cwd=tmp_path, env=_env(tmp_path / "data"), capture_output=True, text=True,
+        timeout=120, check=False)
+    assert result.returncode != 0
+    assert "another Convertly server in embedded mode already uses the data directory" in (
+        result.stderr), result.stderr
