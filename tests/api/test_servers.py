@@ -32,6 +32,10 @@ from tests.api.test_cli import SERVE_TIMEOUT, _convertly, _env, _free_port, run_
 from tests.cluster import Cluster
 from tests.infra import terminate
 
+# gunicorn 27 opens a control socket at one path per user: tests running at once would
+# share it.
+GUNICORN_QUIET = ("--no-control-socket",)
+
 
 def _bin(name: str) -> str:
     path = Path(sys.executable).parent / name
@@ -87,7 +91,7 @@ def test_asgi_servers_run_the_factory(tmp_path: Path, server: str) -> None:
     argv = {
         "uvicorn": [_bin("uvicorn"), "--factory", "convertly.app:create_app",
                     "--host", "127.0.0.1", "--port", str(port)],
-        "gunicorn": [_bin("gunicorn"), "-k", "uvicorn.workers.UvicornWorker",
+        "gunicorn": [_bin("gunicorn"), "-k", "uvicorn.workers.UvicornWorker", *GUNICORN_QUIET,
                      "--bind", f"127.0.0.1:{port}", "--workers", "1",
                      "convertly.app:create_app()"],
     }[server]
@@ -259,7 +263,7 @@ def test_gunicorn_with_several_embedded_workers_stops(tmp_path: Path) -> None:
     start, and gunicorn stops rather than run a pool and a watchdog per process."""
     port = _free_port()
     result = subprocess.run(
-        [_bin("gunicorn"), "-k", "uvicorn.workers.UvicornWorker", "--bind",
+        [_bin("gunicorn"), "-k", "uvicorn.workers.UvicornWorker", *GUNICORN_QUIET, "--bind",
          f"127.0.0.1:{port}", "--workers", "2", "convertly.app:create_app()"],
         cwd=tmp_path, env=_env(tmp_path / "data"), capture_output=True, text=True,
         timeout=120, check=False)
