@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 # System tools the service uses, as command:debian-package pairs; installed when missing.
 SYSTEM_DEPS ?= redis-server:redis-server docker-compose:docker-compose \
 	ffmpeg:ffmpeg ffprobe:ffmpeg unar:unar lsar:unar gs:ghostscript \
-	chromium:chromium curl:curl
+	chromium:chromium curl:curl openssl:openssl
 
 .PHONY: help setup run serve test test-fast lint check bench bench-compress lock clean
 

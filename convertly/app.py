@@ -1,4 +1,9 @@
-"""The application factory: `create_app(settings, *, services=None, executor=None)`."""
+"""The application factory: `create_app(settings=None, *, services=None, executor=None)`.
+
+Called with no argument it reads the settings from the environment (and `.env`), so any ASGI
+server can run it as a factory: `uvicorn --factory convertly.app:create_app`, gunicorn's
+`-k uvicorn.workers.UvicornWorker 'convertly.app:create_app()'`, `convertly serve --workers N`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
-from convertly import retention, service, watchdog
+from convertly import datadirlock, retention, service, watchdog
 from convertly.api import errors as api_errors
 from convertly.api.ratelimit import RateLimitHeaders
 from convertly.api.routes import ROUTES
@@ -29,13 +34,19 @@ MAINTENANCE_INTERVAL = 60.0
 
 
 def create_app(
-    settings: Settings,
+    settings: Settings | None = None,
     *,
     services: service.Services | None = None,
     executor: Executor | None = None,
 ) -> Starlette:
-    """Build the ASGI app. Collaborators default to what the settings select."""
+    """Build the ASGI app. Settings default to the environment's, collaborators to what the
+    settings select."""
+    from_environment = settings is None
+    if settings is None:
+        settings = Settings.from_env()
     services = services or service.build_services(settings)
+    if from_environment:
+        _warn_without_keys(services)
     executor = executor or build_executor(services)
     dispatcher = Dispatcher(services)
     fetches = FetchPool(settings.fetch_concurrency, settings.fetch_tenant_concurrency,
@@ -44,6 +55,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Embedded mode: one server per data directory (convertly/datadirlock.py).
+        lock = None if settings.distributed else _lock_data_dir(settings)
         await executor.start()
         maintenance = asyncio.create_task(_maintenance(services))
         looking = asyncio.create_task(dog.run())
@@ -68,6 +81,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await executor.stop()
+            if lock is not None:
+                lock.release()
 
     app = Starlette(
         routes=ROUTES,
@@ -87,6 +102,23 @@ def create_app(
     app.state.fetches = fetches
     app.state.watchdog = dog
     return app
+
+
+def _warn_without_keys(services: service.Services) -> None:
+    """Under an ASGI server nobody sees a key printed at start-up (`convertly serve` creates
+    and prints the first one), and several processes would each make one: say how instead."""
+    with contextlib.suppress(ConvertlyError):
+        if services.keys.active_count() == 0:
+            log.warning("no API key exists yet: create one with "
+                        "`convertly keys create --name NAME` (same settings as this server)")
+
+
+def _lock_data_dir(settings: Settings) -> datadirlock.DataDirLock:
+    try:
+        return datadirlock.acquire(settings.data_dir)
+    except datadirlock.DataDirBusyError as exc:
+        log.error("%s", exc)  # one line before the server's traceback
+        raise
 
 
 async def _maintenance(services: service.Services) -> None:

@@ -36,6 +36,7 @@ from convertly.settings import Settings, SettingsError, parse_port, shown
 # (starlette, pyvips, celery, redis, ...), so they start fast on any machine.
 if TYPE_CHECKING:
     from convertly.auth import ApiKeys
+    from convertly.state.records import ApiKey
     from convertly.storage.base import Storage
 
 
@@ -145,6 +146,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from convertly.service import build_services
     from convertly.storage import build_storage
 
+    _check_serve_args(settings, args)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
@@ -156,19 +158,83 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     services = build_services(settings, storage=storage)
     keys = services.keys
     if keys.active_count() == 0:
+        scheme = "https" if args.ssl_certfile else "http"
         key, record = keys.create("default")
         line = "=" * 72
         print(f"\n{line}\n  No API key existed, so one was created (tenant {record.tenant}).\n"
               f"  It is shown only this once; keep it somewhere safe:\n\n    {key}\n\n"
               f"  Try it:\n    curl -H \"Authorization: Bearer {key}\" \\\n"
               f"      -F files=@photo.jpg -F format=webp -F resize=website \\\n"
-              f"      http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}"
-              f":{port}/api/convert\n{line}\n", flush=True)
+              f"      {scheme}://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}"
+              f":{port}{args.root_path}/api/convert\n{line}\n", flush=True)
+    options = {**_uvicorn_serve_options(settings, args),
+               **uvicorn_options(ConnectionLimits.from_settings(settings))}
+    if args.workers > 1:
+        # Each process imports the app and its protocol by name and reads the same settings.
+        uvicorn.run(APP_FACTORY, factory=True, workers=args.workers, host=host, port=port,
+                    **{**options, "http": "convertly.connections:SettingsProtocol"})
+        return 0
     app = create_app(settings, services=services)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
-                timeout_graceful_shutdown=30,
-                **uvicorn_options(ConnectionLimits.from_settings(settings)))
+    uvicorn.run(app, host=host, port=port, **options)
     return 0
+
+
+# The app factory ASGI servers (and `convertly serve --workers N`) import.
+APP_FACTORY = "convertly.app:create_app"
+
+# Why `--workers N` needs distributed mode, in the error and the README.
+EMBEDDED_WORKERS = (
+    "--workers {n} runs {n} API processes, which needs distributed mode "
+    "(CONVERTLY_BROKER_URL): in embedded mode each process would run a conversion pool and a "
+    "watchdog of its own over one SQLite database, and requeue the files the others hold. "
+    "For more conversion processes set CONVERTLY_WORKERS instead.")
+
+
+def _check_serve_args(settings: Settings, args: argparse.Namespace) -> None:
+    """Refuse what uvicorn would only report with a traceback, or not at all."""
+    if args.workers > 1 and not settings.distributed:
+        raise commands.UsageError(EMBEDDED_WORKERS.format(n=args.workers))
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise commands.UsageError("--ssl-certfile and --ssl-keyfile go together: give both "
+                                  "(the certificate chain and its private key, PEM files).")
+    for flag, path in (("--ssl-certfile", args.ssl_certfile),
+                       ("--ssl-keyfile", args.ssl_keyfile), ("--log-config", args.log_config)):
+        if path and not os.access(path, os.R_OK):
+            raise commands.UsageError(f"{flag} {path}: no readable file there.")
+
+
+def _uvicorn_serve_options(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn's options from `convertly serve`'s flags."""
+    options: dict[str, Any] = {
+        # A --log-config file sets the levels itself (uvicorn would override its loggers').
+        "log_level": None if args.log_config else settings.log_level.lower(),
+        "timeout_graceful_shutdown": 30,
+        "root_path": args.root_path,
+        "proxy_headers": args.proxy_headers,
+        "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile,
+    }
+    if args.forwarded_allow_ips is not None:
+        options["forwarded_allow_ips"] = args.forwarded_allow_ips
+    if args.log_config:
+        options["log_config"] = args.log_config
+    elif args.workers > 1:
+        # The processes configure logging themselves: the app's lines as `serve` prints them.
+        options["log_config"] = _process_log_config(settings)
+    return options
+
+
+def _process_log_config(settings: Settings) -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
+    config["formatters"]["app"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["app"] = {"class": "logging.StreamHandler", "formatter": "app",
+                                 "stream": "ext://sys.stderr"}
+    config["loggers"]["convertly"] = {"handlers": ["app"], "level": settings.log_level.upper(),
+                                      "propagate": False}
+    config["loggers"]["pyvips"] = {"level": "WARNING"}
+    return config
 
 
 # The Celery app `convertly worker` runs (and `celery -A` names in deploy/compose.yaml).
@@ -276,6 +342,9 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     rows = _keys(settings).list()
+    if args.json:
+        print(json.dumps([_key_record(k) for k in rows], indent=2))
+        return 0
     if not rows:
         print("No API keys yet; create one with `convertly keys create --name NAME`.")
         return 0
@@ -285,6 +354,14 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{k.prefix:<15} {k.name[:20]:<20} {k.tenant:<20} {_when(k.created_at):<17} "
               f"{_when(k.last_used_at):<17} {state}")
     return 0
+
+
+def _key_record(key: ApiKey) -> dict[str, Any]:
+    """A key as `keys list --json` prints it: the server API's camelCase names, times as
+    Unix seconds (null when never)."""
+    return {"prefix": key.prefix, "name": key.name, "tenant": key.tenant,
+            "createdAt": key.created_at, "lastUsedAt": key.last_used_at,
+            "revokedAt": key.revoked_at, "active": key.revoked_at is None}
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
@@ -351,15 +428,41 @@ def cmd_keys_limits(settings: Settings, args: argparse.Namespace) -> int:
 _UNSET: Any = object()
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("convertly")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convertly", description="Convertly. On the server: serve, worker, workers, keys. "
         "As a client of a running server (--url, --api-key): convert, compress, jobs, files.")
+    parser.add_argument("--version", action="version", version=f"convertly {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (embedded executor by default)")
     serve.add_argument("--host", help="address to bind (default CONVERTLY_HOST or 127.0.0.1)")
     serve.add_argument("--port", help="port, 1 to 65535 (default CONVERTLY_PORT or 8000)")
+    serve.add_argument("--workers", type=_positive, default=1, metavar="N",
+                       help="API processes sharing the port (default 1); more than one needs "
+                       "distributed mode. Not CONVERTLY_WORKERS, the embedded conversion pool")
+    serve.add_argument("--root-path", default="", metavar="PATH",
+                       help="the path prefix a proxy serves the API under (e.g. /convertly)")
+    serve.add_argument("--ssl-certfile", metavar="PEM", help="serve HTTPS with this "
+                       "certificate chain (with --ssl-keyfile)")
+    serve.add_argument("--ssl-keyfile", metavar="PEM", help="the certificate's private key")
+    serve.add_argument("--log-config", metavar="FILE", help="a logging configuration for "
+                       "uvicorn and the app (.json, .yaml or .ini, as uvicorn reads them)")
+    serve.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
+                       help="take the client address and scheme from X-Forwarded-For/-Proto "
+                       "of the proxies --forwarded-allow-ips names (default on)")
+    serve.add_argument("--forwarded-allow-ips", metavar="IPS",
+                       help="comma-separated proxy addresses or networks trusted for "
+                       "forwarded headers, or * (default FORWARDED_ALLOW_IPS or 127.0.0.1)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a Celery worker (distributed mode)")
@@ -386,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--tenant", help="share an existing tenant (default: a new tenant)")
     create.set_defaults(func=cmd_keys_create)
     listing = keys_sub.add_parser("list", help="list keys (prefixes only)")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
     listing.set_defaults(func=cmd_keys_list)
     revoke = keys_sub.add_parser("revoke", help="revoke the key with this prefix")
     revoke.add_argument("prefix")
@@ -527,7 +631,8 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
     files = sub.add_parser("files", help="stored files on a server: ls, get, rm")
     files_sub = files.add_subparsers(dest="files_command", required=True)
-    ls = files_sub.add_parser("ls", parents=[server], help="list stored files")
+    ls = files_sub.add_parser("ls", aliases=["list"], parents=[server],
+                              help="list stored files")
     ls.add_argument("--folder", help="a folder id (null: the root folder)")
     ls.add_argument("--search", "-s", "--q", dest="search", help="match file names")
     ls.add_argument("--limit", type=int, help="at most this many")

@@ -242,3 +242,19 @@ class GuardedProtocol(HttpToolsProtocol):
         else:
             return
         self.transport.close()
+
+
+class SettingsProtocol(GuardedProtocol):
+    """GuardedProtocol with the limits of the settings in the environment, for servers that
+    import the protocol by name in each of their processes (`convertly serve --workers N`:
+    `http="convertly.connections:SettingsProtocol"`). Each process counts its own
+    connections, so one address may hold up to N x CONVERTLY_MAX_CONNECTIONS_PER_ADDRESS in
+    all, as the kernel spreads its connections over the processes."""
+
+    open_by_address: ClassVar[Counter[str]] = Counter()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if "limits" not in cls.__dict__:
+            cls.limits = ConnectionLimits.from_settings(Settings.from_env())
+        super().__init__(*args, **kwargs)

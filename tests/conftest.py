@@ -26,6 +26,7 @@ SLOW_PATHS = (
     "tests/api/test_cli.py",  # the command as a subprocess, against real servers
     "tests/api/test_cli_client.py",
     "tests/api/test_cli_redis.py",  # the command against real redis-servers that refuse it
+    "tests/api/test_servers.py",  # uvicorn, gunicorn and `serve --workers` as processes
     "tests/api/test_connections.py",  # `convertly serve` and its client timeouts, on sockets
     "tests/api/test_priority.py",
     "tests/api/test_watchdog.py",  # lost files healed, in both modes

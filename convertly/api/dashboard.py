@@ -92,11 +92,11 @@ class DashboardFiles(StaticFiles):
     """The dashboard's static files under `<version>/<path>`; any other version is a 404, so
     a stale page never caches today's files under yesterday's URL."""
 
-    def __init__(self, directory: Path = DASHBOARD_DIR) -> None:
+    def __init__(self, directory: Path = DASHBOARD_DIR, prefix: str = ASSETS_PREFIX) -> None:
         super().__init__(directory=directory)
         self.version = files_version(directory)
         self.page = (directory / "index.html").read_text(encoding="utf-8").replace(
-            ASSETS_PLACEHOLDER, f"{ASSETS_PREFIX}/{self.version}")
+            ASSETS_PLACEHOLDER, f"{prefix}/{self.version}")
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         version, _, rest = path.partition("/")

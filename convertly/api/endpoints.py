@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +13,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from convertly import conversions, diskspace, jobevents, jobs, views, watchdog, webhooks
+from convertly import conversions, jobevents, jobs, views, webhooks
 from convertly.api import forms
 from convertly.api.requests import (
     authenticate,
@@ -28,7 +27,6 @@ from convertly.api.requests import (
 from convertly.converters.archive.converter import ARCHIVE_KINDS, MEDIA_FORMATS
 from convertly.errors import (
     ConflictError,
-    ConvertlyError,
     InvalidFieldError,
     NotFoundError,
 )
@@ -275,54 +273,10 @@ async def formats(request: Request) -> Response:
     })
 
 
-async def healthz(request: Request) -> Response:
-    svc = services(request)
-    checks: dict[str, str] = {}
-    status = 200
-    try:
-        await asyncio.to_thread(svc.storage.check)
-        checks["storage"] = "ok"
-    except ConvertlyError as exc:
-        checks["storage"] = exc.message
-        status = 503
-    minimum = svc.settings.min_free_bytes
-    if minimum:
-        try:
-            free = await asyncio.to_thread(diskspace.free_bytes, svc.settings.data_dir)
-        except OSError as exc:
-            checks["disk"] = f"cannot read the free space of the data directory: {exc.strerror}"
-            status = 503
-        else:
-            checks["disk"] = "ok"
-            if free < minimum:
-                checks["disk"] = (f"{free} bytes free in the data directory, below "
-                                  f"CONVERTLY_MIN_FREE_BYTES ({minimum})")
-                status = 503
-    pool = executor(request)
-    queued: int | None = None
-    workers: dict[str, int] | None = None
-    try:
-        queued, workers = await asyncio.to_thread(
-            lambda: (pool.queued_files(), pool.workers()))
-        checks["queue"] = "ok"
-    except ConvertlyError as exc:
-        checks["queue"] = exc.message
-        status = 503
-    body: dict[str, Any] = {"status": "ok" if status == 200 else "degraded", "checks": checks,
-                            "queuedFiles": queued}
-    if workers is not None:
-        body["workers"] = workers
-    body["watchdog"] = None  # unknown while the job store (or the queue's Redis) is away
-    if checks["queue"] == "ok":
-        with contextlib.suppress(ConvertlyError):
-            found = await asyncio.to_thread(watchdog.report, svc)
-            body["watchdog"] = {"stuckFiles": found.stuck_files, "requeued": found.requeued}
-    return JSONResponse(body, status_code=status)
-
-
 async def index(request: Request) -> Response:
     return JSONResponse({
         "name": "convertly",
         "docs": f"{base_url(request)}/openapi.json",
+        "reference": f"{base_url(request)}/docs",
         "formats": f"{base_url(request)}/api/formats",
     })

@@ -486,6 +486,27 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json({"type": "object"}),
                       "503": _json({"type": "object"}, "Degraded")},
     }},
+    "/docs": {"get": {
+        "tags": ["Meta"], "summary": "The API reference page, rendered from this document",
+        "operationId": "docs", "security": [],
+        "responses": {"200": {"description": "OK",
+                              "content": {"text/html": {"schema": {"type": "string"}}}}},
+    }},
+    "/livez": {"get": {
+        "tags": ["Meta"], "summary": "Liveness: the process answers",
+        "description": "Calls no dependency: a Redis or storage outage never fails it. "
+        "The probe whose failure should restart the process.",
+        "operationId": "livez", "security": [],
+        "responses": {"200": _json({"type": "object"})},
+    }},
+    "/readyz": {"get": {
+        "tags": ["Meta"], "summary": "Readiness: storage, job state and queue answer",
+        "description": "503 names in `down` what does not answer (storage, state, queue, "
+        "disk). The probe whose failure should take the process out of the load balancer.",
+        "operationId": "readyz", "security": [],
+        "responses": {"200": _json({"type": "object"}),
+                      "503": _json({"type": "object"}, "Not ready")},
+    }},
     "/openapi.json": {"get": {
         "tags": ["Meta"], "summary": "This document", "operationId": "openapi",
         "security": [], "responses": {"200": _json({"type": "object"})},

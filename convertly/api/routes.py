@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from convertly.api import dashboard, endpoints, library, webhook_endpoints
+from convertly.api import apidocs, dashboard, endpoints, health, library, webhook_endpoints
 from convertly.api.openapi import openapi
 
 ROUTES = [
     Route("/", dashboard.index, methods=["GET"]),
-    Route("/healthz", endpoints.healthz, methods=["GET"]),
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/livez", health.livez, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", apidocs.page, methods=["GET"]),
+    Mount(apidocs.ASSETS_PREFIX, app=apidocs.FILES, name="apidocs"),
     Route("/api/formats", endpoints.formats, methods=["GET"]),
     Route("/api/convert", endpoints.convert, methods=["POST"]),
     Route("/api/compress", endpoints.compress, methods=["POST"]),

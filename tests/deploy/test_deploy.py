@@ -412,7 +412,7 @@ def test_build_context_sends_what_the_dockerfile_copies() -> None:
 # -- healthchecks, run for real ---------------------------------------------------------------
 
 class _Stub(BaseHTTPRequestHandler):
-    healthy_path = "/healthz"
+    healthy_path = "/readyz"
     status = 200
 
     def do_GET(self) -> None:
