@@ -134,6 +134,13 @@ class Settings:
         "CONVERTLY_SECRET_KEY", Secret(""), "Signs download URLs. Empty: a random key is "
         "created once in the data directory.", _secret,
     )
+    secret_keys_old: Secret = setting(
+        "CONVERTLY_SECRET_KEYS_OLD", Secret(""), "Previous values of CONVERTLY_SECRET_KEY "
+        "(comma-separated) whose download and upload links are still accepted: to rotate, "
+        "move the current key here and set a new one; new links are signed with the new "
+        "key. Drop an old key once its links have expired (CONVERTLY_DOWNLOAD_URL_TTL).",
+        _secret,
+    )
     workers: int = setting(
         "CONVERTLY_WORKERS", _default_workers, "Conversion processes of the embedded "
         "executor (default: one per CPU core). Each runs libvips with CPU cores ÷ processes "
