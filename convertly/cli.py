@@ -29,6 +29,7 @@ from convertly.errors import (
 )
 from convertly.models import FORMAT_ALIASES, OutputFormat
 from convertly.settings import Settings, SettingsError
+from convertly.state.sqlite.migrations import SchemaTooNewError
 
 # The server commands (serve, worker, workers, keys) import the server's modules when they
 # run, not here: the client commands (convert, compress, jobs, files) load none of them
@@ -522,6 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"convertly: {exc.reason}", file=sys.stderr)
         return 1
     except RedisRefusedError as exc:
+        print(f"convertly: {exc}", file=sys.stderr)
+        return 1
+    except SchemaTooNewError as exc:
         print(f"convertly: {exc}", file=sys.stderr)
         return 1
     except StateMisconfiguredError as exc:  # refused after start-up's check
