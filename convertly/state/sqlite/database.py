@@ -19,6 +19,8 @@ from pathlib import Path
 from convertly import diskspace
 from convertly.state.sqlite import migrations
 
+DATABASE_NAME = "convertly.db"  # in CONVERTLY_DATA_DIR
+
 
 def _casefold(value: str | None) -> str | None:
     return value.casefold() if isinstance(value, str) else value
