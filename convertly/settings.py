@@ -224,8 +224,10 @@ class Settings:
     )
     log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.")
     job_retention: int = setting(
-        "CONVERTLY_JOB_RETENTION", 0, "Seconds after completion when a job's sources, "
-        "outputs and archive are deleted (0 keeps them).", _non_negative_int,
+        "CONVERTLY_JOB_RETENTION", 86_400, "Seconds after completion when a job is deleted "
+        "with its sources, archive and outputs, except the outputs of a job sent with "
+        "saveToStorage=true: those stay as stored files until deleted. 0 keeps every job.",
+        _non_negative_int,
     )
 
     # Distributed mode: set CONVERTLY_BROKER_URL for Celery workers, CONVERTLY_S3_ENDPOINT
