@@ -246,10 +246,18 @@ class Settings:
         "no http://, and for HTTPS set CONVERTLY_S3_SECURE=true). Set: sources and outputs "
         "live in that bucket. Empty: local disk under CONVERTLY_DATA_DIR.",
     )
-    s3_access_key: Secret = setting("CONVERTLY_S3_ACCESS_KEY", Secret(""), "S3 access key.",
-                                    _secret)
+    s3_access_key: Secret = setting(
+        "CONVERTLY_S3_ACCESS_KEY", Secret(""), "S3 access key. Empty (with an empty "
+        "CONVERTLY_S3_SECRET_KEY): the standard chain, first that has them: "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a web identity token "
+        "(AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, through STS), the ECS container role, "
+        "the instance role (IMDSv2).", _secret)
     s3_secret_key: Secret = setting("CONVERTLY_S3_SECRET_KEY", Secret(""), "S3 secret key.",
                                     _secret)
+    s3_credentials_endpoint: str = setting(
+        "CONVERTLY_S3_CREDENTIALS_ENDPOINT", "", "Without a key pair: the URL asked for "
+        "temporary credentials instead of AWS's (the STS for a web identity token, else the "
+        "instance metadata service), e.g. another S3 service's STS.")
     s3_bucket: str = setting("CONVERTLY_S3_BUCKET", "convertly", "S3 bucket (created when "
                              "missing).")
     s3_secure: bool = setting("CONVERTLY_S3_SECURE", False, "Use HTTPS to reach S3.", _bool)
@@ -507,9 +515,10 @@ class Settings:
                 "CONVERTLY_S3_ENDPOINT: expected host:port (e.g. minio:9000) with no http:// "
                 f"and no path, got {self.s3_endpoint!r}; for HTTPS set CONVERTLY_S3_SECURE=true."
             )
-        if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
-            raise SettingsError("CONVERTLY_S3_ENDPOINT is set: CONVERTLY_S3_ACCESS_KEY and "
-                                "CONVERTLY_S3_SECRET_KEY are needed too.")
+        if bool(self.s3_access_key) != bool(self.s3_secret_key):
+            raise SettingsError("CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY go "
+                                "together: set both, or neither (credentials then come "
+                                "from the environment, a web identity or an instance role).")
         public = urlsplit(self.s3_public_url)
         if self.s3_public_url and (public.scheme not in ("http", "https") or not public.netloc
                                    or public.path not in ("", "/")):
