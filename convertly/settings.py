@@ -364,6 +364,20 @@ class Settings:
         _positive_float,
     )
 
+    # Outbound requests (webhooks, sourceUrl downloads) through an HTTP proxy.
+    outbound_proxy: str = setting(
+        "CONVERTLY_OUTBOUND_PROXY", "", "HTTP proxy for webhook deliveries and `sourceUrl` "
+        "downloads, http://[user:password@]host:port (https URLs go through a CONNECT tunnel, "
+        "TLS end to end). The proxy resolves the names, so it must refuse private addresses "
+        "itself (see the README). Empty: HTTPS_PROXY, else HTTP_PROXY, from the environment; "
+        "none of them: direct connections.",
+    )
+    outbound_no_proxy: str = setting(
+        "CONVERTLY_OUTBOUND_NO_PROXY", "", "Hosts reached without CONVERTLY_OUTBOUND_PROXY, "
+        "comma-separated: names (with their subdomains), addresses, networks (10.0.0.0/8), "
+        "or * for all. Empty: NO_PROXY from the environment.",
+    )
+
     # Webhooks: deliveries of job events to receivers' URLs.
     webhook_allow_private: bool = setting(
         "CONVERTLY_WEBHOOK_ALLOW_PRIVATE", False, "Deliver webhooks to loopback, private, "
@@ -486,6 +500,11 @@ class Settings:
         if env_file is not None and env_file.is_file():
             values.update(read_env_file(env_file))
         values.update(os.environ if environ is None else environ)
+        # The standard proxy variables stand in for the outbound proxy settings.
+        for name, standard in (("CONVERTLY_OUTBOUND_PROXY", _PROXY_VARIABLES),
+                               ("CONVERTLY_OUTBOUND_NO_PROXY", ("NO_PROXY", "no_proxy"))):
+            if not values.get(name):
+                values[name] = next((values[v] for v in standard if values.get(v)), "")
         kwargs: dict[str, Any] = {}
         for f in cls.fields():
             name = f.metadata["env"]
@@ -529,6 +548,14 @@ class Settings:
                 f"CONVERTLY_LOG_LEVEL: expected debug, info, warning or error, "
                 f"got {self.log_level!r}"
             )
+        if self.outbound_proxy:
+            from convertly.proxy import Proxy
+
+            try:
+                Proxy.parse(self.outbound_proxy)
+            except ValueError as exc:
+                raise SettingsError(f"CONVERTLY_OUTBOUND_PROXY (or HTTPS_PROXY/HTTP_PROXY): "
+                                    f"{exc}") from None
         if self.webhook_retry_max_delay < self.webhook_retry_delay:
             raise SettingsError("CONVERTLY_WEBHOOK_RETRY_MAX_DELAY: must be at least "
                                 "CONVERTLY_WEBHOOK_RETRY_DELAY.")
@@ -543,6 +570,9 @@ class Settings:
             value = getattr(self, f.name)
             out[f.metadata["env"]] = str(value)
         return out
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 
 
 def _is_host_port(endpoint: str) -> bool:

@@ -366,7 +366,7 @@ def fetch_source(form: ParsedForm, settings: Settings, stop: outbound.Stop | Non
         got = outbound.download(
             url, path, max_bytes=settings.max_file_bytes, timeout=settings.fetch_timeout,
             allow_private=settings.fetch_allow_private, setting="CONVERTLY_FETCH_ALLOW_PRIVATE",
-            stop=stop)
+            stop=stop, proxy=outbound.proxy_from(settings))
     except outbound.DownloadCancelled:
         raise
     except outbound.RefusedURLError as exc:
