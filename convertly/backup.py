@@ -135,6 +135,12 @@ def plan_for_remote(settings: Settings) -> list[str]:
             f"({'CONVERTLY_STATE_URL' if settings.state_url else 'CONVERTLY_BROKER_URL'}): "
             "back it up there. Run `redis-cli BGSAVE`, wait until `LASTSAVE` changes and copy "
             "its dump.rdb, or run Redis with `appendonly yes` and copy the AOF directory.")
+    if settings.distributed and not settings.s3_endpoint:
+        lines.append(
+            f"Files live on local disk under {settings.data_dir / STORAGE_NAME}: copy them "
+            "(`rsync -a --exclude .tmp`) after Redis.")
+    if settings.distributed and not settings.secret_key:
+        lines.append(f"The signing secret is {settings.data_dir / SECRET_NAME}: keep a copy.")
     if settings.s3_endpoint:
         lines.append(
             f"Files live in the S3 bucket {settings.s3_bucket!r} at {settings.s3_endpoint}: "
