@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from convertly_client import ClientError
+
 from convertly import commands, fields
-from convertly.client import ClientError
 from convertly.errors import (
     BrokerUnavailableError,
     ConvertlyError,
@@ -29,7 +30,7 @@ from convertly.errors import (
     StorageUnavailableError,
 )
 from convertly.models import FORMAT_ALIASES, OutputFormat
-from convertly.settings import Settings, SettingsError
+from convertly.settings import Settings, SettingsError, parse_port, shown
 from convertly.state.sqlite.migrations import SchemaTooNewError
 
 # The server commands (serve, worker, workers, keys) import the server's modules when they
@@ -44,7 +45,33 @@ def _keys(settings: Settings) -> ApiKeys:
     from convertly.auth import ApiKeys
     from convertly.state import build_state
 
+    _check_data_dir(settings)
     return ApiKeys(build_state(settings).keys)
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """Stop start-up with one line when the data directory cannot be created or written (the
+    job database, the server secret and scratch files live there, in both modes)."""
+    import tempfile
+
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise SettingsError(
+            f"CONVERTLY_DATA_DIR: expected a directory this user can create and write to, got "
+            f"{shown(str(path))} ({exc.strerror or type(exc).__name__})") from None
+
+
+def _port_option(raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        return parse_port(raw)
+    except ValueError as exc:
+        raise commands.UsageError(f"--port: {exc}, got {shown(raw)}") from None
 
 
 def _check_storage(storage: Storage) -> None:
@@ -78,22 +105,30 @@ def _redis_settings(settings: Settings) -> list[tuple[str, str]]:
 
 
 def _check_redis(settings: Settings) -> None:
-    """Stop start-up when a Redis refuses this server (RedisRefusedError). A Redis that does
-    not answer does not stop it here: a worker waits for it, `serve` says so later."""
+    """Stop start-up when a Redis refuses this server (RedisRefusedError), or when redis-py
+    cannot use a URL the settings' check let through (an option of its query: SettingsError).
+    A Redis that does not answer does not stop it here: a worker waits for it, `serve` says
+    so later."""
     import redis
 
     from convertly.state.redis.client import connect, refusal
 
     for url, setting in _redis_settings(settings):
-        client = connect(url)
         try:
-            client.ping()
+            client = connect(url)
+            try:
+                client.ping()
+            finally:
+                client.close()
         except redis.RedisError as exc:
             reason = refusal(exc)
             if reason is not None:
                 raise RedisRefusedError(url, setting, reason) from exc
-        finally:
-            client.close()
+        except (ValueError, TypeError) as exc:  # parse_url's value errors, unknown options
+            reason = (str(exc).rstrip(".") if isinstance(exc, ValueError)
+                      else "an option in its query Redis does not know")
+            raise SettingsError(f"{setting}: expected a URL Redis can use ({reason}), got "
+                                f"{shown(url)}") from None
 
 
 def _when(ts: float | None) -> str:
@@ -101,6 +136,10 @@ def _when(ts: float | None) -> str:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    host = args.host or settings.host
+    port = _port_option(args.port, settings.port)
+    _check_data_dir(settings)
+
     import uvicorn
 
     from convertly.app import create_app
@@ -108,8 +147,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from convertly.service import build_services
     from convertly.storage import build_storage
 
-    host = args.host or settings.host
-    port = args.port or settings.port
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
@@ -183,6 +220,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     from convertly.storage import build_storage
 
+    _check_data_dir(settings)
     _check_storage(build_storage(settings, probe=False))
     # Celery would retry a Redis that refuses it for ever, as if it were down.
     _check_redis(settings)
@@ -357,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the API server (embedded executor by default)")
     serve.add_argument("--host", help="address to bind (default CONVERTLY_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default CONVERTLY_PORT or 8000)")
+    serve.add_argument("--port", help="port, 1 to 65535 (default CONVERTLY_PORT or 8000)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a Celery worker (distributed mode)")
@@ -567,6 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.func(settings, args)
+    except SettingsError as exc:  # found at start-up: the data directory
+        print(f"convertly: invalid setting: {exc}", file=sys.stderr)
+        return 2
     except StorageMisconfiguredError as exc:
         print(f"convertly: {exc.reason}", file=sys.stderr)
         return 1

@@ -17,18 +17,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from convertly.client import (
-    LONG_WAIT,
+from convertly_client import (
     ApiError,
     Client,
     ClientError,
     ConnectionFailed,
+    Job,
     safe_filename,
 )
+
 from convertly.progress import Bar, Reporter, human_bytes
 from convertly.settings import Settings
 
 PROGRESS_WAIT = 1.0  # seconds each job request waits on the server while a bar is shown
+LONG_WAIT = 30.0  # ... and without a bar (the server allows up to 60)
 KEY_HINT = ("pass --api-key or set CONVERTLY_API_KEY; on the server, `convertly keys create "
             "--name NAME` makes one")
 
@@ -67,13 +69,8 @@ def _reporter(args: argparse.Namespace) -> Reporter:
     return Reporter(sys.stderr, quiet=getattr(args, "quiet", False))
 
 
-def _when(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
+def _when(when: datetime | None) -> str:
+    return "-" if when is None else when.strftime("%Y-%m-%d %H:%M")
 
 
 def _dump(data: Any) -> None:
@@ -170,11 +167,11 @@ def _run_job(settings: Settings, args: argparse.Namespace, fields: dict[str, str
             bar = bar or reporter.bytes_bar(label, total)
             bar.update(done)
 
-        created = client.create_job(files, fields, idempotency_key=args.idempotency_key,
-                                    on_sent=sent)
+        created = client.create_job(files, fields=fields,
+                                    idempotency_key=args.idempotency_key, on_sent=sent)
         if bar is not None:
             bar.close()
-        job_id = str(created["jobId"])
+        job_id = created.job_id
         if directory is None:
             print(job_id)
             reporter.message(f"Job {job_id} queued; `convertly jobs wait {job_id} -o DIR` "
@@ -194,14 +191,12 @@ def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: P
     report failures; 0 only when the job completed and no file failed."""
     bar: Bar | None = None
 
-    def update(job: dict[str, Any]) -> None:
+    def update(job: Job) -> None:
         nonlocal bar
-        total = int(job.get("totalFiles") or 0)
-        done = int(job.get("completedFiles") or 0) + int(job.get("failedFiles") or 0)
-        percent = float(job.get("progress") or 0)
+        done = job.completed_files + job.failed_files
         # The first line is the job as it is now: a finished job shows no "0/N" first.
-        bar = bar or reporter.files_bar(f"Job {job_id}", total, done, percent)
-        bar.update(done, percent)
+        bar = bar or reporter.files_bar(f"Job {job_id}", job.total_files, done, job.progress)
+        bar.update(done, job.progress)
 
     # Short waits on the server keep the bar moving; without a bar, one long wait will do.
     job = client.wait_job(job_id, on_update=update, timeout=timeout,
@@ -216,14 +211,13 @@ def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: P
     return _report_failures(job, reporter)
 
 
-def _save_outputs(client: Client, job: dict[str, Any], reporter: Reporter,
+def _save_outputs(client: Client, job: Job, reporter: Reporter,
                   directory: Path) -> Iterator[tuple[Path, str]]:
-    archive = job.get("archive") or {}
-    if archive.get("downloadUrl"):
-        targets = [(archive["downloadUrl"], archive.get("filename") or "convertly.zip")]
+    if job.archive is not None and job.archive.download_url:
+        targets = [(job.archive.download_url, job.archive.filename)]
     else:
-        targets = [(r["downloadUrl"], r.get("outputFilename") or r.get("filename") or "output")
-                   for r in job.get("results") or [] if r.get("downloadUrl")]
+        targets = [(r.download_url, r.output_filename or r.filename or "output")
+                   for r in job.results if r.download_url]
     for url, name in targets:
         yield _download(client, reporter, url, directory, name), safe_filename(name)
 
@@ -242,23 +236,23 @@ def _download(client: Client, reporter: Reporter, url: str, directory: Path,
                 bar.total = done
             bar.update(done)
 
-    path = client.download(url, directory, name, on_start=start, on_received=received)
+    path = client.save_into(url, directory, name, on_start=start, on_received=received)
     if bar is not None:
         bar.close()
     return path
 
 
-def _report_failures(job: dict[str, Any], reporter: Reporter) -> int:
-    failed = [r for r in job.get("results") or [] if r.get("status") == "failed"]
+def _report_failures(job: Job, reporter: Reporter) -> int:
+    failed = [r for r in job.results if r.status == "failed"]
     for result in failed:
-        code = f" [{result['errorCode']}]" if result.get("errorCode") else ""
-        reporter.message(f"convertly: {result.get('filename')}: {result.get('error')}{code}")
-    if job.get("status") == "failed":
-        reporter.message(f"convertly: job {job.get('jobId')} failed: "
-                         f"{job.get('errorMessage') or 'no file could be converted'}")
+        code = f" [{result.error_code}]" if result.error_code else ""
+        reporter.message(f"convertly: {result.filename}: {result.error}{code}")
+    if job.status == "failed":
+        reporter.message(f"convertly: job {job.job_id} failed: "
+                         f"{job.error_message or 'no file could be converted'}")
         return 1
     if failed:
-        reporter.message(f"convertly: {len(failed)} of {job.get('totalFiles')} files failed.")
+        reporter.message(f"convertly: {len(failed)} of {job.total_files} files failed.")
         return 1
     return 0
 
@@ -270,61 +264,64 @@ def cmd_jobs_list(settings: Settings, args: argparse.Namespace) -> int:
     with connect(settings, args) as client:
         body = client.list_jobs(limit=args.limit, offset=args.offset, status=args.status)
     if args.json:
-        _dump(body)
+        _dump(body.raw)
         return 0
-    jobs = body.get("jobs") or []
+    jobs = body.jobs
     if not jobs:
         print("No jobs.", file=sys.stderr)
         return 0
     print(f"{'JOB ID':<36}  {'TYPE':<8}  {'STATUS':<10}  {'FILES':>9}  {'FAILED':>6}  "
           f"{'PROGRESS':>8}  CREATED")
     for job in jobs:
-        files = f"{job.get('completedFiles', 0)}/{job.get('totalFiles', 0)}"
-        print(f"{job.get('jobId', ''):<36}  {job.get('jobType', ''):<8}  "
-              f"{_status(job):<10}  {files:>9}  {job.get('failedFiles', 0):>6}  "
-              f"{str(job.get('progress', 0)) + '%':>8}  {_when(job.get('createdAt'))}")
-    page = body.get("pagination") or {}
-    if page.get("hasMore"):
-        shown = int(page.get("offset", 0)) + len(jobs)
-        print(f"{shown} of {page.get('total')} jobs shown; --offset {shown} for more.",
+        files = f"{job.completed_files}/{job.total_files}"
+        print(f"{job.job_id:<36}  {job.job_type:<8}  "
+              f"{_status(job):<10}  {files:>9}  {job.failed_files:>6}  "
+              f"{_percent(job.progress) + '%':>8}  {_when(job.created_at)}")
+    page = body.pagination
+    if page.has_more:
+        shown = page.offset + len(jobs)
+        print(f"{shown} of {page.total} jobs shown; --offset {shown} for more.",
               file=sys.stderr)
     return 0
 
 
-def _status(job: dict[str, Any]) -> str:
+def _status(job: Job) -> str:
     """A job's status as shown: "cancelled" for a cancelled job (the API says failed, with
     `cancelled`)."""
-    return "cancelled" if job.get("cancelled") else str(job.get("status", ""))
+    return "cancelled" if job.cancelled else job.status
+
+
+def _percent(value: float) -> str:
+    return f"{value:g}"
 
 
 def cmd_jobs_get(settings: Settings, args: argparse.Namespace) -> int:
     with connect(settings, args) as client:
         job = client.get_job(args.job_id)
     if args.json:
-        _dump(job)
+        _dump(job.raw)
         return 0
-    print(f"Job {job.get('jobId')}: {job.get('jobType')}, {_status(job)}, "
-          f"{job.get('completedFiles')}/{job.get('totalFiles')} files done, "
-          f"{job.get('failedFiles')} failed, {job.get('progress')}%")
-    print(f"Created {_when(job.get('createdAt'))}, finished {_when(job.get('completedAt'))}")
-    if job.get("errorMessage"):
-        print(f"Error: {job['errorMessage']}")
-    for r in job.get("results") or []:
-        line = f"  {int(r.get('index', 0)) + 1:>3}  {r.get('filename')}  {r.get('status')}"
-        if r.get("status") == "completed":
-            size = r.get("finalSize")
-            line += f"  -> {r.get('outputFilename')}"
-            line += f"  {human_bytes(size)}" if isinstance(size, int) else ""
-            if r.get("width") and r.get("height"):
-                line += f"  {r['width']}x{r['height']}"
-        elif r.get("error"):
-            line += f"  {r['error']}"
+    print(f"Job {job.job_id}: {job.job_type}, {_status(job)}, "
+          f"{job.completed_files}/{job.total_files} files done, "
+          f"{job.failed_files} failed, {_percent(job.progress)}%")
+    print(f"Created {_when(job.created_at)}, finished {_when(job.completed_at)}")
+    if job.error_message:
+        print(f"Error: {job.error_message}")
+    for r in job.results:
+        line = f"  {r.index + 1:>3}  {r.filename}  {r.status}"
+        if r.status == "completed":
+            line += f"  -> {r.output_filename}"
+            line += f"  {human_bytes(r.final_size)}" if r.final_size is not None else ""
+            if r.width and r.height:
+                line += f"  {r.width}x{r.height}"
+        elif r.error:
+            line += f"  {r.error}"
         print(line)
-    archive = job.get("archive")
-    if archive:
-        size = archive.get("size")
-        print(f"Archive: {archive.get('filename')}"
-              + (f" ({human_bytes(size)})" if isinstance(size, int) else " (not built)"))
+    archive = job.archive
+    if archive is not None:
+        print(f"Archive: {archive.filename}"
+              + (f" ({human_bytes(archive.size)})" if archive.size is not None
+                 else " (not built)"))
     return 0
 
 
@@ -340,7 +337,7 @@ def cmd_jobs_wait(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_jobs_cancel(settings: Settings, args: argparse.Namespace) -> int:
     with connect(settings, args) as client:
         job = client.cancel_job(args.job_id)
-    print(f"Cancelled job {job.get('jobId', args.job_id)}.")
+    print(f"Cancelled job {job.job_id or args.job_id}.")
     return 0
 
 
@@ -352,33 +349,33 @@ def cmd_files_ls(settings: Settings, args: argparse.Namespace) -> int:
         body = client.list_files(folder=args.folder, search=args.search, limit=args.limit,
                                  offset=args.offset)
     if args.json:
-        _dump(body)
+        _dump(body.raw)
         return 0
-    files = body.get("files") or []
+    files = body.files
     if not files:
         print("No files.", file=sys.stderr)
         return 0
     print(f"{'ID':<36}  {'SIZE':>9}  {'TYPE':<22}  {'CREATED':<16}  NAME")
     for f in files:
-        size = f.get("size_bytes")
-        print(f"{f.get('id', ''):<36}  "
-              f"{human_bytes(size) if isinstance(size, int) else '-':>9}  "
-              f"{(f.get('mime_type') or '-')[:22]:<22}  {_when(f.get('created_at')):<16}  "
-              f"{f.get('filename', '')}")
-    page = body.get("pagination") or {}
-    if page.get("hasMore"):
-        shown = int(page.get("offset", 0)) + len(files)
-        print(f"{shown} of {page.get('total')} files shown; --offset {shown} for more.",
+        size = f.size_bytes
+        print(f"{f.id:<36}  "
+              f"{human_bytes(size) if size is not None else '-':>9}  "
+              f"{(f.mime_type or '-')[:22]:<22}  {_when(f.created_at):<16}  "
+              f"{f.filename}")
+    page = body.pagination
+    if page.has_more:
+        shown = page.offset + len(files)
+        print(f"{shown} of {page.total} files shown; --offset {shown} for more.",
               file=sys.stderr)
     return 0
 
 
 def cmd_files_get(settings: Settings, args: argparse.Namespace) -> int:
     with connect(settings, args) as client:
-        record = client.get_file(args.file_id).get("file") or {}
-        url = record.get("download_url") or record.get("downloadUrl")
+        record = client.get_file(args.file_id)
+        url = record.download_url
         if args.json:
-            _dump(record)
+            _dump(record.raw)
             return 0
         if args.link:
             print(url)
@@ -386,7 +383,7 @@ def cmd_files_get(settings: Settings, args: argparse.Namespace) -> int:
         if not url:
             raise ClientError(f"the server gave no download link for {args.file_id}")
         directory = _output_dir(args)
-        name = str(record.get("filename") or args.file_id)
+        name = record.filename or args.file_id
         with _reporter(args) as reporter:
             path = _download(client, reporter, url, directory, name)
     print(path)

@@ -7,12 +7,17 @@ everything at start-up and fails fast with a message naming the setting.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
 
 
 class Secret(str):
@@ -23,44 +28,62 @@ class Secret(str):
 
 
 class SettingsError(ValueError):
-    """A setting is malformed; the message names it."""
+    """A setting is malformed. The message is one line: the setting's name, what is expected
+    and the value given (a secret's hidden, a URL's password masked)."""
+
+
+# -- parsers: each takes the raw text and returns the value, or raises ValueError("expected
+# ...") saying what would be accepted; Settings.from_env adds the name and the value given.
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
+    if value in _TRUE:
         return True
-    if value in {"0", "false", "no", "off", ""}:
+    if value in _FALSE:
         return False
-    raise ValueError(f"expected true or false, got {raw!r}")
+    raise ValueError("expected true or false (or 1/0, yes/no, on/off)")
+
+
+def _whole(raw: str, minimum: int, what: str = "a whole number") -> int:
+    text = raw.strip().replace("_", "")
+    if not re.fullmatch(r"[+-]?\d+", text) or int(text) < minimum:
+        raise ValueError(f"expected {what} from {minimum}")
+    return int(text)
 
 
 def _positive_int(raw: str) -> int:
-    value = int(raw.strip().replace("_", ""))
-    if value < 1:
-        raise ValueError(f"must be at least 1, got {value}")
-    return value
+    return _whole(raw, 1)
 
 
 def _non_negative_int(raw: str) -> int:
-    value = int(raw.strip().replace("_", ""))
-    if value < 0:
-        raise ValueError(f"must be 0 or more, got {value}")
+    return _whole(raw, 0)
+
+
+def _real(raw: str, *, above_zero: bool) -> float:
+    try:
+        value = float(raw.strip().replace("_", ""))
+    except ValueError:
+        value = float("nan")
+    if value != value or value == float("inf") or value < 0 or (above_zero and value == 0):
+        raise ValueError("expected a number above 0" if above_zero else
+                         "expected a number from 0")
     return value
 
 
 def _positive_float(raw: str) -> float:
-    value = float(raw.strip())
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"must be a number above 0, got {raw.strip()!r}")
-    return value
+    return _real(raw, above_zero=True)
 
 
 def _non_negative_float(raw: str) -> float:
-    value = float(raw.strip())
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"must be a number from 0, got {raw.strip()!r}")
-    return value
+    return _real(raw, above_zero=False)
+
+
+def _path(raw: str) -> Path:
+    return Path(raw.strip())
 
 
 def _str(raw: str) -> str:
@@ -71,8 +94,155 @@ def _secret(raw: str) -> Secret:
     return Secret(raw.strip())
 
 
+def parse_port(raw: str) -> int:
+    """A TCP port, 1 to 65535 (also for `convertly serve --port`)."""
+    text = raw.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError("expected a port from 1 to 65535")
+    return int(text)
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"debug", "info", "warning", "error"}:
+        raise ValueError("expected debug, info, warning or error")
+    return value
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+
+
+@dataclass(frozen=True)
+class ByteSize:
+    """A size: a whole number of `unit` bytes, or a number with a unit (`10MB`, `50GiB`,
+    `512KiB`; kB, MB, GB, TB count in thousands, KiB, MiB, GiB, TiB in 1024s)."""
+
+    minimum: int = 1
+    unit: int = 1  # what a plain number counts (1024: KiB)
+
+    def __call__(self, raw: str) -> int:
+        text = raw.strip().replace("_", "").lower()
+        match = _AMOUNT.fullmatch(text)
+        plain = "bytes" if self.unit == 1 else f"{self.unit}-byte units"
+        expected = (f"expected a size from {self.minimum}: a whole number of {plain}, or a "
+                    "number with a unit (10MB, 512KiB, 50GiB)")
+        if match is None or match[2] not in _BYTE_UNITS or (not match[2] and "." in match[1]):
+            raise ValueError(expected)
+        number, unit = match[1], match[2]
+        value = int(number) if not unit else int(float(number) * _BYTE_UNITS[unit]) // self.unit
+        if value < self.minimum:
+            raise ValueError(expected)
+        return value
+
+
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration: a number of seconds, or with units (`30s`, `15m`, `24h`, `7d`, `1h30m`,
+    `500ms`). `whole`: the setting counts whole seconds."""
+
+    minimum: float = 0.0
+    above_zero: bool = True
+    whole: bool = False
+
+    def __call__(self, raw: str) -> Any:
+        text = raw.strip().replace("_", "").replace(" ", "").lower()
+        bound = f"above {self.minimum:g}" if self.above_zero else f"from {self.minimum:g}"
+        kind = "whole seconds" if self.whole else "seconds"
+        expected = (f"expected a duration {bound}: {kind}, or with units (30s, 15m, 24h, 7d, "
+                    "1h30m)")
+        value: float | None = None
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            value = float(text)
+        elif text and _DURATION_PART.sub("", text) == "":
+            value = sum(float(n) * _SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        if (value is None or value < self.minimum or (self.above_zero and value == self.minimum)
+                or (self.whole and not value.is_integer())):
+            raise ValueError(expected)
+        return int(value) if self.whole else value
+
+
+def _http_url(raw: str) -> str:
+    """An http(s) URL with a host and an optional path (no query, no fragment)."""
+    text = raw.strip()
+    parts = urlsplit(text)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+            or parts.fragment or parts.username is not None or _bad_port(parts)
+            or any(c.isspace() for c in text)):
+        raise ValueError("expected an http:// or https:// URL with a host (e.g. "
+                         "https://convert.example.com)")
+    return text
+
+
+def _bad_port(parts: SplitResult) -> bool:
+    try:
+        port = parts.port
+    except ValueError:
+        return True
+    return port == 0 or parts.netloc.endswith(":")
+
+
+def _redis(raw: str, schemes: tuple[str, ...]) -> str:
+    text = raw.strip()
+    parts = urlsplit(text)
+    good = parts.scheme in schemes and not any(c.isspace() for c in text)
+    if parts.scheme in ("redis", "rediss"):
+        good = good and bool(parts.hostname) and not _bad_port(parts) and bool(
+            re.fullmatch(r"/?(\d+)?", parts.path))
+    elif parts.scheme == "unix":
+        good = good and parts.path.startswith("/") and not parts.netloc
+    good = good and all(re.fullmatch(r"\d+", v) for k, v in parse_qsl(parts.query) if k == "db")
+    if not good:
+        forms = "redis://[:password@]host[:port][/db] or rediss://..."
+        if "unix" in schemes:
+            forms += " or unix:///path/to/redis.sock"
+        raise ValueError(f"expected a Redis URL: {forms}")
+    return text
+
+
+def _broker_url(raw: str) -> str:
+    # Celery (kombu) and redis-py both read this URL: they share no unix-socket form.
+    return _redis(raw, ("redis", "rediss"))
+
+
+def _state_url(raw: str) -> str:
+    return _redis(raw, ("redis", "rediss", "unix"))
+
+
+def _s3_endpoint(raw: str) -> str:
+    text = raw.strip()
+    if not _is_host_port(text):
+        raise ValueError("expected host:port (e.g. minio:9000) with no http:// and no path "
+                         "(for HTTPS set CONVERTLY_S3_SECURE=true)")
+    return text
+
+
+def _s3_public_url(raw: str) -> str:
+    text = _http_url(raw)
+    if urlsplit(text).path not in ("", "/"):
+        raise ValueError("expected http(s)://host[:port] with no path")
+    return text
+
+
 def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+def shown(value: str, *, secret: bool = False) -> str:
+    """A value as an error message shows it: quoted on one line, a secret hidden, a URL's
+    password masked, a long value cut."""
+    if secret:
+        return "'**********'" if value else "''"
+    parts = urlsplit(value)
+    if "://" in value and parts.password:
+        value = value.replace(f":{parts.password}@", ":****@", 1)
+    text = repr(value)
+    return text if len(text) <= 120 else text[:116] + "...'"
 
 
 def setting(
@@ -91,33 +261,33 @@ class Settings:
 
     data_dir: Path = setting(
         "CONVERTLY_DATA_DIR", Path("data"), "Where local storage, the job database and "
-        "the server secret live.", Path,
+        "the server secret live.", _path,
     )
     min_free_bytes: int = setting(
-        "CONVERTLY_MIN_FREE_BYTES", 256 * 1024 * 1024, "Free space below which /healthz "
+        "CONVERTLY_MIN_FREE_BYTES", 256 * 1024 * 1024, "Free space in bytes below which /healthz "
         "reports the data directory's disk (uploads, scratch files, local storage, the job "
         "database) as degraded, before writes start failing with 507 STORAGE_FULL. 0 turns "
-        "the check off.", _non_negative_int,
+        "the check off.", ByteSize(0),
     )
     host: str = setting("CONVERTLY_HOST", "127.0.0.1", "Address `convertly serve` binds to.")
     port: int = setting("CONVERTLY_PORT", 8000, "Port `convertly serve` listens on.",
-                        _positive_int)
+                        parse_port)
     # Client connections of `convertly serve` (convertly/connections.py).
     header_timeout: float = setting(
         "CONVERTLY_HEADER_TIMEOUT", 20.0,
         "Seconds a client of `convertly serve` gets to send a request's headers, counted "
         "from the connection's opening or the end of the previous response, however "
-        "slowly they trickle in; then the connection is closed.", _positive_float,
+        "slowly they trickle in; then the connection is closed.", Duration(),
     )
     body_timeout: float = setting(
         "CONVERTLY_BODY_TIMEOUT", 60.0,
         "Seconds a request body may go without a byte arriving while the server is ready "
         "to read it; then the connection is closed. A slow upload that keeps sending is "
-        "never cut.", _positive_float,
+        "never cut.", Duration(),
     )
     keepalive_timeout: float = setting(
         "CONVERTLY_KEEPALIVE_TIMEOUT", 5.0,
-        "Seconds an idle connection is kept open for the client's next request.", _positive_float,
+        "Seconds an idle connection is kept open for the client's next request.", Duration(),
     )
     max_connections_per_address: int = setting(
         "CONVERTLY_MAX_CONNECTIONS_PER_ADDRESS", 64,
@@ -128,7 +298,7 @@ class Settings:
     )
     public_url: str = setting(
         "CONVERTLY_PUBLIC_URL", "", "Base URL used in download links (e.g. "
-        "https://convert.example.com). Empty: taken from each request's Host header.",
+        "https://convert.example.com). Empty: taken from each request's Host header.", _http_url,
     )
     secret_key: Secret = setting(
         "CONVERTLY_SECRET_KEY", Secret(""), "Signs download URLs. Empty: a random key is "
@@ -147,15 +317,15 @@ class Settings:
         "threads, at least one (VIPS_CONCURRENCY overrides).", _positive_int,
     )
     max_file_bytes: int = setting(
-        "CONVERTLY_MAX_FILE_BYTES", 500 * 1024 * 1024, "Largest accepted upload, per file "
-        "(enforced while the body streams in).", _positive_int,
+        "CONVERTLY_MAX_FILE_BYTES", 500 * 1024 * 1024, "Largest accepted upload in bytes, per "
+        "file (enforced while the body streams in).", ByteSize(),
     )
     max_files: int = setting(
         "CONVERTLY_MAX_FILES", 100, "Most files accepted in one request.", _positive_int,
     )
     max_request_bytes: int = setting(
         "CONVERTLY_MAX_REQUEST_BYTES", 2 * 1024 * 1024 * 1024, "Largest accepted request "
-        "body (all files together).", _positive_int,
+        "body in bytes (all files together).", ByteSize(),
     )
     max_pixels: int = setting(
         "CONVERTLY_MAX_PIXELS", 100_000_000, "Largest image accepted, in pixels (width × "
@@ -173,11 +343,11 @@ class Settings:
         "CONVERTLY_MAX_MEDIA_SECONDS", 4 * 3600, "Longest audio or video accepted, in "
         "seconds: the duration the file declares is checked before converting, and no output "
         "is longer (a file whose header understates its length fails with MEDIA_TOO_LONG once "
-        "ffmpeg reads past the limit).", _positive_int,
+        "ffmpeg reads past the limit).", Duration(whole=True),
     )
     trace_timeout: int = setting(
         "CONVERTLY_TRACE_TIMEOUT", 60, "Longest a raster-to-SVG trace may run, in seconds.",
-        _positive_int,
+        Duration(whole=True),
     )
     max_archive_entries: int = setting(
         "CONVERTLY_MAX_ARCHIVE_ENTRIES", 10_000, "Most entries read from one archive.",
@@ -185,7 +355,7 @@ class Settings:
     )
     max_extracted_bytes: int = setting(
         "CONVERTLY_MAX_EXTRACTED_BYTES", 8 * 1024 * 1024 * 1024, "Most bytes extracted from "
-        "one archive (guards against archive bombs).", _positive_int,
+        "one archive (guards against archive bombs).", ByteSize(),
     )
     max_expansion_ratio: int = setting(
         "CONVERTLY_MAX_EXPANSION_RATIO", 100, "Most bytes extracted from an archive per byte "
@@ -201,33 +371,34 @@ class Settings:
         "get 503 QUEUE_FULL.", _positive_int,
     )
     data_url_max_bytes: int = setting(
-        "CONVERTLY_DATA_URL_MAX_BYTES", 2 * 1024 * 1024, "Sync outputs up to this size come "
+        "CONVERTLY_DATA_URL_MAX_BYTES", 2 * 1024 * 1024, "Sync outputs up to this many bytes come "
         "back inline as a data: URL when not saved to storage; larger ones as a short-lived "
-        "stored copy behind a signed link.", _non_negative_int,
+        "stored copy behind a signed link.", ByteSize(0),
     )
     download_url_ttl: int = setting(
         "CONVERTLY_DOWNLOAD_URL_TTL", 3600, "Seconds a signed download link stays valid.",
-        _positive_int,
+        Duration(whole=True),
     )
     temporary_ttl: int = setting(
         "CONVERTLY_TEMPORARY_TTL", 3600, "Seconds a short-lived copy of a large sync output "
-        "(not saved to storage) is kept.", _positive_int,
+        "(not saved to storage) is kept.", Duration(whole=True),
     )
     idempotency_ttl: int = setting(
         "CONVERTLY_IDEMPOTENCY_TTL", 86_400, "Seconds an Idempotency-Key maps to its job.",
-        _positive_int,
+        Duration(whole=True),
     )
     upload_url_ttl: int = setting(
         "CONVERTLY_UPLOAD_URL_TTL", 3600, "Seconds a direct-upload URL (POST /api/uploads) "
         "stays valid; an upload not completed within twice this time is deleted.",
-        _positive_int,
+        Duration(whole=True),
     )
-    log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.")
+    log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.",
+                             _log_level)
     job_retention: int = setting(
         "CONVERTLY_JOB_RETENTION", 86_400, "Seconds after completion when a job is deleted "
         "with its sources, archive and outputs, except the outputs of a job sent with "
         "saveToStorage=true: those stay as stored files until deleted. 0 keeps every job.",
-        _non_negative_int,
+        Duration(above_zero=False, whole=True),
     )
 
     # Distributed mode: set CONVERTLY_BROKER_URL for Celery workers, CONVERTLY_S3_ENDPOINT
@@ -235,16 +406,16 @@ class Settings:
     broker_url: str = setting(
         "CONVERTLY_BROKER_URL", "", "Redis URL of the Celery broker (e.g. "
         "redis://127.0.0.1:6379/0). Set: jobs run on Celery workers and job state lives in "
-        "Redis. Empty: the embedded process pool and SQLite.",
+        "Redis. Empty: the embedded process pool and SQLite.", _broker_url,
     )
     state_url: str = setting(
         "CONVERTLY_STATE_URL", "", "Redis URL for job state, API keys and file records in "
-        "distributed mode; empty means the broker's Redis (CONVERTLY_BROKER_URL).",
+        "distributed mode; empty means the broker's Redis (CONVERTLY_BROKER_URL).", _state_url,
     )
     s3_endpoint: str = setting(
         "CONVERTLY_S3_ENDPOINT", "", "host:port of MinIO or any S3 service (e.g. minio:9000; "
         "no http://, and for HTTPS set CONVERTLY_S3_SECURE=true). Set: sources and outputs "
-        "live in that bucket. Empty: local disk under CONVERTLY_DATA_DIR.",
+        "live in that bucket. Empty: local disk under CONVERTLY_DATA_DIR.", _s3_endpoint,
     )
     s3_access_key: Secret = setting(
         "CONVERTLY_S3_ACCESS_KEY", Secret(""), "S3 access key. Empty (with an empty "
@@ -271,7 +442,7 @@ class Settings:
     s3_public_url: str = setting(
         "CONVERTLY_S3_PUBLIC_URL", "", "Base URL clients use to reach the S3 service for "
         "direct uploads (e.g. https://s3.example.com) when CONVERTLY_S3_ENDPOINT is an "
-        "internal address. Empty: CONVERTLY_S3_ENDPOINT.",
+        "internal address. Empty: CONVERTLY_S3_ENDPOINT.", _s3_public_url,
     )
     image_queue: str = setting("CONVERTLY_IMAGE_QUEUE", "image", "Celery queue for image and "
                                "vector conversions.")
@@ -291,34 +462,34 @@ class Settings:
     )
     task_soft_time_limit: int = setting(
         "CONVERTLY_TASK_SOFT_TIME_LIMIT", 600, "Seconds before a conversion task is asked to "
-        "stop (the file fails with a clear error).", _positive_int,
+        "stop (the file fails with a clear error).", Duration(whole=True),
     )
     task_time_limit: int = setting(
         "CONVERTLY_TASK_TIME_LIMIT", 660, "Seconds before a conversion task's process is "
-        "killed and replaced.", _positive_int,
+        "killed and replaced.", Duration(whole=True),
     )
     sync_queue_timeout: int = setting(
         "CONVERTLY_SYNC_QUEUE_TIMEOUT", 60, "Distributed mode: seconds a sync conversion "
         "(/api/convert, /api/compress) waits for a worker to take it. Then it answers 503 "
-        "QUEUE_TIMEOUT with a retry hint, and no worker converts it later.", _positive_int,
+        "QUEUE_TIMEOUT with a retry hint, and no worker converts it later.", Duration(whole=True),
     )
     worker_lease: int = setting(
         "CONVERTLY_WORKER_LEASE", 30, "Distributed mode: seconds a worker's heartbeat lasts. "
         "The files a worker held when it vanished (its host lost, its processes killed) go "
-        "back to their queues once it has been silent this long.", _positive_int,
+        "back to their queues once it has been silent this long.", Duration(whole=True),
     )
     watchdog_interval: float = setting(
         "CONVERTLY_WATCHDOG_INTERVAL", 30.0, "Seconds between two looks of the job watchdog "
         "(both modes; one API process at a time) for job files that are pending with no "
         "queue entry, no live holder and no recent progress (lost). Default: a worker lease.",
-        _positive_float,
+        Duration(),
     )
     watchdog_stale: float = setting(
         "CONVERTLY_WATCHDOG_STALE", 60.0, "Seconds the watchdog must have seen a file lost, "
         "its progress unchanged, before it queues the file again, logs it and counts it. "
         "Default: two worker leases, so that a file on its way between queue and worker is "
         "never taken for lost. A lost file is queued again within this plus two intervals.",
-        _positive_float,
+        Duration(),
     )
     worker_max_tasks_per_child: int = setting(
         "CONVERTLY_WORKER_MAX_TASKS_PER_CHILD", 200, "Tasks a worker process runs before it "
@@ -326,25 +497,25 @@ class Settings:
     )
     worker_max_memory_per_child: int = setting(
         "CONVERTLY_WORKER_MAX_MEMORY_PER_CHILD", 1_000_000, "KiB of resident memory after "
-        "which a worker process is replaced once its task ends.", _positive_int,
+        "which a worker process is replaced once its task ends.", ByteSize(unit=1024),
     )
     task_max_memory: int = setting(
         "CONVERTLY_TASK_MAX_MEMORY", 2 * 1024 * 1024 * 1024, "Bytes of memory a conversion "
         "process may allocate (its data segment, also for the programs it runs), in both "
         "modes. A file that needs more fails with 413 MEMORY_LIMIT; the process goes on.",
-        _positive_int,
+        ByteSize(),
     )
     task_cpu_seconds: int = setting(
         "CONVERTLY_TASK_CPU_SECONDS", 300, "CPU seconds one conversion may use in its "
         "worker process (all threads; ffmpeg and other programs have their own timeouts), in "
         "both modes. Then the file fails with 422 CONVERSION_TIMEOUT; a process that does "
-        "not stop within 10 s more is killed and replaced.", _positive_int,
+        "not stop within 10 s more is killed and replaced.", Duration(whole=True),
     )
 
     # The client commands (`convertly convert`, `jobs`, `files`): which server, which key.
     url: str = setting(
         "CONVERTLY_URL", "http://127.0.0.1:8000", "Server the client commands (`convertly "
-        "convert`, `jobs`, `files`) talk to, unless --url is given.",
+        "convert`, `jobs`, `files`) talk to, unless --url is given.", _http_url,
     )
     api_key: Secret = setting(
         "CONVERTLY_API_KEY", Secret(""), "API key the client commands send, unless --api-key "
@@ -361,7 +532,7 @@ class Settings:
         "CONVERTLY_FETCH_TIMEOUT", 300.0, "Seconds a `sourceUrl` download may take in all: "
         "connecting, TLS, headers and body, redirects included (a server that trickles its "
         "answer is cut off then); the file size limit is CONVERTLY_MAX_FILE_BYTES.",
-        _positive_float,
+        Duration(),
     )
 
     # Outbound requests (webhooks, sourceUrl downloads) through an HTTP proxy.
@@ -391,21 +562,21 @@ class Settings:
     webhook_retry_delay: float = setting(
         "CONVERTLY_WEBHOOK_RETRY_DELAY", 30.0, "Seconds before the first retry of a failed "
         "webhook delivery; each later retry waits twice as long as the one before.",
-        _positive_float,
+        Duration(),
     )
     webhook_retry_max_delay: float = setting(
         "CONVERTLY_WEBHOOK_RETRY_MAX_DELAY", 3600.0, "Longest wait between two attempts of a "
-        "webhook delivery, in seconds.", _positive_float,
+        "webhook delivery, in seconds.", Duration(),
     )
     webhook_timeout: float = setting(
         "CONVERTLY_WEBHOOK_TIMEOUT", 10.0, "Seconds one webhook attempt may take in all: "
         "connecting, TLS, sending the event and the receiver's status line and headers (a "
         "receiver that trickles its answer is cut off then, and the attempt failed).",
-        _positive_float,
+        Duration(),
     )
     webhook_progress_interval: float = setting(
         "CONVERTLY_WEBHOOK_PROGRESS_INTERVAL", 10.0, "Fewest seconds between two "
-        "conversion.progress events of one job.", _non_negative_float,
+        "conversion.progress events of one job.", Duration(above_zero=False),
     )
     webhook_concurrency: int = setting(
         "CONVERTLY_WEBHOOK_CONCURRENCY", 8, "Webhook deliveries each API process sends at "
@@ -413,7 +584,7 @@ class Settings:
     )
     webhook_log_retention: int = setting(
         "CONVERTLY_WEBHOOK_LOG_RETENTION", 7 * 86_400, "Seconds a finished webhook delivery "
-        "stays in the delivery log.", _positive_int,
+        "stays in the delivery log.", Duration(whole=True),
     )
 
     # --- rate limits and quotas (convertly.limits) ---------------------------------------
@@ -434,7 +605,7 @@ class Settings:
     )
     auth_failure_window: float = setting(
         "CONVERTLY_AUTH_FAILURE_WINDOW", 60.0, "Seconds over which "
-        "CONVERTLY_AUTH_FAILURE_LIMIT failed authentications are allowed.", _positive_float,
+        "CONVERTLY_AUTH_FAILURE_LIMIT failed authentications are allowed.", Duration(),
     )
     tenant_max_jobs: int = setting(
         "CONVERTLY_TENANT_MAX_JOBS", 50, "Unfinished (pending or processing) jobs one "
@@ -449,7 +620,7 @@ class Settings:
     tenant_max_stored_bytes: int = setting(
         "CONVERTLY_TENANT_MAX_STORED_BYTES", 50 * 1024**3, "Bytes one tenant may keep in "
         "storage (what /api/files lists, job outputs included); uploads, saved conversions "
-        "and new jobs over it get 403 STORAGE_LIMIT. 0: no limit.", _non_negative_int,
+        "and new jobs over it get 403 STORAGE_LIMIT. 0: no limit.", ByteSize(0),
     )
 
     # Outside work on pools of its own, shared fairly: sourceUrl downloads and webhook
@@ -495,11 +666,17 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
     ) -> Settings:
-        """Settings from `environ` (default os.environ), falling back to `env_file`."""
-        values: dict[str, str] = {}
+        """Settings from `environ` (default os.environ), falling back to `env_file`.
+
+        An empty value means the default. A `CONVERTLY_*` name that is no setting is logged
+        as a warning with the closest setting's name. Raises SettingsError (one line)."""
+        from_file: dict[str, str] = {}
         if env_file is not None and env_file.is_file():
-            values.update(read_env_file(env_file))
-        values.update(os.environ if environ is None else environ)
+            from_file = read_env_file(env_file)
+        environ = os.environ if environ is None else environ
+        values = {**from_file, **environ}
+        for message in unknown_names(environ, from_file, env_file):
+            log.warning("%s", message)
         # The standard proxy variables stand in for the outbound proxy settings.
         for name, standard in (("CONVERTLY_OUTBOUND_PROXY", _PROXY_VARIABLES),
                                ("CONVERTLY_OUTBOUND_NO_PROXY", ("NO_PROXY", "no_proxy"))):
@@ -508,11 +685,15 @@ class Settings:
         kwargs: dict[str, Any] = {}
         for f in cls.fields():
             name = f.metadata["env"]
-            if name in values and values[name] != "":
-                try:
-                    kwargs[f.name] = f.metadata["parse"](values[name])
-                except ValueError as exc:
-                    raise SettingsError(f"{name}: {exc}") from exc
+            raw = values.get(name, "")
+            if raw.strip() == "":
+                continue
+            try:
+                kwargs[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                value = shown(raw, secret=f.metadata["parse"] is _secret)
+                reason = " ".join(str(exc).split())
+                raise SettingsError(f"{name}: {reason}, got {value}") from None
         settings = cls(**kwargs)
         settings.validate()
         return settings
@@ -524,30 +705,16 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(os.path.abspath(self.data_dir)))
 
     def validate(self) -> None:
+        """The checks between settings (each one alone is checked by its parser)."""
         if self.state_url and not self.broker_url:
             raise SettingsError("CONVERTLY_STATE_URL: needs CONVERTLY_BROKER_URL as well.")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("CONVERTLY_TASK_TIME_LIMIT: must be larger than "
                                 "CONVERTLY_TASK_SOFT_TIME_LIMIT.")
-        if self.s3_endpoint and not _is_host_port(self.s3_endpoint):
-            raise SettingsError(
-                "CONVERTLY_S3_ENDPOINT: expected host:port (e.g. minio:9000) with no http:// "
-                f"and no path, got {self.s3_endpoint!r}; for HTTPS set CONVERTLY_S3_SECURE=true."
-            )
         if bool(self.s3_access_key) != bool(self.s3_secret_key):
             raise SettingsError("CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY go "
                                 "together: set both, or neither (credentials then come "
                                 "from the environment, a web identity or an instance role).")
-        public = urlsplit(self.s3_public_url)
-        if self.s3_public_url and (public.scheme not in ("http", "https") or not public.netloc
-                                   or public.path not in ("", "/")):
-            raise SettingsError("CONVERTLY_S3_PUBLIC_URL: expected http(s)://host[:port] "
-                                f"with no path, got {self.s3_public_url!r}")
-        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
-            raise SettingsError(
-                f"CONVERTLY_LOG_LEVEL: expected debug, info, warning or error, "
-                f"got {self.log_level!r}"
-            )
         if self.outbound_proxy:
             from convertly.proxy import Proxy
 
@@ -590,16 +757,32 @@ def _is_host_port(endpoint: str) -> bool:
             and (port is None or port > 0) and not parts.netloc.endswith(":"))
 
 
+_PREFIX = "CONVERTLY_"
+
+
+def unknown_names(environ: Mapping[str, str], from_file: Mapping[str, str],
+                  env_file: Path | None) -> list[str]:
+    """A warning for each `CONVERTLY_*` name that is no setting (a misspelled one would
+    otherwise do nothing), with the closest setting's name."""
+    known = [f.metadata["env"] for f in Settings.fields()]
+    messages = []
+    for source, names in (("the environment", environ), (str(env_file), from_file)):
+        for name in sorted(n for n in names if n.startswith(_PREFIX) and n not in known):
+            if source != "the environment" and name in environ:
+                continue  # said once
+            # Compared without the prefix every name shares, which would make all look close.
+            close = difflib.get_close_matches(name.removeprefix(_PREFIX),
+                                              [k.removeprefix(_PREFIX) for k in known], n=1)
+            hint = (f"did you mean {_PREFIX}{close[0]}?" if close else
+                    "see .env.example for the settings")
+            messages.append(f"{name} (in {source}) is not a setting and does nothing; {hint}")
+    return messages
+
+
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse KEY=VALUE lines; blank lines and # comments are ignored, quotes stripped."""
-    out: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        out[key.strip().removeprefix("export ").strip()] = value
-    return out
+    """A `.env` file read by python-dotenv's rules, those of Docker Compose's env_file too:
+    `# comments` (also after a value, past a space), single or double quotes, an `export `
+    prefix, escapes in double quotes, `${VAR}` expansion. A name with no `=` is ignored."""
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}

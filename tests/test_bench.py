@@ -13,6 +13,8 @@ from typing import Any
 from PIL import Image
 from python_multipart.multipart import MultipartParser
 
+from bench.compression import Row
+from bench.compression import render as render_compression
 from bench.corpus import make_photo, small_pngs
 from bench.harness import CpuMeter, multipart_files
 from bench.load import LoadResult, http_request, merge
@@ -184,3 +186,12 @@ def test_cpu_meter_charges_a_process_group_with_the_cpu_its_processes_used() -> 
     assert outer.seconds["idle group"] == 0
     assert outer.seconds["client"] >= 0.35  # the burner, reaped: a child of this process
     assert meter.seconds["idle"] >= 0
+
+
+def test_compression_table_has_a_row_per_file_and_a_total() -> None:
+    rows = [Row("a.jpg", "4×4", 1000, 95, 400, 0.9, 300, 0.91, ""),
+            Row("b.jpg", "4×4", 1000, 60, 1000, 1.0, 1000, 1.0, "kept")]
+    table = render_compression(rows, 70, lossless=False)
+    assert "| a.jpg | 4×4 | 1,000 | 95 | 400 | 60.0 % | 0.9000 | 300 | 70.0 % | 0.9100 |" in table
+    assert "| **all** | | 2,000 | | 1,400 | 30.0 % | | 1,300 | 35.0 % | |" in table
+    assert "- b.jpg: kept" in table

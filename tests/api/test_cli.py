@@ -118,8 +118,8 @@ def test_s3_endpoint_with_a_scheme_fails_fast(data_dir: Path, command: str) -> N
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "convertly: invalid setting: CONVERTLY_S3_ENDPOINT: expected host:port (e.g. "
-        "minio:9000) with no http:// and no path, got 'http://127.0.0.1:9190'; for HTTPS set "
-        "CONVERTLY_S3_SECURE=true.")
+        "minio:9000) with no http:// and no path (for HTTPS set CONVERTLY_S3_SECURE=true), "
+        "got 'http://127.0.0.1:9190'")
 
 
 @pytest.mark.parametrize("state", [False, True])

@@ -29,10 +29,10 @@ from pathlib import Path
 import httpx2
 import pytest
 import uvicorn
+from convertly_client import MultipartBody
 from PIL import Image
 
 from convertly.app import create_app
-from convertly.client import MultipartBody
 from convertly.models import JobType, OutputFormat
 from convertly.service import Services
 from convertly.settings import Settings

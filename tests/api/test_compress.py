@@ -47,6 +47,17 @@ def test_default_quality_is_82(client: TestClient, tenant: Tenant, fine_jpeg: by
     assert entry["appliedQuality"] == 82
 
 
+def test_a_jpeg_below_the_quality_comes_back_with_a_note(client: TestClient,
+                                                          tenant: Tenant) -> None:
+    source = images.jpeg(320, 240, quality=55)
+    [entry] = compress_ok(client, tenant, [("low.jpg", source)], quality=70)
+    assert entry["finalSize"] == entry["originalSize"] == len(source)
+    assert entry["appliedQuality"] is None
+    notes = entry["notes"]
+    assert isinstance(notes, list) and "quality 55" in notes[0]
+    assert output_bytes(client, entry) == source
+
+
 def test_png_stays_png(client: TestClient, tenant: Tenant) -> None:
     source = images.png(200, 150)
     [entry] = compress_ok(client, tenant, [("shot.png", source)])

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from convertly_client import Client, ClientError
 from starlette.testclient import TestClient
 
-from convertly.client import Client, ClientError
 from convertly.executors.base import Executor
 from convertly.models import Job, OutputFormat
 from tests import images
@@ -212,16 +212,16 @@ def test_a_client_that_hangs_up_leaves_no_waiter_behind(app_env: AppEnv, tenant:
 
 def test_the_http_client_waits_on_the_server(app_env: AppEnv, tenant: Tenant, tmp_path: Path,
                                              served_url: str) -> None:
-    """convertly.client (the CLI's): few requests for a long wait, and its timeout holds."""
+    """convertly_client (the CLI's): few requests for a long wait, and its timeout holds."""
     job = _pending(app_env, tenant, tmp_path)
     updates: list[str] = []
     try:
         with Client(served_url, tenant.key) as client:
-            assert client.get_job(job.id, wait=0.3)["status"] == "pending"
+            assert client.get_job(job.id, wait=0.3).status == "pending"
             started = time.monotonic()
             with pytest.raises(ClientError, match=r"still pending after 2\.5 s"):
                 client.wait_job(job.id, timeout=2.5, wait=30,
-                                on_update=lambda j: updates.append(str(j["status"])))
+                                on_update=lambda j: updates.append(j.status))
             took = time.monotonic() - started
     finally:
         app_env.services.jobs.cancel(job.id, tenant.tenant)
@@ -232,4 +232,4 @@ def test_the_http_client_waits_on_the_server(app_env: AppEnv, tenant: Tenant, tm
                           format="jpg")
     with Client(served_url, tenant.key) as client:
         job_body = client.wait_job(finished, wait=30)
-    assert job_body["status"] == "completed", job_body
+    assert job_body.status == "completed", job_body

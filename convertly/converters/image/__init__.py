@@ -9,6 +9,7 @@ shape.py      colour, depth, crop, padding and alpha as the target wants them
 save.py       one encoder per target format
 compress.py   a quality that fits a target size; never a file larger than the original
 jpeg_markers.py  metadata cut out of a JPEG, the image data copied untouched
+jpeg_quality.py  the quality a JPEG was saved at, from its quantisation table
 
 Other families use ImageConverter for what they draw (a video frame, an SVG, a PDF page) and
 the header helpers to size a raster before decoding it.

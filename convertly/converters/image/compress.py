@@ -1,7 +1,10 @@
 """Image compress: a quality that fits a target size, and never a file larger than the original.
 
 Quality mode re-encodes at the requested quality, or losslessly where that was asked for or
-the format has no quality to trade. Target-size mode binary-searches the highest quality
+the format has no quality to trade; JPEGs go through mozjpeg's strongest settings (save.py).
+A JPEG saved at or below the requested quality (estimated from its quantisation table) is
+handed back as it is, with a note: re-encoding it could only lose detail for a few per cent.
+Target-size mode binary-searches the highest quality
 whose file fits. The source is handed back instead when the re-encode came out larger, or
 missed a target the source meets; when metadata must go, only a JPEG's can be cut out of the
 source, and other formats keep the re-encode. Lossless JPEG compress keeps the entropy-coded
@@ -16,6 +19,7 @@ from pathlib import Path
 import pyvips
 
 from convertly.converters.image.jpeg_markers import strip_jpeg_metadata
+from convertly.converters.image.jpeg_quality import jpeg_quality
 from convertly.converters.image.load import Header, vips_source
 from convertly.converters.image.save import LOSSY_TARGETS, is_animation, save
 from convertly.errors import ConversionError, CorruptFileError
@@ -61,6 +65,8 @@ def compress_image(
             return Outcome(None, "The original already fits the target size; it was kept.", True)
     else:
         quality = spec.compression if tunable else None
+        if kept := _already_at_quality(src, kind, spec, header, quality, out):
+            return kept
         save(image, target, out, quality=quality, strip=spec.strip_metadata, smallest=True)
     if out.stat().st_size <= src.stat().st_size:
         return Outcome(quality)
@@ -72,6 +78,28 @@ def compress_image(
         )
     out.write_bytes(original)
     return Outcome(None, "Re-encoding made the file larger, so the original was kept.", True)
+
+
+def _already_at_quality(
+    src: Path, kind: Kind, spec: FileSpec, header: Header, quality: int | None, out: Path
+) -> Outcome | None:
+    """The source kept when it is a JPEG saved at `quality` or below; None to re-encode."""
+    if kind is not Kind.JPEG or quality is None:
+        return None
+    saved_at = jpeg_quality(src)
+    if saved_at is None or saved_at > quality:
+        return None
+    original = _source_bytes(src, kind, spec, header)
+    assert original is not None  # a JPEG's metadata can always be cut out
+    out.write_bytes(original)
+    removed = " (its metadata removed)" if spec.strip_metadata else ""
+    return Outcome(
+        None,
+        f"The JPEG was saved at about quality {saved_at}, at or below the {quality} asked for: "
+        f"re-encoding it would lose detail and save little, so the original was kept{removed}. "
+        "Ask for a lower quality, or a target size, to make it smaller.",
+        True,
+    )
 
 
 def _fit_size(
