@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ from convertly.errors import (
 )
 from convertly.models import FORMAT_ALIASES, OutputFormat
 from convertly.settings import Settings, SettingsError, parse_port, shown
+from convertly.state.sqlite.migrations import SchemaTooNewError
 
 # The server commands (serve, worker, workers, keys) import the server's modules when they
 # run, not here: the client commands (convert, compress, jobs, files) load none of them
@@ -235,6 +237,40 @@ def _process_log_config(settings: Settings) -> dict[str, Any]:
                                       "propagate": False}
     config["loggers"]["pyvips"] = {"level": "WARNING"}
     return config
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from convertly import backup
+
+    plan = backup.plan_for_remote(settings)
+    if settings.distributed:
+        print("convertly backup: nothing copied; in distributed mode back up these instead:",
+              file=sys.stderr)
+        for line in plan:
+            print(f"- {line}", file=sys.stderr)
+        return 1
+    try:
+        report = backup.backup(settings, Path(args.path), storage=not args.no_storage)
+    except backup.BackupError as exc:
+        print(f"convertly backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"State: {report.database} ({report.jobs} jobs, {report.stored_files} stored "
+          f"files, {report.api_keys} API keys).")
+    if report.secret_copied:
+        print(f"Signing secret: {report.database.parent / backup.SECRET_NAME}.")
+    if settings.s3_endpoint or args.no_storage:
+        print("Files: not copied.")
+    else:
+        print(f"Files: {report.objects} objects, {report.object_bytes} bytes in "
+              f"{report.database.parent / backup.STORAGE_NAME}.")
+        if report.missing:
+            print(f"{report.missing} stored files were deleted while the backup ran; their "
+                  "records remain and answer 404.")
+    for line in plan:
+        print(f"Also: {line}")
+    print("To restore: stop the server, then run it with "
+          f"CONVERTLY_DATA_DIR={report.database.parent} (or a copy of it).")
+    return 0
 
 
 # The Celery app `convertly worker` runs (and `celery -A` names in deploy/compose.yaml).
@@ -482,6 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only the workers on this host (the workers' healthcheck)")
     workers.set_defaults(func=cmd_workers)
 
+    backup_cmd = sub.add_parser(
+        "backup", help="copy the state (and local storage) into a new directory, while the "
+        "server runs",
+        description="Copy the embedded state into PATH, a new or empty directory that is "
+        "then a data directory of its own: the SQLite database (a consistent snapshot, taken "
+        "while the server runs), the generated signing secret and the local storage. Restore "
+        "by running the server with CONVERTLY_DATA_DIR=PATH. In distributed mode it says what "
+        "to back up in Redis and S3.")
+    backup_cmd.add_argument("path", metavar="PATH", help="new or empty directory")
+    backup_cmd.add_argument("--no-storage", action="store_true",
+                            help="copy the state and secret only, not the local storage")
+    backup_cmd.set_defaults(func=cmd_backup)
+
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key; prints it as the last line")
@@ -668,6 +717,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"convertly: {exc.reason}", file=sys.stderr)
         return 1
     except RedisRefusedError as exc:
+        print(f"convertly: {exc}", file=sys.stderr)
+        return 1
+    except SchemaTooNewError as exc:
         print(f"convertly: {exc}", file=sys.stderr)
         return 1
     except StateMisconfiguredError as exc:  # refused after start-up's check

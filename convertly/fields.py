@@ -241,8 +241,9 @@ FIELDS: tuple[Field, ...] = (
     Field("stripMetadata", Kind.BOOLEAN, ALL, "Drop EXIF, GPS, XMP and IPTC (the ICC "
           "profile stays).", array="stripMetadataValues", aliases=("stripMetadataValue",),
           default=False),
-    Field("saveToStorage", Kind.BOOLEAN, ALL, "Keep uploads and outputs in storage (jobs "
-          "always do; there it is accepted for compatibility).", default=False),
+    Field("saveToStorage", Kind.BOOLEAN, ALL, "Keep uploads and outputs in storage (a job "
+          "keeps its outputs until it expires, CONVERTLY_JOB_RETENTION; with this, for good).",
+          default=False),
     Field("jobType", Kind.CHOICE, JOBS, "What the job does to every file.",
           default=JobType.CONVERT.value, choices=tuple(t.value for t in JobType),
           parser=parse_job_type),

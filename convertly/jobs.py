@@ -44,6 +44,8 @@ class JobRequest:
     create_archive: bool = False
     archive_format: str = "zip"
     priority: str = "normal"
+    # saveToStorage: the outputs stay as stored files once the job expires.
+    save: bool = False
     callback: webhooks.Callback | None = None
     idempotency_key: str | None = None
     # Per source, in order: "sha256:<hex>" of an upload's bytes (taken while it streamed),
@@ -57,6 +59,7 @@ class JobRequest:
 
 
 FINGERPRINT = "fingerprint"  # the key of a job's request fingerprint in `Job.extra`
+SAVED = "saved"  # in `Job.extra` when the job was sent with saveToStorage=true
 
 
 def fingerprint(request: JobRequest) -> str:
@@ -69,6 +72,8 @@ def fingerprint(request: JobRequest) -> str:
         "createArchive": request.create_archive,
         "archiveFormat": request.archive_format,
         "priority": request.priority,
+        # Only when sent, so fingerprints of requests without it are those of before.
+        **({"saveToStorage": True} if request.save else {}),
         "callback": None if callback is None else [
             callback.url, hashlib.sha256(callback.secret.encode()).hexdigest()],
         "files": [spec.to_dict() for spec in request.specs],
@@ -144,6 +149,7 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
                                                 svc.registry)
                             for s, path in zip(specs, request.paths, strict=True)],
                "priority": request.priority,
+               **({SAVED: True} if request.save else {}),
                **({FINGERPRINT: fingerprint(request)}
                   if request.idempotency_key is not None else {})},
     )

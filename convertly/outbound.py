@@ -8,6 +8,14 @@ follows a few redirects, each hop checked like the first, and streams the body t
 under a size limit. `allow_private` lifts the address check, for servers on one's own
 network; `setting` names the setting that does, in the refusals.
 
+Through a proxy (`Proxy`: CONVERTLY_OUTBOUND_PROXY, or HTTPS_PROXY/HTTP_PROXY with NO_PROXY),
+the URL is checked the same way and its name resolved and checked here too, but the proxy
+connects: an https URL through a CONNECT tunnel to `name:port` (TLS with the name, end to
+end), an http URL as an absolute-form request. The proxy then resolves the name again itself,
+so the pinned-address guarantee (no DNS rebinding between our check and the connection) is the
+proxy's: use an egress proxy that refuses private addresses. A name this host cannot resolve
+is left to the proxy; one that resolves here to a refused address is refused.
+
 Every request has one deadline (`timeout`) over everything it does: connecting, the TLS
 handshake, sending, the status line, the headers and the body (a download's redirects
 included). It is enforced on the socket: each send and receive may block only for the time
@@ -33,6 +41,9 @@ from email.message import Message
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+
+from convertly.proxy import Proxy
+from convertly.settings import Settings
 
 MAX_URL_LENGTH = 2048
 EXCERPT_BYTES = 256  # of a receiver's answer, kept for the delivery log
@@ -80,6 +91,14 @@ class Target:
     host: str
     port: int
     path: str
+
+
+def proxy_from(settings: Settings) -> Proxy | None:
+    """The outbound proxy the settings name (CONVERTLY_OUTBOUND_PROXY, standing in for
+    HTTPS_PROXY/HTTP_PROXY), if any."""
+    if not settings.outbound_proxy:
+        return None
+    return Proxy.parse(settings.outbound_proxy, settings.outbound_no_proxy)
 
 
 def is_public(ip: Address) -> bool:
@@ -385,8 +404,32 @@ class _PinnedHTTP(http.client.HTTPConnection):
         self.sock = _connect(self._ips, self.port, self._deadline)
 
 
+class ProxyRefused(OSError):
+    """The proxy answered a CONNECT with something other than 200."""
+
+
+def _tunnel(sock: socket.socket, host: str, port: int, proxy: Proxy) -> None:
+    """Ask the proxy on `sock` for a tunnel to host:port; ProxyRefused unless it agrees."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
+    # The proxy sends nothing of the tunnel before our TLS hello, so reading its answer
+    # through a buffered file leaves nothing of the tunnel behind in the buffer.
+    answer = _LimitedResponse(sock, method="CONNECT")
+    try:
+        answer.begin()
+        if answer.status != 200:
+            raise ProxyRefused(f"the proxy {proxy.host}:{proxy.port} refused a tunnel to "
+                               f"{authority}: HTTP {answer.status}")
+    finally:
+        answer.close()  # its file only; the socket stays open
+
+
 class _PinnedHTTPS(http.client.HTTPSConnection):
     response_class = _LimitedResponse
+    proxy: Proxy | None = None  # connect through this proxy's tunnel (`_ips` are its)
 
     def __init__(self, host: str, port: int, ips: list[Address], deadline: _Deadline,
                  context: ssl.SSLContext) -> None:
@@ -397,7 +440,16 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         deadline = self._deadline
-        sock = _connect(self._ips, self.port, deadline)
+        if self.proxy is None:
+            sock = _connect(self._ips, self.port, deadline)
+        else:
+            # TLS with the target inside the proxy's tunnel.
+            sock = _connect(self._ips, self.proxy.port, deadline)
+            try:
+                _tunnel(sock, self.host, self.port, self.proxy)
+            except BaseException:
+                _close(sock, deadline)
+                raise
         sock.settimeout(deadline.left())  # bounds the whole handshake
         try:
             # SNI and certificate check against the name, not the address we connected to.
@@ -413,13 +465,55 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = tls
 
 
-def _open(target: Target, ips: list[Address], deadline: _Deadline
-          ) -> http.client.HTTPConnection:
+def _open(target: Target, ips: list[Address], deadline: _Deadline,
+          proxy: Proxy | None = None) -> http.client.HTTPConnection:
+    """A connection for `target`: to its checked `ips`, or through `proxy` (a CONNECT
+    tunnel for https, the proxy itself for http: send `_request_path`)."""
+    if proxy is not None:
+        ips = _proxy_addresses(proxy)
     if target.scheme == "https":
         context = ssl.create_default_context()
         context.sslsocket_class = _TimedSSLSocket
-        return _PinnedHTTPS(target.host, target.port, ips, deadline, context)
-    return _PinnedHTTP(target.host, target.port, ips, deadline)
+        if proxy is None:
+            return _PinnedHTTPS(target.host, target.port, ips, deadline, context)
+        conn = _PinnedHTTPS(target.host, target.port, ips, deadline, context)
+        conn.proxy = proxy
+        return conn
+    if proxy is None:
+        return _PinnedHTTP(target.host, target.port, ips, deadline)
+    return _PinnedHTTP(proxy.host, proxy.port, ips, deadline)
+
+
+def _proxy_addresses(proxy: Proxy) -> list[Address]:
+    """The proxy's addresses: the operator's choice, so private ones are fine."""
+    try:
+        return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in
+                socket.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)]
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise DeliveryFailed(f"could not resolve the proxy {proxy.host}: {exc}") from exc
+
+
+def _request_path(target: Target, proxy: Proxy | None) -> str:
+    """What the request line names: the path, or the whole URL for an http proxy."""
+    if proxy is None or target.scheme == "https":
+        return target.path
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    port = "" if target.port == 80 else f":{target.port}"
+    return f"http://{host}{port}{target.path}"
+
+
+def _route(target: Target, proxy: Proxy | None, *, allow_private: bool, resolver: Resolver,
+           setting: str) -> tuple[list[Address], Proxy | None]:
+    """The checked addresses of `target` and the proxy to go through (None: direct). Through
+    a proxy, a name this host cannot resolve is left to the proxy."""
+    via = proxy if proxy is not None and not proxy.bypasses(target.host) else None
+    try:
+        return resolve(target, allow_private=allow_private, resolver=resolver,
+                       setting=setting), via
+    except DeliveryFailed as exc:
+        if via is None or exc.permanent:
+            raise
+        return [], via
 
 
 def _finish(conn: http.client.HTTPConnection, deadline: _Deadline) -> None:
@@ -429,18 +523,22 @@ def _finish(conn: http.client.HTTPConnection, deadline: _Deadline) -> None:
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
-         allow_private: bool, resolver: Resolver = system_resolver) -> Answer:
+         allow_private: bool, resolver: Resolver = system_resolver,
+         proxy: Proxy | None = None) -> Answer:
     """POST `body` to `url` at its checked address; the answer's status and the start of its
     body, all within `timeout` seconds. Raise RefusedURLError for a URL we never send to,
     DeliveryFailed when no answer came. Redirects are answers like any other (not
     followed)."""
     target = check_url(url, allow_private=allow_private)
     deadline = _Deadline(timeout, None)
-    ips = resolve(target, allow_private=allow_private, resolver=resolver)
-    conn = _open(target, ips, deadline)
+    ips, via = _route(target, proxy, allow_private=allow_private, resolver=resolver,
+                      setting=WEBHOOK_SETTING)
+    conn = _open(target, ips, deadline, via)
     try:
-        conn.putrequest("POST", target.path, skip_accept_encoding=True)
+        conn.putrequest("POST", _request_path(target, via), skip_accept_encoding=True)
         sent = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
+        if via is not None and via.authorization and target.scheme == "http":
+            sent["Proxy-Authorization"] = via.authorization
         for name, value in sent.items():
             conn.putheader(name, value)
         conn.endheaders(body)
@@ -497,7 +595,7 @@ class Download:
 
 def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_private: bool,
              setting: str, resolver: Resolver = system_resolver,
-             stop: Stop | None = None) -> Download:
+             stop: Stop | None = None, proxy: Proxy | None = None) -> Download:
     """GET `url` into `dest`, following up to MAX_REDIRECTS redirects (each hop checked as
     the first), in at most `timeout` seconds in all and `max_bytes` bytes. Raise
     RefusedURLError for a URL we never fetch, DownloadTooLarge past the limit,
@@ -506,15 +604,17 @@ def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_priv
     for _ in range(MAX_REDIRECTS + 1):
         target = check_url(url, allow_private=allow_private, setting=setting)
         try:
-            ips = resolve(target, allow_private=allow_private, resolver=resolver,
-                          setting=setting)
+            ips, via = _route(target, proxy, allow_private=allow_private, resolver=resolver,
+                              setting=setting)
+            conn = _open(target, ips, deadline, via)
         except DeliveryFailed as exc:
             if exc.permanent:
                 raise RefusedURLError(exc.message) from exc
             raise DownloadFailed(exc.message) from exc
-        conn = _open(target, ips, deadline)
         try:
-            conn.putrequest("GET", target.path, skip_accept_encoding=True)
+            conn.putrequest("GET", _request_path(target, via), skip_accept_encoding=True)
+            if via is not None and via.authorization and target.scheme == "http":
+                conn.putheader("Proxy-Authorization", via.authorization)
             conn.putheader("User-Agent", FETCH_USER_AGENT)
             conn.putheader("Accept-Encoding", "identity")
             conn.endheaders()

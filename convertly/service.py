@@ -25,7 +25,7 @@ from convertly.converters.builtin import default_registry
 from convertly.converters.registry import Registry
 from convertly.models import FileSpec, OutputFormat
 from convertly.settings import Settings
-from convertly.signing import load_or_create_secret
+from convertly.signing import load_or_create_secret, old_secrets
 from convertly.state import build_state
 from convertly.state.base import (
     FileStore,
@@ -53,6 +53,8 @@ class Services:
     folders: FolderStore
     webhooks: WebhookStore
     rates: RateLimitStore
+    # Older signing secrets whose links still verify (CONVERTLY_SECRET_KEYS_OLD).
+    old_secrets: tuple[bytes, ...] = ()
     # Each thread's reusable working directory for job files (see file_workdir).
     workdirs: threading.local = field(default_factory=threading.local, compare=False,
                                       repr=False)
@@ -77,6 +79,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         files=state.files,
         registry=default_registry(() if settings.rar_command else (OutputFormat.RAR,)),
         secret=load_or_create_secret(settings.secret_key, settings.data_dir),
+        old_secrets=old_secrets(settings.secret_keys_old),
         folders=state.folders,
         webhooks=state.webhooks,
         rates=state.rates,

@@ -304,6 +304,13 @@ class Settings:
         "CONVERTLY_SECRET_KEY", Secret(""), "Signs download URLs. Empty: a random key is "
         "created once in the data directory.", _secret,
     )
+    secret_keys_old: Secret = setting(
+        "CONVERTLY_SECRET_KEYS_OLD", Secret(""), "Previous values of CONVERTLY_SECRET_KEY "
+        "(comma-separated) whose download and upload links are still accepted: to rotate, "
+        "move the current key here and set a new one; new links are signed with the new "
+        "key. Drop an old key once its links have expired (CONVERTLY_DOWNLOAD_URL_TTL).",
+        _secret,
+    )
     workers: int = setting(
         "CONVERTLY_WORKERS", _default_workers, "Conversion processes of the embedded "
         "executor (default: one per CPU core). Each runs libvips with CPU cores ÷ processes "
@@ -388,8 +395,10 @@ class Settings:
     log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.",
                              _log_level)
     job_retention: int = setting(
-        "CONVERTLY_JOB_RETENTION", 0, "Seconds after completion when a job's sources, "
-        "outputs and archive are deleted (0 keeps them).", Duration(above_zero=False, whole=True),
+        "CONVERTLY_JOB_RETENTION", 86_400, "Seconds after completion when a job is deleted "
+        "with its sources, archive and outputs, except the outputs of a job sent with "
+        "saveToStorage=true: those stay as stored files until deleted. 0 keeps every job.",
+        Duration(above_zero=False, whole=True),
     )
 
     # Distributed mode: set CONVERTLY_BROKER_URL for Celery workers, CONVERTLY_S3_ENDPOINT
@@ -408,10 +417,18 @@ class Settings:
         "no http://, and for HTTPS set CONVERTLY_S3_SECURE=true). Set: sources and outputs "
         "live in that bucket. Empty: local disk under CONVERTLY_DATA_DIR.", _s3_endpoint,
     )
-    s3_access_key: Secret = setting("CONVERTLY_S3_ACCESS_KEY", Secret(""), "S3 access key.",
-                                    _secret)
+    s3_access_key: Secret = setting(
+        "CONVERTLY_S3_ACCESS_KEY", Secret(""), "S3 access key. Empty (with an empty "
+        "CONVERTLY_S3_SECRET_KEY): the standard chain, first that has them: "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a web identity token "
+        "(AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, through STS), the ECS container role, "
+        "the instance role (IMDSv2).", _secret)
     s3_secret_key: Secret = setting("CONVERTLY_S3_SECRET_KEY", Secret(""), "S3 secret key.",
                                     _secret)
+    s3_credentials_endpoint: str = setting(
+        "CONVERTLY_S3_CREDENTIALS_ENDPOINT", "", "Without a key pair: the URL asked for "
+        "temporary credentials instead of AWS's (the STS for a web identity token, else the "
+        "instance metadata service), e.g. another S3 service's STS.")
     s3_bucket: str = setting("CONVERTLY_S3_BUCKET", "convertly", "S3 bucket (created when "
                              "missing).")
     s3_secure: bool = setting("CONVERTLY_S3_SECURE", False, "Use HTTPS to reach S3.", _bool)
@@ -516,6 +533,20 @@ class Settings:
         "connecting, TLS, headers and body, redirects included (a server that trickles its "
         "answer is cut off then); the file size limit is CONVERTLY_MAX_FILE_BYTES.",
         Duration(),
+    )
+
+    # Outbound requests (webhooks, sourceUrl downloads) through an HTTP proxy.
+    outbound_proxy: str = setting(
+        "CONVERTLY_OUTBOUND_PROXY", "", "HTTP proxy for webhook deliveries and `sourceUrl` "
+        "downloads, http://[user:password@]host:port (https URLs go through a CONNECT tunnel, "
+        "TLS end to end). The proxy resolves the names, so it must refuse private addresses "
+        "itself (see the README). Empty: HTTPS_PROXY, else HTTP_PROXY, from the environment; "
+        "none of them: direct connections.",
+    )
+    outbound_no_proxy: str = setting(
+        "CONVERTLY_OUTBOUND_NO_PROXY", "", "Hosts reached without CONVERTLY_OUTBOUND_PROXY, "
+        "comma-separated: names (with their subdomains), addresses, networks (10.0.0.0/8), "
+        "or * for all. Empty: NO_PROXY from the environment.",
     )
 
     # Webhooks: deliveries of job events to receivers' URLs.
@@ -646,6 +677,11 @@ class Settings:
         values = {**from_file, **environ}
         for message in unknown_names(environ, from_file, env_file):
             log.warning("%s", message)
+        # The standard proxy variables stand in for the outbound proxy settings.
+        for name, standard in (("CONVERTLY_OUTBOUND_PROXY", _PROXY_VARIABLES),
+                               ("CONVERTLY_OUTBOUND_NO_PROXY", ("NO_PROXY", "no_proxy"))):
+            if not values.get(name):
+                values[name] = next((values[v] for v in standard if values.get(v)), "")
         kwargs: dict[str, Any] = {}
         for f in cls.fields():
             name = f.metadata["env"]
@@ -675,9 +711,18 @@ class Settings:
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("CONVERTLY_TASK_TIME_LIMIT: must be larger than "
                                 "CONVERTLY_TASK_SOFT_TIME_LIMIT.")
-        if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
-            raise SettingsError("CONVERTLY_S3_ENDPOINT is set: CONVERTLY_S3_ACCESS_KEY and "
-                                "CONVERTLY_S3_SECRET_KEY are needed too.")
+        if bool(self.s3_access_key) != bool(self.s3_secret_key):
+            raise SettingsError("CONVERTLY_S3_ACCESS_KEY and CONVERTLY_S3_SECRET_KEY go "
+                                "together: set both, or neither (credentials then come "
+                                "from the environment, a web identity or an instance role).")
+        if self.outbound_proxy:
+            from convertly.proxy import Proxy
+
+            try:
+                Proxy.parse(self.outbound_proxy)
+            except ValueError as exc:
+                raise SettingsError(f"CONVERTLY_OUTBOUND_PROXY (or HTTPS_PROXY/HTTP_PROXY): "
+                                    f"{exc}") from None
         if self.webhook_retry_max_delay < self.webhook_retry_delay:
             raise SettingsError("CONVERTLY_WEBHOOK_RETRY_MAX_DELAY: must be at least "
                                 "CONVERTLY_WEBHOOK_RETRY_DELAY.")
@@ -692,6 +737,9 @@ class Settings:
             value = getattr(self, f.name)
             out[f.metadata["env"]] = str(value)
         return out
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 
 
 def _is_host_port(endpoint: str) -> bool:

@@ -1,4 +1,8 @@
-"""Signed, expiring download links: the token carries what to serve and an HMAC over it."""
+"""Signed, expiring download links: the token carries what to serve and an HMAC over it.
+
+Links are signed with one secret and verified against it and any older secrets still
+accepted (CONVERTLY_SECRET_KEYS_OLD), so the signing secret can be rotated without breaking
+the links already handed out."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +51,24 @@ def sign(grant: Grant, secret: bytes) -> str:
     return f"{payload}.{_b64(mac)}"
 
 
-def verify(token: str, secret: bytes, now: float | None = None) -> Grant:
-    """The grant inside `token`; ForbiddenError when forged, altered or expired."""
+def _signed_by(payload: str, mac: str, secrets_: Sequence[bytes]) -> bool:
+    """Whether `mac` is the HMAC of `payload` under any of `secrets_` (each one compared in
+    constant time)."""
+    given = _unb64(mac)
+    found = False
+    for secret in secrets_:
+        expected = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
+        found |= hmac.compare_digest(expected, given)
+    return found
+
+
+def verify(token: str, secret: bytes, now: float | None = None,
+           old: Sequence[bytes] = ()) -> Grant:
+    """The grant inside `token`, signed with `secret` or one of the `old` secrets still
+    accepted; ForbiddenError when forged, altered or expired."""
     payload, _, mac = token.partition(".")
     try:
-        expected = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, _unb64(mac)):
+        if not _signed_by(payload, mac, [secret, *old]):
             raise ValueError("bad signature")
         key, tenant, filename, mime_type, expires = json.loads(_unb64(payload))
         grant = Grant(str(key), str(tenant), str(filename), str(mime_type), int(expires))
@@ -77,6 +94,12 @@ def load_or_create_secret(configured: str, data_dir: Path) -> bytes:
             os.link(tmp, path)  # first writer wins when several processes start together
         tmp.unlink(missing_ok=True)
     return path.read_text().strip().encode()
+
+
+def old_secrets(configured: str) -> tuple[bytes, ...]:
+    """The previous secrets still accepted for verifying links (CONVERTLY_SECRET_KEYS_OLD,
+    comma-separated), in order."""
+    return tuple(part.strip().encode() for part in configured.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -107,12 +130,13 @@ def sign_upload(grant: UploadGrant, secret: bytes) -> str:
     return f"{payload}.{_b64(mac)}"
 
 
-def verify_upload(token: str, secret: bytes, now: float | None = None) -> UploadGrant:
-    """The grant inside an upload token; ForbiddenError when forged, altered or expired."""
+def verify_upload(token: str, secret: bytes, now: float | None = None,
+                  old: Sequence[bytes] = ()) -> UploadGrant:
+    """The grant inside an upload token, signed with `secret` or one of the `old` secrets;
+    ForbiddenError when forged, altered or expired."""
     payload, _, mac = token.partition(".")
     try:
-        expected = hmac.new(_upload_secret(secret), payload.encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, _unb64(mac)):
+        if not _signed_by(payload, mac, [_upload_secret(s) for s in (secret, *old)]):
             raise ValueError("bad signature")
         key, tenant, file_id, max_bytes, expires = json.loads(_unb64(payload))
         grant = UploadGrant(str(key), str(tenant), str(file_id), int(max_bytes), int(expires))

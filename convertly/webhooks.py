@@ -294,7 +294,8 @@ def _send(svc: Services, delivery: Delivery, endpoint: Endpoint, post: Post, sta
                "convertly-delivery-id": delivery.id}
     try:
         answer = post(delivery.url, body, headers, timeout=settings.webhook_timeout,
-                      allow_private=settings.webhook_allow_private)
+                      allow_private=settings.webhook_allow_private,
+                      proxy=outbound.proxy_from(settings))
     except outbound.RefusedURLError as exc:
         return None, None, f"refused: {exc}", True
     except outbound.DeliveryFailed as exc:

@@ -32,6 +32,7 @@ SLOW_PATHS = (
     "tests/api/test_watchdog.py",  # lost files healed, in both modes
     "tests/api/test_full_disk.py",  # a tmpfs filled up, a job waiting for space to return
     "tests/api/test_slow_outside.py",  # trickling origins and receivers, cut at deadlines
+    "tests/storage/test_credentials.py",  # SeaweedFS, with STS and IMDS played on loopback
 )
 SLOW_PARAMETERS = {"distributed", "s3"}
 SLOW_TESTS = {
@@ -54,6 +55,10 @@ SLOW_TESTS = {
     "tests/storage/test_storage_contract.py::test_server_down_then_back",
     "tests/storage/test_storage_contract.py::test_storage_built_while_server_is_down",
     "tests/test_workdir.py::test_a_relative_data_dir_serves_the_external_programs_too",
+    "tests/test_backup.py::test_backup_while_writing_then_restore",
+    "tests/test_backup.py::"
+    "test_backup_refuses_a_used_destination_and_says_what_to_do_when_distributed",
+    "tests/test_signing.py::test_rotating_the_secret_keeps_outstanding_links",
 }
 
 

@@ -201,7 +201,7 @@ def render_job(request: Request, job: Job) -> dict[str, Any]:
 
 async def download(request: Request) -> Response:
     svc = services(request)
-    grant = verify(request.path_params["token"], svc.secret)
+    grant = verify(request.path_params["token"], svc.secret, old=svc.old_secrets)
     headers = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
     path = await asyncio.to_thread(_local_path, svc, grant.key)
     if path is not None:

@@ -366,7 +366,7 @@ def fetch_source(form: ParsedForm, settings: Settings, stop: outbound.Stop | Non
         got = outbound.download(
             url, path, max_bytes=settings.max_file_bytes, timeout=settings.fetch_timeout,
             allow_private=settings.fetch_allow_private, setting="CONVERTLY_FETCH_ALLOW_PRIVATE",
-            stop=stop)
+            stop=stop, proxy=outbound.proxy_from(settings))
     except outbound.DownloadCancelled:
         raise
     except outbound.RefusedURLError as exc:
@@ -528,13 +528,13 @@ async def receive_job(request: Request, tenant: str, settings: Settings, spool_r
         specs = build_specs(form, job_type)
         create_archive = value(form, BY_NAME["createArchive"])
         archive_format = value(form, BY_NAME["archiveFormat"])
-        value(form, BY_NAME["saveToStorage"])  # implied for jobs; checked all the same
+        save = value(form, BY_NAME["saveToStorage"])
         priority = value(form, BY_NAME["priority"])
         callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
                                            form.get("callbackSecret"))
         yield JobRequest(specs=tuple(specs), paths=tuple(u.path for u in form.files),
                          job_type=job_type, create_archive=create_archive,
-                         archive_format=archive_format, priority=priority,
+                         archive_format=archive_format, priority=priority, save=save,
                          callback=callback, idempotency_key=key,
                          digests=tuple(u.digest for u in form.files))
     finally:

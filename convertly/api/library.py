@@ -446,7 +446,7 @@ async def put_upload(request: Request) -> Response:
     """The signed upload route of local-disk storage: the body streams to disk, never held
     in memory, and may not exceed the size the upload announced."""
     svc = services(request)
-    grant = verify_upload(request.path_params["token"], svc.secret)
+    grant = verify_upload(request.path_params["token"], svc.secret, old=svc.old_secrets)
     await asyncio.to_thread(library.open_upload, svc, grant)
     too_large = FileTooLargeError(
         f"The body is larger than the {grant.max_bytes} bytes this upload announced "

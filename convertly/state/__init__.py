@@ -74,14 +74,14 @@ def build_state(settings: Settings) -> State:
                      rates=RedisRateLimitStore(client))
 
     from convertly.state.inprocess import InProcessRateLimitStore
-    from convertly.state.sqlite.database import Database
+    from convertly.state.sqlite.database import DATABASE_NAME, Database
     from convertly.state.sqlite.files import SqliteFileStore
     from convertly.state.sqlite.folders import SqliteFolderStore
     from convertly.state.sqlite.jobs import SqliteJobStore
     from convertly.state.sqlite.keys import SqliteKeyStore
     from convertly.state.sqlite.webhooks import SqliteWebhookStore
 
-    db = Database(settings.data_dir / "convertly.db")
+    db = Database(settings.data_dir / DATABASE_NAME)
     return State(jobs=SqliteJobStore(db), files=SqliteFileStore(db),
                  folders=SqliteFolderStore(db), keys=SqliteKeyStore(db),
                  webhooks=SqliteWebhookStore(db), finished=None,

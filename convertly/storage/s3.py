@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import urllib3
 from minio import Minio
 from minio.credentials.credentials import Credentials
+from minio.credentials.providers import Provider
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import DictType
@@ -183,17 +184,25 @@ class S3Storage:
         public_url: str | None = None,
         sign_payload: bool = True,
         probe: bool = True,
+        credentials: Provider | None = None,
     ) -> None:
         """With `probe` (the default) the bucket is looked for, and created when missing,
         right away; an unreachable service is logged and tried again on first use. Without
-        it nothing is sent until `check()` or the first operation."""
+        it nothing is sent until `check()` or the first operation. Without a key pair,
+        `credentials` provides them (see convertly.storage.credentials)."""
         self.endpoint = endpoint
         self.bucket = bucket
         http_client = http_client or build_http_client()
+        if not (access_key and secret_key) and credentials is None:
+            raise ValueError("S3Storage needs a key pair or a credentials provider")
+        static = bool(access_key and secret_key)
+        access, secret = (access_key, secret_key) if static else (None, None)
+        provider = None if static else credentials
         self._client = _Minio(
             endpoint,
-            access_key=access_key,
-            secret_key=secret_key,
+            access_key=access,
+            secret_key=secret,
+            credentials=provider,
             secure=secure,
             region=region or None,
             http_client=http_client,
@@ -203,7 +212,7 @@ class S3Storage:
         # retry: /healthz probes seldom, so its pooled connection may have been closed by
         # the server meanwhile (a silent server is still asked once: see _Retry).
         self._probe = Minio(
-            endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
+            endpoint, access_key=access, secret_key=secret, credentials=provider, secure=secure,
             region=region or None, http_client=build_http_client(
                 connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT, retries=1),
         )
@@ -214,7 +223,7 @@ class S3Storage:
         if public_url:
             parts = urlsplit(public_url)
             self._upload_signer = Minio(
-                parts.netloc, access_key=access_key, secret_key=secret_key,
+                parts.netloc, access_key=access, secret_key=secret, credentials=provider,
                 secure=parts.scheme == "https", region=region or "us-east-1",
                 http_client=http_client,
             )

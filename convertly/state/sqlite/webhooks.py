@@ -1,5 +1,5 @@
 """Webhook state on SQLite (embedded mode), next to the jobs: endpoints, the delivery log and
-the per-job event bookkeeping, in tables of their own (created here, `SCHEMA`)."""
+the per-job event bookkeeping, in tables of their own (`sqlite/migrations.py` makes them)."""
 
 from __future__ import annotations
 
@@ -11,49 +11,6 @@ from typing import Any
 
 from convertly.state.records import Delivery, DeliveryStatus, EmitState, Endpoint, Shares
 from convertly.state.sqlite.database import Database
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_endpoints (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    url TEXT NOT NULL,
-    secret TEXT NOT NULL,
-    events TEXT,
-    base_url TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    job_id TEXT
-);
-CREATE INDEX IF NOT EXISTS webhook_endpoints_tenant ON webhook_endpoints (tenant, created_at);
-CREATE INDEX IF NOT EXISTS webhook_endpoints_job ON webhook_endpoints (job_id);
-CREATE TABLE IF NOT EXISTS webhook_jobs (
-    job_id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    endpoint_id TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    stream TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    next_attempt_at REAL,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    meta TEXT NOT NULL,
-    snapshot TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_stream
-    ON webhook_deliveries (stream, status, position);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_tenant
-    ON webhook_deliveries (tenant, created_at DESC);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_job ON webhook_deliveries (tenant, job_id);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_finished ON webhook_deliveries (finished_at);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_endpoint
-    ON webhook_deliveries (endpoint_id, status);
-"""
 
 _PENDING = DeliveryStatus.PENDING.value
 # Pending deliveries due now that no earlier pending delivery of their stream holds back,
@@ -103,7 +60,6 @@ def _delivery(row: Any) -> Delivery:
 class SqliteWebhookStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.read().executescript(SCHEMA)
 
     # --- endpoints ---
 
