@@ -12,8 +12,9 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
-from convertly import retention, service, watchdog
+from convertly import metrics, retention, service, watchdog
 from convertly.api import errors as api_errors
+from convertly.api.observe import Observe
 from convertly.api.ratelimit import RateLimitHeaders
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
@@ -35,6 +36,7 @@ def create_app(
     executor: Executor | None = None,
 ) -> Starlette:
     """Build the ASGI app. Collaborators default to what the settings select."""
+    metrics.setup(settings.metrics_path, clean=True)  # before any count (and the pool)
     services = services or service.build_services(settings)
     executor = executor or build_executor(services)
     dispatcher = Dispatcher(services)
@@ -72,7 +74,7 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(RateLimitHeaders)],
+        middleware=[Middleware(Observe), Middleware(RateLimitHeaders)],
         exception_handlers={
             ConvertlyError: api_errors.handle_convertly_error,
             HTTPException: api_errors.handle_http_error,

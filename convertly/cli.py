@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import socket
 import sys
@@ -108,9 +107,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
+    from convertly import logs
+
+    # One format for the app's lines and uvicorn's (whose own access log is replaced by
+    # the app's access line: route template, duration, tenant, request id).
+    logs.configure(settings.log_level, settings.log_format)
     # One probe of the storage at start-up: this check (which creates the bucket).
     storage = build_storage(settings, probe=False)
     _check_storage(storage)
@@ -129,7 +130,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
               f":{port}/api/convert\n{line}\n", flush=True)
     app = create_app(settings, services=services)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
-                timeout_graceful_shutdown=30,
+                log_config=None, access_log=False, timeout_graceful_shutdown=30,
                 **uvicorn_options(ConnectionLimits.from_settings(settings)))
     return 0
 

@@ -216,6 +216,28 @@ class Settings:
         _positive_int,
     )
     log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.")
+    # Observability (convertly/metrics.py, convertly/logs.py, convertly/tracing.py).
+    log_format: str = setting(
+        "CONVERTLY_LOG_FORMAT", "auto", "Log lines as `text` or `json` (one JSON object a "
+        "line, with request_id, tenant and job_id where known); `auto`: text when stderr is "
+        "a terminal, JSON otherwise.",
+    )
+    metrics_dir: str = setting(
+        "CONVERTLY_METRICS_DIR", "", "Directory where the processes of one host (API "
+        "processes, the embedded pool, a worker's processes) keep their Prometheus counts "
+        "for /metrics; files of processes no longer running are removed at start. Empty: "
+        "`metrics/` under the data directory.",
+    )
+    metrics_token: Secret = setting(
+        "CONVERTLY_METRICS_TOKEN", Secret(""), "When set, GET /metrics wants "
+        "`Authorization: Bearer <token>`; empty: /metrics is open to whoever reaches the "
+        "listening address.", _secret,
+    )
+    worker_metrics_port: int = setting(
+        "CONVERTLY_WORKER_METRICS_PORT", 0, "Port on which `convertly worker` serves its "
+        "conversion metrics for Prometheus (all interfaces); 0: not served.",
+        _non_negative_int,
+    )
     job_retention: int = setting(
         "CONVERTLY_JOB_RETENTION", 0, "Seconds after completion when a job's sources, "
         "outputs and archive are deleted (0 keeps them).", _non_negative_int,
@@ -453,6 +475,10 @@ class Settings:
         return bool(self.broker_url)
 
     @property
+    def metrics_path(self) -> Path:
+        return Path(self.metrics_dir) if self.metrics_dir else self.data_dir / "metrics"
+
+    @property
     def redis_state_url(self) -> str:
         return self.state_url or self.broker_url
 
@@ -511,6 +537,12 @@ class Settings:
                 f"CONVERTLY_LOG_LEVEL: expected debug, info, warning or error, "
                 f"got {self.log_level!r}"
             )
+        if self.log_format not in {"auto", "text", "json"}:
+            raise SettingsError(f"CONVERTLY_LOG_FORMAT: expected auto, text or json, got "
+                                f"{self.log_format!r}")
+        if self.worker_metrics_port > 65535:
+            raise SettingsError("CONVERTLY_WORKER_METRICS_PORT: must be a port from 1 to "
+                                f"65535 (0: off), got {self.worker_metrics_port}")
         if self.webhook_retry_max_delay < self.webhook_retry_delay:
             raise SettingsError("CONVERTLY_WEBHOOK_RETRY_MAX_DELAY: must be at least "
                                 "CONVERTLY_WEBHOOK_RETRY_DELAY.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from convertly.api import dashboard, endpoints, library, webhook_endpoints
+from convertly.api import dashboard, endpoints, library, observe, webhook_endpoints
 from convertly.api.openapi import openapi
 
 ROUTES = [
     Route("/", dashboard.index, methods=["GET"]),
     Route("/healthz", endpoints.healthz, methods=["GET"]),
+    Route("/metrics", observe.metrics_endpoint, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/api/formats", endpoints.formats, methods=["GET"]),
     Route("/api/convert", endpoints.convert, methods=["POST"]),
