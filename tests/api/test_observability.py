@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from convertly import logs
+from convertly import logs, metrics
 from convertly.settings import Secret, Settings
 from tests import images
 from tests.api.support import (
@@ -148,6 +148,11 @@ def test_metrics_move_as_requests_conversions_and_deliveries_happen(
     converted = conversion_metrics(obs_env)
     assert grew("convertly_conversion_duration_seconds_count", converted, converted_before,
                 kind="image", target="jpg", mode="job") == 1
+    # What a scrape shows is what convertly.metrics declares (the dashboard is held to it);
+    # storage errors appear once one happened.
+    shown = {name for name, _ in [*after, *converted]}
+    assert shown <= metrics.EXPORTED
+    assert metrics.EXPORTED - shown == {"convertly_storage_errors_total"}
 
 
 def test_failed_conversions_are_counted_as_failed(obs_env: AppEnv) -> None:
