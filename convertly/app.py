@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
-from convertly import metrics, retention, service, watchdog
+from convertly import metrics, retention, service, tracing, watchdog
 from convertly.api import errors as api_errors
 from convertly.api.observe import Observe
 from convertly.api.ratelimit import RateLimitHeaders
@@ -70,6 +70,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await executor.stop()
+            traced = getattr(app.state, "tracer_provider", None)
+            if traced is not None:
+                await asyncio.to_thread(traced.shutdown)  # sends the spans still batched
 
     app = Starlette(
         routes=ROUTES,
@@ -88,6 +91,8 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.fetches = fetches
     app.state.watchdog = dog
+    if tracing.enabled(settings):
+        app.state.tracer_provider = tracing.instrument_app(app, settings)
     return app
 
 

@@ -112,6 +112,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # One format for the app's lines and uvicorn's (whose own access log is replaced by
     # the app's access line: route template, duration, tenant, request id).
     logs.configure(settings.log_level, settings.log_format)
+    from convertly import tracing
+
+    tracing.check(settings)
     # One probe of the storage at start-up: this check (which creates the bucket).
     storage = build_storage(settings, probe=False)
     _check_storage(storage)
@@ -146,8 +149,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from celery.app.utils import find_app
 
+    from convertly import tracing
     from convertly.storage import build_storage
 
+    tracing.check(settings)
     _check_storage(build_storage(settings, probe=False))
     # Celery would retry a Redis that refuses it for ever, as if it were down.
     _check_redis(settings)

@@ -233,6 +233,15 @@ class Settings:
         "`Authorization: Bearer <token>`; empty: /metrics is open to whoever reaches the "
         "listening address.", _secret,
     )
+    otlp_endpoint: str = setting(
+        "CONVERTLY_OTLP_ENDPOINT", "", "OpenTelemetry tracing (needs `pip install "
+        "'convertly[otel]'`): the OTLP/HTTP traces URL spans are sent to, e.g. "
+        "http://collector:4318/v1/traces. Empty: no tracing.",
+    )
+    otel_service_name: str = setting(
+        "CONVERTLY_OTEL_SERVICE_NAME", "convertly", "The service.name of this process's "
+        "spans (e.g. convertly-api, convertly-worker).",
+    )
     worker_metrics_port: int = setting(
         "CONVERTLY_WORKER_METRICS_PORT", 0, "Port on which `convertly worker` serves its "
         "conversion metrics for Prometheus (all interfaces); 0: not served.",
@@ -540,6 +549,10 @@ class Settings:
         if self.log_format not in {"auto", "text", "json"}:
             raise SettingsError(f"CONVERTLY_LOG_FORMAT: expected auto, text or json, got "
                                 f"{self.log_format!r}")
+        otlp = urlsplit(self.otlp_endpoint)
+        if self.otlp_endpoint and (otlp.scheme not in ("http", "https") or not otlp.netloc):
+            raise SettingsError("CONVERTLY_OTLP_ENDPOINT: expected an http(s):// URL such as "
+                                f"http://collector:4318/v1/traces, got {self.otlp_endpoint!r}")
         if self.worker_metrics_port > 65535:
             raise SettingsError("CONVERTLY_WORKER_METRICS_PORT: must be a port from 1 to "
                                 f"65535 (0: off), got {self.worker_metrics_port}")

@@ -21,7 +21,7 @@ import redis
 from celery import Celery, Task, signals
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from convertly import logs, metrics, pipeline, priority, service
+from convertly import logs, metrics, pipeline, priority, service, tracing
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.executors import libvips
 from convertly.executors.celeryapp import (
@@ -103,8 +103,13 @@ def _observe(settings: Settings) -> None:
             metrics.serve_worker_metrics(settings.worker_metrics_port)
             log.info("metrics served on port %d", settings.worker_metrics_port)
 
+    def process_init(**_: Any) -> None:  # each pool process, after the fork
+        tracing.instrument_celery(tracing.provider(settings))
+
     signals.setup_logging.connect(setup_logging, weak=False)
     signals.worker_init.connect(worker_init, weak=False)
+    if tracing.enabled(settings):
+        signals.worker_process_init.connect(process_init, weak=False)
 
 
 def _process(task: Task) -> _Process:
