@@ -100,6 +100,7 @@ def _when(ts: float | None) -> str:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from convertly import logs, tracing
     from convertly.app import create_app
     from convertly.connections import ConnectionLimits, uvicorn_options
     from convertly.service import build_services
@@ -107,13 +108,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
-    from convertly import logs
-
     # One format for the app's lines and uvicorn's (whose own access log is replaced by
     # the app's access line: route template, duration, tenant, request id).
     logs.configure(settings.log_level, settings.log_format)
-    from convertly import tracing
-
     tracing.check(settings)
     # One probe of the storage at start-up: this check (which creates the bucket).
     storage = build_storage(settings, probe=False)

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -31,7 +35,7 @@ from tests.api.support import (
     wait_for_job,
 )
 from tests.cluster import Cluster
-from tests.infra import free_ports
+from tests.infra import free_ports, terminate
 from tests.receiver import Receiver
 
 HOOKS = {"webhook_allow_private": True, "webhook_retry_delay": 0.05,
@@ -247,3 +251,42 @@ def test_metrics_token_guards_metrics(tmp_path: Any) -> None:
         wrong = env.client.get("/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         api_metrics(env.client, Authorization="Bearer s3cret")
+
+
+def test_serve_writes_json_lines_with_the_request_id(tmp_path: Path) -> None:
+    """`convertly serve` with CONVERTLY_LOG_FORMAT=json: uvicorn's lines and the app's are
+    all JSON objects, and the request's access line carries its id, route and tenant."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CONVERTLY_", "PROMETHEUS_"))}
+    port = free_ports(1)[0]
+    env.update({"CONVERTLY_DATA_DIR": str(tmp_path / "data"), "CONVERTLY_WORKERS": "1",
+                "CONVERTLY_LOG_FORMAT": "json", "CONVERTLY_LOG_LEVEL": "info"})
+    stderr_path = tmp_path / "stderr.log"
+    convertly = str(Path(sys.executable).parent / "convertly")
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen([convertly, "serve", "--host", "127.0.0.1", "--port",
+                                    str(port)], cwd=tmp_path, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    base = f"http://127.0.0.1:{port}"
+    given = "serve-" + uuid.uuid4().hex
+    try:
+        def answering() -> bool:
+            assert process.poll() is None, stderr_path.read_text()
+            try:
+                return httpx2.get(f"{base}/api/formats", timeout=2).status_code == 200
+            except httpx2.TransportError:
+                return False
+
+        eventually(answering, "convertly serve answering")
+        response = httpx2.get(f"{base}/api/jobs/{uuid.uuid4()}", timeout=10,
+                              headers={"X-Request-ID": given, "x-api-key": "cvly_wrong"})
+        assert response.status_code == 401
+        assert response.headers["x-request-id"] == given
+    finally:
+        assert terminate(process), "convertly serve did not stop on SIGTERM"
+    lines = [json.loads(raw) for raw in stderr_path.read_text().splitlines() if raw.strip()]
+    assert {"uvicorn.error", "convertly.access"} <= {line["logger"] for line in lines}
+    [access] = [line for line in lines if line.get("request_id") == given]
+    assert access["logger"] == "convertly.access"
+    assert access["route"] == "/api/jobs/{job_id}" and access["status"] == 401
+    assert access["method"] == "GET" and access["duration_ms"] >= 0
