@@ -22,6 +22,7 @@ time (`QueueDepth`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import threading
@@ -93,6 +94,9 @@ EXPORTED = frozenset({
     "convertly_webhook_deliveries_total", "convertly_storage_errors_total", QUEUE_DEPTH,
 })
 
+RESERVED_BYTES = 1 << 20
+_FILE_KINDS = ("counter", "histogram")  # the files the metrics above write (one each)
+log = logging.getLogger("convertly.metrics")
 _lock = threading.Lock()
 _directory: list[Path] = []  # this process's metrics directory, once `setup` chose it
 _PID_FILE = re.compile(r"_(\d+)\.db$")
@@ -111,9 +115,42 @@ def setup(directory: Path, *, clean: bool = False) -> Path:
         if clean:
             _remove_dead(directory)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
         _directory.append(directory)
-        return directory
+    reserve()
+    return directory
+
+
+def reserve() -> bool:
+    """Allocate this process's count files (a process forked from one that called `setup`
+    calls it too, first thing). prometheus-client writes them through a memory map of a
+    sparse file, and a write into a hole of a file on a full disk is SIGBUS: the process
+    dies. So the files get their blocks now, zero-filled (RESERVED_BYTES each, room for
+    thousands of label sets). When the disk has no room for them, this process's counts
+    stay in its memory (not in /metrics) and a warning says so; the process keeps serving.
+    """
+    where = directory()
+    if where is None:
+        return False
+    pid = os.getpid()
+    try:
+        for kind in _FILE_KINDS:
+            path = where / f"{kind}_{pid}.db"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < RESERVED_BYTES:
+                    os.posix_fallocate(fd, 0, RESERVED_BYTES)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        for kind in _FILE_KINDS:  # half-made files would break every scrape
+            with contextlib.suppress(OSError):
+                (where / f"{kind}_{pid}.db").unlink()
+        log.warning("metrics of process %d are not shared through %s (%s): /metrics does "
+                    "not show them", pid, where, exc)
+        values.ValueClass = values.MutexValue
+        return False
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return True
 
 
 def directory() -> Path | None:

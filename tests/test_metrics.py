@@ -60,3 +60,26 @@ def test_processes_of_one_host_add_up_and_dead_ones_are_cleaned(tmp_path: Path) 
         running.wait(30)
         assert running.stdout is not None
         running.stdout.close()
+
+
+def test_a_full_disk_leaves_counts_in_memory_and_the_process_alive(tmp_path: Path) -> None:
+    """prometheus-client writes through a memory map; into a sparse file on a full disk
+    that is SIGBUS. The files are allocated up front, and when they cannot be, the process
+    keeps its counts to itself and goes on."""
+    from tests.api.test_full_disk import fill
+
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs",
+                              str(mountpoint)], capture_output=True, text=True, check=False)
+    assert mounted.returncode == 0, f"cannot mount a tmpfs (needs root): {mounted.stderr}"
+    try:
+        (mountpoint / "metrics").mkdir()
+        fill(mountpoint / "filler")
+        done = subprocess.run([sys.executable, "-c", COUNT, str(mountpoint / "metrics"),
+                               "keep", "100", "exit"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "are not shared through" in done.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)

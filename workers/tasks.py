@@ -104,12 +104,13 @@ def _observe(settings: Settings) -> None:
             log.info("metrics served on port %d", settings.worker_metrics_port)
 
     def process_init(**_: Any) -> None:  # each pool process, after the fork
-        tracing.instrument_celery(tracing.provider(settings))
+        metrics.reserve()
+        if tracing.enabled(settings):
+            tracing.instrument_celery(tracing.provider(settings))
 
     signals.setup_logging.connect(setup_logging, weak=False)
     signals.worker_init.connect(worker_init, weak=False)
-    if tracing.enabled(settings):
-        signals.worker_process_init.connect(process_init, weak=False)
+    signals.worker_process_init.connect(process_init, weak=False)
 
 
 def _process(task: Task) -> _Process:
