@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
-from convertly import datadirlock, retention, service, watchdog
+from convertly import datadirlock, logs, metrics, retention, service, tracing, watchdog
 from convertly.api import errors as api_errors
+from convertly.api.observe import Observe
 from convertly.api.ratelimit import RateLimitHeaders
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
@@ -44,6 +45,10 @@ def create_app(
     from_environment = settings is None
     if settings is None:
         settings = Settings.from_env()
+        # Started by an ASGI server (or a process of `convertly serve --workers N`): the app's
+        # and the server's lines in one format, as `convertly serve` sets them up.
+        logs.configure(settings.log_level, settings.log_format)
+    metrics.setup(settings.metrics_path, clean=True)  # before any count (and the pool)
     services = services or service.build_services(settings)
     if from_environment:
         _warn_without_keys(services)
@@ -83,11 +88,14 @@ def create_app(
             await executor.stop()
             if lock is not None:
                 lock.release()
+            traced = getattr(app.state, "tracer_provider", None)
+            if traced is not None:
+                await asyncio.to_thread(traced.shutdown)  # sends the spans still batched
 
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(RateLimitHeaders)],
+        middleware=[Middleware(Observe), Middleware(RateLimitHeaders)],
         exception_handlers={
             ConvertlyError: api_errors.handle_convertly_error,
             HTTPException: api_errors.handle_http_error,
@@ -101,6 +109,8 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.fetches = fetches
     app.state.watchdog = dog
+    if tracing.enabled(settings):
+        app.state.tracer_provider = tracing.instrument_app(app, settings)
     return app
 
 

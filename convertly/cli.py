@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import socket
 import sys
@@ -143,15 +142,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from convertly import logs, tracing
     from convertly.app import create_app
     from convertly.connections import ConnectionLimits, uvicorn_options
     from convertly.service import build_services
     from convertly.storage import build_storage
 
     _check_serve_args(settings, args)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pyvips").setLevel(logging.WARNING)  # per-operation chatter at INFO
+    # One format for the app's lines and uvicorn's (whose own access log is replaced by
+    # the app's access line: route template, duration, tenant, request id).
+    logs.configure(settings.log_level, settings.log_format)
+    tracing.check(settings)
     # One probe of the storage at start-up: this check (which creates the bucket).
     storage = build_storage(settings, probe=False)
     _check_storage(storage)
@@ -206,10 +207,14 @@ def _check_serve_args(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _uvicorn_serve_options(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    """uvicorn's options from `convertly serve`'s flags."""
+    """uvicorn's options from `convertly serve`'s flags. uvicorn's own logging set-up and
+    access log are off: `logs.configure` formats its lines like the app's, and the app
+    writes the access line (in each process of `--workers N` too: the app factory configures
+    it). A --log-config file is applied as given, its levels winning."""
     options: dict[str, Any] = {
-        # A --log-config file sets the levels itself (uvicorn would override its loggers').
         "log_level": None if args.log_config else settings.log_level.lower(),
+        "log_config": args.log_config or None,
+        "access_log": False,
         "timeout_graceful_shutdown": 30,
         "root_path": args.root_path,
         "proxy_headers": args.proxy_headers,
@@ -218,25 +223,7 @@ def _uvicorn_serve_options(settings: Settings, args: argparse.Namespace) -> dict
     }
     if args.forwarded_allow_ips is not None:
         options["forwarded_allow_ips"] = args.forwarded_allow_ips
-    if args.log_config:
-        options["log_config"] = args.log_config
-    elif args.workers > 1:
-        # The processes configure logging themselves: the app's lines as `serve` prints them.
-        options["log_config"] = _process_log_config(settings)
     return options
-
-
-def _process_log_config(settings: Settings) -> dict[str, Any]:
-    from uvicorn.config import LOGGING_CONFIG
-
-    config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
-    config["formatters"]["app"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    config["handlers"]["app"] = {"class": "logging.StreamHandler", "formatter": "app",
-                                 "stream": "ext://sys.stderr"}
-    config["loggers"]["convertly"] = {"handlers": ["app"], "level": settings.log_level.upper(),
-                                      "propagate": False}
-    config["loggers"]["pyvips"] = {"level": "WARNING"}
-    return config
 
 
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
@@ -284,9 +271,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from celery.app.utils import find_app
 
+    from convertly import tracing
     from convertly.storage import build_storage
 
     _check_data_dir(settings)
+    tracing.check(settings)
     _check_storage(build_storage(settings, probe=False))
     # Celery would retry a Redis that refuses it for ever, as if it were down.
     _check_redis(settings)

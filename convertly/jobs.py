@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from convertly import limits, pipeline, service, webhooks
+from convertly import limits, logs, pipeline, service, webhooks
 from convertly.errors import IdempotencyMismatchError
 from convertly.executors.base import Executor
 from convertly.models import FileResult, FileSpec, FileStatus, Job, JobStatus, JobType
@@ -150,6 +150,8 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
                             for s, path in zip(specs, request.paths, strict=True)],
                "priority": request.priority,
                **({SAVED: True} if request.save else {}),
+               **({webhooks.REQUEST_ID: request_id}
+                  if (request_id := logs.context().get("request_id")) else {}),
                **({FINGERPRINT: fingerprint(request)}
                   if request.idempotency_key is not None else {})},
     )

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeVar
 
-from convertly import diskspace, fileinfo, filenames, later, webhooks
+from convertly import diskspace, fileinfo, filenames, later, logs, metrics, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
@@ -83,7 +83,8 @@ def output_filename(original: str, fmt: str) -> str:
 
 def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
                  progress: ProgressFn = no_progress,
-                 reraise: tuple[type[BaseException], ...] = ()) -> ConvertedFile:
+                 reraise: tuple[type[BaseException], ...] = (), *,
+                 mode: str = "job") -> ConvertedFile:
     """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work).
 
     A converter that fails because `workdir`'s disk is full raises StorageFullError, not its
@@ -91,8 +92,21 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
     (ffmpeg reports a failed write only in its log) the failure left the disk with less than
     a megabyte free. An output written
     onto a disk left that full is not trusted either (libvips' PNG writer ignores a failed
-    write and leaves a truncated file): StorageFullError too, and the file is tried again."""
-    converter, source, spec = plan_conversion(svc, src, spec)
+    write and leaves a truncated file): StorageFullError too, and the file is tried again.
+
+    Every call is counted in the conversion metrics under `mode` ("job" or "sync")."""
+    planned = ["unknown", "unknown", spec.format.value if spec.format else "auto"]
+    with metrics.conversion(lambda: tuple(planned), mode):
+        converter, source, spec = plan_conversion(svc, src, spec)
+        planned[:] = [Kind(source.kind).family, source.kind,
+                      spec.format.value if spec.format else "auto"]
+        return _convert_planned(svc, converter, src, source, spec, workdir, progress,
+                                reraise)
+
+
+def _convert_planned(svc: Services, converter: Converter, src: Path, source: SourceInfo,
+                     spec: FileSpec, workdir: Path, progress: ProgressFn,
+                     reraise: tuple[type[BaseException], ...]) -> ConvertedFile:
     limits: tuple[type[BaseException], ...] = (MemoryError, *reraise)  # reported as such
     try:
         out = converter.convert(src, source, spec, workdir, svc.settings, progress)
@@ -138,6 +152,7 @@ def run_file(svc: Services, job_id: str, index: int,
         # Finished, cancelled, or this file was done before (a redelivered task): if the
         # job still waits for its finalisation, this caller owes it.
         return awaits_finalize(svc, job_id)
+    logs.bind(tenant=work.tenant, job_id=job_id)
     webhooks.job_started(svc, work.tenant, job_id)
     reporter = _ProgressReporter(svc, work)
     mark = later.call_later(START_MARK_DELAY, reporter.mark_started)

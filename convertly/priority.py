@@ -20,6 +20,7 @@ from __future__ import annotations
 
 URGENT, HIGH, HEAD, BULK, LOW = 0, 2, 4, 6, 8
 LEVELS = (URGENT, HIGH, HEAD, BULK, LOW)
+LEVEL_NAMES = {URGENT: "urgent", HIGH: "high", HEAD: "head", BULK: "bulk", LOW: "low"}
 HEAD_FILES = 10
 DEFAULT = "normal"
 

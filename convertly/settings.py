@@ -394,6 +394,37 @@ class Settings:
     )
     log_level: str = setting("CONVERTLY_LOG_LEVEL", "info", "debug, info, warning or error.",
                              _log_level)
+    # Observability (convertly/metrics.py, convertly/logs.py, convertly/tracing.py).
+    log_format: str = setting(
+        "CONVERTLY_LOG_FORMAT", "auto", "Log lines as `text` or `json` (one JSON object a "
+        "line, with request_id, tenant and job_id where known); `auto`: text when stderr is "
+        "a terminal, JSON otherwise.",
+    )
+    metrics_dir: str = setting(
+        "CONVERTLY_METRICS_DIR", "", "Directory where the processes of one host (API "
+        "processes, the embedded pool, a worker's processes) keep their Prometheus counts "
+        "for /metrics; files of processes no longer running are removed at start. Empty: "
+        "`metrics/` under the data directory.",
+    )
+    metrics_token: Secret = setting(
+        "CONVERTLY_METRICS_TOKEN", Secret(""), "When set, GET /metrics wants "
+        "`Authorization: Bearer <token>`; empty: /metrics is open to whoever reaches the "
+        "listening address.", _secret,
+    )
+    otlp_endpoint: str = setting(
+        "CONVERTLY_OTLP_ENDPOINT", "", "OpenTelemetry tracing (needs `pip install "
+        "'convertly[otel]'`): the OTLP/HTTP traces URL spans are sent to, e.g. "
+        "http://collector:4318/v1/traces. Empty: no tracing.",
+    )
+    otel_service_name: str = setting(
+        "CONVERTLY_OTEL_SERVICE_NAME", "convertly", "The service.name of this process's "
+        "spans (e.g. convertly-api, convertly-worker).",
+    )
+    worker_metrics_port: int = setting(
+        "CONVERTLY_WORKER_METRICS_PORT", 0, "Port on which `convertly worker` serves its "
+        "conversion metrics for Prometheus (all interfaces); 0: not served.",
+        _non_negative_int,
+    )
     job_retention: int = setting(
         "CONVERTLY_JOB_RETENTION", 86_400, "Seconds after completion when a job is deleted "
         "with its sources, archive and outputs, except the outputs of a job sent with "
@@ -655,6 +686,10 @@ class Settings:
         return bool(self.broker_url)
 
     @property
+    def metrics_path(self) -> Path:
+        return Path(self.metrics_dir) if self.metrics_dir else self.data_dir / "metrics"
+
+    @property
     def redis_state_url(self) -> str:
         return self.state_url or self.broker_url
 
@@ -723,6 +758,16 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"CONVERTLY_OUTBOUND_PROXY (or HTTPS_PROXY/HTTP_PROXY): "
                                     f"{exc}") from None
+        if self.log_format not in {"auto", "text", "json"}:
+            raise SettingsError(f"CONVERTLY_LOG_FORMAT: expected auto, text or json, got "
+                                f"{self.log_format!r}")
+        otlp = urlsplit(self.otlp_endpoint)
+        if self.otlp_endpoint and (otlp.scheme not in ("http", "https") or not otlp.netloc):
+            raise SettingsError("CONVERTLY_OTLP_ENDPOINT: expected an http(s):// URL such as "
+                                f"http://collector:4318/v1/traces, got {self.otlp_endpoint!r}")
+        if self.worker_metrics_port > 65535:
+            raise SettingsError("CONVERTLY_WORKER_METRICS_PORT: must be a port from 1 to "
+                                f"65535 (0: off), got {self.worker_metrics_port}")
         if self.webhook_retry_max_delay < self.webhook_retry_delay:
             raise SettingsError("CONVERTLY_WEBHOOK_RETRY_MAX_DELAY: must be at least "
                                 "CONVERTLY_WEBHOOK_RETRY_DELAY.")

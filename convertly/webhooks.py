@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from convertly import outbound
+from convertly import logs, metrics, outbound
 from convertly.errors import ConflictError, InvalidFieldError
 from convertly.fields import CALLBACK_SECRET_MAX, CALLBACK_SECRET_MIN
 from convertly.models import FileResult, FileSpec, Job, JobStatus, JobType
@@ -52,6 +52,8 @@ from convertly.views import job_view
 if TYPE_CHECKING:
     from convertly.service import Services
     from convertly.settings import Settings
+
+REQUEST_ID = "request_id"  # `Job.extra`'s request id (convertly.jobs sets it)
 
 log = logging.getLogger("convertly.webhooks")
 
@@ -214,7 +216,8 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
 
 def job_snapshot(job: Job) -> str:
     """The job as stored, as JSON (what an event's `data` is rendered from)."""
-    return json.dumps({**dataclasses.asdict(job), "extra": {}})
+    return json.dumps({**dataclasses.asdict(job), "extra": {
+        name: job.extra[name] for name in (REQUEST_ID,) if name in job.extra}})
 
 
 def job_from_snapshot(snapshot: str) -> Job:
@@ -271,6 +274,9 @@ def attempt(svc: Services, delivery: Delivery, post: Post = outbound.post) -> De
     else:
         status, next_at, finished = (DeliveryStatus.PENDING, now + backoff(svc, attempts),
                                      None)
+    metrics.WEBHOOK_DELIVERIES.labels(
+        "succeeded" if status is DeliveryStatus.SUCCEEDED
+        else "failed" if status is DeliveryStatus.FAILED else "retrying").inc()
     recorded = replace(delivery, status=status, attempts=attempts, response_code=code,
                        response_excerpt=excerpt, last_error=error, next_attempt_at=next_at,
                        last_attempt_at=started, finished_at=finished)
@@ -292,6 +298,9 @@ def _send(svc: Services, delivery: Delivery, endpoint: Endpoint, post: Post, sta
                SIGNATURE_HEADER: sign(endpoint.secret, body, int(started)),
                "convertly-event-id": delivery.event_id,
                "convertly-delivery-id": delivery.id}
+    request_id = json.loads(delivery.snapshot).get("extra", {}).get(REQUEST_ID)
+    if isinstance(request_id, str):  # the request that created the job
+        headers[logs.REQUEST_ID_HEADER] = request_id
     try:
         answer = post(delivery.url, body, headers, timeout=settings.webhook_timeout,
                       allow_private=settings.webhook_allow_private,

@@ -54,6 +54,7 @@ SLOW_TESTS = {
     "tests/storage/test_storage_contract.py::test_delete_prefix_beyond_one_batch",
     "tests/storage/test_storage_contract.py::test_server_down_then_back",
     "tests/storage/test_storage_contract.py::test_storage_built_while_server_is_down",
+    "tests/test_tracing.py::test_a_job_is_one_trace_from_the_request_to_the_worker",
     "tests/test_workdir.py::test_a_relative_data_dir_serves_the_external_programs_too",
     "tests/test_backup.py::test_backup_while_writing_then_restore",
     "tests/test_backup.py::"

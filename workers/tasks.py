@@ -18,13 +18,19 @@ from typing import Any, TypeVar
 
 import kombu.exceptions
 import redis
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from convertly import pipeline, priority, service
+from convertly import logs, metrics, pipeline, priority, service, tracing
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.executors import libvips
-from convertly.executors.celeryapp import CONVERT, FINALIZE, RUN_FILE, make_app
+from convertly.executors.celeryapp import (
+    CONVERT,
+    FINALIZE,
+    REQUEST_ID_HEADER,
+    RUN_FILE,
+    make_app,
+)
 from convertly.executors.guard import TaskCancelled, TaskGuard, TaskLimitExceeded
 from convertly.models import FileSpec
 from convertly.settings import Settings
@@ -79,7 +85,32 @@ def make_celery(settings: Settings) -> Celery:
     app = make_app(settings)
     app.steps["worker"].add(leases.LeaseStep)
     _register(app)
+    _observe(settings)
     return app
+
+
+def _observe(settings: Settings) -> None:
+    """The worker's log lines in the app's format, and its metrics: counted by every pool
+    process in the worker's own metrics directory (the children inherit it at the fork)
+    and served on CONVERTLY_WORKER_METRICS_PORT by the main process."""
+
+    def setup_logging(**_: Any) -> None:  # connected: Celery leaves the root logger alone
+        logs.configure(settings.log_level, settings.log_format)
+
+    def worker_init(**_: Any) -> None:
+        metrics.setup(settings.metrics_path, clean=True)
+        if settings.worker_metrics_port:
+            metrics.serve_worker_metrics(settings.worker_metrics_port)
+            log.info("metrics served on port %d", settings.worker_metrics_port)
+
+    def process_init(**_: Any) -> None:  # each pool process, after the fork
+        metrics.reserve()
+        if tracing.enabled(settings):
+            tracing.instrument_celery(tracing.provider(settings))
+
+    signals.setup_logging.connect(setup_logging, weak=False)
+    signals.worker_init.connect(worker_init, weak=False)
+    signals.worker_process_init.connect(process_init, weak=False)
 
 
 def _process(task: Task) -> _Process:
@@ -106,7 +137,10 @@ class _Requeue(Exception):
 
 
 def _begin_task(task: Task) -> service.Services:
-    """This process's services, for a task that starts now (it has waited for nothing)."""
+    """This process's services, for a task that starts now (it has waited for nothing);
+    its log lines carry the id of the request that queued it (a message header)."""
+    logs.start(request_id=task.request.get(REQUEST_ID_HEADER)
+               or (task.request.headers or {}).get(REQUEST_ID_HEADER))
     process = _process(task)
     process.waited = False
     return process.services
@@ -253,6 +287,7 @@ def _register(app: Celery) -> None:
     @app.task(name=FINALIZE, bind=True, shared=False)
     def finalize(self: Task, job_id: str) -> None:
         svc = _begin_task(self)
+        logs.bind(job_id=job_id)
         try:
             _hold(lambda: pipeline.finalize_job(svc, job_id))
         except _Requeue as exc:
@@ -294,7 +329,8 @@ def _convert(svc: service.Services, source_key: str, spec: dict[str, Any],
             src = workdir / "source"
             svc.storage.get_file(source_key, src)
             with _guard().task():
-                out = pipeline.convert_path(svc, src, FileSpec.from_dict(spec), workdir)
+                out = pipeline.convert_path(svc, src, FileSpec.from_dict(spec), workdir,
+                                            mode="sync")
             key = f"{output_prefix}/{Path(out.path).name}"
             _hold(lambda: svc.storage.put_file(key, Path(out.path), move=True))
         return ["ok", {**out.to_dict(), "path": key}]
@@ -322,9 +358,11 @@ def _queue_finalize(task: Task, svc: service.Services, job_id: str, queue: str) 
     """Queue the job's finalisation; when the broker does not take it, finalise right here
     (it is idempotent), waiting for the job state if it is away too."""
     try:
+        request_id = logs.context().get("request_id")
         task.app.signature(FINALIZE, args=(job_id,), queue=queue,
                            priority=priority.URGENT).apply_async(
-            retry=True, retry_policy=PUBLISH_RETRY)
+            retry=True, retry_policy=PUBLISH_RETRY,
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None)
         return
     except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
         log.warning("job %s: could not queue its finalisation (%s); finalising here",

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from convertly import diskspace, errors
+from convertly.logs import REQUEST_ID_HEADER
 
 log = logging.getLogger("convertly.api")
 
@@ -103,4 +104,9 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
                 else f"a disk written by {request.method} {request.url.path}")
         return error_response(diskspace.full(what, exc))
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(errors.ConvertlyError())
+    response = error_response(errors.ConvertlyError())
+    # Answered outside the middleware that echoes the request id on every other answer.
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response

@@ -507,6 +507,16 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json({"type": "object"}),
                       "503": _json({"type": "object"}, "Not ready")},
     }},
+    "/metrics": {"get": {
+        "tags": ["Meta"], "summary": "Prometheus metrics",
+        "description": "The Prometheus text exposition: HTTP requests, conversions, queue "
+        "depth, webhook deliveries, storage errors. Open unless CONVERTLY_METRICS_TOKEN is "
+        "set; then it wants that token as a bearer token.",
+        "operationId": "metrics", "security": [],
+        "responses": {"200": {"description": "OK",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      **_errors(401)},
+    }},
     "/openapi.json": {"get": {
         "tags": ["Meta"], "summary": "This document", "operationId": "openapi",
         "security": [], "responses": {"200": _json({"type": "object"})},

@@ -9,7 +9,7 @@ import re
 
 from starlette.requests import Request
 
-from convertly import limits, views
+from convertly import limits, logs, views
 from convertly.errors import AuthenticationError, InvalidFieldError
 from convertly.executors.base import Executor
 from convertly.service import Services
@@ -47,6 +47,7 @@ def authenticate(request: Request) -> ApiKey:
         if key:  # a request with no key at all guesses nothing
             limits.note_auth_failure(svc, address)
         raise
+    logs.bind(tenant=record.tenant)
     request.state.rate_limit = limits.check_request(svc, record, address)
     return record
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route
 
-from convertly.api import apidocs, dashboard, endpoints, health, library, webhook_endpoints
+from convertly.api import (
+    apidocs,
+    dashboard,
+    endpoints,
+    health,
+    library,
+    observe,
+    webhook_endpoints,
+)
 from convertly.api.openapi import openapi
 
 ROUTES = [
@@ -12,6 +20,7 @@ ROUTES = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/livez", health.livez, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", observe.metrics_endpoint, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/docs", apidocs.page, methods=["GET"]),
     Mount(apidocs.ASSETS_PREFIX, app=apidocs.FILES, name="apidocs"),

@@ -50,6 +50,11 @@ class Executor(Protocol):
 
     def queued_files(self) -> int: ...
 
+    def queue_depth(self) -> dict[tuple[str, str], int]:
+        """Files waiting, by (queue, priority level name, `priority.LEVEL_NAMES`), for the
+        metrics. Raises ServiceUnavailableError when the queues cannot be read."""
+        ...
+
     async def held_files(self, jobs: list[Job]) -> set[tuple[str, int]]:
         """Of the pending files of `jobs` (read from the job store just before), the (job id,
         file index) pairs this executor accounts for: waiting in a queue, running or held by

@@ -22,7 +22,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 
-from convertly import diskspace, pipeline, priority, service
+from convertly import diskspace, logs, pipeline, priority, service
 from convertly.errors import (
     BrokerUnavailableError,
     ConversionError,
@@ -35,6 +35,7 @@ from convertly.executors.base import ensure_capacity
 from convertly.executors.celeryapp import (
     CONVERT,
     FINALIZE,
+    REQUEST_ID_HEADER,
     RUN_FILE,
     make_app,
     queue_keys,
@@ -165,6 +166,18 @@ class CeleryExecutor:
         except redis.RedisError as exc:
             raise BrokerUnavailableError() from exc
 
+    def queue_depth(self) -> dict[tuple[str, str], int]:
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for queue in self.queues:
+                    for key in queue_keys(queue):
+                        pipe.llen(key)
+                counts = iter(pipe.execute())
+        except redis.RedisError as exc:
+            raise BrokerUnavailableError() from exc
+        return {(queue, priority.LEVEL_NAMES[level]): int(next(counts))
+                for queue in self.queues for level in priority.LEVELS}
+
     def workers(self) -> dict[str, int] | None:
         """Live workers (their leases in the broker's Redis) per queue."""
         try:
@@ -243,10 +256,12 @@ class CeleryExecutor:
         """Send task `name`. The message carries this process's time limits, as a message
         sent through the registered task did: the API sizes its waits for a sync reply and
         for a finalisation from the same settings, so the worker must apply them too."""
+        request_id = logs.context().get("request_id")
         self.app.send_task(name, args=args, queue=queue, priority=priority,
                            time_limit=self.settings.task_time_limit,
                            soft_time_limit=self.settings.task_soft_time_limit,
-                           ignore_result=True)
+                           ignore_result=True,
+                           headers={REQUEST_ID_HEADER: request_id} if request_id else None)
 
     @contextmanager
     def _queueing(self, job: Job) -> Iterator[None]:

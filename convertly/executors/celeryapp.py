@@ -29,6 +29,11 @@ FINALIZE = TASK_PREFIX + "finalize"
 CONVERT = TASK_PREFIX + "convert"
 
 
+# The message header that carries the id of the request that queued a task (its log lines
+# in the worker carry it too).
+REQUEST_ID_HEADER = "convertly_request_id"
+
+
 def queue_keys(queue: str) -> list[str]:
     """The Redis lists that hold `queue`'s waiting messages: kombu's Redis transport keeps
     one per priority level, the most urgent under the queue's own name."""

@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from convertly import pipeline, priority, service
+from convertly import logs, metrics, pipeline, priority, service
 from convertly.errors import (
     ConversionError,
     ServiceUnavailableError,
@@ -67,6 +67,8 @@ class InProcessExecutor:
         self._broken_by_cancel: dict[concurrent.futures.ProcessPoolExecutor, bool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        # job id -> the id of the request that created it, passed to its tasks' log lines
+        self._request_ids: dict[str, str] = {}
 
     @property
     def services(self) -> service.Services:
@@ -79,7 +81,7 @@ class InProcessExecutor:
             max_workers=self.settings.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(self.settings,),
+            initargs=(self.settings, str(metrics.directory() or self.settings.metrics_path)),
             max_tasks_per_child=_TASKS_PER_CHILD,
         )
 
@@ -140,6 +142,14 @@ class InProcessExecutor:
     def queued_files(self) -> int:
         return len(self._backlog) + self._in_pool
 
+    def queue_depth(self) -> dict[tuple[str, str], int]:
+        """This process's backlog by level (queue "local"); files handed to the pool are
+        under "running"."""
+        depth: collections.Counter[tuple[str, str]] = collections.Counter(
+            ("local", priority.LEVEL_NAMES[level]) for level, _, _, _ in self._backlog)
+        depth[("local", "running")] = self._in_pool
+        return dict(depth)
+
     def workers(self) -> dict[str, int] | None:
         return None
 
@@ -163,7 +173,13 @@ class InProcessExecutor:
     def check_capacity(self, files: int) -> None:
         ensure_capacity(self.queued_files(), files, self.settings.max_queued_files)
 
+    def _note_request(self, job: Job) -> None:
+        request_id = logs.context().get("request_id")
+        if request_id:
+            self._request_ids[job.id] = request_id
+
     def submit(self, job: Job) -> None:
+        self._note_request(job)
         self._known.add(job.id)
         pending = [r.index for r in job.results if r.status is FileStatus.PENDING]
         if not pending:
@@ -174,6 +190,7 @@ class InProcessExecutor:
         self._pump()
 
     def submit_file(self, job: Job, index: int) -> None:
+        self._note_request(job)
         self._call_in_loop(self._enqueue, job, index)
 
     def submitted(self, job: Job) -> None:
@@ -199,7 +216,7 @@ class InProcessExecutor:
 
     def _submit_file(self, job_id: str, index: int) -> None:
         pool = self._pool_or_new()
-        future = pool.submit(run_file, job_id, index)
+        future = pool.submit(run_file, job_id, index, self._request_ids.get(job_id))
         self._in_pool += 1
         self._holding[(job_id, index)] += 1
         self._flights.setdefault(pool, set()).add((job_id, index))
@@ -219,7 +236,7 @@ class InProcessExecutor:
 
     def _submit_finalize(self, job_id: str) -> None:
         pool = self._pool_or_new()
-        future = pool.submit(finalize, job_id)
+        future = pool.submit(finalize, job_id, self._request_ids.get(job_id))
         future.add_done_callback(lambda f: self._call_in_loop(self._finalize_done, job_id,
                                                               pool, f))
 
@@ -285,6 +302,7 @@ class InProcessExecutor:
         exc = future.exception()
         if exc is None:
             self._known.discard(job_id)
+            self._request_ids.pop(job_id, None)
             # Finalised in a pool process, whose hub nobody waits on: wake this one's.
             self.services.events.notify(job_id)
             return
@@ -299,7 +317,8 @@ class InProcessExecutor:
             pool = self._pool_or_new()
             try:
                 status, payload = await asyncio.wrap_future(
-                    pool.submit(convert_file, str(src), spec.to_dict(), str(workdir))
+                    pool.submit(convert_file, str(src), spec.to_dict(), str(workdir),
+                                logs.context())
                 )
                 break
             except BrokenProcessPool:

@@ -8,11 +8,10 @@ functions.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-from convertly import pipeline, service
+from convertly import logs, metrics, pipeline, service
 from convertly.errors import ConvertlyError
 from convertly.executors import libvips
 from convertly.executors.guard import TaskCancelled, TaskGuard, TaskLimitExceeded
@@ -26,12 +25,15 @@ _worker_services: service.Services | None = None
 _guard: TaskGuard | None = None
 
 
-def init_worker(settings: Settings) -> None:
+def init_worker(settings: Settings, metrics_dir: str) -> None:
     global _worker_services, _guard
+    # The parent's directory: the API process that scrapes it may have chosen it for an
+    # earlier app (`metrics.setup`: one per process).
+    metrics.setup(Path(metrics_dir))
     _guard = TaskGuard(cpu_seconds=settings.task_cpu_seconds,
                        memory_bytes=settings.task_max_memory)
     _guard.install()
-    logging.basicConfig(level=settings.log_level.upper())
+    logs.configure(settings.log_level, settings.log_format)
     libvips.configure(settings.workers)
     _worker_services = service.build_services(settings)
 
@@ -50,7 +52,8 @@ def _task_guard() -> TaskGuard:
     return _guard
 
 
-def run_file(job_id: str, index: int) -> bool:
+def run_file(job_id: str, index: int, request_id: str | None = None) -> bool:
+    logs.start(request_id=request_id, job_id=job_id)
     svc = _services()
     try:
         with _task_guard().task(stop_when=pipeline.cancel_check(svc, job_id)):
@@ -61,17 +64,20 @@ def run_file(job_id: str, index: int) -> bool:
         return False  # the cancel recorded the job's end; this file reads as cancelled
 
 
-def finalize(job_id: str) -> None:
+def finalize(job_id: str, request_id: str | None = None) -> None:
+    logs.start(request_id=request_id, job_id=job_id)
     pipeline.finalize_job(_services(), job_id)
 
 
-def convert_file(src: str, spec: dict[str, Any], workdir: str) -> tuple[str, Any]:
+def convert_file(src: str, spec: dict[str, Any], workdir: str,
+                 context: dict[str, str] | None = None) -> tuple[str, Any]:
+    logs.start(**(context or {}))
     # ConvertlyError subclasses have their own __init__ signatures and do not unpickle
     # reliably, so errors cross the process boundary as (code, message, detail).
     try:
         with _task_guard().task():
             out = pipeline.convert_path(_services(), Path(src), FileSpec.from_dict(spec),
-                                       Path(workdir))
+                                        Path(workdir), mode="sync")
     except ConvertlyError as exc:
         return "error", (exc.code, exc.message, exc.detail)
     except TaskLimitExceeded as exc:

@@ -8,12 +8,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from convertly import diskspace
-from convertly.errors import StorageUnavailableError
+from convertly import diskspace, metrics
+from convertly.errors import StorageFullError, StorageUnavailableError
 from convertly.storage.base import check_key
 
 
@@ -45,8 +44,14 @@ class LocalStorage:
         os.close(fd)
         return Path(name)
 
-    def _room(self) -> AbstractContextManager[None]:
-        return diskspace.room(f"local storage {self.root}")
+    @contextlib.contextmanager
+    def _room(self) -> Iterator[None]:
+        try:
+            with diskspace.room(f"local storage {self.root}"):
+                yield
+        except StorageFullError:
+            metrics.STORAGE_ERRORS.labels("local", "full").inc()
+            raise
 
     def put_file(self, key: str, src: Path, *, move: bool = False) -> int:
         with self._room():
@@ -129,6 +134,7 @@ class LocalStorage:
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
+            metrics.STORAGE_ERRORS.labels("local", "unavailable").inc()
             raise StorageUnavailableError(f"Storage directory {self.root} is not writable.")
 
     def presigned_url(

@@ -36,7 +36,7 @@ from minio.helpers import DictType
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
-from convertly import diskspace
+from convertly import diskspace, metrics
 from convertly.errors import StorageMisconfiguredError, StorageUnavailableError
 from convertly.storage.base import check_key
 
@@ -250,6 +250,7 @@ class S3Storage:
             if exc.code in _REFUSED_CODES:
                 raise self._refused(what, exc.code) from exc
             if exc.code in _FULL_CODES:
+                metrics.STORAGE_ERRORS.labels("s3", "full").inc()
                 raise diskspace.full(f"S3 bucket {self.bucket!r} at {self.endpoint} "
                                      f"({exc.code} during {what})") from exc
             raise self._unavailable(what, exc) from exc
@@ -261,6 +262,7 @@ class S3Storage:
     def _unavailable(self, what: str, exc: Exception) -> StorageUnavailableError:
         code = exc.code if isinstance(exc, S3Error) else type(exc).__name__
         log.warning("S3 storage %s unavailable during %s: %s", self.endpoint, what, code)
+        metrics.STORAGE_ERRORS.labels("s3", "unavailable").inc()
         return StorageUnavailableError()
 
     def _refused(self, what: str, code: str) -> StorageMisconfiguredError:

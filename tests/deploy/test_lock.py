@@ -20,8 +20,9 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)(?: ;([^\n]*))? \\$", re.M)
-# Packages of this checkout, installed from it (--no-deps) and left out of the locks.
-LOCAL = {"convertly-client"}
+# Packages of this checkout (the project itself, named by its own extras, and its client):
+# installed from it (--no-deps) and left out of the locks.
+LOCAL = {"convertly", "convertly-client"}
 # The machine the lock is checked for (a universal lock may pin a package once per Python).
 ENV = {"python_version": "3.11", "python_full_version": "3.11.2", "sys_platform": "linux",
        "platform_system": "Linux", "platform_machine": "x86_64", "extra": ""}
