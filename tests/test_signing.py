@@ -24,8 +24,15 @@ from tests import images
 from tests.api.library_support import fetch, upload
 from tests.api.support import running_app
 
-GRANT = Grant("k", "tn_1", "a.jpg", "image/jpeg", int(time.time()) + 600)
-UPLOAD = UploadGrant("k", "tn_1", "file_1", 1000, int(time.time()) + 600)
+
+def _grant() -> Grant:
+    """A download grant valid for ten minutes from now (not from collection: the whole
+    suite may run longer than that before this module's turn)."""
+    return Grant("k", "tn_1", "a.jpg", "image/jpeg", int(time.time()) + 600)
+
+
+def _upload() -> UploadGrant:
+    return UploadGrant("k", "tn_1", "file_1", 1000, int(time.time()) + 600)
 
 
 def test_old_secrets_are_a_comma_separated_list() -> None:
@@ -34,8 +41,9 @@ def test_old_secrets_are_a_comma_separated_list() -> None:
 
 
 def test_links_of_an_old_secret_verify_and_others_do_not() -> None:
-    token = sign(GRANT, b"old")
-    assert verify(token, b"new", old=[b"older", b"old"]) == GRANT
+    grant = _grant()
+    token = sign(grant, b"old")
+    assert verify(token, b"new", old=[b"older", b"old"]) == grant
     with pytest.raises(ForbiddenError, match="invalid"):
         verify(token, b"new", old=[b"older"])
     with pytest.raises(ForbiddenError, match="invalid"):
@@ -46,13 +54,15 @@ def test_links_of_an_old_secret_verify_and_others_do_not() -> None:
 
 
 def test_upload_links_of_an_old_secret_verify() -> None:
-    token = sign_upload(UPLOAD, b"old")
-    assert verify_upload(token, b"new", old=[b"old"]) == UPLOAD
+    grant = _grant()
+    upload_grant = _upload()
+    token = sign_upload(upload_grant, b"old")
+    assert verify_upload(token, b"new", old=[b"old"]) == upload_grant
     with pytest.raises(ForbiddenError, match="invalid"):
         verify_upload(token, b"new")
     # An old secret never turns a download link into an upload link.
     with pytest.raises(ForbiddenError, match="invalid"):
-        verify_upload(sign(GRANT, b"old"), b"new", old=[b"old"])
+        verify_upload(sign(grant, b"old"), b"new", old=[b"old"])
 
 
 def test_rotating_the_secret_keeps_outstanding_links(tmp_path: Path) -> None:
