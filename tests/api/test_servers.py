@@ -24,8 +24,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from convertly.app import create_app
-from convertly.cli import EMBEDDED_WORKERS
 from convertly.datadirlock import DataDirBusyError
+from convertly.server_commands import EMBEDDED_WORKERS
 from convertly.settings import Settings
 from tests import images
 from tests.api.test_cli import SERVE_TIMEOUT, _convertly, _env, _free_port, run_cli

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from convertly.cli import build_parser, cmd_workers
+from convertly.cli import build_parser
+from convertly.server_commands import cmd_workers
 from convertly.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
