@@ -20,7 +20,6 @@ from starlette.requests import ClientDisconnect
 from convertly import datadirlock, logs, metrics, retention, service, tracing, watchdog
 from convertly.api import errors as api_errors
 from convertly.api.observe import Observe
-from convertly.api.ratelimit import RateLimitHeaders
 from convertly.api.routes import ROUTES
 from convertly.errors import ConvertlyError
 from convertly.executors import build_executor
@@ -95,7 +94,7 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(Observe), Middleware(RateLimitHeaders)],
+        middleware=[Middleware(Observe)],
         exception_handlers={
             ConvertlyError: api_errors.handle_convertly_error,
             HTTPException: api_errors.handle_http_error,

@@ -292,31 +292,10 @@ class _TimedSocket(socket.socket):
         super().sendall(*args, **kwargs)
 
 
-class _TimedSSLSocket(ssl.SSLSocket):
-    """The same for TLS: what `_TimedSocket` does, on the socket that replaces it once the
-    handshake (itself bounded by the time left when it starts) is done."""
-
-    deadline: _Deadline | None = None
-
-    def _arm(self) -> None:
-        if self.deadline is not None:
-            self.settimeout(self.deadline.left())
-
-    def recv(self, *args: Any, **kwargs: Any) -> bytes:
-        self._arm()
-        return super().recv(*args, **kwargs)
-
-    def recv_into(self, *args: Any, **kwargs: Any) -> int:
-        self._arm()
-        return super().recv_into(*args, **kwargs)
-
-    def send(self, *args: Any, **kwargs: Any) -> int:
-        self._arm()
-        return super().send(*args, **kwargs)
-
-    def sendall(self, *args: Any, **kwargs: Any) -> None:
-        self._arm()
-        super().sendall(*args, **kwargs)
+class _TimedSSLSocket(_TimedSocket, ssl.SSLSocket):
+    """The same for TLS: `_TimedSocket`'s methods, each going on to `ssl.SSLSocket`'s (next in
+    the method order), on the socket that replaces it once the handshake (itself bounded by
+    the time left when it starts) is done."""
 
 
 def _connect(ips: list[Address], port: int, deadline: _Deadline) -> _TimedSocket:

@@ -1,7 +1,10 @@
 """What every request leaves behind: its request id (the client's `X-Request-ID` when it is a
 valid one, else a new one) bound to every log line written for it and echoed on its answer;
-one access line (method, route template, status, duration, tenant); and the HTTP metrics,
-labelled by route template (`/api/jobs/{job_id}`), never by raw path."""
+one access line (method, route template, status, duration, tenant); the HTTP metrics,
+labelled by route template (`/api/jobs/{job_id}`), never by raw path; and the RateLimit-*
+headers of the caller's rate decision (`request.state.rate_limit`, set by
+`api.requests.authenticate`) on every answer of an authenticated request, errors included
+(an answer that carries them already, a 429 of another limit, keeps its own)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from convertly import logs, metrics
+from convertly import limits, logs, metrics
 from convertly.api import requests
 from convertly.errors import AuthenticationError
 
@@ -53,7 +56,12 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[logs.REQUEST_ID_HEADER] = request_id
+                answer = MutableHeaders(scope=message)
+                answer[logs.REQUEST_ID_HEADER] = request_id
+                decision = scope["state"].get("rate_limit")
+                if decision is not None and "ratelimit-limit" not in answer:
+                    for name, value in limits.headers(decision).items():
+                        answer[name] = value
             await send(message)
 
         try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -255,3 +258,26 @@ def store_job(services: Services, tenant: Tenant, uploads: Sequence[Upload], spo
         sources.close()
     assert created
     return job
+
+
+@contextmanager
+def behind_socket(app: Starlette, *, lifespan: bool) -> Iterator[str]:
+    """`app` behind a real loopback socket (uvicorn in a thread, its own event loop): its
+    base URL. With `lifespan` the server starts and stops the app (executor, webhook
+    dispatcher, fetch pool), as `convertly serve` does; without, the app is already started."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none",
+                                           lifespan="on" if lifespan else "off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import termios
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ from pathlib import Path
 
 import httpx2
 import pytest
-import uvicorn
 from convertly_client import MultipartBody
 from PIL import Image
 
@@ -38,7 +36,7 @@ from convertly.service import Services
 from convertly.settings import Settings
 from convertly.state.records import TenantLimits
 from tests import images
-from tests.api.support import Tenant, deployed, new_tenant, store_job
+from tests.api.support import Tenant, behind_socket, deployed, new_tenant, store_job
 from tests.cluster import Cluster
 
 CLI_TIMEOUT = 120
@@ -63,23 +61,10 @@ def serving(mode: str, settings: Settings, cluster: Cluster | None) -> Iterator[
     """The app behind a real socket (uvicorn in a thread), with a worker in distributed mode."""
     worker = cluster.start_worker(settings) if cluster is not None else None
     app = create_app(settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield Served(mode, f"http://127.0.0.1:{port}", app.state.services)
+        with behind_socket(app, lifespan=True) as url:
+            yield Served(mode, url, app.state.services)
     finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
         if worker is not None:
             worker.stop()
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from convertly_client import Client, ClientError
 from starlette.testclient import TestClient
 
@@ -26,6 +24,7 @@ from tests.api.support import (
     AppEnv,
     Tenant,
     assert_error,
+    behind_socket,
     create_job,
     output_bytes,
     store_job,
@@ -173,22 +172,8 @@ def test_another_tenant_gets_404_without_waiting(app_env: AppEnv, tenant: Tenant
 def served_url(app_env: AppEnv) -> Iterator[str]:
     """The session's app also behind a real socket (uvicorn in a thread, its own event loop;
     the app is already started, so no lifespan), for client disconnects and the HTTP client."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app_env.app, log_level="warning", ws="none",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with behind_socket(app_env.app, lifespan=False) as url:
+        yield url
 
 
 def test_a_client_that_hangs_up_leaves_no_waiter_behind(app_env: AppEnv, tenant: Tenant,

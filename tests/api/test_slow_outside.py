@@ -17,14 +17,13 @@ from pathlib import Path
 
 import httpx2
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from convertly.app import create_app
 from convertly.fetches import FetchPool
 from convertly.settings import Settings
 from tests import images
-from tests.api.support import Tenant, assert_error, deployed, new_tenant
+from tests.api.support import Tenant, assert_error, behind_socket, deployed, new_tenant
 from tests.receiver import Receiver, kinds
 from tests.trickle import ENDLESS_HEADERS, Trickler
 
@@ -38,22 +37,8 @@ def serving(settings: Settings) -> Iterator[tuple[str, Starlette]]:
     """The app behind a real socket with its lifespan on (its executor, webhook dispatcher
     and fetch pool running in the server's own event loop, as `convertly serve` runs them)."""
     app = create_app(settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+    with behind_socket(app, lifespan=True) as url:
+        yield url, app
 
 
 @pytest.fixture(scope="module")
