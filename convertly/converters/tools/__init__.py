@@ -1,0 +1,4 @@
+"""The media tools (thumbnail, trim, inspect, ...): one source file in, files and facts out.
+
+    base.py     Tool, ToolOutput: what every tool declares and returns
+"""
