@@ -201,7 +201,8 @@ CONVERTING = frozenset({Route.CONVERT, Route.JOBS})
 JOBS = frozenset({Route.JOBS})
 
 FIELDS: tuple[Field, ...] = (
-    Field("files", Kind.FILES, ALL, "One or more files (`file` is accepted too).",
+    Field("files", Kind.FILES, ALL, "One or more files (`file`, `files[]` and `files[0]`, "
+          "`files[1]`, ... are accepted too).",
           aliases=("file",), required=True),
     Field("sourceUrl", Kind.TEXT, ALL, "An http(s) URL the server downloads as the one file, "
           "in place of `files` (public addresses only, up to 5 redirects)."),

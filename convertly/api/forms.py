@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -38,6 +39,9 @@ from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, Resi
 from convertly.settings import Settings
 
 FILE_FIELDS = BY_NAME["files"].names
+# The bracketed names of form libraries that send a list of files (PHP's cURL sends
+# `files[0]`, `files[1]`, browsers' `files[]`): the same field, in the order sent.
+_BRACKETED_FILE = re.compile(r"files?\[\d*\]")
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 200
 MAX_BOUNDARY = 70  # RFC 2046; python-multipart refuses more than 256 with an exception
@@ -127,7 +131,7 @@ class _Collector:
             if self.field_count > MAX_FIELDS:
                 raise InvalidRequestError(f"Too many form fields (limit {MAX_FIELDS}).")
             return
-        if self.name not in FILE_FIELDS:
+        if self.name not in FILE_FIELDS and not _BRACKETED_FILE.fullmatch(self.name):
             raise InvalidFieldError(self.name, "unexpected file; send files in 'files'.")
         if len(self.form.files) >= self.settings.max_files:
             raise TooManyFilesError(

@@ -105,6 +105,33 @@ def test_three_files_with_formats_and_an_archive(client: TestClient, tenant: Ten
     assert (members["c.avif"].format, members["c.avif"].size) == ("AVIF", (250, 250))
 
 
+@pytest.mark.parametrize("names", [["files[0]", "files[1]"], ["files[]", "files[]"]])
+def test_bracketed_file_fields_are_files_in_the_order_sent(client: TestClient, tenant: Tenant,
+                                                           names: list[str]) -> None:
+    """PHP's cURL sends a list of files as files[0], files[1]; browser forms as files[]."""
+    parts = [(name, (filename, data, "image/jpeg")) for name, (filename, data) in zip(
+        names, [("a.jpg", images.jpeg(120, 80, seed=1)), ("b.jpg", images.jpeg(60, 90, seed=2))],
+        strict=True)]
+    response = client.post("/api/jobs", headers=tenant.headers, files=parts,
+                           data={"formats": '["png", "webp"]', "saveToStorage": "true"})
+    assert response.status_code == 200, response.text
+    job = wait_for_job(client, tenant, response.json()["jobId"])
+
+    assert job["status"] == "completed", job
+    assert [(r["filename"], r["format"]) for r in job["results"]] == [("a.jpg", "png"),
+                                                                       ("b.jpg", "webp")]
+    sizes = [images.decode(download(client, r["downloadUrl"]).content).size
+             for r in job["results"]]
+    assert sizes == [(120, 80), (60, 90)]
+
+
+def test_a_file_under_another_name_is_refused(client: TestClient, tenant: Tenant) -> None:
+    response = client.post("/api/jobs", headers=tenant.headers, data={"format": "png"},
+                           files=[("photos[0]", ("a.jpg", images.jpeg(40, 40), "image/jpeg"))])
+    assert_error(response, 400, "INVALID_FIELD")
+    assert "photos[0]" in response.json()["error"]
+
+
 def test_archive_names_never_collide(client: TestClient, tenant: Tenant) -> None:
     uploads = [("same.jpg", images.jpeg(64, 48)), ("same.png", images.png(48, 64))]
     job_id = create_job(client, tenant, uploads, format="png", createArchive=True)
