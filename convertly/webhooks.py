@@ -296,6 +296,9 @@ def _send(svc: Services, delivery: Delivery, endpoint: Endpoint, post: Post, sta
         return None, None, "the event could not be rendered; the error was logged", True
     headers = {"Content-Type": "application/json",
                SIGNATURE_HEADER: sign(endpoint.secret, body, int(started)),
+               # What receivers route and check the signature's age on, without parsing it.
+               "convertly-event": delivery.event_type,
+               "convertly-timestamp": str(int(started)),
                "convertly-event-id": delivery.event_id,
                "convertly-delivery-id": delivery.id}
     request_id = json.loads(delivery.snapshot).get("extra", {}).get(REQUEST_ID)

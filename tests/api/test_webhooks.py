@@ -249,6 +249,10 @@ def test_a_jobs_events_arrive_signed_and_in_order(hook_env: AppEnv, receiver: Re
                               secret)
             assert request.headers["content-type"] == "application/json"
             assert request.headers["convertly-event-id"] == event["id"]
+            assert request.headers["convertly-event"] == event["type"]
+            signed_at = request.headers["convertly-signature"].split(",")[0]
+            assert signed_at == f"t={request.headers['convertly-timestamp']}"
+            assert request.headers["user-agent"] == "Convertly-Webhooks/1.0"
             assert event.keys() == {"id", "type", "created", "data"}
             assert event["id"].startswith("evt_")
             assert abs(event["created"] - time.time()) < 120
