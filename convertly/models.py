@@ -101,6 +101,7 @@ class ResizePreset(StrEnum):
 class JobType(StrEnum):
     CONVERT = "convert"
     COMPRESS = "compress"
+    TRANSFER = "transfer"  # POST /api/transfer into storage (convertly.transfers)
 
 
 class CompressMode(StrEnum):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from convertly.errors import ServiceUnavailableError
 from convertly.executors.base import Executor
-from convertly.models import FileStatus
+from convertly.models import FileStatus, JobType
 from convertly.service import Services
 
 log = logging.getLogger("convertly.watchdog")
@@ -86,7 +86,9 @@ class Watchdog:
             self._seen.clear()  # another process looks; start afresh should it stop
             return []
         jobs = await asyncio.to_thread(self.svc.jobs.unfinished)
-        pending = {(job.id, r.index): r.progress for job in jobs if not job.cancelled
+        # A transfer's file is fetched by the API process that took it, never queued.
+        pending = {(job.id, r.index): r.progress for job in jobs
+                   if not job.cancelled and job.job_type is not JobType.TRANSFER
                    for r in job.results if r.status is FileStatus.PENDING}
         held = await self.executor.held_files(jobs) if pending else set()
         now = time.monotonic() if now is None else now

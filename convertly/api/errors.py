@@ -25,6 +25,7 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.PayloadTooLargeError: 413,
     errors.UnsupportedMediaError: 415,
     errors.EncryptedFileError: 422,  # well formed, unreadable without its password
+    errors.ProviderUnavailableError: 422,
     errors.ConversionError: 422,
     errors.RateLimitError: 429,
     errors.ServiceUnavailableError: 503,

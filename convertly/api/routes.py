@@ -11,6 +11,7 @@ from convertly.api import (
     health,
     library,
     observe,
+    transfer,
     webhook_endpoints,
 )
 from convertly.api.openapi import openapi
@@ -31,6 +32,7 @@ ROUTES = [
     Route("/api/jobs", endpoints.list_jobs, methods=["GET"]),
     Route("/api/jobs/{job_id}", endpoints.get_job, methods=["GET"]),
     Route("/api/jobs/{job_id}", endpoints.cancel_job, methods=["DELETE"]),
+    Route("/api/transfer", transfer.transfer_file, methods=["POST"]),
     Route("/api/download/{token}", endpoints.download, methods=["GET", "HEAD"]),
     # The storage API (convertly/api/library.py). /api/files/search and /api/files/zip come
     # before /api/files/{file_id}, which would otherwise take them.

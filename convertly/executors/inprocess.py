@@ -32,7 +32,7 @@ from convertly.errors import (
 )
 from convertly.executors.base import ensure_capacity
 from convertly.executors.pool import convert_file, finalize, init_worker, run_file, warm
-from convertly.models import ConvertedFile, FileSpec, FileStatus, Job
+from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobType
 from convertly.settings import Settings
 
 log = logging.getLogger("convertly.executor")
@@ -128,6 +128,8 @@ class InProcessExecutor:
                                for _ in range(self.settings.workers)))
         jobs = await asyncio.to_thread(self.services.jobs.unfinished)
         for job in jobs:
+            if job.job_type is JobType.TRANSFER:
+                continue  # fetched by the API process that took it, not a worker
             log.info("resuming job %s (%d files left)", job.id,
                      sum(r.status is FileStatus.PENDING for r in job.results))
             self.submit(job)
