@@ -43,6 +43,8 @@ SLOW_TESTS = {
     "tests/api/test_restart.py::test_unfinished_jobs_complete_after_a_restart",
     "tests/api/test_retention.py::test_expired_jobs_are_removed_with_their_files",
     "tests/api/test_uploads.py::test_local_upload_streams_to_disk",
+    # on the session's S3 server (SeaweedFS) in embedded mode too
+    "tests/api/test_transfer.py::test_s3_key_and_prefix_with_request_credentials",
     "tests/api/test_webhooks.py::test_a_failed_delivery_can_be_retried",
     "tests/api/test_webhooks.py::test_a_failing_receiver_is_retried_in_order",
     "tests/api/test_webhooks.py::test_pending_deliveries_survive_a_restart",
