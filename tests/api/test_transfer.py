@@ -6,8 +6,10 @@ machine (CONVERTLY_FETCH_ALLOW_PRIVATE)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from convertly import transfers
+from convertly.watchdog import Watchdog
 from tests import images
 from tests.api.support import AppEnv, Tenant, assert_error, download, wait_for_job
 from tests.cluster import Cluster
@@ -190,3 +194,36 @@ def test_unreachable_providers_and_bad_fields(limited_env: AppEnv) -> None:
                  400, "INVALID_FIELD", "colour")
     assert_error(_transfer(limited_env, tenant, sourceUrl="http://x.test/a.zip",
                            extract=True), 400, "INVALID_FIELD", "extract")
+
+
+def test_an_orphaned_queued_transfer_is_failed_by_the_watchdog(limited_env: AppEnv) -> None:
+    """A transfer whose API process went away mid-download (its job unfinished long past
+    CONVERTLY_FETCH_TIMEOUT) is failed, never queued to a worker."""
+    tenant = limited_env.new_tenant()
+    svc = limited_env.services
+    job = transfers.new_job(svc, tenant.tenant, str(uuid.uuid4()), "lost.jpg")
+    svc.jobs.delete(job)
+    old = dataclasses.replace(job, created_at=time.time() - svc.settings.fetch_timeout - 3600)
+    svc.jobs.create(old, None, 60)
+    dog: Watchdog = limited_env.app.state.watchdog
+    assert limited_env.client.portal is not None
+    assert limited_env.client.portal.call(dog.look) == []
+    failed = wait_for_job(limited_env.client, tenant, job.id)
+    assert failed["status"] == "failed"
+    assert failed["results"][0]["errorCode"] == "TRANSFER_INTERRUPTED", failed
+
+
+def test_an_s3_endpoint_is_held_to_the_public_address_rule(app_env: AppEnv,
+                                                            tenant: Tenant) -> None:
+    """The shared app does not fetch from private addresses: neither a sourceUrl nor an S3
+    endpoint on loopback is contacted."""
+    response = app_env.client.post("/api/transfer", headers=tenant.headers, json={
+        "cloudSource": {"provider": "s3", "bucket": "b", "key": "k",
+                        "endpoint": "http://127.0.0.1:9", "accessKeyId": "AKIAEXAMPLE",
+                        "secretAccessKey": "hidden-secret"}})
+    body = assert_error(response, 400, "INVALID_FIELD", "cloudSource.endpoint",
+                        "CONVERTLY_FETCH_ALLOW_PRIVATE")
+    assert "hidden-secret" not in response.text, body
+    url = app_env.client.post("/api/transfer", headers=tenant.headers,
+                              json={"sourceUrl": "http://127.0.0.1:9/a.jpg"})
+    assert_error(url, 400, "INVALID_FIELD", "sourceUrl", "CONVERTLY_FETCH_ALLOW_PRIVATE")
