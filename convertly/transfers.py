@@ -43,6 +43,11 @@ from convertly.state.records import Folder, StoredFile
 from convertly.storage.s3 import build_http_client
 
 FETCH_SETTING = "CONVERTLY_FETCH_ALLOW_PRIVATE"
+# A queued transfer's file errorCode when its process stopped before it finished, and when
+# something unforeseen failed it.
+INTERRUPTED_CODE = "TRANSFER_INTERRUPTED"
+FAILED_CODE = "TRANSFER_FAILED"
+INTERRUPTED = "The server stopped before the transfer finished; send it again."
 CHUNK = 1024 * 1024
 ARCHIVES = {Kind.ZIP, Kind.TAR, Kind.SEVEN_Z, Kind.RAR, Kind.GZIP, Kind.BZIP2, Kind.XZ}
 

@@ -93,8 +93,8 @@ class Watchdog:
                             "process went away, failing it", job.id,
                             time.time() - job.created_at)
                 await asyncio.to_thread(
-                    transfers.fail, self.svc, job.id, "The server stopped before the transfer "
-                    "finished; send it again.", "TRANSFER_INTERRUPTED")
+                    transfers.fail, self.svc, job.id, transfers.INTERRUPTED,
+                    transfers.INTERRUPTED_CODE)
 
     async def look(self, now: float | None = None) -> list[FileKey]:
         """One look (when this process holds the lease): returns the files queued again."""

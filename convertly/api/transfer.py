@@ -243,13 +243,12 @@ async def _queue(request: Request, svc: Services, tenant: str, transfer: Transfe
         except ConvertlyError as exc:
             await asyncio.to_thread(transfers.fail, svc, job_id, exc.message, exc.code)
         except outbound.DownloadCancelled:
-            await asyncio.to_thread(transfers.fail, svc, job_id, "The server stopped before "
-                                    "the transfer finished; send it again.",
-                                    "TRANSFER_INTERRUPTED")
+            await asyncio.to_thread(transfers.fail, svc, job_id, transfers.INTERRUPTED,
+                                    transfers.INTERRUPTED_CODE)
         except Exception as exc:
             await asyncio.to_thread(transfers.fail, svc, job_id,
                                     f"The transfer failed ({type(exc).__name__}).",
-                                    "TRANSFER_FAILED")
+                                    transfers.FAILED_CODE)
         finally:
             await asyncio.to_thread(shutil.rmtree, spool, True)
 
