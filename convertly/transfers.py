@@ -26,7 +26,7 @@ from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from convertly import filenames, library, outbound, pipeline
+from convertly import filenames, library, limits, outbound, pipeline
 from convertly.converters.archive import unpacking
 from convertly.errors import (
     ArchiveTooLargeError,
@@ -323,13 +323,16 @@ def _stem(name: str) -> str:
 
 
 def new_job(svc: Services, tenant: str, job_id: str, filename: str) -> Job:
-    """The stored job of a queued transfer: one file, pending. Its outputs are stored files
-    (they stay when the job expires)."""
+    """The stored job of a queued transfer: one file, pending, within the tenant's limits on
+    jobs in flight and stored bytes (as POST /api/jobs). Its output is a stored file (it
+    stays when the job expires)."""
+    limits.require_storage(svc, tenant, 0)
+    quota = limits.for_tenant(svc, tenant).job_quota
     job = Job(id=job_id, tenant=tenant, job_type=JobType.TRANSFER, status=JobStatus.PENDING,
               specs=(FileSpec(index=0, filename=filename),),
               results=(FileResult(index=0, filename=filename, status=FileStatus.PENDING),),
               created_at=time.time(), extra={SAVED: True, "priority": "normal"})
-    stored, _ = svc.jobs.create(job, None, svc.settings.idempotency_ttl)
+    stored, _ = svc.jobs.create(job, None, svc.settings.idempotency_ttl, quota)
     return stored
 
 

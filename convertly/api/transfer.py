@@ -123,8 +123,7 @@ def parse(body: dict[str, Any]) -> Transfer:
         if provider in UNREACHABLE:
             raise ProviderUnavailableError(
                 f"This server cannot import from {provider}: it has no {provider} connection. "
-                "Import from S3 (cloudSource.provider \"s3\") or a sourceUrl instead.",
-                detail={"provider": provider})
+                "Import from S3 (cloudSource.provider \"s3\") or a sourceUrl instead.")
         if provider != "s3":
             raise InvalidFieldError("cloudSource.provider", "must be s3 (google-drive and "
                                     "dropbox are not available on this server).")

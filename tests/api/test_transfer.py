@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from convertly import transfers
+from convertly.state.records import TenantLimits
 from convertly.watchdog import Watchdog
 from tests import images
 from tests.api.support import AppEnv, Tenant, assert_error, download, wait_for_job
@@ -194,6 +195,20 @@ def test_unreachable_providers_and_bad_fields(limited_env: AppEnv) -> None:
                  400, "INVALID_FIELD", "colour")
     assert_error(_transfer(limited_env, tenant, sourceUrl="http://x.test/a.zip",
                            extract=True), 400, "INVALID_FIELD", "extract")
+
+
+def test_a_queued_transfer_counts_against_the_tenants_jobs_in_flight(
+        limited_env: AppEnv, origin: str) -> None:
+    tenant = limited_env.new_tenant()
+    svc = limited_env.services
+    svc.keys.set_limits(tenant.tenant, TenantLimits(concurrent_jobs=1))
+    waiting = transfers.new_job(svc, tenant.tenant, str(uuid.uuid4()), "first.jpg")
+    try:
+        refused = _transfer(limited_env, tenant, sourceUrl=f"{origin}/photo.jpg",
+                            destination="convertly-storage")
+        assert_error(refused, 429, "CONCURRENT_JOBS_LIMIT")
+    finally:
+        svc.jobs.delete(waiting)
 
 
 def test_an_orphaned_queued_transfer_is_failed_by_the_watchdog(limited_env: AppEnv) -> None:
