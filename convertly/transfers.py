@@ -59,6 +59,7 @@ class S3Source:
     bucket: str
     key: str | None = None
     prefix: str | None = None
+    recursive: bool = True  # with prefix: the objects below its "subfolders" too
     region: str | None = None
     endpoint: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
@@ -194,7 +195,7 @@ def _fetch_s3(src: S3Source, settings: Settings, spool: Path, stop: outbound.Sto
         else:
             keys = []
             for obj in client.list_objects(src.bucket, prefix=src.prefix or "",
-                                           recursive=True):
+                                           recursive=src.recursive):
                 if obj.is_dir or obj.object_name is None or obj.object_name.endswith("/"):
                     continue
                 keys.append(obj.object_name)

@@ -353,7 +353,9 @@ SCHEMAS: dict[str, Any] = {
                                 "targetFolderId": {"type": ["string", "null"]},
                                 "fileId": {"type": "string"}, "folderId": {"type": "string"},
                                 "accessToken": {"type": "string"}, "path": {"type": "string"},
-                                "recursive": {"type": "boolean"}}},
+                                "recursive": {"type": "boolean", "default": True,
+                                              "description": "With prefix: also the "
+                                              "objects below its subfolders."}}},
         },
         "additionalProperties": False,
     },

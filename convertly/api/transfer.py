@@ -100,7 +100,9 @@ def _s3(cloud: dict[str, Any]) -> S3Source:
                                 "secretAccessKey together (or neither, for a public bucket).")
     return S3Source(
         bucket=_text(cloud.get("bucket"), "cloudSource.bucket", required=True) or "",
-        key=key, prefix=prefix, region=_text(cloud.get("region"), "cloudSource.region"),
+        key=key, prefix=prefix,
+        recursive=_bool(cloud.get("recursive"), "cloudSource.recursive", True),
+        region=_text(cloud.get("region"), "cloudSource.region"),
         endpoint=_text(cloud.get("endpoint"), "cloudSource.endpoint"),
         access_key_id=access, secret_access_key=secret,
         session_token=_text(cloud.get("sessionToken"), "cloudSource.sessionToken"))

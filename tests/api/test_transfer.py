@@ -135,6 +135,9 @@ def test_s3_key_and_prefix_with_request_credentials(limited_env: AppEnv,
     assert many.status_code == 200, many.text
     names = sorted(f["filename"] for f in many.json()["files"])
     assert names == ["photo.jpg", "readme.txt"]
+    shallow = _transfer(limited_env, tenant, destination="convertly-storage",
+                        cloudSource={**bucket, "prefix": "in/", "recursive": False})
+    assert [f["filename"] for f in shallow.json()["files"]] == ["photo.jpg"], shallow.text
     assert bucket["secretAccessKey"] not in many.text
 
     wrong = _transfer(limited_env, tenant, cloudSource={
