@@ -158,7 +158,13 @@ def parse(body: dict[str, Any]) -> Transfer:
         content_type=_text(body.get("contentType"), "contentType"),
         wait=not _bool(body.get("async"), "async", True), extract=extract,
         target_folder_id=target_folder)
+    if filename is not None and not transfer.single:
+        raise InvalidFieldError("filename", "names one file: leave it out with "
+                                "cloudSource.prefix.")
     if destination == "download":
+        if target_folder is not None:
+            raise InvalidFieldError("cloudSource.targetFolderId", "is a folder in storage: "
+                                    "send destination \"convertly-storage\" with it.")
         if extract is not None:
             raise InvalidFieldError("extract", "stores the archive's entries as files: send "
                                     "destination \"convertly-storage\" with it.")

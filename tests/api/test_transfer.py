@@ -198,6 +198,10 @@ def test_unreachable_providers_and_bad_fields(limited_env: AppEnv) -> None:
                  400, "INVALID_FIELD", "colour")
     assert_error(_transfer(limited_env, tenant, sourceUrl="http://x.test/a.zip",
                            extract=True), 400, "INVALID_FIELD", "extract")
+    assert_error(_transfer(limited_env, tenant, destination="convertly-storage",
+                           filename="one.jpg", cloudSource={"provider": "s3", "bucket": "b",
+                                                            "prefix": "in/"}),
+                 400, "INVALID_FIELD", "filename")
 
 
 def test_a_queued_transfer_counts_against_the_tenants_jobs_in_flight(
