@@ -1,1 +1,17 @@
-"""Video streams."""
+"""Video streams: a stored video encoded into an adaptive ladder and packaged for HLS and
+DASH from one set of fMP4 (CMAF) segments, with captions, chapters and a poster.
+
+    model.py    the stream record and its parts (renditions, captions, chapters, clip),
+                the profiles' ladders; plain data, JSON across processes
+    store.py    the StreamStore Protocol (implemented by `convertly.state.sqlite.streams`
+                and `convertly.state.redis.streams`)
+    layout.py   where a stream's objects live in storage, and the relative paths the
+                playback route serves them under
+    manifests.py  text tracks written into the packaged manifests, WebVTT checked,
+                chapters written, signed manifests' URIs
+    access.py   playback tokens, allowed domains, CORS and the playback files' types
+    frames.py   posters and thumbnail candidates grabbed with ffmpeg
+
+`model`, `store` and `layout` import nothing of `convertly.state` or `convertly.service`
+(the state engines import them), so the package's other modules can use both.
+"""
