@@ -6,7 +6,9 @@ manifests, the ready event recorded; deleting the stream removes every object.""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -17,9 +19,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from convertly import webhooks
+from convertly.settings import Settings
 from convertly.state.records import STREAM_READY, Endpoint, new_id
 from convertly.streams import layout
-from tests.api.support import AppEnv, Tenant, assert_error, multipart
+from tests.api.support import (
+    SHARED_LIMITS,
+    AppEnv,
+    Tenant,
+    assert_error,
+    multipart,
+    running_app,
+)
 from tests.streams.source import source_video
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello\n"
@@ -167,3 +177,28 @@ def test_bad_requests_get_clear_errors(client: TestClient, tenant: Tenant,
                  "NOT_FOUND")
     assert_error(client.get("/api/video/streams?status=done", headers=tenant.headers), 400,
                  "INVALID_FIELD", "status")
+
+
+def test_embedded_a_stream_survives_its_pool_process_killed(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", workers=1, **SHARED_LIMITS)
+    video = source_video(tmp_path / "long.mp4", seconds=8, size="640x360", audio=False)
+    with running_app("embedded", settings) as env:
+        tenant = env.new_tenant()
+        created = env.client.post("/api/video/streams", headers=tenant.headers, json={
+            "sourceFileId": stored_video(env.client, tenant, video.read_bytes()),
+            "profile": "custom", "renditions": [{"height": 360, "bitrate": 800}],
+            "segmentDuration": 2})
+        assert created.status_code == 201, created.text
+        stream_id = created.json()["stream"]["id"]
+        deadline = time.monotonic() + 60
+        while env.client.get(f"/api/video/streams/{stream_id}", headers=tenant.headers
+                             ).json()["stream"]["progress"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        pool = env.app.state.executor._pool
+        for process in list(pool._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+        stream = wait_ready(env.client, tenant, stream_id)
+        assert stream["status"] == "ready", stream
+        assert [(r["height"], r["segmentCount"]) for r in stream["renditions"]] == [(360, 4)]
+        assert env.app.state.executor._pool is not pool
