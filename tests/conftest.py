@@ -53,6 +53,7 @@ SLOW_TESTS = {
     "tests/converters/test_vector.py::test_trace_over_its_time_limit_is_stopped",
     "tests/storage/test_payload_signing.py::test_unsigned_bodies_are_taken_by_the_server_whole",
     "tests/streams/test_encode.py::test_renditions_package_into_hls_and_dash",
+    "tests/streams/test_videostreams.py::test_the_join_and_a_redelivered_rendition",
     "tests/storage/test_stalled_server.py::test_check_waits_seconds_not_the_read_timeout",
     "tests/storage/test_storage_contract.py::test_delete_prefix_beyond_one_batch",
     "tests/storage/test_storage_contract.py::test_server_down_then_back",
