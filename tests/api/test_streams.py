@@ -10,8 +10,11 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +205,53 @@ def test_embedded_a_stream_survives_its_pool_process_killed(tmp_path: Path) -> N
         assert stream["status"] == "ready", stream
         assert [(r["height"], r["segmentCount"]) for r in stream["renditions"]] == [(360, 4)]
         assert env.app.state.executor._pool is not pool
+
+
+@pytest.fixture(scope="module")
+def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("tiny") / "tiny.mp4"
+    return source_video(path, seconds=1, size="160x90", audio=False).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def origin(tiny_video: bytes) -> Iterator[str]:
+    class Origin(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(tiny_video)))
+            self.end_headers()
+            self.wfile.write(tiny_video)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_upload_or_a_source_url_is_stored_first(limited_env: AppEnv, tiny_video: bytes,
+                                                   origin: str) -> None:
+    client, tenant = limited_env.client, limited_env.new_tenant()
+    uploaded = client.post("/api/video/streams", headers=tenant.headers,
+                           files=multipart([("tiny.mp4", tiny_video)], "file"),
+                           data={"profile": "basic", "packageFormats": '["dash"]'})
+    fetched = client.post("/api/video/streams", headers=tenant.headers,
+                          json={"sourceUrl": origin, "access": "public"})
+    for response in (uploaded, fetched):
+        assert response.status_code == 201, response.text
+        stream = response.json()["stream"]
+        file = client.get(f"/api/files/{stream['sourceFileId']}", headers=tenant.headers)
+        assert file.json()["file"]["mime_type"] == "video/mp4"
+        # A 90-line source gets one rung of the profile, at its own height.
+        assert [r["height"] for r in stream["renditions"]] == [90]
+        client.delete(f"/api/video/streams/{stream['id']}", headers=tenant.headers)
+    assert uploaded.json()["stream"]["packageFormats"] == ["dash"]
+    both = client.post("/api/video/streams", headers=tenant.headers,
+                       json={"sourceUrl": origin, "sourceFileId": "file_x"})
+    assert_error(both, 400, "INVALID_FIELD", "exactly one source")
