@@ -36,6 +36,7 @@ from convertly.state.base import (
 )
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
+from convertly.streams.store import StreamStore
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Services:
     folders: FolderStore
     webhooks: WebhookStore
     rates: RateLimitStore
+    streams: StreamStore
     # Older signing secrets whose links still verify (CONVERTLY_SECRET_KEYS_OLD).
     old_secrets: tuple[bytes, ...] = ()
     # Each thread's reusable working directory for job files (see file_workdir).
@@ -83,6 +85,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         folders=state.folders,
         webhooks=state.webhooks,
         rates=state.rates,
+        streams=state.streams,
         events=jobevents.JobEvents(state.finished),
     )
 

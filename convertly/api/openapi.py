@@ -13,6 +13,7 @@ from convertly import __version__
 from convertly.fields import PRIORITIES, Field, Kind, Route, fields_for
 from convertly.models import JobStatus, OutputFormat, ResizePreset
 from convertly.state.records import EVENT_TYPES
+from convertly.streams.model import MAX_RENDITIONS, Profile, StreamStatus
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -356,7 +357,8 @@ SCHEMAS.update({
             "id": {"type": "string", "description": "evt_...; the same on every retry."},
             "type": {"type": "string", "enum": _EVENT_TYPES},
             "created": {"type": "integer", "description": "Unix time of the event."},
-            "data": _ref("Job"),
+            "data": {"oneOf": [_ref("Job"), _ref("VideoStream")],
+                     "description": "The job, or for video.stream.* events the stream."},
         },
         "required": ["id", "type", "created", "data"],
     },
@@ -704,6 +706,124 @@ PATHS.update({
                         "schema": {"type": "string"}}],
         "responses": {"200": _json(_ref("WebhookDelivery")), **_errors(401, 404, 409)},
     }},
+})
+
+
+# --- video streams (convertly/api/streams.py) ---------------------------------------------
+
+_CAPTION_INPUT = {"type": "object", "properties": {
+    "label": {"type": "string"}, "language": {"type": "string", "description": "BCP 47."},
+    "kind": {"type": "string", "enum": ["subtitles", "captions"], "default": "subtitles"},
+    "content": {"type": "string", "description": "WebVTT text."}},
+    "required": ["label", "language", "content"]}
+_URL_OR_NULL = {"type": ["string", "null"]}
+SCHEMAS.update({
+    "CreateVideoStreamRequest": {
+        "type": "object",
+        "description": "Exactly one source: `sourceFileId`, `sourceUrl`, or (multipart) "
+        "an uploaded `file`, stored in the library first.",
+        "properties": {
+            "sourceFileId": {"type": "string"},
+            "sourceUrl": {"type": "string", "format": "uri"},
+            "profile": {"type": "string", "enum": [p.value for p in Profile],
+                        "default": "standard", "description": "basic 360/480p, standard "
+                        "+720p, hd +1080p, source_max up to 2160p; never above the source."},
+            "renditions": {"type": "array", "maxItems": MAX_RENDITIONS, "items": {
+                "type": "object", "properties": {
+                    "height": {"type": "integer"},
+                    "bitrate": {"type": "integer", "description": "kbit/s"},
+                    "audioBitrate": {"type": "integer", "description": "kbit/s"}},
+                "required": ["height", "bitrate"]},
+                "description": "Required with profile custom."},
+            "packageFormats": {"type": "array", "items": {"enum": ["hls", "dash"]},
+                               "default": ["hls"]},
+            "segmentDuration": {"type": "integer", "minimum": 2, "maximum": 12, "default": 6},
+            "access": {"type": "string", "enum": ["public", "signed"], "default": "signed"},
+            "tokenTtlSeconds": {"type": "integer", "default": 3600},
+            "allowedDomains": {"type": "array", "items": {"type": "string"}},
+            "captions": {"type": "array", "items": _CAPTION_INPUT},
+            "clip": {"type": ["object", "null"], "properties": {
+                "start": {"type": "number"}, "end": {"type": "number"},
+                "duration": {"type": "number"},
+                "mode": {"type": "string", "enum": ["accurate", "fast"]}}},
+            "title": {"type": "string"}, "description": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "UpdateVideoStreamRequest": {
+        "type": "object",
+        "properties": {"title": {"type": ["string", "null"]},
+                       "description": {"type": ["string", "null"]},
+                       "tags": {"type": "array", "items": {"type": "string"}},
+                       "engagement": {"type": "object"}},
+        "additionalProperties": False,
+    },
+    "VideoStream": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "assetId": {"type": "string"},
+            "playbackId": {"type": "string"},
+            "status": {"type": "string", "enum": [s.value for s in StreamStatus]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "profile": {"type": "string"}, "duration": {"type": ["number", "null"]},
+            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "manifestUrl": _URL_OR_NULL, "hlsManifestUrl": _URL_OR_NULL,
+            "dashManifestUrl": _URL_OR_NULL, "posterUrl": _URL_OR_NULL,
+            "packageFormats": {"type": "array", "items": {"type": "string"}},
+            "renditions": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "width": {"type": ["integer", "null"]},
+                "height": {"type": "integer"}, "bitrate": {"type": "integer"},
+                "averageBitrate": {"type": ["integer", "null"]},
+                "codec": {"type": "string"}, "audioCodec": {"type": ["string", "null"]},
+                "segmentCount": {"type": ["integer", "null"]}}}},
+            "access": {"type": "string"}, "tokenTtlSeconds": {"type": "integer"},
+            "allowedDomains": {"type": "array", "items": {"type": "string"}},
+            "captions": {"type": "array", "items": {"type": "object"}},
+            "chapters": {"type": "array", "items": {"type": "object"}},
+            "error": {"type": ["string", "null"]},
+            "createdAt": _TIME, "readyAt": _MAYBE_TIME,
+        },
+        "required": ["id", "playbackId", "status", "renditions"],
+    },
+})
+_STREAM = _json({"type": "object", "properties": {"stream": _ref("VideoStream")}})
+_STREAM_ID = [{"name": "stream_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}]
+PATHS.update({
+    "/api/video/streams": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Create an HLS/DASH video stream",
+            "operationId": "createVideoStream",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("CreateVideoStreamRequest")},
+                "multipart/form-data": {"schema": _ref("CreateVideoStreamRequest")}}},
+            "responses": {"201": _STREAM, **_errors(400, 401, 404, 413, 503)},
+        },
+        "get": {
+            "tags": ["Video streams"], "summary": "List video streams",
+            "operationId": "listVideoStreams",
+            "parameters": [*_PAGING, {"name": "status", "in": "query", "schema": {
+                "type": "string", "enum": [s.value for s in StreamStatus]}}],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "streams": {"type": "array", "items": _ref("VideoStream")},
+                "pagination": {"type": "object"}}}), **_errors(400, 401)},
+        },
+    },
+    "/api/video/streams/{stream_id}": {
+        "get": {"tags": ["Video streams"], "summary": "Get a video stream",
+                "operationId": "getVideoStream", "parameters": _STREAM_ID,
+                "responses": {"200": _STREAM, **_errors(401, 404)}},
+        "patch": {"tags": ["Video streams"], "summary": "Update a stream's metadata",
+                  "operationId": "updateVideoStream", "parameters": _STREAM_ID,
+                  "requestBody": _json_body("UpdateVideoStreamRequest"),
+                  "responses": {"200": _STREAM, **_errors(400, 401, 404)}},
+        "delete": {"tags": ["Video streams"],
+                   "summary": "Delete a stream with its segments and manifests",
+                   "operationId": "deleteVideoStream", "parameters": _STREAM_ID,
+                   "responses": {"200": _json({"type": "object", "properties": {
+                       "id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
+                       **_errors(401, 404)}},
+    },
 })
 
 

@@ -32,6 +32,7 @@ from convertly.state.base import (
     RateLimitStore,
     WebhookStore,
 )
+from convertly.streams.store import StreamStore
 
 if TYPE_CHECKING:
     from convertly.settings import Settings
@@ -50,6 +51,7 @@ class State:
     webhooks: WebhookStore
     finished: FinishedChannel | None
     rates: RateLimitStore
+    streams: StreamStore
 
 
 def build_state(settings: Settings) -> State:
@@ -64,6 +66,7 @@ def build_state(settings: Settings) -> State:
         from convertly.state.redis.jobs import RedisJobStore
         from convertly.state.redis.keys import RedisKeyStore
         from convertly.state.redis.rates import RedisRateLimitStore
+        from convertly.state.redis.streams import RedisStreamStore
         from convertly.state.redis.webhooks import RedisWebhookStore
 
         client = connect(settings.redis_state_url)
@@ -71,7 +74,8 @@ def build_state(settings: Settings) -> State:
                      folders=RedisFolderStore(client), keys=RedisKeyStore(client),
                      webhooks=RedisWebhookStore(client),
                      finished=RedisFinishedChannel(settings.redis_state_url),
-                     rates=RedisRateLimitStore(client))
+                     rates=RedisRateLimitStore(client),
+                     streams=RedisStreamStore(client))
 
     from convertly.state.inprocess import InProcessRateLimitStore
     from convertly.state.sqlite.database import DATABASE_NAME, Database
@@ -79,10 +83,11 @@ def build_state(settings: Settings) -> State:
     from convertly.state.sqlite.folders import SqliteFolderStore
     from convertly.state.sqlite.jobs import SqliteJobStore
     from convertly.state.sqlite.keys import SqliteKeyStore
+    from convertly.state.sqlite.streams import SqliteStreamStore
     from convertly.state.sqlite.webhooks import SqliteWebhookStore
 
     db = Database(settings.data_dir / DATABASE_NAME)
     return State(jobs=SqliteJobStore(db), files=SqliteFileStore(db),
                  folders=SqliteFolderStore(db), keys=SqliteKeyStore(db),
                  webhooks=SqliteWebhookStore(db), finished=None,
-                 rates=InProcessRateLimitStore())
+                 rates=InProcessRateLimitStore(), streams=SqliteStreamStore(db))

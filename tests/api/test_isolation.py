@@ -11,9 +11,10 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from convertly.api.routes import ROUTES
+from convertly.streams.model import VideoStream, new_playback_id, new_stream_id
 from tests import images
 from tests.api.library_support import create_folder, upload
-from tests.api.support import Tenant, create_job, wait_for_job
+from tests.api.support import AppEnv, Tenant, create_job, wait_for_job
 
 # Routes whose id is a signed token rather than a tenant's id (tested with forged and
 # expired tokens in test_auth and test_uploads).
@@ -21,7 +22,7 @@ TOKEN_ROUTES = {("/api/download/{token}", "GET"), ("/api/download/{token}", "HEA
                 ("/api/uploads/{token}", "PUT")}
 
 
-def _owned_ids(client: TestClient, owner: Tenant) -> dict[str, str]:
+def _owned_ids(app_env: AppEnv, client: TestClient, owner: Tenant) -> dict[str, str]:
     jpeg = images.jpeg(40, 30)
     job_id = create_job(client, owner, [("a.jpg", jpeg)], format="png")
     wait_for_job(client, owner, job_id)
@@ -37,8 +38,14 @@ def _owned_ids(client: TestClient, owner: Tenant) -> dict[str, str]:
                                         headers=owner.headers).json()["deliveries"]):
         assert time.monotonic() < deadline, "no webhook delivery was recorded"
         time.sleep(0.05)
+    # A stream's record (its files are not needed to be refused).
+    stream = VideoStream(id=new_stream_id(), tenant=owner.tenant,
+                         playback_id=new_playback_id(), source_key="none", title="private",
+                         created_at=time.time())
+    app_env.services.streams.add(stream)
     return {"job_id": job_id, "folder_id": folder["id"], "file_id": record["id"],
-            "webhook_id": hook.json()["id"], "delivery_id": deliveries[0]["id"]}
+            "webhook_id": hook.json()["id"], "delivery_id": deliveries[0]["id"],
+            "stream_id": stream.id}
 
 
 def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -53,12 +60,16 @@ def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("/api/folders/{folder_id}", "DELETE"): {"params": {"recursive": "true"}},
         ("/api/webhooks/{webhook_id}", "DELETE"): {},
         ("/api/webhooks/deliveries/{delivery_id}/retry", "POST"): {},
+        ("/api/video/streams/{stream_id}", "GET"): {},
+        ("/api/video/streams/{stream_id}", "PATCH"): {"json": {"title": "mine"}},
+        ("/api/video/streams/{stream_id}", "DELETE"): {},
     }
 
 
-def test_every_route_with_an_id_is_404_for_another_tenant(client: TestClient, tenant: Tenant,
+def test_every_route_with_an_id_is_404_for_another_tenant(app_env: AppEnv, client: TestClient,
+                                                           tenant: Tenant,
                                                            other_tenant: Tenant) -> None:
-    ids = _owned_ids(client, tenant)
+    ids = _owned_ids(app_env, client, tenant)
     calls = _calls(ids)
     with_ids = {(route.path, method) for route in ROUTES if isinstance(route, Route)
                 and "{" in route.path for method in (route.methods or ()) if method != "HEAD"}
@@ -85,13 +96,15 @@ def test_every_route_with_an_id_is_404_for_another_tenant(client: TestClient, te
                         data={"folderId": ids["folder_id"]})
     assert moved.status_code == 404, moved.text
     for route in ("/api/jobs", "/api/files", "/api/folders", "/api/webhooks",
-                  "/api/webhooks/deliveries"):
+                  "/api/webhooks/deliveries", "/api/video/streams"):
         text = client.get(route, headers=other_tenant.headers).text
         assert not any(value in text for value in ids.values()), (route, text)
 
     # Nothing changed for the owner.
     assert client.get(f"/api/files/{ids['file_id']}",
                       headers=tenant.headers).json()["file"]["filename"] == "secret.jpg"
+    assert client.get(f"/api/video/streams/{ids['stream_id']}", headers=tenant.headers
+                      ).json()["stream"]["title"] == "private"
     assert client.get(f"/api/jobs/{ids['job_id']}",
                       headers=tenant.headers).json()["status"] == "completed"
     assert [w["id"] for w in client.get("/api/webhooks", headers=tenant.headers)
