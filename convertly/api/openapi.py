@@ -707,6 +707,85 @@ PATHS.update({
 })
 
 
+# Video streams' playback (convertly/api/playback.py): called by players, with no API key.
+_PLAYBACK_QUERY = [
+    {"name": "expires", "in": "query", "schema": {"type": "string"},
+     "description": "A signed stream's link: when it expires (Unix seconds)."},
+    {"name": "token", "in": "query", "schema": {"type": "string"},
+     "description": "A signed stream's link: its signature."},
+]
+_PLAYBACK_BODY = {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                              for media in ("application/vnd.apple.mpegurl",
+                                            "application/dash+xml", "video/iso.segment",
+                                            "text/vtt", "image/jpeg")}}
+
+
+def _playback_item(suffix: str) -> dict[str, Any]:
+    """The playback route, for files at the top (master.m3u8, a segment, poster.jpg) or in
+    a folder (captions/{id}.vtt, thumbnails/{n}.jpg)."""
+    path = [{"name": "playback_id", "in": "path", "required": True,
+             "schema": {"type": "string"}, "description": "The stream's playbackId."}]
+    if suffix:
+        path.append({"name": "folder", "in": "path", "required": True,
+                     "schema": {"type": "string"}})
+    path.append({"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "master.m3u8, manifest.mpd, a media playlist, a segment, "
+                 "captions/{id}.vtt, chapters.vtt, poster.jpg, ..."})
+    return {
+        "get": {
+            "tags": ["Video streams"], "summary": "Play a stream: its manifests, segments, "
+            "captions, chapters and poster", "operationId": f"playVideoStream{suffix}",
+            "security": [], "parameters": path + _PLAYBACK_QUERY,
+            "description": "Byte ranges (`Range: bytes=...`) are answered with 206. A signed "
+            "stream needs `expires` and `token` (the manifest URLs the API returns carry "
+            "them, and a manifest names every URI with them); a stream with allowedDomains "
+            "plays only for pages on them (Origin, else Referer).",
+            "responses": {"200": {"description": "The file", **_PLAYBACK_BODY},
+                          "206": {"description": "Part of the file", **_PLAYBACK_BODY},
+                          **_errors(403, 404, 416, 503)},
+        },
+        "options": {
+            "tags": ["Video streams"], "summary": "CORS preflight of the playback route",
+            "operationId": f"playVideoStream{suffix}Preflight", "security": [],
+            "parameters": path, "responses": {"204": {"description": "The CORS headers"}},
+        },
+    }
+
+
+PATHS.update({
+    "/video/v1/{playback_id}/{name}": _playback_item(""),
+    "/video/v1/{playback_id}/{folder}/{name}": _playback_item("InFolder"),
+    "/api/video/playback-events": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Record a player's event (no API key)",
+            "operationId": "recordPlaybackEvent", "security": [],
+            "description": "What the SDK's player sends. A session's first `play` is a view; "
+            "watch time is how far a playing session advanced. A stream's `analytics` "
+            "gives the counts.",
+            "requestBody": _json_body("PlaybackEvent"),
+            "responses": {"202": _json({"type": "object", "properties": {
+                "ok": {"type": "boolean"}}}, "Recorded"), **_errors(400, 403, 404, 413, 503)},
+        },
+        "options": {
+            "tags": ["Video streams"], "summary": "CORS preflight of playback events",
+            "operationId": "recordPlaybackEventPreflight", "security": [],
+            "responses": {"204": {"description": "The CORS headers"}},
+        },
+    },
+})
+SCHEMAS["PlaybackEvent"] = {
+    "type": "object", "required": ["playbackId", "sessionId", "event"],
+    "properties": {
+        "playbackId": {"type": "string", "minLength": 1},
+        "sessionId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+        "event": {"type": "string", "enum": ["ready", "play", "pause", "ended", "timeupdate",
+                                              "seeked", "error"]},
+        "currentTime": {"type": "number", "minimum": 0},
+        "duration": {"type": "number", "minimum": 0},
+    },
+}
+
+
 def build_spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",

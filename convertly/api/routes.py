@@ -11,6 +11,7 @@ from convertly.api import (
     health,
     library,
     observe,
+    playback,
     webhook_endpoints,
 )
 from convertly.api.openapi import openapi
@@ -56,4 +57,13 @@ ROUTES = [
     Route("/api/webhooks/deliveries/{delivery_id}/retry", webhook_endpoints.retry_delivery,
           methods=["POST"]),
     Route("/api/webhooks/{webhook_id}", webhook_endpoints.delete_webhook, methods=["DELETE"]),
+    # Video streams' playback (convertly/api/playback.py): players call these with no key.
+    Route("/video/v1/{playback_id}/{name}", playback.play, methods=["GET", "HEAD"]),
+    Route("/video/v1/{playback_id}/{name}", playback.play_options, methods=["OPTIONS"]),
+    Route("/video/v1/{playback_id}/{folder}/{name}", playback.play, methods=["GET", "HEAD"]),
+    Route("/video/v1/{playback_id}/{folder}/{name}", playback.play_options,
+          methods=["OPTIONS"]),
+    Route("/api/video/playback-events", playback.playback_event, methods=["POST"]),
+    Route("/api/video/playback-events", playback.playback_event_options,
+          methods=["OPTIONS"]),
 ]
