@@ -122,7 +122,7 @@ def test_a_public_stream_plays_with_ranges_and_cors(app_env: AppEnv, tenant: Ten
     assert "Range" in preflight.headers["access-control-allow-headers"]
     assert_error(client.get(base + "nothing.m4s"), 404, "NOT_FOUND")
     assert_error(client.get(base + "source.mov"), 404, "NOT_FOUND")
-    assert_error(client.get(f"http://testserver/video/v1/pb_nope/master.m3u8"), 404,
+    assert_error(client.get("http://testserver/video/v1/pb_nope/master.m3u8"), 404,
                  "NOT_FOUND")
 
 

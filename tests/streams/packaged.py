@@ -38,7 +38,8 @@ def package(out: Path, *, seconds: int = SECONDS) -> Path:
         "-sc_threshold", "0", "-b:v:0", "150k", "-b:v:1", "300k", "-c:a", "aac", "-b:a", "48k",
         "-f", "dash", "-seg_duration", "1", "-use_template", "1", "-use_timeline", "0",
         "-init_seg_name", "init-$RepresentationID$.m4s",
-        "-media_seg_name", "seg-$RepresentationID$-$Number%05d$.m4s", "-hls_playlist", "1", "-adaptation_sets", "id=0,streams=v id=1,streams=a",
+        "-media_seg_name", "seg-$RepresentationID$-$Number%05d$.m4s", "-hls_playlist", "1",
+        "-adaptation_sets", "id=0,streams=v id=1,streams=a",
         str(out / "manifest.mpd"),
     ], check=True, timeout=60)  # fmt: skip
     return out
