@@ -41,13 +41,16 @@ from convertly.state.records import (
     FAILED,
     PROGRESS,
     STARTED,
+    STREAM_EVENTS,
+    STREAM_STARTED,
     Delivery,
     DeliveryStatus,
     Endpoint,
     Shares,
     new_id,
 )
-from convertly.views import job_view
+from convertly.streams.model import VideoStream
+from convertly.views import job_view, stream_view
 
 if TYPE_CHECKING:
     from convertly.service import Services
@@ -214,6 +217,33 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
                svc.settings.webhook_log_retention)
 
 
+def stream_event(svc: Services, stream: VideoStream, event_type: str) -> None:
+    """A video stream started encoding, became ready or failed: one event for each of the
+    tenant's endpoints that wants it (`started` once, then one terminal event). Recording
+    never raises."""
+    kind = "started" if event_type == STREAM_STARTED else "terminal"
+    try:
+        targets = svc.webhooks.targets(stream.tenant, stream.id)
+        if not targets:
+            return
+        now = time.time()
+        event_id = new_id("evt")
+        snapshot = json.dumps(stream.to_dict())
+        deliveries = [
+            Delivery(id=new_id("wd"), tenant=stream.tenant, endpoint_id=endpoint.id,
+                     job_id=stream.id, event_id=event_id, event_type=event_type,
+                     url=endpoint.url, snapshot=snapshot,
+                     max_attempts=svc.settings.webhook_max_attempts,
+                     next_attempt_at=now, created_at=now)
+            for endpoint in targets if endpoint.wants(event_type)
+        ]
+        svc.webhooks.emit(stream.id, kind, 0, now, 0.0, deliveries,
+                          svc.settings.webhook_log_retention)
+    except Exception as exc:
+        log.warning("stream %s: the %s webhook event was not recorded: %r", stream.id,
+                    event_type, exc)
+
+
 def job_snapshot(job: Job) -> str:
     """The job as stored, as JSON (what an event's `data` is rendered from)."""
     return json.dumps({**dataclasses.asdict(job), "extra": {
@@ -231,11 +261,15 @@ def job_from_snapshot(snapshot: str) -> Job:
 
 def envelope(svc: Services, base_url: str, delivery: Delivery) -> bytes:
     """The body of a delivery: its event, with the job rendered as GET /api/jobs/{id}
-    answers it (download links signed now, under `base_url`)."""
-    job = job_from_snapshot(delivery.snapshot)
+    answers it, or the video stream as GET /api/video/streams/{id} does (links signed
+    now, under `base_url`)."""
+    if delivery.event_type in STREAM_EVENTS:
+        stream = VideoStream.from_dict(json.loads(delivery.snapshot))
+        data = stream_view(svc, base_url, stream)
+    else:
+        data = job_view(svc, base_url, job_from_snapshot(delivery.snapshot))
     return json.dumps({"id": delivery.event_id, "type": delivery.event_type,
-                       "created": int(delivery.created_at),
-                       "data": job_view(svc, base_url, job)},
+                       "created": int(delivery.created_at), "data": data},
                       separators=(",", ":")).encode()
 
 

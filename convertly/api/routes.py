@@ -12,6 +12,7 @@ from convertly.api import (
     library,
     observe,
     playback,
+    streams,
     webhook_endpoints,
 )
 from convertly.api.openapi import openapi
@@ -57,6 +58,12 @@ ROUTES = [
     Route("/api/webhooks/deliveries/{delivery_id}/retry", webhook_endpoints.retry_delivery,
           methods=["POST"]),
     Route("/api/webhooks/{webhook_id}", webhook_endpoints.delete_webhook, methods=["DELETE"]),
+    # Video streams (convertly/api/streams.py).
+    Route("/api/video/streams", streams.create_stream, methods=["POST"]),
+    Route("/api/video/streams", streams.list_streams, methods=["GET"]),
+    Route("/api/video/streams/{stream_id}", streams.get_stream, methods=["GET"]),
+    Route("/api/video/streams/{stream_id}", streams.update_stream, methods=["PATCH"]),
+    Route("/api/video/streams/{stream_id}", streams.delete_stream, methods=["DELETE"]),
     # Video streams' playback (convertly/api/playback.py): players call these with no key.
     Route("/video/v1/{playback_id}/{name}", playback.play, methods=["GET", "HEAD"]),
     Route("/video/v1/{playback_id}/{name}", playback.play_options, methods=["OPTIONS"]),

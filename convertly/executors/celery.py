@@ -37,6 +37,8 @@ from convertly.executors.celeryapp import (
     FINALIZE,
     REQUEST_ID_HEADER,
     RUN_FILE,
+    STREAM_PACKAGE,
+    STREAM_RENDITION,
     make_app,
     queue_keys,
     run_file_target,
@@ -245,6 +247,24 @@ class CeleryExecutor:
     def submitted(self, job: Job) -> None:
         with self._queueing(job):
             self.services.jobs.mark_queued(job.id)
+
+    def submit_stream(self, stream_id: str) -> None:
+        """A task per rendition still to encode on the media queue; the worker that records
+        the last one sends the packaging (`workers.tasks`)."""
+        stream = self.services.streams.get(stream_id)
+        if stream is None or stream.status.finished:
+            return
+        pending = [r.index for r in stream.renditions if not r.done]
+        try:
+            if not pending:
+                self._send(STREAM_PACKAGE, (stream_id,), queue=self.settings.media_queue,
+                           priority=priority.URGENT)
+            for index in pending:
+                self._send(STREAM_RENDITION, (stream_id, index),
+                           queue=self.settings.media_queue, priority=priority.file_level(0))
+        except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
+            log.error("could not queue video stream %s: %s", stream_id, exc)
+            raise _unqueued(exc) from exc
 
     def _send_file(self, job: Job, index: int) -> None:
         families = job.extra.get("families") or ["image"] * job.total_files

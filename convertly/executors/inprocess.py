@@ -24,14 +24,22 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from convertly import logs, metrics, pipeline, priority, service
+from convertly import logs, metrics, pipeline, priority, service, videostreams
 from convertly.errors import (
     ConversionError,
     ServiceUnavailableError,
     from_code,
 )
 from convertly.executors.base import ensure_capacity
-from convertly.executors.pool import convert_file, finalize, init_worker, run_file, warm
+from convertly.executors.pool import (
+    convert_file,
+    finalize,
+    init_worker,
+    run_file,
+    stream_package,
+    stream_rendition,
+    warm,
+)
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job
 from convertly.settings import Settings
 
@@ -131,6 +139,9 @@ class InProcessExecutor:
             log.info("resuming job %s (%d files left)", job.id,
                      sum(r.status is FileStatus.PENDING for r in job.results))
             self.submit(job)
+        for stream in await asyncio.to_thread(self.services.streams.unfinished):
+            log.info("resuming video stream %s", stream.id)
+            self.submit_stream(stream.id)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -311,6 +322,61 @@ class InProcessExecutor:
             self._submit_finalize(job_id)
             return
         log.error("finalising job %s failed: %r", job_id, exc)
+
+    # --- video streams: their renditions and packaging go to the pool directly (each is
+    # one long media task); a pool broken under one is replaced and the task sent again.
+
+    def submit_stream(self, stream_id: str) -> None:
+        stream = self.services.streams.get(stream_id)
+        if stream is None or stream.status.finished:
+            return
+        pending = [r.index for r in stream.renditions if not r.done]
+        if not pending:
+            self._stream_task(stream_id, None)
+        for index in pending:
+            self._stream_task(stream_id, index)
+
+    def _stream_task(self, stream_id: str, index: int | None) -> None:
+        """Send rendition `index` of the stream to the pool (None: its packaging)."""
+        if self._stopping:
+            return
+        pool = self._pool_or_new()
+        future: concurrent.futures.Future[Any] = (
+            pool.submit(stream_package, stream_id) if index is None
+            else pool.submit(stream_rendition, stream_id, index))
+        future.add_done_callback(lambda f: self._call_in_loop(
+            self._stream_done, stream_id, index, pool, f))
+
+    def _stream_done(self, stream_id: str, index: int | None,
+                     pool: concurrent.futures.ProcessPoolExecutor,
+                     future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled() or self._stopping:
+            return  # resumed at the next start
+        exc = future.exception()
+        if exc is None:
+            self._attempts.pop((stream_id, -1 if index is None else index), None)
+            if index is not None and future.result():
+                self._stream_task(stream_id, None)
+            return
+        if isinstance(exc, BrokenProcessPool):
+            self._replace_broken(pool)
+            key = (stream_id, -1 if index is None else index)
+            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+            if attempts < _MAX_ATTEMPTS:
+                log.warning("video stream %s: its worker process died; sending the task "
+                            "again", stream_id)
+                self._stream_task(stream_id, index)
+                return
+            self._attempts.pop(key, None)
+            message = "The encoder process died on this stream; it was not encoded."
+        elif isinstance(exc, ServiceUnavailableError):
+            assert self._loop is not None
+            self._loop.call_later(exc.retry_after, self._stream_task, stream_id, index)
+            return
+        else:
+            log.error("video stream %s: %r", stream_id, exc)
+            message = "The encoding failed unexpectedly; the error was logged."
+        videostreams.fail(self.services, stream_id, message, "WORKER_CRASHED")
 
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
         while True:

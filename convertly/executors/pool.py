@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from convertly import logs, metrics, pipeline, service
+from convertly import logs, metrics, pipeline, service, videostreams
 from convertly.errors import ConvertlyError
 from convertly.executors import libvips
 from convertly.executors.guard import TaskCancelled, TaskGuard, TaskLimitExceeded
@@ -67,6 +67,28 @@ def run_file(job_id: str, index: int, request_id: str | None = None) -> bool:
 def finalize(job_id: str, request_id: str | None = None) -> None:
     logs.start(request_id=request_id, job_id=job_id)
     pipeline.finalize_job(_services(), job_id)
+
+
+def stream_rendition(stream_id: str, index: int) -> bool:
+    """Encode one rendition of a video stream; True when the packaging is owed now."""
+    logs.start()
+    svc = _services()
+    try:
+        with _task_guard().task():
+            return videostreams.run_rendition(svc, stream_id, index)
+    except TaskLimitExceeded as exc:
+        videostreams.fail(svc, stream_id, exc.error.message, exc.error.code)
+        return False
+
+
+def stream_package(stream_id: str) -> None:
+    logs.start()
+    svc = _services()
+    try:
+        with _task_guard().task():
+            videostreams.package_stream(svc, stream_id)
+    except TaskLimitExceeded as exc:
+        videostreams.fail(svc, stream_id, exc.error.message, exc.error.code)
 
 
 def convert_file(src: str, spec: dict[str, Any], workdir: str,

@@ -246,7 +246,12 @@ STARTED = "conversion.started"
 PROGRESS = "conversion.progress"
 COMPLETED = "conversion.completed"
 FAILED = "conversion.failed"
-EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED)
+# A video stream's events (`convertly.videostreams`); their `data` is the stream.
+STREAM_STARTED = "video.stream.started"
+STREAM_READY = "video.stream.ready"
+STREAM_FAILED = "video.stream.failed"
+STREAM_EVENTS = (STREAM_STARTED, STREAM_READY, STREAM_FAILED)
+EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED, *STREAM_EVENTS)
 
 
 def new_id(prefix: str) -> str:
