@@ -773,6 +773,83 @@ PATHS.update({
         },
     },
 })
+_STREAM_ID = [{"name": "stream_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}]
+_STREAM_ANSWER = {"type": "object", "properties": {"stream": {"type": "object"}}}
+PATHS.update({
+    "/api/video/streams/{stream_id}/captions": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Add a caption track (WebVTT)",
+            "operationId": "addVideoStreamCaptions", "parameters": _STREAM_ID,
+            "description": "The track is named in the stream's HLS master playlist (a "
+            "SUBTITLES group) and DASH manifest (a text adaptation set).",
+            "requestBody": _json_body("VideoCaptionTrack"),
+            "responses": {"201": _json(_STREAM_ANSWER, "Added"),
+                          **_errors(400, 401, 404, 409, 413, 503)},
+        },
+        "delete": {
+            "tags": ["Video streams"], "summary": "Remove a caption track",
+            "operationId": "removeVideoStreamCaption",
+            "parameters": [*_STREAM_ID, {"name": "captionId", "in": "query", "required": True,
+                                         "schema": {"type": "string"}}],
+            "responses": {"200": _json(_STREAM_ANSWER), **_errors(401, 404, 503)},
+        },
+    },
+    "/api/video/streams/{stream_id}/chapters": {
+        "put": {
+            "tags": ["Video streams"], "summary": "Replace the chapters (a WebVTT chapters "
+            "track, chaptersUrl)", "operationId": "replaceVideoStreamChapters",
+            "parameters": _STREAM_ID,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["chapters"], "properties": {"chapters": {
+                    "type": "array", "maxItems": 100, "items": {
+                        "type": "object", "required": ["title", "start"], "properties": {
+                            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "start": {"type": "number", "minimum": 0}}}}}}}}},
+            "responses": {"200": _json(_STREAM_ANSWER), **_errors(400, 401, 404, 409, 503)},
+        },
+        "delete": {
+            "tags": ["Video streams"], "summary": "Remove a chapter",
+            "operationId": "removeVideoStreamChapter",
+            "parameters": [*_STREAM_ID, {"name": "chapterId", "in": "query", "required": True,
+                                         "schema": {"type": "string"}}],
+            "responses": {"200": _json(_STREAM_ANSWER), **_errors(401, 404, 503)},
+        },
+    },
+    "/api/video/streams/{stream_id}/poster": {"post": {
+        "tags": ["Video streams"], "summary": "Set the poster: a frame at a time, or an image",
+        "operationId": "setVideoStreamPoster", "parameters": _STREAM_ID,
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object", "required": ["timeSeconds"],
+                                            "properties": {"timeSeconds": {
+                                                "type": "number", "minimum": 0}}}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["poster"],
+                                               "properties": {"poster": {
+                                                   "type": "string", "format": "binary"}}}},
+        }},
+        "responses": {"200": _json(_STREAM_ANSWER),
+                      **_errors(400, 401, 404, 409, 413, 422, 503)},
+    }},
+    "/api/video/streams/{stream_id}/thumbnails": {"get": {
+        "tags": ["Video streams"], "summary": "Thumbnail candidates: frames spread over the "
+        "video to pick a poster from", "operationId": "listVideoStreamThumbnails",
+        "parameters": _STREAM_ID,
+        "responses": {"200": _json({"type": "object", "properties": {"thumbnails": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "timeSeconds": {"type": "number"},
+                "url": {"type": "string"}}}}}}),
+            **_errors(401, 404, 409, 422, 503)},
+    }},
+})
+SCHEMAS["VideoCaptionTrack"] = {
+    "type": "object", "required": ["label", "language", "content"],
+    "properties": {
+        "label": {"type": "string", "minLength": 1, "maxLength": 200},
+        "language": {"type": "string", "description": "A language tag: en, pt-BR, ..."},
+        "kind": {"type": "string", "enum": ["subtitles", "captions"]},
+        "content": {"type": "string", "description": "WebVTT text."},
+    },
+}
 SCHEMAS["PlaybackEvent"] = {
     "type": "object", "required": ["playbackId", "sessionId", "event"],
     "properties": {

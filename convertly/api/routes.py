@@ -12,6 +12,7 @@ from convertly.api import (
     library,
     observe,
     playback,
+    stream_tracks,
     streams,
     webhook_endpoints,
 )
@@ -64,6 +65,19 @@ ROUTES = [
     Route("/api/video/streams/{stream_id}", streams.get_stream, methods=["GET"]),
     Route("/api/video/streams/{stream_id}", streams.update_stream, methods=["PATCH"]),
     Route("/api/video/streams/{stream_id}", streams.delete_stream, methods=["DELETE"]),
+    # A stream's captions, chapters, poster and thumbnails (convertly/api/stream_tracks.py).
+    Route("/api/video/streams/{stream_id}/captions", stream_tracks.add_caption,
+          methods=["POST"]),
+    Route("/api/video/streams/{stream_id}/captions", stream_tracks.remove_caption,
+          methods=["DELETE"]),
+    Route("/api/video/streams/{stream_id}/chapters", stream_tracks.replace_chapters,
+          methods=["PUT"]),
+    Route("/api/video/streams/{stream_id}/chapters", stream_tracks.remove_chapter,
+          methods=["DELETE"]),
+    Route("/api/video/streams/{stream_id}/poster", stream_tracks.set_poster,
+          methods=["POST"]),
+    Route("/api/video/streams/{stream_id}/thumbnails", stream_tracks.list_thumbnails,
+          methods=["GET"]),
     # Video streams' playback (convertly/api/playback.py): players call these with no key.
     Route("/video/v1/{playback_id}/{name}", playback.play, methods=["GET", "HEAD"]),
     Route("/video/v1/{playback_id}/{name}", playback.play_options, methods=["OPTIONS"]),
