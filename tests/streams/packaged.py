@@ -6,6 +6,7 @@ as a ready stream's `play/` files, its record in the store."""
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def store_ready(services: Services, tenant: str, packaged: Path, **fields: Any) 
     stream = VideoStream(
         id=new_stream_id(), tenant=tenant, playback_id=new_playback_id(), source_key="unused",
         status=StreamStatus.READY, progress=1.0, duration=float(SECONDS), width=320,
-        height=180, has_audio=True, segment_duration=1,
+        height=180, has_audio=True, segment_duration=1, created_at=time.time(),
         package_formats=(PackageFormat.HLS, PackageFormat.DASH),
         renditions=(Rendition("144p", 0, 144, 150, 48, width=256, done=True),
                     Rendition("180p", 1, 180, 300, 48, width=320, done=True)),
