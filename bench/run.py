@@ -13,6 +13,9 @@ Rows (`--only NAME`, repeatable; the default set is marked *):
 - upload*: one 2 GB file and 200 files of 1 MB: MB/s and the API process's peak RSS
   (bench/upload.py).
 - video*: a 30 s 1080p clip → 720p mp4 against the same ffmpeg command alone (bench/video.py).
+- streams*: a 30 s 1080p clip → the `standard` ladder (HLS + DASH) through
+  `POST /api/video/streams` against the same ffmpeg commands alone (bench/streams.py).
+- streams-workers: that stream in distributed mode with 1 and with 2 media workers.
 - small*: 1,000 small PNGs → WebP in one job: files/s beside the plain loop, and where the
   time goes (bench/smallfiles.py).
 - dispatch: the per-file cost of a job of tiny files against a bare Celery no-op task.
@@ -41,6 +44,7 @@ from bench.corpus import make_jpegs
 from bench.harness import CpuMeter, Server, cluster, server, wait_job
 from bench.loops import jpeg_to_webp_website, library_loop
 from bench.smallfiles import small_files
+from bench.streams import stream_ladder, stream_workers
 from bench.sync import sync_resize
 from bench.table import render
 from bench.upload import upload
@@ -266,10 +270,10 @@ def batch_images(count: int) -> dict[str, Any]:
     }
 
 
-ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "upload", "video", "small",
-        "dispatch", "trace")
+ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "upload", "video", "streams",
+        "streams-workers", "small", "dispatch", "trace")
 DEFAULT_ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "upload", "video",
-                "small")
+                "streams", "small")
 
 
 def machine() -> dict[str, Any]:
@@ -299,7 +303,8 @@ def main() -> int:
     args = parser.parse_args()
     wanted = list(args.only or DEFAULT_ROWS)
     if args.embedded_only or (shutil.which("redis-server") is None and not args.only):
-        wanted = [w for w in wanted if not w.startswith(("distributed", "dispatch"))]
+        wanted = [w for w in wanted
+                  if not w.startswith(("distributed", "dispatch", "streams-workers"))]
     corpus = ROOT / "corpus"
     runners = {
         "batch": lambda: batch_images(args.images),
@@ -309,6 +314,8 @@ def main() -> int:
         "sync": lambda: sync_resize(corpus, seconds=args.sync_seconds),
         "upload": upload,
         "video": lambda: video_job(corpus),
+        "streams": lambda: stream_ladder(corpus),
+        "streams-workers": lambda: stream_workers(corpus),
         "small": lambda: small_files(corpus, OUT / "profile-small.txt",
                                      profile=not args.no_profile),
         "dispatch": dispatch_overhead,

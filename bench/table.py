@@ -74,8 +74,14 @@ def _trace(row: dict[str, Any]) -> list[str]:
             "minutes | — |"]
 
 
+def _stream_workers(row: dict[str, Any]) -> list[str]:
+    return [f"| {row['name']} | 1 worker {row['oneWorkerSeconds']} s | 2 workers "
+            f"{row['twoWorkersSeconds']} s | {row['ratio']} | speed-up | — |"]
+
+
 RENDERERS = {"batch": _batch, "distributed": _batch, "sync": _sync, "upload": _upload,
-             "video": _video, "small": _small, "dispatch": _dispatch, "trace": _trace}
+             "video": _video, "streams": _video, "streams-workers": _stream_workers,
+             "small": _small, "dispatch": _dispatch, "trace": _trace}
 
 
 def breakdown(row: dict[str, Any]) -> list[str]:

@@ -387,7 +387,18 @@ def run_rendition(svc: Services, stream_id: str, index: int, *,
     except ConvertlyError as exc:
         fail(svc, stream_id, exc.message, exc.code, persist=persist)
         return False
-    return bool(persist(lambda: svc.streams.record_rendition(stream_id, encoded)))
+    last = bool(persist(lambda: svc.streams.record_rendition(stream_id, encoded)))
+    if not last:
+        _tidy_if_deleted(svc, stream, persist)
+    return last
+
+
+def _tidy_if_deleted(svc: Services, stream: VideoStream, persist: Persist) -> None:
+    """A stream deleted while this task stored objects under its prefix: remove them (the
+    delete has removed the prefix before, so this is what it missed)."""
+    if persist(lambda: svc.streams.get(stream.id)) is None:
+        persist(lambda: svc.storage.delete_prefix(layout.stream_prefix(stream.tenant,
+                                                                       stream.id)))
 
 
 def _tracks(stream: VideoStream) -> list[TextTrack]:
@@ -464,9 +475,12 @@ def _package(svc: Services, stream: VideoStream,
             persist(partial(svc.storage.put_file,
                             layout.play_key(stream.tenant, stream.id, relative), path,
                             move=True))
-    return persist(lambda: svc.streams.update(
+    ready: VideoStream | None = persist(lambda: svc.streams.update(
         stream.id, status=StreamStatus.READY, progress=1.0, ready_at=time.time(),
         renditions=renditions, poster=layout.POSTER))
+    if ready is None:
+        _tidy_if_deleted(svc, stream, persist)
+    return ready
 
 
 def fail(svc: Services, stream_id: str, message: str, code: str, *,

@@ -13,6 +13,7 @@ from convertly import __version__
 from convertly.fields import PRIORITIES, Field, Kind, Route, fields_for
 from convertly.models import JobStatus, OutputFormat, ResizePreset
 from convertly.state.records import EVENT_TYPES
+from convertly.streams.model import MAX_RENDITIONS, Profile, StreamStatus
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -356,7 +357,8 @@ SCHEMAS.update({
             "id": {"type": "string", "description": "evt_...; the same on every retry."},
             "type": {"type": "string", "enum": _EVENT_TYPES},
             "created": {"type": "integer", "description": "Unix time of the event."},
-            "data": _ref("Job"),
+            "data": {"oneOf": [_ref("Job"), _ref("VideoStream")],
+                     "description": "The job, or for video.stream.* events the stream."},
         },
         "required": ["id", "type", "created", "data"],
     },
@@ -707,6 +709,128 @@ PATHS.update({
 })
 
 
+# --- video streams (convertly/api/streams.py) ---------------------------------------------
+
+_CAPTION_INPUT = {"type": "object", "properties": {
+    "label": {"type": "string"}, "language": {"type": "string", "description": "BCP 47."},
+    "kind": {"type": "string", "enum": ["subtitles", "captions"], "default": "subtitles"},
+    "content": {"type": "string", "description": "WebVTT text."}},
+    "required": ["label", "language", "content"]}
+_URL_OR_NULL = {"type": ["string", "null"]}
+SCHEMAS.update({
+    "CreateVideoStreamRequest": {
+        "type": "object",
+        "description": "Exactly one source: `sourceFileId`, `sourceUrl`, or (multipart) "
+        "an uploaded `file`, stored in the library first.",
+        "properties": {
+            "sourceFileId": {"type": "string"},
+            "sourceUrl": {"type": "string", "format": "uri"},
+            "profile": {"type": "string", "enum": [p.value for p in Profile],
+                        "default": "standard", "description": "basic 360/480p, standard "
+                        "+720p, hd +1080p, source_max up to 2160p; never above the source."},
+            "renditions": {"type": "array", "maxItems": MAX_RENDITIONS, "items": {
+                "type": "object", "properties": {
+                    "height": {"type": "integer"},
+                    "bitrate": {"type": "integer", "description": "kbit/s"},
+                    "audioBitrate": {"type": "integer", "description": "kbit/s"}},
+                "required": ["height", "bitrate"]},
+                "description": "Required with profile custom."},
+            "packageFormats": {"type": "array", "items": {"enum": ["hls", "dash"]},
+                               "default": ["hls"]},
+            "segmentDuration": {"type": "integer", "minimum": 2, "maximum": 12, "default": 6},
+            "access": {"type": "string", "enum": ["public", "signed"], "default": "signed"},
+            "tokenTtlSeconds": {"type": "integer", "default": 3600},
+            "allowedDomains": {"type": "array", "items": {"type": "string"}},
+            "captions": {"type": "array", "items": _CAPTION_INPUT},
+            "clip": {"type": ["object", "null"], "properties": {
+                "start": {"type": "number"}, "end": {"type": "number"},
+                "duration": {"type": "number"},
+                "mode": {"type": "string", "enum": ["accurate", "fast"]}}},
+            "title": {"type": "string"}, "description": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "UpdateVideoStreamRequest": {
+        "type": "object",
+        "properties": {"title": {"type": ["string", "null"]},
+                       "description": {"type": ["string", "null"]},
+                       "tags": {"type": "array", "items": {"type": "string"}},
+                       "engagement": {"type": "object"}},
+        "additionalProperties": False,
+    },
+    "VideoStream": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "assetId": {"type": "string"},
+            "playbackId": {"type": "string"},
+            "status": {"type": "string", "enum": [s.value for s in StreamStatus]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "profile": {"type": "string"}, "duration": {"type": ["number", "null"]},
+            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "manifestUrl": _URL_OR_NULL, "hlsManifestUrl": _URL_OR_NULL,
+            "dashManifestUrl": _URL_OR_NULL, "posterUrl": _URL_OR_NULL,
+            "packageFormats": {"type": "array", "items": {"type": "string"}},
+            "renditions": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "width": {"type": ["integer", "null"]},
+                "height": {"type": "integer"}, "bitrate": {"type": "integer"},
+                "averageBitrate": {"type": ["integer", "null"]},
+                "codec": {"type": "string"}, "audioCodec": {"type": ["string", "null"]},
+                "segmentCount": {"type": ["integer", "null"]}}}},
+            "access": {"type": "string"}, "tokenTtlSeconds": {"type": "integer"},
+            "allowedDomains": {"type": "array", "items": {"type": "string"}},
+            "captions": {"type": "array", "items": {"type": "object"}},
+            "chapters": {"type": "array", "items": {"type": "object"}},
+            "chaptersUrl": _URL_OR_NULL,
+            "analytics": {"type": "object", "properties": {
+                "events": {"type": "integer"}, "plays": {"type": "integer"},
+                "watchTimeSeconds": {"type": "number"}}},
+            "error": {"type": ["string", "null"]},
+            "createdAt": _TIME, "readyAt": _MAYBE_TIME,
+        },
+        "required": ["id", "playbackId", "status", "renditions"],
+    },
+})
+_STREAM = _json({"type": "object", "properties": {"stream": _ref("VideoStream")}})
+_STREAM_ID = [{"name": "stream_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}]
+PATHS.update({
+    "/api/video/streams": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Create an HLS/DASH video stream",
+            "operationId": "createVideoStream",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("CreateVideoStreamRequest")},
+                "multipart/form-data": {"schema": _ref("CreateVideoStreamRequest")}}},
+            "responses": {"201": _STREAM, **_errors(400, 401, 404, 413, 503)},
+        },
+        "get": {
+            "tags": ["Video streams"], "summary": "List video streams",
+            "operationId": "listVideoStreams",
+            "parameters": [*_PAGING, {"name": "status", "in": "query", "schema": {
+                "type": "string", "enum": [s.value for s in StreamStatus]}}],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "streams": {"type": "array", "items": _ref("VideoStream")},
+                "pagination": {"type": "object"}}}), **_errors(400, 401)},
+        },
+    },
+    "/api/video/streams/{stream_id}": {
+        "get": {"tags": ["Video streams"], "summary": "Get a video stream",
+                "operationId": "getVideoStream", "parameters": _STREAM_ID,
+                "responses": {"200": _STREAM, **_errors(401, 404)}},
+        "patch": {"tags": ["Video streams"], "summary": "Update a stream's metadata",
+                  "operationId": "updateVideoStream", "parameters": _STREAM_ID,
+                  "requestBody": _json_body("UpdateVideoStreamRequest"),
+                  "responses": {"200": _STREAM, **_errors(400, 401, 404)}},
+        "delete": {"tags": ["Video streams"],
+                   "summary": "Delete a stream with its segments and manifests",
+                   "operationId": "deleteVideoStream", "parameters": _STREAM_ID,
+                   "responses": {"200": _json({"type": "object", "properties": {
+                       "id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
+                       **_errors(401, 404)}},
+    },
+})
+
+
 # Video streams' playback (convertly/api/playback.py): called by players, with no API key.
 _PLAYBACK_QUERY = [
     {"name": "expires", "in": "query", "schema": {"type": "string"},
@@ -773,9 +897,7 @@ PATHS.update({
         },
     },
 })
-_STREAM_ID = [{"name": "stream_id", "in": "path", "required": True,
-               "schema": {"type": "string"}}]
-_STREAM_ANSWER = {"type": "object", "properties": {"stream": {"type": "object"}}}
+# A stream's captions, chapters, poster and thumbnails (convertly/api/stream_tracks.py).
 PATHS.update({
     "/api/video/streams/{stream_id}/captions": {
         "post": {
@@ -783,8 +905,9 @@ PATHS.update({
             "operationId": "addVideoStreamCaptions", "parameters": _STREAM_ID,
             "description": "The track is named in the stream's HLS master playlist (a "
             "SUBTITLES group) and DASH manifest (a text adaptation set).",
-            "requestBody": _json_body("VideoCaptionTrack"),
-            "responses": {"201": _json(_STREAM_ANSWER, "Added"),
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _CAPTION_INPUT}}},
+            "responses": {"201": {**_STREAM, "description": "Added"},
                           **_errors(400, 401, 404, 409, 413, 503)},
         },
         "delete": {
@@ -792,7 +915,7 @@ PATHS.update({
             "operationId": "removeVideoStreamCaption",
             "parameters": [*_STREAM_ID, {"name": "captionId", "in": "query", "required": True,
                                          "schema": {"type": "string"}}],
-            "responses": {"200": _json(_STREAM_ANSWER), **_errors(401, 404, 503)},
+            "responses": {"200": _STREAM, **_errors(401, 404, 503)},
         },
     },
     "/api/video/streams/{stream_id}/chapters": {
@@ -806,14 +929,14 @@ PATHS.update({
                         "type": "object", "required": ["title", "start"], "properties": {
                             "title": {"type": "string", "minLength": 1, "maxLength": 200},
                             "start": {"type": "number", "minimum": 0}}}}}}}}},
-            "responses": {"200": _json(_STREAM_ANSWER), **_errors(400, 401, 404, 409, 503)},
+            "responses": {"200": _STREAM, **_errors(400, 401, 404, 409, 503)},
         },
         "delete": {
             "tags": ["Video streams"], "summary": "Remove a chapter",
             "operationId": "removeVideoStreamChapter",
             "parameters": [*_STREAM_ID, {"name": "chapterId", "in": "query", "required": True,
                                          "schema": {"type": "string"}}],
-            "responses": {"200": _json(_STREAM_ANSWER), **_errors(401, 404, 503)},
+            "responses": {"200": _STREAM, **_errors(401, 404, 503)},
         },
     },
     "/api/video/streams/{stream_id}/poster": {"post": {
@@ -827,7 +950,7 @@ PATHS.update({
                                                "properties": {"poster": {
                                                    "type": "string", "format": "binary"}}}},
         }},
-        "responses": {"200": _json(_STREAM_ANSWER),
+        "responses": {"200": _STREAM,
                       **_errors(400, 401, 404, 409, 413, 422, 503)},
     }},
     "/api/video/streams/{stream_id}/thumbnails": {"get": {
@@ -841,15 +964,6 @@ PATHS.update({
             **_errors(401, 404, 409, 422, 503)},
     }},
 })
-SCHEMAS["VideoCaptionTrack"] = {
-    "type": "object", "required": ["label", "language", "content"],
-    "properties": {
-        "label": {"type": "string", "minLength": 1, "maxLength": 200},
-        "language": {"type": "string", "description": "A language tag: en, pt-BR, ..."},
-        "kind": {"type": "string", "enum": ["subtitles", "captions"]},
-        "content": {"type": "string", "description": "WebVTT text."},
-    },
-}
 SCHEMAS["PlaybackEvent"] = {
     "type": "object", "required": ["playbackId", "sessionId", "event"],
     "properties": {

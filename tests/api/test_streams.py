@@ -6,10 +6,15 @@ manifests, the ready event recorded; deleting the stream removes every object.""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +22,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from convertly import webhooks
+from convertly.settings import Settings
 from convertly.state.records import STREAM_READY, Endpoint, new_id
 from convertly.streams import layout
-from tests.api.support import AppEnv, Tenant, assert_error, multipart
+from tests.api.support import (
+    SHARED_LIMITS,
+    AppEnv,
+    Tenant,
+    assert_error,
+    multipart,
+    running_app,
+)
 from tests.streams.source import source_video
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello\n"
@@ -167,3 +180,78 @@ def test_bad_requests_get_clear_errors(client: TestClient, tenant: Tenant,
                  "NOT_FOUND")
     assert_error(client.get("/api/video/streams?status=done", headers=tenant.headers), 400,
                  "INVALID_FIELD", "status")
+
+
+def test_embedded_a_stream_survives_its_pool_process_killed(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", workers=1, **SHARED_LIMITS)
+    video = source_video(tmp_path / "long.mp4", seconds=8, size="640x360", audio=False)
+    with running_app("embedded", settings) as env:
+        tenant = env.new_tenant()
+        created = env.client.post("/api/video/streams", headers=tenant.headers, json={
+            "sourceFileId": stored_video(env.client, tenant, video.read_bytes()),
+            "profile": "custom", "renditions": [{"height": 360, "bitrate": 800}],
+            "segmentDuration": 2})
+        assert created.status_code == 201, created.text
+        stream_id = created.json()["stream"]["id"]
+        deadline = time.monotonic() + 60
+        while env.client.get(f"/api/video/streams/{stream_id}", headers=tenant.headers
+                             ).json()["stream"]["progress"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        pool = env.app.state.executor._pool
+        for process in list(pool._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+        stream = wait_ready(env.client, tenant, stream_id)
+        assert stream["status"] == "ready", stream
+        assert [(r["height"], r["segmentCount"]) for r in stream["renditions"]] == [(360, 4)]
+        assert env.app.state.executor._pool is not pool
+
+
+@pytest.fixture(scope="module")
+def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("tiny") / "tiny.mp4"
+    return source_video(path, seconds=1, size="160x90", audio=False).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def origin(tiny_video: bytes) -> Iterator[str]:
+    class Origin(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(tiny_video)))
+            self.end_headers()
+            self.wfile.write(tiny_video)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_upload_or_a_source_url_is_stored_first(limited_env: AppEnv, tiny_video: bytes,
+                                                   origin: str) -> None:
+    client, tenant = limited_env.client, limited_env.new_tenant()
+    uploaded = client.post("/api/video/streams", headers=tenant.headers,
+                           files=multipart([("tiny.mp4", tiny_video)], "file"),
+                           data={"profile": "basic", "packageFormats": '["dash"]'})
+    fetched = client.post("/api/video/streams", headers=tenant.headers,
+                          json={"sourceUrl": origin, "access": "public"})
+    for response in (uploaded, fetched):
+        assert response.status_code == 201, response.text
+        stream = response.json()["stream"]
+        file = client.get(f"/api/files/{stream['sourceFileId']}", headers=tenant.headers)
+        assert file.json()["file"]["mime_type"] == "video/mp4"
+        # A 90-line source gets one rung of the profile, at its own height.
+        assert [r["height"] for r in stream["renditions"]] == [90]
+        client.delete(f"/api/video/streams/{stream['id']}", headers=tenant.headers)
+    assert uploaded.json()["stream"]["packageFormats"] == ["dash"]
+    both = client.post("/api/video/streams", headers=tenant.headers,
+                       json={"sourceUrl": origin, "sourceFileId": "file_x"})
+    assert_error(both, 400, "INVALID_FIELD", "exactly one source")
