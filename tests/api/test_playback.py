@@ -4,83 +4,21 @@ fetched the way a player fetches them."""
 
 from __future__ import annotations
 
-import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from starlette.testclient import TestClient
 
 from convertly.streams import access
-from convertly.streams.manifests import DASH_NS
 from convertly.streams.model import Access
 from tests.api.support import AppEnv, Tenant, assert_error
 from tests.streams.packaged import SECONDS, package, store_ready
-
-NS = {"d": DASH_NS}
+from tests.streams.play import names, walk_dash, walk_hls
 
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package(tmp_path_factory.mktemp("packaged"))
-
-
-def fetch(client: TestClient, url: str, **headers: str) -> bytes:
-    response = client.get(url, headers=headers)
-    assert response.status_code == 200, (url, response.text)
-    name = urlsplit(url).path.rsplit("/", 1)[-1]
-    assert response.headers["content-type"].split(";")[0] == (
-        access.mime_type(name) or "").split(";")[0], url
-    return response.content
-
-
-def walk_hls(client: TestClient, master_url: str, **headers: str) -> dict[str, bytes]:
-    """Every URI the master playlist leads to (media playlists, init sections, segments),
-    fetched through the playback route: URL -> body."""
-    seen: dict[str, bytes] = {}
-    pending = [master_url]
-    while pending:
-        url = pending.pop()
-        if url in seen:
-            continue
-        body = fetch(client, url, **headers)
-        seen[url] = body
-        if not urlsplit(url).path.endswith(".m3u8"):
-            continue
-        for line in body.decode().splitlines():
-            uris = [line] if line and not line.startswith("#") else []
-            if 'URI="' in line:
-                uris.append(line.split('URI="', 1)[1].split('"', 1)[0])
-            pending += [urljoin(url, uri) for uri in uris]
-    return seen
-
-
-def walk_dash(client: TestClient, mpd_url: str, duration: float,
-              **headers: str) -> set[str]:
-    """Fetch the init segment and every media segment of every representation of the MPD;
-    return the names of the files fetched."""
-    root = ET.fromstring(fetch(client, mpd_url, **headers))
-    fetched: set[str] = set()
-    for representation in root.iter(f"{{{DASH_NS}}}Representation"):
-        template = representation.find("d:SegmentTemplate", NS)
-        if template is None:
-            continue
-        rid = representation.get("id", "")
-        seconds = int(template.get("duration", "0")) / int(template.get("timescale", "1"))
-        init = template.get("initialization", "").replace("$RepresentationID$", rid)
-        fetch(client, urljoin(mpd_url, init), **headers)
-        fetched.add(init.split("?")[0])
-        for number in range(1, math.ceil(duration / seconds) + 1):
-            media = template.get("media", "").replace("$RepresentationID$", rid)
-            media = media.replace("$Number%05d$", f"{number:05d}")
-            fetch(client, urljoin(mpd_url, media), **headers)
-            fetched.add(media.split("?")[0])
-    return fetched
-
-
-def names(urls: dict[str, bytes]) -> set[str]:
-    return {urlsplit(u).path.rsplit("/", 1)[-1] for u in urls}
 
 
 def test_a_public_stream_plays_with_ranges_and_cors(app_env: AppEnv, tenant: Tenant,
