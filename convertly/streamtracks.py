@@ -63,8 +63,8 @@ def _stream(svc: Services, tenant: str, stream_id: str) -> VideoStream:
 def _ready(svc: Services, tenant: str, stream_id: str) -> VideoStream:
     stream = _stream(svc, tenant, stream_id)
     if stream.status is not StreamStatus.READY or not stream.duration:
-        raise ConflictError(f"The stream is {stream.status.value}: its frames and chapters "
-                            "can be set once it is ready.")
+        raise ConflictError(f"The stream is {stream.status.value}: its poster, thumbnails "
+                            "and chapters can be set once it is ready.")
     return stream
 
 
@@ -241,8 +241,9 @@ def poster_at(svc: Services, tenant: str, stream_id: str, body: Any) -> VideoStr
 
 def poster_upload(svc: Services, tenant: str, stream_id: str, src: Path) -> VideoStream:
     """POST /poster (multipart `poster`): an image (JPEG, PNG, WebP, ...) stored as the
-    poster, as a JPEG no larger than the server's pixel budget allows."""
-    stream = _stream(svc, tenant, stream_id)
+    poster, as a JPEG no larger than the server's pixel budget allows. Like a poster from a
+    time, once the stream is ready (its packaging writes the first poster)."""
+    stream = _ready(svc, tenant, stream_id)
     if src.stat().st_size > MAX_POSTER_BYTES:
         raise InvalidFieldError("poster", f"must be at most {MAX_POSTER_BYTES // 2**20} MiB.")
     try:

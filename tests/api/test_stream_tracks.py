@@ -13,7 +13,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from convertly.streams.manifests import DASH_NS
-from convertly.streams.model import Access
+from convertly.streams.model import Access, StreamStatus
 from tests.api.support import AppEnv, Tenant, assert_error
 from tests.streams.packaged import package, store_ready
 
@@ -130,3 +130,21 @@ def test_chapters_poster_and_thumbnails(app_env: AppEnv, tenant: Tenant,
     # Picked: the candidate's time makes the poster.
     assert client.post(f"{base}/poster", headers=tenant.headers, json={
         "timeSeconds": thumbnails[2]["timeSeconds"]}).status_code == 200
+
+
+def test_a_stream_still_encoding_takes_captions_but_not_frames_or_chapters(
+        app_env: AppEnv, tenant: Tenant, packaged: Path) -> None:
+    client = app_env.client
+    stream = store_ready(app_env.services, tenant.tenant, packaged,
+                         status=StreamStatus.PROCESSING)
+    base = f"/api/video/streams/{stream.id}"
+    added = client.post(f"{base}/captions", headers=tenant.headers, json={
+        "label": "English", "language": "en", "content": VTT})
+    assert added.status_code == 201, added.text
+    assert [c["label"] for c in added.json()["stream"]["captions"]] == ["English"]
+    for response in (
+            client.put(f"{base}/chapters", headers=tenant.headers,
+                       json={"chapters": [{"title": "A", "start": 0}]}),
+            client.post(f"{base}/poster", headers=tenant.headers, json={"timeSeconds": 1}),
+            client.get(f"{base}/thumbnails", headers=tenant.headers)):
+        assert_error(response, 409, "CONFLICT", "processing")
