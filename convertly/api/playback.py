@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from convertly import limits
 from convertly.api.errors import error_response
 from convertly.api.requests import services
 from convertly.errors import (
@@ -165,7 +166,10 @@ async def playback_event(request: Request) -> Response:
                                            "bytes of JSON.")
         playback_id, session_id, event, position = _event_fields(bytes(raw))
 
+        address = request.client.host if request.client else ""
+
         def record() -> None:
+            limits.check_playback_event(svc, address)
             stream = svc.streams.by_playback_id(playback_id)
             if stream is None:
                 raise NotFoundError("No stream plays under this playback id.")

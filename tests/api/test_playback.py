@@ -126,3 +126,19 @@ def test_playback_events_count_views_and_watch_time(app_env: AppEnv, tenant: Ten
     assert_error(client.post(url, content=b"[1]"), 400, "INVALID_REQUEST")
     assert_error(client.post(url, content=b"{" * 5000), 413, "PAYLOAD_TOO_LARGE")
     assert_error(client.post(url, json={**good, "playbackId": "pb_none"}), 404, "NOT_FOUND")
+
+
+def test_playback_events_are_limited_per_address(limited_env: AppEnv, tmp_path: Path) -> None:
+    """The route takes no key: an address sending more than its rate gets 429, readable by
+    the player's page (CORS)."""
+    tenant = limited_env.new_tenant("events")
+    stream = store_ready(limited_env.services, tenant.tenant, tmp_path, access=Access.PUBLIC)
+    body = {"playbackId": stream.playback_id, "sessionId": "s", "event": "timeupdate",
+            "currentTime": 1.0}
+    answers = [limited_env.client.post("/api/video/playback-events", json=body)
+               for _ in range(3)]
+    assert [a.status_code for a in answers[:2]] == [202, 202]
+    assert_error(answers[2], 429, "RATE_LIMITED", "playback events")
+    assert int(answers[2].headers["retry-after"]) >= 1
+    assert answers[2].headers["access-control-allow-origin"] == "*"
+    assert limited_env.services.playback.counts(stream.id).events == 2
