@@ -888,7 +888,8 @@ PATHS.update({
             "gives the counts.",
             "requestBody": _json_body("PlaybackEvent"),
             "responses": {"202": _json({"type": "object", "properties": {
-                "ok": {"type": "boolean"}}}, "Recorded"), **_errors(400, 403, 404, 413, 503)},
+                "ok": {"type": "boolean"}}}, "Recorded"),
+                **_errors(400, 403, 404, 413, 429, 503)},
         },
         "options": {
             "tags": ["Video streams"], "summary": "CORS preflight of playback events",
