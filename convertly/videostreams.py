@@ -21,8 +21,8 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -30,7 +30,12 @@ from typing import Any
 
 from convertly import webhooks
 from convertly.converters.media.ffmpeg import probe
-from convertly.errors import ConvertlyError, InvalidFieldError, NotFoundError
+from convertly.errors import (
+    ConvertlyError,
+    InvalidFieldError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from convertly.pipeline import Persist, once
 from convertly.service import Services, scratch_dir
 from convertly.state.records import STREAM_FAILED, STREAM_READY, STREAM_STARTED
@@ -307,15 +312,24 @@ def delete(svc: Services, tenant: str, stream_id: str) -> VideoStream:
 
 
 @contextmanager
-def _local(svc: Services, key: str, work: Path, name: str) -> Iterator[Path]:
+def _local(svc: Services, key: str, work: Path, name: str,
+           persist: Persist) -> Iterator[Path]:
     """The object at `key` as a local file: its own path on local storage, else a copy."""
     path = svc.storage.local_path(key)
     if path is not None and path.is_file():
         yield path
         return
     copy = work / name
-    svc.storage.get_file(key, copy)
+    persist(partial(svc.storage.get_file, key, copy))
     yield copy
+
+
+def _progress(svc: Services, stream_id: str, index: int) -> Callable[[float], None]:
+    def note(fraction: float) -> None:
+        # Progress is a nicety: an outage of the state must not fail the encoding.
+        with suppress(ServiceUnavailableError):
+            svc.streams.set_progress(stream_id, index, fraction)
+    return note
 
 
 def _probed(svc: Services, stream: VideoStream, src: Path,
@@ -364,7 +378,7 @@ def run_rendition(svc: Services, stream_id: str, index: int, *,
             webhooks.stream_event(svc, started, STREAM_STARTED)
     try:
         with scratch_dir(svc, "stream") as work, \
-                _local(svc, stream.source_key, work, "source") as src:
+                _local(svc, stream.source_key, work, "source", persist) as src:
             stream = _probed(svc, stream, src, persist)
             top = max(r.index for r in stream.renditions)
             out = work / f"{rendition.id}.mp4"
@@ -373,7 +387,7 @@ def run_rendition(svc: Services, stream_id: str, index: int, *,
                 segment_duration=stream.segment_duration,
                 with_audio=stream.has_audio and index == top, duration=stream.duration,
                 timeout=svc.settings.task_soft_time_limit,
-                progress=lambda f: svc.streams.set_progress(stream_id, index, f))
+                progress=_progress(svc, stream_id, index))
             info = probe(out)
             video = info.video
             size = out.stat().st_size
@@ -384,6 +398,8 @@ def run_rendition(svc: Services, stream_id: str, index: int, *,
                 average_bitrate=round(size * 8 / seconds / 1000) if seconds else None)
             persist(lambda: svc.storage.put_file(
                 layout.rendition_key(stream.tenant, stream_id, rendition.id), out, move=True))
+    except ServiceUnavailableError:
+        raise  # not the video's fault: the task is tried again
     except ConvertlyError as exc:
         fail(svc, stream_id, exc.message, exc.code, persist=persist)
         return False
@@ -435,6 +451,8 @@ def package_stream(svc: Services, stream_id: str, *,
         return
     try:
         ready = _package(svc, stream, persist)
+    except ServiceUnavailableError:
+        raise
     except ConvertlyError as exc:
         fail(svc, stream_id, exc.message, exc.code, persist=persist)
         return

@@ -373,8 +373,10 @@ def _register_streams(app: Celery) -> None:
                     _hold(lambda: videostreams.fail(svc, stream_id, _lost_message(lost),
                                                     "WORKER_CRASHED"))
                     return
-                if _stream_step(svc, stream_id, lambda: videostreams.run_rendition(
-                        svc, stream_id, index, persist=_hold)):
+                # An outage anywhere in the step: waited out in place, the step run again
+                # (it is idempotent).
+                if _hold(lambda: _stream_step(svc, stream_id, lambda: videostreams.run_rendition(
+                        svc, stream_id, index, persist=_hold))):
                     _send_package(self, svc, stream_id)
         except _Requeue as exc:
             raise _requeued(exc) from None
@@ -389,8 +391,8 @@ def _register_streams(app: Celery) -> None:
                     _hold(lambda: videostreams.fail(svc, stream_id, _lost_message(lost),
                                                     "WORKER_CRASHED"))
                     return
-                _stream_step(svc, stream_id, lambda: videostreams.package_stream(
-                    svc, stream_id, persist=_hold))
+                _hold(lambda: _stream_step(svc, stream_id, lambda: videostreams.package_stream(
+                    svc, stream_id, persist=_hold)))
         except _Requeue as exc:
             raise _requeued(exc) from None
 
