@@ -21,6 +21,7 @@
     │   └── MemoryLimitError            413 MEMORY_LIMIT
     ├── UnsupportedMediaError           415 UNSUPPORTED_MEDIA
     │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
+    ├── RangeNotSatisfiableError        416 RANGE_NOT_SATISFIABLE
     ├── EncryptedFileError              422 ENCRYPTED_FILE
     ├── ConversionError                 422 CONVERSION_FAILED
     │   └── ConversionTimeoutError      422 CONVERSION_TIMEOUT
@@ -207,6 +208,18 @@ class UnsupportedMediaError(ConvertlyError):
 
 class UnsupportedConversionError(UnsupportedMediaError):
     code = "UNSUPPORTED_CONVERSION"
+
+
+class RangeNotSatisfiableError(ConvertlyError):
+    """A byte range that starts past the end of the file asked for (`size` bytes)."""
+
+    code = "RANGE_NOT_SATISFIABLE"
+    default_message = "The requested byte range starts past the end of the file."
+
+    def __init__(self, size: int = 0) -> None:
+        super().__init__(f"The requested byte range starts past the end of the file "
+                         f"({size} bytes).", detail={"size": size})
+        self.size = size
 
 
 class EncryptedFileError(ConvertlyError):

@@ -36,6 +36,7 @@ from convertly.state.base import (
 )
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
+from convertly.streams.analytics import PlaybackStore
 from convertly.streams.store import StreamStore
 
 
@@ -55,6 +56,7 @@ class Services:
     webhooks: WebhookStore
     rates: RateLimitStore
     streams: StreamStore
+    playback: PlaybackStore
     # Older signing secrets whose links still verify (CONVERTLY_SECRET_KEYS_OLD).
     old_secrets: tuple[bytes, ...] = ()
     # Each thread's reusable working directory for job files (see file_workdir).
@@ -86,6 +88,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         webhooks=state.webhooks,
         rates=state.rates,
         streams=state.streams,
+        playback=state.playback,
         events=jobevents.JobEvents(state.finished),
     )
 

@@ -638,6 +638,16 @@ class Settings:
         "CONVERTLY_AUTH_FAILURE_WINDOW", 60.0, "Seconds over which "
         "CONVERTLY_AUTH_FAILURE_LIMIT failed authentications are allowed.", Duration(),
     )
+    playback_event_rate: float = setting(
+        "CONVERTLY_PLAYBACK_EVENT_RATE", 10.0, "Playback events (POST "
+        "/api/video/playback-events, which takes no API key) one client address may send a "
+        "second, on average; over it: 429 RATE_LIMITED. 0 turns it off.",
+        _non_negative_float,
+    )
+    playback_event_burst: int = setting(
+        "CONVERTLY_PLAYBACK_EVENT_BURST", 100, "Playback events one client address may send "
+        "at once before CONVERTLY_PLAYBACK_EVENT_RATE applies.", _positive_int,
+    )
     tenant_max_jobs: int = setting(
         "CONVERTLY_TENANT_MAX_JOBS", 50, "Unfinished (pending or processing) jobs one "
         "tenant may have; a new job over it gets 429 CONCURRENT_JOBS_LIMIT. 0: no limit.",

@@ -304,6 +304,7 @@ def delete(svc: Services, tenant: str, stream_id: str) -> VideoStream:
         raise not_found(stream_id)
     svc.streams.remove(stream_id, tenant)
     svc.storage.delete_prefix(layout.stream_prefix(tenant, stream_id))
+    svc.playback.forget(stream_id)
     return stream
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from convertly.models import FileStatus, Job, extension_for, mime_for
 from convertly.signing import Grant, sign
 from convertly.streams.access import playback_query
-from convertly.streams.layout import DASH_MANIFEST, MASTER_PLAYLIST, caption_path
+from convertly.streams.layout import CHAPTERS, DASH_MANIFEST, MASTER_PLAYLIST, caption_path
 from convertly.streams.model import Access, StreamStatus, VideoStream
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def playback_url(svc: Services, base_url: str, stream: VideoStream, path: str) -
 
 
 def stream_view(svc: Services, base_url: str, stream: VideoStream,
-                analytics: dict[str, int] | None = None) -> dict[str, Any]:
+                analytics: dict[str, Any] | None = None) -> dict[str, Any]:
     """A video stream as GET /api/video/streams/{id} answers it (inside `{"stream": ...}`;
     the video.stream.* webhook events carry it too), playback URLs under `base_url`."""
     ready = stream.status is StreamStatus.READY
@@ -167,11 +167,14 @@ def stream_view(svc: Services, base_url: str, stream: VideoStream,
         } for c in stream.captions],
         "chapters": [{"id": c.id, "title": c.title, "start": c.start}
                      for c in stream.chapters],
+        "chaptersUrl": playback_url(svc, base_url, stream, CHAPTERS)
+        if ready and stream.chapters else None,
         "title": stream.title,
         "description": stream.description,
         "tags": list(stream.tags),
         "engagement": stream.engagement,
-        "analytics": analytics if analytics is not None else {"events": 0, "plays": 0},
+        "analytics": analytics if analytics is not None
+        else svc.playback.counts(stream.id).to_wire(),
         "error": stream.error,
         "errorCode": stream.error_code,
         "createdAt": iso(stream.created_at),

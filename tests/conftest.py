@@ -42,6 +42,7 @@ SLOW_TESTS = {
     "tests/api/test_longpoll.py::test_wait_ends_after_the_timeout_with_the_unfinished_job",
     "tests/api/test_restart.py::test_unfinished_jobs_complete_after_a_restart",
     "tests/api/test_retention.py::test_expired_jobs_are_removed_with_their_files",
+    "tests/api/test_stream_tracks.py::test_chapters_poster_and_thumbnails",
     "tests/api/test_streams.py::test_a_stored_video_becomes_an_hls_and_dash_ladder",
     "tests/api/test_streams.py::test_embedded_a_stream_survives_its_pool_process_killed",
     "tests/api/test_uploads.py::test_local_upload_streams_to_disk",

@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,8 +78,9 @@ class _Collector:
 
     def __init__(self, form: ParsedForm, settings: Settings,
                  on_file: Callable[[int, UploadedFile], None] | None = None,
-                 digests: bool = False) -> None:
+                 digests: bool = False, file_fields: Collection[str] = FILE_FIELDS) -> None:
         self.form = form
+        self.file_fields = file_fields
         self.settings = settings
         self.on_file = on_file
         self.digests = digests
@@ -131,8 +132,10 @@ class _Collector:
             if self.field_count > MAX_FIELDS:
                 raise InvalidRequestError(f"Too many form fields (limit {MAX_FIELDS}).")
             return
-        if self.name not in FILE_FIELDS and not _BRACKETED_FILE.fullmatch(self.name):
-            raise InvalidFieldError(self.name, "unexpected file; send files in 'files'.")
+        bracketed = self.file_fields is FILE_FIELDS and _BRACKETED_FILE.fullmatch(self.name)
+        if self.name not in self.file_fields and not bracketed:
+            expected = "files" if self.file_fields is FILE_FIELDS else min(self.file_fields)
+            raise InvalidFieldError(self.name, f"unexpected file; send files in '{expected}'.")
         if len(self.form.files) >= self.settings.max_files:
             raise TooManyFilesError(
                 f"Too many files: at most {self.settings.max_files} per request "
@@ -199,12 +202,14 @@ class _Collector:
 async def parse_multipart(
     request: Request, settings: Settings, spool_root: Path,
     on_file: Callable[[int, UploadedFile], None] | None = None, *, digests: bool = False,
+    file_fields: Collection[str] = FILE_FIELDS,
 ) -> ParsedForm:
     """Stream the multipart body to a private spool directory, enforcing the size and count
-    limits while it arrives. `on_file(index, upload)` runs as each file part is complete
-    (it must not block). With `digests`, each file's SHA-256 is taken as its bytes arrive
-    (`UploadedFile.digest`): no second read of the spooled file. The caller must call
-    `cleanup()` on the result."""
+    limits while it arrives; file parts are taken in `file_fields` only (the field table's
+    `files` and its aliases unless told). `on_file(index, upload)` runs as each file part
+    is complete (it must not block). With `digests`, each file's SHA-256 is taken as its
+    bytes arrive (`UploadedFile.digest`): no second read of the spooled file. The caller
+    must call `cleanup()` on the result."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidRequestError(
@@ -224,7 +229,7 @@ async def parse_multipart(
     with diskspace.room(f"the upload spool {spool_root}"):
         spool_root.mkdir(parents=True, exist_ok=True)
         form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
-    collector = _Collector(form, settings, on_file, digests)
+    collector = _Collector(form, settings, on_file, digests, file_fields)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
     received = 0
     try:

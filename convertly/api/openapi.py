@@ -780,6 +780,10 @@ SCHEMAS.update({
             "allowedDomains": {"type": "array", "items": {"type": "string"}},
             "captions": {"type": "array", "items": {"type": "object"}},
             "chapters": {"type": "array", "items": {"type": "object"}},
+            "chaptersUrl": _URL_OR_NULL,
+            "analytics": {"type": "object", "properties": {
+                "events": {"type": "integer"}, "plays": {"type": "integer"},
+                "watchTimeSeconds": {"type": "number"}}},
             "error": {"type": ["string", "null"]},
             "createdAt": _TIME, "readyAt": _MAYBE_TIME,
         },
@@ -825,6 +829,153 @@ PATHS.update({
                        **_errors(401, 404)}},
     },
 })
+
+
+# Video streams' playback (convertly/api/playback.py): called by players, with no API key.
+_PLAYBACK_QUERY = [
+    {"name": "expires", "in": "query", "schema": {"type": "string"},
+     "description": "A signed stream's link: when it expires (Unix seconds)."},
+    {"name": "token", "in": "query", "schema": {"type": "string"},
+     "description": "A signed stream's link: its signature."},
+]
+_PLAYBACK_BODY = {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                              for media in ("application/vnd.apple.mpegurl",
+                                            "application/dash+xml", "video/iso.segment",
+                                            "text/vtt", "image/jpeg")}}
+
+
+def _playback_item(suffix: str) -> dict[str, Any]:
+    """The playback route, for files at the top (master.m3u8, a segment, poster.jpg) or in
+    a folder (captions/{id}.vtt, thumbnails/{n}.jpg)."""
+    path = [{"name": "playback_id", "in": "path", "required": True,
+             "schema": {"type": "string"}, "description": "The stream's playbackId."}]
+    if suffix:
+        path.append({"name": "folder", "in": "path", "required": True,
+                     "schema": {"type": "string"}})
+    path.append({"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "master.m3u8, manifest.mpd, a media playlist, a segment, "
+                 "captions/{id}.vtt, chapters.vtt, poster.jpg, ..."})
+    return {
+        "get": {
+            "tags": ["Video streams"], "summary": "Play a stream: its manifests, segments, "
+            "captions, chapters and poster", "operationId": f"playVideoStream{suffix}",
+            "security": [], "parameters": path + _PLAYBACK_QUERY,
+            "description": "Byte ranges (`Range: bytes=...`) are answered with 206. A signed "
+            "stream needs `expires` and `token` (the manifest URLs the API returns carry "
+            "them, and a manifest names every URI with them); a stream with allowedDomains "
+            "plays only for pages on them (Origin, else Referer).",
+            "responses": {"200": {"description": "The file", **_PLAYBACK_BODY},
+                          "206": {"description": "Part of the file", **_PLAYBACK_BODY},
+                          **_errors(403, 404, 416, 503)},
+        },
+        "options": {
+            "tags": ["Video streams"], "summary": "CORS preflight of the playback route",
+            "operationId": f"playVideoStream{suffix}Preflight", "security": [],
+            "parameters": path, "responses": {"204": {"description": "The CORS headers"}},
+        },
+    }
+
+
+PATHS.update({
+    "/video/v1/{playback_id}/{name}": _playback_item(""),
+    "/video/v1/{playback_id}/{folder}/{name}": _playback_item("InFolder"),
+    "/api/video/playback-events": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Record a player's event (no API key)",
+            "operationId": "recordPlaybackEvent", "security": [],
+            "description": "What the SDK's player sends. A session's first `play` is a view; "
+            "watch time is how far a playing session advanced. A stream's `analytics` "
+            "gives the counts.",
+            "requestBody": _json_body("PlaybackEvent"),
+            "responses": {"202": _json({"type": "object", "properties": {
+                "ok": {"type": "boolean"}}}, "Recorded"),
+                **_errors(400, 403, 404, 413, 429, 503)},
+        },
+        "options": {
+            "tags": ["Video streams"], "summary": "CORS preflight of playback events",
+            "operationId": "recordPlaybackEventPreflight", "security": [],
+            "responses": {"204": {"description": "The CORS headers"}},
+        },
+    },
+})
+# A stream's captions, chapters, poster and thumbnails (convertly/api/stream_tracks.py).
+PATHS.update({
+    "/api/video/streams/{stream_id}/captions": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Add a caption track (WebVTT)",
+            "operationId": "addVideoStreamCaptions", "parameters": _STREAM_ID,
+            "description": "The track is named in the stream's HLS master playlist (a "
+            "SUBTITLES group) and DASH manifest (a text adaptation set).",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _CAPTION_INPUT}}},
+            "responses": {"201": {**_STREAM, "description": "Added"},
+                          **_errors(400, 401, 404, 409, 413, 503)},
+        },
+        "delete": {
+            "tags": ["Video streams"], "summary": "Remove a caption track",
+            "operationId": "removeVideoStreamCaption",
+            "parameters": [*_STREAM_ID, {"name": "captionId", "in": "query", "required": True,
+                                         "schema": {"type": "string"}}],
+            "responses": {"200": _STREAM, **_errors(401, 404, 503)},
+        },
+    },
+    "/api/video/streams/{stream_id}/chapters": {
+        "put": {
+            "tags": ["Video streams"], "summary": "Replace the chapters (a WebVTT chapters "
+            "track, chaptersUrl)", "operationId": "replaceVideoStreamChapters",
+            "parameters": _STREAM_ID,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["chapters"], "properties": {"chapters": {
+                    "type": "array", "maxItems": 100, "items": {
+                        "type": "object", "required": ["title", "start"], "properties": {
+                            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "start": {"type": "number", "minimum": 0}}}}}}}}},
+            "responses": {"200": _STREAM, **_errors(400, 401, 404, 409, 503)},
+        },
+        "delete": {
+            "tags": ["Video streams"], "summary": "Remove a chapter",
+            "operationId": "removeVideoStreamChapter",
+            "parameters": [*_STREAM_ID, {"name": "chapterId", "in": "query", "required": True,
+                                         "schema": {"type": "string"}}],
+            "responses": {"200": _STREAM, **_errors(401, 404, 503)},
+        },
+    },
+    "/api/video/streams/{stream_id}/poster": {"post": {
+        "tags": ["Video streams"], "summary": "Set the poster: a frame at a time, or an image",
+        "operationId": "setVideoStreamPoster", "parameters": _STREAM_ID,
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object", "required": ["timeSeconds"],
+                                            "properties": {"timeSeconds": {
+                                                "type": "number", "minimum": 0}}}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["poster"],
+                                               "properties": {"poster": {
+                                                   "type": "string", "format": "binary"}}}},
+        }},
+        "responses": {"200": _STREAM,
+                      **_errors(400, 401, 404, 409, 413, 422, 503)},
+    }},
+    "/api/video/streams/{stream_id}/thumbnails": {"get": {
+        "tags": ["Video streams"], "summary": "Thumbnail candidates: frames spread over the "
+        "video to pick a poster from", "operationId": "listVideoStreamThumbnails",
+        "parameters": _STREAM_ID,
+        "responses": {"200": _json({"type": "object", "properties": {"thumbnails": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "timeSeconds": {"type": "number"},
+                "url": {"type": "string"}}}}}}),
+            **_errors(401, 404, 409, 422, 503)},
+    }},
+})
+SCHEMAS["PlaybackEvent"] = {
+    "type": "object", "required": ["playbackId", "sessionId", "event"],
+    "properties": {
+        "playbackId": {"type": "string", "minLength": 1},
+        "sessionId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+        "event": {"type": "string", "enum": ["ready", "play", "pause", "ended", "timeupdate",
+                                              "seeked", "error"]},
+        "currentTime": {"type": "number", "minimum": 0},
+        "duration": {"type": "number", "minimum": 0},
+    },
+}
 
 
 def build_spec() -> dict[str, Any]:

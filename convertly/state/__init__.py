@@ -32,6 +32,7 @@ from convertly.state.base import (
     RateLimitStore,
     WebhookStore,
 )
+from convertly.streams.analytics import PlaybackStore
 from convertly.streams.store import StreamStore
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class State:
     finished: FinishedChannel | None
     rates: RateLimitStore
     streams: StreamStore
+    playback: PlaybackStore
 
 
 def build_state(settings: Settings) -> State:
@@ -65,6 +67,7 @@ def build_state(settings: Settings) -> State:
         from convertly.state.redis.folders import RedisFolderStore
         from convertly.state.redis.jobs import RedisJobStore
         from convertly.state.redis.keys import RedisKeyStore
+        from convertly.state.redis.playback import RedisPlaybackStore
         from convertly.state.redis.rates import RedisRateLimitStore
         from convertly.state.redis.streams import RedisStreamStore
         from convertly.state.redis.webhooks import RedisWebhookStore
@@ -75,7 +78,8 @@ def build_state(settings: Settings) -> State:
                      webhooks=RedisWebhookStore(client),
                      finished=RedisFinishedChannel(settings.redis_state_url),
                      rates=RedisRateLimitStore(client),
-                     streams=RedisStreamStore(client))
+                     streams=RedisStreamStore(client),
+                     playback=RedisPlaybackStore(client))
 
     from convertly.state.inprocess import InProcessRateLimitStore
     from convertly.state.sqlite.database import DATABASE_NAME, Database
@@ -83,6 +87,7 @@ def build_state(settings: Settings) -> State:
     from convertly.state.sqlite.folders import SqliteFolderStore
     from convertly.state.sqlite.jobs import SqliteJobStore
     from convertly.state.sqlite.keys import SqliteKeyStore
+    from convertly.state.sqlite.playback import SqlitePlaybackStore
     from convertly.state.sqlite.streams import SqliteStreamStore
     from convertly.state.sqlite.webhooks import SqliteWebhookStore
 
@@ -90,4 +95,5 @@ def build_state(settings: Settings) -> State:
     return State(jobs=SqliteJobStore(db), files=SqliteFileStore(db),
                  folders=SqliteFolderStore(db), keys=SqliteKeyStore(db),
                  webhooks=SqliteWebhookStore(db), finished=None,
-                 rates=InProcessRateLimitStore(), streams=SqliteStreamStore(db))
+                 rates=InProcessRateLimitStore(), streams=SqliteStreamStore(db),
+                 playback=SqlitePlaybackStore(db))

@@ -40,11 +40,17 @@ def grab_frames(src: Path, times: Sequence[float], workdir: Path, *, duration: f
     """JPEG frames of `src` at `times` (seconds), at most `max_height` tall, written in
     `workdir` as frame-0.jpg, frame-1.jpg, ...; ConversionError when ffmpeg fails."""
     last = max(0.0, duration - END_MARGIN) if duration is not None else None
+    return grab_frames_of([(src, min(t, last) if last is not None else t) for t in times],
+                          workdir, max_height=max_height)
+
+
+def grab_frames_of(frames: Sequence[tuple[Path, float]], workdir: Path, *,
+                   max_height: int = FRAME_MAX_HEIGHT) -> list[Path]:
+    """One JPEG frame per (file, time), in one ffmpeg run; see `grab_frames`."""
     argv: list[str | Path] = [which("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y"]
-    for seconds in times:
-        at = min(seconds, last) if last is not None else seconds
-        argv += [*SOURCE_GUARD, "-ss", f"{at:.3f}", "-i", input_url(src)]
-    outputs = [workdir / f"frame-{index}.jpg" for index in range(len(times))]
+    for src, seconds in frames:
+        argv += [*SOURCE_GUARD, "-ss", f"{max(0.0, seconds):.3f}", "-i", input_url(src)]
+    outputs = [workdir / f"frame-{index}.jpg" for index in range(len(frames))]
     for index, out in enumerate(outputs):
         argv += ["-map", f"{index}:v:0", "-frames:v", "1", "-vf",
                  f"scale=-2:'min({max_height},ih)'", "-q:v", "3", "-update", "1", out]

@@ -54,6 +54,8 @@ LIMITED = {
     "max_pixels": 200_000,
     "fetch_allow_private": True,  # sourceUrl tests fetch from a loopback server
     "max_media_seconds": 10,
+    "playback_event_rate": 0.5,
+    "playback_event_burst": 2,
     **SHARED_LIMITS,
 }
 

@@ -5,24 +5,31 @@ A route added to the table without a case here fails the coverage check."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from convertly.api.routes import ROUTES
-from convertly.streams.model import VideoStream, new_playback_id, new_stream_id
 from tests import images
 from tests.api.library_support import create_folder, upload
 from tests.api.support import AppEnv, Tenant, create_job, wait_for_job
+from tests.streams.packaged import store_ready
 
 # Routes whose id is a signed token rather than a tenant's id (tested with forged and
 # expired tokens in test_auth and test_uploads).
 TOKEN_ROUTES = {("/api/download/{token}", "GET"), ("/api/download/{token}", "HEAD"),
                 ("/api/uploads/{token}", "PUT")}
+# What players call with no key: a stream's playback id, its signed links and allowed
+# domains are its access rules (tests/api/test_playback.py).
+PLAYBACK_ROUTES = {(path, method) for path in ("/video/v1/{playback_id}/{name}",
+                                               "/video/v1/{playback_id}/{folder}/{name}")
+                   for method in ("GET", "OPTIONS")}
 
 
-def _owned_ids(app_env: AppEnv, client: TestClient, owner: Tenant) -> dict[str, str]:
+def _owned_ids(app_env: AppEnv, client: TestClient, owner: Tenant,
+               empty: Path) -> dict[str, str]:
     jpeg = images.jpeg(40, 30)
     job_id = create_job(client, owner, [("a.jpg", jpeg)], format="png")
     wait_for_job(client, owner, job_id)
@@ -39,10 +46,7 @@ def _owned_ids(app_env: AppEnv, client: TestClient, owner: Tenant) -> dict[str, 
         assert time.monotonic() < deadline, "no webhook delivery was recorded"
         time.sleep(0.05)
     # A stream's record (its files are not needed to be refused).
-    stream = VideoStream(id=new_stream_id(), tenant=owner.tenant,
-                         playback_id=new_playback_id(), source_key="none", title="private",
-                         created_at=time.time())
-    app_env.services.streams.add(stream)
+    stream = store_ready(app_env.services, owner.tenant, empty, title="private")
     return {"job_id": job_id, "folder_id": folder["id"], "file_id": record["id"],
             "webhook_id": hook.json()["id"], "delivery_id": deliveries[0]["id"],
             "stream_id": stream.id}
@@ -63,17 +67,27 @@ def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("/api/video/streams/{stream_id}", "GET"): {},
         ("/api/video/streams/{stream_id}", "PATCH"): {"json": {"title": "mine"}},
         ("/api/video/streams/{stream_id}", "DELETE"): {},
+        ("/api/video/streams/{stream_id}/captions", "POST"): {"json": {
+            "label": "x", "language": "en", "content": "WEBVTT\n\n00:01.000 --> 00:02.000\nx"}},
+        ("/api/video/streams/{stream_id}/captions", "DELETE"): {"params": {"captionId": "c"}},
+        ("/api/video/streams/{stream_id}/chapters", "PUT"): {"json": {"chapters": [
+            {"title": "x", "start": 0}]}},
+        ("/api/video/streams/{stream_id}/chapters", "DELETE"): {"params": {"chapterId": "c"}},
+        ("/api/video/streams/{stream_id}/poster", "POST"): {"json": {"timeSeconds": 1}},
+        ("/api/video/streams/{stream_id}/thumbnails", "GET"): {},
     }
 
 
 def test_every_route_with_an_id_is_404_for_another_tenant(app_env: AppEnv, client: TestClient,
                                                            tenant: Tenant,
-                                                           other_tenant: Tenant) -> None:
-    ids = _owned_ids(app_env, client, tenant)
+                                                           other_tenant: Tenant,
+                                                           tmp_path: Path) -> None:
+    ids = _owned_ids(app_env, client, tenant, tmp_path)
     calls = _calls(ids)
     with_ids = {(route.path, method) for route in ROUTES if isinstance(route, Route)
                 and "{" in route.path for method in (route.methods or ()) if method != "HEAD"}
-    assert with_ids - TOKEN_ROUTES == set(calls), "a route with an id has no isolation case"
+    assert with_ids - TOKEN_ROUTES - PLAYBACK_ROUTES == set(calls), \
+        "a route with an id has no isolation case"
 
     for (path, method), extra in calls.items():
         url = path.format(**ids)

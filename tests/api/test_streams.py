@@ -33,6 +33,7 @@ from tests.api.support import (
     multipart,
     running_app,
 )
+from tests.streams.play import names, walk_dash, walk_hls
 from tests.streams.source import source_video
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello\n"
@@ -143,11 +144,17 @@ def test_a_stored_video_becomes_an_hls_and_dash_ladder(app_env: AppEnv, tenant: 
         ("Clip", ["a"], {"likes": 3})
     listed = client.get("/api/video/streams?status=ready", headers=tenant.headers).json()
     assert [s["id"] for s in listed["streams"]] == [stream["id"]]
+    # Played as a player plays it: every playlist, segment and caption through the route.
+    played = names(walk_hls(client, stream["hlsManifestUrl"]))
+    assert {"seg-0-00002.m4s", "seg-1-00002.m4s", "init-2.m4s"} <= played
+    assert f"{stream['captions'][0]['id']}.vtt" in played
+    assert len(walk_dash(client, stream["dashManifestUrl"], stream["duration"])) >= 3 * 3
     prefix = layout.stream_prefix(tenant.tenant, stream["id"])
     assert list(svc.storage.list_prefix(prefix))
     gone = client.delete(f"/api/video/streams/{stream['id']}", headers=tenant.headers)
     assert gone.status_code == 200, gone.text
     assert list(svc.storage.list_prefix(prefix)) == []
+    assert_error(client.get(stream["hlsManifestUrl"]), 404, "NOT_FOUND")
     assert_error(client.get(f"/api/video/streams/{stream['id']}", headers=tenant.headers),
                  404, "NOT_FOUND")
 

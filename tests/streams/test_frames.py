@@ -14,8 +14,8 @@ from convertly.streams import frames
 def test_frames_come_from_an_init_section_and_a_segment(packaged: Path,
                                                         tmp_path: Path) -> None:
     clip = tmp_path / "segment.mp4"
-    clip.write_bytes((packaged / "init-stream0.m4s").read_bytes()
-                     + (packaged / "chunk-stream0-00002.m4s").read_bytes())
+    clip.write_bytes((packaged / "init-0.m4s").read_bytes()
+                     + (packaged / "seg-0-00002.m4s").read_bytes())
     times = frames.candidate_times(1.0, count=3)
     assert times == [pytest.approx(1 / 6, abs=1e-3), 0.5, pytest.approx(5 / 6, abs=1e-3)]
     # The last time lies past the segment's end: the last frame is taken instead.

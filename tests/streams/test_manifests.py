@@ -72,7 +72,7 @@ def test_dash_gets_one_text_adaptation_set_per_track(packaged: Path) -> None:
         "captions/c1.vtt", "captions/c2.vtt"]
     # The media sets are untouched.
     video = sets[0].findall("d:Representation", NS)
-    assert [r.get("height") for r in video] == ["180", "144"]
+    assert [r.get("height") for r in video] == ["144", "180"]
     none = ET.fromstring(manifests.dash_with_tracks(both, []))
     assert len(none.findall("d:Period/d:AdaptationSet", NS)) == 2
 

@@ -215,12 +215,38 @@ def _video_streams(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_PLAYBACK = """
+CREATE TABLE video_stream_playback (
+    stream_id TEXT PRIMARY KEY,
+    events INTEGER NOT NULL DEFAULT 0,
+    plays INTEGER NOT NULL DEFAULT 0,
+    watch_seconds REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE video_stream_sessions (
+    stream_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (stream_id, session_id)
+);
+CREATE INDEX video_stream_sessions_at ON video_stream_sessions (at)
+"""
+
+
+def _video_stream_playback(conn: sqlite3.Connection) -> None:
+    """Playback counts per video stream and the player sessions they are counted from
+    (`convertly.streams.analytics`)."""
+    for statement in _statements(_PLAYBACK):
+        conn.execute(statement)
+
+
 # Migration n is MIGRATIONS[n - 1].
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _create_tables,
     _file_tags,
     _file_duration_pages,
     _video_streams,
+    _video_stream_playback,
 ]
 LATEST = len(MIGRATIONS)
 
