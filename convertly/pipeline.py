@@ -420,10 +420,13 @@ def _output_missing(svc: Services, job: Job, result: FileResult) -> None:
     ), job.id)
 
 
-def task_family(path: Path, fmt: str | None, registry: Registry) -> str:
+def task_family(path: Path, fmt: str | None, registry: Registry, head: bytes = b"") -> str:
     """The queue a file's task goes to ("image", "media" or "archive"), as the registry's
     converters declare it for the file's content and target `fmt` (`Registry.queue_for`:
-    unknown content and unconvertible pairs included). Reads only the file's first bytes."""
-    with path.open("rb") as fh:
-        kind = sniff_bytes(fh.read(HEAD_BYTES))
+    unknown content and unconvertible pairs included). Sniffs `head`, the file's first
+    bytes, when given; else reads them from `path`."""
+    if not head:
+        with path.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    kind = sniff_bytes(head)
     return registry.queue_for(kind, OutputFormat(fmt) if fmt is not None else None).value
