@@ -69,9 +69,11 @@ def _small(row: dict[str, Any]) -> list[str]:
 
 
 def _dispatch(row: dict[str, Any]) -> list[str]:
+    commands = (f"; {row['redisCommandsPerFile']} Redis commands per file"
+                if "redisCommandsPerFile" in row else "")
     return [f"| {row['name']} | Celery no-op {row['celeryNoopMs']} ms/task | "
             f"{row['convertlyPerFileMs']} ms/file, of which conversion "
-            f"{row['conversionMs']} ms | +{row['overheadMs']} ms | a few ms | — |"]
+            f"{row['conversionMs']} ms{commands} | +{row['overheadMs']} ms | a few ms | — |"]
 
 
 def _trace(row: dict[str, Any]) -> list[str]:
