@@ -57,8 +57,9 @@ def _small(row: dict[str, Any]) -> list[str]:
     phases = row["phases"]
     loops = ", ".join(f"{v} files/s ({k.removeprefix('libraryLoop')} proc)"
                       for k, v in row.items() if k.startswith("libraryLoop"))
-    cpu = (f"; CPU {row['cpuMsPerFile']} ms/file vs the loop's {row['loopCpuMsPerFile']}: "
-           f"{row['cpuRatio']}" if "cpuRatio" in row else "")
+    cpu = (f"; CPU {row['cpuMsPerFile']} ms/file (API process {row['apiCpuMsPerFile']}) vs "
+           f"the loop's {row['loopCpuMsPerFile']}: {row['cpuRatio']}" if "cpuRatio" in row
+           else "")
     load = (f"; load average {row['loadAverage'][0]} → {row['loadAverage'][1]}"
             if "loadAverage" in row else "")
     target = f"≥ {row['target']}" if "target" in row else "—"
