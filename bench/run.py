@@ -176,7 +176,11 @@ def dispatch_overhead(files: int = 100) -> dict[str, Any]:
                 return time.perf_counter() - start
 
             run(4)
+            commands = client.info("stats")["total_commands_processed"]
             ours = run(files) / files
+            # Redis commands per file, the job's and what polls Redis meanwhile (the API's
+            # status requests, Celery's own polling): round trips, whatever the load.
+            per_file = (client.info("stats")["total_commands_processed"] - commands) / files
     work = _tiny_conversion_seconds(tiny)
     return {
         "row": "dispatch",
@@ -186,6 +190,7 @@ def dispatch_overhead(files: int = 100) -> dict[str, Any]:
         "convertlyPerFileMs": round(ours * 1000, 2),
         "conversionMs": round(work * 1000, 2),
         "overheadMs": round((ours - bare - work) * 1000, 2),
+        "redisCommandsPerFile": round(per_file, 1),
     }
 
 

@@ -57,15 +57,24 @@ def _small(row: dict[str, Any]) -> list[str]:
     phases = row["phases"]
     loops = ", ".join(f"{v} files/s ({k.removeprefix('libraryLoop')} proc)"
                       for k, v in row.items() if k.startswith("libraryLoop"))
+    cpu = (f"; CPU {row['cpuMsPerFile']} ms/file (API process {row['apiCpuMsPerFile']}) vs "
+           f"the loop's {row['loopCpuMsPerFile']}: {row['cpuRatio']}" if "cpuRatio" in row
+           else "")
+    load = (f"; load average {row['loadAverage'][0]} → {row['loadAverage'][1]}"
+            if "loadAverage" in row else "")
+    target = f"≥ {row['target']}" if "target" in row else "—"
+    holds = _holds(row["ratio"] >= row["target"]) if "target" in row else "—"
     return [f"| {row['name']} | plain loop {loops} | {row['filesPerSecond']} files/s "
-            f"({row['seconds']} s; accepted after {phases['uploadAndQueueSeconds']} s) | "
-            f"{row['ratio']} | — | — |"]
+            f"({row['seconds']} s; accepted after {phases['uploadAndQueueSeconds']} s{cpu}"
+            f"{load}) | {row['ratio']} | {target} | {holds} |"]
 
 
 def _dispatch(row: dict[str, Any]) -> list[str]:
+    commands = (f"; {row['redisCommandsPerFile']} Redis commands per file"
+                if "redisCommandsPerFile" in row else "")
     return [f"| {row['name']} | Celery no-op {row['celeryNoopMs']} ms/task | "
             f"{row['convertlyPerFileMs']} ms/file, of which conversion "
-            f"{row['conversionMs']} ms | +{row['overheadMs']} ms | a few ms | — |"]
+            f"{row['conversionMs']} ms{commands} | +{row['overheadMs']} ms | a few ms | — |"]
 
 
 def _trace(row: dict[str, Any]) -> list[str]:

@@ -147,26 +147,85 @@ def run_file(svc: Services, job_id: str, index: int,
     time-limit signal). Every other failure becomes that file's error. The writes after the
     conversion (its output, its stored-file record, its result) go through `persist`, each
     one idempotent, so a retried write never records the file twice."""
-    work = svc.jobs.start_file(job_id, index)
-    if work is None:
-        # Finished, cancelled, or this file was done before (a redelivered task): if the
-        # job still waits for its finalisation, this caller owes it.
-        return awaits_finalize(svc, job_id)
-    logs.bind(tenant=work.tenant, job_id=job_id)
-    webhooks.job_started(svc, work.tenant, job_id)
-    reporter = _ProgressReporter(svc, work)
-    mark = later.call_later(START_MARK_DELAY, reporter.mark_started)
-    try:
-        result = _convert_job_file(svc, work, reporter, reraise, persist)
-    finally:
-        mark.cancel()
-        reporter.close()
-    # Recorded again after a lost answer, the result is not counted twice, but "last" is
-    # then False for every caller: the API's watchdog finalises such a job.
-    last = persist(lambda: svc.jobs.record_file(result, job_id))
-    if not last:
-        webhooks.job_progress(svc, work.tenant, job_id)
-    return last
+    batch = FileBatch(svc, job_id, persist)
+    batch.run(index, reraise)
+    return batch.flush()
+
+
+class FileBatch:
+    """Files of one job converted one after another by one task (`run` each), their
+    stored-file records and results written together by `flush`: one state transaction
+    (SQLite) or round trip (Redis) for the batch instead of two per file. Each file's
+    output is stored as soon as it is converted. `run_file` is a batch of one.
+
+    Until `flush`, nothing of the batch is recorded: a task that dies or raises before it
+    leaves its files pending, to be converted again."""
+
+    def __init__(self, svc: Services, job_id: str, persist: Persist = once) -> None:
+        self.svc, self.job_id, self.persist = svc, job_id, persist
+        self._results: list[FileResult] = []
+        self._stored: list[StoredFile] = []
+        self._tenant: str | None = None
+        self._current: FileWork | None = None
+        self._skipped = False
+
+    def run(self, index: int, reraise: tuple[type[BaseException], ...] = ()) -> None:
+        """Convert file `index` (skipped when it cannot start: done before, job finished or
+        cancelled); its result waits for `flush`. Raises as `run_file` does."""
+        self._current = None
+        work = self.svc.jobs.start_file(self.job_id, index)
+        if work is None:
+            self._skipped = True
+            return
+        if self._tenant is None:
+            self._tenant = work.tenant
+            logs.bind(tenant=work.tenant, job_id=self.job_id)
+            webhooks.job_started(self.svc, work.tenant, self.job_id)
+        self._current = work
+        reporter = _ProgressReporter(self.svc, work)
+        mark = later.call_later(START_MARK_DELAY, reporter.mark_started)
+        try:
+            result, stored = _convert_job_file(self.svc, work, reporter, reraise,
+                                               self.persist)
+        finally:
+            mark.cancel()
+            reporter.close()
+        self._results.append(result)
+        if stored is not None:
+            self._stored.append(stored)
+
+    def fail(self, index: int, message: str, code: str) -> None:
+        """File `index`, whose `run` was stopped (a resource limit), failed with `code`."""
+        work = self._current
+        if work is not None and work.spec.index == index:
+            filename = work.spec.filename
+        else:  # stopped before it started: its name from the job
+            job = self.svc.jobs.get(self.job_id)
+            if job is None:
+                return
+            filename = job.specs[index].filename
+        self._results.append(FileResult(index=index, filename=filename,
+                                        status=FileStatus.FAILED, error=message,
+                                        error_code=code))
+
+    def flush(self) -> bool:
+        """Record what the batch converted; True when that completed the job's last file
+        (or, when every file was skipped, when the job still waits for its finalisation),
+        so the caller must run `finalize_job` once."""
+        results, stored = self._results, self._stored
+        self._results, self._stored = [], []
+        if not results:
+            # Finished, cancelled, or done before (a redelivered task): if the job still
+            # waits for its finalisation, this caller owes it.
+            return self._skipped and awaits_finalize(self.svc, self.job_id)
+        if stored:
+            self.persist(lambda: self.svc.files.add_many(stored))
+        # Recorded again after a lost answer, a result is not counted twice, but "last" is
+        # then False for every caller: the API's watchdog finalises such a job.
+        last = self.persist(lambda: self.svc.jobs.record_files(results, self.job_id))
+        if not last and self._tenant is not None:
+            webhooks.job_progress(self.svc, self._tenant, self.job_id)
+        return last
 
 
 def cancel_check(svc: Services, job_id: str) -> Callable[[], bool]:
@@ -218,7 +277,10 @@ class _ProgressReporter:
 
 
 def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
-                      reraise: tuple[type[BaseException], ...], persist: Persist) -> FileResult:
+                      reraise: tuple[type[BaseException], ...], persist: Persist
+                      ) -> tuple[FileResult, StoredFile | None]:
+    """The file's result and, when it converted, the record of its stored output (for the
+    caller to add); the output itself is in storage already."""
     spec, tenant, job_id = work.spec, work.tenant, work.job_id
     src_key = source_key(tenant, job_id, spec)
     base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
@@ -230,7 +292,7 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
                 svc.storage.get_file(src_key, src)
             except FileNotFoundError:
                 return replace(base, error="The uploaded source is missing from storage.",
-                               error_code="SOURCE_MISSING")
+                               error_code="SOURCE_MISSING"), None
             original_size = src.stat().st_size
             base = replace(base, original_size=original_size)
             out = convert_path(svc, src, spec, workdir, progress, reraise)
@@ -243,11 +305,10 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
             mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
             duration=duration, page_count=pages, job_id=job_id, created_at=time.time(),
         )
-        record = persist(lambda: svc.files.add(stored))
     except ServiceUnavailableError:
         raise
     except ConvertlyError as exc:
-        return replace(base, error=exc.message, error_code=exc.code)
+        return replace(base, error=exc.message, error_code=exc.code), None
     except reraise:
         raise
     except Exception as exc:
@@ -255,14 +316,14 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
             raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
         log.exception("job %s file %d failed unexpectedly", job_id, spec.index)
         return replace(base, error="The conversion failed unexpectedly; the error was logged.",
-                       error_code="INTERNAL_ERROR")
+                       error_code="INTERNAL_ERROR"), None
     return FileResult(
         index=spec.index, filename=spec.filename, status=FileStatus.COMPLETED,
         format=out.format, original_size=original_size, final_size=size,
         mime_type=out.mime_type, applied_quality=out.applied_quality, output_key=key,
-        output_filename=name, stored_file_id=record.id, width=out.width, height=out.height,
+        output_filename=name, stored_file_id=stored.id, width=out.width, height=out.height,
         notes=out.notes,
-    )
+    ), stored
 
 
 def fail_file(svc: Services, job_id: str, index: int, message: str, code: str) -> bool:
@@ -359,10 +420,13 @@ def _output_missing(svc: Services, job: Job, result: FileResult) -> None:
     ), job.id)
 
 
-def task_family(path: Path, fmt: str | None, registry: Registry) -> str:
+def task_family(path: Path, fmt: str | None, registry: Registry, head: bytes = b"") -> str:
     """The queue a file's task goes to ("image", "media" or "archive"), as the registry's
     converters declare it for the file's content and target `fmt` (`Registry.queue_for`:
-    unknown content and unconvertible pairs included). Reads only the file's first bytes."""
-    with path.open("rb") as fh:
-        kind = sniff_bytes(fh.read(HEAD_BYTES))
+    unknown content and unconvertible pairs included). Sniffs `head`, the file's first
+    bytes, when given; else reads them from `path`."""
+    if not head:
+        with path.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    kind = sniff_bytes(head)
     return registry.queue_for(kind, OutputFormat(fmt) if fmt is not None else None).value

@@ -24,6 +24,7 @@ from convertly.auth import ApiKeys
 from convertly.converters.builtin import default_registry
 from convertly.converters.registry import Registry
 from convertly.models import FileSpec, OutputFormat
+from convertly.recent import Recent
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret, old_secrets
 from convertly.state import build_state
@@ -34,10 +35,15 @@ from convertly.state.base import (
     RateLimitStore,
     WebhookStore,
 )
+from convertly.state.records import Endpoint
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
 from convertly.streams.analytics import PlaybackStore
 from convertly.streams.store import StreamStore
+
+# Seconds a process reuses a job's webhook endpoints: a job's files ask for them twice each.
+# An account endpoint added or deleted meanwhile is seen by the job's events this much later.
+WEBHOOK_TARGETS_TTL = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class Services:
     # Wakes requests that wait for a job to finish (see convertly.jobevents).
     events: jobevents.JobEvents = field(default_factory=jobevents.JobEvents, compare=False,
                                         repr=False)
+    # (tenant, job id) -> the webhook endpoints its started and progress events go to, as
+    # read at most WEBHOOK_TARGETS_TTL seconds ago (`webhooks`).
+    webhook_targets: Recent[tuple[str, str], list[Endpoint]] = field(
+        default_factory=lambda: Recent(WEBHOOK_TARGETS_TTL), compare=False, repr=False)
 
     @property
     def scratch_root(self) -> Path:

@@ -190,7 +190,11 @@ def _safely(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None)
 
 def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -> None:
     store = svc.webhooks
-    targets = store.targets(tenant, job_id)
+    if kind == "terminal":  # once per job: read afresh
+        targets = store.targets(tenant, job_id)
+    else:
+        targets = svc.webhook_targets.get((tenant, job_id),
+                                          lambda: store.targets(tenant, job_id))
     if not targets:
         return
     now = time.time()

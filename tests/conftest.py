@@ -38,6 +38,7 @@ SLOW_PARAMETERS = {"distributed", "s3"}
 SLOW_TESTS = {
     "tests/api/test_cancel.py::test_cancel_a_processing_job",
     "tests/api/test_client_package.py::test_installs_alone_in_a_fresh_venv",
+    "tests/api/test_jobs.py::test_each_files_queue_is_sniffed_from_the_bytes_that_streamed_in",
     "tests/api/test_longpoll.py::test_the_http_client_waits_on_the_server",
     "tests/api/test_longpoll.py::test_wait_ends_after_the_timeout_with_the_unfinished_job",
     "tests/api/test_restart.py::test_unfinished_jobs_complete_after_a_restart",

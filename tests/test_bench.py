@@ -145,7 +145,10 @@ def test_table_renders_every_row_kind_and_says_which_targets_hold() -> None:
          "totalSeconds": 8.0, "cores": 2,
          "cpuSeconds": {"conversion workers": 14.1, "API": 0.37, "client": 0.1, "idle": 0.4}},
         {"row": "small", "name": "small", "files": 1000, "libraryLoop2": 500.0,
-         "filesPerSecond": 250.0, "seconds": 4.0, "ratio": 0.5,
+         "filesPerSecond": 250.0, "seconds": 4.0, "ratio": 0.5, "target": 0.8,
+         "cpuMsPerFile": 5.0, "apiCpuMsPerFile": 1.0, "loopCpuMsPerFile": 4.0,
+         "cpuRatio": 0.8,
+         "loadAverage": [0.1, 0.3],
          "phases": {"uploadAndQueueSeconds": 0.6, "createdToFirstStartSeconds": 0.05,
                     "firstStartToCompletedSeconds": 3.3},
          "cpuProfilePercent": {"conversion": 55.0, "storage": 15.0}},
@@ -161,6 +164,10 @@ def test_table_renders_every_row_kind_and_says_which_targets_hold() -> None:
     assert [line.rsplit("|", 2)[-2].strip() for line in upload] == ["yes", "**no**"]
     assert any(line.startswith("| video |") and line.endswith("| yes |") for line in lines)
     assert "| conversion | 55.0 % |" in lines
+    cpu = "CPU 5.0 ms/file (API process 1.0) vs the loop's 4.0: 0.8"
+    assert any(line.startswith("| small |") and cpu in line
+               and "load average 0.1 → 0.3" in line and line.endswith("| ≥ 0.8 | **no** |")
+               for line in lines)
     assert any(line.startswith("| distributed |") and line.endswith("| **no** |")
                for line in lines)
     assert ("Distributed on nanio: ratio per job 0.88, 0.892. Core-seconds during the last job "

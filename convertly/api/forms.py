@@ -37,6 +37,7 @@ from convertly.fields import BY_NAME, Field
 from convertly.jobs import JobRequest
 from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, ResizePreset
 from convertly.settings import Settings
+from convertly.sniff import HEAD_BYTES
 
 FILE_FIELDS = BY_NAME["files"].names
 # The bracketed names of form libraries that send a list of files (PHP's cURL sends
@@ -55,6 +56,9 @@ class UploadedFile:
     # "sha256:<hex>" of the bytes, taken as they streamed in (when the parse was asked for
     # digests), or "url:<url>" for a sourceUrl's file; "" otherwise.
     digest: str = ""
+    # The first HEAD_BYTES bytes, kept as they streamed in, for sniffing without reading the
+    # spooled file again (empty for a sourceUrl's file).
+    head: bytes = b""
 
 
 @dataclass
@@ -169,6 +173,8 @@ class _Collector:
                     filename=self.current.filename,
                 )
             self.sink.write(data[start:end])
+            if len(self.current.head) < HEAD_BYTES:
+                self.current.head += data[start:min(end, start + HEAD_BYTES)]
             if self.hasher is not None:
                 self.hasher.update(data[start:end])
             return
@@ -545,6 +551,7 @@ async def receive_job(request: Request, tenant: str, settings: Settings, spool_r
                          job_type=job_type, create_archive=create_archive,
                          archive_format=archive_format, priority=priority, save=save,
                          callback=callback, idempotency_key=key,
-                         digests=tuple(u.digest for u in form.files))
+                         digests=tuple(u.digest for u in form.files),
+                         heads=tuple(u.head[:HEAD_BYTES] for u in form.files))
     finally:
         await asyncio.to_thread(form.cleanup)

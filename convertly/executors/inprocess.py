@@ -35,7 +35,7 @@ from convertly.executors.pool import (
     convert_file,
     finalize,
     init_worker,
-    run_file,
+    run_files,
     stream_package,
     stream_rendition,
     warm,
@@ -51,6 +51,23 @@ log = logging.getLogger("convertly.executor")
 _TASKS_PER_CHILD = 2000
 _MAX_ATTEMPTS = 3  # a file whose worker process dies this often is failed, not retried
 
+# A task takes as many files of a job as its last task converted in CHUNK_SECONDS, up to
+# MAX_CHUNK: one round trip through the pool and one state transaction for them all. A sync
+# conversion submitted meanwhile waits for the tasks ahead of it, each about that long.
+CHUNK_SECONDS = 0.05
+MAX_CHUNK = 32
+
+
+def chunk_size(pace: float | None, waiting: int, workers: int) -> int:
+    """How many of a job's `waiting` files one task takes, given the seconds per file its
+    last task took (`pace`; None before the first): one until the pace is known, and never
+    so many that a worker would be left without a task while files wait."""
+    if pace is None:
+        return 1
+    share = waiting // (workers * 2)  # the queue is deep: every worker has two tasks' worth
+    return max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(pace, 1e-4)), share))
+
+
 class InProcessExecutor:
     def __init__(self, settings: Settings, services: service.Services | None = None) -> None:
         self.settings = settings
@@ -60,7 +77,10 @@ class InProcessExecutor:
         # (convertly.priority).
         self._backlog: list[tuple[int, int, str, int]] = []
         self._arrivals = itertools.count()
-        self._in_pool = 0
+        self._in_pool = 0  # job files handed to the pool (or waiting there for a retry)
+        self._tasks = 0  # the pool tasks that hold them
+        # job id -> seconds per file its last task took, for `chunk_size`
+        self._pace: dict[str, float] = {}
         # (job id, file index) -> how often it is in the pool or waits for a retry: with the
         # backlog, what `held_files` accounts for.
         self._holding: collections.Counter[tuple[str, int]] = collections.Counter()
@@ -124,6 +144,7 @@ class InProcessExecutor:
             return False
 
     def cancel(self, job_id: str) -> None:
+        self._pace.pop(job_id, None)
         self._backlog = [entry for entry in self._backlog if entry[2] != job_id]
         heapq.heapify(self._backlog)
 
@@ -218,32 +239,47 @@ class InProcessExecutor:
                                        next(self._arrivals), job.id, index))
 
     def _pump(self) -> None:
-        # Only a few job files sit in the pool's own queue at a time, so a sync conversion
-        # (sent to the pool directly) or a more urgent file submitted meanwhile waits for
-        # at most one round of tasks, not for a whole batch.
-        while self._backlog and self._in_pool < self.settings.workers * 2:
+        # Only a few tasks sit in the pool's own queue at a time, so a sync conversion (sent
+        # to the pool directly) or a more urgent file submitted meanwhile waits for at most
+        # one round of tasks, not for a whole batch. A task takes several files of a job
+        # when its files are quick and many wait (`chunk_size`).
+        while self._backlog and self._tasks < self.settings.workers * 2:
             _, _, job_id, index = heapq.heappop(self._backlog)
-            self._submit_file(job_id, index)
+            indices = [index]
+            size = chunk_size(self._pace.get(job_id), len(self._backlog) + 1,
+                              self.settings.workers)
+            while (len(indices) < size and self._backlog
+                   and self._backlog[0][2] == job_id):
+                indices.append(heapq.heappop(self._backlog)[3])
+            self._submit_files(job_id, tuple(indices))
 
-    def _submit_file(self, job_id: str, index: int) -> None:
+    def _submit_files(self, job_id: str, indices: tuple[int, ...]) -> None:
         pool = self._pool_or_new()
-        future = pool.submit(run_file, job_id, index, self._request_ids.get(job_id))
-        self._in_pool += 1
-        self._holding[(job_id, index)] += 1
-        self._flights.setdefault(pool, set()).add((job_id, index))
-        future.add_done_callback(lambda f: self._call_in_loop(self._file_done, job_id, index,
-                                                              pool, f))
+        future = pool.submit(run_files, job_id, indices, self._request_ids.get(job_id))
+        self._hold(job_id, indices)
+        flights = self._flights.setdefault(pool, set())
+        flights.update((job_id, index) for index in indices)
+        future.add_done_callback(lambda f: self._call_in_loop(self._files_done, job_id,
+                                                              indices, pool, f))
 
-    def _release(self, job_id: str, index: int) -> None:
-        self._in_pool -= 1
-        self._holding[(job_id, index)] -= 1
-        if self._holding[(job_id, index)] <= 0:
-            del self._holding[(job_id, index)]
+    def _hold(self, job_id: str, indices: tuple[int, ...]) -> None:
+        self._tasks += 1
+        self._in_pool += len(indices)
+        for index in indices:
+            self._holding[(job_id, index)] += 1
 
-    def _retry_file(self, job_id: str, index: int) -> None:
-        self._release(job_id, index)
+    def _release(self, job_id: str, indices: tuple[int, ...]) -> None:
+        self._tasks -= 1
+        self._in_pool -= len(indices)
+        for index in indices:
+            self._holding[(job_id, index)] -= 1
+            if self._holding[(job_id, index)] <= 0:
+                del self._holding[(job_id, index)]
+
+    def _retry_files(self, job_id: str, indices: tuple[int, ...]) -> None:
+        self._release(job_id, indices)
         if not self._stopping:
-            self._submit_file(job_id, index)
+            self._submit_files(job_id, indices)
 
     def _submit_finalize(self, job_id: str) -> None:
         pool = self._pool_or_new()
@@ -256,48 +292,66 @@ class InProcessExecutor:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
-    def _file_done(self, job_id: str, index: int,
-                   pool: concurrent.futures.ProcessPoolExecutor,
-                   future: concurrent.futures.Future[bool]) -> None:
-        self._release(job_id, index)
+    def _files_done(self, job_id: str, indices: tuple[int, ...],
+                    pool: concurrent.futures.ProcessPoolExecutor,
+                    future: concurrent.futures.Future[tuple[bool, float]]) -> None:
+        self._release(job_id, indices)
         exc = None if future.cancelled() else future.exception()
         by_cancel = isinstance(exc, BrokenProcessPool) and self._replace_broken(pool)
         flights = self._flights.get(pool, set())
-        flights.discard((job_id, index))
+        flights.difference_update((job_id, index) for index in indices)
         if not flights:
             self._flights.pop(pool, None)
         if future.cancelled() or self._stopping:
             return  # left pending in the job store; resumed at the next start
-        self._pump()
         if exc is None:
-            self._attempts.pop((job_id, index), None)
-            if future.result():
+            last, pace = future.result()
+            self._pace[job_id] = pace
+            for index in indices:
+                self._attempts.pop((job_id, index), None)
+            self._pump()
+            if last:
                 self._submit_finalize(job_id)
             return
+        self._pump()
         if isinstance(exc, BrokenProcessPool):
             if by_cancel and self._job_cancelled(job_id):
-                self._attempts.pop((job_id, index), None)
+                for index in indices:
+                    self._attempts.pop((job_id, index), None)
                 return  # stopped by its job's cancel, which recorded everything
-            attempts = self._attempts.get((job_id, index), 0) + (0 if by_cancel else 1)
-            self._attempts[(job_id, index)] = attempts
-            if attempts < _MAX_ATTEMPTS:
-                self._submit_file(job_id, index)
-                return
-            self._attempts.pop((job_id, index), None)
+            # Each file again on its own, so that only the file that kills its process
+            # runs out of attempts.
+            failed = []
+            for index in indices:
+                attempts = self._attempts.get((job_id, index), 0) + (0 if by_cancel else 1)
+                self._attempts[(job_id, index)] = attempts
+                if attempts < _MAX_ATTEMPTS:
+                    self._submit_files(job_id, (index,))
+                else:
+                    self._attempts.pop((job_id, index), None)
+                    failed.append(index)
             message = "The converter process crashed on this file; it was not converted."
         elif isinstance(exc, ServiceUnavailableError):
-            # Storage or state is down: nothing was recorded; try the file again later.
-            log.warning("job %s file %d: %s; retrying in %d s", job_id, index, exc,
+            # Storage or state is down: nothing was recorded; try the files again later.
+            log.warning("job %s files %s: %s; retrying in %d s", job_id, list(indices), exc,
                         exc.retry_after)
-            self._in_pool += 1  # still owed to the pool, so capacity stays honest
-            self._holding[(job_id, index)] += 1
+            self._hold(job_id, indices)  # still owed to the pool, so capacity stays honest
             assert self._loop is not None
-            self._loop.call_later(exc.retry_after, self._retry_file, job_id, index)
+            self._loop.call_later(exc.retry_after, self._retry_files, job_id, indices)
+            return
+        elif len(indices) > 1:
+            log.error("job %s files %s: %r; trying each on its own", job_id, list(indices),
+                      exc)
+            for index in indices:
+                self._submit_files(job_id, (index,))
             return
         else:
-            log.error("job %s file %d: %r", job_id, index, exc)
+            log.error("job %s file %d: %r", job_id, indices[0], exc)
+            failed = list(indices)
             message = "The conversion failed unexpectedly; the error was logged."
-        if pipeline.fail_file(self.services, job_id, index, message, "WORKER_CRASHED"):
+        finishes = [pipeline.fail_file(self.services, job_id, index, message, "WORKER_CRASHED")
+                    for index in failed]
+        if any(finishes):
             self._submit_finalize(job_id)
 
     def _job_cancelled(self, job_id: str) -> bool:
@@ -314,6 +368,7 @@ class InProcessExecutor:
         if exc is None:
             self._known.discard(job_id)
             self._request_ids.pop(job_id, None)
+            self._pace.pop(job_id, None)
             # Finalised in a pool process, whose hub nobody waits on: wake this one's.
             self.services.events.notify(job_id)
             return

@@ -30,7 +30,7 @@ Shared contract, unless a method says otherwise:
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from convertly.models import FileResult, FileWork, Job, JobStatus
@@ -99,6 +99,12 @@ class JobStore(Protocol):
         """Store one file's result (replacing an earlier one); return whether this call
         completed the last file of an unfinished job: exactly one caller gets True, so
         exactly one finalises the job. Raises KeyError for an unknown job."""
+        ...
+
+    def record_files(self, results: Sequence[FileResult], job_id: str) -> bool:
+        """`record_file` for several files of one job at once (one transaction on SQLite):
+        True when this call completed the last file of an unfinished job, exactly as if
+        the results had been recorded one by one and any of those calls had said so."""
         ...
 
     def set_progress(self, job_id: str, index: int, fraction: float) -> None:
@@ -171,6 +177,10 @@ class FileStore(Protocol):
     def add(self, record: StoredFile) -> StoredFile:
         """Store a new record (its id must be new) and return it; the caller sets
         `created_at` (SQLite stamps it when it is 0)."""
+        ...
+
+    def add_many(self, records: Sequence[StoredFile]) -> builtins.list[StoredFile]:
+        """`add` for several new records at once (one transaction on SQLite), in order."""
         ...
 
     def get(self, file_id: str, tenant: str) -> StoredFile | None:

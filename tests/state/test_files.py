@@ -57,6 +57,14 @@ def test_search_lists_newest_first_without_temporary_records(stores: Stores) -> 
     assert files.get("a", "t2") is None
 
 
+def test_records_added_together_are_each_found_and_counted(stores: Stores) -> None:
+    files, _ = stores
+    added = files.add_many([record("a", 1.0, job_id="j1"), record("b", 2.0, job_id="j1")])
+    assert [r.id for r in added] == ["a", "b"]
+    assert ids(files.search("t1", FileQuery(), limit=10, offset=0)) == (["b", "a"], 2)
+    assert files.stored_bytes("t1") == 20
+
+
 def test_moves_keep_folder_listings_right(stores: Stores) -> None:
     files, _ = stores
     files.add(record("a", 1.0, folder_id="f1"))

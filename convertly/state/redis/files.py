@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -75,15 +76,19 @@ class RedisFileStore:
                       {after.id: after.created_at})
 
     def add(self, record: StoredFile) -> StoredFile:
+        return self.add_many((record,))[0]
+
+    def add_many(self, records: Sequence[StoredFile]) -> builtins.list[StoredFile]:
         def run() -> None:
             with self.r.pipeline() as pipe:
-                pipe.set(f"{P}file:{record.id}", json.dumps(record.to_dict()))
-                self._index(pipe, None, record)
-                if record.job_id is not None:
-                    pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
+                for record in records:
+                    pipe.set(f"{P}file:{record.id}", json.dumps(record.to_dict()))
+                    self._index(pipe, None, record)
+                    if record.job_id is not None:
+                        pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
                 pipe.execute()
         guard(run)
-        return record
+        return list(records)
 
     def _load(self, file_id: str) -> StoredFile | None:
         raw = guard(lambda: self.r.get(f"{P}file:{file_id}"))

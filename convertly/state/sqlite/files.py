@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from convertly.state.records import FileQuery, StoredFile
@@ -41,15 +42,21 @@ class SqliteFileStore:
         self.db = db
 
     def add(self, record: StoredFile) -> StoredFile:
-        if not record.created_at:
-            record = StoredFile.from_dict({**record.to_dict(), "created_at": time.time()})
+        return self.add_many((record,))[0]
+
+    def add_many(self, records: Sequence[StoredFile]) -> list[StoredFile]:
+        now = time.time()
+        stamped = [record if record.created_at else
+                   StoredFile.from_dict({**record.to_dict(), "created_at": now})
+                   for record in records]
         with self.db.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 f"INSERT INTO files ({', '.join(_COLUMNS)})"
                 f" VALUES ({', '.join('?' * len(_COLUMNS))})",
-                tuple(_column_value(c, getattr(record, c)) for c in _COLUMNS),
+                [tuple(_column_value(c, getattr(record, c)) for c in _COLUMNS)
+                 for record in stamped],
             )
-        return record
+        return stamped
 
     def stored_bytes(self, tenant: str) -> int:
         row = self.db.read().execute(
