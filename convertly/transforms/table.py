@@ -26,7 +26,9 @@ class ParamKind(StrEnum):
 class Param:
     """One transform parameter. `name` is the wire name (as Convertly spells it); `aliases`
     are read in its place, first sent wins, name first; `low`/`high` bound a number (or a
-    text's length), `choices` a choice; `default` is what an absent parameter means."""
+    text's length), `choices` a choice (or, for an integer, names it also takes, kept as
+    names); `synonyms` are other spellings of a choice, each (spelling, choice); `default`
+    is what an absent parameter means."""
 
     name: str
     kind: ParamKind
@@ -36,6 +38,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     default: str | int | float | bool | None = None
+    synonyms: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
