@@ -1,0 +1,99 @@
+"""What the image tools (watermark, remove-background, pdf-preview) share: reading a source
+image into 8-bit sRGB (alpha kept) with its pixels checked, and writing one output image in
+the format and quality the caller chose.
+
+Reading goes through the image converter's loaders (`converters/image/load.py`): the pixel
+limit is checked from the header before decoding, EXIF orientation is applied, and what
+libvips cannot read (HEIF, BMP, ...) is decoded by Pillow. Writing goes through its encoders
+(`converters/image/save.py`), metadata stripped but the ICC profile kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyvips
+
+from convertly.converters.base import Limits
+from convertly.converters.image import read_header
+from convertly.converters.image.declared import check_declared
+from convertly.converters.image.load import load
+from convertly.converters.image.save import LOSSY_TARGETS, save
+from convertly.converters.pixels import check_pixels
+from convertly.converters.resize import plan_resize
+from convertly.errors import ConversionError, CorruptFileError
+from convertly.models import OutputFormat, ResizePreset, extension_for
+from convertly.sniff import Kind
+
+DEFAULT_QUALITY = 82  # jpg, webp and avif when the caller names none
+# quality names -> encoder quality (the scale libvips' jpeg, webp and avif savers share)
+QUALITY_NAMES = {"very_low": 40, "low": 60, "medium": 75, "high": 85, "very_high": 95}
+# Source kinds an output keeps by default (the rest become png or jpg).
+_OWN_FORMATS = {
+    Kind.JPEG: OutputFormat.JPG,
+    Kind.PNG: OutputFormat.PNG,
+    Kind.WEBP: OutputFormat.WEBP,
+    Kind.AVIF: OutputFormat.AVIF,
+    Kind.GIF: OutputFormat.GIF,
+    Kind.TIFF: OutputFormat.TIFF,
+}
+
+
+def read_image(src: Path, kind: Kind, limits: Limits) -> pyvips.Image:
+    """The first frame of `src`, oriented, as 8-bit sRGB (3 bands, or 4 with alpha), in
+    memory. Raises ImageTooLargeError over the pixel limit, CorruptFileError if unreadable."""
+    check_declared(src, kind, limits)
+    header = read_header(src, kind)
+    check_pixels(limits, [(header.width, header.height)])
+    plan = plan_resize(header.width, header.height, ResizePreset.ORIGINAL)
+    try:
+        image = load(src, kind, header, plan, auto_orient=True, animated=False)
+        return srgb(image).copy_memory()
+    except pyvips.Error as exc:
+        raise CorruptFileError() from exc
+
+
+def srgb(image: pyvips.Image) -> pyvips.Image:
+    """`image` as 8-bit sRGB, 3 bands or 4 with alpha."""
+    alpha = image.hasalpha()
+    if image.interpretation not in ("srgb",) or image.format != "uchar":
+        image = image.colourspace("srgb")
+    image = image.cast("uchar")
+    bands = 4 if alpha else 3
+    if image.bands > bands:
+        image = image[:bands]
+    return image
+
+
+def output_format(chosen: str | None, kind: Kind, alpha: bool) -> OutputFormat:
+    """The format the caller chose, else the source's own, else png (with alpha) or jpg."""
+    if chosen:
+        return OutputFormat(chosen)
+    own = _OWN_FORMATS.get(kind)
+    if own is not None and (own is not OutputFormat.JPG or not alpha):
+        return own
+    return OutputFormat.PNG if alpha else OutputFormat.JPG
+
+
+def encoder_quality(value: int | str | None, target: OutputFormat) -> int | None:
+    """The encoder quality for a parsed `quality` (a number or a name); None (lossless)
+    for formats without one."""
+    if target not in LOSSY_TARGETS:
+        return None
+    if isinstance(value, str):
+        return QUALITY_NAMES[value]
+    return DEFAULT_QUALITY if value is None else value
+
+
+def write_image(
+    image: pyvips.Image, target: OutputFormat, workdir: Path, stem: str, quality: int | str | None
+) -> Path:
+    """Encode `image` as `target` to `workdir/stem.ext` (metadata stripped, ICC kept)."""
+    if target is OutputFormat.JPG and image.hasalpha():
+        image = image.flatten(background=[255, 255, 255])
+    out = workdir / f"{stem}.{extension_for(target.value)}"
+    try:
+        save(image, target, out, quality=encoder_quality(quality, target), strip=True)
+    except pyvips.Error as exc:
+        raise ConversionError(f"The {target.value} output could not be written.") from exc
+    return out
