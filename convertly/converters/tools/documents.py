@@ -21,12 +21,13 @@ from convertly.converters.base import Limits, ProgressFn
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.pixels import fit_scale
 from convertly.converters.tools.base import Tool, ToolOutput
-from convertly.converters.tools.raster import QUALITY_NAMES, write_image
+from convertly.converters.tools.raster import write_image
 from convertly.converters.vector.pdf import PdfConverter, open_pdf
 from convertly.converters.vector.pdfwrite import POINTS_PER_INCH
 from convertly.errors import CorruptFileError, InvalidFieldError
 from convertly.models import FileSpec, OutputFormat, SourceInfo
 from convertly.sniff import Kind
+from convertly.transforms.media import quality_point
 from convertly.transforms.table import HEIGHT, QUALITY, WIDTH, Param, ParamKind
 from convertly.transforms.values import Length
 
@@ -131,9 +132,7 @@ def image_to_pdf(
     progress: ProgressFn,
 ) -> ToolOutput:
     """The image as a PDF: one page per frame (animations) or page (multi-page TIFF)."""
-    quality = options["quality"]
-    if isinstance(quality, str):
-        quality = QUALITY_NAMES[quality]
+    quality = quality_point(options["quality"])
     spec = FileSpec(index=0, filename=src.name, format=OutputFormat.PDF, compression=quality)
     converted = PdfConverter().convert(src, source, spec, workdir, limits, progress)
     out = Path(converted.path).rename(workdir / "document.pdf")

@@ -24,10 +24,9 @@ from convertly.converters.resize import plan_resize
 from convertly.errors import ConversionError, CorruptFileError
 from convertly.models import OutputFormat, ResizePreset, extension_for
 from convertly.sniff import Kind
+from convertly.transforms.media import quality_point
 
 DEFAULT_QUALITY = 82  # jpg, webp and avif when the caller names none
-# quality names -> encoder quality (the scale libvips' jpeg, webp and avif savers share)
-QUALITY_NAMES = {"very_low": 40, "low": 60, "medium": 75, "high": 85, "very_high": 95}
 # Source kinds an output keeps by default (the rest become png or jpg).
 _OWN_FORMATS = {
     Kind.JPEG: OutputFormat.JPG,
@@ -80,9 +79,7 @@ def encoder_quality(value: int | str | None, target: OutputFormat) -> int | None
     for formats without one."""
     if target not in LOSSY_TARGETS:
         return None
-    if isinstance(value, str):
-        return QUALITY_NAMES[value]
-    return DEFAULT_QUALITY if value is None else value
+    return DEFAULT_QUALITY if value is None else quality_point(value)
 
 
 def write_image(
