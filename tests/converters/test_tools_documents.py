@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from convertly.converters.base import no_progress
-from convertly.converters.tools.base import Tool, ToolOutput
 from convertly.converters.tools.documents import IMAGE_TO_PDF, PDF_PREVIEW
 from convertly.errors import InvalidFieldError
-from convertly.sniff import Kind, sniff_file
-from convertly.transforms.parse import parse
+from convertly.sniff import Kind
 from tests.converters.conftest import (
     BLUE,
     GREEN,
@@ -27,13 +23,7 @@ from tests.converters.conftest import (
     write_image,
 )
 from tests.converters.test_pdf import three_page_pdf
-
-
-def run_tool(tool: Tool, src: Path, workdir: Path, limits: FakeLimits | None = None,
-             **raw: Any) -> ToolOutput:
-    """Run `tool` on `src` with `raw` options parsed as the API parses them."""
-    options = parse({k: str(v) for k, v in raw.items()}, tool.params)
-    return tool.run(src, sniff_file(src), options, workdir, limits or FakeLimits(), no_progress)
+from tests.converters.tools_support import run_tool
 
 
 def quadrant_pdf(directory: Path) -> Path:
