@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def test_an_opaque_logo_at_top_left_scaled_to_a_share_of_the_width(
 def test_half_opacity_blends_the_mark_with_the_image(
     blue_png: Path, red_logo: Path, workdir: Path
 ) -> None:
-    out = run_tool(WATERMARK, blue_png, workdir, logo=red_logo, position="centre",
+    # the logo sent as a data: URL (as the stored-file route's watermarkLogoDataUrl)
+    url = "data:image/png;base64," + base64.b64encode(red_logo.read_bytes()).decode()
+    out = run_tool(WATERMARK, blue_png, workdir, watermarkLogoDataUrl=url, position="centre",
                    opacity=0.5, scale=0.2)
     with Image.open(out.files[0]) as image:
         middle = mean(image, (95, 48, 105, 52))
@@ -113,6 +116,8 @@ def test_text_and_logo_together_or_neither_are_refused(
         run_tool(WATERMARK, blue_png, workdir, logo=red_logo, text="x")
     with pytest.raises(InvalidFieldError, match="not neither"):
         run_tool(WATERMARK, blue_png, workdir)
+    with pytest.raises(InvalidFieldError, match="base64 data: URL of an image"):
+        run_tool(WATERMARK, blue_png, workdir, logoDataUrl="https://example.com/logo.png")
     with pytest.raises(InvalidFieldError, match="cannot become mp4"):
         run_tool(WATERMARK, blue_png, workdir, text="x", format="mp4")
 

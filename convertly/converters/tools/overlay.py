@@ -11,6 +11,8 @@ re-encoded in its own container with the audio copied as it is.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +46,7 @@ PLACES = ("centre", "top", "bottom", "left", "right", "top-left", "top-right", "
 FONT = "sans bold"
 TEXT_DPI = 300  # the first drawing, measured to find the dpi that gives the width asked for
 DEFAULT_MARGIN = 0.03  # of the frame's shorter side
+MAX_DATA_URL = 16 * 1024 * 1024  # characters of a logo sent as a data: URL (12 MiB of image)
 TILE_GAP = 1.0  # space between repeated marks, in mark widths (across) and heights (down)
 
 TEXT = Param("text", ParamKind.TEXT, "The words to lay over the source (send text or logo).",
@@ -51,6 +54,9 @@ TEXT = Param("text", ParamKind.TEXT, "The words to lay over the source (send tex
 LOGO = Param("logo", ParamKind.FILE, "An image to lay over the source: an uploaded part or "
              "a stored file's id (send text or logo).",
              aliases=("image", "watermarkImage", "watermarkFileId"))
+LOGO_DATA_URL = Param("watermarkLogoDataUrl", ParamKind.TEXT, "The logo as a data: URL "
+                      "(data:image/png;base64,...), in place of logo.",
+                      aliases=("logoDataUrl",), low=1, high=MAX_DATA_URL)
 PLACE = Param("position", ParamKind.CHOICE, "Where the mark goes: centre, an edge, a corner, "
               "or tile (repeated across the whole frame).", aliases=POSITION.aliases,
               choices=PLACES, synonyms=(*POSITION.synonyms, ("tiled", "tile"),
@@ -80,6 +86,7 @@ def watermark(
     progress: ProgressFn,
 ) -> ToolOutput:
     """Lay the text or logo of `options` over `src` (an image, or every frame of a video)."""
+    options = {**options, "logo": _logo_file(options, workdir)}
     if (options.get("text") is None) == (options.get("logo") is None):
         raise InvalidFieldError("text", "send either text or logo (an image), not "
                                 f"{'both' if options.get('text') else 'neither'}.")
@@ -98,6 +105,27 @@ def watermark(
     out = write_image(marked, target, workdir, "watermarked", options.get("quality"))
     return ToolOutput([out], {"width": marked.width, "height": marked.height,
                               "format": target.value})
+
+
+def _logo_file(options: Mapping[str, Any], workdir: Path) -> Path | None:
+    """The logo's local file: the resolved `logo`, or `watermarkLogoDataUrl` decoded."""
+    url: str | None = options.get("watermarkLogoDataUrl")
+    if url is None:
+        return None if options.get("logo") is None else Path(options["logo"])
+    if options.get("logo") is not None:
+        raise InvalidFieldError("watermarkLogoDataUrl", "send logo or watermarkLogoDataUrl, "
+                                "not both.")
+    head, comma, data = url.partition(",")
+    if not (head.startswith("data:image/") and head.endswith(";base64") and comma):
+        raise InvalidFieldError("watermarkLogoDataUrl", "must be a base64 data: URL of an "
+                                "image (data:image/png;base64,...).")
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise InvalidFieldError("watermarkLogoDataUrl", "its data is not valid base64.") from exc
+    path = workdir / "logo-data"
+    path.write_bytes(decoded)
+    return path
 
 
 def _mark(options: Mapping[str, Any], width: int, height: int, limits: Limits) -> pyvips.Image:
@@ -222,6 +250,6 @@ WATERMARK = Tool(
     name="watermark",
     summary="Lay text or a logo over an image or a video: position, opacity, scale.",
     sources=frozenset({*RASTER_SOURCES, *VIDEO}),
-    params=(TEXT, LOGO, PLACE, OPACITY, SCALE, MARGIN, COLOR, MARK_FORMAT, QUALITY),
+    params=(TEXT, LOGO, LOGO_DATA_URL, PLACE, OPACITY, SCALE, MARGIN, COLOR, MARK_FORMAT, QUALITY),
     run=watermark,
 )
