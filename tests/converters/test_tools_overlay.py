@@ -13,7 +13,7 @@ from PIL import Image, ImageStat
 from convertly.converters.tools.overlay import WATERMARK, place
 from convertly.errors import InvalidFieldError
 from convertly.sniff import Kind
-from tests.converters.conftest import BLUE, RED, WHITE, write_image
+from tests.converters.conftest import BLUE, GREEN, RED, WHITE, write_animation, write_image
 from tests.converters.tools_support import run_tool
 from tests.media import real_seconds
 
@@ -52,7 +52,7 @@ def test_an_opaque_logo_at_top_left_scaled_to_a_share_of_the_width(
 ) -> None:
     out = run_tool(WATERMARK, blue_png, workdir, logo=red_logo, position="top-left",
                    opacity=1, scale=0.5, margin=10)
-    assert out.facts == {"width": 200, "height": 100, "format": "png"}
+    assert out.facts == {"width": 200, "height": 100, "format": "png", "frames": 1}
     with Image.open(out.files[0]) as image:
         assert image.size == (200, 100)
         # the 40x20 logo became 100x50 at (10, 10)
@@ -107,6 +107,24 @@ def test_tile_repeats_the_mark_across_the_image(
         )
     # 20x10 marks on a 40x20 grid: a quarter of the image is red
     assert 0.2 <= red_cells / (40 * 20) <= 0.3
+
+
+def test_every_frame_of_an_animation_is_marked(
+    tmp_path: Path, workdir: Path
+) -> None:
+    animation = write_animation(tmp_path, Kind.GIF, size=(80, 40))  # red, green, blue
+    logo = tmp_path / "logo"
+    logo.mkdir()
+    white = write_image(logo, Kind.PNG, Image.new("RGB", (20, 10), WHITE))
+    out = run_tool(WATERMARK, animation, workdir, logo=white, position="top-left",
+                   opacity=1, scale=0.5, margin=0)
+    assert out.facts == {"width": 80, "height": 40, "format": "gif", "frames": 3}
+    with Image.open(out.files[0]) as image:
+        assert image.n_frames == 3
+        for index, colour in enumerate((RED, GREEN, BLUE)):
+            image.seek(index)
+            assert close(mean(image, (2, 2, 38, 18)), WHITE, 12)
+            assert close(mean(image, (44, 22, 80, 40)), colour, 12)
 
 
 def test_text_and_logo_together_or_neither_are_refused(

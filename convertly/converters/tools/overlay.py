@@ -22,11 +22,17 @@ import pyvips
 
 from convertly.converters.base import Limits, ProgressFn
 from convertly.converters.image import SOURCES as RASTER_SOURCES
+from convertly.converters.image.shape import frame_height
 from convertly.converters.media.ffmpeg import filter_graph, input_url, output_args
 from convertly.converters.media.task import Task
 from convertly.converters.tools.base import Tool, ToolOutput
 from convertly.converters.tools.media import VIDEO, VIDEO_FORMATS, open_source
-from convertly.converters.tools.raster import output_format, read_image, write_image
+from convertly.converters.tools.raster import (
+    ANIMATED_TARGETS,
+    output_format,
+    read_image,
+    write_image,
+)
 from convertly.errors import ConversionError, InvalidFieldError, UnsupportedConversionError
 from convertly.models import FileSpec, OutputFormat, SourceInfo
 from convertly.sniff import Kind, sniff_file
@@ -97,14 +103,16 @@ def watermark(
     if chosen in VIDEO_FORMATS:
         raise InvalidFieldError("format", f"an image cannot become {chosen}; use one of "
                                 f"{', '.join(IMAGE_FORMATS)}.")
-    base = read_image(src, kind, limits)
-    mark = _mark(options, base.width, base.height, limits)
+    base = read_image(src, kind, limits, animated=True)
+    height = frame_height(base)
+    mark = _mark(options, base.width, height, limits)
     progress(0.4)
-    marked = _lay(base, mark, options["position"], _margin(options, base.width, base.height))
+    marked = _lay(base, mark, options["position"], _margin(options, base.width, height))
     target = output_format(chosen, kind, marked.hasalpha())
     out = write_image(marked, target, workdir, "watermarked", options.get("quality"))
-    return ToolOutput([out], {"width": marked.width, "height": marked.height,
-                              "format": target.value})
+    frames = base.height // height if target in ANIMATED_TARGETS else 1
+    return ToolOutput([out], {"width": marked.width, "height": height,
+                              "format": target.value, "frames": frames})
 
 
 def _logo_file(options: Mapping[str, Any], workdir: Path) -> Path | None:
@@ -197,14 +205,19 @@ def _tiled(mark: pyvips.Image, width: int, height: int) -> pyvips.Image:
 
 
 def _lay(base: pyvips.Image, mark: pyvips.Image, position: str, margin: int) -> pyvips.Image:
+    """`mark` over every frame of `base` (an animation's frames are stacked vertically)."""
+    height = frame_height(base)
     try:
         if position == "tile":
-            mark, x, y = _tiled(mark, base.width, base.height), 0, 0
+            layer = _tiled(mark, base.width, height)
         else:
-            x, y = place(position, (base.width, base.height), (mark.width, mark.height),
-                         margin)
+            x, y = place(position, (base.width, height), (mark.width, mark.height), margin)
+            layer = mark.embed(x, y, base.width, height, extend="background",
+                               background=[0, 0, 0, 0])
+        if height < base.height:
+            layer = layer.replicate(1, base.height // height)
         alpha = base.hasalpha()
-        marked = base.composite2(mark, "over", x=x, y=y)
+        marked = base.composite2(layer, "over")
         marked = marked.cast("uchar").copy(interpretation="srgb")
         return marked if alpha else marked[:3]
     except pyvips.Error as exc:

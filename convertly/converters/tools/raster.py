@@ -19,6 +19,7 @@ from convertly.converters.image import read_header
 from convertly.converters.image.declared import check_declared
 from convertly.converters.image.load import load
 from convertly.converters.image.save import LOSSY_TARGETS, save
+from convertly.converters.image.shape import frame_height
 from convertly.converters.pixels import check_pixels
 from convertly.converters.resize import plan_resize
 from convertly.errors import ConversionError, CorruptFileError
@@ -27,6 +28,8 @@ from convertly.sniff import Kind
 from convertly.transforms.media import quality_point
 
 DEFAULT_QUALITY = 82  # jpg, webp and avif when the caller names none
+ANIMATED_KINDS = frozenset({Kind.GIF, Kind.WEBP, Kind.PNG, Kind.AVIF})  # read with every frame
+ANIMATED_TARGETS = frozenset({OutputFormat.GIF, OutputFormat.WEBP, OutputFormat.PNG})
 # Source kinds an output keeps by default (the rest become png or jpg).
 _OWN_FORMATS = {
     Kind.JPEG: OutputFormat.JPG,
@@ -38,15 +41,18 @@ _OWN_FORMATS = {
 }
 
 
-def read_image(src: Path, kind: Kind, limits: Limits) -> pyvips.Image:
-    """The first frame of `src`, oriented, as 8-bit sRGB (3 bands, or 4 with alpha), in
-    memory. Raises ImageTooLargeError over the pixel limit, CorruptFileError if unreadable."""
+def read_image(src: Path, kind: Kind, limits: Limits, *, animated: bool = False
+               ) -> pyvips.Image:  # fmt: skip
+    """The first frame of `src` (every frame of an animation, stacked as libvips does, when
+    `animated`), oriented, as 8-bit sRGB (3 bands, or 4 with alpha), in memory. Raises
+    ImageTooLargeError over the pixel limit, CorruptFileError if unreadable."""
     check_declared(src, kind, limits)
     header = read_header(src, kind)
-    check_pixels(limits, [(header.width, header.height)])
+    animated = animated and header.pages > 1 and kind in ANIMATED_KINDS
+    check_pixels(limits, [(header.width, header.height)] * (header.pages if animated else 1))
     plan = plan_resize(header.width, header.height, ResizePreset.ORIGINAL)
     try:
-        image = load(src, kind, header, plan, auto_orient=True, animated=False)
+        image = load(src, kind, header, plan, auto_orient=True, animated=animated)
         return srgb(image).copy_memory()
     except pyvips.Error as exc:
         raise CorruptFileError() from exc
@@ -85,7 +91,10 @@ def encoder_quality(value: int | str | None, target: OutputFormat) -> int | None
 def write_image(
     image: pyvips.Image, target: OutputFormat, workdir: Path, stem: str, quality: int | str | None
 ) -> Path:
-    """Encode `image` as `target` to `workdir/stem.ext` (metadata stripped, ICC kept)."""
+    """Encode `image` as `target` to `workdir/stem.ext` (metadata stripped, ICC kept); an
+    animation written to a format that holds none keeps its first frame."""
+    if target not in ANIMATED_TARGETS and frame_height(image) < image.height:
+        image = image.crop(0, 0, image.width, frame_height(image))
     if target is OutputFormat.JPG and image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
     out = workdir / f"{stem}.{extension_for(target.value)}"
