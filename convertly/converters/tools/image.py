@@ -1,6 +1,8 @@
 """The image tools on the transform engine (`convertly.transforms.image`):
 
-    thumbnail   a small image of an image: size, fit, position, background, format, quality
+    thumbnail   a small image of an image or of a video's representative frame (a tenth
+                of the way in, past fades from black): size, fit, position, background,
+                format, quality
     transform   every image parameter of the table, applied in the engine's order
 
 Both read libvips-decodable sources through the engine's fast path (sized while decoding)
@@ -20,10 +22,12 @@ from convertly.converters.base import Limits, ProgressFn
 from convertly.converters.image.declared import check_declared
 from convertly.converters.image.load import Header, load, read_header, vips_source
 from convertly.converters.image.save import save
+from convertly.converters.media.ffmpeg import SOURCE_GUARD, input_url, probe
 from convertly.converters.pixels import check_pixels
+from convertly.converters.process import run, which
 from convertly.converters.resize import ResizePlan
 from convertly.converters.tools.base import Tool, ToolOutput
-from convertly.errors import CorruptFileError
+from convertly.errors import ConversionError, CorruptFileError
 from convertly.models import OutputFormat, SourceInfo, extension_for
 from convertly.sniff import Kind
 from convertly.transforms import image as engine
@@ -34,7 +38,11 @@ IMAGE_SOURCES = frozenset({
     Kind.JPEG, Kind.PNG, Kind.GIF, Kind.WEBP, Kind.TIFF, Kind.BMP, Kind.AVIF, Kind.HEIF,
     Kind.SVG,
 })
+VIDEO_SOURCES = frozenset({Kind.MP4, Kind.MOV, Kind.WEBM})
 THUMBNAIL_BOX = 320  # a thumbnail asked for without width or height fits in this square
+FRAME_AT = 0.1  # of a video's duration: past fades from black, early enough to be typical
+SHORT_CLIP_SECONDS = 2.0  # shorter clips give their first frame
+FRAME_TIMEOUT = 60.0
 
 
 def render(src: Path, kind: Kind, options: Mapping[str, Any], workdir: Path, limits: Limits,
@@ -73,12 +81,44 @@ def _transformed(src: Path, kind: Kind, header: Header,
     return image, fmt
 
 
+def video_frame(src: Path, workdir: Path, limits: Limits) -> Path:
+    """The video's representative frame as a PNG in `workdir` (players' rotation applied)."""
+    info = probe(src)
+    video = info.video
+    if video is None:
+        raise ConversionError("This file has no video stream to take a frame from.")
+    check_pixels(limits, [video.oriented_size], subject="video")
+    duration = info.duration or 0.0
+    frame = workdir / "frame.png"
+    for at in dict.fromkeys((duration * FRAME_AT if duration >= SHORT_CLIP_SECONDS else 0.0,
+                             0.0)):  # a seek past the last keyframe may give nothing
+        run([which("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", *SOURCE_GUARD,
+             "-ss", f"{at:.3f}", "-i", input_url(src), "-map", f"0:{video.index}",
+             "-frames:v", "1", "-pix_fmt", "rgba" if video.has_alpha else "rgb24",
+             "-f", "image2", str(frame)], timeout=FRAME_TIMEOUT, cwd=workdir)
+        if frame.exists() and frame.stat().st_size > 0:
+            return frame
+    raise ConversionError("No video frame could be decoded from this file.")
+
+
 def thumbnail(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
               limits: Limits, progress: ProgressFn) -> ToolOutput:
     if options.get("width") is None and options.get("height") is None:
         options = {**options, "width": Length(THUMBNAIL_BOX), "height": Length(THUMBNAIL_BOX),
                    "fit": "inside"}
-    return render(src, Kind(source.kind), options, workdir, limits, "thumbnail")
+    kind = Kind(source.kind)
+    if kind in VIDEO_SOURCES:
+        frame = video_frame(src, workdir, limits)
+        progress(0.5)
+        result = render(frame, Kind.PNG, {"format": "jpg", **_set(options)}, workdir, limits,
+                        "thumbnail")
+        frame.unlink()
+        return result
+    return render(src, kind, options, workdir, limits, "thumbnail")
+
+
+def _set(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def transform(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
@@ -88,10 +128,10 @@ def transform(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir
 
 THUMBNAIL = Tool(
     name="thumbnail",
-    summary="A small image of an image: width and/or height (pixels or percent), fit, "
-    f"position, background, format, quality; with neither size, fits in "
-    f"{THUMBNAIL_BOX}x{THUMBNAIL_BOX}.",
-    sources=IMAGE_SOURCES,
+    summary="A small image of an image or of a video's frame: width and/or height (pixels "
+    "or percent), fit, position, background, format (a video's: jpg unless asked), "
+    f"quality; with neither size, fits in {THUMBNAIL_BOX}x{THUMBNAIL_BOX}.",
+    sources=IMAGE_SOURCES | VIDEO_SOURCES,
     params=(*table.GEOMETRY, *table.OUTPUT),
     run=thumbnail,
 )
