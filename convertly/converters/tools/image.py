@@ -74,10 +74,15 @@ def _transformed(src: Path, kind: Kind, header: Header,
         decoded = load(src, kind, header, whole, auto_orient=True, animated=False)
         fmt = engine.output_format(options, source_format, decoded.hasalpha())
         return engine.apply(decoded, options, alpha=fmt in engine.ALPHA_FORMATS), fmt
-    has_alpha = pyvips.Image.new_from_source(vips_source(src), "", access="sequential")
-    fmt = engine.output_format(options, source_format, has_alpha.hasalpha())
-    fail_on = "error" if kind is Kind.TIFF else "truncated"
-    image = engine.from_file(src, options, alpha=fmt in engine.ALPHA_FORMATS, fail_on=fail_on)
+    # The source's alpha only matters when neither the request nor the source names a
+    # format that can be written: only then is the header read again for it.
+    has_alpha = (not options.get("format")
+                 and source_format not in engine.LOSSY_FORMATS | engine.ALPHA_FORMATS
+                 and pyvips.Image.new_from_source(vips_source(src), "").hasalpha())
+    fmt = engine.output_format(options, source_format, has_alpha)
+    image = engine.from_file(src, options, alpha=fmt in engine.ALPHA_FORMATS,
+                             fail_on="error" if kind is Kind.TIFF else "truncated",
+                             oriented=header.oriented(True))
     return image, fmt
 
 
