@@ -1,4 +1,5 @@
 """The media tools (thumbnail, trim, inspect, ...): one source file in, files and facts out.
 
     base.py     Tool, ToolOutput: what every tool declares and returns
+    image.py    thumbnail, transform: the image tools on the transform engine
 """
