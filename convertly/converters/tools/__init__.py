@@ -7,4 +7,5 @@
     overlay.py  watermark: text or a logo over an image or a video
     background.py  remove-background: the operator's ONNX segmentation model
     raster.py   reading a source image and writing an image output (the image tools)
+    image.py    thumbnail, transform: the image tools on the transform engine
 """
