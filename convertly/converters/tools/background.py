@@ -1,5 +1,5 @@
 """The remove-background tool: a segmentation model finds the subject, everything else
-becomes transparent (or `background`).
+becomes transparent (or `backgroundColor`).
 
 The model is the operator's: an ONNX file named by CONVERTLY_BACKGROUND_MODEL (U2-Net,
 IS-Net, the models rembg ships and alike), run on the CPU with onnxruntime; none is bundled
@@ -59,9 +59,10 @@ CUTOUT_FORMAT = Param("format", ParamKind.CHOICE, "The output format: png (defau
                       "or avif keep the transparency; jpg needs a background (white if none "
                       "is given).", aliases=("f",), choices=CUTOUT_FORMATS,
                       synonyms=(("jpeg", "jpg"),), default="png")
-FILL = Param(BACKGROUND.name, ParamKind.COLOUR, "Fill the removed background with this colour "
-             "(hex, alpha allowed) instead of leaving it transparent.",
-             aliases=BACKGROUND.aliases)
+# Not `background`: the media tool routes read that as async=true (Convertly's SDK sends it).
+FILL = Param("backgroundColor", ParamKind.COLOUR, "Fill the removed background with this "
+             "colour (hex, alpha allowed) instead of leaving it transparent.",
+             aliases=("backgroundColour", "bgColor", *BACKGROUND.aliases))
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,13 @@ def remove_background(
     limits: Limits,
     progress: ProgressFn,
 ) -> ToolOutput:
-    """The image with its background transparent (or filled with `background`)."""
+    """The image with its background transparent (or filled with `backgroundColor`)."""
     model = load_model(limits.background_model)
     image = read_image(src, Kind(source.kind), limits)
     progress(0.2)
     cutout = apply_mask(image, predict(model, image))
     progress(0.8)
-    fill: Colour | None = options.get("background")
+    fill: Colour | None = options.get("backgroundColor")
     if fill is not None:
         cutout = _fill(cutout, fill)
     target = OutputFormat(options["format"])

@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from convertly.converters.tools.background import REMOVE_BACKGROUND
 from convertly.converters.tools.base import Tool
+from convertly.converters.tools.documents import IMAGE_TO_PDF, PDF_PREVIEW
 from convertly.converters.tools.metadata import STRIP_METADATA
+from convertly.converters.tools.overlay import WATERMARK
 from convertly.errors import NotFoundError
 
 
@@ -48,6 +51,7 @@ class ToolRegistry:
 def default_tools() -> ToolRegistry:
     """The registry with every built-in tool."""
     tools = ToolRegistry()
-    for tool in (STRIP_METADATA,):
+    for tool in (STRIP_METADATA,
+                 PDF_PREVIEW, IMAGE_TO_PDF, WATERMARK, REMOVE_BACKGROUND):
         tools.register(tool)
     return tools
