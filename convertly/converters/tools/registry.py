@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from convertly.converters.tools import image, metadata
 from convertly.converters.tools.base import Tool
-from convertly.converters.tools.metadata import STRIP_METADATA
 from convertly.errors import NotFoundError
 
 
@@ -48,6 +48,10 @@ class ToolRegistry:
 def default_tools() -> ToolRegistry:
     """The registry with every built-in tool."""
     tools = ToolRegistry()
-    for tool in (STRIP_METADATA,):
-        tools.register(tool)
+    for family in (
+        metadata.TOOLS,
+        image.TOOLS,
+    ):
+        for tool in family:
+            tools.register(tool)
     return tools
