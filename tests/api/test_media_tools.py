@@ -92,6 +92,17 @@ def test_thumbnail_runs_through_the_same_route(client: TestClient, tenant: Tenan
     assert (out.format, out.size) == ("WEBP", (100, 50))
     assert_error(_tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(40, 20)),
                        width="0"), 400, "INVALID_FIELD", "width")
+    # `background` is async's alias when true or false, else the tool's colour option.
+    padded = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(400, 200)),
+                   width="60", height="60", fit="contain", background="#00ff00", format="png")
+    assert padded.status_code == 200, padded.text
+    square = images.decode(output_bytes(client, padded.json()["files"][0]))
+    assert square.size == (60, 60)
+    assert square.image.convert("RGB").getpixel((30, 2)) == (0, 255, 0)
+    queued = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(40, 20)),
+                   width="10", background="true")
+    assert queued.status_code == 202, queued.text
+    assert wait_for_job(client, tenant, queued.json()["jobId"])["status"] == "completed"
 
 
 def test_a_stored_file_gets_its_output_beside_it_or_a_preview(client: TestClient,
