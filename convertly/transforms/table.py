@@ -126,3 +126,39 @@ IMAGE: tuple[Param, ...] = (
     *GEOMETRY, ROTATE, FLIP, FLOP, TRIM, PAD, BORDER, BORDER_COLOUR, RADIUS, BLUR, SHARPEN,
     BRIGHTNESS, CONTRAST, SATURATION, *OUTPUT,
 )
+
+
+# -- media: the clip, its frame rate, codec and bitrates (transforms/media.py applies them) --
+
+START = Param(
+    "start", ParamKind.SECONDS, "Where the clip begins: seconds (2.5) or a timestamp (0:01:02.5).",
+    aliases=("startTime", "so", "ss"), low=0, default=0.0,
+)  # fmt: skip
+END = Param(
+    "end", ParamKind.SECONDS, "Where the clip ends (after start); the source's end when absent.",
+    aliases=("endTime", "eo", "to"), low=0,
+)  # fmt: skip
+DURATION = Param(
+    "duration", ParamKind.SECONDS, "How long the clip lasts from start (instead of end).",
+    aliases=("du", "t"), low=0.05,
+)  # fmt: skip
+FPS = Param("fps", ParamKind.NUMBER, "Frames per second of the output.", aliases=("frameRate",),
+            low=1, high=60)  # fmt: skip
+CODEC = Param(
+    "codec", ParamKind.CHOICE, "The video encoder: h264 (mp4, mov), h265 (mp4, mov), vp9 (webm, "
+    "mp4) or av1 (webm, mp4); the container's usual one when absent.",
+    aliases=("videoCodec", "vcodec"), choices=("h264", "h265", "vp9", "av1"),
+    synonyms=(("avc", "h264"), ("x264", "h264"), ("hevc", "h265"), ("x265", "h265"),
+              ("vp09", "vp9"), ("av01", "av1")),
+)  # fmt: skip
+VIDEO_BITRATE = Param(
+    "videoBitrate", ParamKind.INTEGER, "Average video bitrate in kb/s (instead of quality).",
+    aliases=("vb",), low=50, high=100_000,
+)  # fmt: skip
+AUDIO_BITRATE = Param(
+    "audioBitrate", ParamKind.INTEGER, "Audio bitrate in kb/s (lossy formats).",
+    aliases=("ab", "bitrate"), low=8, high=512,
+)  # fmt: skip
+
+CLIP: tuple[Param, ...] = (START, END, DURATION)
+ENCODING: tuple[Param, ...] = (CODEC, QUALITY, VIDEO_BITRATE, AUDIO_BITRATE, FPS)

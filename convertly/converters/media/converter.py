@@ -117,14 +117,14 @@ class MediaConverter:
         if kind.family == "image":  # an animation: a flood is refused before ffprobe
             check_declared(src, kind, limits)
         info = probe(src)
-        _check_limits(info, info.duration or 0.0, limits)
+        check_limits(info, info.duration or 0.0, limits)
         duration = info.duration
         if duration is None:
             # Streamed WebM (MediaRecorder) announces no duration: read every packet.
             reading = self.timeout_factor * source.size / READ_BYTES_PER_SECOND
             duration = measure_duration(src, timeout=self.base_timeout + reading,
                                         cap=limits.max_media_seconds + LENGTH_MARGIN)
-            _check_limits(info, duration or 0.0, limits)
+            check_limits(info, duration or 0.0, limits)
         task = Task(
             src=src,
             spec=spec,
@@ -186,7 +186,7 @@ def _check_compress(target: OutputFormat, spec: FileSpec) -> None:
         )
 
 
-def _check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
+def check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
     if duration > limits.max_media_seconds:
         raise MediaTooLongError(
             f"The file lasts {duration:,.0f} s, over this server's limit of "

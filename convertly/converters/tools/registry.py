@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from convertly.converters.tools import image, metadata
+from convertly.converters.tools import (
+    background,
+    documents,
+    image,
+    inspect,
+    media,
+    metadata,
+    overlay,
+)
 from convertly.converters.tools.base import Tool
 from convertly.errors import NotFoundError
 
@@ -49,8 +57,13 @@ def default_tools() -> ToolRegistry:
     """The registry with every built-in tool."""
     tools = ToolRegistry()
     for family in (
-        metadata.TOOLS,
-        image.TOOLS,
+        metadata.TOOLS,  # strip-metadata
+        image.TOOLS,  # thumbnail, transform
+        media.TOOLS,  # poster-frame, extract-audio, trim, gif, storyboard
+        (inspect.INSPECT,),
+        (documents.PDF_PREVIEW, documents.IMAGE_TO_PDF),
+        (overlay.WATERMARK,),
+        (background.REMOVE_BACKGROUND,),
     ):
         for tool in family:
             tools.register(tool)
