@@ -69,7 +69,7 @@ def test_poster_frame_takes_the_frame_at_the_timestamp_sized_by_fit(
     (out,) = done.files
     with Image.open(out) as image:
         assert (image.format, image.size) == ("WEBP", (160, 100))
-    assert done.facts == {"timestamp": 1.0, "width": 160, "height": 100}
+    assert done.facts == {"timestamp": 1.0, "width": 160, "height": 100, "format": "webp"}
     # The default (1 s) on a clip it is past is clamped to the last frame; jpg by default.
     late = run(POSTER_FRAME, clips / "clip.mp4", tmp_path / "b", {"timestamp": "30"})
     assert late.facts["timestamp"] == pytest.approx(1.96)
@@ -187,3 +187,4 @@ def test_inspect_reports_streams_of_media_and_metadata_presence_of_stills(
     document.save(str(tmp_path / "c.pdf"))
     pdf = run(INSPECT, tmp_path / "c.pdf", tmp_path / "d").facts
     assert (pdf["pages"], pdf["width"], pdf["height"], pdf["format"]) == (2, 595, 842, "pdf")
+
