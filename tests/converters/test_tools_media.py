@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from convertly.converters.tools.base import Tool, ToolOutput
+from convertly.converters.tools.image import THUMBNAIL
 from convertly.converters.tools.inspect import INSPECT
 from convertly.converters.tools.media import EXTRACT_AUDIO, GIF, POSTER_FRAME, STORYBOARD, TRIM
 from convertly.errors import InvalidFieldError, MediaTooLongError, UnsupportedConversionError
@@ -188,3 +189,11 @@ def test_inspect_reports_streams_of_media_and_metadata_presence_of_stills(
     pdf = run(INSPECT, tmp_path / "c.pdf", tmp_path / "d").facts
     assert (pdf["pages"], pdf["width"], pdf["height"], pdf["format"]) == (2, 595, 842, "pdf")
 
+
+def test_thumbnail_of_a_video_is_a_frame_through_the_image_pipeline(
+    clips: Path, tmp_path: Path
+) -> None:
+    done = run(THUMBNAIL, clips / "clip.mp4", tmp_path, {"width": "100"})
+    assert [f.name for f in done.files] == ["thumbnail.jpg"]
+    with Image.open(done.files[0]) as image:
+        assert (image.format, image.size) == ("JPEG", (100, 75))

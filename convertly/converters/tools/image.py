@@ -1,6 +1,7 @@
 """The image tools on the transform engine (`convertly.transforms.image`):
 
-    thumbnail   a small image of an image: size, fit, position, background, format, quality
+    thumbnail   a small image of an image, or of a video's frame (a tenth into the clip):
+                size, fit, position, background, format, quality
     transform   every image parameter of the table, applied in the engine's order
 
 Both read libvips-decodable sources through the engine's fast path (sized while decoding)
@@ -20,6 +21,7 @@ from convertly.converters.base import Limits, ProgressFn
 from convertly.converters.image.declared import check_declared
 from convertly.converters.image.load import Header, load, read_header, vips_source
 from convertly.converters.image.save import save
+from convertly.converters.media.source import extract_frame, open_source
 from convertly.converters.pixels import check_pixels
 from convertly.converters.resize import ResizePlan
 from convertly.converters.tools.base import Tool, ToolOutput
@@ -34,6 +36,7 @@ IMAGE_SOURCES = frozenset({
     Kind.JPEG, Kind.PNG, Kind.GIF, Kind.WEBP, Kind.TIFF, Kind.BMP, Kind.AVIF, Kind.HEIF,
     Kind.SVG,
 })
+VIDEO_SOURCES = frozenset({Kind.MP4, Kind.MOV, Kind.WEBM})
 THUMBNAIL_BOX = 320  # a thumbnail asked for without width or height fits in this square
 
 
@@ -78,7 +81,15 @@ def thumbnail(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir
     if options.get("width") is None and options.get("height") is None:
         options = {**options, "width": Length(THUMBNAIL_BOX), "height": Length(THUMBNAIL_BOX),
                    "fit": "inside"}
-    return render(src, Kind(source.kind), options, workdir, limits, "thumbnail")
+    kind = Kind(source.kind)
+    if kind in VIDEO_SOURCES:
+        # A frame a tenth into the clip (media/source.py), then the same pipeline, jpg.
+        frame, _at = extract_frame(open_source(src, source, limits), None, workdir, limits)
+        done = render(frame, Kind.PNG, {**options, "format": options.get("format") or "jpg"},
+                      workdir, limits, "thumbnail")
+        frame.unlink()
+        return done
+    return render(src, kind, options, workdir, limits, "thumbnail")
 
 
 def transform(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
@@ -88,10 +99,10 @@ def transform(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir
 
 THUMBNAIL = Tool(
     name="thumbnail",
-    summary="A small image of an image: width and/or height (pixels or percent), fit, "
-    f"position, background, format, quality; with neither size, fits in "
+    summary="A small image of an image or of a video's frame: width and/or height (pixels or "
+    f"percent), fit, position, background, format, quality; with neither size, fits in "
     f"{THUMBNAIL_BOX}x{THUMBNAIL_BOX}.",
-    sources=IMAGE_SOURCES,
+    sources=IMAGE_SOURCES | VIDEO_SOURCES,
     params=(*table.GEOMETRY, *table.OUTPUT),
     run=thumbnail,
 )
