@@ -27,7 +27,8 @@ DEFAULT_QUALITY = "medium"
 @dataclass(frozen=True)
 class VideoCodec:
     """One video encoder: the ffmpeg encoder, its speed options, the CRF curve (quality ->
-    CRF, lower is better), the containers that hold it, and options those need."""
+    CRF, lower is better), the containers that hold it, options those need, and `work`:
+    seconds of work per second of 1080p30 for timeouts (~3x what was measured)."""
 
     name: str
     encoder: str
@@ -36,11 +37,12 @@ class VideoCodec:
     containers: frozenset[str]
     extra: tuple[str, ...] = ()  # always
     crf_extra: tuple[str, ...] = ()  # with a CRF (VP9 needs a zero bitrate for pure CRF)
+    work: float = 1.5
 
 
-# Speeds chosen for 2-core workers (measured on 2 s of 320x240 and 30 s of 1080p): x264
-# veryfast (see converters/media/ffmpeg.py), x265 ultrafast (~3x slower than x264 veryfast
-# even so), VP9 realtime cpu-used 8, SVT-AV1 preset 10 (libaom would take ~20x longer).
+# Speeds chosen for 2-core workers. 5 s of 1080p30 on a busy 2-core machine: x264 veryfast
+# 9.0 s (see converters/media/ffmpeg.py), x265 ultrafast 15.2 s, VP9 realtime cpu-used 8
+# 4.5 s, SVT-AV1 preset 10 4.3 s (libaom-av1 is far slower at any setting).
 _MP4_MOV = frozenset({"mp4", "mov"})
 _WEBM_MP4 = frozenset({"webm", "mp4"})
 VIDEO_CODECS: dict[str, VideoCodec] = {
@@ -50,15 +52,15 @@ VIDEO_CODECS: dict[str, VideoCodec] = {
     ),
     "h265": VideoCodec(
         "h265", "libx265", ("-preset", "ultrafast", "-x265-params", "log-level=error"),
-        ((1, 45), (65, 30), (82, 26), (100, 20)), _MP4_MOV, extra=("-tag:v", "hvc1"),
+        ((1, 45), (65, 30), (82, 26), (100, 20)), _MP4_MOV, extra=("-tag:v", "hvc1"), work=3.0,
     ),
     "vp9": VideoCodec(
         "vp9", "libvpx-vp9", ("-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"),
-        ((1, 60), (65, 38), (82, 33), (100, 15)), _WEBM_MP4, crf_extra=("-b:v", "0"),
+        ((1, 60), (65, 38), (82, 33), (100, 15)), _WEBM_MP4, crf_extra=("-b:v", "0"), work=2.0,
     ),
     "av1": VideoCodec(
         "av1", "libsvtav1", ("-preset", "10"), ((1, 60), (65, 38), (82, 32), (100, 18)),
-        _WEBM_MP4,
+        _WEBM_MP4, work=2.0,
     ),
 }
 # The codec a container gets when none is asked for.

@@ -134,8 +134,11 @@ def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Pat
     task = media.task(F(fmt), out, window.length, progress, limits)
     quality = options.get("quality")
     args = [*window.input_args(), "-i", input_url(src)]
+    facts: dict[str, Any] = {"format": fmt, "start": window.start, "end": round(window.end, 3)}
+    work = 0.2  # audio only
     if video is not None:
         codec = av.video_codec(fmt, options.get("codec"))
+        facts["codec"], work = codec.name, codec.work
         rate = av.fps_filter(options.get("fps"), video.fps)
         args += ["-map", f"0:{video.index}", *(["-vf", ",".join(rate)] if rate else []),
                  *av.video_args(codec, quality, options.get("videoBitrate"))]  # fmt: skip
@@ -145,11 +148,8 @@ def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Pat
     if audio is not None:
         args += ["-map", f"0:{audio.index}",
                  *av.audio_args(fmt, audio.channels, quality, options.get("audioBitrate"))]
-    task.run([*args, *output_args(fmt, out, strip=False)], 1.5 if video else 0.2)
-    facts: dict[str, Any] = {"format": fmt, "start": window.start, "end": round(window.end, 3),
-                             "duration": round(task.written[-1] or window.length, 3)}
-    if video is not None:
-        facts["codec"] = codec.name
+    task.run([*args, *output_args(fmt, out, strip=False)], work)
+    facts["duration"] = round(task.written[-1] or window.length, 3)
     return ToolOutput([out], facts)
 
 
