@@ -166,9 +166,11 @@ def gif(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path
     if window.length > GIF_MAX_SECONDS + 0.001:
         raise InvalidFieldError("duration", f"a GIF lasts at most {GIF_MAX_SECONDS:g} s; trim "
                                 "to a video format for longer clips.")  # fmt: skip
-    fps = float(options.get("fps", 12))
-    frame = av.fit_frame(video.display_size, int(options.get("width", 480)), None, even=False)
-    filters = [*av.fps_filter(fps, video.fps or fps + 1), *frame.filters]
+    fps = float(options.get("fps") or 12)
+    frame = av.fit_frame(video.display_size, int(options.get("width") or 480), None, even=False)
+    rate = av.fps_filter(fps, video.fps)
+    fps = fps if rate else float(video.fps or fps)  # never more frames than the source has
+    filters = [*rate, *frame.filters]
     out = workdir / "clip.gif"
     palette = workdir / "palette.png"
     task = media.task(F.GIF, out, window.length, progress, limits)
@@ -185,7 +187,7 @@ def gif(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path
         frames = int(pyvips.Image.new_from_file(str(out)).get("n-pages"))
     except pyvips.Error as exc:
         raise ConversionError("The GIF could not be written.") from exc
-    return ToolOutput([out], {"width": frame.width, "height": frame.height, "fps": fps,
+    return ToolOutput([out], {"width": frame.width, "height": frame.height, "fps": round(fps, 3),
                               "frames": frames, "start": window.start,
                               "duration": round(window.length, 3)})  # fmt: skip
 
