@@ -93,24 +93,26 @@ def test_extract_audio_refuses_a_file_without_audio(clips: Path, tmp_path: Path)
         run(EXTRACT_AUDIO, silent, tmp_path / "w")
 
 
-@pytest.mark.parametrize(("raw", "codecs"), [
-    ({"start": "0.5", "end": "1.5"}, ["h264", "aac"]),
-    ({"start": "0.5", "duration": "1", "format": "webm", "codec": "av1", "fps": "10"},
-     ["av1", "opus"]),
-    ({"start": "0.5", "duration": "1", "codec": "hevc", "videoBitrate": "300"}, ["hevc", "aac"]),
+@pytest.mark.parametrize(("raw", "codecs", "size"), [
+    ({"start": "0.5", "end": "1.5"}, ["h264", "aac"], (320, 240)),
+    ({"start": "0.5", "duration": "1", "format": "webm", "codec": "av1", "fps": "10",
+      "width": "50%"}, ["av1", "opus"], (160, 120)),
+    ({"start": "0.5", "duration": "1", "codec": "hevc", "videoBitrate": "300", "width": "160",
+      "height": "160", "fit": "contain"}, ["hevc", "aac"], (160, 160)),
 ])  # fmt: skip
-def test_trim_cuts_exactly_with_the_codec_asked_for(
-    clips: Path, tmp_path: Path, raw: dict[str, str], codecs: list[str]
+def test_trim_cuts_exactly_with_the_codec_and_size_asked_for(
+    clips: Path, tmp_path: Path, raw: dict[str, str], codecs: list[str], size: tuple[int, int]
 ) -> None:
     done = run(TRIM, clips / "clip.mp4", tmp_path, raw)
     info = ffprobe(done.files[0])
     assert [s["codec_name"] for s in info["streams"]] == codecs
     video = info["streams"][0]
+    assert (video["width"], video["height"]) == size == (done.facts["width"],
+                                                          done.facts["height"])
     rate = 10 if raw.get("fps") else 25
     assert video["r_frame_rate"] == f"{rate}/1"
     seconds = float(video.get("duration") or info["format"]["duration"])  # webm: the file's
     assert seconds == pytest.approx(1.0, abs=1.5 / rate)
-    assert (video["width"], video["height"]) == (320, 240)
     assert done.facts["start"] == 0.5 and done.facts["end"] == 1.5
 
 
@@ -124,6 +126,9 @@ def test_trim_of_audio_keeps_its_format_and_refuses_video_options(
     with pytest.raises(InvalidFieldError) as caught:
         run(TRIM, clips / "tone.mp3", tmp_path / "b", {"format": "mp4"})
     assert caught.value.field == "format"
+    with pytest.raises(InvalidFieldError) as caught:
+        run(TRIM, clips / "clip.mp4", tmp_path / "d", {"format": "m4a", "w": "100"})
+    assert caught.value.field == "width"
     with pytest.raises(InvalidFieldError) as caught:
         run(TRIM, clips / "clip.mp4", tmp_path / "c", {"start": "3"})
     assert caught.value.field == "start"

@@ -38,12 +38,14 @@ from convertly.transforms import media as av
 from convertly.transforms import table
 from convertly.transforms.image import quality_for
 from convertly.transforms.table import CLIP, ENCODING, FORMAT, QUALITY, Param, ParamKind
+from convertly.transforms.values import Colour, Length
 
 F = OutputFormat
 VIDEO = frozenset({Kind.MP4, Kind.MOV, Kind.WEBM})
 AUDIO = frozenset({Kind.MP3, Kind.WAV, Kind.OGG, Kind.FLAC, Kind.M4A})
 AUDIO_FORMATS = ("mp3", "m4a", "wav", "ogg", "flac")
 VIDEO_FORMATS = ("mp4", "webm", "mov")
+VIDEO_ONLY = ("codec", "videoBitrate", "fps", "width", "height")  # trim options for video
 GIF_MAX_SECONDS = 60.0  # of GIF: past this a video format is the better answer
 GIF_DEFAULT_SECONDS = 5.0
 STORYBOARD_BATCH = 8  # frames one ffmpeg run seeks to (each input holds a decoder)
@@ -119,7 +121,8 @@ def _window(media: MediaSource, options: Mapping[str, Any], max_length: float | 
 def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
          limits: Limits, progress: ProgressFn) -> ToolOutput:  # fmt: skip
     """`start`..`end` (or `start` + `duration`), re-encoded so that the cut is frame-exact,
-    in the source's format or `format`, with the codec, quality, bitrates and fps asked for."""
+    in the source's format or `format`, with the codec, quality, bitrates, fps and frame
+    size (width/height/fit, contain padding in background) asked for."""
     media = open_source(src, source, limits)
     fmt = str(options.get("format") or media.kind.own_format)
     video = media.info.video if fmt in VIDEO_FORMATS else None
@@ -138,19 +141,36 @@ def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Pat
     work = 0.2  # audio only
     if video is not None:
         codec = av.video_codec(fmt, options.get("codec"))
-        facts["codec"], work = codec.name, codec.work
-        rate = av.fps_filter(options.get("fps"), video.fps)
-        args += ["-map", f"0:{video.index}", *(["-vf", ",".join(rate)] if rate else []),
-                 *av.video_args(codec, quality, options.get("videoBitrate"))]  # fmt: skip
-    elif options.get("codec") or options.get("videoBitrate") or options.get("fps"):
-        raise InvalidFieldError("codec", f"{fmt} holds no video; codec, videoBitrate and fps "
-                                "apply to video formats.")  # fmt: skip
+        size = video.display_size
+        frame = av.fit_frame(size, _pixels(options.get("width"), size[0]),
+                             _pixels(options.get("height"), size[1]), options.get("fit") or "cover",
+                             background=_ffmpeg_colour(options.get("background")))  # fmt: skip
+        graph = filter_graph(video, [*av.fps_filter(options.get("fps"), video.fps),
+                                     *frame.filters], flatten=video.has_alpha)  # fmt: skip
+        args += ["-filter_complex", graph, "-map", "[v]",
+                 *av.video_args(codec, quality, options.get("videoBitrate"))]
+        facts.update(codec=codec.name, width=frame.width, height=frame.height)
+        work = codec.work
+    elif video_only := [k for k in VIDEO_ONLY if options.get(k) is not None]:
+        raise InvalidFieldError(video_only[0], f"{fmt} holds no video; "
+                                f"{', '.join(VIDEO_ONLY)} apply to video formats.")  # fmt: skip
     if audio is not None:
         args += ["-map", f"0:{audio.index}",
                  *av.audio_args(fmt, audio.channels, quality, options.get("audioBitrate"))]
     task.run([*args, *output_args(fmt, out, strip=False)], work)
     facts["duration"] = round(task.written[-1] or window.length, 3)
     return ToolOutput([out], facts)
+
+
+def _pixels(value: Length | None, source: int) -> int | None:
+    return None if value is None else min(value.pixels(source), av.MAX_FRAME_SIDE)
+
+
+def _ffmpeg_colour(colour: Colour | None) -> str:
+    """An ffmpeg colour for contain padding (video holds no alpha: black when transparent)."""
+    if colour is None or colour.alpha == 0:
+        return "black"
+    return f"0x{colour.red:02x}{colour.green:02x}{colour.blue:02x}"
 
 
 # -- gif -------------------------------------------------------------------------------------
@@ -265,8 +285,10 @@ EXTRACT_AUDIO = Tool(
     extract_audio,
 )  # fmt: skip
 TRIM = Tool(
-    "trim", "A part of a video or audio file (start..end or start + duration), cut exactly.",
-    VIDEO | AUDIO, (*CLIP, CLIP_FORMAT, *ENCODING),
+    "trim", "A part of a video or audio file (start..end or start + duration), cut exactly; "
+    "video re-encoded with the codec, quality, bitrates, fps and size asked for.",
+    VIDEO | AUDIO, (*CLIP, CLIP_FORMAT, *ENCODING, table.WIDTH, table.HEIGHT, table.FIT,
+                    table.BACKGROUND),
     trim,
 )  # fmt: skip
 GIF = Tool(
