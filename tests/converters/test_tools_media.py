@@ -17,10 +17,16 @@ from convertly.converters.tools.base import Tool, ToolOutput
 from convertly.converters.tools.image import THUMBNAIL
 from convertly.converters.tools.inspect import INSPECT
 from convertly.converters.tools.media import EXTRACT_AUDIO, GIF, POSTER_FRAME, STORYBOARD, TRIM
-from convertly.errors import InvalidFieldError, MediaTooLongError, UnsupportedConversionError
+from convertly.errors import (
+    CorruptFileError,
+    InvalidFieldError,
+    MediaTooLongError,
+    UnsupportedConversionError,
+)
 from convertly.sniff import sniff_file
 from convertly.transforms.parse import parse
 from tests.converters.conftest import FakeLimits
+from tests.media import lying_matroska, real_seconds
 
 # A clock: the frame number drawn large, so tiles and frames tell their time apart.
 VIDEO = "testsrc2=size=320x240:rate=25:duration=2"
@@ -202,3 +208,20 @@ def test_thumbnail_of_a_video_is_a_frame_through_the_image_pipeline(
     assert [f.name for f in done.files] == ["thumbnail.jpg"]
     with Image.open(done.files[0]) as image:
         assert (image.format, image.size) == ("JPEG", (100, 75))
+
+
+def test_a_header_that_understates_the_length_makes_no_tool_read_past_it(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "long.webm"
+    src.write_bytes(lying_matroska(20, declared=1.0, audio=True))
+    done = run(EXTRACT_AUDIO, src, tmp_path / "w", {"format": "wav"})
+    assert real_seconds(done.files[0]) < 1.1
+
+
+def test_a_damaged_file_is_corrupt_not_a_crash(clips: Path, tmp_path: Path) -> None:
+    src = tmp_path / "broken.mp4"
+    src.write_bytes((clips / "clip.mp4").read_bytes()[:600])
+    for tool in (TRIM, INSPECT):
+        with pytest.raises(CorruptFileError):
+            run(tool, src, tmp_path / tool.name)
