@@ -150,7 +150,7 @@ def test_gif_has_the_width_and_frame_rate_asked_for(clips: Path, tmp_path: Path)
 
 
 def test_storyboard_is_a_grid_of_evenly_spread_frames(clips: Path, tmp_path: Path) -> None:
-    done = run(STORYBOARD, clips / "clip.mp4", tmp_path,
+    done = run(STORYBOARD, clips / "clip.mp4", tmp_path / "a",
                {"frames": "6", "columns": "4", "width": "80", "format": "png"})
     assert done.facts["columns"] == 4 and done.facts["rows"] == 2
     times = [f["time"] for f in done.facts["frames"]]
@@ -163,6 +163,9 @@ def test_storyboard_is_a_grid_of_evenly_spread_frames(clips: Path, tmp_path: Pat
         empty = grid.crop((240, 60, 320, 120)).convert("L").getextrema()
     assert len(set(tiles)) == 6, "every tile shows another moment"
     assert empty == (0, 0), "the grid's unused place is black"
+    every = run(STORYBOARD, clips / "clip.mp4", tmp_path / "b", {"interval": "0.5", "w": "40"})
+    assert [f["time"] for f in every.facts["frames"]] == [0.0, 0.5, 1.0, 1.5]
+    assert (every.facts["columns"], every.facts["rows"], every.facts["tileHeight"]) == (4, 1, 30)
 
 
 def test_tools_refuse_a_file_over_the_length_limit(clips: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ pipeline (tools/image.py), a storyboard's tiles are joined and encoded by libvip
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,11 @@ GIF_WIDTH = Param("width", ParamKind.INTEGER, "Width in pixels (never larger tha
                   aliases=("w",), low=16, high=1280, default=480)  # fmt: skip
 GIF_FPS = Param("fps", ParamKind.NUMBER, "Frames per second.", aliases=("frameRate",), low=1,
                 high=30, default=12)  # fmt: skip
+MAX_FRAMES = 100
 FRAMES = Param("frames", ParamKind.INTEGER, "How many frames, spread evenly over the clip.",
-               aliases=("count",), low=1, high=100, default=12)  # fmt: skip
+               aliases=("count",), low=1, high=MAX_FRAMES, default=12)  # fmt: skip
+INTERVAL = Param("interval", ParamKind.SECONDS, "A frame every this many seconds from the "
+                 f"start, instead of frames (at most {MAX_FRAMES}).", low=0.1)  # fmt: skip
 COLUMNS = Param("columns", ParamKind.INTEGER, "Tiles per row.", aliases=("cols",), low=1,
                 high=20, default=4)  # fmt: skip
 TILE_WIDTH = Param("width", ParamKind.INTEGER, "Width of one tile in pixels.", aliases=("w",),
@@ -217,18 +221,23 @@ def gif(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path
 
 def storyboard(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
                limits: Limits, progress: ProgressFn) -> ToolOutput:  # fmt: skip
-    """`frames` frames spread evenly over the clip (each from the middle of its share), as
-    one grid image `columns` tiles wide; the facts give each tile's time and place."""
+    """`frames` frames spread evenly over the clip (each from the middle of its share), or
+    one every `interval` seconds from its start, as one grid image `columns` tiles wide; the
+    facts give each tile's time and place."""
     media = open_source(src, source, limits)
     video = media.video("A storyboard")
     window = _window(media, options)
-    count = int(options.get("frames", 12))
-    columns = min(int(options.get("columns", 4)), count)
+    if (interval := options.get("interval")) is not None:
+        count = max(1, min(math.ceil(window.length / interval - 1e-6), MAX_FRAMES))
+        times = [window.start + interval * i for i in range(count)]
+    else:
+        count = int(options.get("frames") or 12)
+        step = window.length / count
+        times = [window.start + step * (i + 0.5) for i in range(count)]
+    columns = min(int(options.get("columns") or 4), count)
     rows = -(-count // columns)
-    tile = av.fit_frame(video.display_size, int(options.get("width", 160)), None, even=False,
+    tile = av.fit_frame(video.display_size, int(options.get("width") or 160), None, even=False,
                         enlarge=True)  # fmt: skip
-    step = window.length / count
-    times = [window.start + step * (i + 0.5) for i in range(count)]
     task = media.task(F.PNG, workdir / "tile.png", 0.0, progress, limits)
     pngs = [workdir / f"tile{i:03d}.png" for i in range(count)]
     for first in range(0, count, STORYBOARD_BATCH):
@@ -297,7 +306,7 @@ GIF = Tool(
 )  # fmt: skip
 STORYBOARD = Tool(
     "storyboard", "Frames spread over a video, as one grid image with each tile's time.",
-    VIDEO, (FRAMES, COLUMNS, TILE_WIDTH, *CLIP, FORMAT, QUALITY),
+    VIDEO, (FRAMES, INTERVAL, COLUMNS, TILE_WIDTH, *CLIP, FORMAT, QUALITY),
     storyboard,
 )  # fmt: skip
 TOOLS = (POSTER_FRAME, EXTRACT_AUDIO, TRIM, GIF, STORYBOARD)
