@@ -170,6 +170,7 @@ def fit_frame(
     background: str = "black",
     even: bool = True,
     enlarge: bool = False,
+    rescale: bool = False,
 ) -> Frame:
     """Scale (and crop or pad) frames of `source` size to `width` x `height` by `fit`:
 
@@ -177,16 +178,18 @@ def fit_frame(
     fill stretches, inside fits within it and outside covers it keeping the aspect ratio.
     One side given keeps the aspect ratio. `even` rounds sides down to even numbers (4:2:0
     video); without `enlarge` nothing grows past the source (contain still pads the box).
+    `rescale`: the decoded frames are not `source` in size (non-square pixels, `source` the
+    size shown), so they are always scaled.
     """
     sw, sh = source
     if width is None and height is None:
-        return _finish([], sw, sh, (sw, sh), even)
+        return _finish([], sw, sh, (sw, sh), even, resize=rescale)
     if width is None or height is None:
         scale = (width / sw) if width is not None else (height or sh) / sh
         if not enlarge:
             scale = min(scale, 1.0)
         w, h = max(1, round(sw * scale)), max(1, round(sh * scale))
-        return _finish([], w, h, (w, h), even, resize=(w, h) != (sw, sh))
+        return _finish([], w, h, (w, h), even, resize=rescale or (w, h) != (sw, sh))
     if fit not in FITS:
         raise InvalidFieldError("fit", f"'{fit}' is not one of {', '.join(FITS)}.")
     if fit == "fill":
@@ -201,12 +204,12 @@ def fit_frame(
         box_w, box_h = min(width, w), min(height, h)
         crop = [f"crop={_even(box_w, even)}:{_even(box_h, even)}"] if (box_w, box_h) != (w, h) \
             else []  # fmt: skip
-        return _finish(crop, box_w, box_h, (w, h), even, resize=(w, h) != (sw, sh))
+        return _finish(crop, box_w, box_h, (w, h), even, resize=rescale or (w, h) != (sw, sh))
     if fit == "contain":
         pad = [f"pad={_even(width, even)}:{_even(height, even)}:(ow-iw)/2:(oh-ih)/2:"
                f"color={background}"]  # fmt: skip
-        return _finish(pad, width, height, (w, h), even, resize=(w, h) != (sw, sh))
-    return _finish([], w, h, (w, h), even, resize=(w, h) != (sw, sh))
+        return _finish(pad, width, height, (w, h), even, resize=rescale or (w, h) != (sw, sh))
+    return _finish([], w, h, (w, h), even, resize=rescale or (w, h) != (sw, sh))
 
 
 def _finish(after: list[str], width: int, height: int, scaled: tuple[int, int], even: bool,

@@ -64,6 +64,9 @@ def test_one_side_keeps_the_aspect_ratio_and_nothing_grows_unless_asked() -> Non
     odd = av.fit_frame((321, 241), None, None)
     assert (odd.width, odd.height) == (320, 240) and odd.filters[0] == "scale=320:240"
     assert av.fit_frame((321, 241), None, None, even=False) == av.Frame((), 321, 241)
+    # non-square pixels (640x240 shown, 320x240 decoded) are always scaled to square ones
+    assert av.fit_frame((640, 240), None, None, rescale=True).filters == ("scale=640:240",
+                                                                         "setsar=1")
 
 
 def test_quality_names_map_onto_each_encoders_scale() -> None:

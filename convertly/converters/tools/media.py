@@ -27,6 +27,7 @@ from convertly.converters.media.ffmpeg import (
     filter_graph,
     input_url,
     output_args,
+    probe,
 )
 from convertly.converters.media.source import MediaSource, extract_frame, open_source
 from convertly.converters.media.video import GIF_PALETTE_USE
@@ -100,7 +101,7 @@ def extract_audio(src: Path, source: SourceInfo, options: Mapping[str, Any], wor
     audio = media.info.audio
     if audio is None:
         raise UnsupportedConversionError("This file has no audio track to extract.")
-    fmt = str(options.get("format", "mp3"))
+    fmt = str(options.get("format") or "mp3")
     window = _window(media, options)
     out = workdir / f"audio.{fmt}"
     task = media.task(F(fmt), out, window.length, progress, limits)
@@ -108,8 +109,13 @@ def extract_audio(src: Path, source: SourceInfo, options: Mapping[str, Any], wor
                           options.get("audioBitrate"))  # fmt: skip
     task.run([*window.input_args(), "-i", input_url(src), "-map", f"0:{audio.index}", *sound,
               *output_args(fmt, out, strip=False)], 0.2)  # fmt: skip
-    return ToolOutput([out], {"format": fmt, "start": window.start,
-                              "duration": round(task.written[-1] or window.length, 3)})
+    return ToolOutput([out], {"format": fmt, "start": window.start, "duration": _seconds(out)})
+
+
+def _seconds(out: Path) -> float | None:
+    """How long the file written lasts, as its container says."""
+    seconds = probe(out).duration
+    return None if seconds is None else round(seconds, 3)
 
 
 def _window(media: MediaSource, options: Mapping[str, Any], max_length: float | None = None
@@ -148,7 +154,8 @@ def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Pat
         size = video.display_size
         frame = av.fit_frame(size, _pixels(options.get("width"), size[0]),
                              _pixels(options.get("height"), size[1]), options.get("fit") or "cover",
-                             background=_ffmpeg_colour(options.get("background")))  # fmt: skip
+                             background=_ffmpeg_colour(options.get("background")),
+                             rescale=video.sample_aspect != 1)  # fmt: skip
         graph = filter_graph(video, [*av.fps_filter(options.get("fps"), video.fps),
                                      *frame.filters], flatten=video.has_alpha)  # fmt: skip
         args += ["-filter_complex", graph, "-map", "[v]",
@@ -162,7 +169,7 @@ def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Pat
         args += ["-map", f"0:{audio.index}",
                  *av.audio_args(fmt, audio.channels, quality, options.get("audioBitrate"))]
     task.run([*args, *output_args(fmt, out, strip=False)], work)
-    facts["duration"] = round(task.written[-1] or window.length, 3)
+    facts["duration"] = _seconds(out)
     return ToolOutput([out], facts)
 
 
