@@ -41,6 +41,8 @@ from convertly.state.records import (
     FAILED,
     PROGRESS,
     STARTED,
+    TOOL_COMPLETED,
+    TOOL_FAILED,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -199,8 +201,9 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
         return
     if kind == "progress" and (job.status is not JobStatus.PROCESSING or job.progress >= 100):
         return
-    event_type = {"started": STARTED, "progress": PROGRESS}.get(
-        kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
+    event_type = event_for(job, kind)
+    if event_type is None:
+        return
     event_id = new_id("evt")
     snapshot = job_snapshot(job)
     deliveries = [
@@ -212,6 +215,17 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
     ]
     store.emit(job_id, kind, job.progress, now, interval, deliveries,
                svc.settings.webhook_log_retention)
+
+
+def event_for(job: Job, kind: str) -> str | None:
+    """The event type of `job`'s `kind` of moment ("started", "progress", "terminal"): a
+    media tool's job has only its end, media.tool.completed or media.tool.failed."""
+    if job.job_type is JobType.TOOL:
+        if kind != "terminal":
+            return None
+        return TOOL_COMPLETED if job.status is JobStatus.COMPLETED else TOOL_FAILED
+    return {"started": STARTED, "progress": PROGRESS}.get(
+        kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
 
 
 def job_snapshot(job: Job) -> str:

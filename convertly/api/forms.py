@@ -21,8 +21,9 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import diskspace, filenames, outbound, webhooks
+from convertly import diskspace, filenames, mediatools, outbound, webhooks
 from convertly.conversions import ConvertRequest
+from convertly.converters.tools.base import Tool
 from convertly.errors import (
     ArrayLengthError,
     FileTooLargeError,
@@ -32,7 +33,7 @@ from convertly.errors import (
     TooManyFilesError,
 )
 from convertly.fetches import FetchPool
-from convertly.fields import BY_NAME, Field
+from convertly.fields import BY_NAME, Field, parse_bool
 from convertly.jobs import JobRequest
 from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, ResizePreset
 from convertly.settings import Settings
@@ -74,9 +75,11 @@ class _Collector:
 
     def __init__(self, form: ParsedForm, settings: Settings,
                  on_file: Callable[[int, UploadedFile], None] | None = None,
-                 digests: bool = False) -> None:
+                 digests: bool = False, file_fields: frozenset[str] = frozenset()) -> None:
         self.form = form
         self.settings = settings
+        # Fields that may carry a file besides `files` (a media tool's file options).
+        self.file_fields = frozenset(FILE_FIELDS) | file_fields
         self.on_file = on_file
         self.digests = digests
         self.hasher: Any = None
@@ -127,7 +130,7 @@ class _Collector:
             if self.field_count > MAX_FIELDS:
                 raise InvalidRequestError(f"Too many form fields (limit {MAX_FIELDS}).")
             return
-        if self.name not in FILE_FIELDS:
+        if self.name not in self.file_fields:
             raise InvalidFieldError(self.name, "unexpected file; send files in 'files'.")
         if len(self.form.files) >= self.settings.max_files:
             raise TooManyFilesError(
@@ -195,12 +198,13 @@ class _Collector:
 async def parse_multipart(
     request: Request, settings: Settings, spool_root: Path,
     on_file: Callable[[int, UploadedFile], None] | None = None, *, digests: bool = False,
+    file_fields: frozenset[str] = frozenset(),
 ) -> ParsedForm:
     """Stream the multipart body to a private spool directory, enforcing the size and count
     limits while it arrives. `on_file(index, upload)` runs as each file part is complete
     (it must not block). With `digests`, each file's SHA-256 is taken as its bytes arrive
     (`UploadedFile.digest`): no second read of the spooled file. The caller must call
-    `cleanup()` on the result."""
+    `cleanup()` on the result. `file_fields` may carry files besides `files`."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidRequestError(
@@ -220,7 +224,7 @@ async def parse_multipart(
     with diskspace.room(f"the upload spool {spool_root}"):
         spool_root.mkdir(parents=True, exist_ok=True)
         form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
-    collector = _Collector(form, settings, on_file, digests)
+    collector = _Collector(form, settings, on_file, digests, file_fields)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
     received = 0
     try:
@@ -258,7 +262,8 @@ MAX_URLENCODED_BYTES = MAX_FIELD_BYTES * 4
 
 async def parse_fields(request: Request, settings: Settings, spool_root: Path,
                        on_file: Callable[[int, UploadedFile], None] | None = None, *,
-                       digests: bool = False) -> ParsedForm:
+                       digests: bool = False, file_fields: frozenset[str] = frozenset()
+                       ) -> ParsedForm:
     """A conversion request's body: multipart (`parse_multipart`), or fields alone as
     application/x-www-form-urlencoded, which is how a request with a `sourceUrl` and no
     upload may also be sent. Anything else is refused naming both content types."""
@@ -270,7 +275,8 @@ async def parse_fields(request: Request, settings: Settings, spool_root: Path,
                 "or, for a sourceUrl without files, as application/x-www-form-urlencoded (the "
                 f"request's Content-Type is {_shown(content_type)})."
             )
-        return await parse_multipart(request, settings, spool_root, on_file, digests=digests)
+        return await parse_multipart(request, settings, spool_root, on_file, digests=digests,
+                                     file_fields=file_fields)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -539,3 +545,50 @@ async def receive_job(request: Request, tenant: str, settings: Settings, spool_r
                          digests=tuple(u.digest for u in form.files))
     finally:
         await asyncio.to_thread(form.cleanup)
+
+
+async def read_tool(request: Request, tenant: str, settings: Settings, spool_root: Path,
+                    tool: Tool) -> mediatools.ToolRequest:
+    """A media tool's request (POST /api/media/{tool}): one source in `file` (or `files`) or
+    a `sourceUrl`, the tool's options as fields (checked against its params: 400 naming an
+    unknown or bad one), a file option as an uploaded part or a stored file's id. The caller
+    removes the spool (`mediatools.discard`) once answered."""
+    key = idempotency_key(request)
+    file_options = mediatools.file_params(tool)
+    form = await parse_fields(request, settings, spool_root, digests=key is not None,
+                              file_fields=file_options)
+    try:
+        parts = [u for u in form.files if u.field in file_options]
+        form.files = [u for u in form.files if u.field not in file_options]
+        if len(form.files) > 1:
+            raise InvalidFieldError("file", f"the {tool.name} tool takes one file; "
+                                    f"{len(form.files)} were sent.")
+        if form.get("sourceUrl") is not None:
+            await fetch(request, tenant, form, settings)
+        if not form.files:
+            raise InvalidFieldError("file", "no file given; send the file in 'file', or its "
+                                    "address in 'sourceUrl'.")
+        options = {name: text for name, text in form.fields.items()
+                   if name not in mediatools.REQUEST_FIELDS}
+        mediatools.check_options(tool, options)
+        file_ids = tuple((name, text.strip()) for name, text in options.items()
+                         if name in file_options and text.strip())
+        queued = any(parse_bool(form.get(name), name, None) for name in ("async", "background")
+                     if form.get(name) is not None)
+        save = value(form, BY_NAME["saveToStorage"])
+        callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
+                                           form.get("callbackSecret"))
+        source = form.files[0]
+        return mediatools.ToolRequest(
+            tool=tool,
+            source=mediatools.Upload(source.path, source.filename, source.size, source.digest),
+            options=tuple((name, text) for name, text in options.items()
+                          if name not in file_options),
+            spool=form.spool, file_ids=file_ids,
+            file_parts=tuple((u.field, mediatools.Upload(u.path, u.filename, u.size))
+                             for u in parts),
+            queued=queued, save=save, callback=callback if queued else None,
+            idempotency_key=key if queued else None)
+    except BaseException:
+        await asyncio.to_thread(form.cleanup)
+        raise

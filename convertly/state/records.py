@@ -246,7 +246,10 @@ STARTED = "conversion.started"
 PROGRESS = "conversion.progress"
 COMPLETED = "conversion.completed"
 FAILED = "conversion.failed"
-EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED)
+# A media tool's job ends with one of these instead (it sends no started or progress event).
+TOOL_COMPLETED = "media.tool.completed"
+TOOL_FAILED = "media.tool.failed"
+EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED, TOOL_COMPLETED, TOOL_FAILED)
 
 
 def new_id(prefix: str) -> str:

@@ -126,16 +126,19 @@ def fast_path(t: Mapping[str, Any]) -> bool:
     return not t.get("trim")
 
 
-def from_file(src: Path, t: Mapping[str, Any], *, alpha: bool,
-              fail_on: str = "truncated") -> pyvips.Image:
+def from_file(src: Path, t: Mapping[str, Any], *, alpha: bool, fail_on: str = "truncated",
+              oriented: tuple[int, int] | None = None) -> pyvips.Image:
     """The transform applied to the image file `src` (a format libvips decodes), sized
-    while decoding where the transform allows. `alpha`: the output format keeps alpha."""
-    header = pyvips.Image.new_from_source(
-        pyvips.Source.new_from_file(str(src)), "", access="sequential", fail_on=fail_on
-    )
-    width, height = header.width, header.height
-    if header.get_typeof("orientation") and header.get("orientation") in _SWAPS_AXES:
-        width, height = height, width
+    while decoding where the transform allows. `alpha`: the output format keeps alpha.
+    `oriented`: the source's size once EXIF-oriented, when the caller has read it."""
+    if oriented is None:
+        header = pyvips.Image.new_from_source(
+            pyvips.Source.new_from_file(str(src)), "", access="sequential", fail_on=fail_on
+        )
+        oriented = header.width, header.height
+        if header.get_typeof("orientation") and header.get("orientation") in _SWAPS_AXES:
+            oriented = header.height, header.width
+    width, height = oriented
     size = scaled_size(width, height, t) if fast_path(t) else None
     if size is None:
         image = pyvips.Image.new_from_source(

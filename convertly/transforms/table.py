@@ -110,12 +110,14 @@ CONTRAST = Param("contrast", ParamKind.NUMBER, "Multiplies contrast around mid-g
                  "unchanged, 0 flat grey (0-10).", low=0, high=10, default=1)
 SATURATION = Param("saturation", ParamKind.NUMBER, "Multiplies colourfulness: 1 unchanged, "
                    "0 greyscale (0-10).", low=0, high=10, default=1)
-FORMAT = Param("format", ParamKind.CHOICE, "The output image format (jpeg and tif are "
-               "accepted). Default: the source's when it is one of these, else png for "
-               "images with transparency and jpg otherwise.", aliases=("f",),
+FORMAT = Param("format", ParamKind.CHOICE, "The output image format: jpg, png, webp, avif, "
+               "gif or tiff (jpeg and tif accepted). Default: the source's when it is one of "
+               "these, else png for images with transparency and jpg otherwise.",
+               aliases=("f",),
                choices=IMAGE_FORMATS, synonyms=(("jpeg", "jpg"), ("tif", "tiff")))
 QUALITY = Param("quality", ParamKind.INTEGER, "Encoder quality 1-100, or very_low, low, "
-                "medium, high, very_high. Default: the encoder's usual (82 for jpg/webp).",
+                "medium, high, very_high (each encoder maps the names onto its own scale). "
+                "Default: the encoder's usual.",
                 aliases=("q",), low=1, high=100, choices=QUALITY_NAMES)
 
 GEOMETRY: tuple[Param, ...] = (WIDTH, HEIGHT, FIT, POSITION, FOCAL_POINT, BACKGROUND)

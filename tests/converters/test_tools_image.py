@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,17 @@ def test_each_tool_takes_only_its_own_parameters() -> None:
         parse({"rotate": "90"}, THUMBNAIL.params)
     assert "'rotate'" in caught.value.message and "width" in caught.value.message
     assert {p.name for p in THUMBNAIL.params} < {p.name for p in TRANSFORM.params}
+
+
+def test_thumbnail_of_a_video_is_a_frame_as_jpeg(tmp_path: Path, workdir: Path) -> None:
+    src = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    "color=c=blue:s=160x120:r=10:d=2", "-c:v", "libx264", "-preset",
+                    "ultrafast", "-pix_fmt", "yuv420p", str(src)], check=True, timeout=60)
+    out = run_tool(THUMBNAIL, src, workdir, width=80)
+    assert out.facts == {"width": 80, "height": 60, "format": "jpg"}
+    assert [f.name for f in out.files] == ["thumbnail.jpg"]
+    assert sorted(p.name for p in workdir.iterdir()) == ["thumbnail.jpg"]
+    with Image.open(out.files[0]) as picture:
+        red, green, blue = pixel(picture.convert("RGB"), (40, 30))
+        assert blue > 200 and red < 30 and green < 30

@@ -1,7 +1,8 @@
 """The image tools on the transform engine (`convertly.transforms.image`):
 
-    thumbnail   a small image of an image, or of a video's frame (a tenth into the clip):
-                size, fit, position, background, format, quality
+    thumbnail   a small image of an image or of a video's representative frame (a tenth
+                of the way in, past fades from black): size, fit, position, background,
+                format, quality
     transform   every image parameter of the table, applied in the engine's order
 
 Both read libvips-decodable sources through the engine's fast path (sized while decoding)
@@ -69,10 +70,15 @@ def _transformed(src: Path, kind: Kind, header: Header,
         decoded = load(src, kind, header, whole, auto_orient=True, animated=False)
         fmt = engine.output_format(options, source_format, decoded.hasalpha())
         return engine.apply(decoded, options, alpha=fmt in engine.ALPHA_FORMATS), fmt
-    has_alpha = pyvips.Image.new_from_source(vips_source(src), "", access="sequential")
-    fmt = engine.output_format(options, source_format, has_alpha.hasalpha())
-    fail_on = "error" if kind is Kind.TIFF else "truncated"
-    image = engine.from_file(src, options, alpha=fmt in engine.ALPHA_FORMATS, fail_on=fail_on)
+    # The source's alpha only matters when neither the request nor the source names a
+    # format that can be written: only then is the header read again for it.
+    has_alpha = (not options.get("format")
+                 and source_format not in engine.LOSSY_FORMATS | engine.ALPHA_FORMATS
+                 and pyvips.Image.new_from_source(vips_source(src), "").hasalpha())
+    fmt = engine.output_format(options, source_format, has_alpha)
+    image = engine.from_file(src, options, alpha=fmt in engine.ALPHA_FORMATS,
+                             fail_on="error" if kind is Kind.TIFF else "truncated",
+                             oriented=header.oriented(True))
     return image, fmt
 
 
@@ -83,13 +89,18 @@ def thumbnail(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir
                    "fit": "inside"}
     kind = Kind(source.kind)
     if kind in VIDEO_SOURCES:
-        # A frame a tenth into the clip (media/source.py), then the same pipeline, jpg.
+        # A frame a tenth of the way in (media/source.py: probed, limits checked first).
         frame, _at = extract_frame(open_source(src, source, limits), None, workdir, limits)
-        done = render(frame, Kind.PNG, {**options, "format": options.get("format") or "jpg"},
-                      workdir, limits, "thumbnail")
+        progress(0.5)
+        result = render(frame, Kind.PNG, {"format": "jpg", **_set(options)}, workdir, limits,
+                        "thumbnail")
         frame.unlink()
-        return done
+        return result
     return render(src, kind, options, workdir, limits, "thumbnail")
+
+
+def _set(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def transform(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
@@ -99,9 +110,9 @@ def transform(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir
 
 THUMBNAIL = Tool(
     name="thumbnail",
-    summary="A small image of an image or of a video's frame: width and/or height (pixels or "
-    f"percent), fit, position, background, format, quality; with neither size, fits in "
-    f"{THUMBNAIL_BOX}x{THUMBNAIL_BOX}.",
+    summary="A small image of an image or of a video's frame: width and/or height (pixels "
+    "or percent), fit, position, background, format (a video's: jpg unless asked), "
+    f"quality; with neither size, fits in {THUMBNAIL_BOX}x{THUMBNAIL_BOX}.",
     sources=IMAGE_SOURCES | VIDEO_SOURCES,
     params=(*table.GEOMETRY, *table.OUTPUT),
     run=thumbnail,
