@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from convertly.converters.tools.inspect import INSPECT
+from convertly.converters.tools.media import TOOLS as MEDIA_TOOLS
 from convertly.errors import InvalidFieldError
 from convertly.transforms import media as av
 from convertly.transforms import table
@@ -88,3 +90,9 @@ def test_a_codec_the_container_cannot_hold_is_refused_naming_codec() -> None:
     with pytest.raises(InvalidFieldError) as caught:
         av.video_codec("webm", "h264")
     assert caught.value.field == "codec" and "mov or mp4, not webm" in str(caught.value)
+
+
+def test_every_audio_and_video_tool_reads_each_name_once() -> None:
+    for tool in (*MEDIA_TOOLS, INSPECT):
+        names = [name for param in tool.params for name in param.names]
+        assert len(names) == len(set(names)), tool.name

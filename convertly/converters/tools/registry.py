@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from convertly.converters.tools.base import Tool
+from convertly.converters.tools.inspect import INSPECT
+from convertly.converters.tools.media import TOOLS as MEDIA_TOOLS
 from convertly.converters.tools.metadata import STRIP_METADATA
 from convertly.errors import NotFoundError
 
@@ -49,5 +51,7 @@ def default_tools() -> ToolRegistry:
     """The registry with every built-in tool."""
     tools = ToolRegistry()
     for tool in (STRIP_METADATA,):
+        tools.register(tool)
+    for tool in (*MEDIA_TOOLS, INSPECT):  # poster-frame, extract-audio, trim, gif, storyboard
         tools.register(tool)
     return tools
