@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from convertly.converters.tools.inspect import INSPECT
@@ -12,6 +15,8 @@ from convertly.transforms import table
 from convertly.transforms.parse import parse
 
 MEDIA = (*table.CLIP, *table.ENCODING)
+README = Path(__file__).resolve().parent.parent.parent / "README.md"
+NAME = re.compile(r"`([A-Za-z-]+)`")
 
 
 def test_media_rows_read_timestamps_aliases_and_codec_spellings() -> None:
@@ -96,3 +101,12 @@ def test_every_audio_and_video_tool_reads_each_name_once() -> None:
     for tool in (*MEDIA_TOOLS, INSPECT):
         names = [name for param in tool.params for name in param.names]
         assert len(names) == len(set(names)), tool.name
+
+
+def test_the_readme_lists_every_media_parameter_with_its_aliases() -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n### Audio and video tools")
+    end = text.index("| tool | sources |", start)
+    rows = [line.split("|") for line in text[start:end].splitlines() if line.startswith("| `")]
+    listed = {NAME.findall(row[1])[0]: tuple(NAME.findall(row[2])) for row in rows}
+    assert listed == {p.name: p.aliases for p in table.MEDIA}
