@@ -54,7 +54,7 @@ STORYBOARD_BATCH = 8  # frames one ffmpeg run seeks to (each input holds a decod
 
 # Tool-specific parameters (the transform rows are in transforms/table.py).
 TIMESTAMP = Param("timestamp", ParamKind.SECONDS, "Where the frame is taken (clamped to the "
-                  "last frame).", aliases=("time", "at"), low=0, default=1.0)  # fmt: skip
+                  "last frame).", aliases=("time", "t", "at"), low=0, default=1.0)  # fmt: skip
 AUDIO_FORMAT = Param("format", ParamKind.CHOICE, "The audio format.", choices=AUDIO_FORMATS,
                      default="mp3")  # fmt: skip
 CLIP_FORMAT = Param("format", ParamKind.CHOICE, "The output format; the source's own when "
@@ -66,13 +66,15 @@ GIF_FPS = Param("fps", ParamKind.NUMBER, "Frames per second.", aliases=("frameRa
                 high=30, default=12)  # fmt: skip
 MAX_FRAMES = 100
 FRAMES = Param("frames", ParamKind.INTEGER, "How many frames, spread evenly over the clip.",
-               aliases=("count",), low=1, high=MAX_FRAMES, default=12)  # fmt: skip
+               aliases=("count", "spriteFrames"), low=1, high=MAX_FRAMES, default=12)  # fmt: skip
 INTERVAL = Param("interval", ParamKind.SECONDS, "A frame every this many seconds from the "
-                 f"start, instead of frames (at most {MAX_FRAMES}).", low=0.1)  # fmt: skip
-COLUMNS = Param("columns", ParamKind.INTEGER, "Tiles per row.", aliases=("cols",), low=1,
-                high=20, default=4)  # fmt: skip
-TILE_WIDTH = Param("width", ParamKind.INTEGER, "Width of one tile in pixels.", aliases=("w",),
-                   low=16, high=1280, default=160)  # fmt: skip
+                 f"start, instead of frames (at most {MAX_FRAMES}).",
+                 aliases=("spriteInterval",), low=0.1)  # fmt: skip
+COLUMNS = Param("columns", ParamKind.INTEGER, "Tiles per row.", aliases=("cols", "spriteCols"),
+                low=1, high=20, default=4)  # fmt: skip
+TILE_WIDTH = Param("width", ParamKind.INTEGER, "Width of one tile in pixels.",
+                   aliases=("w", "tileWidth", "spriteW"), low=16, high=1280,
+                   default=160)  # fmt: skip
 
 
 # -- poster-frame ----------------------------------------------------------------------------
