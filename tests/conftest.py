@@ -23,6 +23,7 @@ SLOW_PATHS = (
     "tests/deploy/",
     "tests/test_matrix.py",  # every (source, target) pair
     "tests/converters/test_media.py",  # ffmpeg
+    "tests/converters/test_tools_media.py",  # ffmpeg: every audio and video tool
     "tests/api/test_cli.py",  # the command as a subprocess, against real servers
     "tests/api/test_cli_client.py",
     "tests/api/test_cli_redis.py",  # the command against real redis-servers that refuse it

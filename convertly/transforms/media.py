@@ -27,7 +27,8 @@ DEFAULT_QUALITY = "medium"
 @dataclass(frozen=True)
 class VideoCodec:
     """One video encoder: the ffmpeg encoder, its speed options, the CRF curve (quality ->
-    CRF, lower is better), the containers that hold it, and options those need."""
+    CRF, lower is better), the containers that hold it, options those need, and `work`:
+    seconds of work per second of 1080p30 for timeouts (~3x what was measured)."""
 
     name: str
     encoder: str
@@ -36,11 +37,12 @@ class VideoCodec:
     containers: frozenset[str]
     extra: tuple[str, ...] = ()  # always
     crf_extra: tuple[str, ...] = ()  # with a CRF (VP9 needs a zero bitrate for pure CRF)
+    work: float = 1.5
 
 
-# Speeds chosen for 2-core workers (measured on 2 s of 320x240 and 30 s of 1080p): x264
-# veryfast (see converters/media/ffmpeg.py), x265 ultrafast (~3x slower than x264 veryfast
-# even so), VP9 realtime cpu-used 8, SVT-AV1 preset 10 (libaom would take ~20x longer).
+# Speeds chosen for 2-core workers. 5 s of 1080p30 on a busy 2-core machine: x264 veryfast
+# 9.0 s (see converters/media/ffmpeg.py), x265 ultrafast 15.2 s, VP9 realtime cpu-used 8
+# 4.5 s, SVT-AV1 preset 10 4.3 s (libaom-av1 is far slower at any setting).
 _MP4_MOV = frozenset({"mp4", "mov"})
 _WEBM_MP4 = frozenset({"webm", "mp4"})
 VIDEO_CODECS: dict[str, VideoCodec] = {
@@ -50,15 +52,15 @@ VIDEO_CODECS: dict[str, VideoCodec] = {
     ),
     "h265": VideoCodec(
         "h265", "libx265", ("-preset", "ultrafast", "-x265-params", "log-level=error"),
-        ((1, 45), (65, 30), (82, 26), (100, 20)), _MP4_MOV, extra=("-tag:v", "hvc1"),
+        ((1, 45), (65, 30), (82, 26), (100, 20)), _MP4_MOV, extra=("-tag:v", "hvc1"), work=3.0,
     ),
     "vp9": VideoCodec(
         "vp9", "libvpx-vp9", ("-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"),
-        ((1, 60), (65, 38), (82, 33), (100, 15)), _WEBM_MP4, crf_extra=("-b:v", "0"),
+        ((1, 60), (65, 38), (82, 33), (100, 15)), _WEBM_MP4, crf_extra=("-b:v", "0"), work=2.0,
     ),
     "av1": VideoCodec(
         "av1", "libsvtav1", ("-preset", "10"), ((1, 60), (65, 38), (82, 32), (100, 18)),
-        _WEBM_MP4,
+        _WEBM_MP4, work=2.0,
     ),
 }
 # The codec a container gets when none is asked for.
@@ -168,6 +170,7 @@ def fit_frame(
     background: str = "black",
     even: bool = True,
     enlarge: bool = False,
+    rescale: bool = False,
 ) -> Frame:
     """Scale (and crop or pad) frames of `source` size to `width` x `height` by `fit`:
 
@@ -175,16 +178,18 @@ def fit_frame(
     fill stretches, inside fits within it and outside covers it keeping the aspect ratio.
     One side given keeps the aspect ratio. `even` rounds sides down to even numbers (4:2:0
     video); without `enlarge` nothing grows past the source (contain still pads the box).
+    `rescale`: the decoded frames are not `source` in size (non-square pixels, `source` the
+    size shown), so they are always scaled.
     """
     sw, sh = source
     if width is None and height is None:
-        return _finish([], sw, sh, (sw, sh), even)
+        return _finish([], sw, sh, (sw, sh), even, resize=rescale)
     if width is None or height is None:
         scale = (width / sw) if width is not None else (height or sh) / sh
         if not enlarge:
             scale = min(scale, 1.0)
         w, h = max(1, round(sw * scale)), max(1, round(sh * scale))
-        return _finish([], w, h, (w, h), even, resize=(w, h) != (sw, sh))
+        return _finish([], w, h, (w, h), even, resize=rescale or (w, h) != (sw, sh))
     if fit not in FITS:
         raise InvalidFieldError("fit", f"'{fit}' is not one of {', '.join(FITS)}.")
     if fit == "fill":
@@ -199,12 +204,12 @@ def fit_frame(
         box_w, box_h = min(width, w), min(height, h)
         crop = [f"crop={_even(box_w, even)}:{_even(box_h, even)}"] if (box_w, box_h) != (w, h) \
             else []  # fmt: skip
-        return _finish(crop, box_w, box_h, (w, h), even, resize=(w, h) != (sw, sh))
+        return _finish(crop, box_w, box_h, (w, h), even, resize=rescale or (w, h) != (sw, sh))
     if fit == "contain":
         pad = [f"pad={_even(width, even)}:{_even(height, even)}:(ow-iw)/2:(oh-ih)/2:"
                f"color={background}"]  # fmt: skip
-        return _finish(pad, width, height, (w, h), even, resize=(w, h) != (sw, sh))
-    return _finish([], w, h, (w, h), even, resize=(w, h) != (sw, sh))
+        return _finish(pad, width, height, (w, h), even, resize=rescale or (w, h) != (sw, sh))
+    return _finish([], w, h, (w, h), even, resize=rescale or (w, h) != (sw, sh))
 
 
 def _finish(after: list[str], width: int, height: int, scaled: tuple[int, int], even: bool,

@@ -142,23 +142,27 @@ DURATION = Param(
     "duration", ParamKind.SECONDS, "How long the clip lasts from start (instead of end).",
     aliases=("du", "t"), low=0.05,
 )  # fmt: skip
-FPS = Param("fps", ParamKind.NUMBER, "Frames per second of the output.", aliases=("frameRate",),
-            low=1, high=60)  # fmt: skip
+FPS = Param("fps", ParamKind.NUMBER, "Frames per second of the output, 1-60 (never more than "
+            "the source has).", aliases=("frameRate",), low=1, high=60)  # fmt: skip
 CODEC = Param(
     "codec", ParamKind.CHOICE, "The video encoder: h264 (mp4, mov), h265 (mp4, mov), vp9 (webm, "
-    "mp4) or av1 (webm, mp4); the container's usual one when absent.",
+    "mp4) or av1 (webm, mp4); hevc and avc accepted. Default: h264 for mp4 and mov, vp9 for "
+    "webm.",
     aliases=("videoCodec", "vcodec"), choices=("h264", "h265", "vp9", "av1"),
     synonyms=(("avc", "h264"), ("x264", "h264"), ("hevc", "h265"), ("x265", "h265"),
               ("vp09", "vp9"), ("av01", "av1")),
 )  # fmt: skip
 VIDEO_BITRATE = Param(
-    "videoBitrate", ParamKind.INTEGER, "Average video bitrate in kb/s (instead of quality).",
+    "videoBitrate", ParamKind.INTEGER, "Average video bitrate in kb/s, 50-100000 (instead of "
+    "quality).",
     aliases=("vb",), low=50, high=100_000,
 )  # fmt: skip
 AUDIO_BITRATE = Param(
-    "audioBitrate", ParamKind.INTEGER, "Audio bitrate in kb/s (lossy formats).",
+    "audioBitrate", ParamKind.INTEGER, "Audio bitrate in kb/s, 8-512 (lossy formats; "
+    "otherwise from quality).",
     aliases=("ab", "bitrate"), low=8, high=512,
 )  # fmt: skip
 
 CLIP: tuple[Param, ...] = (START, END, DURATION)
 ENCODING: tuple[Param, ...] = (CODEC, QUALITY, VIDEO_BITRATE, AUDIO_BITRATE, FPS)
+MEDIA: tuple[Param, ...] = (*CLIP, FPS, CODEC, VIDEO_BITRATE, AUDIO_BITRATE)  # quality: above

@@ -82,6 +82,29 @@ def test_async_strip_metadata_is_a_job_on_the_media_queue(client: TestClient, te
     assert b"Our Street" in clip.read_bytes() and b"Our Street" not in data
 
 
+def test_thumbnail_runs_through_the_same_route(client: TestClient, tenant: Tenant) -> None:
+    response = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(400, 200)),
+                     width="100", format="webp")
+    assert response.status_code == 200, response.text
+    [entry] = response.json()["files"]
+    assert (entry["filename"], entry["width"], entry["height"]) == ("wide.webp", 100, 50)
+    out = images.decode(output_bytes(client, entry))
+    assert (out.format, out.size) == ("WEBP", (100, 50))
+    assert_error(_tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(40, 20)),
+                       width="0"), 400, "INVALID_FIELD", "width")
+    # `background` is async's alias when true or false, else the tool's colour option.
+    padded = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(400, 200)),
+                   width="60", height="60", fit="contain", background="#00ff00", format="png")
+    assert padded.status_code == 200, padded.text
+    square = images.decode(output_bytes(client, padded.json()["files"][0]))
+    assert square.size == (60, 60)
+    assert square.image.convert("RGB").getpixel((30, 2)) == (0, 255, 0)
+    queued = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(40, 20)),
+                   width="10", background="true")
+    assert queued.status_code == 202, queued.text
+    assert wait_for_job(client, tenant, queued.json()["jobId"])["status"] == "completed"
+
+
 def test_a_stored_file_gets_its_output_beside_it_or_a_preview(client: TestClient,
                                                               tenant: Tenant) -> None:
     folder = client.post("/api/folders", headers=tenant.headers, json={"name": "Uploads"})

@@ -14,12 +14,19 @@ import pytest
 from PIL import Image, ImageCms
 
 from convertly.converters.tools.base import Tool, ToolOutput
+from convertly.converters.tools.image import THUMBNAIL
 from convertly.converters.tools.inspect import INSPECT
 from convertly.converters.tools.media import EXTRACT_AUDIO, GIF, POSTER_FRAME, STORYBOARD, TRIM
-from convertly.errors import InvalidFieldError, MediaTooLongError, UnsupportedConversionError
+from convertly.errors import (
+    CorruptFileError,
+    InvalidFieldError,
+    MediaTooLongError,
+    UnsupportedConversionError,
+)
 from convertly.sniff import sniff_file
 from convertly.transforms.parse import parse
 from tests.converters.conftest import FakeLimits
+from tests.media import lying_matroska, real_seconds
 
 # A clock: the frame number drawn large, so tiles and frames tell their time apart.
 VIDEO = "testsrc2=size=320x240:rate=25:duration=2"
@@ -69,7 +76,7 @@ def test_poster_frame_takes_the_frame_at_the_timestamp_sized_by_fit(
     (out,) = done.files
     with Image.open(out) as image:
         assert (image.format, image.size) == ("WEBP", (160, 100))
-    assert done.facts == {"timestamp": 1.0, "width": 160, "height": 100}
+    assert done.facts == {"timestamp": 1.0, "width": 160, "height": 100, "format": "webp"}
     # The default (1 s) on a clip it is past is clamped to the last frame; jpg by default.
     late = run(POSTER_FRAME, clips / "clip.mp4", tmp_path / "b", {"timestamp": "30"})
     assert late.facts["timestamp"] == pytest.approx(1.96)
@@ -92,24 +99,26 @@ def test_extract_audio_refuses_a_file_without_audio(clips: Path, tmp_path: Path)
         run(EXTRACT_AUDIO, silent, tmp_path / "w")
 
 
-@pytest.mark.parametrize(("raw", "codecs"), [
-    ({"start": "0.5", "end": "1.5"}, ["h264", "aac"]),
-    ({"start": "0.5", "duration": "1", "format": "webm", "codec": "av1", "fps": "10"},
-     ["av1", "opus"]),
-    ({"start": "0.5", "duration": "1", "codec": "hevc", "videoBitrate": "300"}, ["hevc", "aac"]),
+@pytest.mark.parametrize(("raw", "codecs", "size"), [
+    ({"start": "0.5", "end": "1.5"}, ["h264", "aac"], (320, 240)),
+    ({"start": "0.5", "duration": "1", "format": "webm", "codec": "av1", "fps": "10",
+      "width": "50%"}, ["av1", "opus"], (160, 120)),
+    ({"start": "0.5", "duration": "1", "codec": "hevc", "videoBitrate": "300", "width": "160",
+      "height": "160", "fit": "contain"}, ["hevc", "aac"], (160, 160)),
 ])  # fmt: skip
-def test_trim_cuts_exactly_with_the_codec_asked_for(
-    clips: Path, tmp_path: Path, raw: dict[str, str], codecs: list[str]
+def test_trim_cuts_exactly_with_the_codec_and_size_asked_for(
+    clips: Path, tmp_path: Path, raw: dict[str, str], codecs: list[str], size: tuple[int, int]
 ) -> None:
     done = run(TRIM, clips / "clip.mp4", tmp_path, raw)
     info = ffprobe(done.files[0])
     assert [s["codec_name"] for s in info["streams"]] == codecs
     video = info["streams"][0]
+    assert (video["width"], video["height"]) == size == (done.facts["width"],
+                                                          done.facts["height"])
     rate = 10 if raw.get("fps") else 25
     assert video["r_frame_rate"] == f"{rate}/1"
     seconds = float(video.get("duration") or info["format"]["duration"])  # webm: the file's
     assert seconds == pytest.approx(1.0, abs=1.5 / rate)
-    assert (video["width"], video["height"]) == (320, 240)
     assert done.facts["start"] == 0.5 and done.facts["end"] == 1.5
 
 
@@ -123,6 +132,9 @@ def test_trim_of_audio_keeps_its_format_and_refuses_video_options(
     with pytest.raises(InvalidFieldError) as caught:
         run(TRIM, clips / "tone.mp3", tmp_path / "b", {"format": "mp4"})
     assert caught.value.field == "format"
+    with pytest.raises(InvalidFieldError) as caught:
+        run(TRIM, clips / "clip.mp4", tmp_path / "d", {"format": "m4a", "w": "100"})
+    assert caught.value.field == "width"
     with pytest.raises(InvalidFieldError) as caught:
         run(TRIM, clips / "clip.mp4", tmp_path / "c", {"start": "3"})
     assert caught.value.field == "start"
@@ -138,7 +150,7 @@ def test_gif_has_the_width_and_frame_rate_asked_for(clips: Path, tmp_path: Path)
 
 
 def test_storyboard_is_a_grid_of_evenly_spread_frames(clips: Path, tmp_path: Path) -> None:
-    done = run(STORYBOARD, clips / "clip.mp4", tmp_path,
+    done = run(STORYBOARD, clips / "clip.mp4", tmp_path / "a",
                {"frames": "6", "columns": "4", "width": "80", "format": "png"})
     assert done.facts["columns"] == 4 and done.facts["rows"] == 2
     times = [f["time"] for f in done.facts["frames"]]
@@ -151,6 +163,9 @@ def test_storyboard_is_a_grid_of_evenly_spread_frames(clips: Path, tmp_path: Pat
         empty = grid.crop((240, 60, 320, 120)).convert("L").getextrema()
     assert len(set(tiles)) == 6, "every tile shows another moment"
     assert empty == (0, 0), "the grid's unused place is black"
+    every = run(STORYBOARD, clips / "clip.mp4", tmp_path / "b", {"interval": "0.5", "w": "40"})
+    assert [f["time"] for f in every.facts["frames"]] == [0.0, 0.5, 1.0, 1.5]
+    assert (every.facts["columns"], every.facts["rows"], every.facts["tileHeight"]) == (4, 1, 30)
 
 
 def test_tools_refuse_a_file_over_the_length_limit(clips: Path, tmp_path: Path) -> None:
@@ -187,3 +202,29 @@ def test_inspect_reports_streams_of_media_and_metadata_presence_of_stills(
     document.save(str(tmp_path / "c.pdf"))
     pdf = run(INSPECT, tmp_path / "c.pdf", tmp_path / "d").facts
     assert (pdf["pages"], pdf["width"], pdf["height"], pdf["format"]) == (2, 595, 842, "pdf")
+
+
+def test_thumbnail_of_a_video_is_a_frame_through_the_image_pipeline(
+    clips: Path, tmp_path: Path
+) -> None:
+    done = run(THUMBNAIL, clips / "clip.mp4", tmp_path, {"width": "100"})
+    assert [f.name for f in done.files] == ["thumbnail.jpg"]
+    with Image.open(done.files[0]) as image:
+        assert (image.format, image.size) == ("JPEG", (100, 75))
+
+
+def test_a_header_that_understates_the_length_makes_no_tool_read_past_it(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "long.webm"
+    src.write_bytes(lying_matroska(20, declared=1.0, audio=True))
+    done = run(EXTRACT_AUDIO, src, tmp_path / "w", {"format": "wav"})
+    assert real_seconds(done.files[0]) < 1.1
+
+
+def test_a_damaged_file_is_corrupt_not_a_crash(clips: Path, tmp_path: Path) -> None:
+    src = tmp_path / "broken.mp4"
+    src.write_bytes((clips / "clip.mp4").read_bytes()[:600])
+    for tool in (TRIM, INSPECT):
+        with pytest.raises(CorruptFileError):
+            run(tool, src, tmp_path / tool.name)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from convertly.converters.tools.inspect import INSPECT
+from convertly.converters.tools.media import TOOLS as MEDIA_TOOLS
 from convertly.errors import InvalidFieldError
 from convertly.transforms import media as av
 from convertly.transforms import table
 from convertly.transforms.parse import parse
 
 MEDIA = (*table.CLIP, *table.ENCODING)
+README = Path(__file__).resolve().parent.parent.parent / "README.md"
+NAME = re.compile(r"`([A-Za-z-]+)`")
 
 
 def test_media_rows_read_timestamps_aliases_and_codec_spellings() -> None:
@@ -64,6 +71,9 @@ def test_one_side_keeps_the_aspect_ratio_and_nothing_grows_unless_asked() -> Non
     odd = av.fit_frame((321, 241), None, None)
     assert (odd.width, odd.height) == (320, 240) and odd.filters[0] == "scale=320:240"
     assert av.fit_frame((321, 241), None, None, even=False) == av.Frame((), 321, 241)
+    # non-square pixels (640x240 shown, 320x240 decoded) are always scaled to square ones
+    assert av.fit_frame((640, 240), None, None, rescale=True).filters == ("scale=640:240",
+                                                                         "setsar=1")
 
 
 def test_quality_names_map_onto_each_encoders_scale() -> None:
@@ -85,3 +95,18 @@ def test_a_codec_the_container_cannot_hold_is_refused_naming_codec() -> None:
     with pytest.raises(InvalidFieldError) as caught:
         av.video_codec("webm", "h264")
     assert caught.value.field == "codec" and "mov or mp4, not webm" in str(caught.value)
+
+
+def test_every_audio_and_video_tool_reads_each_name_once() -> None:
+    for tool in (*MEDIA_TOOLS, INSPECT):
+        names = [name for param in tool.params for name in param.names]
+        assert len(names) == len(set(names)), tool.name
+
+
+def test_the_readme_lists_every_media_parameter_with_its_aliases() -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n### Audio and video tools")
+    end = text.index("| tool | sources |", start)
+    rows = [line.split("|") for line in text[start:end].splitlines() if line.startswith("| `")]
+    listed = {NAME.findall(row[1])[0]: tuple(NAME.findall(row[2])) for row in rows}
+    assert listed == {p.name: p.aliases for p in table.MEDIA}

@@ -8,4 +8,6 @@
     background.py  remove-background: the operator's ONNX segmentation model
     raster.py   reading a source image and writing an image output (the image tools)
     image.py    thumbnail, transform: the image tools on the transform engine
+    metadata.py strip-metadata (images by libvips, audio and video by ffmpeg stream copy)
+    registry.py every tool by name (`default_tools`): what the API, jobs and CLI run
 """

@@ -22,12 +22,11 @@ from convertly.converters.base import Limits, ProgressFn
 from convertly.converters.image.declared import check_declared
 from convertly.converters.image.load import Header, load, read_header, vips_source
 from convertly.converters.image.save import save
-from convertly.converters.media.ffmpeg import SOURCE_GUARD, input_url, probe
+from convertly.converters.media.source import extract_frame, open_source
 from convertly.converters.pixels import check_pixels
-from convertly.converters.process import run, which
 from convertly.converters.resize import ResizePlan
 from convertly.converters.tools.base import Tool, ToolOutput
-from convertly.errors import ConversionError, CorruptFileError
+from convertly.errors import CorruptFileError
 from convertly.models import OutputFormat, SourceInfo, extension_for
 from convertly.sniff import Kind
 from convertly.transforms import image as engine
@@ -40,9 +39,6 @@ IMAGE_SOURCES = frozenset({
 })
 VIDEO_SOURCES = frozenset({Kind.MP4, Kind.MOV, Kind.WEBM})
 THUMBNAIL_BOX = 320  # a thumbnail asked for without width or height fits in this square
-FRAME_AT = 0.1  # of a video's duration: past fades from black, early enough to be typical
-SHORT_CLIP_SECONDS = 2.0  # shorter clips give their first frame
-FRAME_TIMEOUT = 60.0
 
 
 def render(src: Path, kind: Kind, options: Mapping[str, Any], workdir: Path, limits: Limits,
@@ -86,26 +82,6 @@ def _transformed(src: Path, kind: Kind, header: Header,
     return image, fmt
 
 
-def video_frame(src: Path, workdir: Path, limits: Limits) -> Path:
-    """The video's representative frame as a PNG in `workdir` (players' rotation applied)."""
-    info = probe(src)
-    video = info.video
-    if video is None:
-        raise ConversionError("This file has no video stream to take a frame from.")
-    check_pixels(limits, [video.oriented_size], subject="video")
-    duration = info.duration or 0.0
-    frame = workdir / "frame.png"
-    for at in dict.fromkeys((duration * FRAME_AT if duration >= SHORT_CLIP_SECONDS else 0.0,
-                             0.0)):  # a seek past the last keyframe may give nothing
-        run([which("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-y", *SOURCE_GUARD,
-             "-ss", f"{at:.3f}", "-i", input_url(src), "-map", f"0:{video.index}",
-             "-frames:v", "1", "-pix_fmt", "rgba" if video.has_alpha else "rgb24",
-             "-f", "image2", str(frame)], timeout=FRAME_TIMEOUT, cwd=workdir)
-        if frame.exists() and frame.stat().st_size > 0:
-            return frame
-    raise ConversionError("No video frame could be decoded from this file.")
-
-
 def thumbnail(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
               limits: Limits, progress: ProgressFn) -> ToolOutput:
     if options.get("width") is None and options.get("height") is None:
@@ -113,7 +89,8 @@ def thumbnail(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir
                    "fit": "inside"}
     kind = Kind(source.kind)
     if kind in VIDEO_SOURCES:
-        frame = video_frame(src, workdir, limits)
+        # A frame a tenth of the way in (media/source.py: probed, limits checked first).
+        frame, _at = extract_frame(open_source(src, source, limits), None, workdir, limits)
         progress(0.5)
         result = render(frame, Kind.PNG, {"format": "jpg", **_set(options)}, workdir, limits,
                         "thumbnail")

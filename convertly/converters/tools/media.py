@@ -7,67 +7,54 @@ media.py builds the window and the encoder arguments), so a header that understa
 length cannot make a tool read more than it asked for. ffmpeg runs through the media
 converter's Task (timeouts scaled to the work, progress, the length check).
 
-Stills (a poster frame, a storyboard's tiles) come out of ffmpeg as PNG and are encoded by
-libvips in the format asked for.
+Stills come out of ffmpeg as PNG: a poster frame then goes through the thumbnail's image
+pipeline (tools/image.py), a storyboard's tiles are joined and encoded by libvips.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyvips
 
 from convertly.converters.base import Limits, ProgressFn
-from convertly.converters.media.converter import READ_BYTES_PER_SECOND, check_limits
-from convertly.converters.media.encryption import check_not_encrypted
+from convertly.converters.image.save import save
 from convertly.converters.media.ffmpeg import (
     SOURCE_GUARD,
-    MediaInfo,
-    Stream,
     filter_graph,
     input_url,
-    measure_duration,
     output_args,
     probe,
 )
-from convertly.converters.media.task import BASE_TIMEOUT, LENGTH_MARGIN, Task
+from convertly.converters.media.source import MediaSource, extract_frame, open_source
 from convertly.converters.media.video import GIF_PALETTE_USE
 from convertly.converters.tools.base import Tool, ToolOutput
+from convertly.converters.tools.image import render
 from convertly.errors import ConversionError, InvalidFieldError, UnsupportedConversionError
-from convertly.models import FileSpec, OutputFormat, SourceInfo
+from convertly.models import OutputFormat, SourceInfo, extension_for
 from convertly.sniff import Kind
 from convertly.transforms import media as av
-from convertly.transforms.table import (
-    AUDIO_BITRATE,
-    CLIP,
-    ENCODING,
-    FIT,
-    FORMAT,
-    HEIGHT,
-    QUALITY,
-    WIDTH,
-    Param,
-    ParamKind,
-)
-from convertly.transforms.values import Length
+from convertly.transforms import table
+from convertly.transforms.image import quality_for
+from convertly.transforms.table import CLIP, ENCODING, FORMAT, QUALITY, Param, ParamKind
+from convertly.transforms.values import Colour, Length
 
 F = OutputFormat
 VIDEO = frozenset({Kind.MP4, Kind.MOV, Kind.WEBM})
 AUDIO = frozenset({Kind.MP3, Kind.WAV, Kind.OGG, Kind.FLAC, Kind.M4A})
 AUDIO_FORMATS = ("mp3", "m4a", "wav", "ogg", "flac")
 VIDEO_FORMATS = ("mp4", "webm", "mov")
-STILL_QUALITY = 82  # of a still whose quality is not given (jpg, webp, avif)
+VIDEO_ONLY = ("codec", "videoBitrate", "fps", "width", "height")  # trim options for video
 GIF_MAX_SECONDS = 60.0  # of GIF: past this a video format is the better answer
 GIF_DEFAULT_SECONDS = 5.0
 STORYBOARD_BATCH = 8  # frames one ffmpeg run seeks to (each input holds a decoder)
-AVIF_EFFORT = 2  # libvips' default (4) takes ~10x longer for a few per cent
 
 # Tool-specific parameters (the transform rows are in transforms/table.py).
 TIMESTAMP = Param("timestamp", ParamKind.SECONDS, "Where the frame is taken (clamped to the "
-                  "last frame).", aliases=("time", "at"), low=0, default=1.0)  # fmt: skip
+                  "last frame).", aliases=("time", "t", "at"), low=0, default=1.0)  # fmt: skip
 AUDIO_FORMAT = Param("format", ParamKind.CHOICE, "The audio format.", choices=AUDIO_FORMATS,
                      default="mp3")  # fmt: skip
 CLIP_FORMAT = Param("format", ParamKind.CHOICE, "The output format; the source's own when "
@@ -77,94 +64,17 @@ GIF_WIDTH = Param("width", ParamKind.INTEGER, "Width in pixels (never larger tha
                   aliases=("w",), low=16, high=1280, default=480)  # fmt: skip
 GIF_FPS = Param("fps", ParamKind.NUMBER, "Frames per second.", aliases=("frameRate",), low=1,
                 high=30, default=12)  # fmt: skip
+MAX_FRAMES = 100
 FRAMES = Param("frames", ParamKind.INTEGER, "How many frames, spread evenly over the clip.",
-               aliases=("count",), low=1, high=100, default=12)  # fmt: skip
-COLUMNS = Param("columns", ParamKind.INTEGER, "Tiles per row.", aliases=("cols",), low=1,
-                high=20, default=4)  # fmt: skip
-TILE_WIDTH = Param("width", ParamKind.INTEGER, "Width of one tile in pixels.", aliases=("w",),
-                   low=16, high=1280, default=160)  # fmt: skip
-
-
-# -- the source ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    src: Path
-    kind: Kind
-    info: MediaInfo
-    duration: float  # seconds; 0 when unknown (a still)
-
-
-def open_source(src: Path, source: SourceInfo, limits: Limits) -> Source:
-    """Probe `src` and check the limits (MEDIA_TOO_LONG, pixels) before anything decodes."""
-    kind = Kind(source.kind)
-    check_not_encrypted(src, kind)
-    info = probe(src)
-    check_limits(info, info.duration or 0.0, limits)
-    duration = info.duration
-    if duration is None:
-        # Streamed WebM (MediaRecorder) announces no duration: read every packet.
-        duration = measure_duration(
-            src, timeout=BASE_TIMEOUT + source.size / READ_BYTES_PER_SECOND,
-            cap=limits.max_media_seconds + LENGTH_MARGIN,
-        )  # fmt: skip
-        check_limits(info, duration or 0.0, limits)
-    return Source(src, kind, info, duration or 0.0)
-
-
-def _video(source: Source, tool: str) -> Stream:
-    if (video := source.info.video) is None:
-        raise UnsupportedConversionError(f"{tool} needs a video track; this file has none.")
-    return video
-
-
-def _task(source: Source, target: OutputFormat, out: Path, seconds: float,
-          progress: ProgressFn, limits: Limits) -> Task:  # fmt: skip
-    return Task(src=source.src, spec=FileSpec(index=0, filename=source.src.name, format=target),
-                target=target, info=source.info, duration=seconds, out=out, report=progress,
-                max_seconds=limits.max_media_seconds)  # fmt: skip
-
-
-def _size(video: Stream) -> tuple[int, int]:
-    """The frame size ffmpeg decodes to: rotation applied (it autorotates), pixels square."""
-    return video.display_size
-
-
-def _pixels(value: Length | None, source: int) -> int | None:
-    return None if value is None else min(value.pixels(source), av.MAX_FRAME_SIDE)
-
-
-def _still_quality(options: Mapping[str, Any]) -> int:
-    quality = options.get("quality")
-    return STILL_QUALITY if quality is None else av.quality_point(quality)
-
-
-def save_still(png: Path, fmt: str, quality: int, out: Path) -> tuple[int, int]:
-    """Encode the PNG `png` as `fmt` into `out`; its size."""
-    try:
-        image = pyvips.Image.new_from_file(str(png), access="sequential")
-        match fmt:
-            case "jpg":
-                if image.hasalpha():
-                    image = image.flatten(background=[255, 255, 255])
-                image.jpegsave(str(out), Q=quality, optimize_coding=True, keep="none")
-            case "png":
-                image.pngsave(str(out), keep="none")
-            case "webp":
-                image.webpsave(str(out), Q=quality, keep="none")
-            case "avif":
-                image.heifsave(str(out), compression="av1", Q=quality, effort=AVIF_EFFORT,
-                               keep="none")  # fmt: skip
-            case "gif":
-                image.gifsave(str(out), keep="none")
-            case "tiff":
-                image.tiffsave(str(out), compression="deflate", keep="none")
-            case _:
-                raise ValueError(fmt)
-    except pyvips.Error as exc:
-        raise ConversionError(f"The frame could not be encoded as {fmt}.") from exc
-    return image.width, image.height
+               aliases=("count", "spriteFrames"), low=1, high=MAX_FRAMES, default=12)  # fmt: skip
+INTERVAL = Param("interval", ParamKind.SECONDS, "A frame every this many seconds from the "
+                 f"start, instead of frames (at most {MAX_FRAMES}).",
+                 aliases=("spriteInterval",), low=0.1)  # fmt: skip
+COLUMNS = Param("columns", ParamKind.INTEGER, "Tiles per row.", aliases=("cols", "spriteCols"),
+                low=1, high=20, default=4)  # fmt: skip
+TILE_WIDTH = Param("width", ParamKind.INTEGER, "Width of one tile in pixels.",
+                   aliases=("w", "tileWidth", "spriteW"), low=16, high=1280,
+                   default=160)  # fmt: skip
 
 
 # -- poster-frame ----------------------------------------------------------------------------
@@ -172,37 +82,15 @@ def save_still(png: Path, fmt: str, quality: int, out: Path) -> tuple[int, int]:
 
 def poster_frame(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
                  limits: Limits, progress: ProgressFn) -> ToolOutput:  # fmt: skip
-    """One frame at `timestamp` (clamped to the last frame), sized by width/height/fit."""
+    """The frame at `timestamp` (clamped to the last frame), then the thumbnail's image
+    pipeline (width/height, fit, position, background, format: jpg unless asked)."""
     media = open_source(src, source, limits)
-    video = _video(media, "A poster frame")
-    last = max(media.duration - 1 / (video.fps or 25), 0.0)
-    at = min(float(options.get("timestamp", 1.0)), last)
-    size = _size(video)
-    frame = av.fit_frame(size, _pixels(options.get("width"), size[0]),
-                         _pixels(options.get("height"), size[1]), options.get("fit") or "cover",
-                         even=False)  # fmt: skip
-    fmt = str(options.get("format") or "jpg")
-    png = workdir / "frame.png"
-    task = _task(media, F.PNG, png, 0.0, progress, limits)
-    graph = filter_graph(video, frame.filters, flatten=False)
-    for seek in dict.fromkeys((at, 0.0)):  # a seek past the last keyframe may give nothing
-        task.run(["-ss", f"{seek:.3f}", "-i", input_url(src), "-filter_complex", graph,
-                  "-map", "[v]", "-frames:v", "1", "-pix_fmt",
-                  "rgba" if video.has_alpha else "rgb24", "-f", "image2", str(png)],
-                 0.0)  # fmt: skip
-        if png.exists() and png.stat().st_size > 0:
-            at = seek
-            break
-    else:
-        raise ConversionError("No video frame could be decoded from this file.")
-    out = workdir / f"poster.{fmt}"
-    if fmt == "png":
-        png.rename(out)
-        width, height = frame.width, frame.height
-    else:
-        width, height = save_still(png, fmt, _still_quality(options), out)
-        png.unlink()
-    return ToolOutput([out], {"timestamp": round(at, 3), "width": width, "height": height})
+    png, at = extract_frame(media, float(options.get("timestamp") or 0.0), workdir, limits)
+    progress(0.5)
+    done = render(png, Kind.PNG, {**options, "format": options.get("format") or "jpg"},
+                  workdir, limits, "poster")  # fmt: skip
+    png.unlink()
+    return ToolOutput(done.files, {**done.facts, "timestamp": round(at, 3)})
 
 
 # -- extract-audio ---------------------------------------------------------------------------
@@ -215,19 +103,24 @@ def extract_audio(src: Path, source: SourceInfo, options: Mapping[str, Any], wor
     audio = media.info.audio
     if audio is None:
         raise UnsupportedConversionError("This file has no audio track to extract.")
-    fmt = str(options.get("format", "mp3"))
+    fmt = str(options.get("format") or "mp3")
     window = _window(media, options)
     out = workdir / f"audio.{fmt}"
-    task = _task(media, F(fmt), out, window.length, progress, limits)
+    task = media.task(F(fmt), out, window.length, progress, limits)
     sound = av.audio_args(fmt, audio.channels, options.get("quality"),
                           options.get("audioBitrate"))  # fmt: skip
     task.run([*window.input_args(), "-i", input_url(src), "-map", f"0:{audio.index}", *sound,
               *output_args(fmt, out, strip=False)], 0.2)  # fmt: skip
-    return ToolOutput([out], {"format": fmt, "start": window.start,
-                              "duration": round(task.written[-1] or window.length, 3)})
+    return ToolOutput([out], {"format": fmt, "start": window.start, "duration": _seconds(out)})
 
 
-def _window(media: Source, options: Mapping[str, Any], max_length: float | None = None
+def _seconds(out: Path) -> float | None:
+    """How long the file written lasts, as its container says."""
+    seconds = probe(out).duration
+    return None if seconds is None else round(seconds, 3)
+
+
+def _window(media: MediaSource, options: Mapping[str, Any], max_length: float | None = None
             ) -> av.Window:  # fmt: skip
     return av.clip_window(media.duration, float(options.get("start") or 0.0),
                           options.get("end"), options.get("duration"),
@@ -240,7 +133,8 @@ def _window(media: Source, options: Mapping[str, Any], max_length: float | None 
 def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
          limits: Limits, progress: ProgressFn) -> ToolOutput:  # fmt: skip
     """`start`..`end` (or `start` + `duration`), re-encoded so that the cut is frame-exact,
-    in the source's format or `format`, with the codec, quality, bitrates and fps asked for."""
+    in the source's format or `format`, with the codec, quality, bitrates, fps and frame
+    size (width/height/fit, contain padding in background) asked for."""
     media = open_source(src, source, limits)
     fmt = str(options.get("format") or media.kind.own_format)
     video = media.info.video if fmt in VIDEO_FORMATS else None
@@ -252,26 +146,44 @@ def trim(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Pat
         raise InvalidFieldError("format", f"{fmt} needs an audio track; this file has none.")
     window = _window(media, options)
     out = workdir / f"trimmed.{fmt}"
-    task = _task(media, F(fmt), out, window.length, progress, limits)
+    task = media.task(F(fmt), out, window.length, progress, limits)
     quality = options.get("quality")
     args = [*window.input_args(), "-i", input_url(src)]
+    facts: dict[str, Any] = {"format": fmt, "start": window.start, "end": round(window.end, 3)}
+    work = 0.2  # audio only
     if video is not None:
         codec = av.video_codec(fmt, options.get("codec"))
-        rate = av.fps_filter(options.get("fps"), video.fps)
-        args += ["-map", f"0:{video.index}", *(["-vf", ",".join(rate)] if rate else []),
-                 *av.video_args(codec, quality, options.get("videoBitrate"))]  # fmt: skip
-    elif options.get("codec") or options.get("videoBitrate") or options.get("fps"):
-        raise InvalidFieldError("codec", f"{fmt} holds no video; codec, videoBitrate and fps "
-                                "apply to video formats.")  # fmt: skip
+        size = video.display_size
+        frame = av.fit_frame(size, _pixels(options.get("width"), size[0]),
+                             _pixels(options.get("height"), size[1]), options.get("fit") or "cover",
+                             background=_ffmpeg_colour(options.get("background")),
+                             rescale=video.sample_aspect != 1)  # fmt: skip
+        graph = filter_graph(video, [*av.fps_filter(options.get("fps"), video.fps),
+                                     *frame.filters], flatten=video.has_alpha)  # fmt: skip
+        args += ["-filter_complex", graph, "-map", "[v]",
+                 *av.video_args(codec, quality, options.get("videoBitrate"))]
+        facts.update(codec=codec.name, width=frame.width, height=frame.height)
+        work = codec.work
+    elif video_only := [k for k in VIDEO_ONLY if options.get(k) is not None]:
+        raise InvalidFieldError(video_only[0], f"{fmt} holds no video; "
+                                f"{', '.join(VIDEO_ONLY)} apply to video formats.")  # fmt: skip
     if audio is not None:
         args += ["-map", f"0:{audio.index}",
                  *av.audio_args(fmt, audio.channels, quality, options.get("audioBitrate"))]
-    task.run([*args, *output_args(fmt, out, strip=False)], 1.5 if video else 0.2)
-    facts: dict[str, Any] = {"format": fmt, "start": window.start, "end": round(window.end, 3),
-                             "duration": round(task.written[-1] or window.length, 3)}
-    if video is not None:
-        facts["codec"] = codec.name
+    task.run([*args, *output_args(fmt, out, strip=False)], work)
+    facts["duration"] = _seconds(out)
     return ToolOutput([out], facts)
+
+
+def _pixels(value: Length | None, source: int) -> int | None:
+    return None if value is None else min(value.pixels(source), av.MAX_FRAME_SIDE)
+
+
+def _ffmpeg_colour(colour: Colour | None) -> str:
+    """An ffmpeg colour for contain padding (video holds no alpha: black when transparent)."""
+    if colour is None or colour.alpha == 0:
+        return "black"
+    return f"0x{colour.red:02x}{colour.green:02x}{colour.blue:02x}"
 
 
 # -- gif -------------------------------------------------------------------------------------
@@ -282,17 +194,19 @@ def gif(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path
     """An animated GIF of `start`..`end` (the first 5 s when no length is given), `width`
     pixels wide at `fps`, with a palette made for the clip (two passes)."""
     media = open_source(src, source, limits)
-    video = _video(media, "A GIF")
+    video = media.video("A GIF")
     window = _window(media, options, GIF_DEFAULT_SECONDS)
     if window.length > GIF_MAX_SECONDS + 0.001:
         raise InvalidFieldError("duration", f"a GIF lasts at most {GIF_MAX_SECONDS:g} s; trim "
                                 "to a video format for longer clips.")  # fmt: skip
-    fps = float(options.get("fps", 12))
-    frame = av.fit_frame(_size(video), int(options.get("width", 480)), None, even=False)
-    filters = [*av.fps_filter(fps, video.fps or fps + 1), *frame.filters]
+    fps = float(options.get("fps") or 12)
+    frame = av.fit_frame(video.display_size, int(options.get("width") or 480), None, even=False)
+    rate = av.fps_filter(fps, video.fps)
+    fps = fps if rate else float(video.fps or fps)  # never more frames than the source has
+    filters = [*rate, *frame.filters]
     out = workdir / "clip.gif"
     palette = workdir / "palette.png"
-    task = _task(media, F.GIF, out, window.length, progress, limits)
+    task = media.task(F.GIF, out, window.length, progress, limits)
     source_args = [*window.input_args(), "-i", input_url(src)]
     first = filter_graph(video, filters, flatten=video.has_alpha, finish=["palettegen"])
     task.run([*source_args, "-filter_complex", first, "-map", "[v]", "-frames:v", "1",
@@ -306,7 +220,7 @@ def gif(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path
         frames = int(pyvips.Image.new_from_file(str(out)).get("n-pages"))
     except pyvips.Error as exc:
         raise ConversionError("The GIF could not be written.") from exc
-    return ToolOutput([out], {"width": frame.width, "height": frame.height, "fps": fps,
+    return ToolOutput([out], {"width": frame.width, "height": frame.height, "fps": round(fps, 3),
                               "frames": frames, "start": window.start,
                               "duration": round(window.length, 3)})  # fmt: skip
 
@@ -316,19 +230,24 @@ def gif(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path
 
 def storyboard(src: Path, source: SourceInfo, options: Mapping[str, Any], workdir: Path,
                limits: Limits, progress: ProgressFn) -> ToolOutput:  # fmt: skip
-    """`frames` frames spread evenly over the clip (each from the middle of its share), as
-    one grid image `columns` tiles wide; the facts give each tile's time and place."""
+    """`frames` frames spread evenly over the clip (each from the middle of its share), or
+    one every `interval` seconds from its start, as one grid image `columns` tiles wide; the
+    facts give each tile's time and place."""
     media = open_source(src, source, limits)
-    video = _video(media, "A storyboard")
+    video = media.video("A storyboard")
     window = _window(media, options)
-    count = int(options.get("frames", 12))
-    columns = min(int(options.get("columns", 4)), count)
+    if (interval := options.get("interval")) is not None:
+        count = max(1, min(math.ceil(window.length / interval - 1e-6), MAX_FRAMES))
+        times = [window.start + interval * i for i in range(count)]
+    else:
+        count = int(options.get("frames") or 12)
+        step = window.length / count
+        times = [window.start + step * (i + 0.5) for i in range(count)]
+    columns = min(int(options.get("columns") or 4), count)
     rows = -(-count // columns)
-    tile = av.fit_frame(_size(video), int(options.get("width", 160)), None, even=False,
+    tile = av.fit_frame(video.display_size, int(options.get("width") or 160), None, even=False,
                         enlarge=True)  # fmt: skip
-    step = window.length / count
-    times = [window.start + step * (i + 0.5) for i in range(count)]
-    task = _task(media, F.PNG, workdir / "tile.png", 0.0, progress, limits)
+    task = media.task(F.PNG, workdir / "tile.png", 0.0, progress, limits)
     pngs = [workdir / f"tile{i:03d}.png" for i in range(count)]
     for first in range(0, count, STORYBOARD_BATCH):
         batch = range(first, min(first + STORYBOARD_BATCH, count))
@@ -348,19 +267,14 @@ def storyboard(src: Path, source: SourceInfo, options: Mapping[str, Any], workdi
         progress(0.9 * batch.stop / count)
     tiles = [_tile(png, tile.width, tile.height) for png in pngs]
     fmt = str(options.get("format") or "jpg")
-    grid = workdir / "grid.png"
+    out = workdir / f"storyboard.{extension_for(fmt)}"
     try:
-        pyvips.Image.arrayjoin(tiles, across=columns, background=[0, 0, 0]).pngsave(str(grid))
+        grid = pyvips.Image.arrayjoin(tiles, across=columns, background=[0, 0, 0])
+        save(grid, F(fmt), out, quality=quality_for(options.get("quality"), fmt), strip=True)
     except pyvips.Error as exc:
         raise ConversionError("The storyboard could not be assembled.") from exc
     for png in pngs:
         png.unlink(missing_ok=True)
-    out = workdir / f"storyboard.{fmt}"
-    if fmt == "png":
-        grid.rename(out)
-    else:
-        save_still(grid, fmt, _still_quality(options), out)
-        grid.unlink()
     return ToolOutput([out], {
         "columns": columns, "rows": rows, "tileWidth": tile.width, "tileHeight": tile.height,
         "frames": [{"time": round(t, 3), "x": (i % columns) * tile.width,
@@ -380,17 +294,19 @@ def _tile(png: Path, width: int, height: int) -> pyvips.Image:
 
 POSTER_FRAME = Tool(
     "poster-frame", "One video frame as an image, at a timestamp, sized by width/height/fit.",
-    VIDEO, (TIMESTAMP, WIDTH, HEIGHT, FIT, FORMAT, QUALITY),
+    VIDEO, (TIMESTAMP, *table.GEOMETRY, *table.OUTPUT),
     poster_frame,
 )  # fmt: skip
 EXTRACT_AUDIO = Tool(
     "extract-audio", "The audio track as mp3, m4a, wav, ogg or flac, whole or a part of it.",
-    VIDEO | AUDIO, (AUDIO_FORMAT, *CLIP, AUDIO_BITRATE, QUALITY),
+    VIDEO | AUDIO, (AUDIO_FORMAT, *CLIP, table.AUDIO_BITRATE, QUALITY),
     extract_audio,
 )  # fmt: skip
 TRIM = Tool(
-    "trim", "A part of a video or audio file (start..end or start + duration), cut exactly.",
-    VIDEO | AUDIO, (*CLIP, CLIP_FORMAT, *ENCODING),
+    "trim", "A part of a video or audio file (start..end or start + duration), cut exactly; "
+    "video re-encoded with the codec, quality, bitrates, fps and size asked for.",
+    VIDEO | AUDIO, (*CLIP, CLIP_FORMAT, *ENCODING, table.WIDTH, table.HEIGHT, table.FIT,
+                    table.BACKGROUND),
     trim,
 )  # fmt: skip
 GIF = Tool(
@@ -399,7 +315,7 @@ GIF = Tool(
 )  # fmt: skip
 STORYBOARD = Tool(
     "storyboard", "Frames spread over a video, as one grid image with each tile's time.",
-    VIDEO, (FRAMES, COLUMNS, TILE_WIDTH, *CLIP, FORMAT, QUALITY),
+    VIDEO, (FRAMES, INTERVAL, COLUMNS, TILE_WIDTH, *CLIP, FORMAT, QUALITY),
     storyboard,
 )  # fmt: skip
 TOOLS = (POSTER_FRAME, EXTRACT_AUDIO, TRIM, GIF, STORYBOARD)

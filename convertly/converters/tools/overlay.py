@@ -24,9 +24,10 @@ from convertly.converters.base import Limits, ProgressFn
 from convertly.converters.image import SOURCES as RASTER_SOURCES
 from convertly.converters.image.shape import frame_height
 from convertly.converters.media.ffmpeg import filter_graph, input_url, output_args
+from convertly.converters.media.source import open_source
 from convertly.converters.media.task import Task
 from convertly.converters.tools.base import Tool, ToolOutput
-from convertly.converters.tools.media import VIDEO, VIDEO_FORMATS, open_source
+from convertly.converters.tools.media import VIDEO, VIDEO_FORMATS
 from convertly.converters.tools.raster import (
     ANIMATED_TARGETS,
     output_format,
