@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from tests.api.support import Tenant, assert_error, output_bytes, wait_for_job
+from tests.api.support import Tenant, assert_error, data_url_bytes, output_bytes, wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,20 @@ def test_bad_options_are_refused_naming_the_field(
     assert_error(send(client, tenant, "gif", clip, fps="fast"), 400, "INVALID_FIELD", "fps")
     assert_error(send(client, tenant, "trim", clip, format="webm", codec="h264"), 400,
                  "INVALID_FIELD", "codec")  # fmt: skip
+
+
+def test_a_stored_video_gets_a_gif_preview(client: TestClient, tenant: Tenant,
+                                           clip: bytes) -> None:
+    stored = client.post("/api/files", headers=tenant.headers,
+                         files={"file": ("clip.mp4", clip, "video/mp4")})
+    assert stored.status_code == 201, stored.text
+    response = client.post(f"/api/files/{stored.json()['file']['id']}/tools",
+                           headers=tenant.headers,
+                           json={"tool": "gif", "params": {"duration": "1", "width": "80"},
+                                 "preview": True})  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["tool"], body["width"], body["height"], body["frames"]) == ("gif", 80, 60, 10)
+    data = data_url_bytes(body["preview"]["dataUrl"], "image/gif")
+    with Image.open(io.BytesIO(data)) as animation:
+        assert (animation.size, animation.n_frames) == ((80, 60), 10)
