@@ -7,7 +7,8 @@ import {api, upload} from "./api.js";
 import {$, el, formatBytes, previewable} from "./dom.js";
 
 const PREFIX = "/api/media/";
-// Fields every tool route takes: the page sends the file itself and runs tools at once.
+// Fields every tool route takes: the page sends the file itself and runs tools at once. A
+// tool's own parameters carry `x-kind` (a tool's `background` colour is one of them).
 const REQUEST_FIELDS = new Set([
   "file", "files", "sourceUrl", "async", "background", "saveToStorage", "callbackUrl",
   "callbackSecret",
@@ -21,7 +22,7 @@ export function toolsFrom(spec) {
     const schema = operation?.requestBody?.content?.["multipart/form-data"]?.schema;
     if (!path.startsWith(PREFIX) || !schema?.properties?.file) continue;
     const params = Object.entries(schema.properties)
-      .filter(([name]) => !REQUEST_FIELDS.has(name))
+      .filter(([name, field]) => field["x-kind"] || !REQUEST_FIELDS.has(name))
       .map(([name, field]) => ({name, schema: field}));
     tools.push({name: path.slice(PREFIX.length), summary: operation.summary || "",
                 takes: operation.description || "", params});

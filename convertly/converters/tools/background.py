@@ -56,10 +56,11 @@ CUTOUT_FORMAT = Param("format", ParamKind.CHOICE, "The output format: png (defau
                       "or avif keep the transparency; jpg needs a background (white if none "
                       "is given).", aliases=("f",), choices=CUTOUT_FORMATS,
                       synonyms=(("jpeg", "jpg"),), default="png")
-# Not `background`: the media tool routes read that as async=true (Convertly's SDK sends it).
+# Named backgroundColor: `background` true or false is the routes' alias of async=true
+# (Convertly's SDK sends it); any other value of it comes here.
 FILL = Param("backgroundColor", ParamKind.COLOUR, "Fill the removed background with this "
              "colour (hex, alpha allowed) instead of leaving it transparent.",
-             aliases=("backgroundColour", "bgColor", *BACKGROUND.aliases))
+             aliases=("background", "backgroundColour", "bgColor", *BACKGROUND.aliases))
 
 
 def _runtime() -> Any:
