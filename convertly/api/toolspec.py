@@ -60,7 +60,7 @@ def param_schema(param: Param) -> dict[str, Any]:
             if param.kind is ParamKind.TEXT and param.high is not None:
                 schema["maxLength"] = int(param.high)
     schema = {k: v for k, v in schema.items() if v is not None}
-    schema["x-kind"] = param.kind.value  # how the value is read (the dashboard's controls)
+    # schema["x-kind"] = param.kind.value  # how the value is read (the dashboard's controls)
     schema["description"] = (f"{param.help} (also: {', '.join(param.aliases)})"
                              if param.aliases else param.help)
     if param.default is not None:
@@ -90,6 +90,8 @@ def paths(tools: ToolRegistry) -> dict[str, Any]:
             "tags": ["Media tools"], "summary": tool.summary,
             "operationId": _operation_id(tool),
             "description": "Takes: " + ", ".join(sorted(k.value for k in tool.sources)) + ".",
+            # The tool's own fields and how each is read (the dashboard's controls).
+            "x-params": {p.name: p.kind.value for p in tool.params},
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {"schema": request_schema(tool)}}},
             "responses": {

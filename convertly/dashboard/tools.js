@@ -8,22 +8,25 @@ import {$, el, formatBytes, previewable} from "./dom.js";
 
 const PREFIX = "/api/media/";
 // Fields every tool route takes: the page sends the file itself and runs tools at once. A
-// tool's own parameters carry `x-kind` (a tool's `background` colour is one of them).
+// tool's own fields and their kinds are the operation's `x-params` (a tool's `background`
+// colour is one of them).
 const REQUEST_FIELDS = new Set([
   "file", "files", "sourceUrl", "async", "background", "saveToStorage", "callbackUrl",
   "callbackSecret",
 ]);
 
-/** Every tool in an OpenAPI document: [{name, summary, takes, params: [{name, schema}]}]. */
+/** Every tool in an OpenAPI document: [{name, summary, takes, params: [{name, kind,
+ *  schema}]}]. */
 export function toolsFrom(spec) {
   const tools = [];
   for (const [path, item] of Object.entries(spec.paths || {})) {
     const operation = item.post;
     const schema = operation?.requestBody?.content?.["multipart/form-data"]?.schema;
     if (!path.startsWith(PREFIX) || !schema?.properties?.file) continue;
+    const kinds = operation["x-params"] || {};
     const params = Object.entries(schema.properties)
-      .filter(([name, field]) => field["x-kind"] || !REQUEST_FIELDS.has(name))
-      .map(([name, field]) => ({name, schema: field}));
+      .filter(([name]) => name in kinds || !REQUEST_FIELDS.has(name))
+      .map(([name, field]) => ({name, kind: kinds[name] || "", schema: field}));
     tools.push({name: path.slice(PREFIX.length), summary: operation.summary || "",
                 takes: operation.description || "", params});
   }
@@ -31,18 +34,17 @@ export function toolsFrom(spec) {
 }
 
 /** The text shown in an empty control: the default, or the range. */
-function placeholder(schema) {
+function placeholder(schema, kind) {
   if (schema.default !== undefined) return `default ${schema.default}`;
   const range = schema.anyOf?.[0] || schema;
   if (range.minimum !== undefined && range.maximum !== undefined) {
     return `${range.minimum}–${range.maximum}`;
   }
-  return schema["x-kind"] === "colour" ? "#rrggbb" : "";
+  return kind === "colour" ? "#rrggbb" : "";
 }
 
 function control(param, id) {
-  const {schema} = param;
-  const kind = schema["x-kind"];
+  const {schema, kind} = param;
   if (kind === "file") return el("input", {id, type: "file", "data-param": param.name});
   if (schema.enum) {
     const label = schema.default !== undefined ? `Default (${schema.default})` : "—";
@@ -56,7 +58,7 @@ function control(param, id) {
     min: numeric ? schema.minimum : undefined, max: numeric ? schema.maximum : undefined,
     step: schema.type === "number" ? "any" : undefined,
     inputmode: numeric ? "decimal" : undefined,
-    placeholder: placeholder(schema), autocomplete: "off", spellcheck: "false",
+    placeholder: placeholder(schema, kind), autocomplete: "off", spellcheck: "false",
   });
 }
 
