@@ -50,6 +50,8 @@ def test_pdf_preview_defaults_to_a_jpg_of_the_first_page_at_the_pdf_dpi(
         assert (image.format, image.size) == ("JPEG", (400, 200))
         assert_colours_close(quadrant_means(image), QUADRANTS, tolerance=12)
     assert out.files[0].name == "page-1.jpg"
+    at_36_dpi = run_tool(PDF_PREVIEW, pdf, workdir, limits=FakeLimits(pdf_dpi=144), dpi=36)
+    assert (at_36_dpi.facts["width"], at_36_dpi.facts["height"]) == (100, 50)
 
 
 def test_pdf_preview_stays_under_the_pixel_limit(tmp_path: Path, workdir: Path) -> None:

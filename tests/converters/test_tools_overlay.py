@@ -95,6 +95,18 @@ def test_text_is_drawn_in_its_colour_at_the_bottom_right_of_a_jpeg(
         assert columns[-1] < 400 - 0.02 * 200
 
 
+def test_a_font_size_gives_the_text_its_height(tmp_path: Path, workdir: Path) -> None:
+    photo = write_image(tmp_path, Kind.PNG, Image.new("RGB", (400, 200), BLUE))
+    out = run_tool(WATERMARK, photo, workdir, text="Hq", fontSize=40, opacity=1,
+                   position="centre")
+    with Image.open(out.files[0]) as image:
+        rgb = image.convert("RGB")
+        rows = [y for y in range(200) if any(rgb.getpixel((x, y))[0] > 200
+                                              for x in range(0, 400, 2))]
+    # "Hq" spans from the cap height to the descender: about the font size
+    assert 0.8 * 40 <= rows[-1] - rows[0] <= 1.3 * 40, (rows[0], rows[-1])
+
+
 def test_tile_repeats_the_mark_across_the_image(
     blue_png: Path, red_logo: Path, workdir: Path
 ) -> None:

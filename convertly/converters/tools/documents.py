@@ -1,9 +1,9 @@
 """The document tools: pdf-preview (one page of a PDF drawn as an image) and image-to-pdf
 (an image, every frame or page of it, as a PDF).
 
-pdf-preview draws with PDFium at the scale that fits the page inside `width` x `height`
-(either alone keeps the aspect ratio; neither: CONVERTLY_PDF_DPI), lowered to stay under the
-pixel limit, and encodes through the image encoders. image-to-pdf is the PDF converter's
+pdf-preview draws with PDFium at `dpi` (default CONVERTLY_PDF_DPI), or at the scale that
+fits the page inside `width` x `height` (either alone keeps the aspect ratio), lowered to stay
+under the pixel limit, and encodes through the image encoders. image-to-pdf is the PDF converter's
 image-to-PDF path (`converters/vector/pdf.py`): a page per frame, photos as JPEG at
 `quality`, flat graphics and transparency lossless.
 """
@@ -38,6 +38,9 @@ PAGE = Param("page", ParamKind.INTEGER, "Which page to draw, from 1.", low=1,
              high=100_000, default=1)
 PREVIEW_FORMAT = Param("format", ParamKind.CHOICE, "The preview's format.", aliases=("f",),
                        choices=PREVIEW_FORMATS, synonyms=(("jpeg", "jpg"),), default="jpg")
+DPI = Param("dpi", ParamKind.INTEGER, "Resolution the page is drawn at (18-1200); default "
+            "CONVERTLY_PDF_DPI. width and height, when given, fit the drawing inside them.",
+            aliases=("density", "resolution"), low=18, high=1200)
 PREVIEW_WIDTH = Param(WIDTH.name, WIDTH.kind, "The preview fits inside this width: pixels, "
                       "or a percentage of the page drawn at CONVERTLY_PDF_DPI. With only "
                       "one of width and height the other keeps the aspect ratio.",
@@ -67,7 +70,8 @@ def pdf_preview(
         document.init_forms()  # before the page loads, so that form fields are drawn
         page = document[number - 1]
         try:
-            image = _draw(page, options.get("width"), options.get("height"), limits)
+            dpi = options.get("dpi") or limits.pdf_dpi
+            image = _draw(page, dpi, options.get("width"), options.get("height"), limits)
         finally:
             page.close()
     finally:
@@ -81,13 +85,13 @@ def pdf_preview(
     )
 
 
-def _draw(
-    page: pdfium.PdfPage, width: Length | None, height: Length | None, limits: Limits
-) -> pyvips.Image:
-    """The page as sRGB pixels on white, at the scale the box and the pixel limit allow."""
+def _draw(page: pdfium.PdfPage, dpi: int, width: Length | None, height: Length | None,
+          limits: Limits) -> pyvips.Image:  # fmt: skip
+    """The page as sRGB pixels on white, at `dpi` fitted inside the box, lowered to stay
+    under the pixel limit."""
     try:
         width_pt, height_pt = page.get_size()
-        scale = limits.pdf_dpi / POINTS_PER_INCH
+        scale = dpi / POINTS_PER_INCH
         natural_w, natural_h = width_pt * scale, height_pt * scale
         fits = [
             length.pixels(round(natural)) / natural
@@ -112,7 +116,7 @@ PDF_PREVIEW = Tool(
     name="pdf-preview",
     summary="Draw one page of a PDF as a jpg, png, webp or avif image.",
     sources=frozenset({Kind.PDF}),
-    params=(PAGE, PREVIEW_WIDTH, PREVIEW_HEIGHT, PREVIEW_FORMAT, QUALITY),
+    params=(PAGE, DPI, PREVIEW_WIDTH, PREVIEW_HEIGHT, PREVIEW_FORMAT, QUALITY),
     run=pdf_preview,
 )
 

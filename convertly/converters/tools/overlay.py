@@ -76,6 +76,9 @@ SCALE = Param("scale", ParamKind.NUMBER, "The mark's width as a share of the fra
 MARGIN = Param("margin", ParamKind.LENGTH, "Distance from the edges: pixels or a percentage "
                "of the frame's shorter side. Default 3%.", aliases=("padding",), low=0,
                high=10_000)
+FONT_SIZE = Param("fontSize", ParamKind.INTEGER, "The text's size in pixels, in place of "
+                  "scale (made smaller only if the text would be wider than the frame).",
+                  aliases=("font_size", "textSize"), low=4, high=2000)
 COLOR = Param("color", ParamKind.COLOUR, "The text's colour (hex, alpha allowed).",
               aliases=("colour", "fontColor"), default="#ffffff")
 MARK_FORMAT = Param(FORMAT.name, ParamKind.CHOICE, "The output format: an image's (default "
@@ -138,15 +141,20 @@ def _logo_file(options: Mapping[str, Any], workdir: Path) -> Path | None:
 
 
 def _mark(options: Mapping[str, Any], width: int, height: int, limits: Limits) -> pyvips.Image:
-    """The mark as 8-bit RGBA, `scale` of `width` wide (at most `height` tall), its alpha
-    multiplied by `opacity`."""
+    """The mark as 8-bit RGBA, `scale` of `width` wide (text of a `fontSize`: that size, no
+    wider than `width`), at most `height` tall, its alpha multiplied by `opacity`."""
     wide = max(1, round(options["scale"] * width))
+    size: int | None = options.get("fontSize")
     try:
         if options.get("logo") is not None:
             mark = _logo(Path(options["logo"]), limits)
+        elif size is not None:
+            mark, wide = _text(options["text"], options["color"], size=size), width
         else:
-            mark = _text(options["text"], options["color"], wide)
+            mark = _text(options["text"], options["color"], wide=wide)
         factor = min(wide / mark.width, height / mark.height)
+        if size is not None and options.get("logo") is None:
+            factor = min(factor, 1.0)  # a size asked for is only ever made smaller to fit
         if abs(factor - 1) > 0.001:
             mark = mark.resize(factor)
         alpha = (mark[3] * options["opacity"]).cast("uchar")
@@ -164,11 +172,16 @@ def _logo(path: Path, limits: Limits) -> pyvips.Image:
     return image if image.hasalpha() else image.bandjoin(255)
 
 
-def _text(text: str, colour: Colour, wide: int) -> pyvips.Image:
-    """`text` in `colour`, drawn (not scaled) at about `wide` pixels wide."""
-    first = pyvips.Image.text(text, font=FONT, dpi=TEXT_DPI)
-    dpi = max(1, round(TEXT_DPI * wide / max(1, first.width)))
-    mask = pyvips.Image.text(text, font=FONT, dpi=dpi) if dpi != TEXT_DPI else first
+def _text(text: str, colour: Colour, *, wide: int = 0, size: int | None = None
+          ) -> pyvips.Image:  # fmt: skip
+    """`text` in `colour`, drawn (not scaled) `size` pixels high (a font of `size` points at
+    72 dpi), or about `wide` pixels wide."""
+    if size is not None:
+        mask = pyvips.Image.text(text, font=f"{FONT} {size}", dpi=72)
+    else:
+        first = pyvips.Image.text(text, font=FONT, dpi=TEXT_DPI)
+        dpi = max(1, round(TEXT_DPI * wide / max(1, first.width)))
+        mask = pyvips.Image.text(text, font=FONT, dpi=dpi) if dpi != TEXT_DPI else first
     ink = mask.new_from_image(colour.rgb).cast("uchar")
     return ink.bandjoin((mask * (colour.alpha / 255)).cast("uchar"))
 
@@ -264,6 +277,7 @@ WATERMARK = Tool(
     name="watermark",
     summary="Lay text or a logo over an image or a video: position, opacity, scale.",
     sources=frozenset({*RASTER_SOURCES, *VIDEO}),
-    params=(TEXT, LOGO, LOGO_DATA_URL, PLACE, OPACITY, SCALE, MARGIN, COLOR, MARK_FORMAT, QUALITY),
+    params=(TEXT, LOGO, LOGO_DATA_URL, PLACE, OPACITY, SCALE, FONT_SIZE, MARGIN, COLOR,
+            MARK_FORMAT, QUALITY),
     run=watermark,
 )
