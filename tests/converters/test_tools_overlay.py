@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from convertly.converters.tools.overlay import WATERMARK, place
+from convertly.converters.tools.overlay import WATERMARK, _text, place
 from convertly.errors import InvalidFieldError
 from convertly.sniff import Kind
+from convertly.transforms.values import Colour
 from tests.converters.conftest import BLUE, GREEN, RED, WHITE, write_animation, write_image
 from tests.converters.tools_support import run_tool
 from tests.media import real_seconds
@@ -105,6 +106,13 @@ def test_a_font_size_gives_the_text_its_height(tmp_path: Path, workdir: Path) ->
                                               for x in range(0, 400, 2))]
     # "Hq" spans from the cap height to the descender: about the font size
     assert 0.8 * 40 <= rows[-1] - rows[0] <= 1.3 * 40, (rows[0], rows[-1])
+
+
+def test_text_is_never_drawn_much_larger_than_the_frame() -> None:
+    white = Colour(255, 255, 255)
+    for drawn in (_text("W" * 200, white, (120, 60), size=2000),  # ~300k x 2400 asked for
+                  _text("I", white, (120, 60), wide=120)):  # one narrow glyph, full width
+        assert drawn.width <= 2 * 120 + 20 and drawn.height <= 60 + 20, drawn
 
 
 def test_tile_repeats_the_mark_across_the_image(

@@ -52,6 +52,7 @@ PLACES = ("centre", "top", "bottom", "left", "right", "top-left", "top-right", "
           "bottom-right", "tile")
 FONT = "sans bold"
 TEXT_DPI = 300  # the first drawing, measured to find the dpi that gives the width asked for
+GLYPH_WIDTH = 0.75  # of the font size: wider than most glyphs, to bound a drawing beforehand
 DEFAULT_MARGIN = 0.03  # of the frame's shorter side
 MAX_DATA_URL = 16 * 1024 * 1024  # characters of a logo sent as a data: URL (12 MiB of image)
 TILE_GAP = 1.0  # space between repeated marks, in mark widths (across) and heights (down)
@@ -149,9 +150,10 @@ def _mark(options: Mapping[str, Any], width: int, height: int, limits: Limits) -
         if options.get("logo") is not None:
             mark = _logo(Path(options["logo"]), limits)
         elif size is not None:
-            mark, wide = _text(options["text"], options["color"], size=size), width
+            mark = _text(options["text"], options["color"], (width, height), size=size)
+            wide = width
         else:
-            mark = _text(options["text"], options["color"], wide=wide)
+            mark = _text(options["text"], options["color"], (width, height), wide=wide)
         factor = min(wide / mark.width, height / mark.height)
         if size is not None and options.get("logo") is None:
             factor = min(factor, 1.0)  # a size asked for is only ever made smaller to fit
@@ -172,15 +174,22 @@ def _logo(path: Path, limits: Limits) -> pyvips.Image:
     return image if image.hasalpha() else image.bandjoin(255)
 
 
-def _text(text: str, colour: Colour, *, wide: int = 0, size: int | None = None
-          ) -> pyvips.Image:  # fmt: skip
+def _text(text: str, colour: Colour, box: tuple[int, int], *, wide: int = 0,
+          size: int | None = None) -> pyvips.Image:  # fmt: skip
     """`text` in `colour`, drawn (not scaled) `size` pixels high (a font of `size` points at
-    72 dpi), or about `wide` pixels wide."""
+    72 dpi), or about `wide` pixels wide; never drawn much larger than `box` (the frame),
+    whatever the size or the text asks for."""
+    width, height = box
     if size is not None:
+        size = min(size, height)
+        guess = len(text) * size * GLYPH_WIDTH  # before drawing: a long text at a large size
+        if guess > 2 * width:
+            size = max(1, int(size * 2 * width / guess))
         mask = pyvips.Image.text(text, font=f"{FONT} {size}", dpi=72)
     else:
         first = pyvips.Image.text(text, font=FONT, dpi=TEXT_DPI)
-        dpi = max(1, round(TEXT_DPI * wide / max(1, first.width)))
+        dpi = min(TEXT_DPI * wide / max(1, first.width), TEXT_DPI * height / max(1, first.height))
+        dpi = max(1, round(dpi))
         mask = pyvips.Image.text(text, font=FONT, dpi=dpi) if dpi != TEXT_DPI else first
     ink = mask.new_from_image(colour.rgb).cast("uchar")
     return ink.bandjoin((mask * (colour.alpha / 255)).cast("uchar"))
