@@ -43,3 +43,19 @@ def redness_model(path: Path, *, channels_first: bool = True, side: int | None =
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def byte_image_model(path: Path) -> Path:
+    """A valid model that takes the image as bytes (uint8), which remove-background refuses."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["image"], ["mask"])], "bytes",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("mask", TensorProto.UINT8, [1, 3, 8, 8])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -12,7 +12,7 @@ from convertly.converters.tools.background import REMOVE_BACKGROUND, load_model
 from convertly.errors import FeatureUnavailableError
 from convertly.sniff import Kind
 from tests.converters.conftest import BLUE, RED, FakeLimits, write_image
-from tests.converters.segmentation import redness_model
+from tests.converters.segmentation import byte_image_model, redness_model
 from tests.converters.tools_support import run_tool
 
 SUBJECT = (60, 30, 140, 90)  # a red box on a 200x120 blue photo
@@ -49,6 +49,8 @@ def test_a_file_that_is_no_model_is_unavailable_too(
                  limits=FakeLimits(background_model=str(broken)))
     with pytest.raises(FeatureUnavailableError, match="cannot be loaded"):
         load_model(str(tmp_path / "missing.onnx"))
+    with pytest.raises(FeatureUnavailableError, match="cannot be loaded"):
+        load_model(str(byte_image_model(tmp_path / "bytes.onnx")))
 
 
 def test_the_subject_stays_and_the_background_becomes_transparent(

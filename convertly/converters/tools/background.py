@@ -144,7 +144,11 @@ def _load(path: str, mtime_ns: int, size: int) -> Model:
     options.log_severity_level = 3  # errors only
     try:
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        spec = session.get_inputs()[0]
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
+            raise ValueError(f"inputs {[(i.name, i.type) for i in inputs]} are not one "
+                             "float32 image")
+        spec = inputs[0]
         shape = list(spec.shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
             raise ValueError(f"input shape {shape} is not one RGB image (NCHW or NHWC)")
