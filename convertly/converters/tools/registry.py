@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from convertly.converters.tools.base import Tool
+from convertly.converters.tools.image import THUMBNAIL, TRANSFORM
 from convertly.converters.tools.metadata import STRIP_METADATA
 from convertly.errors import NotFoundError
 
@@ -48,6 +49,6 @@ class ToolRegistry:
 def default_tools() -> ToolRegistry:
     """The registry with every built-in tool."""
     tools = ToolRegistry()
-    for tool in (STRIP_METADATA,):
+    for tool in (STRIP_METADATA, THUMBNAIL, TRANSFORM):
         tools.register(tool)
     return tools
