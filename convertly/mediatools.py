@@ -43,6 +43,7 @@ from convertly.transforms.table import ParamKind
 REQUEST_FIELDS = frozenset({"file", "files", "sourceUrl", "async", "background",
                             "saveToStorage", "callbackUrl", "callbackSecret", "filename",
                             "contentType"})
+_TRUE_FALSE = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off"})
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,(.*)", re.DOTALL)
 
 
@@ -84,6 +85,15 @@ class ToolResult:
     @property
     def facts(self) -> dict[str, object]:
         return self.converted.facts
+
+
+def is_request_field(tool: Tool, name: str, text: str) -> bool:
+    """Whether field `name` is the request's own rather than one of `tool`'s options.
+    `background` is async's alias (the SDK's `background: true`), except that for a tool
+    with a `background` option (a colour) only a true/false value is."""
+    if name == "background" and any(name in p.names for p in tool.params):
+        return text.strip().lower() in _TRUE_FALSE
+    return name in REQUEST_FIELDS
 
 
 def file_params(tool: Tool) -> frozenset[str]:

@@ -569,12 +569,12 @@ async def read_tool(request: Request, tenant: str, settings: Settings, spool_roo
             raise InvalidFieldError("file", "no file given; send the file in 'file', or its "
                                     "address in 'sourceUrl'.")
         options = {name: text for name, text in form.fields.items()
-                   if name not in mediatools.REQUEST_FIELDS}
+                   if not mediatools.is_request_field(tool, name, text)}
         mediatools.check_options(tool, options)
         file_ids = tuple((name, text.strip()) for name, text in options.items()
                          if name in file_options and text.strip())
         queued = any(parse_bool(form.get(name), name, None) for name in ("async", "background")
-                     if form.get(name) is not None)
+                     if form.get(name) is not None and name not in options)
         save = value(form, BY_NAME["saveToStorage"])
         callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
                                            form.get("callbackSecret"))
