@@ -32,6 +32,7 @@ from convertly.errors import (
     PayloadTooLargeError,
 )
 from convertly.executors.base import Executor
+from convertly.fields import parse_bool
 from convertly.models import ConvertedFile, FileSpec, Job, JobType
 from convertly.service import Services
 from convertly.state.records import StoredFile, new_file_id
@@ -40,9 +41,11 @@ from convertly.transforms.parse import parse
 from convertly.transforms.table import ParamKind
 
 # Fields of POST /api/media/{tool} that are the request's own, not a tool's option.
-REQUEST_FIELDS = frozenset({"file", "files", "sourceUrl", "async", "background",
-                            "saveToStorage", "callbackUrl", "callbackSecret", "filename",
-                            "contentType"})
+# `background` is one too (Convertly's alias of async=true) when its value is true or false;
+# any other value goes to a tool that has a `background` option (a colour), see `queued`.
+REQUEST_FIELDS = frozenset({"file", "files", "sourceUrl", "async", "saveToStorage",
+                            "callbackUrl", "callbackSecret", "filename", "contentType"})
+_FLAGS = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off"})
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,(.*)", re.DOTALL)
 
 
@@ -89,6 +92,22 @@ class ToolResult:
 def file_params(tool: Tool) -> frozenset[str]:
     """The names (and aliases) of `tool`'s file options: fields that may carry a file."""
     return frozenset(name for p in tool.params if p.kind is ParamKind.FILE for name in p.names)
+
+
+def queued(tool: Tool, fields: dict[str, str]) -> tuple[bool, dict[str, str]]:
+    """Whether `fields` ask for a job (`async`, or its alias `background`, true), and the
+    tool's options among them. `background` is the alias when it says true or false, or
+    when the tool has no `background` option; else it is that option (a colour)."""
+    options = {name: text for name, text in fields.items()
+               if name not in REQUEST_FIELDS and name != "background"}
+    flags = [("async", fields["async"])] if fields.get("async", "").strip() else []
+    background = fields.get("background", "").strip()
+    takes_background = any("background" in p.names for p in tool.params)
+    if background and (background.lower() in _FLAGS or not takes_background):
+        flags.append(("background", background))
+    elif background:
+        options["background"] = fields["background"]
+    return any(parse_bool(text, name, None) for name, text in flags), options
 
 
 def _spec(request: ToolRequest, inputs: tuple[tuple[str, str], ...] = ()) -> FileSpec:

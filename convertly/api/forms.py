@@ -33,7 +33,7 @@ from convertly.errors import (
     TooManyFilesError,
 )
 from convertly.fetches import FetchPool
-from convertly.fields import BY_NAME, Field, parse_bool
+from convertly.fields import BY_NAME, Field
 from convertly.jobs import JobRequest
 from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, ResizePreset
 from convertly.settings import Settings
@@ -568,13 +568,10 @@ async def read_tool(request: Request, tenant: str, settings: Settings, spool_roo
         if not form.files:
             raise InvalidFieldError("file", "no file given; send the file in 'file', or its "
                                     "address in 'sourceUrl'.")
-        options = {name: text for name, text in form.fields.items()
-                   if name not in mediatools.REQUEST_FIELDS}
+        queued, options = mediatools.queued(tool, form.fields)
         mediatools.check_options(tool, options)
         file_ids = tuple((name, text.strip()) for name, text in options.items()
                          if name in file_options and text.strip())
-        queued = any(parse_bool(form.get(name), name, None) for name in ("async", "background")
-                     if form.get(name) is not None)
         save = value(form, BY_NAME["saveToStorage"])
         callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
                                            form.get("callbackSecret"))

@@ -41,8 +41,15 @@ async def media_tool(request: Request) -> Response:
         await asyncio.to_thread(mediatools.discard, parsed)
         raise
     # The spool (upload, output) is removed once the answer is sent, not before.
-    return JSONResponse({"tool": tool.name, "files": files, **result.facts},
+    return JSONResponse({"tool": tool.name, "files": files,
+                         **_facts(result.facts, parsed.source.filename, files)},
                         background=BackgroundTask(mediatools.discard, parsed))
+
+
+def _facts(facts: dict[str, Any], filename: str, files: list[Any]) -> dict[str, Any]:
+    """A tool's facts in its answer: beside its files, or, for a tool that writes none
+    (inspect), as Convertly's `media` object, named after the source."""
+    return facts if files else {"media": {"filename": filename, **facts}}
 
 
 _STORED_FIELDS = {"tool", "params", "preview", "watermarkLogoDataUrl"}
@@ -69,7 +76,8 @@ async def stored_file_tool(request: Request) -> Response:
         converted, stored = await mediatools.run_on_stored(
             svc, executor(request), key.tenant, request.path_params["file_id"], parsed,
             preview=preview)
-        answer: dict[str, Any] = {"tool": tool.name, **converted.facts}
+        answer: dict[str, Any] = {"tool": tool.name, **_facts(
+            converted.facts, source.filename, [converted.path] if converted.path else [])}
         if stored is not None:
             answer["file"] = render_file(request, stored)
         elif preview and converted.path:

@@ -23,7 +23,8 @@ REQUEST_PROPERTIES: dict[str, Any] = {
               "description": "true: queue the tool as a job and answer {jobId, status, tool} "
                              "at once; it ends with a media.tool.completed or "
                              "media.tool.failed webhook event."},
-    "background": {**_TRUE_FALSE, "description": "Alias for async=true."},
+    "background": {**_TRUE_FALSE, "description": "Alias for async=true (on a tool with a "
+                   "`background` colour option, any other value is that colour)."},
     "saveToStorage": {**_TRUE_FALSE, "default": "false",
                       "description": "Keep the upload and the output in storage."},
     "callbackUrl": {"type": "string", "format": "uri",

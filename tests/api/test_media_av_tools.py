@@ -81,9 +81,10 @@ def test_inspect_answers_facts_without_a_file(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["files"] == [] and body["tool"] == "inspect"
-    assert (body["format"], body["width"], body["height"]) == ("mp4", 160, 120)
-    assert [s["codec"] for s in body["streams"]] == ["h264", "aac"]
-    assert body["duration"] == pytest.approx(2.0, abs=0.05)
+    media = body["media"]  # Convertly's shape for inspect: {"media": {...}}
+    assert (media["format"], media["width"], media["height"]) == ("mp4", 160, 120)
+    assert [s["codec"] for s in media["streams"]] == ["h264", "aac"]
+    assert media["duration"] == pytest.approx(2.0, abs=0.05)
 
 
 def test_async_storyboard_is_a_job_whose_result_is_the_grid(

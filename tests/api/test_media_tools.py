@@ -82,6 +82,29 @@ def test_async_strip_metadata_is_a_job_on_the_media_queue(client: TestClient, te
     assert b"Our Street" in clip.read_bytes() and b"Our Street" not in data
 
 
+def test_thumbnail_runs_through_the_same_route(client: TestClient, tenant: Tenant) -> None:
+    response = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(400, 200)),
+                     width="100", format="webp")
+    assert response.status_code == 200, response.text
+    [entry] = response.json()["files"]
+    assert (entry["filename"], entry["width"], entry["height"]) == ("wide.webp", 100, 50)
+    out = images.decode(output_bytes(client, entry))
+    assert (out.format, out.size) == ("WEBP", (100, 50))
+    assert_error(_tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(40, 20)),
+                       width="0"), 400, "INVALID_FIELD", "width")
+    # `background` is async's alias when true or false, else the tool's colour option.
+    padded = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(400, 200)),
+                   width="60", height="60", fit="contain", background="#00ff00", format="png")
+    assert padded.status_code == 200, padded.text
+    square = images.decode(output_bytes(client, padded.json()["files"][0]))
+    assert square.size == (60, 60)
+    assert square.image.convert("RGB").getpixel((30, 2)) == (0, 255, 0)
+    queued = _tool(client, tenant, "thumbnail", ("wide.jpg", images.jpeg(40, 20)),
+                   width="10", background="true")
+    assert queued.status_code == 202, queued.text
+    assert wait_for_job(client, tenant, queued.json()["jobId"])["status"] == "completed"
+
+
 def test_a_stored_file_gets_its_output_beside_it_or_a_preview(client: TestClient,
                                                               tenant: Tenant) -> None:
     folder = client.post("/api/folders", headers=tenant.headers, json={"name": "Uploads"})
@@ -110,6 +133,43 @@ def test_a_stored_file_gets_its_output_beside_it_or_a_preview(client: TestClient
     assert shown["sizeBytes"] == len(data) and b"Private Camera Co" not in data
     listed = client.get("/api/files", headers=tenant.headers).json()
     assert len(listed["files"]) == 2  # the source and the first run's output, no preview
+
+
+def test_a_file_option_names_a_stored_file(client: TestClient, tenant: Tenant,
+                                           other_tenant: Tenant) -> None:
+    """watermark's `logo` as a stored file's id, on both routes; another tenant's id is a
+    400 naming the field."""
+    red = io.BytesIO()
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(red, "PNG")
+
+    def store(owner: Tenant, name: str, data: bytes) -> str:
+        response = client.post("/api/files", headers=owner.headers,
+                               files={"file": (name, data)})
+        assert response.status_code == 201, response.text
+        file_id: str = response.json()["file"]["id"]
+        return file_id
+
+    logo = store(tenant, "logo.png", red.getvalue())
+    grey = io.BytesIO()
+    Image.new("RGB", (100, 60), (128, 128, 128)).save(grey, "PNG")
+    mark = {"logo": logo, "position": "centre", "opacity": "1", "scale": "0.4"}
+
+    response = _tool(client, tenant, "watermark", ("grey.png", grey.getvalue()), **mark)
+    assert response.status_code == 200, response.text
+    marked = images.decode(output_bytes(client, response.json()["files"][0]))
+    assert marked.image.convert("RGB").getpixel((50, 30)) == (255, 0, 0)
+    assert marked.image.convert("RGB").getpixel((5, 5)) == (128, 128, 128)
+
+    photo = store(tenant, "grey.png", grey.getvalue())
+    preview = client.post(f"/api/files/{photo}/tools", headers=tenant.headers,
+                          json={"tool": "watermark", "params": mark, "preview": True})
+    assert preview.status_code == 200, preview.text
+    shown = images.decode(data_url_bytes(preview.json()["preview"]["dataUrl"], "image/png"))
+    assert shown.image.convert("RGB").getpixel((50, 30)) == (255, 0, 0)
+
+    theirs = store(other_tenant, "logo.png", red.getvalue())
+    assert_error(_tool(client, tenant, "watermark", ("grey.png", grey.getvalue()),
+                       **{**mark, "logo": theirs}), 400, "INVALID_FIELD", "logo")
 
 
 def test_tool_requests_are_refused_with_the_reason(client: TestClient, tenant: Tenant) -> None:

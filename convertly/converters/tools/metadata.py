@@ -78,3 +78,5 @@ STRIP_METADATA = Tool(
     params=(),
     run=strip_metadata,
 )
+
+TOOLS = (STRIP_METADATA,)

@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from convertly.converters.tools import (
+    background,
+    documents,
+    image,
+    inspect,
+    media,
+    metadata,
+    overlay,
+)
 from convertly.converters.tools.base import Tool
-from convertly.converters.tools.inspect import INSPECT
-from convertly.converters.tools.media import TOOLS as MEDIA_TOOLS
-from convertly.converters.tools.metadata import STRIP_METADATA
 from convertly.errors import NotFoundError
 
 
@@ -50,8 +56,15 @@ class ToolRegistry:
 def default_tools() -> ToolRegistry:
     """The registry with every built-in tool."""
     tools = ToolRegistry()
-    for tool in (STRIP_METADATA,):
-        tools.register(tool)
-    for tool in (*MEDIA_TOOLS, INSPECT):  # poster-frame, extract-audio, trim, gif, storyboard
-        tools.register(tool)
+    for family in (
+        metadata.TOOLS,  # strip-metadata
+        image.TOOLS,  # thumbnail, transform
+        media.TOOLS,  # poster-frame, extract-audio, trim, gif, storyboard
+        (inspect.INSPECT,),
+        (documents.PDF_PREVIEW, documents.IMAGE_TO_PDF),
+        (overlay.WATERMARK,),
+        (background.REMOVE_BACKGROUND,),
+    ):
+        for tool in family:
+            tools.register(tool)
     return tools

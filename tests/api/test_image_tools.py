@@ -1,0 +1,112 @@
+"""The image and document tools through the API, in both modes: watermark with a logo sent
+as a second part, pdf-preview of a real PDF, watermark of a stored file with its logo as a
+data: URL (preview), and remove-background answering 501 on a server without a model."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pypdfium2 as pdfium
+from PIL import Image, ImageStat
+from starlette.testclient import TestClient
+
+from tests.api.support import Tenant, assert_error, data_url_bytes, output_bytes
+
+BLUE = (30, 60, 220)
+RED = (220, 30, 30)
+
+
+def png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def mean(data: bytes, box: tuple[int, int, int, int]) -> tuple[float, ...]:
+    with Image.open(io.BytesIO(data)) as image:
+        return tuple(ImageStat.Stat(image.convert("RGB").crop(box)).mean)
+
+
+def near(got: tuple[float, ...], want: tuple[int, ...], tolerance: float = 4) -> bool:
+    return max(abs(g - w) for g, w in zip(got, want, strict=True)) <= tolerance
+
+
+def two_page_pdf(size: tuple[int, int] = (200, 100)) -> bytes:
+    """Two blank pages of `size` points, the second one filled red."""
+    document = pdfium.PdfDocument.new()
+    for fill in (None, RED):
+        page = document.new_page(*size)
+        if fill is not None:
+            picture = pdfium.PdfImage.new(document)
+            bitmap = pdfium.PdfBitmap.from_pil(Image.new("RGB", (20, 10), fill))
+            picture.set_bitmap(bitmap)
+            picture.set_matrix(pdfium.PdfMatrix().scale(*size))
+            page.insert_obj(picture)
+            page.gen_content()
+        page.close()
+    buffer = io.BytesIO()
+    document.save(buffer)
+    document.close()
+    return buffer.getvalue()
+
+
+def test_watermark_lays_an_uploaded_logo_over_the_image(client: TestClient,
+                                                        tenant: Tenant) -> None:
+    response = client.post(
+        "/api/media/watermark", headers=tenant.headers,
+        files=[("file", ("photo.png", png((200, 100), BLUE), "image/png")),
+               ("logo", ("logo.png", png((40, 20), RED), "image/png"))],
+        data={"position": "top-left", "opacity": "1", "scale": "0.5", "margin": "10"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["tool"], body["width"], body["height"]) == ("watermark", 200, 100)
+    [entry] = body["files"]
+    assert (entry["format"], entry["mimeType"]) == ("png", "image/png")
+    data = output_bytes(client, entry)
+    assert near(mean(data, (14, 14, 106, 56)), RED)  # the logo, 100x50 at (10, 10)
+    assert near(mean(data, (120, 0, 200, 100)), BLUE)
+
+
+def test_pdf_preview_draws_the_asked_page(client: TestClient, tenant: Tenant) -> None:
+    response = client.post(
+        "/api/media/pdf-preview", headers=tenant.headers,
+        files={"file": ("report.pdf", two_page_pdf(), "application/pdf")},
+        data={"page": "2", "width": "100", "format": "png"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["page"], body["pages"], body["width"], body["height"]) == (2, 2, 100, 50)
+    [entry] = body["files"]
+    assert (entry["format"], entry["width"], entry["height"]) == ("png", 100, 50)
+    assert near(mean(output_bytes(client, entry), (10, 10, 90, 40)), RED)
+    too_far = client.post("/api/media/pdf-preview", headers=tenant.headers,
+                          files={"file": ("report.pdf", two_page_pdf(), "application/pdf")},
+                          data={"page": "3"})
+    assert_error(too_far, 400, "INVALID_FIELD", "page", "2 pages")
+
+
+def test_a_stored_image_previews_a_watermark_with_a_data_url_logo(client: TestClient,
+                                                                  tenant: Tenant) -> None:
+    stored = client.post("/api/files", headers=tenant.headers,
+                         files={"file": ("photo.png", png((120, 60), BLUE), "image/png")})
+    assert stored.status_code == 201, stored.text
+    logo = "data:image/png;base64," + base64.b64encode(png((10, 10), RED)).decode()
+    response = client.post(
+        f"/api/files/{stored.json()['file']['id']}/tools", headers=tenant.headers,
+        json={"tool": "watermark", "preview": True, "watermarkLogoDataUrl": logo,
+              "params": {"position": "centre", "opacity": "1", "scale": "0.5"}},
+    )
+    assert response.status_code == 200, response.text
+    shown = response.json()["preview"]
+    data = data_url_bytes(shown["dataUrl"], "image/png")
+    assert near(mean(data, (40, 20, 80, 40)), RED)  # a 60x60 mark, centred
+    assert near(mean(data, (0, 0, 20, 60)), BLUE)
+
+
+def test_remove_background_without_a_model_is_not_available(client: TestClient,
+                                                            tenant: Tenant) -> None:
+    response = client.post("/api/media/remove-background", headers=tenant.headers,
+                           files={"file": ("photo.png", png((32, 24), BLUE), "image/png")})
+    assert_error(response, 501, "FEATURE_UNAVAILABLE", "CONVERTLY_BACKGROUND_MODEL")
