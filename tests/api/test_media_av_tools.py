@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from tests.api.support import Tenant, assert_error, output_bytes, wait_for_job
+from tests.api.support import Tenant, assert_error, data_url_bytes, output_bytes, wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,23 @@ def test_trim_answers_with_the_cut_and_its_facts(
     assert [s["codec_name"] for s in info["streams"]] == ["h264", "aac"]
 
 
+def test_poster_frame_and_extract_audio_answer_with_their_files(
+    client: TestClient, tenant: Tenant, clip: bytes, tmp_path: Path
+) -> None:
+    poster = send(client, tenant, "poster-frame", clip, timestamp="1.5", width="80",
+                  format="webp")  # fmt: skip
+    assert poster.status_code == 200, poster.text
+    assert (poster.json()["timestamp"], poster.json()["width"]) == (1.5, 80)
+    with Image.open(io.BytesIO(output_bytes(client, poster.json()["files"][0]))) as image:
+        assert (image.format, image.size) == ("WEBP", (80, 60))
+    sound = send(client, tenant, "extract-audio", clip, format="m4a", duration="1")
+    assert sound.status_code == 200, sound.text
+    [entry] = sound.json()["files"]
+    info = probe(output_bytes(client, entry), tmp_path, "sound.m4a")
+    assert [s["codec_type"] for s in info["streams"]] == ["audio"]
+    assert float(info["format"]["duration"]) == pytest.approx(1.0, abs=0.1)
+
+
 def test_inspect_answers_facts_without_a_file(
     client: TestClient, tenant: Tenant, clip: bytes
 ) -> None:
@@ -91,3 +108,20 @@ def test_bad_options_are_refused_naming_the_field(
     assert_error(send(client, tenant, "gif", clip, fps="fast"), 400, "INVALID_FIELD", "fps")
     assert_error(send(client, tenant, "trim", clip, format="webm", codec="h264"), 400,
                  "INVALID_FIELD", "codec")  # fmt: skip
+
+
+def test_a_stored_video_gets_a_gif_preview(client: TestClient, tenant: Tenant,
+                                           clip: bytes) -> None:
+    stored = client.post("/api/files", headers=tenant.headers,
+                         files={"file": ("clip.mp4", clip, "video/mp4")})
+    assert stored.status_code == 201, stored.text
+    response = client.post(f"/api/files/{stored.json()['file']['id']}/tools",
+                           headers=tenant.headers,
+                           json={"tool": "gif", "params": {"duration": "1", "width": "80"},
+                                 "preview": True})  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["tool"], body["width"], body["height"], body["frames"]) == ("gif", 80, 60, 10)
+    data = data_url_bytes(body["preview"]["dataUrl"], "image/gif")
+    with Image.open(io.BytesIO(data)) as animation:
+        assert (animation.size, animation.n_frames) == ((80, 60), 10)
