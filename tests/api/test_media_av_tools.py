@@ -57,6 +57,23 @@ def test_trim_answers_with_the_cut_and_its_facts(
     assert [s["codec_name"] for s in info["streams"]] == ["h264", "aac"]
 
 
+def test_poster_frame_and_extract_audio_answer_with_their_files(
+    client: TestClient, tenant: Tenant, clip: bytes, tmp_path: Path
+) -> None:
+    poster = send(client, tenant, "poster-frame", clip, timestamp="1.5", width="80",
+                  format="webp")  # fmt: skip
+    assert poster.status_code == 200, poster.text
+    assert (poster.json()["timestamp"], poster.json()["width"]) == (1.5, 80)
+    with Image.open(io.BytesIO(output_bytes(client, poster.json()["files"][0]))) as image:
+        assert (image.format, image.size) == ("WEBP", (80, 60))
+    sound = send(client, tenant, "extract-audio", clip, format="m4a", duration="1")
+    assert sound.status_code == 200, sound.text
+    [entry] = sound.json()["files"]
+    info = probe(output_bytes(client, entry), tmp_path, "sound.m4a")
+    assert [s["codec_type"] for s in info["streams"]] == ["audio"]
+    assert float(info["format"]["duration"]) == pytest.approx(1.0, abs=0.1)
+
+
 def test_inspect_answers_facts_without_a_file(
     client: TestClient, tenant: Tenant, clip: bytes
 ) -> None:
@@ -64,9 +81,10 @@ def test_inspect_answers_facts_without_a_file(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["files"] == [] and body["tool"] == "inspect"
-    assert (body["format"], body["width"], body["height"]) == ("mp4", 160, 120)
-    assert [s["codec"] for s in body["streams"]] == ["h264", "aac"]
-    assert body["duration"] == pytest.approx(2.0, abs=0.05)
+    media = body["media"]  # Convertly's shape for inspect: {"media": {...}}
+    assert (media["format"], media["width"], media["height"]) == ("mp4", 160, 120)
+    assert [s["codec"] for s in media["streams"]] == ["h264", "aac"]
+    assert media["duration"] == pytest.approx(2.0, abs=0.05)
 
 
 def test_async_storyboard_is_a_job_whose_result_is_the_grid(

@@ -135,6 +135,43 @@ def test_a_stored_file_gets_its_output_beside_it_or_a_preview(client: TestClient
     assert len(listed["files"]) == 2  # the source and the first run's output, no preview
 
 
+def test_a_file_option_names_a_stored_file(client: TestClient, tenant: Tenant,
+                                           other_tenant: Tenant) -> None:
+    """watermark's `logo` as a stored file's id, on both routes; another tenant's id is a
+    400 naming the field."""
+    red = io.BytesIO()
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(red, "PNG")
+
+    def store(owner: Tenant, name: str, data: bytes) -> str:
+        response = client.post("/api/files", headers=owner.headers,
+                               files={"file": (name, data)})
+        assert response.status_code == 201, response.text
+        file_id: str = response.json()["file"]["id"]
+        return file_id
+
+    logo = store(tenant, "logo.png", red.getvalue())
+    grey = io.BytesIO()
+    Image.new("RGB", (100, 60), (128, 128, 128)).save(grey, "PNG")
+    mark = {"logo": logo, "position": "centre", "opacity": "1", "scale": "0.4"}
+
+    response = _tool(client, tenant, "watermark", ("grey.png", grey.getvalue()), **mark)
+    assert response.status_code == 200, response.text
+    marked = images.decode(output_bytes(client, response.json()["files"][0]))
+    assert marked.image.convert("RGB").getpixel((50, 30)) == (255, 0, 0)
+    assert marked.image.convert("RGB").getpixel((5, 5)) == (128, 128, 128)
+
+    photo = store(tenant, "grey.png", grey.getvalue())
+    preview = client.post(f"/api/files/{photo}/tools", headers=tenant.headers,
+                          json={"tool": "watermark", "params": mark, "preview": True})
+    assert preview.status_code == 200, preview.text
+    shown = images.decode(data_url_bytes(preview.json()["preview"]["dataUrl"], "image/png"))
+    assert shown.image.convert("RGB").getpixel((50, 30)) == (255, 0, 0)
+
+    theirs = store(other_tenant, "logo.png", red.getvalue())
+    assert_error(_tool(client, tenant, "watermark", ("grey.png", grey.getvalue()),
+                       **{**mark, "logo": theirs}), 400, "INVALID_FIELD", "logo")
+
+
 def test_tool_requests_are_refused_with_the_reason(client: TestClient, tenant: Tenant) -> None:
     photo = ("photo.jpg", images.jpeg(32, 24))
     assert_error(_tool(client, tenant, "no-such-tool", photo), 404, "NOT_FOUND",

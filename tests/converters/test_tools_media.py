@@ -19,6 +19,7 @@ from convertly.converters.tools.inspect import INSPECT
 from convertly.converters.tools.media import EXTRACT_AUDIO, GIF, POSTER_FRAME, STORYBOARD, TRIM
 from convertly.errors import (
     CorruptFileError,
+    ImageTooLargeError,
     InvalidFieldError,
     MediaTooLongError,
     UnsupportedConversionError,
@@ -168,9 +169,13 @@ def test_storyboard_is_a_grid_of_evenly_spread_frames(clips: Path, tmp_path: Pat
     assert (every.facts["columns"], every.facts["rows"], every.facts["tileHeight"]) == (4, 1, 30)
 
 
-def test_tools_refuse_a_file_over_the_length_limit(clips: Path, tmp_path: Path) -> None:
+def test_tools_refuse_a_file_over_the_limits(clips: Path, tmp_path: Path) -> None:
     with pytest.raises(MediaTooLongError):
-        run(GIF, clips / "clip.mp4", tmp_path, limits=FakeLimits(max_media_seconds=1))
+        run(GIF, clips / "clip.mp4", tmp_path / "a", limits=FakeLimits(max_media_seconds=1))
+    # 40 tiles of 640x480 would be 12 MP, over a limit of 10 MP: refused before decoding
+    with pytest.raises(ImageTooLargeError, match="storyboard"):
+        run(STORYBOARD, clips / "clip.mp4", tmp_path / "b", {"frames": "40", "width": "640"},
+            limits=FakeLimits(max_pixels=10_000_000))
 
 
 def test_inspect_reports_streams_of_media_and_metadata_presence_of_stills(

@@ -31,6 +31,7 @@ from convertly.converters.media.ffmpeg import (
 )
 from convertly.converters.media.source import MediaSource, extract_frame, open_source
 from convertly.converters.media.video import GIF_PALETTE_USE
+from convertly.converters.pixels import check_pixels
 from convertly.converters.tools.base import Tool, ToolOutput
 from convertly.converters.tools.image import render
 from convertly.errors import ConversionError, InvalidFieldError, UnsupportedConversionError
@@ -247,6 +248,8 @@ def storyboard(src: Path, source: SourceInfo, options: Mapping[str, Any], workdi
     rows = -(-count // columns)
     tile = av.fit_frame(video.display_size, int(options.get("width") or 160), None, even=False,
                         enlarge=True)  # fmt: skip
+    # The grid is held whole while it is joined: its pixels count against the limit.
+    check_pixels(limits, [(columns * tile.width, rows * tile.height)], subject="storyboard")
     task = media.task(F.PNG, workdir / "tile.png", 0.0, progress, limits)
     pngs = [workdir / f"tile{i:03d}.png" for i in range(count)]
     for first in range(0, count, STORYBOARD_BATCH):
