@@ -68,6 +68,11 @@ def test_the_subject_stays_and_the_background_becomes_transparent(
             assert stat(alpha, corner)[0] < 5
         red = stat(image.convert("RGB"), inside(SUBJECT))
         assert max(abs(g - w) for g, w in zip(red, RED, strict=True)) < 8
+    cropped = run_tool(REMOVE_BACKGROUND, photo, workdir, crop="true",
+                       limits=FakeLimits(background_model=str(model)))
+    # the 80x60 subject, give or take the mask's soft edge
+    width, height = cropped.facts["width"], cropped.facts["height"]
+    assert 78 <= width <= 86 and 58 <= height <= 66, (width, height)
 
 
 def test_an_nhwc_model_of_open_size_with_its_own_normalisation_and_a_fill(

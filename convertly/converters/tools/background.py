@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIDE = 320  # the input size of a model that leaves it open (U2-Net's)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_ALPHA = 16  # alpha (0-255) above which a pixel belongs to the subject when cropping
 FLAT_MASK = 1e-6  # a mask whose range is below this is taken as it is, not stretched
 CUTOUT_FORMATS = ("png", "webp", "avif", "jpg")
 # What onnxruntime raises for a file that is no model, a graph it cannot run, bad input.
@@ -75,6 +76,10 @@ def ort_errors(*extra: type[Exception]) -> tuple[type[Exception], ...]:
     return (*(getattr(state, name) for name in _ORT_ERRORS), RuntimeError, *extra)
 
 
+CROP = Param("crop", ParamKind.BOOLEAN, "Crop the output to the subject.",
+             aliases=("cropToSubject", "trim"), default=False)
+
+
 @dataclass(frozen=True)
 class Model:
     """A loaded segmentation model and how to feed it."""
@@ -101,6 +106,8 @@ def remove_background(
     image = read_image(src, Kind(source.kind), limits)
     progress(0.2)
     cutout = apply_mask(image, predict(model, image))
+    if options["crop"]:
+        cutout = _crop(cutout)
     progress(0.8)
     fill: Colour | None = options.get("backgroundColor")
     if fill is not None:
@@ -223,6 +230,13 @@ def apply_mask(image: pyvips.Image, mask: np.ndarray) -> pyvips.Image:
     return image[:3].bandjoin(alpha.cast("uchar")).copy(interpretation="srgb")
 
 
+def _crop(cutout: pyvips.Image) -> pyvips.Image:
+    """The cutout cropped to its subject (what is more than faintly opaque); all of it when
+    nothing is."""
+    left, top, width, height = cutout[3].find_trim(background=[0], threshold=CROP_ALPHA)
+    return cutout.crop(left, top, width, height) if width and height else cutout
+
+
 def _fill(cutout: pyvips.Image, colour: Colour) -> pyvips.Image:
     """The cutout over a canvas of `colour` (which may itself be partly transparent)."""
     canvas = cutout.new_from_image(colour.rgba).cast("uchar").copy(interpretation="srgb")
@@ -234,6 +248,6 @@ REMOVE_BACKGROUND = Tool(
     summary="Make an image's background transparent (or a colour) with the operator's "
     "segmentation model (CONVERTLY_BACKGROUND_MODEL).",
     sources=frozenset(RASTER_SOURCES),
-    params=(CUTOUT_FORMAT, FILL, QUALITY),
+    params=(CUTOUT_FORMAT, FILL, CROP, QUALITY),
     run=remove_background,
 )
