@@ -39,6 +39,7 @@ SLOW_PARAMETERS = {"distributed", "s3"}
 SLOW_TESTS = {
     "tests/api/test_cancel.py::test_cancel_a_processing_job",
     "tests/api/test_client_package.py::test_installs_alone_in_a_fresh_venv",
+    "tests/api/test_image_tools.py::test_an_async_video_watermark_is_a_job_on_the_media_queue",
     "tests/api/test_longpoll.py::test_the_http_client_waits_on_the_server",
     "tests/api/test_longpoll.py::test_wait_ends_after_the_timeout_with_the_unfinished_job",
     "tests/api/test_restart.py::test_unfinished_jobs_complete_after_a_restart",

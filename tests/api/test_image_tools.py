@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+from pathlib import Path
 
 import pypdfium2 as pdfium
 from PIL import Image, ImageStat
 from starlette.testclient import TestClient
 
-from tests.api.support import AppEnv, Tenant, assert_error, data_url_bytes, output_bytes
+from tests.api.support import (
+    AppEnv,
+    Tenant,
+    assert_error,
+    data_url_bytes,
+    output_bytes,
+    wait_for_job,
+)
 
 BLUE = (30, 60, 220)
 RED = (220, 30, 30)
@@ -68,6 +77,35 @@ def test_watermark_lays_an_uploaded_logo_over_the_image(client: TestClient,
     data = output_bytes(client, entry)
     assert near(mean(data, (14, 14, 106, 56)), RED)  # the logo, 100x50 at (10, 10)
     assert near(mean(data, (120, 0, 200, 100)), BLUE)
+
+
+def test_an_async_video_watermark_is_a_job_on_the_media_queue(
+    client: TestClient, tenant: Tenant, tmp_path: Path
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x1E3CDC:size=96x64:rate=10",
+         "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+         str(clip)], check=True)
+    response = client.post(
+        "/api/media/watermark", headers=tenant.headers,
+        files=[("file", ("clip.mp4", clip.read_bytes(), "video/mp4")),
+               ("logo", ("logo.png", png((20, 20), RED), "image/png"))],
+        data={"position": "top-right", "opacity": "1", "scale": "0.5", "margin": "0",
+              "async": "true"},
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, tenant, response.json()["jobId"])
+    assert job["status"] == "completed", job
+    [result] = job["results"]
+    assert (result["mimeType"], result["width"], result["height"]) == ("video/mp4", 96, 64)
+    marked = tmp_path / "marked.mp4"
+    marked.write_bytes(output_bytes(client, result))
+    frame = subprocess.run(["ffmpeg", "-v", "error", "-i", str(marked), "-frames:v", "1",
+                            "-f", "image2pipe", "-c:v", "png", "-"],
+                           capture_output=True, check=True).stdout
+    assert near(mean(frame, (52, 4, 92, 44)), RED, 24)  # a 48x48 mark at the top right
+    assert near(mean(frame, (0, 20, 40, 64)), BLUE, 12)
 
 
 def test_pdf_preview_draws_the_asked_page(client: TestClient, tenant: Tenant) -> None:
