@@ -48,6 +48,8 @@ SLOW_TESTS = {
     "tests/api/test_webhooks.py::test_a_failed_delivery_can_be_retried",
     "tests/api/test_webhooks.py::test_a_failing_receiver_is_retried_in_order",
     "tests/api/test_webhooks.py::test_pending_deliveries_survive_a_restart",
+    "tests/converters/test_tools_overlay.py::"
+    "test_a_video_gets_the_mark_on_every_frame_and_keeps_its_audio",
     "tests/converters/test_vector.py::"
     "test_photo_is_posterised_at_a_pixel_budget_and_shown_at_full_size",
     "tests/converters/test_vector.py::test_trace_over_its_time_limit_is_stopped",
