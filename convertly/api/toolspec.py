@@ -12,6 +12,8 @@ from convertly.transforms.table import Param, ParamKind
 
 _REF_ERROR = {"$ref": "#/components/responses/Error"}
 _TRUE_FALSE = {"type": "string", "enum": ["true", "false"]}
+# 501: a tool the operator has not set up (remove-background without a model).
+TOOL_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 501, 503)
 
 # The request's own fields, the same on every tool's route.
 REQUEST_PROPERTIES: dict[str, Any] = {
@@ -58,6 +60,7 @@ def param_schema(param: Param) -> dict[str, Any]:
             if param.kind is ParamKind.TEXT and param.high is not None:
                 schema["maxLength"] = int(param.high)
     schema = {k: v for k, v in schema.items() if v is not None}
+    schema["x-kind"] = param.kind.value  # how the value is read (the dashboard's controls)
     schema["description"] = (f"{param.help} (also: {', '.join(param.aliases)})"
                              if param.aliases else param.help)
     if param.default is not None:
@@ -97,8 +100,7 @@ def paths(tools: ToolRegistry) -> dict[str, Any]:
                 "202": {"description": "Queued (async=true)",
                         "content": {"application/json": {"schema": {
                             "$ref": "#/components/schemas/QueuedTool"}}}},
-                **{str(c): _REF_ERROR for c in (400, 401, 403, 404, 413, 415, 422, 429,
-                                                 503)},
+                **{str(c): _REF_ERROR for c in TOOL_ERRORS},
             },
         }}
     out["/api/files/{file_id}/tools"] = {"post": {
@@ -122,7 +124,7 @@ def paths(tools: ToolRegistry) -> dict[str, Any]:
             "200": {"description": "The new stored file (beside the source), or the preview",
                     "content": {"application/json": {"schema": {
                         "$ref": "#/components/schemas/StoredFileToolResponse"}}}},
-            **{str(c): _REF_ERROR for c in (400, 401, 403, 404, 413, 415, 422, 429, 503)},
+            **{str(c): _REF_ERROR for c in TOOL_ERRORS},
         },
     }}
     return out

@@ -1,6 +1,7 @@
 """The image and document tools through the API, in both modes: watermark with a logo sent
 as a second part, pdf-preview of a real PDF, watermark of a stored file with its logo as a
-data: URL (preview), and remove-background answering 501 on a server without a model."""
+data: URL (preview), remove-background with a tiny model, and answering 501 on a server
+without one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageStat
 from starlette.testclient import TestClient
 
-from tests.api.support import Tenant, assert_error, data_url_bytes, output_bytes
+from tests.api.support import AppEnv, Tenant, assert_error, data_url_bytes, output_bytes
 
 BLUE = (30, 60, 220)
 RED = (220, 30, 30)
@@ -105,8 +106,27 @@ def test_a_stored_image_previews_a_watermark_with_a_data_url_logo(client: TestCl
     assert near(mean(data, (0, 0, 20, 60)), BLUE)
 
 
-def test_remove_background_without_a_model_is_not_available(client: TestClient,
-                                                            tenant: Tenant) -> None:
+def test_remove_background_runs_the_configured_model(client: TestClient,
+                                                     tenant: Tenant) -> None:
+    photo = Image.new("RGB", (120, 80), BLUE)
+    photo.paste(RED, (40, 20, 80, 60))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=95)
     response = client.post("/api/media/remove-background", headers=tenant.headers,
-                           files={"file": ("photo.png", png((32, 24), BLUE), "image/png")})
+                           files={"file": ("product.jpg", buffer.getvalue(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    [entry] = response.json()["files"]
+    assert (entry["format"], entry["mimeType"]) == ("png", "image/png")
+    with Image.open(io.BytesIO(output_bytes(client, entry))) as cutout:
+        assert (cutout.mode, cutout.size) == ("RGBA", (120, 80))
+        alpha = cutout.getchannel("A")
+        assert ImageStat.Stat(alpha.crop((44, 24, 76, 56))).mean[0] > 250
+        assert ImageStat.Stat(alpha.crop((0, 0, 30, 80))).mean[0] < 5
+
+
+def test_remove_background_without_a_model_is_not_available(limited_env: AppEnv) -> None:
+    tenant = limited_env.new_tenant()
+    response = limited_env.client.post(
+        "/api/media/remove-background", headers=tenant.headers,
+        files={"file": ("photo.png", png((32, 24), BLUE), "image/png")})
     assert_error(response, 501, "FEATURE_UNAVAILABLE", "CONVERTLY_BACKGROUND_MODEL")

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-from onnx import TensorProto, helper
-
 OPSET = 18  # Split with num_outputs
 STEEPNESS = 10.0  # of the sigmoid: normalised red minus blue of +-3 gives a mask of ~1 / ~0
 
@@ -17,6 +14,9 @@ def redness_model(path: Path, *, channels_first: bool = True, side: int | None =
                   metadata: dict[str, str] | None = None) -> Path:  # fmt: skip
     """Write a model with one RGB input (NCHW or NHWC, `side` x `side`, or open when None)
     and one mask output sigmoid(STEEPNESS * (red - blue)) to `path`."""
+    import onnx  # here: the API tests' conftest imports this module, most runs need no model
+    from onnx import TensorProto, helper
+
     dim: int | str = side if side is not None else "size"
     axis = 1 if channels_first else 3
     shape: list[int | str] = [1, 3, dim, dim] if channels_first else [1, dim, dim, 3]

@@ -76,7 +76,7 @@ def test_an_nhwc_model_of_open_size_with_its_own_normalisation_and_a_fill(
     loaded = load_model(str(model))
     assert (loaded.channels_first, loaded.height, loaded.width) == (False, 320, 320)
     assert (loaded.mean, loaded.std) == ((0.5, 0.5, 0.5), (1.0, 1.0, 1.0))
-    out = run_tool(REMOVE_BACKGROUND, photo, workdir, backgroundColor="#00ff00", format="jpeg",
+    out = run_tool(REMOVE_BACKGROUND, photo, workdir, background="#00ff00", format="jpeg",
                    limits=FakeLimits(background_model=str(model)))
     with Image.open(out.files[0]) as image:
         assert (image.format, image.size) == ("JPEG", (200, 120))

@@ -177,3 +177,19 @@ def test_output_format_and_quality_names() -> None:
     assert engine.quality_for("very_low", "jpg") == 35
     assert engine.quality_for(None, "webp") == engine.DEFAULT_QUALITY
     assert engine.quality_for(50, "png") is None
+
+
+def test_grey_cmyk_and_16_bit_sources_come_out_as_8_bit_srgb(tmp_path: Path) -> None:
+    grey = Image.new("LA", (40, 20), (90, 200))
+    grey.save(tmp_path / "grey.png")
+    Image.new("CMYK", (40, 20), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)
+    deep = (pyvips.Image.black(40, 20, bands=3) + 40000).cast("ushort").copy(
+        interpretation="rgb16")
+    deep.pngsave(str(tmp_path / "deep.png"))
+    t = parse({"width": "20"}, table.IMAGE)
+    for name, bands, want in (("grey.png", 4, (90, 90, 90, 200)), ("cmyk.jpg", 3, (230, 30, 40)),
+                              ("deep.png", 3, (156, 156, 156))):
+        out = engine.from_file(tmp_path / name, t, alpha=True).copy_memory()
+        assert (out.width, out.interpretation, out.format, out.bands) == (
+            20, "srgb", "uchar", bands), name
+        assert near(colour(out, 0.5, 0.5), want, 30), (name, colour(out, 0.5, 0.5))

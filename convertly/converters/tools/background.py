@@ -19,16 +19,14 @@ had).
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import onnxruntime as ort
 import pyvips
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from convertly.converters.base import Limits, ProgressFn
 from convertly.converters.image import SOURCES as RASTER_SOURCES
@@ -40,6 +38,9 @@ from convertly.sniff import Kind
 from convertly.transforms.table import BACKGROUND, QUALITY, Param, ParamKind
 from convertly.transforms.values import Colour
 
+if TYPE_CHECKING:
+    import numpy as np
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SIDE = 320  # the input size of a model that leaves it open (U2-Net's)
@@ -48,28 +49,37 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 FLAT_MASK = 1e-6  # a mask whose range is below this is taken as it is, not stretched
 CUTOUT_FORMATS = ("png", "webp", "avif", "jpg")
 # What onnxruntime raises for a file that is no model, a graph it cannot run, bad input.
-ORT_ERRORS: tuple[type[Exception], ...] = (
-    ort_state.Fail, ort_state.InvalidArgument, ort_state.InvalidGraph,
-    ort_state.InvalidProtobuf, ort_state.NoSuchFile, ort_state.NotImplemented,
-    ort_state.RuntimeException, ort_state.EPFail, RuntimeError,
-)  # fmt: skip
-MODEL_ERRORS: tuple[type[Exception], ...] = (*ORT_ERRORS, ValueError)  # and bad metadata
+_ORT_ERRORS = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile",
+               "NotImplemented", "RuntimeException", "EPFail")
 
 CUTOUT_FORMAT = Param("format", ParamKind.CHOICE, "The output format: png (default), webp "
                       "or avif keep the transparency; jpg needs a background (white if none "
                       "is given).", aliases=("f",), choices=CUTOUT_FORMATS,
                       synonyms=(("jpeg", "jpg"),), default="png")
-# Not `background`: the media tool routes read that as async=true (Convertly's SDK sends it).
+# Named backgroundColor: `background` true or false is the routes' alias of async=true
+# (Convertly's SDK sends it); any other value of it comes here.
 FILL = Param("backgroundColor", ParamKind.COLOUR, "Fill the removed background with this "
              "colour (hex, alpha allowed) instead of leaving it transparent.",
-             aliases=("backgroundColour", "bgColor", *BACKGROUND.aliases))
+             aliases=("background", "backgroundColour", "bgColor", *BACKGROUND.aliases))
+
+
+def _runtime() -> Any:
+    """onnxruntime (and numpy), imported when a model is first loaded: most processes never
+    run remove-background, and the import costs them a good part of a second."""
+    return importlib.import_module("onnxruntime")
+
+
+def ort_errors(*extra: type[Exception]) -> tuple[type[Exception], ...]:
+    """onnxruntime's exceptions (its own classes, not RuntimeError's), and `extra`."""
+    state = importlib.import_module("onnxruntime.capi.onnxruntime_pybind11_state")
+    return (*(getattr(state, name) for name in _ORT_ERRORS), RuntimeError, *extra)
 
 
 @dataclass(frozen=True)
 class Model:
     """A loaded segmentation model and how to feed it."""
 
-    session: ort.InferenceSession
+    session: Any  # onnxruntime.InferenceSession
     input_name: str
     channels_first: bool
     height: int
@@ -128,6 +138,7 @@ def _unloadable() -> FeatureUnavailableError:
 # the last one it loaded, keyed by the file's version so that a replaced file is reloaded.
 @functools.lru_cache(maxsize=1)
 def _load(path: str, mtime_ns: int, size: int) -> Model:
+    ort = _runtime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, pyvips.concurrency_get())
     options.log_severity_level = 3  # errors only
@@ -149,7 +160,7 @@ def _load(path: str, mtime_ns: int, size: int) -> Model:
             mean=_triple(metadata.get("mean"), IMAGENET_MEAN),
             std=_triple(metadata.get("std"), IMAGENET_STD),
         )
-    except MODEL_ERRORS as exc:
+    except ort_errors(ValueError) as exc:  # ValueError: a shape or metadata refused
         log.error("CONVERTLY_BACKGROUND_MODEL %s is not a usable model: %s", path, exc)
         raise _unloadable() from exc
 
@@ -165,6 +176,8 @@ def _triple(text: str | None, default: tuple[float, float, float]) -> tuple[floa
 
 def predict(model: Model, image: pyvips.Image) -> np.ndarray:
     """The model's foreground mask for `image` (sRGB), 0-1, at the model's resolution."""
+    import numpy as np
+
     rgb = image[:3].resize(model.width / image.width, vscale=model.height / image.height)
     pixels = np.ndarray(
         buffer=rgb.write_to_memory(), dtype=np.uint8, shape=(rgb.height, rgb.width, 3)
@@ -178,7 +191,7 @@ def predict(model: Model, image: pyvips.Image) -> np.ndarray:
     tensor = tensor.transpose(2, 0, 1) if model.channels_first else tensor
     try:
         outputs: Sequence[Any] = model.session.run(None, {model.input_name: tensor[None]})
-    except ORT_ERRORS as exc:
+    except ort_errors() as exc:
         raise ConversionError("The segmentation model failed on this image.") from exc
     mask = np.asarray(outputs[0], dtype=np.float32).squeeze()
     if mask.ndim != 2:
@@ -192,6 +205,8 @@ def predict(model: Model, image: pyvips.Image) -> np.ndarray:
 
 def apply_mask(image: pyvips.Image, mask: np.ndarray) -> pyvips.Image:
     """`image` with `mask` (0-1, any size) scaled to it as its alpha."""
+    import numpy as np
+
     height, width = mask.shape
     grey = pyvips.Image.new_from_memory(
         np.ascontiguousarray(mask * 255).astype(np.uint8).tobytes(), width, height, 1, "uchar"
