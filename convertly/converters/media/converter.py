@@ -8,9 +8,9 @@ duration; the length limit is enforced while converting too (task.py), since a h
 lie. Compress never hands back a file larger than the original.
 
 This module checks each file against the target and the compress options, opens it
-(source.py: probed, the limits checked) and routes it: video.py makes video, animations and still frames, audio.py audio, and compress.py
-reaches a target size and keeps whichever file is smaller. Every step works on a Task
-(task.py).
+(source.py: probed, the limits checked) and routes it: video.py makes video, animations and
+still frames, audio.py audio, and compress.py reaches a target size and keeps whichever file
+is smaller. Every step works on a Task (task.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A media file opened: probed, its limits checked, and one frame taken out.
 
 `open_source` probes the file (ffprobe) and checks CONVERTLY_MAX_MEDIA_SECONDS and the pixel
-limit before anything decodes: the media converter and the tools open files through it. `extract_frame` writes one video frame
-as a PNG for the image pipeline (poster frames, thumbnails of video).
+limit before anything decodes: the media converter and the tools open files through it.
+`extract_frame` writes one video frame as a PNG for the image pipeline (poster frames,
+thumbnails of video).
 """
 
 from __future__ import annotations
