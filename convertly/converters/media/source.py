@@ -1,8 +1,9 @@
-"""A media file opened for the tools: probed, its limits checked, and one frame taken out.
+"""A media file opened: probed, its limits checked, and one frame taken out.
 
 `open_source` probes the file (ffprobe) and checks CONVERTLY_MAX_MEDIA_SECONDS and the pixel
-limit before anything decodes, as the converter does. `extract_frame` writes one video frame
-as a PNG for the image pipeline (poster frames, thumbnails of video).
+limit before anything decodes: the media converter and the tools open files through it.
+`extract_frame` writes one video frame as a PNG for the image pipeline (poster frames,
+thumbnails of video).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convertly.converters.base import Limits, ProgressFn, no_progress
-from convertly.converters.media.converter import READ_BYTES_PER_SECOND, check_limits
+from convertly.converters.image.declared import check_declared
 from convertly.converters.media.encryption import check_not_encrypted
 from convertly.converters.media.ffmpeg import (
     MediaInfo,
@@ -22,10 +23,12 @@ from convertly.converters.media.ffmpeg import (
     probe,
 )
 from convertly.converters.media.task import BASE_TIMEOUT, LENGTH_MARGIN, Task
-from convertly.errors import ConversionError, UnsupportedConversionError
+from convertly.converters.pixels import check_pixels
+from convertly.errors import ConversionError, MediaTooLongError, UnsupportedConversionError
 from convertly.models import FileSpec, OutputFormat, SourceInfo
 from convertly.sniff import Kind
 
+READ_BYTES_PER_SECOND = 20_000_000  # a slow disk, for timing out a pass that only reads
 FRAME_AT = 0.1  # of the duration, when no time is given: past fades from black
 SHORT_CLIP_SECONDS = 2.0  # shorter clips give their first frame when no time is given
 
@@ -53,21 +56,39 @@ class MediaSource:
                     out=out, report=progress, max_seconds=limits.max_media_seconds)  # fmt: skip
 
 
-def open_source(src: Path, source: SourceInfo, limits: Limits) -> MediaSource:
-    """Probe `src` and check the limits (MEDIA_TOO_LONG, pixels) before anything decodes."""
+def open_source(src: Path, source: SourceInfo, limits: Limits, *,
+                base_timeout: float = BASE_TIMEOUT, timeout_factor: float = 1.0) -> MediaSource:
+    """Probe `src` and check the limits (MEDIA_TOO_LONG, pixels) before anything decodes:
+    encrypted media is refused, an animation's declared size is checked before ffprobe
+    reads it, and a file that announces no duration has its packets read (up to the limit)
+    within `base_timeout` + `timeout_factor` x the time a slow disk takes to read it."""
     kind = Kind(source.kind)
     check_not_encrypted(src, kind)
+    if kind.family == "image":  # an animation: a flood is refused before ffprobe
+        check_declared(src, kind, limits)
     info = probe(src)
     check_limits(info, info.duration or 0.0, limits)
     duration = info.duration
     if duration is None:
         # Streamed WebM (MediaRecorder) announces no duration: read every packet.
-        duration = measure_duration(
-            src, timeout=BASE_TIMEOUT + source.size / READ_BYTES_PER_SECOND,
-            cap=limits.max_media_seconds + LENGTH_MARGIN,
-        )  # fmt: skip
+        reading = timeout_factor * source.size / READ_BYTES_PER_SECOND
+        duration = measure_duration(src, timeout=base_timeout + reading,
+                                    cap=limits.max_media_seconds + LENGTH_MARGIN)
         check_limits(info, duration or 0.0, limits)
     return MediaSource(src, kind, info, duration or 0.0)
+
+
+def check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
+    if duration > limits.max_media_seconds:
+        raise MediaTooLongError(
+            f"The file lasts {duration:,.0f} s, over this server's limit of "
+            f"{limits.max_media_seconds:,} s (CONVERTLY_MAX_MEDIA_SECONDS). Send a shorter "
+            "file or ask the operator to raise the limit.",
+            detail={"seconds": round(duration, 3), "maxSeconds": limits.max_media_seconds},
+        )
+    if info.video is not None:
+        check_pixels(limits, [(info.video.width, info.video.height)], subject="video")
+
 
 
 def extract_frame(media: MediaSource, at: float | None, workdir: Path, limits: Limits,
