@@ -83,7 +83,8 @@ FOCAL_POINT = Param("focalPoint", ParamKind.POINT, "A cover crop is centred on t
 BACKGROUND = Param("background", ParamKind.COLOUR, "Fills contain padding, pad and the "
                    "corners of a rotation: hex with optional alpha (#rrggbbaa) or "
                    "transparent. Default: transparent, or white where the format has no "
-                   "alpha.", aliases=("bg",))
+                   "alpha. (true or false here is async's alias, as on every tool.)",
+                   aliases=("bg",))
 ROTATE = Param("rotate", ParamKind.NUMBER, "Degrees clockwise, -360 to 360 (after resizing; "
                "other than multiples of 90 the canvas grows and corners get background).",
                aliases=("rot",), low=-360, high=360, default=0)
