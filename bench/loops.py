@@ -84,3 +84,38 @@ def run_loop(convert: Callable[[tuple[str, str]], int], paths: list[Path],
             elapsed = time.perf_counter() - start
             cpu = _cpu_seconds(pids) - cpu
     return LoopRun(len(paths) / elapsed, cpu)
+
+
+# The media tools' rows (bench/tools.py): the libvips calls the thumbnail and transform
+# tools make for their requests, with nothing around them.
+TOOL_WIDTH = 320
+TOOL_QUALITY = 82
+
+
+def photo_thumbnail(args: tuple[str, str]) -> int:
+    """A JPEG → TOOL_WIDTH-wide JPEG: `thumbnail` (decoding at 1/2, 1/4 or 1/8 scale while
+    reading) and `jpegsave` as the tool's encoder calls it."""
+    import pyvips
+
+    src, dst = args
+    image = pyvips.Image.thumbnail_source(pyvips.Source.new_from_file(src), TOOL_WIDTH,
+                                          height=10_000_000)
+    image.jpegsave(dst, Q=TOOL_QUALITY, optimize_coding=True, keep=pyvips.ForeignKeep.ICC)
+    return os.path.getsize(dst)
+
+
+TRANSFORM_FIELDS = {"width": "640", "height": "640", "fit": "cover", "position": "attention",
+                    "sharpen": "0.5", "format": "webp", "quality": "80"}
+
+
+def photo_transform(args: tuple[str, str]) -> int:
+    """TRANSFORM_FIELDS on a JPEG: `thumbnail` with its attention smartcrop to 640×640,
+    sharpened (sigma 0.5) and written as WebP quality 80."""
+    import pyvips
+
+    src, dst = args
+    image = pyvips.Image.thumbnail_source(pyvips.Source.new_from_file(src), 640, height=640,
+                                          crop="attention").copy_memory()
+    image = image.sharpen(sigma=0.5).cast("uchar")
+    image.webpsave(dst, Q=80, keep=pyvips.ForeignKeep.ICC)
+    return os.path.getsize(dst)

@@ -10,6 +10,9 @@ Rows (`--only NAME`, repeatable; the default set is marked *):
   times); skipped without redis-server or with --embedded-only.
 - sync*: a 2000×1333 JPEG → 512-wide JPEG through `POST /api/convert` at concurrency 1, 4
   and 16 beside thumbor (Pillow engine) doing the same resize (bench/sync.py).
+- tools*: a sync `thumbnail` (2000×1333 JPEG → 320 px) and `transform` through
+  `POST /api/media/{tool}` at concurrency 4 against the same libvips calls in a plain loop
+  (bench/tools.py).
 - upload*: one 2 GB file and 200 files of 1 MB: MB/s and the API process's peak RSS
   (bench/upload.py).
 - video*: a 30 s 1080p clip → 720p mp4 against the same ffmpeg command alone (bench/video.py).
@@ -47,6 +50,7 @@ from bench.smallfiles import small_files
 from bench.streams import stream_ladder, stream_workers
 from bench.sync import sync_resize
 from bench.table import render
+from bench.tools import tools_rows
 from bench.upload import upload
 from bench.video import video_job
 
@@ -275,10 +279,10 @@ def batch_images(count: int) -> dict[str, Any]:
     }
 
 
-ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "upload", "video", "streams",
-        "streams-workers", "small", "dispatch", "trace")
-DEFAULT_ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "upload", "video",
-                "streams", "small")
+ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "tools", "upload", "video",
+        "streams", "streams-workers", "small", "dispatch", "trace")
+DEFAULT_ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "tools", "upload",
+                "video", "streams", "small")
 
 
 def machine() -> dict[str, Any]:
@@ -317,6 +321,7 @@ def main() -> int:
         "distributed-seaweedfs": lambda: batch_distributed(args.images, s3_server="seaweedfs",
                                                            rounds=1),
         "sync": lambda: sync_resize(corpus, seconds=args.sync_seconds),
+        "tools": lambda: tools_rows(corpus, seconds=args.sync_seconds),
         "upload": upload,
         "video": lambda: video_job(corpus),
         "streams": lambda: stream_ladder(corpus),

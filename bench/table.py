@@ -34,6 +34,19 @@ def _sync(row: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _tools(row: dict[str, Any]) -> list[str]:
+    lines = []
+    for level in row["levels"]:
+        cpu = level["cpuMsPerImage"]
+        lines.append(
+            f"| {row['name']}: {level['tool']} | plain libvips loop {level['loopPerSecond']} "
+            f"img/s ({cpu['loop']} ms CPU each) | {level['apiPerSecond']} req/s, p50 "
+            f"{level['p50Ms']} ms (CPU per request: API {cpu['apiProcess']} ms, conversion "
+            f"{cpu['conversionProcesses']} ms) | {level['ratio']} | ≥ {row['target']} | "
+            f"{_holds((level['ratio'] or 0) >= row['target'])} |")
+    return lines
+
+
 def _upload(row: dict[str, Any]) -> list[str]:
     lines = []
     for key, label in (("oneFile", "one file"), ("manyFiles", "many files")):
@@ -88,9 +101,10 @@ def _stream_workers(row: dict[str, Any]) -> list[str]:
             f"{row['twoWorkersSeconds']} s | {row['ratio']} | speed-up | — |"]
 
 
-RENDERERS = {"batch": _batch, "distributed": _batch, "sync": _sync, "upload": _upload,
-             "video": _video, "streams": _video, "streams-workers": _stream_workers,
-             "small": _small, "dispatch": _dispatch, "trace": _trace}
+RENDERERS = {"batch": _batch, "distributed": _batch, "sync": _sync, "tools": _tools,
+             "upload": _upload, "video": _video, "streams": _video,
+             "streams-workers": _stream_workers, "small": _small, "dispatch": _dispatch,
+             "trace": _trace}
 
 
 def breakdown(row: dict[str, Any]) -> list[str]:

@@ -17,14 +17,22 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from convertly import diskspace, fileinfo, filenames, later, logs, metrics, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
-from convertly.errors import ConvertlyError, ServiceUnavailableError
+from convertly.converters.tools.base import Tool
+from convertly.errors import (
+    ConversionError,
+    ConvertlyError,
+    InvalidFieldError,
+    ServiceUnavailableError,
+    UnsupportedMediaError,
+)
 from convertly.models import (
+    FORMAT_ALIASES,
     ConvertedFile,
     FileResult,
     FileSpec,
@@ -40,6 +48,7 @@ from convertly.service import Services, file_workdir, job_prefix, scratch_dir, s
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
 from convertly.state.records import StoredFile, new_file_id
 from convertly.storage.base import safe_name
+from convertly.transforms.parse import parse
 from convertly.views import archive_filename
 
 log = logging.getLogger("convertly.pipeline")
@@ -85,7 +94,8 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
                  progress: ProgressFn = no_progress,
                  reraise: tuple[type[BaseException], ...] = (), *,
                  mode: str = "job") -> ConvertedFile:
-    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work).
+    """Sniff `src`, pick the converter (or the media tool `spec.tool`) and run it inside
+    `workdir` (pure CPU work, but for a tool's file options, read from storage).
 
     A converter that fails because `workdir`'s disk is full raises StorageFullError, not its
     own error: its cause carries ENOSPC (`diskspace.is_full`: libvips' errors included), or
@@ -96,20 +106,26 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
 
     Every call is counted in the conversion metrics under `mode` ("job" or "sync")."""
     planned = ["unknown", "unknown", spec.format.value if spec.format else "auto"]
+    if spec.tool is not None:
+        planned[2] = f"tool:{spec.tool}"
     with metrics.conversion(lambda: tuple(planned), mode):
+        if spec.tool is not None:
+            tool, source, options = plan_tool(svc, src, spec)
+            planned[:2] = [Kind(source.kind).family, source.kind]
+            return _guarded(svc, workdir, reraise, lambda: _run_tool(
+                svc, tool, src, source, spec, options, workdir, progress))
         converter, source, spec = plan_conversion(svc, src, spec)
         planned[:] = [Kind(source.kind).family, source.kind,
                       spec.format.value if spec.format else "auto"]
-        return _convert_planned(svc, converter, src, source, spec, workdir, progress,
-                                reraise)
+        return _guarded(svc, workdir, reraise, lambda: converter.convert(
+            src, source, spec, workdir, svc.settings, progress))
 
 
-def _convert_planned(svc: Services, converter: Converter, src: Path, source: SourceInfo,
-                     spec: FileSpec, workdir: Path, progress: ProgressFn,
-                     reraise: tuple[type[BaseException], ...]) -> ConvertedFile:
+def _guarded(svc: Services, workdir: Path, reraise: tuple[type[BaseException], ...],
+             convert: Callable[[], ConvertedFile]) -> ConvertedFile:
     limits: tuple[type[BaseException], ...] = (MemoryError, *reraise)  # reported as such
     try:
-        out = converter.convert(src, source, spec, workdir, svc.settings, progress)
+        out = convert()
     except ServiceUnavailableError:
         raise
     except limits:
@@ -121,8 +137,60 @@ def _convert_planned(svc: Services, converter: Converter, src: Path, source: Sou
         raise
     if diskspace.nearly_full(workdir):
         raise diskspace.full(f"the scratch directory {svc.scratch_root} (after writing "
-                             f"{out.format} output)")
+                             f"{out.format or 'the tool'}'s output)")
     return out
+
+
+def plan_tool(svc: Services, src: Path, spec: FileSpec
+              ) -> tuple[Tool, SourceInfo, dict[str, Any]]:
+    """The media tool `spec.tool`, what `src` is, and the tool's options validated
+    (`transforms.parse`). Reads only the file's first bytes; raises NotFoundError for an
+    unknown tool, UnsupportedMediaError (415) for a source the tool does not take, and
+    InvalidFieldError naming a bad option."""
+    assert spec.tool is not None
+    tool = svc.tools.get(spec.tool)
+    source = sniff_file(src)
+    kind = Kind(source.kind)
+    if kind not in tool.sources:
+        raise UnsupportedMediaError(
+            f"The {tool.name} tool does not take {kind.label} files. It takes: "
+            f"{', '.join(sorted(k.label for k in tool.sources))}.")
+    options = parse(dict(spec.options), tool.params)
+    return tool, source, options
+
+
+def precheck(svc: Services, src: Path, spec: FileSpec) -> None:
+    """Raise the client's error for a file (and spec) no worker could convert, from its
+    first bytes only: an unknown or unsupported file, an unknown tool or a bad option."""
+    if spec.tool is not None:
+        plan_tool(svc, src, spec)
+    else:
+        plan_conversion(svc, src, spec)
+
+
+def _run_tool(svc: Services, tool: Tool, src: Path, source: SourceInfo, spec: FileSpec,
+              options: dict[str, Any], workdir: Path, progress: ProgressFn) -> ConvertedFile:
+    """Run `tool` with its file options fetched into `workdir`; its one output described as
+    a converter's would be (none for a tool that only reports facts)."""
+    for number, (name, key) in enumerate(spec.inputs):
+        local = workdir / f"input-{number}"
+        try:
+            svc.storage.get_file(key, local)
+        except FileNotFoundError:
+            raise InvalidFieldError(name, "names a file that is no longer in storage.") from None
+        options[name] = local
+    out = tool.run(src, source, options, workdir, svc.settings, progress)
+    if len(out.files) > 1:
+        raise ConversionError(f"The {tool.name} tool wrote {len(out.files)} files; a tool "
+                              "answers with one at most.")
+    if not out.files:
+        return ConvertedFile(path="", format="", mime_type="", facts=out.facts)
+    path = Path(out.files[0])
+    info = fileinfo.describe_path(path, path.name)
+    suffix = path.name.rsplit(".", 1)[-1].lower() if "." in path.name else ""
+    return ConvertedFile(path=str(path), format=FORMAT_ALIASES.get(suffix, suffix),
+                         mime_type=info.mime_type, width=info.width, height=info.height,
+                         facts=out.facts)
 
 
 def plan_conversion(svc: Services, src: Path,
@@ -296,6 +364,10 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
             original_size = src.stat().st_size
             base = replace(base, original_size=original_size)
             out = convert_path(svc, src, spec, workdir, progress, reraise)
+            if not out.path:  # a tool that answers with facts alone
+                return FileResult(index=spec.index, filename=spec.filename,
+                                  status=FileStatus.COMPLETED, original_size=original_size,
+                                  facts=out.facts), None
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
             duration, pages = fileinfo.extent(Path(out.path), out.mime_type)
@@ -322,7 +394,7 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
         format=out.format, original_size=original_size, final_size=size,
         mime_type=out.mime_type, applied_quality=out.applied_quality, output_key=key,
         output_filename=name, stored_file_id=stored.id, width=out.width, height=out.height,
-        notes=out.notes,
+        notes=out.notes, facts=out.facts,
     ), stored
 
 
@@ -360,6 +432,9 @@ def _finalize_job(svc: Services, job_id: str) -> Job:
     if job.status.finished:
         return job
     done = [r for r in job.results if r.status is FileStatus.COMPLETED and r.output_key]
+    # A tool may complete with facts and no output file (inspect).
+    facts_only = any(r.status is FileStatus.COMPLETED and not r.output_key
+                     for r in job.results)
     archive_key = archive_size = None
     if job.create_archive and done:
         try:
@@ -370,7 +445,7 @@ def _finalize_job(svc: Services, job_id: str) -> Job:
             log.exception("archive for job %s failed", job_id)
             return svc.jobs.finish(job_id, status=JobStatus.FAILED,
                                    error_message="Building the archive failed; retry the job.")
-    if not done:
+    if not done and not facts_only:
         return svc.jobs.finish(
             job_id, status=JobStatus.FAILED,
             error_message="The file failed; see its result's error." if job.total_files == 1

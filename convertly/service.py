@@ -23,6 +23,7 @@ from convertly import diskspace, jobevents
 from convertly.auth import ApiKeys
 from convertly.converters.builtin import default_registry
 from convertly.converters.registry import Registry
+from convertly.converters.tools.registry import ToolRegistry, default_tools
 from convertly.models import FileSpec, OutputFormat
 from convertly.recent import Recent
 from convertly.settings import Settings
@@ -65,6 +66,8 @@ class Services:
     playback: PlaybackStore
     # Older signing secrets whose links still verify (CONVERTLY_SECRET_KEYS_OLD).
     old_secrets: tuple[bytes, ...] = ()
+    # The media tools (POST /api/media/{tool}, tool jobs).
+    tools: ToolRegistry = field(default_factory=default_tools, compare=False, repr=False)
     # Each thread's reusable working directory for job files (see file_workdir).
     workdirs: threading.local = field(default_factory=threading.local, compare=False,
                                       repr=False)

@@ -366,6 +366,11 @@ class Settings:
         "CONVERTLY_RAR_COMMAND", "", "Path to the proprietary `rar` program. Empty: RAR output "
         "is refused (RAR input works through unar).",
     )
+    background_model: str = setting(
+        "CONVERTLY_BACKGROUND_MODEL", "", "Path to an ONNX segmentation model (U2-Net, "
+        "IS-Net and alike: one RGB image in, a foreground mask out) that remove-background "
+        "runs on the image workers. Empty: remove-background answers 501 FEATURE_UNAVAILABLE.",
+    )
     max_queued_files: int = setting(
         "CONVERTLY_MAX_QUEUED_FILES", 10_000, "Files waiting for a worker before new jobs "
         "get 503 QUEUE_FULL.", _positive_int,

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from convertly.models import FileStatus, Job, extension_for, mime_for
+from convertly.models import FileStatus, Job, JobType, extension_for, mime_for
 from convertly.signing import Grant, sign
 from convertly.streams.access import playback_query
 from convertly.streams.layout import CHAPTERS, DASH_MANIFEST, MASTER_PLAYLIST, caption_path
@@ -66,6 +66,8 @@ def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:
             "notes": list(result.notes),
             "progress": 100 if result.status is not FileStatus.PENDING
             else int(100 * result.progress),
+            # A media tool's facts (inspect's probe, a storyboard's grid), when it has any.
+            **({"facts": result.facts} if result.facts else {}),
         })
     archive = None
     if job.create_archive:
@@ -81,6 +83,8 @@ def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:
     return {
         "jobId": job.id,
         "jobType": job.job_type.value,
+        **({"tool": job.specs[0].tool}
+           if job.job_type is JobType.TOOL and job.specs else {}),
         "status": job.status.value,
         "priority": job.priority,
         "totalFiles": job.total_files,

@@ -43,6 +43,8 @@ from convertly.state.records import (
     STARTED,
     STREAM_EVENTS,
     STREAM_STARTED,
+    TOOL_COMPLETED,
+    TOOL_FAILED,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -206,8 +208,9 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
         return
     if kind == "progress" and (job.status is not JobStatus.PROCESSING or job.progress >= 100):
         return
-    event_type = {"started": STARTED, "progress": PROGRESS}.get(
-        kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
+    event_type = event_for(job, kind)
+    if event_type is None:
+        return
     event_id = new_id("evt")
     snapshot = job_snapshot(job)
     deliveries = [
@@ -246,6 +249,17 @@ def stream_event(svc: Services, stream: VideoStream, event_type: str) -> None:
     except Exception as exc:
         log.warning("stream %s: the %s webhook event was not recorded: %r", stream.id,
                     event_type, exc)
+
+
+def event_for(job: Job, kind: str) -> str | None:
+    """The event type of `job`'s `kind` of moment ("started", "progress", "terminal"): a
+    media tool's job has only its end, media.tool.completed or media.tool.failed."""
+    if job.job_type is JobType.TOOL:
+        if kind != "terminal":
+            return None
+        return TOOL_COMPLETED if job.status is JobStatus.COMPLETED else TOOL_FAILED
+    return {"started": STARTED, "progress": PROGRESS}.get(
+        kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
 
 
 def job_snapshot(job: Job) -> str:

@@ -334,8 +334,10 @@ def _convert(svc: service.Services, source_key: str, spec: dict[str, Any],
             with _guard().task():
                 out = pipeline.convert_path(svc, src, FileSpec.from_dict(spec), workdir,
                                             mode="sync")
-            key = f"{output_prefix}/{Path(out.path).name}"
-            _hold(lambda: svc.storage.put_file(key, Path(out.path), move=True))
+            key = ""
+            if out.path:  # a tool that answers with facts alone has no file
+                key = f"{output_prefix}/{Path(out.path).name}"
+                _hold(lambda: svc.storage.put_file(key, Path(out.path), move=True))
         return ["ok", {**out.to_dict(), "path": key}]
     except ServiceUnavailableError:
         raise

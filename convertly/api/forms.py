@@ -22,8 +22,9 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import diskspace, filenames, outbound, webhooks
+from convertly import diskspace, filenames, mediatools, outbound, webhooks
 from convertly.conversions import ConvertRequest
+from convertly.converters.tools.base import Tool
 from convertly.errors import (
     ArrayLengthError,
     FileTooLargeError,
@@ -136,9 +137,10 @@ class _Collector:
             if self.field_count > MAX_FIELDS:
                 raise InvalidRequestError(f"Too many form fields (limit {MAX_FIELDS}).")
             return
-        bracketed = self.file_fields is FILE_FIELDS and _BRACKETED_FILE.fullmatch(self.name)
+        takes_files = "files" in self.file_fields
+        bracketed = takes_files and _BRACKETED_FILE.fullmatch(self.name)
         if self.name not in self.file_fields and not bracketed:
-            expected = "files" if self.file_fields is FILE_FIELDS else min(self.file_fields)
+            expected = "files" if takes_files else min(self.file_fields)
             raise InvalidFieldError(self.name, f"unexpected file; send files in '{expected}'.")
         if len(self.form.files) >= self.settings.max_files:
             raise TooManyFilesError(
@@ -273,7 +275,8 @@ MAX_URLENCODED_BYTES = MAX_FIELD_BYTES * 4
 
 async def parse_fields(request: Request, settings: Settings, spool_root: Path,
                        on_file: Callable[[int, UploadedFile], None] | None = None, *,
-                       digests: bool = False) -> ParsedForm:
+                       digests: bool = False, file_fields: Collection[str] = FILE_FIELDS
+                       ) -> ParsedForm:
     """A conversion request's body: multipart (`parse_multipart`), or fields alone as
     application/x-www-form-urlencoded, which is how a request with a `sourceUrl` and no
     upload may also be sent. Anything else is refused naming both content types."""
@@ -285,7 +288,8 @@ async def parse_fields(request: Request, settings: Settings, spool_root: Path,
                 "or, for a sourceUrl without files, as application/x-www-form-urlencoded (the "
                 f"request's Content-Type is {_shown(content_type)})."
             )
-        return await parse_multipart(request, settings, spool_root, on_file, digests=digests)
+        return await parse_multipart(request, settings, spool_root, on_file, digests=digests,
+                                     file_fields=file_fields)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -555,3 +559,47 @@ async def receive_job(request: Request, tenant: str, settings: Settings, spool_r
                          heads=tuple(u.head[:HEAD_BYTES] for u in form.files))
     finally:
         await asyncio.to_thread(form.cleanup)
+
+
+async def read_tool(request: Request, tenant: str, settings: Settings, spool_root: Path,
+                    tool: Tool) -> mediatools.ToolRequest:
+    """A media tool's request (POST /api/media/{tool}): one source in `file` (or `files`) or
+    a `sourceUrl`, the tool's options as fields (checked against its params: 400 naming an
+    unknown or bad one), a file option as an uploaded part or a stored file's id. The caller
+    removes the spool (`mediatools.discard`) once answered."""
+    key = idempotency_key(request)
+    file_options = mediatools.file_params(tool)
+    form = await parse_fields(request, settings, spool_root, digests=key is not None,
+                              file_fields=frozenset(FILE_FIELDS) | file_options)
+    try:
+        parts = [u for u in form.files if u.field in file_options]
+        form.files = [u for u in form.files if u.field not in file_options]
+        if len(form.files) > 1:
+            raise InvalidFieldError("file", f"the {tool.name} tool takes one file; "
+                                    f"{len(form.files)} were sent.")
+        if form.get("sourceUrl") is not None:
+            await fetch(request, tenant, form, settings)
+        if not form.files:
+            raise InvalidFieldError("file", "no file given; send the file in 'file', or its "
+                                    "address in 'sourceUrl'.")
+        queued, options = mediatools.queued(tool, form.fields)
+        mediatools.check_options(tool, options)
+        file_ids = tuple((name, text.strip()) for name, text in options.items()
+                         if name in file_options and text.strip())
+        save = value(form, BY_NAME["saveToStorage"])
+        callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
+                                           form.get("callbackSecret"))
+        source = form.files[0]
+        return mediatools.ToolRequest(
+            tool=tool,
+            source=mediatools.Upload(source.path, source.filename, source.size, source.digest),
+            options=tuple((name, text) for name, text in options.items()
+                          if name not in file_options),
+            spool=form.spool, file_ids=file_ids,
+            file_parts=tuple((u.field, mediatools.Upload(u.path, u.filename, u.size))
+                             for u in parts),
+            queued=queued, save=save, callback=callback if queued else None,
+            idempotency_key=key if queued else None)
+    except BaseException:
+        await asyncio.to_thread(form.cleanup)
+        raise

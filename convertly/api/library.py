@@ -122,7 +122,7 @@ def _limit_offset(request: Request) -> tuple[int, int]:
             query_int(request, "offset", 0, 0, 10**9))
 
 
-async def _json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
+async def json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
     """The body as a JSON object with no keys outside `allowed`."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_JSON_BYTES:
@@ -266,7 +266,7 @@ async def get_file(request: Request) -> Response:
 async def update_file(request: Request) -> Response:
     key = authenticate(request)
     file_id = request.path_params["file_id"]
-    body = await _json_object(request, {"filename", "folderId", "description", "tags",
+    body = await json_object(request, {"filename", "folderId", "description", "tags",
                                         "cdnSlug"})
     changes: dict[str, Any] = {}
     if body.get("filename") is not None:
@@ -300,7 +300,7 @@ async def delete_file(request: Request) -> Response:
 async def zip_files(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    body = await _json_object(request, {"ids", "filename"})
+    body = await json_object(request, {"ids", "filename"})
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids or not all(
             isinstance(i, str) and 0 < len(i) <= MAX_ID for i in ids):
@@ -336,7 +336,7 @@ async def list_folders(request: Request) -> Response:
 
 async def create_folder(request: Request) -> Response:
     key = authenticate(request)
-    body = await _json_object(request, {"name", "color", "parentId", "wordpressInstanceId"})
+    body = await json_object(request, {"name", "color", "parentId", "wordpressInstanceId"})
     if body.get("wordpressInstanceId") is not None:
         raise InvalidFieldError("wordpressInstanceId", "is not supported by this server; "
                                 "leave it out.")
@@ -349,7 +349,7 @@ async def create_folder(request: Request) -> Response:
 
 async def update_folder(request: Request) -> Response:
     key = authenticate(request)
-    body = await _json_object(request, {"name", "color", "parentId"})
+    body = await json_object(request, {"name", "color", "parentId"})
     changes: dict[str, Any] = {}
     if body.get("name") is not None:
         changes["name"] = _name(body["name"], "name")
@@ -379,7 +379,7 @@ async def delete_folder(request: Request) -> Response:
 async def create_upload(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    body = await _json_object(request, {"filename", "contentType", "sizeBytes", "folderId",
+    body = await json_object(request, {"filename", "contentType", "sizeBytes", "folderId",
                                         "resumable"})
     filename = _name(body.get("filename"), "filename")
     raw_type = body.get("contentType")
@@ -420,7 +420,7 @@ async def create_upload(request: Request) -> Response:
 async def complete_upload(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    body = await _json_object(request, {"path", "filename", "contentType", "sizeBytes",
+    body = await json_object(request, {"path", "filename", "contentType", "sizeBytes",
                                         "folderId", "provider", "bucket"})
     path = body.get("path")
     if not isinstance(path, str) or not path or len(path) > 1024:

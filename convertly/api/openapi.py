@@ -10,6 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from convertly import __version__
+from convertly.api import toolspec
+from convertly.api.requests import services
+from convertly.converters.tools.registry import ToolRegistry, default_tools
 from convertly.fields import PRIORITIES, Field, Kind, Route, fields_for
 from convertly.models import JobStatus, OutputFormat, ResizePreset
 from convertly.state.records import EVENT_TYPES
@@ -978,16 +981,18 @@ SCHEMAS["PlaybackEvent"] = {
 }
 
 
-def build_spec() -> dict[str, Any]:
+def build_spec(tools: ToolRegistry | None = None) -> dict[str, Any]:
+    """The document; the media tools' paths come from `tools` (the built-in ones when
+    None), one path per tool."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "Convertly API (self-hosted)", "version": __version__,
                  "description": "Convert, resize and compress media; wire-compatible with "
                  "Convertly's public API."},
         "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],
-        "paths": PATHS,
+        "paths": {**PATHS, **toolspec.paths(tools or default_tools())},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **toolspec.SCHEMAS},
             "responses": {"Error": _json(_ref("Error"), "Error response")},
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
@@ -999,4 +1004,4 @@ def build_spec() -> dict[str, Any]:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(build_spec())
+    return JSONResponse(build_spec(services(request).tools))

@@ -14,6 +14,7 @@ from convertly.api import (
     playback,
     stream_tracks,
     streams,
+    tools,
     webhook_endpoints,
 )
 from convertly.api.openapi import openapi
@@ -35,6 +36,9 @@ ROUTES = [
     Route("/api/jobs/{job_id}", endpoints.get_job, methods=["GET"]),
     Route("/api/jobs/{job_id}", endpoints.cancel_job, methods=["DELETE"]),
     Route("/api/download/{token}", endpoints.download, methods=["GET", "HEAD"]),
+    # The media tools (convertly/api/tools.py): every tool of the tool registry.
+    Route("/api/media/{tool}", tools.media_tool, methods=["POST"]),
+    Route("/api/files/{file_id}/tools", tools.stored_file_tool, methods=["POST"]),
     # The storage API (convertly/api/library.py). /api/files/search and /api/files/zip come
     # before /api/files/{file_id}, which would otherwise take them.
     Route("/api/files", library.list_files, methods=["GET"]),

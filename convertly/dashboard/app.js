@@ -1,5 +1,5 @@
-// The dashboard's entry point: sign-in, sign-out and the pages (#convert, #jobs, #storage,
-// #streams).
+// The dashboard's entry point: sign-in, sign-out and the pages (#convert, #tools, #jobs,
+// #storage, #streams).
 
 import {api, clearKey, loadKey, onUnauthorized, saveKey} from "./api.js";
 import {ConvertView} from "./convert.js";
@@ -7,16 +7,18 @@ import {$} from "./dom.js";
 import {JobsView} from "./jobs.js";
 import {StorageView} from "./storage.js";
 import {StreamsView} from "./streams.js";
+import {ToolsView} from "./tools.js";
 
-const VIEWS = ["signin", "convert", "jobs", "storage", "streams"];
-const TITLES = {signin: "Sign in", convert: "Convert", jobs: "Jobs", storage: "Storage",
-  streams: "Streams"};
-const PAGES = ["storage", "jobs", "streams"];
+const VIEWS = ["signin", "convert", "tools", "jobs", "storage", "streams"];
+const TITLES = {signin: "Sign in", convert: "Convert", tools: "Tools", jobs: "Jobs",
+                storage: "Storage", streams: "Streams"};
+const PAGES = ["storage", "jobs", "tools", "streams"]; // besides convert, the default
 
 const convert = new ConvertView();
 const jobsView = new JobsView();
 const storage = new StorageView();
 const streams = new StreamsView();
+const toolsView = new ToolsView();
 
 function notice(message) {
   const box = $("notice");
@@ -39,6 +41,7 @@ function show(name, {focus = false} = {}) {
   if (name === "jobs") jobsView.open();
   if (name === "streams") streams.open();
   else streams.stop();
+  if (name === "tools") toolsView.open();
   if (name === "signin") $("api-key").focus();
   else if (focus) $(`${name}-title`).focus();
 }
@@ -58,6 +61,7 @@ function signOut(message = "") {
   jobsView.reset();
   storage.reset();
   streams.reset();
+  toolsView.reset();
   if (location.hash) history.replaceState(null, "", location.pathname);
   $("signin-error").textContent = message;
   show("signin");

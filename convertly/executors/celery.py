@@ -313,7 +313,7 @@ class CeleryExecutor:
         storage = self.services.storage
         # A file no worker could convert is answered here and now: queued, it would wait
         # for a worker of its target's family, which may not be running at all.
-        await asyncio.to_thread(pipeline.plan_conversion, self.services, src, spec)
+        await asyncio.to_thread(pipeline.precheck, self.services, src, spec)
         prefix = f"sync/{uuid.uuid4()}"
         source_key = f"{prefix}/source"
         try:
@@ -335,9 +335,11 @@ class CeleryExecutor:
                 err.detail = detail
                 raise err
             out: dict[str, Any] = payload[0]
-            local = workdir / Path(out["path"]).name
-            await asyncio.to_thread(storage.get_file, out["path"], local)
-            return ConvertedFile(**{**out, "path": str(local),
+            local = ""
+            if out["path"]:  # a tool that answers with facts alone has no file
+                local = str(workdir / Path(out["path"]).name)
+                await asyncio.to_thread(storage.get_file, out["path"], Path(local))
+            return ConvertedFile(**{**out, "path": local,
                                     "notes": tuple(out.get("notes", ()))})
         finally:
             with contextlib.suppress(ServiceUnavailableError):

@@ -251,7 +251,11 @@ STREAM_STARTED = "video.stream.started"
 STREAM_READY = "video.stream.ready"
 STREAM_FAILED = "video.stream.failed"
 STREAM_EVENTS = (STREAM_STARTED, STREAM_READY, STREAM_FAILED)
-EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED, *STREAM_EVENTS)
+# A media tool's job ends with one of these instead (it sends no started or progress event).
+TOOL_COMPLETED = "media.tool.completed"
+TOOL_FAILED = "media.tool.failed"
+EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED, TOOL_COMPLETED, TOOL_FAILED,
+               *STREAM_EVENTS)
 
 
 def new_id(prefix: str) -> str:
