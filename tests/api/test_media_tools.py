@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from tests import images
 from tests.api.support import (
+    AppEnv,
     Tenant,
     assert_error,
     data_url_bytes,
@@ -58,8 +59,9 @@ def test_strip_metadata_answers_with_the_cleaned_file(client: TestClient,
         assert cleaned.tobytes() == original.tobytes()
 
 
-def test_async_strip_metadata_is_a_job_on_the_media_queue(client: TestClient, tenant: Tenant,
+def test_async_strip_metadata_is_a_job_on_the_media_queue(app_env: AppEnv, tenant: Tenant,
                                                           tmp_path: Path) -> None:
+    client = app_env.client
     clip = tmp_path / "clip.mp4"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t",
@@ -83,6 +85,8 @@ def test_async_strip_metadata_is_a_job_on_the_media_queue(client: TestClient, te
     job = wait_for_job(client, tenant, queued["jobId"])
     assert job["status"] == "completed", job
     assert (job["jobType"], job["tool"]) == ("tool", "strip-metadata")
+    stored = app_env.services.jobs.get(queued["jobId"])
+    assert stored is not None and stored.extra["families"] == ["media"]  # ffmpeg's workers
     [result] = job["results"]
     assert (result["outputFilename"], result["mimeType"]) == ("clip.mp4", "video/mp4")
     assert (result["width"], result["height"]) == (64, 48)
