@@ -133,7 +133,10 @@ def _inputs(svc: Services, tenant: str, request: ToolRequest) -> tuple[tuple[str
         inputs.append((_canonical(request.tool, name), record.key))
     for name, part in request.file_parts:
         file_id = new_file_id()
-        key = f"tenants/{tenant}/tmp/{file_id}/{safe_name(part.filename)}"
+        # Under its digest when it has one (a request with an Idempotency-Key), so that the
+        # same request again has the same spec, and so the same fingerprint.
+        folder = part.digest.replace(":", "-") if part.digest else file_id
+        key = f"tenants/{tenant}/tmp/{folder}/{safe_name(part.filename)}"
         info = fileinfo.describe_path(part.path, part.filename)
         size = svc.storage.put_file(key, part.path, move=True)
         now = time.time()

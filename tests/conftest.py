@@ -37,6 +37,10 @@ SLOW_PATHS = (
 )
 SLOW_PARAMETERS = {"distributed", "s3"}
 SLOW_TESTS = {
+    "tests/api/test_media_tools.py::test_async_strip_metadata_is_a_job_on_the_media_queue",
+    "tests/converters/tools/test_strip_metadata.py::test_audio_loses_id3_tags",
+    "tests/converters/tools/test_strip_metadata.py::"
+    "test_video_loses_container_tags_and_keeps_streams_uncopied",
     "tests/api/test_cancel.py::test_cancel_a_processing_job",
     "tests/api/test_client_package.py::test_installs_alone_in_a_fresh_venv",
     "tests/api/test_jobs.py::test_each_files_queue_is_sniffed_from_the_bytes_that_streamed_in",

@@ -596,7 +596,7 @@ async def read_tool(request: Request, tenant: str, settings: Settings, spool_roo
             options=tuple((name, text) for name, text in options.items()
                           if name not in file_options),
             spool=form.spool, file_ids=file_ids,
-            file_parts=tuple((u.field, mediatools.Upload(u.path, u.filename, u.size))
+            file_parts=tuple((u.field, mediatools.Upload(u.path, u.filename, u.size, u.digest))
                              for u in parts),
             queued=queued, save=save, callback=callback if queued else None,
             idempotency_key=key if queued else None)

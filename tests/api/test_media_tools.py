@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from tests import images
 from tests.api.support import (
+    AppEnv,
     Tenant,
     assert_error,
     data_url_bytes,
@@ -58,23 +59,34 @@ def test_strip_metadata_answers_with_the_cleaned_file(client: TestClient,
         assert cleaned.tobytes() == original.tobytes()
 
 
-def test_async_strip_metadata_is_a_job_on_the_media_queue(client: TestClient, tenant: Tenant,
+def test_async_strip_metadata_is_a_job_on_the_media_queue(app_env: AppEnv, tenant: Tenant,
                                                           tmp_path: Path) -> None:
+    client = app_env.client
     clip = tmp_path / "clip.mp4"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t",
          "1", "-c:v", "libx264", "-preset", "ultrafast", "-metadata", "title=Our Street",
          str(clip)], check=True)
-    response = _tool(client, tenant, "strip-metadata", ("clip.mp4", clip.read_bytes()),
-                     **{"async": "true"})
+    def send() -> Any:
+        return client.post("/api/media/strip-metadata",
+                           headers={**tenant.headers, "Idempotency-Key": "clip-1"},
+                           files={"file": ("clip.mp4", clip.read_bytes())},
+                           data={"async": "true"})
+
+    response = send()
     assert response.status_code == 202, response.text
     queued = response.json()
     assert queued.keys() == {"jobId", "status", "tool"}
     assert (queued["status"], queued["tool"]) == ("pending", "strip-metadata")
+    again = send()  # the same request and key: the same job
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (200, "true")
+    assert again.json()["jobId"] == queued["jobId"]
 
     job = wait_for_job(client, tenant, queued["jobId"])
     assert job["status"] == "completed", job
     assert (job["jobType"], job["tool"]) == ("tool", "strip-metadata")
+    stored = app_env.services.jobs.get(queued["jobId"])
+    assert stored is not None and stored.extra["families"] == ["media"]  # ffmpeg's workers
     [result] = job["results"]
     assert (result["outputFilename"], result["mimeType"]) == ("clip.mp4", "video/mp4")
     assert (result["width"], result["height"]) == (64, 48)
@@ -166,6 +178,20 @@ def test_a_file_option_names_a_stored_file(client: TestClient, tenant: Tenant,
     assert preview.status_code == 200, preview.text
     shown = images.decode(data_url_bytes(preview.json()["preview"]["dataUrl"], "image/png"))
     assert shown.image.convert("RGB").getpixel((50, 30)) == (255, 0, 0)
+
+    # Queued with an uploaded logo and an Idempotency-Key: sent again, the same job.
+    def queue() -> Any:
+        return client.post("/api/media/watermark",
+                           headers={**tenant.headers, "Idempotency-Key": "mark-1"},
+                           files=[("file", ("grey.png", grey.getvalue())),
+                                  ("logo", ("logo.png", red.getvalue()))],
+                           data={"async": "true", "position": "centre", "opacity": "1"})
+
+    first, second = queue(), queue()
+    assert (first.status_code, second.status_code) == (202, 200), second.text
+    assert first.json()["jobId"] == second.json()["jobId"]
+    job = wait_for_job(client, tenant, first.json()["jobId"])
+    assert job["status"] == "completed", job
 
     theirs = store(other_tenant, "logo.png", red.getvalue())
     assert_error(_tool(client, tenant, "watermark", ("grey.png", grey.getvalue()),
