@@ -36,10 +36,10 @@ OUTAGE = 10.0  # seconds a Redis stays down
 FILES = 4
 SIZE = 1200  # pixels a side of each file
 QUICK = 64  # pixels a side of the files that only wait for an outage
+REQUEUED = "the message goes back to its queue"  # the worker's log line
 # What each run stops: "broker" is the Redis both apps queue on (and the shared app keeps
 # its state on), "state" the second Redis. The shared app loses its Redis in 5 runs; the
 # other app its state and broker together in 3, its broker alone in 2, its state alone in 1.
-REQUEUED = "the message goes back to its queue"  # the worker's log line
 RUNS = (("broker", "state"), ("broker",), ("broker", "state"), ("broker",),
         ("broker", "state"), ("state",))
 
