@@ -32,6 +32,7 @@ from convertly.state.base import (
     FolderStore,
     JobStore,
     RateLimitStore,
+    TaxonomyStore,
     WebhookStore,
 )
 from convertly.storage import build_storage
@@ -57,6 +58,7 @@ class Services:
     rates: RateLimitStore
     streams: StreamStore
     playback: PlaybackStore
+    taxonomy: TaxonomyStore
     # Older signing secrets whose links still verify (CONVERTLY_SECRET_KEYS_OLD).
     old_secrets: tuple[bytes, ...] = ()
     # Each thread's reusable working directory for job files (see file_workdir).
@@ -89,6 +91,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         rates=state.rates,
         streams=state.streams,
         playback=state.playback,
+        taxonomy=state.taxonomy,
         events=jobevents.JobEvents(state.finished),
     )
 

@@ -14,6 +14,7 @@ from convertly.api import (
     playback,
     stream_tracks,
     streams,
+    taxonomy,
     webhook_endpoints,
 )
 from convertly.api.openapi import openapi
@@ -48,6 +49,10 @@ ROUTES = [
     Route("/api/folders", library.create_folder, methods=["POST"]),
     Route("/api/folders/{folder_id}", library.update_folder, methods=["PATCH"]),
     Route("/api/folders/{folder_id}", library.delete_folder, methods=["DELETE"]),
+    Route("/api/library/taxonomy/terms", taxonomy.list_terms, methods=["GET"]),
+    Route("/api/library/taxonomy/terms", taxonomy.create_term, methods=["POST"]),
+    Route("/api/library/taxonomy/terms/{term_id}", taxonomy.update_term, methods=["PATCH"]),
+    Route("/api/library/taxonomy/terms/{term_id}", taxonomy.delete_term, methods=["DELETE"]),
     Route("/api/uploads", library.create_upload, methods=["POST"]),
     Route("/api/uploads/complete", library.complete_upload, methods=["POST"]),
     Route("/api/uploads/{token}", library.put_upload, methods=["PUT"]),
