@@ -30,6 +30,7 @@
     │   ├── AuthThrottledError          429 AUTH_THROTTLED
     │   ├── ConcurrentJobsLimitError    429 CONCURRENT_JOBS_LIMIT
     │   └── QueuedFilesLimitError       429 QUEUED_FILES_LIMIT
+    ├── FeatureUnavailableError         501 FEATURE_UNAVAILABLE
     └── ServiceUnavailableError         503 SERVICE_UNAVAILABLE
         ├── QueueFullError              503 QUEUE_FULL
         ├── QueueTimeoutError           503 QUEUE_TIMEOUT
@@ -286,6 +287,15 @@ class QueuedFilesLimitError(RateLimitError):
     code = "QUEUED_FILES_LIMIT"
     default_message = ("This account has as many files waiting to convert as it may; retry "
                        "once some have finished.")
+
+
+class FeatureUnavailableError(ConvertlyError):
+    """This server cannot do what was asked until its operator sets something up (e.g. a
+    segmentation model for remove-background); retrying will not help. The message names
+    the setting."""
+
+    code = "FEATURE_UNAVAILABLE"
+    default_message = "This server is not set up for this feature."
 
 
 class ServiceUnavailableError(ConvertlyError):

@@ -14,9 +14,16 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
-from convertly.errors import ConflictError, InvalidFieldError, NotFoundError, TaxonomyFullError
+from convertly import library
+from convertly.errors import (
+    ConflictError,
+    FeatureUnavailableError,
+    InvalidFieldError,
+    NotFoundError,
+    TaxonomyFullError,
+)
 from convertly.service import Services
 from convertly.state.records import TaxonomyTerm, new_term_id
 
@@ -174,3 +181,37 @@ def tag_labels(terms: Iterable[TaxonomyTerm]) -> dict[str, str]:
         for name in _names(term):
             labels.setdefault(name.casefold(), term.label)
     return labels
+
+
+# --- AI tagging -------------------------------------------------------------------------
+
+AI_TAG_FIELDS = frozenset({"maxTags", "merge", "locale", "prompt"})
+MAX_AI_TAGS = 20
+MAX_PROMPT = 2000
+
+
+def check_ai_tag_options(body: dict[str, Any]) -> None:
+    """The options of `POST /api/files/{id}/ai-tags` (the SDK's `ai.tagFile`), checked so
+    that a bad one is a 400 naming it whatever the server can do."""
+    max_tags = body.get("maxTags")
+    if max_tags is not None and (isinstance(max_tags, bool) or not isinstance(max_tags, int)
+                                 or not 1 <= max_tags <= MAX_AI_TAGS):
+        raise InvalidFieldError("maxTags", f"must be a whole number from 1 to {MAX_AI_TAGS}.")
+    if body.get("merge") is not None and not isinstance(body["merge"], bool):
+        raise InvalidFieldError("merge", "must be true or false.")
+    if body.get("locale") is not None:
+        check_locale(body["locale"])
+    prompt = body.get("prompt")
+    if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_PROMPT):
+        raise InvalidFieldError("prompt", f"must be a string of up to {MAX_PROMPT} "
+                                "characters.")
+
+
+def tag_file(svc: Services, tenant: str, file_id: str) -> NoReturn:
+    """AI tagging of a stored image. This server has no image-tagging model to run, so it
+    answers FeatureUnavailableError (501) for any file of the tenant (404 for others)."""
+    library.require_file(svc, tenant, file_id)
+    raise FeatureUnavailableError(
+        "AI tagging is not available on this server: it runs no image-tagging model. Set "
+        "tags yourself with PATCH /api/files/{id} (`tags`); search resolves them through "
+        "the library taxonomy.")

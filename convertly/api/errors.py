@@ -28,6 +28,7 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.EncryptedFileError: 422,  # well formed, unreadable without its password
     errors.ConversionError: 422,
     errors.RateLimitError: 429,
+    errors.FeatureUnavailableError: 501,  # Not Implemented: the operator has not set it up
     errors.ServiceUnavailableError: 503,
     errors.StorageFullError: 507,  # Insufficient Storage (RFC 4918): the server's, not the caller's
 }

@@ -608,6 +608,19 @@ PATHS: dict[str, Any] = {
                                                          "mimeType")}}}}]}),
                       **_errors(400, 401, 404, 503)},
     }},
+    "/api/files/{file_id}/ai-tags": {"post": {
+        "tags": ["Storage"], "summary": "AI tagging of a stored image (not available here)",
+        "description": "The SDK's ai.tagFile. This server runs no image-tagging model: after "
+        "checking the options and the file it answers 501 FEATURE_UNAVAILABLE.",
+        "operationId": "aiTagFile", "parameters": _FILE_ID,
+        "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "maxTags": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8},
+                "merge": {"type": "boolean", "default": True},
+                "locale": {"type": "string", "default": "en"},
+                "prompt": {"type": "string", "maxLength": 2000}}}}}},
+        "responses": _errors(400, 401, 404, 501, 503),
+    }},
     "/api/library/taxonomy/terms": {
         "get": {"tags": ["Storage"], "summary": "List a locale's taxonomy terms",
                 "operationId": "listTaxonomyTerms",

@@ -45,6 +45,7 @@ ROUTES = [
     Route("/api/files/{file_id}", library.get_file, methods=["GET"]),
     Route("/api/files/{file_id}", library.update_file, methods=["PATCH"]),
     Route("/api/files/{file_id}", library.delete_file, methods=["DELETE"]),
+    Route("/api/files/{file_id}/ai-tags", taxonomy.ai_tags, methods=["POST"]),
     Route("/api/folders", library.list_folders, methods=["GET"]),
     Route("/api/folders", library.create_folder, methods=["POST"]),
     Route("/api/folders/{folder_id}", library.update_folder, methods=["PATCH"]),

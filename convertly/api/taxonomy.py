@@ -61,3 +61,12 @@ async def delete_term(request: Request) -> Response:
     await asyncio.to_thread(taxonomy.delete_term, services(request), key.tenant,
                             request.path_params["term_id"])
     return JSONResponse({"success": True})
+
+
+async def ai_tags(request: Request) -> Response:
+    """The SDK's `ai.tagFile`: 501 FEATURE_UNAVAILABLE after the checks (`convertly.taxonomy`)."""
+    key = authenticate(request)
+    body = await json_object(request, set(taxonomy.AI_TAG_FIELDS))
+    taxonomy.check_ai_tag_options(body)
+    await asyncio.to_thread(taxonomy.tag_file, services(request), key.tenant,
+                            request.path_params["file_id"])

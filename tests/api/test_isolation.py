@@ -63,6 +63,7 @@ def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("/api/files/{file_id}", "GET"): {},
         ("/api/files/{file_id}", "PATCH"): {"json": {"filename": "mine.jpg"}},
         ("/api/files/{file_id}", "DELETE"): {},
+        ("/api/files/{file_id}/ai-tags", "POST"): {"json": {"maxTags": 3}},
         ("/api/folders/{folder_id}", "PATCH"): {"json": {"name": "mine"}},
         ("/api/folders/{folder_id}", "DELETE"): {"params": {"recursive": "true"}},
         ("/api/webhooks/{webhook_id}", "DELETE"): {},

@@ -149,3 +149,21 @@ def test_search_facets_and_synonyms(client: TestClient, tenant: Tenant) -> None:
                  "'facets'", "colour")
     assert_error(client.get("/api/files/search", headers=tenant.headers,
                             params={"locale": "??"}), 400, "INVALID_FIELD", "'locale'")
+
+
+def test_ai_tags_is_unavailable_without_a_model(client: TestClient, tenant: Tenant) -> None:
+    photo = upload(client, tenant, "photo.png", images.png(8, 8))
+    url = f"/api/files/{photo['id']}/ai-tags"
+    for body, field in (({"maxTags": 0}, "maxTags"), ({"maxTags": 21}, "maxTags"),
+                        ({"merge": "yes"}, "merge"), ({"locale": "??"}, "locale"),
+                        ({"model": "x"}, "model")):
+        answer = assert_error(client.post(url, headers=tenant.headers, json=body), 400,
+                              "INVALID_FIELD", f"'{field}'")
+        assert answer["detail"]["field"] == field
+    assert_error(client.post("/api/files/file_missing/ai-tags", headers=tenant.headers,
+                             json={}), 404, "NOT_FOUND")
+    assert_error(client.post(url, headers=tenant.headers,
+                             json={"maxTags": 8, "merge": True, "locale": "en"}),
+                 501, "FEATURE_UNAVAILABLE", "AI tagging")
+    record = client.get(f"/api/files/{photo['id']}", headers=tenant.headers).json()["file"]
+    assert record["metadata"]["tags"] == []
