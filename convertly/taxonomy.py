@@ -42,9 +42,13 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 
 
 def check_locale(value: Any, field: str = "locale") -> str:
+    """A language tag in its usual case (tags are case-insensitive): "pt-br" is "pt-BR",
+    "zh-hant-tw" is "zh-Hant-TW"."""
     if not isinstance(value, str) or len(value) > MAX_LOCALE or not _LOCALE.match(value):
         raise InvalidFieldError(field, "must be a language tag such as en or pt-BR.")
-    return value
+    first, *rest = value.split("-")
+    return "-".join([first.lower(), *(p.upper() if len(p) == 2 else p.title() if len(p) == 4
+                                      else p.lower() for p in rest)])
 
 
 def _text(value: Any, field: str, longest: int) -> str:

@@ -40,6 +40,11 @@ def test_terms_crud_per_locale_and_tenant(client: TestClient, tenant: Tenant,
     assert listed == {"terms": [portrait], "locale": "en"}
     german = client.get(TERMS, headers=tenant.headers, params={"locale": "de"}).json()
     assert [t["label"] for t in german["terms"]] == ["Hochformat"]
+    # Language tags are case-insensitive: each is kept in its usual case.
+    brazil = create(client, tenant, slug="retrato", label="Retrato", locale="PT-br")
+    assert brazil["locale"] == "pt-BR"
+    listed_br = client.get(TERMS, headers=tenant.headers, params={"locale": "pt-br"}).json()
+    assert listed_br == {"terms": [brazil], "locale": "pt-BR"}
     assert client.get(TERMS, headers=other_tenant.headers).json()["terms"] == []
 
     # The same slug again in a locale is a 409; another tenant has its own vocabulary.
