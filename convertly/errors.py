@@ -10,7 +10,8 @@
     │   └── StorageLimitError           403 STORAGE_LIMIT
     ├── NotFoundError                   404 NOT_FOUND
     ├── ConflictError                   409 CONFLICT
-    │   └── IdempotencyMismatchError    409 IDEMPOTENCY_MISMATCH
+    │   ├── IdempotencyMismatchError    409 IDEMPOTENCY_MISMATCH
+    │   └── TaxonomyFullError           409 TAXONOMY_FULL
     ├── PayloadTooLargeError            413 PAYLOAD_TOO_LARGE
     │   ├── FileTooLargeError           413 FILE_TOO_LARGE
     │   ├── TooManyFilesError           413 TOO_MANY_FILES
@@ -163,6 +164,12 @@ class IdempotencyMismatchError(ConflictError):
     code = "IDEMPOTENCY_MISMATCH"
     default_message = ("This Idempotency-Key was first used with a different request; send "
                        "the same request again, or a new key for a new job.")
+
+
+class TaxonomyFullError(ConflictError):
+    """A tenant's library taxonomy holds the most terms it may (`convertly.taxonomy`)."""
+
+    code = "TAXONOMY_FULL"
 
 
 class PayloadTooLargeError(ConvertlyError):

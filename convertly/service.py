@@ -34,6 +34,7 @@ from convertly.state.base import (
     FolderStore,
     JobStore,
     RateLimitStore,
+    TaxonomyStore,
     WebhookStore,
 )
 from convertly.state.records import Endpoint
@@ -64,6 +65,7 @@ class Services:
     rates: RateLimitStore
     streams: StreamStore
     playback: PlaybackStore
+    taxonomy: TaxonomyStore
     # Older signing secrets whose links still verify (CONVERTLY_SECRET_KEYS_OLD).
     old_secrets: tuple[bytes, ...] = ()
     # The media tools (POST /api/media/{tool}, tool jobs).
@@ -102,6 +104,7 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         rates=state.rates,
         streams=state.streams,
         playback=state.playback,
+        taxonomy=state.taxonomy,
         events=jobevents.JobEvents(state.finished),
     )
 

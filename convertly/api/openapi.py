@@ -307,6 +307,42 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["upload", "resumable", "complete"],
     },
+    "TaxonomyTerm": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "slug": {"type": "string"},
+            "label": {"type": "string"},
+            "locale": {"type": "string"},
+            "groupName": {"type": ["string", "null"]},
+            "synonyms": {"type": "array", "items": {"type": "string"}},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "slug", "label", "locale", "groupName", "synonyms", "createdAt",
+                     "updatedAt"],
+    },
+    "TaxonomyTermRequest": {
+        "type": "object",
+        "description": "slug and label are required on create; an update sends any of them.",
+        "properties": {
+            "slug": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$",
+                     "maxLength": 80, "description": "Unique per locale."},
+            "label": {"type": "string", "maxLength": 120},
+            "locale": {"type": "string", "default": "en", "maxLength": 35},
+            "groupName": {"type": ["string", "null"], "maxLength": 80},
+            "synonyms": {"type": "array", "maxItems": 50,
+                         "items": {"type": "string", "maxLength": 80}},
+        },
+        "additionalProperties": False,
+    },
+    "FacetBucket": {
+        "type": "object",
+        "properties": {"value": {"type": "string"}, "count": {"type": "integer"},
+                       "label": {"type": "string",
+                                 "description": "The taxonomy term's label (tags)."}},
+        "required": ["value", "count"],
+    },
     "ZipRequest": {
         "type": "object",
         "properties": {
@@ -397,6 +433,7 @@ _WAIT = {"name": "wait", "in": "query",
          "or after this many seconds with the job as it is then (still 200). 0 or absent: "
          "answer at once."}
 _FILE_ID = [{"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_TERM_ID = [{"name": "term_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _FOLDER_ID = [{"name": "folder_id", "in": "path", "required": True,
                "schema": {"type": "string"}}]
 _PAGING = [
@@ -558,13 +595,61 @@ PATHS: dict[str, Any] = {
              "schema": {"type": "string", "enum": ["any", "all"], "default": "any"}},
             {"name": "orientation", "in": "query",
              "schema": {"type": "string", "enum": ["vertical", "horizontal", "square"]}},
-            {"name": "locale", "in": "query", "schema": {"type": "string"},
-             "description": "Echoed in `applied`."},
+            {"name": "locale", "in": "query", "schema": {"type": "string", "default": "en"},
+             "description": "The taxonomy locale: tags resolve through its terms' slugs, "
+             "labels and synonyms, and tag facets carry their labels."},
+            {"name": "facets", "in": "query", "schema": {"type": "string"},
+             "description": "Comma-separated: tags, orientation, mimeType."},
         ],
         "responses": {"200": _json({"allOf": [_ref("FileList"), {"type": "object",
-                                    "properties": {"applied": {"type": "object"}}}]}),
+                                    "properties": {
+                                        "applied": {"type": "object"},
+                                        "facets": {"type": "object", "properties": {
+                                            name: {"type": "array",
+                                                   "items": _ref("FacetBucket")}
+                                            for name in ("tags", "orientation",
+                                                         "mimeType")}}}}]}),
                       **_errors(400, 401, 404, 503)},
     }},
+    "/api/files/{file_id}/ai-tags": {"post": {
+        "tags": ["Storage"], "summary": "AI tagging of a stored image (not available here)",
+        "description": "The SDK's ai.tagFile. This server runs no image-tagging model: after "
+        "checking the options and the file it answers 501 FEATURE_UNAVAILABLE.",
+        "operationId": "aiTagFile", "parameters": _FILE_ID,
+        "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "maxTags": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8},
+                "merge": {"type": "boolean", "default": True},
+                "locale": {"type": "string", "default": "en"},
+                "prompt": {"type": "string", "maxLength": 2000}}}}}},
+        "responses": _errors(400, 401, 404, 501, 503),
+    }},
+    "/api/library/taxonomy/terms": {
+        "get": {"tags": ["Storage"], "summary": "List a locale's taxonomy terms",
+                "operationId": "listTaxonomyTerms",
+                "parameters": [{"name": "locale", "in": "query",
+                                "schema": {"type": "string", "default": "en"}}],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "terms": {"type": "array", "items": _ref("TaxonomyTerm")},
+                    "locale": {"type": "string"}}}), **_errors(400, 401, 503)}},
+        "post": {"tags": ["Storage"], "summary": "Create a taxonomy term",
+                 "operationId": "createTaxonomyTerm",
+                 "requestBody": _json_body("TaxonomyTermRequest"),
+                 "responses": {"201": _json({"type": "object", "properties": {
+                     "term": _ref("TaxonomyTerm")}}, "Created"),
+                     **_errors(400, 401, 409, 503)}},
+    },
+    "/api/library/taxonomy/terms/{term_id}": {
+        "patch": {"tags": ["Storage"], "summary": "Update a taxonomy term",
+                  "operationId": "updateTaxonomyTerm", "parameters": _TERM_ID,
+                  "requestBody": _json_body("TaxonomyTermRequest"),
+                  "responses": {"200": _json({"type": "object", "properties": {
+                      "term": _ref("TaxonomyTerm")}}), **_errors(400, 401, 404, 409, 503)}},
+        "delete": {"tags": ["Storage"], "summary": "Delete a taxonomy term",
+                   "operationId": "deleteTaxonomyTerm", "parameters": _TERM_ID,
+                   "responses": {"200": _json({"type": "object", "properties": {
+                       "success": {"type": "boolean"}}}), **_errors(401, 404, 503)}},
+    },
     "/api/files/zip": {"post": {
         "tags": ["Storage"], "summary": "Zip stored files into one download",
         "operationId": "zipFiles", "requestBody": _json_body("ZipRequest"),

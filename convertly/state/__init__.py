@@ -1,5 +1,5 @@
 """Durable state: what the API processes and the workers share about jobs, stored files,
-folders, API keys and webhooks, on one of two engines.
+folders, library taxonomy terms, API keys and webhooks, on one of two engines.
 
     base.py      every state Protocol (`<Record>Store`), with its contract
     records.py   the records they carry (jobs are in `convertly.models`)
@@ -30,6 +30,7 @@ from convertly.state.base import (
     JobStore,
     KeyStore,
     RateLimitStore,
+    TaxonomyStore,
     WebhookStore,
 )
 from convertly.streams.analytics import PlaybackStore
@@ -54,6 +55,7 @@ class State:
     rates: RateLimitStore
     streams: StreamStore
     playback: PlaybackStore
+    taxonomy: TaxonomyStore
 
 
 def build_state(settings: Settings) -> State:
@@ -70,6 +72,7 @@ def build_state(settings: Settings) -> State:
         from convertly.state.redis.playback import RedisPlaybackStore
         from convertly.state.redis.rates import RedisRateLimitStore
         from convertly.state.redis.streams import RedisStreamStore
+        from convertly.state.redis.taxonomy import RedisTaxonomyStore
         from convertly.state.redis.webhooks import RedisWebhookStore
 
         client = connect(settings.redis_state_url)
@@ -79,7 +82,8 @@ def build_state(settings: Settings) -> State:
                      finished=RedisFinishedChannel(settings.redis_state_url),
                      rates=RedisRateLimitStore(client),
                      streams=RedisStreamStore(client),
-                     playback=RedisPlaybackStore(client))
+                     playback=RedisPlaybackStore(client),
+                     taxonomy=RedisTaxonomyStore(client))
 
     from convertly.state.inprocess import InProcessRateLimitStore
     from convertly.state.sqlite.database import DATABASE_NAME, Database
@@ -89,6 +93,7 @@ def build_state(settings: Settings) -> State:
     from convertly.state.sqlite.keys import SqliteKeyStore
     from convertly.state.sqlite.playback import SqlitePlaybackStore
     from convertly.state.sqlite.streams import SqliteStreamStore
+    from convertly.state.sqlite.taxonomy import SqliteTaxonomyStore
     from convertly.state.sqlite.webhooks import SqliteWebhookStore
 
     db = Database(settings.data_dir / DATABASE_NAME)
@@ -96,4 +101,4 @@ def build_state(settings: Settings) -> State:
                  folders=SqliteFolderStore(db), keys=SqliteKeyStore(db),
                  webhooks=SqliteWebhookStore(db), finished=None,
                  rates=InProcessRateLimitStore(), streams=SqliteStreamStore(db),
-                 playback=SqlitePlaybackStore(db))
+                 playback=SqlitePlaybackStore(db), taxonomy=SqliteTaxonomyStore(db))

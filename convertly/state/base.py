@@ -17,6 +17,7 @@ Shared contract, unless a method says otherwise:
                     with the job they map to, so they are not a store of their own)
     FileStore       stored-file records (outputs, uploads, sync results), searchable
     FolderStore     folders of stored files
+    TaxonomyStore   each tenant's library taxonomy terms (slugs, labels, synonyms per locale)
     KeyStore        API key records and their hashes (the domain: `convertly.auth`), and
                     each tenant's own limits (the domain: `convertly.limits`)
     RateLimitStore  rate-limit buckets (the domain: `convertly.limits`): in Redis, shared
@@ -46,6 +47,7 @@ from convertly.state.records import (
     RateDecision,
     Shares,
     StoredFile,
+    TaxonomyTerm,
     TenantLimits,
 )
 
@@ -194,6 +196,13 @@ class FileStore(Protocol):
         (ties by id, descending), `limit` of them from `offset`, and how many match."""
         ...
 
+    def facets(self, tenant: str, query: FileQuery, which: Iterable[str],
+               limit: int) -> dict[str, builtins.list[tuple[str, int]]]:
+        """For each facet named in `which` (`records.FACETS`), over every listed file `query`
+        matches: (value, number of files), most files first then by value, at most `limit`
+        of them; as `records.count_facets` counts."""
+        ...
+
     def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
         """Set the given fields of the tenant's record at once and return the new record
         (expired or not); None when there is no such record. `id`, `tenant`, `key` and
@@ -248,6 +257,35 @@ class FolderStore(Protocol):
     def remove(self, folder_ids: Iterable[str], tenant: str) -> None:
         """Forget the tenant's folders with these ids (missing ones are skipped). Files
         filed in them keep their `folder_id`; moving them first is the caller's job."""
+        ...
+
+
+class TaxonomyStore(Protocol):
+    """Each tenant's library taxonomy terms (the domain: `convertly.taxonomy`). A slug is
+    unique per tenant and locale."""
+
+    def add(self, term: TaxonomyTerm) -> bool:
+        """Store a new term; False (storing nothing) when the tenant has a term of that slug
+        in that locale."""
+        ...
+
+    def get(self, term_id: str, tenant: str) -> TaxonomyTerm | None:
+        ...
+
+    def all(self, tenant: str, locale: str | None = None) -> builtins.list[TaxonomyTerm]:
+        """The tenant's terms (of one locale, when given), by slug."""
+        ...
+
+    def count(self, tenant: str) -> int:
+        ...
+
+    def update(self, term: TaxonomyTerm) -> str:
+        """Replace the tenant's term of that id: "updated", "missing" (no such term) or
+        "taken" (another term has that slug in that locale; nothing changed)."""
+        ...
+
+    def remove(self, term_id: str, tenant: str) -> bool:
+        """Delete the tenant's term; False when there was none."""
         ...
 
 

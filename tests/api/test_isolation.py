@@ -49,9 +49,12 @@ def _owned_ids(app_env: AppEnv, client: TestClient, owner: Tenant,
         time.sleep(0.05)
     # A stream's record (its files are not needed to be refused).
     stream = store_ready(app_env.services, owner.tenant, empty, title="private")
+    term = client.post("/api/library/taxonomy/terms", headers=owner.headers,
+                       json={"slug": "private", "label": "Private"})
+    assert term.status_code == 201, term.text
     return {"job_id": job_id, "folder_id": folder["id"], "file_id": record["id"],
             "webhook_id": hook.json()["id"], "delivery_id": deliveries[0]["id"],
-            "stream_id": stream.id}
+            "stream_id": stream.id, "term_id": term.json()["term"]["id"]}
 
 
 def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -63,6 +66,7 @@ def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("/api/files/{file_id}", "PATCH"): {"json": {"filename": "mine.jpg"}},
         ("/api/files/{file_id}", "DELETE"): {},
         ("/api/files/{file_id}/tools", "POST"): {"json": {"tool": "strip-metadata"}},
+        ("/api/files/{file_id}/ai-tags", "POST"): {"json": {"maxTags": 3}},
         ("/api/folders/{folder_id}", "PATCH"): {"json": {"name": "mine"}},
         ("/api/folders/{folder_id}", "DELETE"): {"params": {"recursive": "true"}},
         ("/api/webhooks/{webhook_id}", "DELETE"): {},
@@ -78,6 +82,8 @@ def _calls(ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("/api/video/streams/{stream_id}/chapters", "DELETE"): {"params": {"chapterId": "c"}},
         ("/api/video/streams/{stream_id}/poster", "POST"): {"json": {"timeSeconds": 1}},
         ("/api/video/streams/{stream_id}/thumbnails", "GET"): {},
+        ("/api/library/taxonomy/terms/{term_id}", "PATCH"): {"json": {"label": "mine"}},
+        ("/api/library/taxonomy/terms/{term_id}", "DELETE"): {},
     }
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
 
-from convertly.state.records import FileQuery, StoredFile
+from convertly.state.records import FileQuery, StoredFile, count_facets
 from convertly.state.redis.client import P, guard, transaction
 
 # KEYS[1] a tenant's byte count; ARGV[1] the change. A count not computed yet stays absent
@@ -188,17 +188,30 @@ class RedisFileStore:
     def _scan(self, tenant: str, index: str, query: FileQuery, *, limit: int,
               offset: int) -> tuple[builtins.list[StoredFile], int]:
         page: builtins.list[StoredFile] = []
-        total, start, batch = 0, 0, 500
+        total = 0
+        for record in self._matching(tenant, index, query):
+            if offset <= total < offset + limit:
+                page.append(record)
+            total += 1
+        return page, total
+
+    def _matching(self, tenant: str, index: str, query: FileQuery) -> Iterator[StoredFile]:
+        """The records of `index` that `query` matches, read 500 at a time."""
+        start, batch = 0, 500
         while True:
             ids = self._range(index, start, start + batch - 1)
             for record in self._records(tenant, index, ids):
                 if query.matches(record):
-                    if offset <= total < offset + limit:
-                        page.append(record)
-                    total += 1
+                    yield record
             if len(ids) < batch:
-                return page, total
+                return
             start += batch
+
+    def facets(self, tenant: str, query: FileQuery, which: Iterable[str],
+               limit: int) -> dict[str, builtins.list[tuple[str, int]]]:
+        self._ensure_listed(tenant)
+        index = self._listed_key(tenant, query.folder_id, root=query.root_only)
+        return count_facets(self._matching(tenant, index, query), which, limit)
 
     def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
         fixed = {"id", "tenant", "key", "job_id"} & set(changes)

@@ -240,6 +240,25 @@ def _video_stream_playback(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_TAXONOMY = """
+CREATE TABLE taxonomy_terms (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (tenant, locale, slug)
+)
+"""
+
+
+def _taxonomy_terms(conn: sqlite3.Connection) -> None:
+    """Library taxonomy terms (`convertly.taxonomy`): a slug is unique per tenant and
+    locale."""
+    for statement in _statements(_TAXONOMY):
+        conn.execute(statement)
+
+
 # Migration n is MIGRATIONS[n - 1].
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _create_tables,
@@ -247,6 +266,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _file_duration_pages,
     _video_streams,
     _video_stream_playback,
+    _taxonomy_terms,
 ]
 LATEST = len(MIGRATIONS)
 
