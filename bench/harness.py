@@ -105,15 +105,15 @@ def server(workers: int, extra_env: dict[str, str] | None = None) -> Iterator[Se
         shutil.rmtree(data, ignore_errors=True)
 
 
-def multipart_files(fields: dict[str, str],
-                    files: list[tuple[str, bytes, str]]) -> tuple[bytes, str]:
+def multipart_files(fields: dict[str, str], files: list[tuple[str, bytes, str]], *,
+                    field: str = "files") -> tuple[bytes, str]:
     """A multipart/form-data body with text `fields` and (name, data, content type) files
-    in the `files` field; returns (body, content type header)."""
+    in the `field` field; returns (body, content type header)."""
     boundary = uuid.uuid4().hex
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
              .encode() for k, v in fields.items()]
     for name, data, content_type in files:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
                      f'filename="{name}"\r\nContent-Type: {content_type}\r\n\r\n'.encode())
         parts.append(data)
         parts.append(b"\r\n")

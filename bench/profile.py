@@ -17,7 +17,8 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("finalisation", ("finalize_job (convertly/pipeline.py",)),
     ("conversion", ("convert_path (convertly/pipeline.py",)),
     ("job state (SQLite)", ("start_file (convertly/state/sqlite/jobs.py", "record_file (convertly",
-                            "FileStore.add (convertly", "awaits_finalize (convertly")),
+                            "record_files (convertly", "FileStore.add (convertly",
+                            "FileStore.add_many (convertly", "awaits_finalize (convertly")),
     ("storage (source in, output out)", ("LocalStorage.", "scratch_dir (convertly")),
     ("conversion process start (imports)", ("init_worker (convertly/executors/pool.py",
                                             "_find_and_load (")),
@@ -26,7 +27,8 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("queueing (executor, pool IPC)", ("InProcessExecutor.", "concurrent/futures/process.py",
                                        "multiprocessing/queues.py",
                                        "multiprocessing/connection.py",
-                                       "run_file (convertly/executors/pool.py")),
+                                       "run_file (convertly/executors/pool.py",
+                                       "run_files (convertly/executors/pool.py")),
     ("status polling", ("get_job (convertly/api/endpoints.py",)),
 )
 # Leaf frames of a thread that waits rather than works (py-spy's own idle test misses

@@ -10,9 +10,15 @@ Rows (`--only NAME`, repeatable; the default set is marked *):
   times); skipped without redis-server or with --embedded-only.
 - sync*: a 2000×1333 JPEG → 512-wide JPEG through `POST /api/convert` at concurrency 1, 4
   and 16 beside thumbor (Pillow engine) doing the same resize (bench/sync.py).
+- tools*: a sync `thumbnail` (2000×1333 JPEG → 320 px) and `transform` through
+  `POST /api/media/{tool}` at concurrency 4 against the same libvips calls in a plain loop
+  (bench/tools.py).
 - upload*: one 2 GB file and 200 files of 1 MB: MB/s and the API process's peak RSS
   (bench/upload.py).
 - video*: a 30 s 1080p clip → 720p mp4 against the same ffmpeg command alone (bench/video.py).
+- streams*: a 30 s 1080p clip → the `standard` ladder (HLS + DASH) through
+  `POST /api/video/streams` against the same ffmpeg commands alone (bench/streams.py).
+- streams-workers: that stream in distributed mode with 1 and with 2 media workers.
 - small*: 1,000 small PNGs → WebP in one job: files/s beside the plain loop, and where the
   time goes (bench/smallfiles.py).
 - dispatch: the per-file cost of a job of tiny files against a bare Celery no-op task.
@@ -41,8 +47,10 @@ from bench.corpus import make_jpegs
 from bench.harness import CpuMeter, Server, cluster, server, wait_job
 from bench.loops import jpeg_to_webp_website, library_loop
 from bench.smallfiles import small_files
+from bench.streams import stream_ladder, stream_workers
 from bench.sync import sync_resize
 from bench.table import render
+from bench.tools import tools_rows
 from bench.upload import upload
 from bench.video import video_job
 
@@ -172,7 +180,11 @@ def dispatch_overhead(files: int = 100) -> dict[str, Any]:
                 return time.perf_counter() - start
 
             run(4)
+            commands = client.info("stats")["total_commands_processed"]
             ours = run(files) / files
+            # Redis commands per file, the job's and what polls Redis meanwhile (the API's
+            # status requests, Celery's own polling): round trips, whatever the load.
+            per_file = (client.info("stats")["total_commands_processed"] - commands) / files
     work = _tiny_conversion_seconds(tiny)
     return {
         "row": "dispatch",
@@ -182,6 +194,7 @@ def dispatch_overhead(files: int = 100) -> dict[str, Any]:
         "convertlyPerFileMs": round(ours * 1000, 2),
         "conversionMs": round(work * 1000, 2),
         "overheadMs": round((ours - bare - work) * 1000, 2),
+        "redisCommandsPerFile": round(per_file, 1),
     }
 
 
@@ -266,10 +279,10 @@ def batch_images(count: int) -> dict[str, Any]:
     }
 
 
-ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "upload", "video", "small",
-        "dispatch", "trace")
-DEFAULT_ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "upload", "video",
-                "small")
+ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "tools", "upload", "video",
+        "streams", "streams-workers", "small", "dispatch", "trace")
+DEFAULT_ROWS = ("batch", "distributed", "distributed-seaweedfs", "sync", "tools", "upload",
+                "video", "streams", "small")
 
 
 def machine() -> dict[str, Any]:
@@ -299,7 +312,8 @@ def main() -> int:
     args = parser.parse_args()
     wanted = list(args.only or DEFAULT_ROWS)
     if args.embedded_only or (shutil.which("redis-server") is None and not args.only):
-        wanted = [w for w in wanted if not w.startswith(("distributed", "dispatch"))]
+        wanted = [w for w in wanted
+                  if not w.startswith(("distributed", "dispatch", "streams-workers"))]
     corpus = ROOT / "corpus"
     runners = {
         "batch": lambda: batch_images(args.images),
@@ -307,8 +321,11 @@ def main() -> int:
         "distributed-seaweedfs": lambda: batch_distributed(args.images, s3_server="seaweedfs",
                                                            rounds=1),
         "sync": lambda: sync_resize(corpus, seconds=args.sync_seconds),
+        "tools": lambda: tools_rows(corpus, seconds=args.sync_seconds),
         "upload": upload,
         "video": lambda: video_job(corpus),
+        "streams": lambda: stream_ladder(corpus),
+        "streams-workers": lambda: stream_workers(corpus),
         "small": lambda: small_files(corpus, OUT / "profile-small.txt",
                                      profile=not args.no_profile),
         "dispatch": dispatch_overhead,

@@ -34,6 +34,19 @@ def _sync(row: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _tools(row: dict[str, Any]) -> list[str]:
+    lines = []
+    for level in row["levels"]:
+        cpu = level["cpuMsPerImage"]
+        lines.append(
+            f"| {row['name']}: {level['tool']} | plain libvips loop {level['loopPerSecond']} "
+            f"img/s ({cpu['loop']} ms CPU each) | {level['apiPerSecond']} req/s, p50 "
+            f"{level['p50Ms']} ms (CPU per request: API {cpu['apiProcess']} ms, conversion "
+            f"{cpu['conversionProcesses']} ms) | {level['ratio']} | ≥ {row['target']} | "
+            f"{_holds((level['ratio'] or 0) >= row['target'])} |")
+    return lines
+
+
 def _upload(row: dict[str, Any]) -> list[str]:
     lines = []
     for key, label in (("oneFile", "one file"), ("manyFiles", "many files")):
@@ -57,15 +70,24 @@ def _small(row: dict[str, Any]) -> list[str]:
     phases = row["phases"]
     loops = ", ".join(f"{v} files/s ({k.removeprefix('libraryLoop')} proc)"
                       for k, v in row.items() if k.startswith("libraryLoop"))
+    cpu = (f"; CPU {row['cpuMsPerFile']} ms/file (API process {row['apiCpuMsPerFile']}) vs "
+           f"the loop's {row['loopCpuMsPerFile']}: {row['cpuRatio']}" if "cpuRatio" in row
+           else "")
+    load = (f"; load average {row['loadAverage'][0]} → {row['loadAverage'][1]}"
+            if "loadAverage" in row else "")
+    target = f"≥ {row['target']}" if "target" in row else "—"
+    holds = _holds(row["ratio"] >= row["target"]) if "target" in row else "—"
     return [f"| {row['name']} | plain loop {loops} | {row['filesPerSecond']} files/s "
-            f"({row['seconds']} s; accepted after {phases['uploadAndQueueSeconds']} s) | "
-            f"{row['ratio']} | — | — |"]
+            f"({row['seconds']} s; accepted after {phases['uploadAndQueueSeconds']} s{cpu}"
+            f"{load}) | {row['ratio']} | {target} | {holds} |"]
 
 
 def _dispatch(row: dict[str, Any]) -> list[str]:
+    commands = (f"; {row['redisCommandsPerFile']} Redis commands per file"
+                if "redisCommandsPerFile" in row else "")
     return [f"| {row['name']} | Celery no-op {row['celeryNoopMs']} ms/task | "
             f"{row['convertlyPerFileMs']} ms/file, of which conversion "
-            f"{row['conversionMs']} ms | +{row['overheadMs']} ms | a few ms | — |"]
+            f"{row['conversionMs']} ms{commands} | +{row['overheadMs']} ms | a few ms | — |"]
 
 
 def _trace(row: dict[str, Any]) -> list[str]:
@@ -74,8 +96,15 @@ def _trace(row: dict[str, Any]) -> list[str]:
             "minutes | — |"]
 
 
-RENDERERS = {"batch": _batch, "distributed": _batch, "sync": _sync, "upload": _upload,
-             "video": _video, "small": _small, "dispatch": _dispatch, "trace": _trace}
+def _stream_workers(row: dict[str, Any]) -> list[str]:
+    return [f"| {row['name']} | 1 worker {row['oneWorkerSeconds']} s | 2 workers "
+            f"{row['twoWorkersSeconds']} s | {row['ratio']} | speed-up | — |"]
+
+
+RENDERERS = {"batch": _batch, "distributed": _batch, "sync": _sync, "tools": _tools,
+             "upload": _upload, "video": _video, "streams": _video,
+             "streams-workers": _stream_workers, "small": _small, "dispatch": _dispatch,
+             "trace": _trace}
 
 
 def breakdown(row: dict[str, Any]) -> list[str]:

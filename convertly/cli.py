@@ -229,6 +229,23 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     compress.add_argument("--idempotency-key", help="the same key returns the same job")
     compress.set_defaults(func=commands.cmd_compress)
 
+    tool = sub.add_parser(
+        "tool", parents=[server, progress, output],
+        help="run a media tool on a server (thumbnail, strip-metadata, inspect, ...)",
+        description="Run media tool NAME on FILE as a job (POST /api/media/NAME), wait for "
+        "it and download its output; a tool that writes no file (inspect) prints what it "
+        "found as JSON. The tools and their options: GET /openapi.json, or the README.")
+    tool.add_argument("name", metavar="NAME", help="the tool, e.g. thumbnail")
+    tool.add_argument("file", metavar="FILE",
+                      help="the file to upload, or an http(s) URL the server fetches")
+    tool.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                      help="one of the tool's options by its API name, e.g. --opt width=320 "
+                      "(repeat for more)")
+    tool.add_argument("--async", dest="async_", action="store_true",
+                      help="print the job id and return without waiting")
+    tool.add_argument("--idempotency-key", help="the same key returns the same job")
+    tool.set_defaults(func=commands.cmd_tool)
+
     transfer = sub.add_parser(
         "transfer", parents=[server, progress, output],
         help="have the server fetch a URL or an S3 object (download it, or keep it)",

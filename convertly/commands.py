@@ -1,4 +1,5 @@
-"""The client commands: `convert`, `jobs list|get|wait|cancel`, `files ls|get|rm`.
+"""The client commands: `convert`, `compress`, `tool`, `jobs list|get|wait|cancel`,
+`files ls|get|rm`.
 
 Each takes the settings and the parsed arguments and answers an exit status: 0 when
 everything worked, 1 when the server refused something or any file failed, 2 for a usage
@@ -189,7 +190,8 @@ def _run_job(settings: Settings, args: argparse.Namespace, fields: dict[str, str
 def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: Path | None,
                    timeout: float | None) -> int:
     """Wait with a progress bar, save the outputs (or the archive) when `directory` is given,
-    report failures; 0 only when the job completed and no file failed."""
+    report failures; 0 only when the job completed and no file failed. A media tool's facts,
+    for a file it wrote no output for (inspect), are printed as JSON."""
     bar: Bar | None = None
 
     def update(job: Job) -> None:
@@ -209,6 +211,9 @@ def _wait_and_save(client: Client, job_id: str, reporter: Reporter, directory: P
             print(path)
             if path.name != wanted:
                 reporter.message(f"{directory / wanted} exists; saved as {path.name}.")
+    for result in job.results:
+        if result.status == "completed" and not result.download_url and result.raw.get("facts"):
+            _dump(result.raw["facts"])
     return _report_failures(job, reporter)
 
 
@@ -256,6 +261,50 @@ def _report_failures(job: Job, reporter: Reporter) -> int:
         reporter.message(f"convertly: {len(failed)} of {job.total_files} files failed.")
         return 1
     return 0
+
+
+# --- media tools ---------------------------------------------------------------------------
+
+
+def tool_options(pairs: list[str] | None) -> dict[str, str]:
+    """`--opt key=value` pairs as the tool's form fields (a later key wins)."""
+    options = {}
+    for pair in pairs or ():
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise UsageError(f"--opt {pair!r}: give it as key=value (e.g. --opt width=320).")
+        options[key.strip()] = value
+    return options
+
+
+def cmd_tool(settings: Settings, args: argparse.Namespace) -> int:
+    """Run media tool NAME on FILE (or a URL the server fetches) as a job; wait and download
+    its output (or print a tool's facts), or print the job id (--async)."""
+    options = tool_options(args.opt)
+    url = args.file if args.file.startswith(("http://", "https://")) else None
+    path = None if url else Path(args.file)
+    if path is not None and not path.is_file():
+        raise UsageError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}.")
+    directory = None if args.async_ else _output_dir(args)
+    with connect(settings, args) as client, _reporter(args) as reporter:
+        bar: Bar | None = None
+
+        def sent(done: int, total: int) -> None:
+            nonlocal bar
+            bar = bar or reporter.bytes_bar("Sending the URL" if url else "Uploading 1 file",
+                                            total)
+            bar.update(done)
+
+        created = client.queue_tool(args.name, path, source_url=url, options=options,
+                                    idempotency_key=args.idempotency_key, on_sent=sent)
+        if bar is not None:
+            bar.close()
+        if directory is None:
+            print(created.job_id)
+            reporter.message(f"Job {created.job_id} queued; `convertly jobs wait "
+                             f"{created.job_id} -o DIR` waits for it and downloads the output.")
+            return 0
+        return _wait_and_save(client, created.job_id, reporter, directory, timeout=None)
 
 
 # --- jobs --------------------------------------------------------------------------------

@@ -77,24 +77,26 @@ async def run(svc: Services, executor: Executor, tenant: str,
         if isinstance(outcome, BaseException):
             raise outcome
         converted.append(outcome)
-    return [await _keep(svc, tenant, request, spec, src, size, out)
+    return [await keep(svc, tenant, request.save, spec, src, size, out)
             for spec, src, size, out in zip(request.specs, sources, request.sizes, converted,
                                             strict=True)]
 
 
-async def _keep(svc: Services, tenant: str, request: ConvertRequest, spec: FileSpec,
-                src: Path, original_size: int, out: ConvertedFile) -> Output:
+async def keep(svc: Services, tenant: str, save: bool, spec: FileSpec, src: Path,
+               original_size: int, out: ConvertedFile) -> Output:
+    """Keep a sync output where its answer needs it: in storage with its upload `src` when
+    `save`, in storage for a while when too large to answer inline, else where it is."""
     path = Path(out.path)
     final_size = path.stat().st_size
     name = pipeline.output_filename(spec.filename, out.format)
     stored = None
-    if request.save or final_size > svc.settings.data_url_max_bytes:
-        if request.save:
+    if save or final_size > svc.settings.data_url_max_bytes:
+        if save:
             await asyncio.to_thread(limits.require_storage, svc, tenant,
                                     original_size + final_size)
             await asyncio.to_thread(store_upload, svc, tenant, src, spec.filename)
         stored = await asyncio.to_thread(store_output, svc, tenant, path, out, name,
-                                         temporary=not request.save)
+                                         temporary=not save)
     return Output(spec=spec, original_size=original_size, converted=out, name=name,
                   final_size=final_size, stored=stored)
 

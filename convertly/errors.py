@@ -10,7 +10,8 @@
     │   └── StorageLimitError           403 STORAGE_LIMIT
     ├── NotFoundError                   404 NOT_FOUND
     ├── ConflictError                   409 CONFLICT
-    │   └── IdempotencyMismatchError    409 IDEMPOTENCY_MISMATCH
+    │   ├── IdempotencyMismatchError    409 IDEMPOTENCY_MISMATCH
+    │   └── TaxonomyFullError           409 TAXONOMY_FULL
     ├── PayloadTooLargeError            413 PAYLOAD_TOO_LARGE
     │   ├── FileTooLargeError           413 FILE_TOO_LARGE
     │   ├── TooManyFilesError           413 TOO_MANY_FILES
@@ -21,6 +22,7 @@
     │   └── MemoryLimitError            413 MEMORY_LIMIT
     ├── UnsupportedMediaError           415 UNSUPPORTED_MEDIA
     │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
+    ├── RangeNotSatisfiableError        416 RANGE_NOT_SATISFIABLE
     ├── EncryptedFileError              422 ENCRYPTED_FILE
     ├── ProviderUnavailableError        422 PROVIDER_UNAVAILABLE
     ├── ConversionError                 422 CONVERSION_FAILED
@@ -29,6 +31,7 @@
     │   ├── AuthThrottledError          429 AUTH_THROTTLED
     │   ├── ConcurrentJobsLimitError    429 CONCURRENT_JOBS_LIMIT
     │   └── QueuedFilesLimitError       429 QUEUED_FILES_LIMIT
+    ├── FeatureUnavailableError         501 FEATURE_UNAVAILABLE
     └── ServiceUnavailableError         503 SERVICE_UNAVAILABLE
         ├── QueueFullError              503 QUEUE_FULL
         ├── QueueTimeoutError           503 QUEUE_TIMEOUT
@@ -164,6 +167,12 @@ class IdempotencyMismatchError(ConflictError):
                        "the same request again, or a new key for a new job.")
 
 
+class TaxonomyFullError(ConflictError):
+    """A tenant's library taxonomy holds the most terms it may (`convertly.taxonomy`)."""
+
+    code = "TAXONOMY_FULL"
+
+
 class PayloadTooLargeError(ConvertlyError):
     code = "PAYLOAD_TOO_LARGE"
     default_message = "The request body is too large."
@@ -208,6 +217,18 @@ class UnsupportedMediaError(ConvertlyError):
 
 class UnsupportedConversionError(UnsupportedMediaError):
     code = "UNSUPPORTED_CONVERSION"
+
+
+class RangeNotSatisfiableError(ConvertlyError):
+    """A byte range that starts past the end of the file asked for (`size` bytes)."""
+
+    code = "RANGE_NOT_SATISFIABLE"
+    default_message = "The requested byte range starts past the end of the file."
+
+    def __init__(self, size: int = 0) -> None:
+        super().__init__(f"The requested byte range starts past the end of the file "
+                         f"({size} bytes).", detail={"size": size})
+        self.size = size
 
 
 class EncryptedFileError(ConvertlyError):
@@ -275,6 +296,15 @@ class QueuedFilesLimitError(RateLimitError):
     code = "QUEUED_FILES_LIMIT"
     default_message = ("This account has as many files waiting to convert as it may; retry "
                        "once some have finished.")
+
+
+class FeatureUnavailableError(ConvertlyError):
+    """This server cannot do what was asked until its operator sets something up (e.g. a
+    segmentation model for remove-background); retrying will not help. The message names
+    the setting."""
+
+    code = "FEATURE_UNAVAILABLE"
+    default_message = "This server is not set up for this feature."
 
 
 class ServiceUnavailableError(ConvertlyError):

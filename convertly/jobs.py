@@ -51,6 +51,9 @@ class JobRequest:
     # Per source, in order: "sha256:<hex>" of an upload's bytes (taken while it streamed),
     # "url:<url>" of a sourceUrl. Only the fingerprint reads them.
     digests: tuple[str, ...] = ()
+    # Per source, in order: its first bytes when the parse kept them (`sniff.HEAD_BYTES`),
+    # else b"" (the spooled file is read for them).
+    heads: tuple[bytes, ...] = ()
 
     @property
     def sources(self) -> list[tuple[int, str, Path]]:
@@ -146,8 +149,10 @@ def store(svc: Services, tenant: str, request: JobRequest, sources: SourceStore,
         create_archive=request.create_archive, archive_format=request.archive_format,
         created_at=time.time(),
         extra={"families": [pipeline.task_family(path, s.format.value if s.format else None,
-                                                svc.registry)
-                            for s, path in zip(specs, request.paths, strict=True)],
+                                                svc.registry, head)
+                            for s, path, head in zip(specs, request.paths,
+                                                     request.heads or [b""] * len(specs),
+                                                     strict=True)],
                "priority": request.priority,
                **({SAVED: True} if request.save else {}),
                **({webhooks.REQUEST_ID: request_id}

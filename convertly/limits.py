@@ -108,6 +108,20 @@ def check_request(svc: Services, key: ApiKey, address: str) -> RateDecision | No
     return taken
 
 
+def check_playback_event(svc: Services, address: str) -> None:
+    """Count one playback event from `address` (the route takes no key, so the address is
+    what is limited); RateLimitError when it is over CONVERTLY_PLAYBACK_EVENT_RATE."""
+    rate, burst = svc.settings.playback_event_rate, svc.settings.playback_event_burst
+    if rate <= 0:
+        return
+    taken, _ = svc.rates.check(Bucket(f"playback:{address}", rate, burst))
+    if taken is not None and not taken.allowed:
+        raise RateLimitError(
+            f"Too many playback events from this address: the limit is {rate:g} a second "
+            f"(bursts of {burst}); retry after Retry-After seconds.",
+            retry_after=math.ceil(taken.retry_after), headers=headers(taken))
+
+
 def note_auth_failure(svc: Services, address: str) -> None:
     """Count one failed authentication of `address`; AuthThrottledError when it has used
     them all up (the request is then answered 429, not 401)."""

@@ -101,6 +101,7 @@ class ResizePreset(StrEnum):
 class JobType(StrEnum):
     CONVERT = "convert"
     COMPRESS = "compress"
+    TOOL = "tool"  # a media tool (`FileSpec.tool`) run on the job's one file
     TRANSFER = "transfer"  # POST /api/transfer into storage (convertly.transfers)
 
 
@@ -156,9 +157,20 @@ class FileSpec:
     lossless: bool = False
     strip_metadata: bool = False
     page: int = 1  # which page of a PDF source becomes the image (1-based)
+    # A media tool's job (job_type TOOL): the tool's name, its options as sent (name, text;
+    # validated again where the tool runs), and its file options as (name, storage key).
+    tool: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(self)
+        data = _fields(self)
+        # Left out unless set, so a conversion's spec (and its idempotency fingerprint)
+        # reads as it did before tools existed.
+        for name in ("tool", "options", "inputs"):
+            if not data[name]:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileSpec:
@@ -179,6 +191,9 @@ class FileSpec:
             lossless=bool(data.get("lossless", False)),
             strip_metadata=bool(data.get("strip_metadata", False)),
             page=int(data.get("page", 1)),
+            tool=data.get("tool"),
+            options=tuple((str(k), str(v)) for k, v in data.get("options") or ()),
+            inputs=tuple((str(k), str(v)) for k, v in data.get("inputs") or ()),
         )
 
 
@@ -194,7 +209,8 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class ConvertedFile:
-    """A converter's result: a file inside the task's scratch directory."""
+    """A converter's result: a file inside the task's scratch directory. A media tool's
+    result may have no file (`path` "": `inspect`) and carries its `facts` (JSON values)."""
 
     path: str
     format: str
@@ -203,6 +219,7 @@ class ConvertedFile:
     width: int | None = None
     height: int | None = None
     notes: tuple[str, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _fields(self)
@@ -229,6 +246,7 @@ class FileResult:
     height: int | None = None
     notes: tuple[str, ...] = ()
     progress: float = 0.0  # fraction of a pending file done, as its converter reported it
+    facts: dict[str, Any] = field(default_factory=dict)  # a media tool's (ToolOutput.facts)
 
     def to_dict(self) -> dict[str, Any]:
         return _fields(self)

@@ -17,14 +17,22 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from convertly import diskspace, fileinfo, filenames, later, logs, metrics, webhooks
 from convertly.converters.archive import packing
 from convertly.converters.base import Converter, ProgressFn, no_progress
 from convertly.converters.registry import Registry
-from convertly.errors import ConvertlyError, ServiceUnavailableError
+from convertly.converters.tools.base import Tool
+from convertly.errors import (
+    ConversionError,
+    ConvertlyError,
+    InvalidFieldError,
+    ServiceUnavailableError,
+    UnsupportedMediaError,
+)
 from convertly.models import (
+    FORMAT_ALIASES,
     ConvertedFile,
     FileResult,
     FileSpec,
@@ -40,6 +48,7 @@ from convertly.service import Services, file_workdir, job_prefix, scratch_dir, s
 from convertly.sniff import HEAD_BYTES, Kind, sniff_bytes, sniff_file
 from convertly.state.records import StoredFile, new_file_id
 from convertly.storage.base import safe_name
+from convertly.transforms.parse import parse
 from convertly.views import archive_filename
 
 log = logging.getLogger("convertly.pipeline")
@@ -85,7 +94,8 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
                  progress: ProgressFn = no_progress,
                  reraise: tuple[type[BaseException], ...] = (), *,
                  mode: str = "job") -> ConvertedFile:
-    """Sniff `src`, pick the converter and run it inside `workdir` (pure CPU work).
+    """Sniff `src`, pick the converter (or the media tool `spec.tool`) and run it inside
+    `workdir` (pure CPU work, but for a tool's file options, read from storage).
 
     A converter that fails because `workdir`'s disk is full raises StorageFullError, not its
     own error: its cause carries ENOSPC (`diskspace.is_full`: libvips' errors included), or
@@ -96,20 +106,26 @@ def convert_path(svc: Services, src: Path, spec: FileSpec, workdir: Path,
 
     Every call is counted in the conversion metrics under `mode` ("job" or "sync")."""
     planned = ["unknown", "unknown", spec.format.value if spec.format else "auto"]
+    if spec.tool is not None:
+        planned[2] = f"tool:{spec.tool}"
     with metrics.conversion(lambda: tuple(planned), mode):
+        if spec.tool is not None:
+            tool, source, options = plan_tool(svc, src, spec)
+            planned[:2] = [Kind(source.kind).family, source.kind]
+            return _guarded(svc, workdir, reraise, lambda: _run_tool(
+                svc, tool, src, source, spec, options, workdir, progress))
         converter, source, spec = plan_conversion(svc, src, spec)
         planned[:] = [Kind(source.kind).family, source.kind,
                       spec.format.value if spec.format else "auto"]
-        return _convert_planned(svc, converter, src, source, spec, workdir, progress,
-                                reraise)
+        return _guarded(svc, workdir, reraise, lambda: converter.convert(
+            src, source, spec, workdir, svc.settings, progress))
 
 
-def _convert_planned(svc: Services, converter: Converter, src: Path, source: SourceInfo,
-                     spec: FileSpec, workdir: Path, progress: ProgressFn,
-                     reraise: tuple[type[BaseException], ...]) -> ConvertedFile:
+def _guarded(svc: Services, workdir: Path, reraise: tuple[type[BaseException], ...],
+             convert: Callable[[], ConvertedFile]) -> ConvertedFile:
     limits: tuple[type[BaseException], ...] = (MemoryError, *reraise)  # reported as such
     try:
-        out = converter.convert(src, source, spec, workdir, svc.settings, progress)
+        out = convert()
     except ServiceUnavailableError:
         raise
     except limits:
@@ -121,8 +137,60 @@ def _convert_planned(svc: Services, converter: Converter, src: Path, source: Sou
         raise
     if diskspace.nearly_full(workdir):
         raise diskspace.full(f"the scratch directory {svc.scratch_root} (after writing "
-                             f"{out.format} output)")
+                             f"{out.format or 'the tool'}'s output)")
     return out
+
+
+def plan_tool(svc: Services, src: Path, spec: FileSpec
+              ) -> tuple[Tool, SourceInfo, dict[str, Any]]:
+    """The media tool `spec.tool`, what `src` is, and the tool's options validated
+    (`transforms.parse`). Reads only the file's first bytes; raises NotFoundError for an
+    unknown tool, UnsupportedMediaError (415) for a source the tool does not take, and
+    InvalidFieldError naming a bad option."""
+    assert spec.tool is not None
+    tool = svc.tools.get(spec.tool)
+    source = sniff_file(src)
+    kind = Kind(source.kind)
+    if kind not in tool.sources:
+        raise UnsupportedMediaError(
+            f"The {tool.name} tool does not take {kind.label} files. It takes: "
+            f"{', '.join(sorted(k.label for k in tool.sources))}.")
+    options = parse(dict(spec.options), tool.params)
+    return tool, source, options
+
+
+def precheck(svc: Services, src: Path, spec: FileSpec) -> None:
+    """Raise the client's error for a file (and spec) no worker could convert, from its
+    first bytes only: an unknown or unsupported file, an unknown tool or a bad option."""
+    if spec.tool is not None:
+        plan_tool(svc, src, spec)
+    else:
+        plan_conversion(svc, src, spec)
+
+
+def _run_tool(svc: Services, tool: Tool, src: Path, source: SourceInfo, spec: FileSpec,
+              options: dict[str, Any], workdir: Path, progress: ProgressFn) -> ConvertedFile:
+    """Run `tool` with its file options fetched into `workdir`; its one output described as
+    a converter's would be (none for a tool that only reports facts)."""
+    for number, (name, key) in enumerate(spec.inputs):
+        local = workdir / f"input-{number}"
+        try:
+            svc.storage.get_file(key, local)
+        except FileNotFoundError:
+            raise InvalidFieldError(name, "names a file that is no longer in storage.") from None
+        options[name] = local
+    out = tool.run(src, source, options, workdir, svc.settings, progress)
+    if len(out.files) > 1:
+        raise ConversionError(f"The {tool.name} tool wrote {len(out.files)} files; a tool "
+                              "answers with one at most.")
+    if not out.files:
+        return ConvertedFile(path="", format="", mime_type="", facts=out.facts)
+    path = Path(out.files[0])
+    info = fileinfo.describe_path(path, path.name)
+    suffix = path.name.rsplit(".", 1)[-1].lower() if "." in path.name else ""
+    return ConvertedFile(path=str(path), format=FORMAT_ALIASES.get(suffix, suffix),
+                         mime_type=info.mime_type, width=info.width, height=info.height,
+                         facts=out.facts)
 
 
 def plan_conversion(svc: Services, src: Path,
@@ -147,26 +215,85 @@ def run_file(svc: Services, job_id: str, index: int,
     time-limit signal). Every other failure becomes that file's error. The writes after the
     conversion (its output, its stored-file record, its result) go through `persist`, each
     one idempotent, so a retried write never records the file twice."""
-    work = svc.jobs.start_file(job_id, index)
-    if work is None:
-        # Finished, cancelled, or this file was done before (a redelivered task): if the
-        # job still waits for its finalisation, this caller owes it.
-        return awaits_finalize(svc, job_id)
-    logs.bind(tenant=work.tenant, job_id=job_id)
-    webhooks.job_started(svc, work.tenant, job_id)
-    reporter = _ProgressReporter(svc, work)
-    mark = later.call_later(START_MARK_DELAY, reporter.mark_started)
-    try:
-        result = _convert_job_file(svc, work, reporter, reraise, persist)
-    finally:
-        mark.cancel()
-        reporter.close()
-    # Recorded again after a lost answer, the result is not counted twice, but "last" is
-    # then False for every caller: the API's watchdog finalises such a job.
-    last = persist(lambda: svc.jobs.record_file(result, job_id))
-    if not last:
-        webhooks.job_progress(svc, work.tenant, job_id)
-    return last
+    batch = FileBatch(svc, job_id, persist)
+    batch.run(index, reraise)
+    return batch.flush()
+
+
+class FileBatch:
+    """Files of one job converted one after another by one task (`run` each), their
+    stored-file records and results written together by `flush`: one state transaction
+    (SQLite) or round trip (Redis) for the batch instead of two per file. Each file's
+    output is stored as soon as it is converted. `run_file` is a batch of one.
+
+    Until `flush`, nothing of the batch is recorded: a task that dies or raises before it
+    leaves its files pending, to be converted again."""
+
+    def __init__(self, svc: Services, job_id: str, persist: Persist = once) -> None:
+        self.svc, self.job_id, self.persist = svc, job_id, persist
+        self._results: list[FileResult] = []
+        self._stored: list[StoredFile] = []
+        self._tenant: str | None = None
+        self._current: FileWork | None = None
+        self._skipped = False
+
+    def run(self, index: int, reraise: tuple[type[BaseException], ...] = ()) -> None:
+        """Convert file `index` (skipped when it cannot start: done before, job finished or
+        cancelled); its result waits for `flush`. Raises as `run_file` does."""
+        self._current = None
+        work = self.svc.jobs.start_file(self.job_id, index)
+        if work is None:
+            self._skipped = True
+            return
+        if self._tenant is None:
+            self._tenant = work.tenant
+            logs.bind(tenant=work.tenant, job_id=self.job_id)
+            webhooks.job_started(self.svc, work.tenant, self.job_id)
+        self._current = work
+        reporter = _ProgressReporter(self.svc, work)
+        mark = later.call_later(START_MARK_DELAY, reporter.mark_started)
+        try:
+            result, stored = _convert_job_file(self.svc, work, reporter, reraise,
+                                               self.persist)
+        finally:
+            mark.cancel()
+            reporter.close()
+        self._results.append(result)
+        if stored is not None:
+            self._stored.append(stored)
+
+    def fail(self, index: int, message: str, code: str) -> None:
+        """File `index`, whose `run` was stopped (a resource limit), failed with `code`."""
+        work = self._current
+        if work is not None and work.spec.index == index:
+            filename = work.spec.filename
+        else:  # stopped before it started: its name from the job
+            job = self.svc.jobs.get(self.job_id)
+            if job is None:
+                return
+            filename = job.specs[index].filename
+        self._results.append(FileResult(index=index, filename=filename,
+                                        status=FileStatus.FAILED, error=message,
+                                        error_code=code))
+
+    def flush(self) -> bool:
+        """Record what the batch converted; True when that completed the job's last file
+        (or, when every file was skipped, when the job still waits for its finalisation),
+        so the caller must run `finalize_job` once."""
+        results, stored = self._results, self._stored
+        self._results, self._stored = [], []
+        if not results:
+            # Finished, cancelled, or done before (a redelivered task): if the job still
+            # waits for its finalisation, this caller owes it.
+            return self._skipped and awaits_finalize(self.svc, self.job_id)
+        if stored:
+            self.persist(lambda: self.svc.files.add_many(stored))
+        # Recorded again after a lost answer, a result is not counted twice, but "last" is
+        # then False for every caller: the API's watchdog finalises such a job.
+        last = self.persist(lambda: self.svc.jobs.record_files(results, self.job_id))
+        if not last and self._tenant is not None:
+            webhooks.job_progress(self.svc, self._tenant, self.job_id)
+        return last
 
 
 def cancel_check(svc: Services, job_id: str) -> Callable[[], bool]:
@@ -218,7 +345,10 @@ class _ProgressReporter:
 
 
 def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
-                      reraise: tuple[type[BaseException], ...], persist: Persist) -> FileResult:
+                      reraise: tuple[type[BaseException], ...], persist: Persist
+                      ) -> tuple[FileResult, StoredFile | None]:
+    """The file's result and, when it converted, the record of its stored output (for the
+    caller to add); the output itself is in storage already."""
     spec, tenant, job_id = work.spec, work.tenant, work.job_id
     src_key = source_key(tenant, job_id, spec)
     base = FileResult(index=spec.index, filename=spec.filename, status=FileStatus.FAILED)
@@ -230,10 +360,14 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
                 svc.storage.get_file(src_key, src)
             except FileNotFoundError:
                 return replace(base, error="The uploaded source is missing from storage.",
-                               error_code="SOURCE_MISSING")
+                               error_code="SOURCE_MISSING"), None
             original_size = src.stat().st_size
             base = replace(base, original_size=original_size)
             out = convert_path(svc, src, spec, workdir, progress, reraise)
+            if not out.path:  # a tool that answers with facts alone
+                return FileResult(index=spec.index, filename=spec.filename,
+                                  status=FileStatus.COMPLETED, original_size=original_size,
+                                  facts=out.facts), None
             name = output_filename(spec.filename, out.format)
             key = f"{job_prefix(tenant, job_id)}/outputs/{spec.index}-{safe_name(name)}"
             duration, pages = fileinfo.extent(Path(out.path), out.mime_type)
@@ -243,11 +377,10 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
             mime_type=out.mime_type, size_bytes=size, width=out.width, height=out.height,
             duration=duration, page_count=pages, job_id=job_id, created_at=time.time(),
         )
-        record = persist(lambda: svc.files.add(stored))
     except ServiceUnavailableError:
         raise
     except ConvertlyError as exc:
-        return replace(base, error=exc.message, error_code=exc.code)
+        return replace(base, error=exc.message, error_code=exc.code), None
     except reraise:
         raise
     except Exception as exc:
@@ -255,14 +388,14 @@ def _convert_job_file(svc: Services, work: FileWork, progress: ProgressFn,
             raise diskspace.full(f"the scratch directory {svc.scratch_root}", exc) from exc
         log.exception("job %s file %d failed unexpectedly", job_id, spec.index)
         return replace(base, error="The conversion failed unexpectedly; the error was logged.",
-                       error_code="INTERNAL_ERROR")
+                       error_code="INTERNAL_ERROR"), None
     return FileResult(
         index=spec.index, filename=spec.filename, status=FileStatus.COMPLETED,
         format=out.format, original_size=original_size, final_size=size,
         mime_type=out.mime_type, applied_quality=out.applied_quality, output_key=key,
-        output_filename=name, stored_file_id=record.id, width=out.width, height=out.height,
-        notes=out.notes,
-    )
+        output_filename=name, stored_file_id=stored.id, width=out.width, height=out.height,
+        notes=out.notes, facts=out.facts,
+    ), stored
 
 
 def fail_file(svc: Services, job_id: str, index: int, message: str, code: str) -> bool:
@@ -299,6 +432,9 @@ def _finalize_job(svc: Services, job_id: str) -> Job:
     if job.status.finished:
         return job
     done = [r for r in job.results if r.status is FileStatus.COMPLETED and r.output_key]
+    # A tool may complete with facts and no output file (inspect).
+    facts_only = any(r.status is FileStatus.COMPLETED and not r.output_key
+                     for r in job.results)
     archive_key = archive_size = None
     if job.create_archive and done:
         try:
@@ -309,7 +445,7 @@ def _finalize_job(svc: Services, job_id: str) -> Job:
             log.exception("archive for job %s failed", job_id)
             return svc.jobs.finish(job_id, status=JobStatus.FAILED,
                                    error_message="Building the archive failed; retry the job.")
-    if not done:
+    if not done and not facts_only:
         return svc.jobs.finish(
             job_id, status=JobStatus.FAILED,
             error_message="The file failed; see its result's error." if job.total_files == 1
@@ -359,10 +495,13 @@ def _output_missing(svc: Services, job: Job, result: FileResult) -> None:
     ), job.id)
 
 
-def task_family(path: Path, fmt: str | None, registry: Registry) -> str:
+def task_family(path: Path, fmt: str | None, registry: Registry, head: bytes = b"") -> str:
     """The queue a file's task goes to ("image", "media" or "archive"), as the registry's
     converters declare it for the file's content and target `fmt` (`Registry.queue_for`:
-    unknown content and unconvertible pairs included). Reads only the file's first bytes."""
-    with path.open("rb") as fh:
-        kind = sniff_bytes(fh.read(HEAD_BYTES))
+    unknown content and unconvertible pairs included). Sniffs `head`, the file's first
+    bytes, when given; else reads them from `path`."""
+    if not head:
+        with path.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    kind = sniff_bytes(head)
     return registry.queue_for(kind, OutputFormat(fmt) if fmt is not None else None).value

@@ -23,7 +23,9 @@ from convertly import diskspace, jobevents
 from convertly.auth import ApiKeys
 from convertly.converters.builtin import default_registry
 from convertly.converters.registry import Registry
+from convertly.converters.tools.registry import ToolRegistry, default_tools
 from convertly.models import FileSpec, OutputFormat
+from convertly.recent import Recent
 from convertly.settings import Settings
 from convertly.signing import load_or_create_secret, old_secrets
 from convertly.state import build_state
@@ -32,10 +34,18 @@ from convertly.state.base import (
     FolderStore,
     JobStore,
     RateLimitStore,
+    TaxonomyStore,
     WebhookStore,
 )
+from convertly.state.records import Endpoint
 from convertly.storage import build_storage
 from convertly.storage.base import Storage, safe_name
+from convertly.streams.analytics import PlaybackStore
+from convertly.streams.store import StreamStore
+
+# Seconds a process reuses a job's webhook endpoints: a job's files ask for them twice each.
+# An account endpoint added or deleted meanwhile is seen by the job's events this much later.
+WEBHOOK_TARGETS_TTL = 2.0
 
 
 @dataclass(frozen=True)
@@ -53,14 +63,23 @@ class Services:
     folders: FolderStore
     webhooks: WebhookStore
     rates: RateLimitStore
+    streams: StreamStore
+    playback: PlaybackStore
+    taxonomy: TaxonomyStore
     # Older signing secrets whose links still verify (CONVERTLY_SECRET_KEYS_OLD).
     old_secrets: tuple[bytes, ...] = ()
+    # The media tools (POST /api/media/{tool}, tool jobs).
+    tools: ToolRegistry = field(default_factory=default_tools, compare=False, repr=False)
     # Each thread's reusable working directory for job files (see file_workdir).
     workdirs: threading.local = field(default_factory=threading.local, compare=False,
                                       repr=False)
     # Wakes requests that wait for a job to finish (see convertly.jobevents).
     events: jobevents.JobEvents = field(default_factory=jobevents.JobEvents, compare=False,
                                         repr=False)
+    # (tenant, job id) -> the webhook endpoints its started and progress events go to, as
+    # read at most WEBHOOK_TARGETS_TTL seconds ago (`webhooks`).
+    webhook_targets: Recent[tuple[str, str], list[Endpoint]] = field(
+        default_factory=lambda: Recent(WEBHOOK_TARGETS_TTL), compare=False, repr=False)
 
     @property
     def scratch_root(self) -> Path:
@@ -83,6 +102,9 @@ def build_services(settings: Settings, *, storage: Storage | None = None) -> Ser
         folders=state.folders,
         webhooks=state.webhooks,
         rates=state.rates,
+        streams=state.streams,
+        playback=state.playback,
+        taxonomy=state.taxonomy,
         events=jobevents.JobEvents(state.finished),
     )
 

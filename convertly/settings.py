@@ -366,6 +366,11 @@ class Settings:
         "CONVERTLY_RAR_COMMAND", "", "Path to the proprietary `rar` program. Empty: RAR output "
         "is refused (RAR input works through unar).",
     )
+    background_model: str = setting(
+        "CONVERTLY_BACKGROUND_MODEL", "", "Path to an ONNX segmentation model (U2-Net, "
+        "IS-Net and alike: one RGB image in, a foreground mask out) that remove-background "
+        "runs on the image workers. Empty: remove-background answers 501 FEATURE_UNAVAILABLE.",
+    )
     max_queued_files: int = setting(
         "CONVERTLY_MAX_QUEUED_FILES", 10_000, "Files waiting for a worker before new jobs "
         "get 503 QUEUE_FULL.", _positive_int,
@@ -637,6 +642,16 @@ class Settings:
     auth_failure_window: float = setting(
         "CONVERTLY_AUTH_FAILURE_WINDOW", 60.0, "Seconds over which "
         "CONVERTLY_AUTH_FAILURE_LIMIT failed authentications are allowed.", Duration(),
+    )
+    playback_event_rate: float = setting(
+        "CONVERTLY_PLAYBACK_EVENT_RATE", 10.0, "Playback events (POST "
+        "/api/video/playback-events, which takes no API key) one client address may send a "
+        "second, on average; over it: 429 RATE_LIMITED. 0 turns it off.",
+        _non_negative_float,
+    )
+    playback_event_burst: int = setting(
+        "CONVERTLY_PLAYBACK_EVENT_BURST", 100, "Playback events one client address may send "
+        "at once before CONVERTLY_PLAYBACK_EVENT_RATE applies.", _positive_int,
     )
     tenant_max_jobs: int = setting(
         "CONVERTLY_TENANT_MAX_JOBS", 50, "Unfinished (pending or processing) jobs one "

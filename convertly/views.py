@@ -1,6 +1,7 @@
 """Request-free renderings of the wire shapes that more than the endpoints need: a job as
-GET /api/jobs/{id} answers it (webhook events carry it too), signed download links and the
-archive's name. Core, not HTTP: the endpoints and the webhook sender both render from here."""
+GET /api/jobs/{id} answers it (webhook events carry it too), signed download links, the
+archive's name, and a video stream as GET /api/video/streams/{id} answers it. Core, not
+HTTP: the endpoints and the webhook sender both render from here."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from convertly.models import FileStatus, Job, extension_for, mime_for
+from convertly.models import FileStatus, Job, JobType, extension_for, mime_for
 from convertly.signing import Grant, sign
+from convertly.streams.access import playback_query
+from convertly.streams.layout import CHAPTERS, DASH_MANIFEST, MASTER_PLAYLIST, caption_path
+from convertly.streams.model import Access, StreamStatus, VideoStream
 
 if TYPE_CHECKING:
     from convertly.service import Services
@@ -62,6 +66,8 @@ def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:
             "notes": list(result.notes),
             "progress": 100 if result.status is not FileStatus.PENDING
             else int(100 * result.progress),
+            # A media tool's facts (inspect's probe, a storyboard's grid), when it has any.
+            **({"facts": result.facts} if result.facts else {}),
         })
     archive = None
     if job.create_archive:
@@ -77,6 +83,8 @@ def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:
     return {
         "jobId": job.id,
         "jobType": job.job_type.value,
+        **({"tool": job.specs[0].tool}
+           if job.job_type is JobType.TOOL and job.specs else {}),
         "status": job.status.value,
         "priority": job.priority,
         "totalFiles": job.total_files,
@@ -90,4 +98,89 @@ def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:
         "createdAt": iso(job.created_at),
         "startedAt": iso(job.started_at),
         "completedAt": iso(job.completed_at),
+    }
+
+
+# --- video streams -----------------------------------------------------------------------
+
+
+def playback_url(svc: Services, base_url: str, stream: VideoStream, path: str) -> str:
+    """The URL a player fetches `path` of the stream's playback files at; a signed stream's
+    carries a token valid for its tokenTtlSeconds."""
+    url = f"{base_url}/video/v1/{stream.playback_id}/{path}"
+    if stream.access is Access.SIGNED:
+        url += "?" + playback_query(stream.playback_id, stream.token_ttl_seconds, svc.secret)
+    return url
+
+
+def stream_view(svc: Services, base_url: str, stream: VideoStream,
+                analytics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A video stream as GET /api/video/streams/{id} answers it (inside `{"stream": ...}`;
+    the video.stream.* webhook events carry it too), playback URLs under `base_url`."""
+    ready = stream.status is StreamStatus.READY
+    hls = playback_url(svc, base_url, stream, MASTER_PLAYLIST) if ready and stream.hls \
+        else None
+    dash = playback_url(svc, base_url, stream, DASH_MANIFEST) if ready and stream.dash \
+        else None
+    if ready:
+        progress = 100
+    elif not stream.renditions:
+        progress = 0
+    else:  # encoding is 95 % of the work, packaging the rest
+        done = sum(r.progress for r in stream.renditions) / len(stream.renditions)
+        progress = min(99, int(95 * done))
+    clip = stream.clip
+    return {
+        "id": stream.id,
+        "assetId": stream.id,
+        "playbackId": stream.playback_id,
+        "sourceFileId": stream.source_file_id,
+        "status": stream.status.value,
+        "progress": progress,
+        "profile": stream.profile.value,
+        "duration": stream.duration,
+        "width": stream.width,
+        "height": stream.height,
+        "manifestUrl": hls or dash,
+        "hlsManifestUrl": hls,
+        "dashManifestUrl": dash,
+        "posterUrl": playback_url(svc, base_url, stream, stream.poster)
+        if stream.poster else None,
+        "packageFormats": [p.value for p in stream.package_formats],
+        "segmentDuration": stream.segment_duration,
+        "clip": None if clip is None else {
+            "start": clip.start, "end": clip.end, "duration": clip.duration,
+            "mode": clip.mode.value},
+        "renditions": [{
+            "id": r.id,
+            "width": r.width,
+            "height": r.height,
+            "bitrate": r.bitrate,
+            "audioBitrate": r.audio_bitrate,
+            "averageBitrate": r.average_bitrate,
+            "codec": r.codec,
+            "audioCodec": r.audio_codec,
+            "segmentCount": r.segment_count,
+        } for r in stream.renditions],
+        "access": stream.access.value,
+        "tokenTtlSeconds": stream.token_ttl_seconds,
+        "allowedDomains": list(stream.allowed_domains),
+        "captions": [{
+            "id": c.id, "label": c.label, "language": c.language, "kind": c.kind,
+            "url": playback_url(svc, base_url, stream, caption_path(c.id)) if ready else None,
+        } for c in stream.captions],
+        "chapters": [{"id": c.id, "title": c.title, "start": c.start}
+                     for c in stream.chapters],
+        "chaptersUrl": playback_url(svc, base_url, stream, CHAPTERS)
+        if ready and stream.chapters else None,
+        "title": stream.title,
+        "description": stream.description,
+        "tags": list(stream.tags),
+        "engagement": stream.engagement,
+        "analytics": analytics if analytics is not None
+        else svc.playback.counts(stream.id).to_wire(),
+        "error": stream.error,
+        "errorCode": stream.error_code,
+        "createdAt": iso(stream.created_at),
+        "readyAt": iso(stream.ready_at),
     }

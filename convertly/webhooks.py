@@ -41,13 +41,18 @@ from convertly.state.records import (
     FAILED,
     PROGRESS,
     STARTED,
+    STREAM_EVENTS,
+    STREAM_STARTED,
+    TOOL_COMPLETED,
+    TOOL_FAILED,
     Delivery,
     DeliveryStatus,
     Endpoint,
     Shares,
     new_id,
 )
-from convertly.views import job_view
+from convertly.streams.model import VideoStream
+from convertly.views import job_view, stream_view
 
 if TYPE_CHECKING:
     from convertly.service import Services
@@ -187,7 +192,11 @@ def _safely(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None)
 
 def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -> None:
     store = svc.webhooks
-    targets = store.targets(tenant, job_id)
+    if kind == "terminal":  # once per job: read afresh
+        targets = store.targets(tenant, job_id)
+    else:
+        targets = svc.webhook_targets.get((tenant, job_id),
+                                          lambda: store.targets(tenant, job_id))
     if not targets:
         return
     now = time.time()
@@ -199,8 +208,9 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
         return
     if kind == "progress" and (job.status is not JobStatus.PROCESSING or job.progress >= 100):
         return
-    event_type = {"started": STARTED, "progress": PROGRESS}.get(
-        kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
+    event_type = event_for(job, kind)
+    if event_type is None:
+        return
     event_id = new_id("evt")
     snapshot = job_snapshot(job)
     deliveries = [
@@ -212,6 +222,44 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
     ]
     store.emit(job_id, kind, job.progress, now, interval, deliveries,
                svc.settings.webhook_log_retention)
+
+
+def stream_event(svc: Services, stream: VideoStream, event_type: str) -> None:
+    """A video stream started encoding, became ready or failed: one event for each of the
+    tenant's endpoints that wants it (`started` once, then one terminal event). Recording
+    never raises."""
+    kind = "started" if event_type == STREAM_STARTED else "terminal"
+    try:
+        targets = svc.webhooks.targets(stream.tenant, stream.id)
+        if not targets:
+            return
+        now = time.time()
+        event_id = new_id("evt")
+        snapshot = json.dumps(stream.to_dict())
+        deliveries = [
+            Delivery(id=new_id("wd"), tenant=stream.tenant, endpoint_id=endpoint.id,
+                     job_id=stream.id, event_id=event_id, event_type=event_type,
+                     url=endpoint.url, snapshot=snapshot,
+                     max_attempts=svc.settings.webhook_max_attempts,
+                     next_attempt_at=now, created_at=now)
+            for endpoint in targets if endpoint.wants(event_type)
+        ]
+        svc.webhooks.emit(stream.id, kind, 0, now, 0.0, deliveries,
+                          svc.settings.webhook_log_retention)
+    except Exception as exc:
+        log.warning("stream %s: the %s webhook event was not recorded: %r", stream.id,
+                    event_type, exc)
+
+
+def event_for(job: Job, kind: str) -> str | None:
+    """The event type of `job`'s `kind` of moment ("started", "progress", "terminal"): a
+    media tool's job has only its end, media.tool.completed or media.tool.failed."""
+    if job.job_type is JobType.TOOL:
+        if kind != "terminal":
+            return None
+        return TOOL_COMPLETED if job.status is JobStatus.COMPLETED else TOOL_FAILED
+    return {"started": STARTED, "progress": PROGRESS}.get(
+        kind, COMPLETED if job.status is JobStatus.COMPLETED else FAILED)
 
 
 def job_snapshot(job: Job) -> str:
@@ -231,11 +279,15 @@ def job_from_snapshot(snapshot: str) -> Job:
 
 def envelope(svc: Services, base_url: str, delivery: Delivery) -> bytes:
     """The body of a delivery: its event, with the job rendered as GET /api/jobs/{id}
-    answers it (download links signed now, under `base_url`)."""
-    job = job_from_snapshot(delivery.snapshot)
+    answers it, or the video stream as GET /api/video/streams/{id} does (links signed
+    now, under `base_url`)."""
+    if delivery.event_type in STREAM_EVENTS:
+        stream = VideoStream.from_dict(json.loads(delivery.snapshot))
+        data = stream_view(svc, base_url, stream)
+    else:
+        data = job_view(svc, base_url, job_from_snapshot(delivery.snapshot))
     return json.dumps({"id": delivery.event_id, "type": delivery.event_type,
-                       "created": int(delivery.created_at),
-                       "data": job_view(svc, base_url, job)},
+                       "created": int(delivery.created_at), "data": data},
                       separators=(",", ":")).encode()
 
 

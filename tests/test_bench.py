@@ -18,6 +18,7 @@ from bench.compression import render as render_compression
 from bench.corpus import make_photo, small_pngs
 from bench.harness import CpuMeter, multipart_files
 from bench.load import LoadResult, http_request, merge
+from bench.loops import photo_thumbnail, photo_transform
 from bench.profile import classify
 from bench.table import render
 from bench.upload import multipart_stream
@@ -126,6 +127,16 @@ def test_profile_samples_go_to_the_first_matching_phase_and_idle_ones_are_droppe
                                "other (HTTP server, event loop)": 1}
 
 
+def test_the_tools_loops_make_what_the_tools_answer(tmp_path: Path) -> None:
+    photo = make_photo(tmp_path, 400, 266)
+    for loop, fmt, size in ((photo_thumbnail, "JPEG", (320, 213)),
+                            (photo_transform, "WEBP", (640, 640))):
+        out = tmp_path / f"out.{fmt.lower()}"
+        loop((str(photo), str(out)))
+        with Image.open(out) as img:
+            assert (img.format, img.size) == (fmt, size)
+
+
 def test_table_renders_every_row_kind_and_says_which_targets_hold() -> None:
     rows: list[dict[str, Any]] = [
         {"row": "batch", "name": "batch", "libraryLoop1": 2.0, "libraryLoop2": 4.0,
@@ -145,10 +156,20 @@ def test_table_renders_every_row_kind_and_says_which_targets_hold() -> None:
          "totalSeconds": 8.0, "cores": 2,
          "cpuSeconds": {"conversion workers": 14.1, "API": 0.37, "client": 0.1, "idle": 0.4}},
         {"row": "small", "name": "small", "files": 1000, "libraryLoop2": 500.0,
-         "filesPerSecond": 250.0, "seconds": 4.0, "ratio": 0.5,
+         "filesPerSecond": 250.0, "seconds": 4.0, "ratio": 0.5, "target": 0.8,
+         "cpuMsPerFile": 5.0, "apiCpuMsPerFile": 1.0, "loopCpuMsPerFile": 4.0,
+         "cpuRatio": 0.8,
+         "loadAverage": [0.1, 0.3],
          "phases": {"uploadAndQueueSeconds": 0.6, "createdToFirstStartSeconds": 0.05,
                     "firstStartToCompletedSeconds": 3.3},
          "cpuProfilePercent": {"conversion": 55.0, "storage": 15.0}},
+        {"row": "tools", "name": "tools", "target": 0.9, "ratio": 0.85, "levels": [
+            {"tool": "thumbnail", "apiPerSecond": 50.0, "loopPerSecond": 52.0, "p50Ms": 70.0,
+             "errors": 0, "ratio": 0.96, "cpuMsPerImage": {
+                 "loop": 20.0, "apiProcess": 1.0, "conversionProcesses": 20.5}},
+            {"tool": "transform", "apiPerSecond": 17.0, "loopPerSecond": 20.0, "p50Ms": 200.0,
+             "errors": 0, "ratio": 0.85, "cpuMsPerImage": {
+                 "loop": 100.0, "apiProcess": 7.0, "conversionProcesses": 110.0}}]},
     ]
     table = render(json.loads(json.dumps(rows)))
     lines = table.splitlines()
@@ -161,6 +182,13 @@ def test_table_renders_every_row_kind_and_says_which_targets_hold() -> None:
     assert [line.rsplit("|", 2)[-2].strip() for line in upload] == ["yes", "**no**"]
     assert any(line.startswith("| video |") and line.endswith("| yes |") for line in lines)
     assert "| conversion | 55.0 % |" in lines
+    cpu = "CPU 5.0 ms/file (API process 1.0) vs the loop's 4.0: 0.8"
+    assert any(line.startswith("| small |") and cpu in line
+               and "load average 0.1 → 0.3" in line and line.endswith("| ≥ 0.8 | **no** |")
+               for line in lines)
+    tools = [line for line in lines if line.startswith("| tools: ")]
+    assert [line.rsplit("|", 2)[-2].strip() for line in tools] == ["yes", "**no**"]
+    assert "(CPU per request: API 1.0 ms, conversion 20.5 ms)" in tools[0]
     assert any(line.startswith("| distributed |") and line.endswith("| **no** |")
                for line in lines)
     assert ("Distributed on nanio: ratio per job 0.88, 0.892. Core-seconds during the last job "

@@ -63,3 +63,13 @@ def test_the_dashboard_sends_only_table_fields() -> None:
     sent = set(re.findall(r'data\.append\(\s*"([A-Za-z]+)"', DASHBOARD.read_text("utf-8")))
     assert sent, "the dashboard's form fields were not found"
     assert sent <= set(JOB_FIELDS), sent - set(JOB_FIELDS)
+
+
+def test_tool_options_are_key_value_pairs_by_their_api_names() -> None:
+    args = build_parser().parse_args(["tool", "thumbnail", "a.jpg", "--opt", "width=320",
+                                      "--opt", "text=a=b", "--opt", "width=100"])
+    assert (args.name, args.file) == ("thumbnail", "a.jpg")
+    assert commands.tool_options(args.opt) == {"width": "100", "text": "a=b"}
+    for bad in ("width", "=3"):
+        with pytest.raises(commands.UsageError, match="key=value"):
+            commands.tool_options([bad])

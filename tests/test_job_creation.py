@@ -49,3 +49,30 @@ def test_a_failure_after_the_job_is_stored_keeps_its_sources(tmp_path: Path) -> 
     job = svc.jobs.get(sources.job_id)
     assert job is not None and executor.queued == [0]
     assert svc.storage.exists(service.source_key(record.tenant, job.id, spec))
+
+
+def test_the_queue_of_a_file_is_the_same_from_its_first_bytes_as_from_its_file(
+        tmp_path: Path) -> None:
+    import io
+    import wave
+
+    from convertly import pipeline
+    from convertly.converters.builtin import default_registry
+    from convertly.sniff import HEAD_BYTES
+
+    sound = io.BytesIO()
+    with wave.open(sound, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 8000)
+    registry = default_registry()
+    families = set()
+    for name, data, fmt in (("a.png", images.png(8, 8), "webp"),
+                            ("b.wav", sound.getvalue(), "mp3")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        family = pipeline.task_family(path, fmt, registry)
+        assert pipeline.task_family(path, fmt, registry, data[:HEAD_BYTES]) == family
+        families.add(family)
+    assert families == {"image", "media"}

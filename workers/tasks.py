@@ -21,7 +21,7 @@ import redis
 from celery import Celery, Task, signals
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from convertly import logs, metrics, pipeline, priority, service, tracing
+from convertly import logs, metrics, pipeline, priority, service, tracing, videostreams
 from convertly.errors import ConversionError, ConvertlyError, ServiceUnavailableError
 from convertly.executors import libvips
 from convertly.executors.celeryapp import (
@@ -29,6 +29,8 @@ from convertly.executors.celeryapp import (
     FINALIZE,
     REQUEST_ID_HEADER,
     RUN_FILE,
+    STREAM_PACKAGE,
+    STREAM_RENDITION,
     make_app,
 )
 from convertly.executors.guard import TaskCancelled, TaskGuard, TaskLimitExceeded
@@ -85,6 +87,7 @@ def make_celery(settings: Settings) -> Celery:
     app = make_app(settings)
     app.steps["worker"].add(leases.LeaseStep)
     _register(app)
+    _register_streams(app)
     _observe(settings)
     return app
 
@@ -331,8 +334,10 @@ def _convert(svc: service.Services, source_key: str, spec: dict[str, Any],
             with _guard().task():
                 out = pipeline.convert_path(svc, src, FileSpec.from_dict(spec), workdir,
                                             mode="sync")
-            key = f"{output_prefix}/{Path(out.path).name}"
-            _hold(lambda: svc.storage.put_file(key, Path(out.path), move=True))
+            key = ""
+            if out.path:  # a tool that answers with facts alone has no file
+                key = f"{output_prefix}/{Path(out.path).name}"
+                _hold(lambda: svc.storage.put_file(key, Path(out.path), move=True))
         return ["ok", {**out.to_dict(), "path": key}]
     except ServiceUnavailableError:
         raise
@@ -352,6 +357,78 @@ def _convert(svc: service.Services, source_key: str, spec: dict[str, Any],
         log.exception("sync conversion %s failed unexpectedly", reply_to)
         error = ConvertlyError()
         return ["error", error.code, error.message, {}]
+
+
+def _register_streams(app: Celery) -> None:
+    """The video stream tasks (`convertly.videostreams`): one per rendition, then the
+    packaging, both on the media queue. A message whose process died goes back to the queue
+    (task_reject_on_worker_lost, and the lease sweep when the whole worker went); after
+    MAX_LOST_DELIVERIES such deaths the stream fails instead."""
+
+    @app.task(name=STREAM_RENDITION, bind=True, shared=False)
+    def stream_rendition(self: Task, stream_id: str, index: int) -> None:
+        svc = _begin_task(self)
+        logs.bind(stream_id=stream_id)
+        try:
+            with _counted_delivery(svc, f"{stream_id}:{index}") as lost:
+                if lost >= MAX_LOST_DELIVERIES:
+                    _hold(lambda: videostreams.fail(svc, stream_id, _lost_message(lost),
+                                                    "WORKER_CRASHED"))
+                    return
+                # An outage anywhere in the step: waited out in place, the step run again
+                # (it is idempotent).
+                if _hold(lambda: _stream_step(svc, stream_id, lambda: videostreams.run_rendition(
+                        svc, stream_id, index, persist=_hold))):
+                    _send_package(self, svc, stream_id)
+        except _Requeue as exc:
+            raise _requeued(exc) from None
+
+    @app.task(name=STREAM_PACKAGE, bind=True, shared=False)
+    def stream_package(self: Task, stream_id: str) -> None:
+        svc = _begin_task(self)
+        logs.bind(stream_id=stream_id)
+        try:
+            with _counted_delivery(svc, f"{stream_id}:package") as lost:
+                if lost >= MAX_LOST_DELIVERIES:
+                    _hold(lambda: videostreams.fail(svc, stream_id, _lost_message(lost),
+                                                    "WORKER_CRASHED"))
+                    return
+                _hold(lambda: _stream_step(svc, stream_id, lambda: videostreams.package_stream(
+                    svc, stream_id, persist=_hold)))
+        except _Requeue as exc:
+            raise _requeued(exc) from None
+
+
+def _stream_step(svc: service.Services, stream_id: str, step: Callable[[], T]) -> T | None:
+    """Run a stream task's step under the task guard; a limit reached fails the stream."""
+    try:
+        with _guard().task():
+            return step()
+    except TaskLimitExceeded as exc:
+        error = exc.error
+        _hold(lambda: videostreams.fail(svc, stream_id, error.message, error.code))
+    except SoftTimeLimitExceeded as exc:
+        _time_up(exc)
+        message = (f"The encoding took longer than {svc.settings.task_soft_time_limit}"
+                   " s (CONVERTLY_TASK_SOFT_TIME_LIMIT) and was stopped.")
+        _hold(lambda: videostreams.fail(svc, stream_id, message, "TIME_LIMIT"))
+    return None
+
+
+def _send_package(task: Task, svc: service.Services, stream_id: str) -> None:
+    """Queue the stream's packaging; when the broker does not take it, package right here
+    (it is idempotent)."""
+    try:
+        task.app.signature(STREAM_PACKAGE, args=(stream_id,),
+                           queue=svc.settings.media_queue,
+                           priority=priority.URGENT).apply_async(
+            retry=True, retry_policy=PUBLISH_RETRY)
+        return
+    except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
+        log.warning("stream %s: could not queue its packaging (%s); packaging here",
+                    stream_id, exc)
+    _stream_step(svc, stream_id, lambda: videostreams.package_stream(svc, stream_id,
+                                                                     persist=_hold))
 
 
 def _queue_finalize(task: Task, svc: service.Services, job_id: str, queue: str) -> None:

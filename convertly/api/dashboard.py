@@ -64,13 +64,15 @@ def _origin(url: str) -> str:
 
 
 def security_headers(public_url: str) -> dict[str, str]:
-    """Headers of the page: everything comes from this server (download links may live at
-    CONVERTLY_PUBLIC_URL), nothing inline, no framing."""
+    """Headers of the page: everything comes from this server (download links and playback
+    URLs may live at CONVERTLY_PUBLIC_URL), nothing inline, no framing."""
     extra = _origin(public_url)
     own = f"'self' {extra}".strip()
     policy = "; ".join([
         "default-src 'self'",
         f"img-src {own} data: blob:",
+        # The streams page's player: segments reach the <video> through a MediaSource.
+        f"media-src {own} blob:",
         f"connect-src {own}",
         "script-src 'self'",
         "style-src 'self'",
@@ -82,7 +84,9 @@ def security_headers(public_url: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": policy,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # The page names itself to this server only (a stream restricted to some domains
+        # plays here: the Referer is this server's), never to other sites.
+        "Referrer-Policy": "same-origin",
         "Cache-Control": "no-cache",
         "Vary": "Accept",
     }

@@ -24,10 +24,12 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.ConflictError: 409,
     errors.PayloadTooLargeError: 413,
     errors.UnsupportedMediaError: 415,
+    errors.RangeNotSatisfiableError: 416,
     errors.EncryptedFileError: 422,  # well formed, unreadable without its password
     errors.ProviderUnavailableError: 422,
     errors.ConversionError: 422,
     errors.RateLimitError: 429,
+    errors.FeatureUnavailableError: 501,  # Not Implemented: the operator has not set it up
     errors.ServiceUnavailableError: 503,
     errors.StorageFullError: 507,  # Insufficient Storage (RFC 4918): the server's, not the caller's
 }
@@ -53,6 +55,8 @@ def error_response(exc: errors.ConvertlyError) -> JSONResponse:
     if isinstance(exc, errors.RateLimitError):
         headers.update(exc.headers)
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.RangeNotSatisfiableError):
+        headers["Content-Range"] = f"bytes */{exc.size}"
     status = status_for(exc)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="convertly"'

@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,8 +22,9 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import diskspace, filenames, outbound, webhooks
+from convertly import diskspace, filenames, mediatools, outbound, webhooks
 from convertly.conversions import ConvertRequest
+from convertly.converters.tools.base import Tool
 from convertly.errors import (
     ArrayLengthError,
     FileTooLargeError,
@@ -37,6 +38,7 @@ from convertly.fields import BY_NAME, Field
 from convertly.jobs import JobRequest
 from convertly.models import CompressMode, FileSpec, JobType, OutputFormat, ResizePreset
 from convertly.settings import Settings
+from convertly.sniff import HEAD_BYTES
 
 FILE_FIELDS = BY_NAME["files"].names
 # The bracketed names of form libraries that send a list of files (PHP's cURL sends
@@ -55,6 +57,9 @@ class UploadedFile:
     # "sha256:<hex>" of the bytes, taken as they streamed in (when the parse was asked for
     # digests), or "url:<url>" for a sourceUrl's file; "" otherwise.
     digest: str = ""
+    # The first HEAD_BYTES bytes, kept as they streamed in, for sniffing without reading the
+    # spooled file again (empty for a sourceUrl's file).
+    head: bytes = b""
 
 
 @dataclass
@@ -78,8 +83,9 @@ class _Collector:
 
     def __init__(self, form: ParsedForm, settings: Settings,
                  on_file: Callable[[int, UploadedFile], None] | None = None,
-                 digests: bool = False) -> None:
+                 digests: bool = False, file_fields: Collection[str] = FILE_FIELDS) -> None:
         self.form = form
+        self.file_fields = file_fields
         self.settings = settings
         self.on_file = on_file
         self.digests = digests
@@ -131,8 +137,11 @@ class _Collector:
             if self.field_count > MAX_FIELDS:
                 raise InvalidRequestError(f"Too many form fields (limit {MAX_FIELDS}).")
             return
-        if self.name not in FILE_FIELDS and not _BRACKETED_FILE.fullmatch(self.name):
-            raise InvalidFieldError(self.name, "unexpected file; send files in 'files'.")
+        takes_files = "files" in self.file_fields
+        bracketed = takes_files and _BRACKETED_FILE.fullmatch(self.name)
+        if self.name not in self.file_fields and not bracketed:
+            expected = "files" if takes_files else min(self.file_fields)
+            raise InvalidFieldError(self.name, f"unexpected file; send files in '{expected}'.")
         if len(self.form.files) >= self.settings.max_files:
             raise TooManyFilesError(
                 f"Too many files: at most {self.settings.max_files} per request "
@@ -166,6 +175,8 @@ class _Collector:
                     filename=self.current.filename,
                 )
             self.sink.write(data[start:end])
+            if len(self.current.head) < HEAD_BYTES:
+                self.current.head += data[start:min(end, start + HEAD_BYTES)]
             if self.hasher is not None:
                 self.hasher.update(data[start:end])
             return
@@ -199,12 +210,14 @@ class _Collector:
 async def parse_multipart(
     request: Request, settings: Settings, spool_root: Path,
     on_file: Callable[[int, UploadedFile], None] | None = None, *, digests: bool = False,
+    file_fields: Collection[str] = FILE_FIELDS,
 ) -> ParsedForm:
     """Stream the multipart body to a private spool directory, enforcing the size and count
-    limits while it arrives. `on_file(index, upload)` runs as each file part is complete
-    (it must not block). With `digests`, each file's SHA-256 is taken as its bytes arrive
-    (`UploadedFile.digest`): no second read of the spooled file. The caller must call
-    `cleanup()` on the result."""
+    limits while it arrives; file parts are taken in `file_fields` only (the field table's
+    `files` and its aliases unless told). `on_file(index, upload)` runs as each file part
+    is complete (it must not block). With `digests`, each file's SHA-256 is taken as its
+    bytes arrive (`UploadedFile.digest`): no second read of the spooled file. The caller
+    must call `cleanup()` on the result."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidRequestError(
@@ -224,7 +237,7 @@ async def parse_multipart(
     with diskspace.room(f"the upload spool {spool_root}"):
         spool_root.mkdir(parents=True, exist_ok=True)
         form = ParsedForm(spool=Path(tempfile.mkdtemp(prefix="upload-", dir=spool_root)))
-    collector = _Collector(form, settings, on_file, digests)
+    collector = _Collector(form, settings, on_file, digests, file_fields)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())  # type: ignore[arg-type]
     received = 0
     try:
@@ -262,7 +275,8 @@ MAX_URLENCODED_BYTES = MAX_FIELD_BYTES * 4
 
 async def parse_fields(request: Request, settings: Settings, spool_root: Path,
                        on_file: Callable[[int, UploadedFile], None] | None = None, *,
-                       digests: bool = False) -> ParsedForm:
+                       digests: bool = False, file_fields: Collection[str] = FILE_FIELDS
+                       ) -> ParsedForm:
     """A conversion request's body: multipart (`parse_multipart`), or fields alone as
     application/x-www-form-urlencoded, which is how a request with a `sourceUrl` and no
     upload may also be sent. Anything else is refused naming both content types."""
@@ -274,7 +288,8 @@ async def parse_fields(request: Request, settings: Settings, spool_root: Path,
                 "or, for a sourceUrl without files, as application/x-www-form-urlencoded (the "
                 f"request's Content-Type is {_shown(content_type)})."
             )
-        return await parse_multipart(request, settings, spool_root, on_file, digests=digests)
+        return await parse_multipart(request, settings, spool_root, on_file, digests=digests,
+                                     file_fields=file_fields)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -540,6 +555,51 @@ async def receive_job(request: Request, tenant: str, settings: Settings, spool_r
                          job_type=job_type, create_archive=create_archive,
                          archive_format=archive_format, priority=priority, save=save,
                          callback=callback, idempotency_key=key,
-                         digests=tuple(u.digest for u in form.files))
+                         digests=tuple(u.digest for u in form.files),
+                         heads=tuple(u.head[:HEAD_BYTES] for u in form.files))
     finally:
         await asyncio.to_thread(form.cleanup)
+
+
+async def read_tool(request: Request, tenant: str, settings: Settings, spool_root: Path,
+                    tool: Tool) -> mediatools.ToolRequest:
+    """A media tool's request (POST /api/media/{tool}): one source in `file` (or `files`) or
+    a `sourceUrl`, the tool's options as fields (checked against its params: 400 naming an
+    unknown or bad one), a file option as an uploaded part or a stored file's id. The caller
+    removes the spool (`mediatools.discard`) once answered."""
+    key = idempotency_key(request)
+    file_options = mediatools.file_params(tool)
+    form = await parse_fields(request, settings, spool_root, digests=key is not None,
+                              file_fields=frozenset(FILE_FIELDS) | file_options)
+    try:
+        parts = [u for u in form.files if u.field in file_options]
+        form.files = [u for u in form.files if u.field not in file_options]
+        if len(form.files) > 1:
+            raise InvalidFieldError("file", f"the {tool.name} tool takes one file; "
+                                    f"{len(form.files)} were sent.")
+        if form.get("sourceUrl") is not None:
+            await fetch(request, tenant, form, settings)
+        if not form.files:
+            raise InvalidFieldError("file", "no file given; send the file in 'file', or its "
+                                    "address in 'sourceUrl'.")
+        queued, options = mediatools.queued(tool, form.fields)
+        mediatools.check_options(tool, options)
+        file_ids = tuple((name, text.strip()) for name, text in options.items()
+                         if name in file_options and text.strip())
+        save = value(form, BY_NAME["saveToStorage"])
+        callback = webhooks.parse_callback(settings, form.get("callbackUrl"),
+                                           form.get("callbackSecret"))
+        source = form.files[0]
+        return mediatools.ToolRequest(
+            tool=tool,
+            source=mediatools.Upload(source.path, source.filename, source.size, source.digest),
+            options=tuple((name, text) for name, text in options.items()
+                          if name not in file_options),
+            spool=form.spool, file_ids=file_ids,
+            file_parts=tuple((u.field, mediatools.Upload(u.path, u.filename, u.size, u.digest))
+                             for u in parts),
+            queued=queued, save=save, callback=callback if queued else None,
+            idempotency_key=key if queued else None)
+    except BaseException:
+        await asyncio.to_thread(form.cleanup)
+        raise

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from convertly import diskspace, filenames, library, service
+from convertly import diskspace, filenames, library, service, taxonomy
 from convertly.api import forms
 from convertly.api.requests import authenticate, base_url, download_url, query_int, services
 from convertly.errors import (
@@ -26,7 +26,7 @@ from convertly.errors import (
 )
 from convertly.fields import parse_bool
 from convertly.signing import UploadGrant, sign_upload, verify_upload
-from convertly.state.records import ORIENTATIONS, FileQuery, Folder, StoredFile
+from convertly.state.records import FACETS, ORIENTATIONS, FileQuery, Folder, StoredFile
 
 MAX_JSON_BYTES = 256 * 1024
 MAX_NAME = filenames.MAX_NAME
@@ -36,6 +36,7 @@ MAX_TAGS = 50
 MAX_TAG = 64
 MAX_DESCRIPTION = 2000
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+MAX_FACET_VALUES = 50  # per facet: the most common values
 ZIP_NAME = "convertly-files.zip"
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _MIME_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*(?:/[A-Za-z0-9.+_-]*)?$")
@@ -122,7 +123,7 @@ def _limit_offset(request: Request) -> tuple[int, int]:
             query_int(request, "offset", 0, 0, 10**9))
 
 
-async def _json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
+async def json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
     """The body as a JSON object with no keys outside `allowed`."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_JSON_BYTES:
@@ -204,30 +205,56 @@ async def list_files(request: Request) -> Response:
 
 async def search_files(request: Request) -> Response:
     key = authenticate(request)
+    svc = services(request)
     limit, offset = _limit_offset(request)
     base = _query(request)
     raw_tags = _query_text(request, "tags", MAX_TAGS * (MAX_TAG + 1))
-    tags = tuple(t.strip() for t in raw_tags.split(",") if t.strip()) if raw_tags else ()
+    tags = tuple(dict.fromkeys(t.strip() for t in raw_tags.split(",") if t.strip())) \
+        if raw_tags else ()
     tag_mode = _query_text(request, "tagMode") or "any"
     if tag_mode not in ("any", "all"):
         raise InvalidFieldError("tagMode", "must be any or all.")
     orientation = _query_text(request, "orientation")
     if orientation is not None and orientation not in ORIENTATIONS:
         raise InvalidFieldError("orientation", f"must be one of {', '.join(ORIENTATIONS)}.")
-    locale = _query_text(request, "locale", 35) or "en"
+    raw_locale = _query_text(request, "locale", taxonomy.MAX_LOCALE)
+    locale = taxonomy.check_locale(raw_locale) if raw_locale else taxonomy.DEFAULT_LOCALE
+    raw_facets = _query_text(request, "facets", 100)
+    facets = tuple(dict.fromkeys(f.strip() for f in raw_facets.split(",") if f.strip())) \
+        if raw_facets else ()
+    for name in facets:
+        if name not in FACETS:
+            raise InvalidFieldError("facets", f"{name!r} is not a facet; use any of "
+                                    f"{', '.join(FACETS)}, comma-separated.")
+    terms = await asyncio.to_thread(taxonomy.list_terms, svc, key.tenant, locale) \
+        if tags or "tags" in facets else []
     query = FileQuery(folder_id=base.folder_id, root_only=base.root_only, text=base.text,
-                      mime_prefix=base.mime_prefix, tags=tags, all_tags=tag_mode == "all",
-                      orientation=orientation)
-    records, total = await asyncio.to_thread(library.list_files, services(request),
-                                             key.tenant, query, limit=limit, offset=offset)
-    return JSONResponse({
+                      mime_prefix=base.mime_prefix, tags=taxonomy.tag_forms(terms, tags),
+                      all_tags=tag_mode == "all", orientation=orientation)
+    records, total = await asyncio.to_thread(library.list_files, svc, key.tenant, query,
+                                             limit=limit, offset=offset)
+    answer: dict[str, Any] = {
         "files": [render_file(request, r) for r in records],
         "pagination": _page(limit, offset, len(records), total),
-        "applied": {"q": query.text or "", "tags": list(tags), "tagMode": tag_mode,
-                    "orientation": orientation,
-                    "folderId": "null" if query.root_only else query.folder_id,
-                    "mimePrefix": query.mime_prefix, "locale": locale},
-    })
+    }
+    if facets:
+        counts = await asyncio.to_thread(svc.files.facets, key.tenant, query, facets,
+                                         MAX_FACET_VALUES)
+        labels = taxonomy.tag_labels(terms)
+        answer["facets"] = {name: [_bucket(value, count, labels if name == "tags" else {})
+                                   for value, count in counts[name]] for name in facets}
+    answer["applied"] = {"q": query.text or "", "tags": list(tags), "tagMode": tag_mode,
+                         "orientation": orientation,
+                         "folderId": "null" if query.root_only else query.folder_id,
+                         "mimePrefix": query.mime_prefix, "locale": locale}
+    return JSONResponse(answer)
+
+
+def _bucket(value: str, count: int, labels: dict[str, str]) -> dict[str, Any]:
+    bucket: dict[str, Any] = {"value": value, "count": count}
+    if (label := labels.get(value.casefold())) is not None:
+        bucket["label"] = label
+    return bucket
 
 
 async def upload_files(request: Request) -> Response:
@@ -266,7 +293,7 @@ async def get_file(request: Request) -> Response:
 async def update_file(request: Request) -> Response:
     key = authenticate(request)
     file_id = request.path_params["file_id"]
-    body = await _json_object(request, {"filename", "folderId", "description", "tags",
+    body = await json_object(request, {"filename", "folderId", "description", "tags",
                                         "cdnSlug"})
     changes: dict[str, Any] = {}
     if body.get("filename") is not None:
@@ -300,7 +327,7 @@ async def delete_file(request: Request) -> Response:
 async def zip_files(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    body = await _json_object(request, {"ids", "filename"})
+    body = await json_object(request, {"ids", "filename"})
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids or not all(
             isinstance(i, str) and 0 < len(i) <= MAX_ID for i in ids):
@@ -336,7 +363,7 @@ async def list_folders(request: Request) -> Response:
 
 async def create_folder(request: Request) -> Response:
     key = authenticate(request)
-    body = await _json_object(request, {"name", "color", "parentId", "wordpressInstanceId"})
+    body = await json_object(request, {"name", "color", "parentId", "wordpressInstanceId"})
     if body.get("wordpressInstanceId") is not None:
         raise InvalidFieldError("wordpressInstanceId", "is not supported by this server; "
                                 "leave it out.")
@@ -349,7 +376,7 @@ async def create_folder(request: Request) -> Response:
 
 async def update_folder(request: Request) -> Response:
     key = authenticate(request)
-    body = await _json_object(request, {"name", "color", "parentId"})
+    body = await json_object(request, {"name", "color", "parentId"})
     changes: dict[str, Any] = {}
     if body.get("name") is not None:
         changes["name"] = _name(body["name"], "name")
@@ -379,7 +406,7 @@ async def delete_folder(request: Request) -> Response:
 async def create_upload(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    body = await _json_object(request, {"filename", "contentType", "sizeBytes", "folderId",
+    body = await json_object(request, {"filename", "contentType", "sizeBytes", "folderId",
                                         "resumable"})
     filename = _name(body.get("filename"), "filename")
     raw_type = body.get("contentType")
@@ -420,7 +447,7 @@ async def create_upload(request: Request) -> Response:
 async def complete_upload(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    body = await _json_object(request, {"path", "filename", "contentType", "sizeBytes",
+    body = await json_object(request, {"path", "filename", "contentType", "sizeBytes",
                                         "folderId", "provider", "bucket"})
     path = body.get("path")
     if not isinstance(path, str) or not path or len(path) > 1024:

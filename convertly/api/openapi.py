@@ -10,9 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from convertly import __version__
+from convertly.api import toolspec
+from convertly.api.requests import services
+from convertly.converters.tools.registry import ToolRegistry, default_tools
 from convertly.fields import PRIORITIES, Field, Kind, Route, fields_for
 from convertly.models import JobStatus, OutputFormat, ResizePreset
 from convertly.state.records import EVENT_TYPES
+from convertly.streams.model import MAX_RENDITIONS, Profile, StreamStatus
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -303,6 +307,42 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["upload", "resumable", "complete"],
     },
+    "TaxonomyTerm": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "slug": {"type": "string"},
+            "label": {"type": "string"},
+            "locale": {"type": "string"},
+            "groupName": {"type": ["string", "null"]},
+            "synonyms": {"type": "array", "items": {"type": "string"}},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "slug", "label", "locale", "groupName", "synonyms", "createdAt",
+                     "updatedAt"],
+    },
+    "TaxonomyTermRequest": {
+        "type": "object",
+        "description": "slug and label are required on create; an update sends any of them.",
+        "properties": {
+            "slug": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$",
+                     "maxLength": 80, "description": "Unique per locale."},
+            "label": {"type": "string", "maxLength": 120},
+            "locale": {"type": "string", "default": "en", "maxLength": 35},
+            "groupName": {"type": ["string", "null"], "maxLength": 80},
+            "synonyms": {"type": "array", "maxItems": 50,
+                         "items": {"type": "string", "maxLength": 80}},
+        },
+        "additionalProperties": False,
+    },
+    "FacetBucket": {
+        "type": "object",
+        "properties": {"value": {"type": "string"}, "count": {"type": "integer"},
+                       "label": {"type": "string",
+                                 "description": "The taxonomy term's label (tags)."}},
+        "required": ["value", "count"],
+    },
     "ZipRequest": {
         "type": "object",
         "properties": {
@@ -420,7 +460,8 @@ SCHEMAS.update({
             "id": {"type": "string", "description": "evt_...; the same on every retry."},
             "type": {"type": "string", "enum": _EVENT_TYPES},
             "created": {"type": "integer", "description": "Unix time of the event."},
-            "data": _ref("Job"),
+            "data": {"oneOf": [_ref("Job"), _ref("VideoStream")],
+                     "description": "The job, or for video.stream.* events the stream."},
         },
         "required": ["id", "type", "created", "data"],
     },
@@ -456,6 +497,7 @@ _WAIT = {"name": "wait", "in": "query",
          "or after this many seconds with the job as it is then (still 200). 0 or absent: "
          "answer at once."}
 _FILE_ID = [{"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_TERM_ID = [{"name": "term_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _FOLDER_ID = [{"name": "folder_id", "in": "path", "required": True,
                "schema": {"type": "string"}}]
 _PAGING = [
@@ -617,13 +659,61 @@ PATHS: dict[str, Any] = {
              "schema": {"type": "string", "enum": ["any", "all"], "default": "any"}},
             {"name": "orientation", "in": "query",
              "schema": {"type": "string", "enum": ["vertical", "horizontal", "square"]}},
-            {"name": "locale", "in": "query", "schema": {"type": "string"},
-             "description": "Echoed in `applied`."},
+            {"name": "locale", "in": "query", "schema": {"type": "string", "default": "en"},
+             "description": "The taxonomy locale: tags resolve through its terms' slugs, "
+             "labels and synonyms, and tag facets carry their labels."},
+            {"name": "facets", "in": "query", "schema": {"type": "string"},
+             "description": "Comma-separated: tags, orientation, mimeType."},
         ],
         "responses": {"200": _json({"allOf": [_ref("FileList"), {"type": "object",
-                                    "properties": {"applied": {"type": "object"}}}]}),
+                                    "properties": {
+                                        "applied": {"type": "object"},
+                                        "facets": {"type": "object", "properties": {
+                                            name: {"type": "array",
+                                                   "items": _ref("FacetBucket")}
+                                            for name in ("tags", "orientation",
+                                                         "mimeType")}}}}]}),
                       **_errors(400, 401, 404, 503)},
     }},
+    "/api/files/{file_id}/ai-tags": {"post": {
+        "tags": ["Storage"], "summary": "AI tagging of a stored image (not available here)",
+        "description": "The SDK's ai.tagFile. This server runs no image-tagging model: after "
+        "checking the options and the file it answers 501 FEATURE_UNAVAILABLE.",
+        "operationId": "aiTagFile", "parameters": _FILE_ID,
+        "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "maxTags": {"type": "integer", "minimum": 1, "maximum": 20, "default": 8},
+                "merge": {"type": "boolean", "default": True},
+                "locale": {"type": "string", "default": "en"},
+                "prompt": {"type": "string", "maxLength": 2000}}}}}},
+        "responses": _errors(400, 401, 404, 501, 503),
+    }},
+    "/api/library/taxonomy/terms": {
+        "get": {"tags": ["Storage"], "summary": "List a locale's taxonomy terms",
+                "operationId": "listTaxonomyTerms",
+                "parameters": [{"name": "locale", "in": "query",
+                                "schema": {"type": "string", "default": "en"}}],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "terms": {"type": "array", "items": _ref("TaxonomyTerm")},
+                    "locale": {"type": "string"}}}), **_errors(400, 401, 503)}},
+        "post": {"tags": ["Storage"], "summary": "Create a taxonomy term",
+                 "operationId": "createTaxonomyTerm",
+                 "requestBody": _json_body("TaxonomyTermRequest"),
+                 "responses": {"201": _json({"type": "object", "properties": {
+                     "term": _ref("TaxonomyTerm")}}, "Created"),
+                     **_errors(400, 401, 409, 503)}},
+    },
+    "/api/library/taxonomy/terms/{term_id}": {
+        "patch": {"tags": ["Storage"], "summary": "Update a taxonomy term",
+                  "operationId": "updateTaxonomyTerm", "parameters": _TERM_ID,
+                  "requestBody": _json_body("TaxonomyTermRequest"),
+                  "responses": {"200": _json({"type": "object", "properties": {
+                      "term": _ref("TaxonomyTerm")}}), **_errors(400, 401, 404, 409, 503)}},
+        "delete": {"tags": ["Storage"], "summary": "Delete a taxonomy term",
+                   "operationId": "deleteTaxonomyTerm", "parameters": _TERM_ID,
+                   "responses": {"200": _json({"type": "object", "properties": {
+                       "success": {"type": "boolean"}}}), **_errors(401, 404, 503)}},
+    },
     "/api/transfer": {"post": {
         "tags": ["Media"], "summary": "Transfer a remote file",
         "description": "Fetch a URL or S3 objects and return the file as the body "
@@ -786,16 +876,287 @@ PATHS.update({
 })
 
 
-def build_spec() -> dict[str, Any]:
+# --- video streams (convertly/api/streams.py) ---------------------------------------------
+
+_CAPTION_INPUT = {"type": "object", "properties": {
+    "label": {"type": "string"}, "language": {"type": "string", "description": "BCP 47."},
+    "kind": {"type": "string", "enum": ["subtitles", "captions"], "default": "subtitles"},
+    "content": {"type": "string", "description": "WebVTT text."}},
+    "required": ["label", "language", "content"]}
+_URL_OR_NULL = {"type": ["string", "null"]}
+SCHEMAS.update({
+    "CreateVideoStreamRequest": {
+        "type": "object",
+        "description": "Exactly one source: `sourceFileId`, `sourceUrl`, or (multipart) "
+        "an uploaded `file`, stored in the library first.",
+        "properties": {
+            "sourceFileId": {"type": "string"},
+            "sourceUrl": {"type": "string", "format": "uri"},
+            "profile": {"type": "string", "enum": [p.value for p in Profile],
+                        "default": "standard", "description": "basic 360/480p, standard "
+                        "+720p, hd +1080p, source_max up to 2160p; never above the source."},
+            "renditions": {"type": "array", "maxItems": MAX_RENDITIONS, "items": {
+                "type": "object", "properties": {
+                    "height": {"type": "integer"},
+                    "bitrate": {"type": "integer", "description": "kbit/s"},
+                    "audioBitrate": {"type": "integer", "description": "kbit/s"}},
+                "required": ["height", "bitrate"]},
+                "description": "Required with profile custom."},
+            "packageFormats": {"type": "array", "items": {"enum": ["hls", "dash"]},
+                               "default": ["hls"]},
+            "segmentDuration": {"type": "integer", "minimum": 2, "maximum": 12, "default": 6},
+            "access": {"type": "string", "enum": ["public", "signed"], "default": "signed"},
+            "tokenTtlSeconds": {"type": "integer", "default": 3600},
+            "allowedDomains": {"type": "array", "items": {"type": "string"}},
+            "captions": {"type": "array", "items": _CAPTION_INPUT},
+            "clip": {"type": ["object", "null"], "properties": {
+                "start": {"type": "number"}, "end": {"type": "number"},
+                "duration": {"type": "number"},
+                "mode": {"type": "string", "enum": ["accurate", "fast"]}}},
+            "title": {"type": "string"}, "description": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "UpdateVideoStreamRequest": {
+        "type": "object",
+        "properties": {"title": {"type": ["string", "null"]},
+                       "description": {"type": ["string", "null"]},
+                       "tags": {"type": "array", "items": {"type": "string"}},
+                       "engagement": {"type": "object"}},
+        "additionalProperties": False,
+    },
+    "VideoStream": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "assetId": {"type": "string"},
+            "playbackId": {"type": "string"},
+            "status": {"type": "string", "enum": [s.value for s in StreamStatus]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "profile": {"type": "string"}, "duration": {"type": ["number", "null"]},
+            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "manifestUrl": _URL_OR_NULL, "hlsManifestUrl": _URL_OR_NULL,
+            "dashManifestUrl": _URL_OR_NULL, "posterUrl": _URL_OR_NULL,
+            "packageFormats": {"type": "array", "items": {"type": "string"}},
+            "renditions": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "width": {"type": ["integer", "null"]},
+                "height": {"type": "integer"}, "bitrate": {"type": "integer"},
+                "averageBitrate": {"type": ["integer", "null"]},
+                "codec": {"type": "string"}, "audioCodec": {"type": ["string", "null"]},
+                "segmentCount": {"type": ["integer", "null"]}}}},
+            "access": {"type": "string"}, "tokenTtlSeconds": {"type": "integer"},
+            "allowedDomains": {"type": "array", "items": {"type": "string"}},
+            "captions": {"type": "array", "items": {"type": "object"}},
+            "chapters": {"type": "array", "items": {"type": "object"}},
+            "chaptersUrl": _URL_OR_NULL,
+            "analytics": {"type": "object", "properties": {
+                "events": {"type": "integer"}, "plays": {"type": "integer"},
+                "watchTimeSeconds": {"type": "number"}}},
+            "error": {"type": ["string", "null"]},
+            "createdAt": _TIME, "readyAt": _MAYBE_TIME,
+        },
+        "required": ["id", "playbackId", "status", "renditions"],
+    },
+})
+_STREAM = _json({"type": "object", "properties": {"stream": _ref("VideoStream")}})
+_STREAM_ID = [{"name": "stream_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}]
+PATHS.update({
+    "/api/video/streams": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Create an HLS/DASH video stream",
+            "operationId": "createVideoStream",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("CreateVideoStreamRequest")},
+                "multipart/form-data": {"schema": _ref("CreateVideoStreamRequest")}}},
+            "responses": {"201": _STREAM, **_errors(400, 401, 404, 413, 503)},
+        },
+        "get": {
+            "tags": ["Video streams"], "summary": "List video streams",
+            "operationId": "listVideoStreams",
+            "parameters": [*_PAGING, {"name": "status", "in": "query", "schema": {
+                "type": "string", "enum": [s.value for s in StreamStatus]}}],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "streams": {"type": "array", "items": _ref("VideoStream")},
+                "pagination": {"type": "object"}}}), **_errors(400, 401)},
+        },
+    },
+    "/api/video/streams/{stream_id}": {
+        "get": {"tags": ["Video streams"], "summary": "Get a video stream",
+                "operationId": "getVideoStream", "parameters": _STREAM_ID,
+                "responses": {"200": _STREAM, **_errors(401, 404)}},
+        "patch": {"tags": ["Video streams"], "summary": "Update a stream's metadata",
+                  "operationId": "updateVideoStream", "parameters": _STREAM_ID,
+                  "requestBody": _json_body("UpdateVideoStreamRequest"),
+                  "responses": {"200": _STREAM, **_errors(400, 401, 404)}},
+        "delete": {"tags": ["Video streams"],
+                   "summary": "Delete a stream with its segments and manifests",
+                   "operationId": "deleteVideoStream", "parameters": _STREAM_ID,
+                   "responses": {"200": _json({"type": "object", "properties": {
+                       "id": {"type": "string"}, "deleted": {"type": "boolean"}}}),
+                       **_errors(401, 404)}},
+    },
+})
+
+
+# Video streams' playback (convertly/api/playback.py): called by players, with no API key.
+_PLAYBACK_QUERY = [
+    {"name": "expires", "in": "query", "schema": {"type": "string"},
+     "description": "A signed stream's link: when it expires (Unix seconds)."},
+    {"name": "token", "in": "query", "schema": {"type": "string"},
+     "description": "A signed stream's link: its signature."},
+]
+_PLAYBACK_BODY = {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                              for media in ("application/vnd.apple.mpegurl",
+                                            "application/dash+xml", "video/iso.segment",
+                                            "text/vtt", "image/jpeg")}}
+
+
+def _playback_item(suffix: str) -> dict[str, Any]:
+    """The playback route, for files at the top (master.m3u8, a segment, poster.jpg) or in
+    a folder (captions/{id}.vtt, thumbnails/{n}.jpg)."""
+    path = [{"name": "playback_id", "in": "path", "required": True,
+             "schema": {"type": "string"}, "description": "The stream's playbackId."}]
+    if suffix:
+        path.append({"name": "folder", "in": "path", "required": True,
+                     "schema": {"type": "string"}})
+    path.append({"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "master.m3u8, manifest.mpd, a media playlist, a segment, "
+                 "captions/{id}.vtt, chapters.vtt, poster.jpg, ..."})
+    return {
+        "get": {
+            "tags": ["Video streams"], "summary": "Play a stream: its manifests, segments, "
+            "captions, chapters and poster", "operationId": f"playVideoStream{suffix}",
+            "security": [], "parameters": path + _PLAYBACK_QUERY,
+            "description": "Byte ranges (`Range: bytes=...`) are answered with 206. A signed "
+            "stream needs `expires` and `token` (the manifest URLs the API returns carry "
+            "them, and a manifest names every URI with them); a stream with allowedDomains "
+            "plays only for pages on them (Origin, else Referer).",
+            "responses": {"200": {"description": "The file", **_PLAYBACK_BODY},
+                          "206": {"description": "Part of the file", **_PLAYBACK_BODY},
+                          **_errors(403, 404, 416, 503)},
+        },
+        "options": {
+            "tags": ["Video streams"], "summary": "CORS preflight of the playback route",
+            "operationId": f"playVideoStream{suffix}Preflight", "security": [],
+            "parameters": path, "responses": {"204": {"description": "The CORS headers"}},
+        },
+    }
+
+
+PATHS.update({
+    "/video/v1/{playback_id}/{name}": _playback_item(""),
+    "/video/v1/{playback_id}/{folder}/{name}": _playback_item("InFolder"),
+    "/api/video/playback-events": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Record a player's event (no API key)",
+            "operationId": "recordPlaybackEvent", "security": [],
+            "description": "What the SDK's player sends. A session's first `play` is a view; "
+            "watch time is how far a playing session advanced. A stream's `analytics` "
+            "gives the counts.",
+            "requestBody": _json_body("PlaybackEvent"),
+            "responses": {"202": _json({"type": "object", "properties": {
+                "ok": {"type": "boolean"}}}, "Recorded"),
+                **_errors(400, 403, 404, 413, 429, 503)},
+        },
+        "options": {
+            "tags": ["Video streams"], "summary": "CORS preflight of playback events",
+            "operationId": "recordPlaybackEventPreflight", "security": [],
+            "responses": {"204": {"description": "The CORS headers"}},
+        },
+    },
+})
+# A stream's captions, chapters, poster and thumbnails (convertly/api/stream_tracks.py).
+PATHS.update({
+    "/api/video/streams/{stream_id}/captions": {
+        "post": {
+            "tags": ["Video streams"], "summary": "Add a caption track (WebVTT)",
+            "operationId": "addVideoStreamCaptions", "parameters": _STREAM_ID,
+            "description": "The track is named in the stream's HLS master playlist (a "
+            "SUBTITLES group) and DASH manifest (a text adaptation set).",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _CAPTION_INPUT}}},
+            "responses": {"201": {**_STREAM, "description": "Added"},
+                          **_errors(400, 401, 404, 409, 413, 503)},
+        },
+        "delete": {
+            "tags": ["Video streams"], "summary": "Remove a caption track",
+            "operationId": "removeVideoStreamCaption",
+            "parameters": [*_STREAM_ID, {"name": "captionId", "in": "query", "required": True,
+                                         "schema": {"type": "string"}}],
+            "responses": {"200": _STREAM, **_errors(401, 404, 503)},
+        },
+    },
+    "/api/video/streams/{stream_id}/chapters": {
+        "put": {
+            "tags": ["Video streams"], "summary": "Replace the chapters (a WebVTT chapters "
+            "track, chaptersUrl)", "operationId": "replaceVideoStreamChapters",
+            "parameters": _STREAM_ID,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["chapters"], "properties": {"chapters": {
+                    "type": "array", "maxItems": 100, "items": {
+                        "type": "object", "required": ["title", "start"], "properties": {
+                            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "start": {"type": "number", "minimum": 0}}}}}}}}},
+            "responses": {"200": _STREAM, **_errors(400, 401, 404, 409, 503)},
+        },
+        "delete": {
+            "tags": ["Video streams"], "summary": "Remove a chapter",
+            "operationId": "removeVideoStreamChapter",
+            "parameters": [*_STREAM_ID, {"name": "chapterId", "in": "query", "required": True,
+                                         "schema": {"type": "string"}}],
+            "responses": {"200": _STREAM, **_errors(401, 404, 503)},
+        },
+    },
+    "/api/video/streams/{stream_id}/poster": {"post": {
+        "tags": ["Video streams"], "summary": "Set the poster: a frame at a time, or an image",
+        "operationId": "setVideoStreamPoster", "parameters": _STREAM_ID,
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object", "required": ["timeSeconds"],
+                                            "properties": {"timeSeconds": {
+                                                "type": "number", "minimum": 0}}}},
+            "multipart/form-data": {"schema": {"type": "object", "required": ["poster"],
+                                               "properties": {"poster": {
+                                                   "type": "string", "format": "binary"}}}},
+        }},
+        "responses": {"200": _STREAM,
+                      **_errors(400, 401, 404, 409, 413, 422, 503)},
+    }},
+    "/api/video/streams/{stream_id}/thumbnails": {"get": {
+        "tags": ["Video streams"], "summary": "Thumbnail candidates: frames spread over the "
+        "video to pick a poster from", "operationId": "listVideoStreamThumbnails",
+        "parameters": _STREAM_ID,
+        "responses": {"200": _json({"type": "object", "properties": {"thumbnails": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "timeSeconds": {"type": "number"},
+                "url": {"type": "string"}}}}}}),
+            **_errors(401, 404, 409, 422, 503)},
+    }},
+})
+SCHEMAS["PlaybackEvent"] = {
+    "type": "object", "required": ["playbackId", "sessionId", "event"],
+    "properties": {
+        "playbackId": {"type": "string", "minLength": 1},
+        "sessionId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+        "event": {"type": "string", "enum": ["ready", "play", "pause", "ended", "timeupdate",
+                                              "seeked", "error"]},
+        "currentTime": {"type": "number", "minimum": 0},
+        "duration": {"type": "number", "minimum": 0},
+    },
+}
+
+
+def build_spec(tools: ToolRegistry | None = None) -> dict[str, Any]:
+    """The document; the media tools' paths come from `tools` (the built-in ones when
+    None), one path per tool."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "Convertly API (self-hosted)", "version": __version__,
                  "description": "Convert, resize and compress media; wire-compatible with "
                  "Convertly's public API."},
         "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],
-        "paths": PATHS,
+        "paths": {**PATHS, **toolspec.paths(tools or default_tools())},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **toolspec.SCHEMAS},
             "responses": {"Error": _json(_ref("Error"), "Error response")},
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
@@ -807,4 +1168,4 @@ def build_spec() -> dict[str, Any]:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(build_spec())
+    return JSONResponse(build_spec(services(request).tools))

@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from convertly import filenames, library, outbound, transfers
 from convertly.api import forms
-from convertly.api.library import _json_object, render_file, render_folder
+from convertly.api.library import json_object, render_file, render_folder
 from convertly.api.requests import authenticate, services
 from convertly.errors import ConvertlyError, InvalidFieldError, ProviderUnavailableError
 from convertly.fetches import FetchPool
@@ -197,7 +197,7 @@ async def _fetch(request: Request, tenant: str, transfer: Transfer, spool: Path,
 async def transfer_file(request: Request) -> Response:
     key = authenticate(request)
     svc = services(request)
-    transfer = parse(await _json_object(request, FIELDS))
+    transfer = parse(await json_object(request, FIELDS))
     spool = svc.scratch_root / f"transfer-{uuid.uuid4().hex}"
     if transfer.destination == "convertly-storage" and transfer.single \
             and transfer.extract is None and not transfer.wait:

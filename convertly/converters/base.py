@@ -102,3 +102,6 @@ class Limits(Protocol):
 
     @property
     def rar_command(self) -> str: ...
+
+    @property
+    def background_model(self) -> str: ...

@@ -1,17 +1,24 @@
-// The dashboard's entry point: sign-in, sign-out and the pages (#convert, #jobs, #storage).
+// The dashboard's entry point: sign-in, sign-out and the pages (#convert, #tools, #jobs,
+// #storage, #streams).
 
 import {api, clearKey, loadKey, onUnauthorized, saveKey} from "./api.js";
 import {ConvertView} from "./convert.js";
 import {$} from "./dom.js";
 import {JobsView} from "./jobs.js";
 import {StorageView} from "./storage.js";
+import {StreamsView} from "./streams.js";
+import {ToolsView} from "./tools.js";
 
-const VIEWS = ["signin", "convert", "jobs", "storage"];
-const TITLES = {signin: "Sign in", convert: "Convert", jobs: "Jobs", storage: "Storage"};
+const VIEWS = ["signin", "convert", "tools", "jobs", "storage", "streams"];
+const TITLES = {signin: "Sign in", convert: "Convert", tools: "Tools", jobs: "Jobs",
+                storage: "Storage", streams: "Streams"};
+const PAGES = ["storage", "jobs", "tools", "streams"]; // besides convert, the default
 
 const convert = new ConvertView();
 const jobsView = new JobsView();
 const storage = new StorageView();
+const streams = new StreamsView();
+const toolsView = new ToolsView();
 
 function notice(message) {
   const box = $("notice");
@@ -32,6 +39,9 @@ function show(name, {focus = false} = {}) {
   if (name === "convert") convert.open();
   if (name === "storage") storage.open();
   if (name === "jobs") jobsView.open();
+  if (name === "streams") streams.open();
+  else streams.stop();
+  if (name === "tools") toolsView.open();
   if (name === "signin") $("api-key").focus();
   else if (focus) $(`${name}-title`).focus();
 }
@@ -42,7 +52,7 @@ function route({focus = false} = {}) {
     return;
   }
   const wanted = location.hash.slice(1);
-  show(["storage", "jobs"].includes(wanted) ? wanted : "convert", {focus});
+  show(PAGES.includes(wanted) ? wanted : "convert", {focus});
 }
 
 function signOut(message = "") {
@@ -50,6 +60,8 @@ function signOut(message = "") {
   convert.reset();
   jobsView.reset();
   storage.reset();
+  streams.reset();
+  toolsView.reset();
   if (location.hash) history.replaceState(null, "", location.pathname);
   $("signin-error").textContent = message;
   show("signin");
@@ -88,7 +100,7 @@ $("signin-form").addEventListener("submit", async (event) => {
   }
   saveKey(key, $("remember").checked);
   input.value = "";
-  if (!["#storage", "#jobs"].includes(location.hash)) {
+  if (!PAGES.includes(location.hash.slice(1))) {
     history.replaceState(null, "", "#convert");
   }
   route({focus: true});

@@ -37,6 +37,12 @@ class Executor(Protocol):
         """Every file of `job` was queued through `submit_file`."""
         ...
 
+    def submit_stream(self, stream_id: str) -> None:
+        """Queue a stored video stream's encoding: a task per rendition not yet encoded
+        (media work), then, once the last is recorded, its packaging step
+        (`convertly.videostreams`). Safe to repeat: done work is skipped."""
+        ...
+
     def cancel(self, job_id: str) -> None:
         """The job was just cancelled in the job store (which refuses its files from then
         on, and whose running files stop themselves, `executors.guard`): forget its files

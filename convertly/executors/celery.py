@@ -37,6 +37,8 @@ from convertly.executors.celeryapp import (
     FINALIZE,
     REQUEST_ID_HEADER,
     RUN_FILE,
+    STREAM_PACKAGE,
+    STREAM_RENDITION,
     make_app,
     queue_keys,
     run_file_target,
@@ -246,6 +248,24 @@ class CeleryExecutor:
         with self._queueing(job):
             self.services.jobs.mark_queued(job.id)
 
+    def submit_stream(self, stream_id: str) -> None:
+        """A task per rendition still to encode on the media queue; the worker that records
+        the last one sends the packaging (`workers.tasks`)."""
+        stream = self.services.streams.get(stream_id)
+        if stream is None or stream.status.finished:
+            return
+        pending = [r.index for r in stream.renditions if not r.done]
+        try:
+            if not pending:
+                self._send(STREAM_PACKAGE, (stream_id,), queue=self.settings.media_queue,
+                           priority=priority.URGENT)
+            for index in pending:
+                self._send(STREAM_RENDITION, (stream_id, index),
+                           queue=self.settings.media_queue, priority=priority.file_level(0))
+        except (kombu.exceptions.OperationalError, redis.RedisError) as exc:
+            log.error("could not queue video stream %s: %s", stream_id, exc)
+            raise _unqueued(exc) from exc
+
     def _send_file(self, job: Job, index: int) -> None:
         families = job.extra.get("families") or ["image"] * job.total_files
         self._send(RUN_FILE, (job.id, index, self.settings.archive_queue),
@@ -293,7 +313,7 @@ class CeleryExecutor:
         storage = self.services.storage
         # A file no worker could convert is answered here and now: queued, it would wait
         # for a worker of its target's family, which may not be running at all.
-        await asyncio.to_thread(pipeline.plan_conversion, self.services, src, spec)
+        await asyncio.to_thread(pipeline.precheck, self.services, src, spec)
         prefix = f"sync/{uuid.uuid4()}"
         source_key = f"{prefix}/source"
         try:
@@ -315,9 +335,11 @@ class CeleryExecutor:
                 err.detail = detail
                 raise err
             out: dict[str, Any] = payload[0]
-            local = workdir / Path(out["path"]).name
-            await asyncio.to_thread(storage.get_file, out["path"], local)
-            return ConvertedFile(**{**out, "path": str(local),
+            local = ""
+            if out["path"]:  # a tool that answers with facts alone has no file
+                local = str(workdir / Path(out["path"]).name)
+                await asyncio.to_thread(storage.get_file, out["path"], Path(local))
+            return ConvertedFile(**{**out, "path": local,
                                     "notes": tuple(out.get("notes", ()))})
         finally:
             with contextlib.suppress(ServiceUnavailableError):

@@ -8,7 +8,10 @@ arguments are the whole contract between the two sides.
 - `RUN_FILE` (job id, file index, finalize queue): convert one file of a stored job;
 - `FINALIZE` (job id): bundle a job's outputs when asked and give it its final status;
 - `CONVERT` (source key, spec, output prefix, reply list): one sync conversion, whose
-  outcome goes to a Redis list the API process waits on.
+  outcome goes to a Redis list the API process waits on;
+- `STREAM_RENDITION` (stream id, rendition index): encode one rendition of a video stream
+  (media queue); the task that completes the ladder sends
+- `STREAM_PACKAGE` (stream id): package a video stream's renditions (media queue).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ TASK_PREFIX = "convertly."  # every Convertly task's name starts so (the lease s
 RUN_FILE = TASK_PREFIX + "run_file"
 FINALIZE = TASK_PREFIX + "finalize"
 CONVERT = TASK_PREFIX + "convert"
+STREAM_RENDITION = TASK_PREFIX + "stream_rendition"
+STREAM_PACKAGE = TASK_PREFIX + "stream_package"
 
 
 # The message header that carries the id of the request that queued a task (its log lines

@@ -24,14 +24,22 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from convertly import logs, metrics, pipeline, priority, service
+from convertly import logs, metrics, pipeline, priority, service, videostreams
 from convertly.errors import (
     ConversionError,
     ServiceUnavailableError,
     from_code,
 )
 from convertly.executors.base import ensure_capacity
-from convertly.executors.pool import convert_file, finalize, init_worker, run_file, warm
+from convertly.executors.pool import (
+    convert_file,
+    finalize,
+    init_worker,
+    run_files,
+    stream_package,
+    stream_rendition,
+    warm,
+)
 from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobType
 from convertly.settings import Settings
 
@@ -43,6 +51,23 @@ log = logging.getLogger("convertly.executor")
 _TASKS_PER_CHILD = 2000
 _MAX_ATTEMPTS = 3  # a file whose worker process dies this often is failed, not retried
 
+# A task takes as many files of a job as its last task converted in CHUNK_SECONDS, up to
+# MAX_CHUNK: one round trip through the pool and one state transaction for them all. A sync
+# conversion submitted meanwhile waits for the tasks ahead of it, each about that long.
+CHUNK_SECONDS = 0.05
+MAX_CHUNK = 32
+
+
+def chunk_size(pace: float | None, waiting: int, workers: int) -> int:
+    """How many of a job's `waiting` files one task takes, given the seconds per file its
+    last task took (`pace`; None before the first): one until the pace is known, and never
+    so many that a worker would be left without a task while files wait."""
+    if pace is None:
+        return 1
+    share = waiting // (workers * 2)  # the queue is deep: every worker has two tasks' worth
+    return max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(pace, 1e-4)), share))
+
+
 class InProcessExecutor:
     def __init__(self, settings: Settings, services: service.Services | None = None) -> None:
         self.settings = settings
@@ -52,7 +77,10 @@ class InProcessExecutor:
         # (convertly.priority).
         self._backlog: list[tuple[int, int, str, int]] = []
         self._arrivals = itertools.count()
-        self._in_pool = 0
+        self._in_pool = 0  # job files handed to the pool (or waiting there for a retry)
+        self._tasks = 0  # the pool tasks that hold them
+        # job id -> seconds per file its last task took, for `chunk_size`
+        self._pace: dict[str, float] = {}
         # (job id, file index) -> how often it is in the pool or waits for a retry: with the
         # backlog, what `held_files` accounts for.
         self._holding: collections.Counter[tuple[str, int]] = collections.Counter()
@@ -116,6 +144,7 @@ class InProcessExecutor:
             return False
 
     def cancel(self, job_id: str) -> None:
+        self._pace.pop(job_id, None)
         self._backlog = [entry for entry in self._backlog if entry[2] != job_id]
         heapq.heapify(self._backlog)
 
@@ -133,6 +162,9 @@ class InProcessExecutor:
             log.info("resuming job %s (%d files left)", job.id,
                      sum(r.status is FileStatus.PENDING for r in job.results))
             self.submit(job)
+        for stream in await asyncio.to_thread(self.services.streams.unfinished):
+            log.info("resuming video stream %s", stream.id)
+            self.submit_stream(stream.id)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -209,32 +241,47 @@ class InProcessExecutor:
                                        next(self._arrivals), job.id, index))
 
     def _pump(self) -> None:
-        # Only a few job files sit in the pool's own queue at a time, so a sync conversion
-        # (sent to the pool directly) or a more urgent file submitted meanwhile waits for
-        # at most one round of tasks, not for a whole batch.
-        while self._backlog and self._in_pool < self.settings.workers * 2:
+        # Only a few tasks sit in the pool's own queue at a time, so a sync conversion (sent
+        # to the pool directly) or a more urgent file submitted meanwhile waits for at most
+        # one round of tasks, not for a whole batch. A task takes several files of a job
+        # when its files are quick and many wait (`chunk_size`).
+        while self._backlog and self._tasks < self.settings.workers * 2:
             _, _, job_id, index = heapq.heappop(self._backlog)
-            self._submit_file(job_id, index)
+            indices = [index]
+            size = chunk_size(self._pace.get(job_id), len(self._backlog) + 1,
+                              self.settings.workers)
+            while (len(indices) < size and self._backlog
+                   and self._backlog[0][2] == job_id):
+                indices.append(heapq.heappop(self._backlog)[3])
+            self._submit_files(job_id, tuple(indices))
 
-    def _submit_file(self, job_id: str, index: int) -> None:
+    def _submit_files(self, job_id: str, indices: tuple[int, ...]) -> None:
         pool = self._pool_or_new()
-        future = pool.submit(run_file, job_id, index, self._request_ids.get(job_id))
-        self._in_pool += 1
-        self._holding[(job_id, index)] += 1
-        self._flights.setdefault(pool, set()).add((job_id, index))
-        future.add_done_callback(lambda f: self._call_in_loop(self._file_done, job_id, index,
-                                                              pool, f))
+        future = pool.submit(run_files, job_id, indices, self._request_ids.get(job_id))
+        self._hold(job_id, indices)
+        flights = self._flights.setdefault(pool, set())
+        flights.update((job_id, index) for index in indices)
+        future.add_done_callback(lambda f: self._call_in_loop(self._files_done, job_id,
+                                                              indices, pool, f))
 
-    def _release(self, job_id: str, index: int) -> None:
-        self._in_pool -= 1
-        self._holding[(job_id, index)] -= 1
-        if self._holding[(job_id, index)] <= 0:
-            del self._holding[(job_id, index)]
+    def _hold(self, job_id: str, indices: tuple[int, ...]) -> None:
+        self._tasks += 1
+        self._in_pool += len(indices)
+        for index in indices:
+            self._holding[(job_id, index)] += 1
 
-    def _retry_file(self, job_id: str, index: int) -> None:
-        self._release(job_id, index)
+    def _release(self, job_id: str, indices: tuple[int, ...]) -> None:
+        self._tasks -= 1
+        self._in_pool -= len(indices)
+        for index in indices:
+            self._holding[(job_id, index)] -= 1
+            if self._holding[(job_id, index)] <= 0:
+                del self._holding[(job_id, index)]
+
+    def _retry_files(self, job_id: str, indices: tuple[int, ...]) -> None:
+        self._release(job_id, indices)
         if not self._stopping:
-            self._submit_file(job_id, index)
+            self._submit_files(job_id, indices)
 
     def _submit_finalize(self, job_id: str) -> None:
         pool = self._pool_or_new()
@@ -247,48 +294,66 @@ class InProcessExecutor:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
-    def _file_done(self, job_id: str, index: int,
-                   pool: concurrent.futures.ProcessPoolExecutor,
-                   future: concurrent.futures.Future[bool]) -> None:
-        self._release(job_id, index)
+    def _files_done(self, job_id: str, indices: tuple[int, ...],
+                    pool: concurrent.futures.ProcessPoolExecutor,
+                    future: concurrent.futures.Future[tuple[bool, float]]) -> None:
+        self._release(job_id, indices)
         exc = None if future.cancelled() else future.exception()
         by_cancel = isinstance(exc, BrokenProcessPool) and self._replace_broken(pool)
         flights = self._flights.get(pool, set())
-        flights.discard((job_id, index))
+        flights.difference_update((job_id, index) for index in indices)
         if not flights:
             self._flights.pop(pool, None)
         if future.cancelled() or self._stopping:
             return  # left pending in the job store; resumed at the next start
-        self._pump()
         if exc is None:
-            self._attempts.pop((job_id, index), None)
-            if future.result():
+            last, pace = future.result()
+            self._pace[job_id] = pace
+            for index in indices:
+                self._attempts.pop((job_id, index), None)
+            self._pump()
+            if last:
                 self._submit_finalize(job_id)
             return
+        self._pump()
         if isinstance(exc, BrokenProcessPool):
             if by_cancel and self._job_cancelled(job_id):
-                self._attempts.pop((job_id, index), None)
+                for index in indices:
+                    self._attempts.pop((job_id, index), None)
                 return  # stopped by its job's cancel, which recorded everything
-            attempts = self._attempts.get((job_id, index), 0) + (0 if by_cancel else 1)
-            self._attempts[(job_id, index)] = attempts
-            if attempts < _MAX_ATTEMPTS:
-                self._submit_file(job_id, index)
-                return
-            self._attempts.pop((job_id, index), None)
+            # Each file again on its own, so that only the file that kills its process
+            # runs out of attempts.
+            failed = []
+            for index in indices:
+                attempts = self._attempts.get((job_id, index), 0) + (0 if by_cancel else 1)
+                self._attempts[(job_id, index)] = attempts
+                if attempts < _MAX_ATTEMPTS:
+                    self._submit_files(job_id, (index,))
+                else:
+                    self._attempts.pop((job_id, index), None)
+                    failed.append(index)
             message = "The converter process crashed on this file; it was not converted."
         elif isinstance(exc, ServiceUnavailableError):
-            # Storage or state is down: nothing was recorded; try the file again later.
-            log.warning("job %s file %d: %s; retrying in %d s", job_id, index, exc,
+            # Storage or state is down: nothing was recorded; try the files again later.
+            log.warning("job %s files %s: %s; retrying in %d s", job_id, list(indices), exc,
                         exc.retry_after)
-            self._in_pool += 1  # still owed to the pool, so capacity stays honest
-            self._holding[(job_id, index)] += 1
+            self._hold(job_id, indices)  # still owed to the pool, so capacity stays honest
             assert self._loop is not None
-            self._loop.call_later(exc.retry_after, self._retry_file, job_id, index)
+            self._loop.call_later(exc.retry_after, self._retry_files, job_id, indices)
+            return
+        elif len(indices) > 1:
+            log.error("job %s files %s: %r; trying each on its own", job_id, list(indices),
+                      exc)
+            for index in indices:
+                self._submit_files(job_id, (index,))
             return
         else:
-            log.error("job %s file %d: %r", job_id, index, exc)
+            log.error("job %s file %d: %r", job_id, indices[0], exc)
+            failed = list(indices)
             message = "The conversion failed unexpectedly; the error was logged."
-        if pipeline.fail_file(self.services, job_id, index, message, "WORKER_CRASHED"):
+        finishes = [pipeline.fail_file(self.services, job_id, index, message, "WORKER_CRASHED")
+                    for index in failed]
+        if any(finishes):
             self._submit_finalize(job_id)
 
     def _job_cancelled(self, job_id: str) -> bool:
@@ -305,6 +370,7 @@ class InProcessExecutor:
         if exc is None:
             self._known.discard(job_id)
             self._request_ids.pop(job_id, None)
+            self._pace.pop(job_id, None)
             # Finalised in a pool process, whose hub nobody waits on: wake this one's.
             self.services.events.notify(job_id)
             return
@@ -313,6 +379,61 @@ class InProcessExecutor:
             self._submit_finalize(job_id)
             return
         log.error("finalising job %s failed: %r", job_id, exc)
+
+    # --- video streams: their renditions and packaging go to the pool directly (each is
+    # one long media task); a pool broken under one is replaced and the task sent again.
+
+    def submit_stream(self, stream_id: str) -> None:
+        stream = self.services.streams.get(stream_id)
+        if stream is None or stream.status.finished:
+            return
+        pending = [r.index for r in stream.renditions if not r.done]
+        if not pending:
+            self._stream_task(stream_id, None)
+        for index in pending:
+            self._stream_task(stream_id, index)
+
+    def _stream_task(self, stream_id: str, index: int | None) -> None:
+        """Send rendition `index` of the stream to the pool (None: its packaging)."""
+        if self._stopping:
+            return
+        pool = self._pool_or_new()
+        future: concurrent.futures.Future[Any] = (
+            pool.submit(stream_package, stream_id) if index is None
+            else pool.submit(stream_rendition, stream_id, index))
+        future.add_done_callback(lambda f: self._call_in_loop(
+            self._stream_done, stream_id, index, pool, f))
+
+    def _stream_done(self, stream_id: str, index: int | None,
+                     pool: concurrent.futures.ProcessPoolExecutor,
+                     future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled() or self._stopping:
+            return  # resumed at the next start
+        exc = future.exception()
+        if exc is None:
+            self._attempts.pop((stream_id, -1 if index is None else index), None)
+            if index is not None and future.result():
+                self._stream_task(stream_id, None)
+            return
+        if isinstance(exc, BrokenProcessPool):
+            self._replace_broken(pool)
+            key = (stream_id, -1 if index is None else index)
+            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+            if attempts < _MAX_ATTEMPTS:
+                log.warning("video stream %s: its worker process died; sending the task "
+                            "again", stream_id)
+                self._stream_task(stream_id, index)
+                return
+            self._attempts.pop(key, None)
+            message = "The encoder process died on this stream; it was not encoded."
+        elif isinstance(exc, ServiceUnavailableError):
+            assert self._loop is not None
+            self._loop.call_later(exc.retry_after, self._stream_task, stream_id, index)
+            return
+        else:
+            log.error("video stream %s: %r", stream_id, exc)
+            message = "The encoding failed unexpectedly; the error was logged."
+        videostreams.fail(self.services, stream_id, message, "WORKER_CRASHED")
 
     async def convert(self, src: Path, spec: FileSpec, workdir: Path) -> ConvertedFile:
         while True:

@@ -8,10 +8,11 @@ functions.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from convertly import logs, metrics, pipeline, service
+from convertly import logs, metrics, pipeline, service, videostreams
 from convertly.errors import ConvertlyError
 from convertly.executors import libvips
 from convertly.executors.guard import TaskCancelled, TaskGuard, TaskLimitExceeded
@@ -52,21 +53,55 @@ def _task_guard() -> TaskGuard:
     return _guard
 
 
-def run_file(job_id: str, index: int, request_id: str | None = None) -> bool:
+def run_files(job_id: str, indices: tuple[int, ...],
+              request_id: str | None = None) -> tuple[bool, float]:
+    """Convert files `indices` of a job one after another, each under the task guard, and
+    record them together (`pipeline.FileBatch`). Returns whether that finished the job's
+    last file (the caller then finalises it) and the wall-clock seconds per file, which
+    tell the executor how many of the job's files to hand over at once."""
     logs.start(request_id=request_id, job_id=job_id)
     svc = _services()
-    try:
-        with _task_guard().task(stop_when=pipeline.cancel_check(svc, job_id)):
-            return pipeline.run_file(svc, job_id, index, reraise=(MemoryError,))
-    except TaskLimitExceeded as exc:
-        return pipeline.fail_file(svc, job_id, index, exc.error.message, exc.error.code)
-    except TaskCancelled:
-        return False  # the cancel recorded the job's end; this file reads as cancelled
+    guard = _task_guard()
+    stop_when = pipeline.cancel_check(svc, job_id)
+    started = time.monotonic()
+    batch = pipeline.FileBatch(svc, job_id)
+    for index in indices:
+        try:
+            with guard.task(stop_when=stop_when):
+                batch.run(index, reraise=(MemoryError,))
+        except TaskLimitExceeded as exc:
+            batch.fail(index, exc.error.message, exc.error.code)
+        except TaskCancelled:
+            # The cancel recorded the job's end; these files read as cancelled.
+            return False, (time.monotonic() - started) / len(indices)
+    return batch.flush(), (time.monotonic() - started) / len(indices)
 
 
 def finalize(job_id: str, request_id: str | None = None) -> None:
     logs.start(request_id=request_id, job_id=job_id)
     pipeline.finalize_job(_services(), job_id)
+
+
+def stream_rendition(stream_id: str, index: int) -> bool:
+    """Encode one rendition of a video stream; True when the packaging is owed now."""
+    logs.start()
+    svc = _services()
+    try:
+        with _task_guard().task():
+            return videostreams.run_rendition(svc, stream_id, index)
+    except TaskLimitExceeded as exc:
+        videostreams.fail(svc, stream_id, exc.error.message, exc.error.code)
+        return False
+
+
+def stream_package(stream_id: str) -> None:
+    logs.start()
+    svc = _services()
+    try:
+        with _task_guard().task():
+            videostreams.package_stream(svc, stream_id)
+    except TaskLimitExceeded as exc:
+        videostreams.fail(svc, stream_id, exc.error.message, exc.error.code)
 
 
 def convert_file(src: str, spec: dict[str, Any], workdir: str,

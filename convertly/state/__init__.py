@@ -1,5 +1,5 @@
 """Durable state: what the API processes and the workers share about jobs, stored files,
-folders, API keys and webhooks, on one of two engines.
+folders, library taxonomy terms, API keys and webhooks, on one of two engines.
 
     base.py      every state Protocol (`<Record>Store`), with its contract
     records.py   the records they carry (jobs are in `convertly.models`)
@@ -30,8 +30,11 @@ from convertly.state.base import (
     JobStore,
     KeyStore,
     RateLimitStore,
+    TaxonomyStore,
     WebhookStore,
 )
+from convertly.streams.analytics import PlaybackStore
+from convertly.streams.store import StreamStore
 
 if TYPE_CHECKING:
     from convertly.settings import Settings
@@ -50,6 +53,9 @@ class State:
     webhooks: WebhookStore
     finished: FinishedChannel | None
     rates: RateLimitStore
+    streams: StreamStore
+    playback: PlaybackStore
+    taxonomy: TaxonomyStore
 
 
 def build_state(settings: Settings) -> State:
@@ -63,7 +69,10 @@ def build_state(settings: Settings) -> State:
         from convertly.state.redis.folders import RedisFolderStore
         from convertly.state.redis.jobs import RedisJobStore
         from convertly.state.redis.keys import RedisKeyStore
+        from convertly.state.redis.playback import RedisPlaybackStore
         from convertly.state.redis.rates import RedisRateLimitStore
+        from convertly.state.redis.streams import RedisStreamStore
+        from convertly.state.redis.taxonomy import RedisTaxonomyStore
         from convertly.state.redis.webhooks import RedisWebhookStore
 
         client = connect(settings.redis_state_url)
@@ -71,7 +80,10 @@ def build_state(settings: Settings) -> State:
                      folders=RedisFolderStore(client), keys=RedisKeyStore(client),
                      webhooks=RedisWebhookStore(client),
                      finished=RedisFinishedChannel(settings.redis_state_url),
-                     rates=RedisRateLimitStore(client))
+                     rates=RedisRateLimitStore(client),
+                     streams=RedisStreamStore(client),
+                     playback=RedisPlaybackStore(client),
+                     taxonomy=RedisTaxonomyStore(client))
 
     from convertly.state.inprocess import InProcessRateLimitStore
     from convertly.state.sqlite.database import DATABASE_NAME, Database
@@ -79,10 +91,14 @@ def build_state(settings: Settings) -> State:
     from convertly.state.sqlite.folders import SqliteFolderStore
     from convertly.state.sqlite.jobs import SqliteJobStore
     from convertly.state.sqlite.keys import SqliteKeyStore
+    from convertly.state.sqlite.playback import SqlitePlaybackStore
+    from convertly.state.sqlite.streams import SqliteStreamStore
+    from convertly.state.sqlite.taxonomy import SqliteTaxonomyStore
     from convertly.state.sqlite.webhooks import SqliteWebhookStore
 
     db = Database(settings.data_dir / DATABASE_NAME)
     return State(jobs=SqliteJobStore(db), files=SqliteFileStore(db),
                  folders=SqliteFolderStore(db), keys=SqliteKeyStore(db),
                  webhooks=SqliteWebhookStore(db), finished=None,
-                 rates=InProcessRateLimitStore())
+                 rates=InProcessRateLimitStore(), streams=SqliteStreamStore(db),
+                 playback=SqlitePlaybackStore(db), taxonomy=SqliteTaxonomyStore(db))

@@ -17,6 +17,7 @@ Shared contract, unless a method says otherwise:
                     with the job they map to, so they are not a store of their own)
     FileStore       stored-file records (outputs, uploads, sync results), searchable
     FolderStore     folders of stored files
+    TaxonomyStore   each tenant's library taxonomy terms (slugs, labels, synonyms per locale)
     KeyStore        API key records and their hashes (the domain: `convertly.auth`), and
                     each tenant's own limits (the domain: `convertly.limits`)
     RateLimitStore  rate-limit buckets (the domain: `convertly.limits`): in Redis, shared
@@ -30,7 +31,7 @@ Shared contract, unless a method says otherwise:
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from convertly.models import FileResult, FileWork, Job, JobStatus
@@ -46,6 +47,7 @@ from convertly.state.records import (
     RateDecision,
     Shares,
     StoredFile,
+    TaxonomyTerm,
     TenantLimits,
 )
 
@@ -99,6 +101,12 @@ class JobStore(Protocol):
         """Store one file's result (replacing an earlier one); return whether this call
         completed the last file of an unfinished job: exactly one caller gets True, so
         exactly one finalises the job. Raises KeyError for an unknown job."""
+        ...
+
+    def record_files(self, results: Sequence[FileResult], job_id: str) -> bool:
+        """`record_file` for several files of one job at once (one transaction on SQLite):
+        True when this call completed the last file of an unfinished job, exactly as if
+        the results had been recorded one by one and any of those calls had said so."""
         ...
 
     def set_progress(self, job_id: str, index: int, fraction: float) -> None:
@@ -173,6 +181,10 @@ class FileStore(Protocol):
         `created_at` (SQLite stamps it when it is 0)."""
         ...
 
+    def add_many(self, records: Sequence[StoredFile]) -> builtins.list[StoredFile]:
+        """`add` for several new records at once (one transaction on SQLite), in order."""
+        ...
+
     def get(self, file_id: str, tenant: str) -> StoredFile | None:
         """The tenant's live record, or None (missing, another tenant's, or expired).
         Temporary records are returned too; callers that list files skip them."""
@@ -182,6 +194,13 @@ class FileStore(Protocol):
                offset: int) -> tuple[builtins.list[StoredFile], int]:
         """The tenant's listed (non-temporary) records matching `query`, newest first
         (ties by id, descending), `limit` of them from `offset`, and how many match."""
+        ...
+
+    def facets(self, tenant: str, query: FileQuery, which: Iterable[str],
+               limit: int) -> dict[str, builtins.list[tuple[str, int]]]:
+        """For each facet named in `which` (`records.FACETS`), over every listed file `query`
+        matches: (value, number of files), most files first then by value, at most `limit`
+        of them; as `records.count_facets` counts."""
         ...
 
     def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
@@ -238,6 +257,35 @@ class FolderStore(Protocol):
     def remove(self, folder_ids: Iterable[str], tenant: str) -> None:
         """Forget the tenant's folders with these ids (missing ones are skipped). Files
         filed in them keep their `folder_id`; moving them first is the caller's job."""
+        ...
+
+
+class TaxonomyStore(Protocol):
+    """Each tenant's library taxonomy terms (the domain: `convertly.taxonomy`). A slug is
+    unique per tenant and locale."""
+
+    def add(self, term: TaxonomyTerm) -> bool:
+        """Store a new term; False (storing nothing) when the tenant has a term of that slug
+        in that locale."""
+        ...
+
+    def get(self, term_id: str, tenant: str) -> TaxonomyTerm | None:
+        ...
+
+    def all(self, tenant: str, locale: str | None = None) -> builtins.list[TaxonomyTerm]:
+        """The tenant's terms (of one locale, when given), by slug."""
+        ...
+
+    def count(self, tenant: str) -> int:
+        ...
+
+    def update(self, term: TaxonomyTerm) -> str:
+        """Replace the tenant's term of that id: "updated", "missing" (no such term) or
+        "taken" (another term has that slug in that locale; nothing changed)."""
+        ...
+
+    def remove(self, term_id: str, tenant: str) -> bool:
+        """Delete the tenant's term; False when there was none."""
         ...
 
 

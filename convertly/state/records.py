@@ -15,7 +15,7 @@ frozen dataclasses, the same on both engines.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
@@ -172,15 +172,17 @@ class FileQuery:
     """Which of a tenant's listed files a search returns. Empty fields do not filter.
 
     `folder_id` with `root_only=False`: files in that folder; `root_only=True`: files in no
-    folder. `text`: a case-insensitive substring of the filename. `tags`: files carrying any
-    of them (all of them with `all_tags`), compared case-insensitively. `orientation`:
-    vertical, horizontal or square, from the recorded width and height."""
+    folder. `text`: a case-insensitive substring of the filename. `tags`: one group of forms
+    per tag asked for (the tag, and the slug, label and synonyms of the taxonomy term it
+    names); files carrying a form of any of them (of all of them with `all_tags`), compared
+    case-insensitively. `orientation`: vertical, horizontal or square, from the recorded
+    width and height."""
 
     folder_id: str | None = None
     root_only: bool = False
     text: str | None = None
     mime_prefix: str | None = None
-    tags: tuple[str, ...] = ()
+    tags: tuple[tuple[str, ...], ...] = ()
     all_tags: bool = False
     orientation: str | None = None
 
@@ -203,18 +205,51 @@ class FileQuery:
             return False
         if self.tags:
             have = {t.casefold() for t in record.tags}
-            wanted = [t.casefold() for t in self.tags]
-            hits = [t in have for t in wanted]
+            hits = [any(t.casefold() in have for t in forms) for forms in self.tags]
             if not (all(hits) if self.all_tags else any(hits)):
                 return False
-        if self.orientation:
-            if record.width is None or record.height is None:
-                return False
-            shape = ("square" if record.width == record.height
-                     else "vertical" if record.height > record.width else "horizontal")
-            if shape != self.orientation:
-                return False
-        return True
+        return not self.orientation or orientation(record) == self.orientation
+
+
+def orientation(record: StoredFile) -> str | None:
+    """vertical, horizontal or square, from the width and height as displayed; None for a
+    file with no dimensions."""
+    if record.width is None or record.height is None:
+        return None
+    return ("square" if record.width == record.height
+            else "vertical" if record.height > record.width else "horizontal")
+
+
+# Search facets (`GET /api/files/search?facets=`): what each counts the files of.
+FACETS = ("tags", "orientation", "mimeType")
+
+
+def count_facets(records: Iterable[StoredFile], which: Iterable[str],
+                 limit: int) -> dict[str, list[tuple[str, int]]]:
+    """For each facet in `which`, (value, number of files) by count then value, at most
+    `limit`. Tags are counted case-insensitively (shown in their least form: `min`), mime types in
+    lower case; files with no dimensions have no orientation."""
+    wanted = list(which)
+    counts: dict[str, dict[str, int]] = {name: {} for name in wanted}
+    shown: dict[str, str] = {}
+    for record in records:
+        if "tags" in counts:
+            forms: dict[str, str] = {}
+            for tag in record.tags:
+                key = tag.casefold()
+                forms[key] = min(forms.get(key, tag), tag)
+            for key, tag in forms.items():
+                shown[key] = min(shown.get(key, tag), tag)
+                counts["tags"][key] = counts["tags"].get(key, 0) + 1
+        if "orientation" in counts and (shape := orientation(record)) is not None:
+            counts["orientation"][shape] = counts["orientation"].get(shape, 0) + 1
+        if "mimeType" in counts:
+            mime = record.mime_type.lower()
+            counts["mimeType"][mime] = counts["mimeType"].get(mime, 0) + 1
+    return {name: sorted(((shown.get(v, v) if name == "tags" else v, n)
+                          for v, n in counts[name].items()),
+                         key=lambda vn: (-vn[1], vn[0]))[:limit]
+            for name in wanted}
 
 
 # --- folders ----------------------------------------------------------------------------
@@ -240,13 +275,54 @@ def new_folder_id() -> str:
     return "fld_" + secrets.token_hex(12)
 
 
+# --- library taxonomy -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaxonomyTerm:
+    """One term of a tenant's controlled vocabulary (`convertly.taxonomy`): a canonical
+    `slug`, unique per tenant and locale, its `label`, and the `synonyms` that resolve to it."""
+
+    id: str
+    tenant: str
+    slug: str
+    label: str
+    locale: str
+    group_name: str | None
+    synonyms: tuple[str, ...]
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["synonyms"] = list(self.synonyms)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaxonomyTerm:
+        return cls(**{**data, "synonyms": tuple(data.get("synonyms") or ())})
+
+
+def new_term_id() -> str:
+    return "tax_" + secrets.token_hex(12)
+
+
 # --- webhooks ---------------------------------------------------------------------------
 
 STARTED = "conversion.started"
 PROGRESS = "conversion.progress"
 COMPLETED = "conversion.completed"
 FAILED = "conversion.failed"
-EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED)
+# A video stream's events (`convertly.videostreams`); their `data` is the stream.
+STREAM_STARTED = "video.stream.started"
+STREAM_READY = "video.stream.ready"
+STREAM_FAILED = "video.stream.failed"
+STREAM_EVENTS = (STREAM_STARTED, STREAM_READY, STREAM_FAILED)
+# A media tool's job ends with one of these instead (it sends no started or progress event).
+TOOL_COMPLETED = "media.tool.completed"
+TOOL_FAILED = "media.tool.failed"
+EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED, TOOL_COMPLETED, TOOL_FAILED,
+               *STREAM_EVENTS)
 
 
 def new_id(prefix: str) -> str:

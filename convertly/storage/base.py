@@ -53,6 +53,12 @@ class Storage(Protocol):
         """Open the object for reading; the caller closes it."""
         ...
 
+    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
+        """Open the object for reading from byte `start`; the stream holds at least the
+        `length` bytes from there (or up to the end), and the caller reads no more than
+        `length` (a byte-range request); the caller closes it."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """The object's path on this machine's disk if it has one (for zero-copy serving)."""
         ...

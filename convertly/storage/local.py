@@ -99,6 +99,11 @@ class LocalStorage:
     def open(self, key: str) -> BinaryIO:
         return self._path(key).open("rb")
 
+    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
+        fh = self._path(key).open("rb")
+        fh.seek(start)
+        return fh
+
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None

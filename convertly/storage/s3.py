@@ -347,6 +347,15 @@ class S3Storage:
         )
         return io.BufferedReader(_ResponseReader(response, self, key), buffer_size=CHUNK)
 
+    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
+        check_key(key)
+        self.ensure_bucket()
+        response = self._call(
+            f"get {key} bytes {start}+{length}",
+            lambda: self._client.get_object(self.bucket, key, offset=start, length=length),
+        )
+        return io.BufferedReader(_ResponseReader(response, self, key), buffer_size=CHUNK)
+
     def local_path(self, key: str) -> Path | None:
         check_key(key)
         return None

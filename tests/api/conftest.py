@@ -4,12 +4,14 @@ costs a second or two), a fresh tenant per test, and a small-limits app for the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from convertly.settings import Settings
 from tests.api.support import MODES, SHARED_LIMITS, AppEnv, Tenant, deployed, running_app
+from tests.converters.segmentation import redness_model
 
 
 @pytest.fixture(scope="session", params=MODES)
@@ -20,11 +22,17 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def segmentation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ONNX model for remove-background (tests/converters/segmentation.py)."""
+    return redness_model(tmp_path_factory.mktemp("models") / "redness.onnx")
+
+
+@pytest.fixture(scope="session")
 def app_env(mode: str, tmp_path_factory: pytest.TempPathFactory,
-            request: pytest.FixtureRequest) -> Iterator[AppEnv]:
+            request: pytest.FixtureRequest, segmentation_model: Path) -> Iterator[AppEnv]:
     settings, cluster = deployed(
         mode, Settings(data_dir=tmp_path_factory.mktemp(f"data-{mode}"), workers=2,
-                       **SHARED_LIMITS), request)
+                       background_model=str(segmentation_model), **SHARED_LIMITS), request)
     with running_app(mode, settings, cluster) as env:
         yield env
 
@@ -54,6 +62,8 @@ LIMITED = {
     "max_pixels": 200_000,
     "fetch_allow_private": True,  # sourceUrl tests fetch from a loopback server
     "max_media_seconds": 10,
+    "playback_event_rate": 0.5,
+    "playback_event_burst": 2,
     **SHARED_LIMITS,
 }
 

@@ -308,6 +308,16 @@ def test_files_ls_get_rm(cli: Cli, tmp_path: Path) -> None:
 # --- errors ------------------------------------------------------------------------------
 
 
+def test_tool_runs_a_media_tool_and_downloads_its_output(embedded_cli: Cli,
+                                                         tmp_path: Path) -> None:
+    _write(tmp_path, "photo.jpg", images.jpeg(200, 100))
+    result = _ok(embedded_cli("tool", "thumbnail", "photo.jpg", "--opt", "width=50",
+                              "--opt", "format=png", "-o", "out"))
+    assert result.stdout.split() == ["out/photo.png"]
+    out = images.decode((tmp_path / "out/photo.png").read_bytes())
+    assert (out.format, out.size) == ("PNG", (50, 25))
+
+
 def test_bad_key_unreachable_server_and_usage_errors(embedded_cli: Cli, tmp_path: Path) -> None:
     cli = embedded_cli
     _write(tmp_path, "a.jpg", images.jpeg(32, 32))

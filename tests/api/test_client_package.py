@@ -93,6 +93,12 @@ def test_sync_client_every_method(server: Served, tmp_path: Path) -> None:
             client.cancel_job(created.job_id)
         assert finished.value.status == 409 and finished.value.code == "CONFLICT"
 
+        # A media tool, as a job.
+        queued = client.queue_tool("thumbnail", photo, options={"width": "30"})
+        tool_job = client.wait_job(queued.job_id, timeout=60)
+        assert tool_job.status == "completed" and tool_job.raw["tool"] == "thumbnail"
+        assert _size(client.read(tool_job.results[0].download_url or "")) == (30, 20)
+
         # Storage and folders.
         folder = client.create_folder("shots", color="#aabbcc")
         assert [f.name for f in client.list_folders()] == ["shots"]
@@ -149,6 +155,8 @@ def test_async_client_every_method(server: Served, tmp_path: Path) -> None:
             assert again.name == "photo-1.webp"  # never overwrites
             assert (await client.get_job(created.job_id)).job_id == created.job_id
             assert (await client.list_jobs()).jobs[0].job_id == created.job_id
+            queued = await client.queue_tool("strip-metadata", photo)
+            assert (await client.wait_job(queued.job_id, timeout=60)).status == "completed"
             folder = await client.create_folder("f")
             (stored,) = await client.upload_files([("n.png", images.png(8, 8))],
                                                   folder_id=folder.id)

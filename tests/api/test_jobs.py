@@ -563,3 +563,37 @@ def test_cancel_a_pending_job(app_env: AppEnv, client: TestClient, tenant: Tenan
     assert again["cancelled"] is True and again["results"] == cancelled["results"]
     assert_error(client.delete(f"/api/jobs/{job.id}", headers=tenant.headers), 409,
                  "CONFLICT")
+
+
+def test_each_files_queue_is_sniffed_from_the_bytes_that_streamed_in(
+        app_env: AppEnv, client: TestClient, tenant: Tenant) -> None:
+    import wave
+
+    sound = io.BytesIO()
+    with wave.open(sound, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 800)
+    response = post(client, "/api/jobs", tenant,
+                    [("a.png", images.png(30, 20)), ("b.wav", sound.getvalue())],
+                    formats=["webp", "mp3"])
+    job = app_env.services.jobs.get(response.json()["jobId"])
+    assert job is not None and job.extra["families"] == ["image", "media"]
+    assert wait_for_job(client, tenant, job.id)["status"] == "completed"
+
+
+def test_every_file_of_a_deep_job_has_its_own_result_and_stored_file(
+        app_env: AppEnv, client: TestClient, tenant: Tenant) -> None:
+    # Enough files that the embedded pool hands them over in chunks, recorded together.
+    count = 24
+    uploads = [(f"{i}.png", images.png(8 + i % 5, 8, seed=i)) for i in range(count)]
+    response = post(client, "/api/jobs", tenant, uploads, format="png")
+    job = wait_for_job(client, tenant, response.json()["jobId"])
+    assert (job["status"], job["completedFiles"]) == ("completed", count)
+    results = sorted(job["results"], key=lambda r: r["index"])
+    assert [r["width"] for r in results] == [8 + i % 5 for i in range(count)]
+    ids = {r["storedFileId"] for r in results}
+    assert len(ids) == count
+    for file_id in ids:
+        assert app_env.services.files.get(file_id, tenant.tenant) is not None

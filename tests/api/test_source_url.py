@@ -107,6 +107,17 @@ def test_a_source_url_job_completes(limited_env: AppEnv, origin: str) -> None:
     assert job["results"][0]["format"] == "webp"
 
 
+def test_a_media_tool_takes_a_source_url(limited_env: AppEnv, origin: str) -> None:
+    response = _convert(limited_env, f"{origin}/download?id=7", "/api/media/strip-metadata")
+    assert response.status_code == 200, response.text
+    [result] = response.json()["files"]
+    assert (result["filename"], result["width"], result["height"]) == ("Holiday.jpg", 160, 120)
+    both = limited_env.client.post(
+        "/api/media/strip-metadata", headers=limited_env.new_tenant().headers,
+        files={"file": ("a.jpg", PHOTO), "sourceUrl": (None, f"{origin}/photo.jpg")})
+    assert_error(both, 400, "INVALID_FIELD", "sourceUrl", "not both")
+
+
 @pytest.mark.parametrize("route", ["/big", "/big-chunked"])
 def test_a_source_over_the_file_limit_is_413(limited_env: AppEnv, origin: str,
                                              route: str) -> None:

@@ -37,6 +37,7 @@ from tests.receiver import Received, Receiver, kinds
 README = Path(__file__).resolve().parents[2] / "README.md"
 STARTED, PROGRESS, COMPLETED, FAILED = (
     "conversion.started", "conversion.progress", "conversion.completed", "conversion.failed")
+TOOL_COMPLETED, TOOL_FAILED = "media.tool.completed", "media.tool.failed"
 # Tiny delays so retries take milliseconds; receivers on loopback are allowed.
 HOOKS = {
     "webhook_allow_private": True,
@@ -299,6 +300,39 @@ def test_progress_events_only_go_forward_and_are_throttled(
     assert [_event(r)["data"]["progress"] for r in got] == [0, 25, 50, 100]
     time.sleep(0.3)
     assert len(receiver.at(path)) == 4
+
+
+def test_a_tool_job_ends_in_a_media_tool_event(hook_env: AppEnv, receiver: Receiver) -> None:
+    """Queued with async=true, a tool's job sends only its end: media.tool.completed to the
+    account endpoint and its callback, media.tool.failed when the tool fails."""
+    client, tenant = hook_env.client, hook_env.new_tenant()
+    account, callback = _path("tool-account", tenant), _path("tool-callback", tenant)
+    _endpoint(client, tenant, receiver.url(account))
+
+    def queue(name: str, data: bytes, **fields: str) -> str:
+        response = client.post("/api/media/strip-metadata", headers=tenant.headers,
+                               files={"file": (name, data)}, data={"async": "true", **fields})
+        assert response.status_code == 202, response.text
+        job_id: str = response.json()["jobId"]
+        return job_id
+
+    done = queue("photo.jpg", images.jpeg(48, 32), callbackUrl=receiver.url(callback),
+                 callbackSecret="whsec_" + secrets.token_hex(16))
+    assert wait_for_job(client, tenant, done)["status"] == "completed"
+    for path in (account, callback):
+        [event] = receiver.wait_for(path, _ends_with(TOOL_COMPLETED))
+        data = _event(event)["data"]
+        assert (data["jobId"], data["tool"], data["status"]) == (done, "strip-metadata",
+                                                                 "completed")
+        assert data["results"][0]["outputFilename"] == "photo.jpg"
+
+    # An MP3's first frame header, then nothing ffmpeg can read: sniffed as MP3, it fails
+    # in the tool.
+    broken = queue("song.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x00" * 64)
+    assert wait_for_job(client, tenant, broken)["status"] == "failed"
+    got = receiver.wait_for(account, _ends_with(TOOL_FAILED))
+    assert kinds(got) == [TOOL_COMPLETED, TOOL_FAILED]
+    assert _event(got[-1])["data"]["jobId"] == broken
 
 
 class _BrokenStore:

@@ -59,6 +59,7 @@ class FakeLimits:
     max_extracted_bytes: int = 200 * 1024 * 1024
     rar_command: str = ""
     max_expansion_ratio: int = 100_000
+    background_model: str = ""
 
 
 def run_converter(

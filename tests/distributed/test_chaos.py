@@ -21,12 +21,15 @@ from tests.api.support import (
     AppEnv,
     assert_error,
     create_job,
+    multipart,
     output_bytes,
     post,
     running_app,
     wait_for_job,
 )
+from tests.api.test_streams import wait_ready
 from tests.cluster import Cluster
+from tests.streams.source import source_video
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +179,35 @@ def test_the_watchdog_finalises_a_job_whose_finalisation_was_lost(env: AppEnv) -
     finished = wait_for_job(env.client, tenant, job.id)
     assert finished["status"] == "failed", finished
     assert finished["errorMessage"] == "All 2 files failed; see each result's error."
+
+
+def test_a_video_stream_survives_its_encoder_killed(env: AppEnv, chaos_cluster: Cluster,
+                                                    tmp_path: Path) -> None:
+    worker = chaos_cluster.workers[-1]
+    tenant = env.new_tenant()
+    video = source_video(tmp_path / "long.mp4", seconds=8, size="640x360", audio=False)
+    stored = env.client.post("/api/files", headers=tenant.headers,
+                             files=multipart([("long.mp4", video.read_bytes())], "file"))
+    assert stored.status_code == 201, stored.text
+    created = env.client.post("/api/video/streams", headers=tenant.headers, json={
+        "sourceFileId": stored.json()["file"]["id"], "profile": "custom",
+        "renditions": [{"height": 360, "bitrate": 800}], "segmentDuration": 2})
+    assert created.status_code == 201, created.text
+    stream_id = created.json()["stream"]["id"]
+
+    def encoding() -> bool:
+        stream = env.client.get(f"/api/video/streams/{stream_id}",
+                                headers=tenant.headers).json()["stream"]
+        return bool(stream["progress"] > 0)
+
+    _wait(encoding)
+    victims = worker.children()
+    assert victims, worker.log_tail()
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+
+    stream = wait_ready(env.client, tenant, stream_id, timeout=120)
+    assert stream["status"] == "ready", stream
+    assert [(r["height"], r["segmentCount"]) for r in stream["renditions"]] == [(360, 4)]
+    assert "WorkerLostError" in worker.log_tail(100_000) or "signal 9" in \
+        worker.log_tail(100_000)

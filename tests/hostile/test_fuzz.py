@@ -21,6 +21,10 @@ from schemathesis.specs.openapi.checks import (
 from tests.hostile.harness import HostileServer
 
 MAX_EXAMPLES = 25
+# The media tools are one endpoint (POST /api/media/{tool}) with one path each in the
+# document; these stand for them all (no options; numbers, choices, lengths, colours). Each
+# tool's options are checked by transforms.parse, tested on its own.
+FUZZED_TOOLS = {"/api/media/strip-metadata", "/api/media/thumbnail"}
 CHECKS = [schemathesis.checks.not_a_server_error, status_code_conformance,
           content_type_conformance, response_schema_conformance]
 
@@ -45,6 +49,8 @@ def test_openapi_operations(small_server: HostileServer, mode: GenerationMode) -
     exercised = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.path.startswith("/api/media/") and operation.path not in FUZZED_TOOLS:
+            continue
         headers = {} if operation.path.startswith("/api/download") else small_server.headers
 
         try:

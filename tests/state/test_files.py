@@ -31,9 +31,10 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
     return RedisFileStore(client), RedisFolderStore(client)
 
 
-def record(file_id: str, created: float, *, tenant: str = "t1", **extra: object) -> StoredFile:
+def record(file_id: str, created: float, *, tenant: str = "t1", mime_type: str = "image/png",
+           **extra: object) -> StoredFile:
     return StoredFile(id=file_id, tenant=tenant, key=f"tenants/{tenant}/files/{file_id}/x",
-                      filename=f"{file_id}.png", mime_type="image/png", size_bytes=10,
+                      filename=f"{file_id}.png", mime_type=mime_type, size_bytes=10,
                       created_at=created, **extra)  # type: ignore[arg-type]
 
 
@@ -57,6 +58,14 @@ def test_search_lists_newest_first_without_temporary_records(stores: Stores) -> 
     assert files.get("a", "t2") is None
 
 
+def test_records_added_together_are_each_found_and_counted(stores: Stores) -> None:
+    files, _ = stores
+    added = files.add_many([record("a", 1.0, job_id="j1"), record("b", 2.0, job_id="j1")])
+    assert [r.id for r in added] == ["a", "b"]
+    assert ids(files.search("t1", FileQuery(), limit=10, offset=0)) == (["b", "a"], 2)
+    assert files.stored_bytes("t1") == 20
+
+
 def test_moves_keep_folder_listings_right(stores: Stores) -> None:
     files, _ = stores
     files.add(record("a", 1.0, folder_id="f1"))
@@ -71,7 +80,7 @@ def test_moves_keep_folder_listings_right(stores: Stores) -> None:
     assert ids(files.search("t1", in_f1, limit=10, offset=0)) == (["b"], 1)
     assert ids(files.search("t1", FileQuery(folder_id="f2"), limit=10, offset=0)) == ([], 0)
     assert ids(files.search("t1", root, limit=10, offset=0)) == (["a"], 1)
-    assert ids(files.search("t1", FileQuery(tags=("X",)), limit=10, offset=0)) == (["b"], 1)
+    assert ids(files.search("t1", FileQuery(tags=(("X",),)), limit=10, offset=0)) == (["b"], 1)
     assert files.update("b", "t2", filename="stolen") is None
     expired = files.update("a", "t1", expires_at=1.0)
     assert expired is not None and expired.expires_at == 1.0
@@ -99,6 +108,35 @@ def test_duration_and_page_count_are_kept(stores: Stores) -> None:
     assert renamed is not None and renamed.page_count == 3
     vertical = FileQuery(orientation="vertical")
     assert ids(files.search("t1", vertical, limit=10, offset=0)) == (["clip"], 1)
+
+
+def test_facets_count_the_files_a_query_matches(stores: Stores) -> None:
+    files, _ = stores
+    files.add(record("a", 1.0, width=10, height=20, tags=("Beach", "summer", "beach")))
+    files.add(record("b", 2.0, width=20, height=10, tags=("beach",), mime_type="Image/JPEG"))
+    files.add(record("c", 3.0, width=5, height=5, tags=("city",), folder_id="f1"))
+    files.add(record("d", 4.0, tags=("city", "beach"), mime_type="application/pdf"))
+    files.add(record("tmp", 5.0, tags=("beach",), temporary=True, expires_at=9e9))
+    files.add(record("other", 6.0, tenant="t2", tags=("beach",)))
+    which = ("tags", "orientation", "mimeType")
+    assert files.facets("t1", FileQuery(), which, 10) == {
+        # A file counts once per tag whatever its case; shown in its least form.
+        "tags": [("Beach", 3), ("city", 2), ("summer", 1)],
+        "orientation": [("horizontal", 1), ("square", 1), ("vertical", 1)],
+        "mimeType": [("image/png", 2), ("application/pdf", 1), ("image/jpeg", 1)],
+    }
+    # The counts follow the query: tags (a group of forms each), folder, orientation.
+    seaside = FileQuery(tags=(("seaside", "BEACH"),))
+    assert ids(files.search("t1", seaside, limit=10, offset=0)) == (["d", "b", "a"], 3)
+    assert files.facets("t1", seaside, ["tags"], 1) == {"tags": [("Beach", 3)]}
+    both = FileQuery(tags=(("beach",), ("city", "town")), all_tags=True)
+    assert ids(files.search("t1", both, limit=10, offset=0)) == (["d"], 1)
+    assert files.facets("t1", FileQuery(folder_id="f1"), ["orientation", "tags"], 10) == {
+        "orientation": [("square", 1)], "tags": [("city", 1)]}
+    assert files.facets("t1", FileQuery(orientation="vertical"), ["mimeType"], 10) == {
+        "mimeType": [("image/png", 1)]}
+    assert files.facets("t3", FileQuery(), which, 10) == {
+        "tags": [], "orientation": [], "mimeType": []}
 
 
 def test_folders(stores: Stores) -> None:
@@ -136,7 +174,7 @@ def test_sqlite_database_of_the_previous_version(tmp_path: Path) -> None:
     assert total == 1 and found[0].tags == () and found[0].description is None
     assert (found[0].duration, found[0].page_count) == (None, None)
     assert files.update("old", "t1", tags=("kept",)) is not None
-    assert ids(files.search("t1", FileQuery(tags=("kept",)), limit=10, offset=0)) == (["old"], 1)
+    assert ids(files.search("t1", FileQuery(tags=(("kept",),)), limit=10, offset=0)) == (["old"], 1)
 
 
 def test_redis_records_of_the_previous_version(redis_client: redis.Redis) -> None:

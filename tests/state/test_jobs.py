@@ -83,6 +83,23 @@ def test_exactly_one_recorder_completes_the_job(store: JobStore) -> None:
     assert stored.completed_files == files
 
 
+def test_a_batch_of_results_is_recorded_at_once_and_completes_the_job_once(
+        store: JobStore) -> None:
+    job, _ = store.create(new_job(5), None, 60)
+    for i in range(5):
+        assert store.start_file(job.id, i) is not None
+    assert store.record_files([done(0), done(1)], job.id) is False
+    # A result recorded again beside a new one: the batch still completes nothing.
+    assert store.record_files([done(1, width=3), done(2)], job.id) is False
+    assert store.record_files([done(3), done(4)], job.id) is True
+    assert store.record_files([done(4)], job.id) is False
+    stored = store.get(job.id)
+    assert stored is not None and stored.completed_files == 5
+    assert stored.results[1].width == 3
+    with pytest.raises(KeyError):
+        store.record_files([done(0)], "no-such-job")
+
+
 def test_no_file_completes_a_finished_job(store: JobStore) -> None:
     job, _ = store.create(new_job(1), None, 60)
     assert store.cancel(job.id, "t1") is not None

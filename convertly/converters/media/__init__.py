@@ -6,6 +6,8 @@ video.py      video, animations and still frames out of video and GIFs
 audio.py      audio out of audio or video
 compress.py   a target size reached by bitrate; never a file larger than the original
 encryption.py encrypted (DRM) MP4/MOV/M4A, refused before ffmpeg decodes noise
+source.py     a file opened: probed, its limits checked (the converter's and the tools'
+              one way in), and one frame taken out as PNG
 ffmpeg.py     ffprobe, running ffmpeg with progress, and the arguments for filters and encoders
 """
 

@@ -7,10 +7,10 @@ the image converter). Audio becomes audio; GIFs become video. Every file is prob
 duration; the length limit is enforced while converting too (task.py), since a header can
 lie. Compress never hands back a file larger than the original.
 
-This module checks each file against the target, the compress options and the limits, and
-routes it: video.py makes video, animations and still frames, audio.py audio, and compress.py
-reaches a target size and keeps whichever file is smaller. Every step works on a Task
-(task.py).
+This module checks each file against the target and the compress options, opens it
+(source.py: probed, the limits checked) and routes it: video.py makes video, animations and
+still frames, audio.py audio, and compress.py reaches a target size and keeps whichever file
+is smaller. Every step works on a Task (task.py).
 """
 
 from __future__ import annotations
@@ -18,26 +18,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from convertly.converters.base import Limits, ProgressFn, Queue, no_progress, target_of
-from convertly.converters.image.declared import check_declared
 from convertly.converters.media.audio import to_audio
 from convertly.converters.media.compress import fits_already, keep_original
-from convertly.converters.media.encryption import check_not_encrypted
-from convertly.converters.media.ffmpeg import PROGRESS_PERIOD, MediaInfo, measure_duration, probe
+from convertly.converters.media.ffmpeg import PROGRESS_PERIOD, measure_duration
+from convertly.converters.media.source import READ_BYTES_PER_SECOND, open_source
 from convertly.converters.media.task import (
     ANIMATION_TARGETS,
     AUDIO_TARGETS,
     BASE_TIMEOUT,
     FRAME_TARGETS,
-    LENGTH_MARGIN,
     VIDEO_TARGETS,
     Task,
 )
 from convertly.converters.media.video import to_animation, to_frame, to_video
-from convertly.converters.pixels import check_pixels
 from convertly.converters.registry import Registry
 from convertly.errors import (
     InvalidFieldError,
-    MediaTooLongError,
     UnsupportedConversionError,
 )
 from convertly.models import (
@@ -59,8 +55,6 @@ TARGETS: dict[Kind, tuple[OutputFormat, ...]] = {
     **{k: AUDIO_TARGETS for k in AUDIO_SOURCES},
     Kind.GIF: VIDEO_TARGETS,  # ffmpeg 5.1 cannot decode animated WebP
 }
-
-READ_BYTES_PER_SECOND = 20_000_000  # a slow disk, for timing out a pass that only reads
 
 
 class _Steady:
@@ -113,24 +107,14 @@ class MediaConverter:
         target = _target_of(kind, spec)
         if spec.job_type is JobType.COMPRESS:
             _check_compress(target, spec)
-        check_not_encrypted(src, kind)
-        if kind.family == "image":  # an animation: a flood is refused before ffprobe
-            check_declared(src, kind, limits)
-        info = probe(src)
-        _check_limits(info, info.duration or 0.0, limits)
-        duration = info.duration
-        if duration is None:
-            # Streamed WebM (MediaRecorder) announces no duration: read every packet.
-            reading = self.timeout_factor * source.size / READ_BYTES_PER_SECOND
-            duration = measure_duration(src, timeout=self.base_timeout + reading,
-                                        cap=limits.max_media_seconds + LENGTH_MARGIN)
-            _check_limits(info, duration or 0.0, limits)
+        media = open_source(src, source, limits, base_timeout=self.base_timeout,
+                            timeout_factor=self.timeout_factor)
         task = Task(
             src=src,
             spec=spec,
             target=target,
-            info=info,
-            duration=duration or 0.0,
+            info=media.info,
+            duration=media.duration,
             out=workdir / f"output.{extension_for(target)}",
             report=_Steady(progress),
             base_timeout=self.base_timeout,
@@ -184,15 +168,3 @@ def _check_compress(target: OutputFormat, spec: FileSpec) -> None:
             "Lossless compression is not offered for video: H.264 and VP9 are encoded lossy "
             "here. Use mode 'quality' with a high compression value, or 'target-size'."
         )
-
-
-def _check_limits(info: MediaInfo, duration: float, limits: Limits) -> None:
-    if duration > limits.max_media_seconds:
-        raise MediaTooLongError(
-            f"The file lasts {duration:,.0f} s, over this server's limit of "
-            f"{limits.max_media_seconds:,} s (CONVERTLY_MAX_MEDIA_SECONDS). Send a shorter "
-            "file or ask the operator to raise the limit.",
-            detail={"seconds": round(duration, 3), "maxSeconds": limits.max_media_seconds},
-        )
-    if info.video is not None:
-        check_pixels(limits, [(info.video.width, info.video.height)], subject="video")

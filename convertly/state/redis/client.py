@@ -12,6 +12,9 @@ Layout (all keys under `cv:`):
                                   and each tenant's stored bytes (redis/files.py)
     cv:rl:*                       rate-limit buckets (redis/rates.py)
     cv:folders:*                  folders (redis/folders.py)
+    cv:taxonomy:*                 library taxonomy terms and their slugs (redis/taxonomy.py)
+    cv:stream:*, cv:streams:*, cv:playback:*   video streams (redis/streams.py)
+    cv:plays:*                    video streams' playback counts (redis/playback.py)
     cv:wh:*                       webhooks (redis/webhooks.py)
     cv:events:finished            pub/sub channel: ids of jobs that just finished
                                   (redis/events.py)

@@ -20,11 +20,12 @@ from __future__ import annotations
 import builtins
 import json
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
 
-from convertly.state.records import FileQuery, StoredFile
+from convertly.state.records import FileQuery, StoredFile, count_facets
 from convertly.state.redis.client import P, guard, transaction
 
 # KEYS[1] a tenant's byte count; ARGV[1] the change. A count not computed yet stays absent
@@ -75,15 +76,19 @@ class RedisFileStore:
                       {after.id: after.created_at})
 
     def add(self, record: StoredFile) -> StoredFile:
+        return self.add_many((record,))[0]
+
+    def add_many(self, records: Sequence[StoredFile]) -> builtins.list[StoredFile]:
         def run() -> None:
             with self.r.pipeline() as pipe:
-                pipe.set(f"{P}file:{record.id}", json.dumps(record.to_dict()))
-                self._index(pipe, None, record)
-                if record.job_id is not None:
-                    pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
+                for record in records:
+                    pipe.set(f"{P}file:{record.id}", json.dumps(record.to_dict()))
+                    self._index(pipe, None, record)
+                    if record.job_id is not None:
+                        pipe.sadd(f"{P}jobfiles:{record.job_id}", record.id)
                 pipe.execute()
         guard(run)
-        return record
+        return list(records)
 
     def _load(self, file_id: str) -> StoredFile | None:
         raw = guard(lambda: self.r.get(f"{P}file:{file_id}"))
@@ -183,17 +188,30 @@ class RedisFileStore:
     def _scan(self, tenant: str, index: str, query: FileQuery, *, limit: int,
               offset: int) -> tuple[builtins.list[StoredFile], int]:
         page: builtins.list[StoredFile] = []
-        total, start, batch = 0, 0, 500
+        total = 0
+        for record in self._matching(tenant, index, query):
+            if offset <= total < offset + limit:
+                page.append(record)
+            total += 1
+        return page, total
+
+    def _matching(self, tenant: str, index: str, query: FileQuery) -> Iterator[StoredFile]:
+        """The records of `index` that `query` matches, read 500 at a time."""
+        start, batch = 0, 500
         while True:
             ids = self._range(index, start, start + batch - 1)
             for record in self._records(tenant, index, ids):
                 if query.matches(record):
-                    if offset <= total < offset + limit:
-                        page.append(record)
-                    total += 1
+                    yield record
             if len(ids) < batch:
-                return page, total
+                return
             start += batch
+
+    def facets(self, tenant: str, query: FileQuery, which: Iterable[str],
+               limit: int) -> dict[str, builtins.list[tuple[str, int]]]:
+        self._ensure_listed(tenant)
+        index = self._listed_key(tenant, query.folder_id, root=query.root_only)
+        return count_facets(self._matching(tenant, index, query), which, limit)
 
     def update(self, file_id: str, tenant: str, **changes: Any) -> StoredFile | None:
         fixed = {"id", "tenant", "key", "job_id"} & set(changes)

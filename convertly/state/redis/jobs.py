@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -306,6 +306,21 @@ class RedisJobStore:
         if last == -1:
             raise KeyError(job_id)
         return bool(last)
+
+    def record_files(self, results: Sequence[FileResult], job_id: str) -> bool:
+        # One round trip for the batch: the scripts run one after another in a pipeline,
+        # each as atomic as `record_file`'s.
+        def run() -> list[Any]:
+            with self.r.pipeline(transaction=False) as pipe:
+                for result in results:
+                    self._record(keys=[self._key(job_id)],
+                                 args=[f"r:{result.index}", json.dumps(result.to_dict()),
+                                       f"p:{result.index}"], client=pipe)
+                return list(pipe.execute())
+        lasts = guard(run)
+        if -1 in lasts:
+            raise KeyError(job_id)
+        return any(lasts)
 
     def set_progress(self, job_id: str, index: int, fraction: float) -> None:
         guard(lambda: self._progress(keys=[self._key(job_id)],

@@ -8,6 +8,7 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from convertly.models import (
@@ -220,21 +221,30 @@ class SqliteJobStore:
         return row
 
     def record_file(self, result: FileResult, job_id: str) -> bool:
+        return self.record_files((result,), job_id)
+
+    def record_files(self, results: Sequence[FileResult], job_id: str) -> bool:
+        # One write transaction for the whole batch: a transaction (lock, WAL append) costs
+        # more than the rows it writes for a small file.
         with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT j.status, f.status AS file_status FROM jobs j"
-                " JOIN job_files f ON f.job_id = j.id WHERE j.id = ? AND f.idx = ?",
-                (job_id, result.index),
-            ).fetchone()
-            if row is None:
+            job = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None:
                 raise KeyError(job_id)
-            conn.execute(
-                "UPDATE job_files SET status = ?, result = ? WHERE job_id = ? AND idx = ?",
-                (result.status.value, json.dumps(result.to_dict()), job_id, result.index),
-            )
-            if row["file_status"] != FileStatus.PENDING.value:
-                return False
-            if JobStatus(row["status"]).finished:
+            completed_one = False
+            for result in results:
+                row = conn.execute(
+                    "SELECT status FROM job_files WHERE job_id = ? AND idx = ?",
+                    (job_id, result.index),
+                ).fetchone()
+                if row is None:
+                    raise KeyError(job_id)
+                conn.execute(
+                    "UPDATE job_files SET status = ?, result = ? WHERE job_id = ? AND idx = ?",
+                    (result.status.value, json.dumps(result.to_dict()), job_id, result.index),
+                )
+                completed_one |= (row["status"] == FileStatus.PENDING.value
+                                  and result.status is not FileStatus.PENDING)
+            if not completed_one or JobStatus(job["status"]).finished:
                 return False
             # One index probe (job_files_status), not a count of the job's files: a count
             # made recording the files of a 1,000-file job quadratic.

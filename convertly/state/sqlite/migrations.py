@@ -186,11 +186,87 @@ def _file_duration_pages(conn: sqlite3.Connection) -> None:
     _add_column(conn, "files", "page_count", "INTEGER")
 
 
+_VIDEO_STREAMS = """
+CREATE TABLE video_streams (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    playback_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX video_streams_tenant_created ON video_streams (tenant, created_at DESC);
+CREATE INDEX video_streams_status ON video_streams (status);
+CREATE TABLE video_stream_renditions (
+    stream_id TEXT NOT NULL REFERENCES video_streams (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    progress REAL NOT NULL DEFAULT 0,
+    record TEXT NOT NULL,
+    PRIMARY KEY (stream_id, idx)
+)
+"""
+
+
+def _video_streams(conn: sqlite3.Connection) -> None:
+    """Video streams (`convertly.streams`): the record, and each rendition's own row (done,
+    progress) so that concurrent encoders never overwrite each other."""
+    for statement in _statements(_VIDEO_STREAMS):
+        conn.execute(statement)
+
+
+_PLAYBACK = """
+CREATE TABLE video_stream_playback (
+    stream_id TEXT PRIMARY KEY,
+    events INTEGER NOT NULL DEFAULT 0,
+    plays INTEGER NOT NULL DEFAULT 0,
+    watch_seconds REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE video_stream_sessions (
+    stream_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (stream_id, session_id)
+);
+CREATE INDEX video_stream_sessions_at ON video_stream_sessions (at)
+"""
+
+
+def _video_stream_playback(conn: sqlite3.Connection) -> None:
+    """Playback counts per video stream and the player sessions they are counted from
+    (`convertly.streams.analytics`)."""
+    for statement in _statements(_PLAYBACK):
+        conn.execute(statement)
+
+
+_TAXONOMY = """
+CREATE TABLE taxonomy_terms (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (tenant, locale, slug)
+)
+"""
+
+
+def _taxonomy_terms(conn: sqlite3.Connection) -> None:
+    """Library taxonomy terms (`convertly.taxonomy`): a slug is unique per tenant and
+    locale."""
+    for statement in _statements(_TAXONOMY):
+        conn.execute(statement)
+
+
 # Migration n is MIGRATIONS[n - 1].
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _create_tables,
     _file_tags,
     _file_duration_pages,
+    _video_streams,
+    _video_stream_playback,
+    _taxonomy_terms,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -121,6 +121,24 @@ def create_job(files: Sequence[Upload], options: Mapping[str, Any],
                 headers=headers, repeatable=bool(idempotency_key))
 
 
+def queue_tool(tool: str, files: Sequence[Upload], options: Mapping[str, str],
+               source_url: str | None, idempotency_key: str | None) -> Call[JobCreated]:
+    """POST /api/media/{tool} with async=true: the tool's job."""
+    form = [(k, v) for k, v in options.items()] + [("async", "true")]
+    if source_url is not None:
+        form.append(("sourceUrl", source_url))
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+
+    def parse(response: httpx.Response) -> JobCreated:
+        body = _object(response)
+        return JobCreated(job_id=str(body.get("jobId")), status=str(body.get("status")),
+                          replayed=response.headers.get("idempotent-replayed") == "true")
+
+    return Call("POST", f"/api/media/{_id(tool)}", parse,
+                body=MultipartBody(form, list(files), file_field="file"), headers=headers,
+                repeatable=bool(idempotency_key))
+
+
 def get_job(job_id: str, wait: float) -> Call[Job]:
     params = {"wait": f"{wait:.3f}"} if wait > 0 else None
     return Call("GET", f"/api/jobs/{_id(job_id)}", lambda r: Job.from_wire(_object(r)),

@@ -134,6 +134,18 @@ class Client:
             callback_url=callback_url, callback_secret=callback_secret, fields=fields,
             idempotency_key=idempotency_key), on_sent)
 
+    def queue_tool(self, tool: str, file: Upload | None = None, *,
+                   source_url: str | None = None, options: Mapping[str, str] | None = None,
+                   idempotency_key: str | None = None,
+                   on_sent: Callable[[int, int], None] | None = None) -> JobCreated:
+        """POST /api/media/{tool} with async=true: run media tool `tool` (thumbnail,
+        strip-metadata, inspect, ...) on `file`, or on what the server fetches from
+        `source_url`, as a job; `options` are the tool's fields by their wire names. Its
+        result's `raw["facts"]` holds what the tool reports besides its output."""
+        return self._call(calls.queue_tool(tool, [file] if file is not None else [],
+                                              options or {}, source_url, idempotency_key),
+                              on_sent)
+
     def get_job(self, job_id: str, *, wait: float = 0.0) -> Job:
         """GET /api/jobs/{id}; with `wait` (seconds, up to 60) the server answers as soon as
         the job is finished, or after `wait` seconds with the job as it is then."""
