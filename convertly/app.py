@@ -78,6 +78,10 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
             fetches.close()
+            # Queued transfers (POST /api/transfer) were just stopped: let them record it.
+            transfers = list(app.state.transfers)
+            if transfers:
+                await asyncio.wait(transfers, timeout=10)
             dispatcher.stop()
             await sender
             for task in (looking, maintenance):
@@ -107,6 +111,7 @@ def create_app(
     app.state.settings = settings
     app.state.dispatcher = dispatcher
     app.state.fetches = fetches
+    app.state.transfers = set()
     app.state.watchdog = dog
     if tracing.enabled(settings):
         app.state.tracer_provider = tracing.instrument_app(app, settings)

@@ -246,6 +246,37 @@ def _add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     tool.add_argument("--idempotency-key", help="the same key returns the same job")
     tool.set_defaults(func=commands.cmd_tool)
 
+    transfer = sub.add_parser(
+        "transfer", parents=[server, progress, output],
+        help="have the server fetch a URL or an S3 object (download it, or keep it)",
+        description="The server fetches SOURCE (an http(s) URL, or s3://BUCKET/KEY or "
+        "s3://BUCKET/PREFIX/ with --s3-endpoint and the credentials) through POST "
+        "/api/transfer. Without --store or --extract the file is downloaded into -o DIR; "
+        "with them it stays in the server's storage and the stored files are listed.")
+    transfer.add_argument("source", metavar="SOURCE")
+    transfer.add_argument("--store", action="store_true",
+                          help="keep it in storage (a queued job, waited for) instead of "
+                          "downloading it")
+    transfer.add_argument("--extract", action="store_true",
+                          help="unpack the archive into a new folder in storage")
+    transfer.add_argument("--folder-name", help="with --extract: the new folder's name "
+                          "(default: the archive's)")
+    transfer.add_argument("--target-folder", metavar="FOLDER_ID",
+                          help="with --extract: make the new folder inside this one")
+    transfer.add_argument("--flat", action="store_true",
+                          help="with --extract: every file in the one folder (no subfolders)")
+    transfer.add_argument("--max-files", type=_positive, help="with --extract: at most this "
+                          "many entries")
+    transfer.add_argument("--max-entry-bytes", type=_positive,
+                          help="with --extract: the largest entry")
+    transfer.add_argument("--max-total-bytes", type=_positive,
+                          help="with --extract: at most this many bytes unpacked")
+    transfer.add_argument("--filename", help="the name to give the file")
+    transfer.add_argument("--s3-endpoint", help="an s3:// SOURCE's service (default AWS)")
+    transfer.add_argument("--s3-region", help="an s3:// SOURCE's region")
+    transfer.add_argument("--json", action="store_true", help="print the server's JSON")
+    transfer.set_defaults(func=commands.cmd_transfer)
+
     jobs = sub.add_parser("jobs", help="list, inspect, wait for or cancel jobs on a server")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     listing = jobs_sub.add_parser("list", parents=[server], help="recent jobs, newest first")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -387,6 +388,68 @@ def cmd_jobs_cancel(settings: Settings, args: argparse.Namespace) -> int:
     with connect(settings, args) as client:
         job = client.cancel_job(args.job_id)
     print(f"Cancelled job {job.job_id or args.job_id}.")
+    return 0
+
+
+# --- transfer ------------------------------------------------------------------------------
+
+
+def _cloud_source(args: argparse.Namespace) -> dict[str, Any] | None:
+    """An s3://BUCKET/KEY (or /PREFIX/) SOURCE as cloudSource, credentials from
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN."""
+    if not args.source.startswith("s3://"):
+        return None
+    bucket, _, key = args.source[len("s3://"):].partition("/")
+    if not bucket:
+        raise UsageError(f"{args.source}: name the bucket, s3://BUCKET/KEY.")
+    cloud: dict[str, Any] = {"provider": "s3", "bucket": bucket}
+    if key and not key.endswith("/"):
+        cloud["key"] = key
+    else:
+        cloud["prefix"] = key
+    optional = {"endpoint": args.s3_endpoint, "region": args.s3_region,
+                "accessKeyId": os.environ.get("AWS_ACCESS_KEY_ID"),
+                "secretAccessKey": os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                "sessionToken": os.environ.get("AWS_SESSION_TOKEN")}
+    cloud.update({k: v for k, v in optional.items() if v})
+    return cloud
+
+
+def cmd_transfer(settings: Settings, args: argparse.Namespace) -> int:
+    cloud = _cloud_source(args)
+    url = None if cloud is not None else args.source
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UsageError(f"{url}: SOURCE must be an http(s) URL or s3://BUCKET/KEY.")
+    options = {"folderName": args.folder_name, "targetFolderId": args.target_folder,
+               "preservePaths": False if args.flat else None, "maxFiles": args.max_files,
+               "maxEntryBytes": args.max_entry_bytes, "maxTotalBytes": args.max_total_bytes}
+    options = {k: v for k, v in options.items() if v is not None}
+    if options and not args.extract:
+        raise UsageError("--folder-name, --target-folder, --flat and --max-* go with "
+                         "--extract.")
+    with connect(settings, args) as client, _reporter(args) as reporter:
+        if not (args.store or args.extract):
+            path = client.transfer_into(_output_dir(args), url, cloud_source=cloud,
+                                        filename=args.filename)
+            print(path)
+            return 0
+        body = client.transfer(url, cloud_source=cloud, filename=args.filename,
+                               extract=args.extract, extract_options=options or None)
+        if "jobId" in body and "files" not in body:
+            job = client.wait_job(str(body["jobId"]))
+            if args.json:
+                _dump(job.raw)
+            if job.status != "completed":
+                return _report_failures(job, reporter) or 1
+            stored = [(r.stored_file_id, r.output_filename or r.filename)
+                      for r in job.results]
+        else:
+            if args.json:
+                _dump(body)
+            stored = [(f.get("id"), f.get("filename")) for f in body.get("files") or []]
+    if not args.json:
+        for file_id, name in stored:
+            print(f"{file_id}  {name}")
     return 0
 
 

@@ -24,6 +24,7 @@
     │   └── UnsupportedConversionError  415 UNSUPPORTED_CONVERSION
     ├── RangeNotSatisfiableError        416 RANGE_NOT_SATISFIABLE
     ├── EncryptedFileError              422 ENCRYPTED_FILE
+    ├── ProviderUnavailableError        422 PROVIDER_UNAVAILABLE
     ├── ConversionError                 422 CONVERSION_FAILED
     │   └── ConversionTimeoutError      422 CONVERSION_TIMEOUT
     ├── RateLimitError                  429 RATE_LIMITED
@@ -237,6 +238,14 @@ class EncryptedFileError(ConvertlyError):
     code = "ENCRYPTED_FILE"
     default_message = ("The file is password-protected (encrypted); remove the password and "
                        "send it again.")
+
+
+class ProviderUnavailableError(ConvertlyError):
+    """A transfer source this server cannot reach (a cloud provider it has no account
+    with)."""
+
+    code = "PROVIDER_UNAVAILABLE"
+    default_message = "This server cannot import from that provider."
 
 
 class ConversionError(ConvertlyError):

@@ -121,7 +121,10 @@ def parse_mode(value: Any, name: str, index: int | None) -> CompressMode:
 def parse_job_type(value: Any, name: str, index: int | None) -> JobType:
     text = str(value).lower()
     try:
-        return JobType(text)
+        job_type = JobType(text)
+        if job_type is JobType.TRANSFER:  # made by POST /api/transfer only
+            raise ValueError(text)
+        return job_type
     except ValueError:
         raise InvalidFieldError(name, f"unknown job type {text!r}; use convert or "
                                 "compress.") from None
@@ -246,7 +249,8 @@ FIELDS: tuple[Field, ...] = (
           "keeps its outputs until it expires, CONVERTLY_JOB_RETENTION; with this, for good).",
           default=False),
     Field("jobType", Kind.CHOICE, JOBS, "What the job does to every file.",
-          default=JobType.CONVERT.value, choices=tuple(t.value for t in JobType),
+          default=JobType.CONVERT.value,
+          choices=tuple(t.value for t in JobType if t is not JobType.TRANSFER),
           parser=parse_job_type),
     Field("createArchive", Kind.BOOLEAN, JOBS, "Also bundle the outputs into one archive.",
           default=False),

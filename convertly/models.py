@@ -102,6 +102,7 @@ class JobType(StrEnum):
     CONVERT = "convert"
     COMPRESS = "compress"
     TOOL = "tool"  # a media tool (`FileSpec.tool`) run on the job's one file
+    TRANSFER = "transfer"  # POST /api/transfer into storage (convertly.transfers)
 
 
 class CompressMode(StrEnum):

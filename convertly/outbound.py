@@ -590,6 +590,7 @@ def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_priv
             if exc.permanent:
                 raise RefusedURLError(exc.message) from exc
             raise DownloadFailed(exc.message) from exc
+        response: http.client.HTTPResponse | None = None
         try:
             conn.putrequest("GET", _request_path(target, via), skip_accept_encoding=True)
             if via is not None and via.authorization and target.scheme == "http":
@@ -621,6 +622,10 @@ def download(url: str, dest: Path, *, max_bytes: int, timeout: float, allow_priv
                 raise DownloadFailed(f"it took longer than {timeout:g} s") from exc
             raise DownloadFailed(_describe(exc, deadline)) from exc
         finally:
+            # A refused answer's stream too, or a traceback kept (a queued transfer's
+            # failure) holds its socket open.
+            if response is not None:
+                response.close()
             _finish(conn, deadline)
     raise DownloadFailed(f"more than {MAX_REDIRECTS} redirects")
 

@@ -30,14 +30,16 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from convertly import transfers
 from convertly.errors import ServiceUnavailableError
 from convertly.executors.base import Executor
-from convertly.models import FileStatus
+from convertly.models import FileStatus, Job, JobType
 from convertly.service import Services
 
 log = logging.getLogger("convertly.watchdog")
 
 FileKey = tuple[str, int]  # (job id, file index)
+ORPHAN_MARGIN = 60.0  # seconds past its download's deadline a queued transfer is orphaned
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,30 @@ class Watchdog:
             except Exception:
                 log.exception("watchdog failed")
 
+    async def _orphaned_transfers(self, jobs: list[Job]) -> None:
+        """A queued transfer's download runs in the API process that took it, within
+        CONVERTLY_FETCH_TIMEOUT; one unfinished long after that lost its process (a restart,
+        a crash): fail it, so that its client stops waiting and sends it again."""
+        cutoff = time.time() - self.svc.settings.fetch_timeout - self.stale - ORPHAN_MARGIN
+        for job in jobs:
+            if job.job_type is JobType.TRANSFER and job.created_at < cutoff:
+                log.warning("transfer job %s: unfinished %.0f s after it was queued; its "
+                            "process went away, failing it", job.id,
+                            time.time() - job.created_at)
+                await asyncio.to_thread(
+                    transfers.fail, self.svc, job.id, transfers.INTERRUPTED,
+                    transfers.INTERRUPTED_CODE)
+
     async def look(self, now: float | None = None) -> list[FileKey]:
         """One look (when this process holds the lease): returns the files queued again."""
         if not await asyncio.to_thread(self.svc.jobs.claim_watch, self.owner, self.lease):
             self._seen.clear()  # another process looks; start afresh should it stop
             return []
         jobs = await asyncio.to_thread(self.svc.jobs.unfinished)
-        pending = {(job.id, r.index): r.progress for job in jobs if not job.cancelled
+        await self._orphaned_transfers(jobs)
+        # A transfer's file is fetched by the API process that took it, never queued.
+        pending = {(job.id, r.index): r.progress for job in jobs
+                   if not job.cancelled and job.job_type is not JobType.TRANSFER
                    for r in job.results if r.status is FileStatus.PENDING}
         held = await self.executor.held_files(jobs) if pending else set()
         now = time.monotonic() if now is None else now

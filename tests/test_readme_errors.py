@@ -23,7 +23,8 @@ _LITERALS = [
     re.compile(r'^[A-Z_]*(?:CODE|MISSING)\s*=\s*"([A-Z][A-Z0-9_]+)"', re.M),
 ]
 _WRITERS = ["convertly/api/errors.py", "convertly/connections.py", "convertly/pipeline.py",
-            "convertly/models.py", "convertly/executors/inprocess.py", "workers/tasks.py"]
+            "convertly/models.py", "convertly/executors/inprocess.py", "workers/tasks.py",
+            "convertly/transfers.py"]
 
 
 def _table() -> dict[str, str]:

@@ -26,6 +26,7 @@ STATUS: dict[type[errors.ConvertlyError], int] = {
     errors.UnsupportedMediaError: 415,
     errors.RangeNotSatisfiableError: 416,
     errors.EncryptedFileError: 422,  # well formed, unreadable without its password
+    errors.ProviderUnavailableError: 422,
     errors.ConversionError: 422,
     errors.RateLimitError: 429,
     errors.FeatureUnavailableError: 501,  # Not Implemented: the operator has not set it up

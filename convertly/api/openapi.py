@@ -353,6 +353,70 @@ SCHEMAS: dict[str, Any] = {
         "required": ["ids"],
         "additionalProperties": False,
     },
+    "TransferRequest": {
+        "type": "object",
+        "description": "sourceUrl or cloudSource, not both. A single file into storage is "
+        "queued (202) unless async is false; extract and an S3 prefix answer when done.",
+        "properties": {
+            "sourceUrl": {"type": "string", "format": "uri",
+                          "description": "A public http or https URL (the sourceUrl rules: "
+                          "CONVERTLY_FETCH_TIMEOUT, CONVERTLY_MAX_FILE_BYTES)."},
+            "destination": {"type": "string", "enum": ["download", "convertly-storage"],
+                            "default": "download"},
+            "filename": {"type": "string"},
+            "contentType": {"type": "string"},
+            "async": {"type": "boolean", "default": True},
+            "extract": {"type": "boolean", "default": False,
+                        "description": "Unpack the archive into a new folder (storage "
+                        "only), under the server's archive limits."},
+            "extractOptions": {"type": "object", "additionalProperties": False, "properties": {
+                "preservePaths": {"type": "boolean", "default": True},
+                "folderName": {"type": "string"},
+                "targetFolderId": {"type": ["string", "null"]},
+                "maxFiles": {"type": "integer", "minimum": 1},
+                "maxEntryBytes": {"type": "integer", "minimum": 1},
+                "maxTotalBytes": {"type": "integer", "minimum": 1}}},
+            "cloudSource": {"type": "object", "additionalProperties": False,
+                            "required": ["provider"],
+                            "description": "provider s3 only: google-drive and dropbox "
+                            "answer 422 PROVIDER_UNAVAILABLE. Credentials are used for this "
+                            "request only, never stored.",
+                            "properties": {
+                                "provider": {"type": "string",
+                                             "enum": ["s3", "google-drive", "dropbox"]},
+                                "bucket": {"type": "string"}, "key": {"type": "string"},
+                                "prefix": {"type": "string"}, "region": {"type": "string"},
+                                "endpoint": {"type": "string"},
+                                "accessKeyId": {"type": "string"},
+                                "secretAccessKey": {"type": "string"},
+                                "sessionToken": {"type": "string"},
+                                "targetFolderId": {"type": ["string", "null"]},
+                                "fileId": {"type": "string"}, "folderId": {"type": "string"},
+                                "accessToken": {"type": "string"}, "path": {"type": "string"},
+                                "recursive": {"type": "boolean", "default": True,
+                                              "description": "With prefix: also the "
+                                              "objects below its subfolders."}}},
+        },
+        "additionalProperties": False,
+    },
+    "TransferStorageResponse": {
+        "type": "object",
+        "properties": {
+            "file": {"oneOf": [_ref("StoredFile"), {"type": "null"}]},
+            "files": {"type": "array", "items": _ref("StoredFile")},
+            "folder": _ref("Folder"),
+            "folders": {"type": "array", "items": _ref("Folder"),
+                        "description": "With extract: the folder made and those below it."},
+            "notes": {"type": "array", "items": {"type": "string"}},
+            "mode": {"type": "string", "enum": ["sync"]},
+        },
+    },
+    "TransferQueued": {
+        "type": "object",
+        "properties": {"jobId": {"type": "string"}, "status": {"type": "string"},
+                       "mode": {"type": "string", "enum": ["async"]}},
+        "required": ["jobId", "status", "mode"],
+    },
     "Deleted": {
         "type": "object",
         "properties": {"success": {"type": "boolean"}, "message": {"type": "string"}},
@@ -650,6 +714,21 @@ PATHS: dict[str, Any] = {
                    "responses": {"200": _json({"type": "object", "properties": {
                        "success": {"type": "boolean"}}}), **_errors(401, 404, 503)}},
     },
+    "/api/transfer": {"post": {
+        "tags": ["Media"], "summary": "Transfer a remote file",
+        "description": "Fetch a URL or S3 objects and return the file as the body "
+        "(destination download) or keep it in storage. A single file into storage is a "
+        "job (type transfer) answered 202; GET /api/jobs/{jobId} then carries the stored "
+        "file (storedFileId, downloadUrl) in results.",
+        "operationId": "transferFile", "requestBody": _json_body("TransferRequest"),
+        "responses": {
+            "200": {"description": "The file's bytes, or the stored files", "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}},
+                "application/json": {"schema": _ref("TransferStorageResponse")}}},
+            "202": _json(_ref("TransferQueued"), "Transfer job queued"),
+            **_errors(400, 401, 404, 413, 422, 503)},
+    }},
     "/api/files/zip": {"post": {
         "tags": ["Storage"], "summary": "Zip stored files into one download",
         "operationId": "zipFiles", "requestBody": _json_body("ZipRequest"),

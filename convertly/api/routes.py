@@ -16,6 +16,7 @@ from convertly.api import (
     streams,
     taxonomy,
     tools,
+    transfer,
     webhook_endpoints,
 )
 from convertly.api.openapi import openapi
@@ -36,6 +37,7 @@ ROUTES = [
     Route("/api/jobs", endpoints.list_jobs, methods=["GET"]),
     Route("/api/jobs/{job_id}", endpoints.get_job, methods=["GET"]),
     Route("/api/jobs/{job_id}", endpoints.cancel_job, methods=["DELETE"]),
+    Route("/api/transfer", transfer.transfer_file, methods=["POST"]),
     Route("/api/download/{token}", endpoints.download, methods=["GET", "HEAD"]),
     # The media tools (convertly/api/tools.py): every tool of the tool registry.
     Route("/api/media/{tool}", tools.media_tool, methods=["POST"]),

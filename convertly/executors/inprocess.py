@@ -40,7 +40,7 @@ from convertly.executors.pool import (
     stream_rendition,
     warm,
 )
-from convertly.models import ConvertedFile, FileSpec, FileStatus, Job
+from convertly.models import ConvertedFile, FileSpec, FileStatus, Job, JobType
 from convertly.settings import Settings
 
 log = logging.getLogger("convertly.executor")
@@ -157,6 +157,8 @@ class InProcessExecutor:
                                for _ in range(self.settings.workers)))
         jobs = await asyncio.to_thread(self.services.jobs.unfinished)
         for job in jobs:
+            if job.job_type is JobType.TRANSFER:
+                continue  # fetched by the API process that took it, not a worker
             log.info("resuming job %s (%d files left)", job.id,
                      sum(r.status is FileStatus.PENDING for r in job.results))
             self.submit(job)

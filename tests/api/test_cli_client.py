@@ -385,6 +385,43 @@ def test_convert_a_url_the_server_fetches(embedded_cli: Cli, tmp_path: Path) -> 
     assert mixed.returncode == 2 and "one URL per command" in mixed.stderr
 
 
+def test_transfer_downloads_stores_and_extracts(embedded_cli: Cli, tmp_path: Path) -> None:
+    origin_dir = tmp_path / "origin"
+    origin_dir.mkdir()
+    photo = images.jpeg(40, 30)
+    _write(origin_dir, "photo.jpg", photo)
+    with zipfile.ZipFile(origin_dir / "kit.zip", "w") as zf:
+        zf.writestr("icons/a.jpg", photo)
+        zf.writestr("b.txt", b"hello")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(origin_dir))
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{origin.server_address[1]}"
+        got = _ok(embedded_cli("transfer", f"{base}/photo.jpg", "-o", "in"))
+        assert got.stdout.split() == ["in/photo.jpg"]
+        assert (tmp_path / "in/photo.jpg").read_bytes() == photo
+
+        stored = _ok(embedded_cli("transfer", f"{base}/photo.jpg", "--store",
+                                  "--filename", "kept.jpg")).stdout.split()
+        assert stored[1:] == ["kept.jpg"]
+        fetched = _ok(embedded_cli("files", "get", stored[0], "-o", "back"))
+        assert (tmp_path / fetched.stdout.strip()).read_bytes() == photo
+
+        unpacked = json.loads(_ok(embedded_cli(
+            "transfer", f"{base}/kit.zip", "--extract", "--folder-name", "kit",
+            "--json")).stdout)
+        assert sorted(f["filename"] for f in unpacked["files"]) == ["a.jpg", "b.txt"]
+        assert {f["name"] for f in unpacked["folders"]} == {"kit", "icons"}
+        over = embedded_cli("transfer", f"{base}/kit.zip", "--extract", "--max-files", "1")
+        assert over.returncode == 1 and "ARCHIVE_TOO_LARGE" in over.stderr, over.stderr
+    finally:
+        origin.shutdown()
+        origin.server_close()
+    usage = embedded_cli("transfer", f"{base}/kit.zip", "--flat")
+    assert usage.returncode == 2 and "go with --extract" in usage.stderr
+
+
 # --- progress and streaming --------------------------------------------------------------
 
 

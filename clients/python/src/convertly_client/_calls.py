@@ -201,6 +201,49 @@ def outputs(job: Job) -> list[tuple[str, str]]:
             for r in job.results if r.download_url]
 
 
+# --- transfers -----------------------------------------------------------------------------
+
+
+def transfer_body(source_url: str | None, *, cloud_source: Mapping[str, Any] | None,
+                  destination: str, filename: str | None, content_type: str | None,
+                  wait: bool, extract: bool, extract_options: Mapping[str, Any] | None
+                  ) -> dict[str, Any]:
+    """The JSON of POST /api/transfer, in Convertly's names (`TransferOptions`)."""
+    body: dict[str, Any] = {"destination": destination}
+    optional = {"sourceUrl": source_url,
+                "cloudSource": dict(cloud_source) if cloud_source is not None else None,
+                "filename": filename, "contentType": content_type,
+                "async": False if wait else None, "extract": True if extract else None,
+                "extractOptions": dict(extract_options) if extract_options else None}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def transfer(body: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    """POST /api/transfer into storage: the 202 `{jobId, status, mode}` of a queued file, or
+    the 200 `{file, files, ...}` of one that waited (or was extracted)."""
+    return Call("POST", "/api/transfer", _object, json=dict(body))
+
+
+def transfer_download(body: Mapping[str, Any]) -> Call[httpx.Response]:
+    """POST /api/transfer with destination download: the answer is the file."""
+    return Call("POST", "/api/transfer", lambda r: r, json=dict(body))
+
+
+def attachment_name(response: httpx.Response, fallback: str) -> str:
+    """The file name a Content-Disposition answer gives (RFC 6266 filename*, else filename)."""
+    header = response.headers.get("content-disposition", "")
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename*" and "''" in value:
+            return unquote_to_bytes(value.split("''", 1)[1]).decode("utf-8", "replace")
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename" and value:
+            return str(value).strip('"')
+    return fallback
+
+
 # --- storage -------------------------------------------------------------------------------
 
 

@@ -245,6 +245,19 @@ class AsyncClient:
         async with self._send(calls.Call("GET", url, lambda r: r), auth=False) as response:
             yield response
 
+    # --- transfers ---
+
+    async def transfer(self, source_url: str | None = None, *,
+                       cloud_source: Mapping[str, Any] | None = None,
+                       filename: str | None = None, content_type: str | None = None,
+                       wait: bool = False, extract: bool = False,
+                       extract_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST /api/transfer into storage (see `Client.transfer`)."""
+        return await self._call(calls.transfer(calls.transfer_body(
+            source_url, cloud_source=cloud_source, destination="convertly-storage",
+            filename=filename, content_type=content_type, wait=wait, extract=extract,
+            extract_options=extract_options)))
+
     # --- storage ---
 
     async def upload_files(self, files: Sequence[Upload], *,

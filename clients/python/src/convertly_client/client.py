@@ -244,6 +244,42 @@ class Client:
         with self._send(calls.Call("GET", url, lambda r: r), auth=False) as response:
             yield response
 
+    # --- transfers ---
+
+    def transfer(self, source_url: str | None = None, *,
+                 cloud_source: Mapping[str, Any] | None = None, filename: str | None = None,
+                 content_type: str | None = None, wait: bool = False, extract: bool = False,
+                 extract_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST /api/transfer into storage (`destination: "convertly-storage"`): a URL or a
+        `cloud_source` (`{"provider": "s3", "bucket": ..., "key" or "prefix": ...}`). A
+        single file answers `{jobId, status, mode: "async"}` (follow it with `wait_job`)
+        unless `wait`; `extract` unpacks an archive into a folder. Answers the server's
+        JSON."""
+        return self._call(calls.transfer(calls.transfer_body(
+            source_url, cloud_source=cloud_source, destination="convertly-storage",
+            filename=filename, content_type=content_type, wait=wait, extract=extract,
+            extract_options=extract_options)))
+
+    def transfer_into(self, directory: str | Path, source_url: str | None = None, *,
+                      cloud_source: Mapping[str, Any] | None = None,
+                      filename: str | None = None) -> Path:
+        """POST /api/transfer with `destination: "download"`: the remote file, fetched by
+        the server, saved in `directory` without overwriting anything; answers the path."""
+        call = calls.transfer_download(calls.transfer_body(
+            source_url, cloud_source=cloud_source, destination="download", filename=filename,
+            content_type=None, wait=False, extract=False, extract_options=None))
+        with self._send(call) as response:
+            name = calls.attachment_name(response, filename or "download")
+            path, fh = reserve(Path(directory), safe_filename(name))
+            try:
+                with fh:
+                    for chunk in response.iter_bytes(CHUNK):
+                        fh.write(chunk)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        return path
+
     # --- storage ---
 
     def upload_files(self, files: Sequence[Upload], *,
