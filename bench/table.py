@@ -38,12 +38,16 @@ def _tools(row: dict[str, Any]) -> list[str]:
     lines = []
     for level in row["levels"]:
         cpu = level["cpuMsPerImage"]
+        errors = level.get("errors", 0)
+        # A request answered with anything but 200 is not a thumbnail: the row cannot hold.
+        refused = f", **{errors} not answered 200**" if errors else ""
+        ok = (level["ratio"] or 0) >= row["target"] and not errors
         lines.append(
             f"| {row['name']}: {level['tool']} | plain libvips loop {level['loopPerSecond']} "
             f"img/s ({cpu['loop']} ms CPU each) | {level['apiPerSecond']} req/s, p50 "
             f"{level['p50Ms']} ms (CPU per request: API {cpu['apiProcess']} ms, conversion "
-            f"{cpu['conversionProcesses']} ms) | {level['ratio']} | ≥ {row['target']} | "
-            f"{_holds((level['ratio'] or 0) >= row['target'])} |")
+            f"{cpu['conversionProcesses']} ms){refused} | {level['ratio']} | "
+            f"≥ {row['target']} | {_holds(ok)} |")
     return lines
 
 
