@@ -378,9 +378,17 @@ def test_every_stored_file_sends_one_file_uploaded_event(
     job_id = create_job(client, tenant, [("job.jpg", images.jpeg(24, 16))], format="webp")
     assert wait_for_job(client, tenant, job_id)["status"] == "completed"
     receiver.wait_for(jobs_path, _ends_with(COMPLETED))
+    beside = None
+    for preview in (False, True):  # a tool's output stored beside its file; a preview is not
+        response = client.post(f"/api/files/{uploaded['id']}/tools", headers=tenant.headers,
+                               json={"tool": "strip-metadata", "preview": preview})
+        assert response.status_code == 200, response.text
+        beside = beside or response.json()["file"]["id"]
 
     listed = set(listed_ids(client, tenant))
-    assert len(listed) == 5  # the upload, the direct upload, source and output, job output
+    # The upload, the direct upload, the conversion's source and output, the job's output and
+    # the tool's.
+    assert len(listed) == 6 and beside in listed
     receiver.wait_for(files_path, lambda got: len(got) >= len(listed))
     time.sleep(0.3)  # nothing more arrives
     got = receiver.at(files_path)
