@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from convertly import fileinfo, limits, pipeline
+from convertly import fileinfo, limits, pipeline, webhooks
 from convertly.errors import ConvertlyError
 from convertly.executors.base import Executor
 from convertly.models import ConvertedFile, FileSpec
@@ -113,14 +113,14 @@ def store_output(
     duration, pages = (None, None) if temporary else fileinfo.extent(path, out.mime_type)
     size = svc.storage.put_file(key, path, move=True)
     now = time.time()
-    return svc.files.add(
+    return webhooks.file_stored(svc, svc.files.add(
         StoredFile(
             id=file_id, tenant=tenant, key=key, filename=name, mime_type=out.mime_type,
             size_bytes=size, width=out.width, height=out.height, duration=duration,
             page_count=pages, temporary=temporary, created_at=now,
             expires_at=now + svc.settings.temporary_ttl if temporary else None,
         )
-    )
+    ))
 
 
 def store_upload(svc: Services, tenant: str, path: Path, filename: str) -> StoredFile:
@@ -129,9 +129,9 @@ def store_upload(svc: Services, tenant: str, path: Path, filename: str) -> Store
     key = f"tenants/{tenant}/files/{file_id}/{safe_name(filename)}"
     info = fileinfo.describe_path(path, filename)
     size = svc.storage.put_file(key, path, move=False)
-    return svc.files.add(
+    return webhooks.file_stored(svc, svc.files.add(
         StoredFile(id=file_id, tenant=tenant, key=key, filename=filename,
                    mime_type=info.mime_type, size_bytes=size, width=info.width,
                    height=info.height, duration=info.duration, page_count=info.page_count,
                    created_at=time.time())
-    )
+    ))

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from convertly import fileinfo, filenames, limits, service
+from convertly import fileinfo, filenames, limits, service, webhooks
 from convertly.converters.archive import PACKED_KINDS
 from convertly.errors import (
     ConflictError,
@@ -96,11 +96,11 @@ def add_upload(svc: Services, tenant: str, path: Path, filename: str, claimed: s
     file_id = new_file_id()
     key = file_key(tenant, file_id, filename)
     size = svc.storage.put_file(key, path, move=True)
-    return svc.files.add(StoredFile(
+    return webhooks.file_stored(svc, svc.files.add(StoredFile(
         id=file_id, tenant=tenant, key=key, filename=filename, mime_type=info.mime_type,
         size_bytes=size, width=info.width, height=info.height, duration=info.duration,
         page_count=info.page_count, folder_id=folder_id, created_at=time.time(),
-    ))
+    )))
 
 
 def list_files(svc: Services, tenant: str, query: FileQuery, *, limit: int,
@@ -326,6 +326,7 @@ def complete_upload(svc: Services, tenant: str, *, path: str, size: int,
     )
     if done is None:
         raise NotFoundError("No upload at this path for this API key.")
+    webhooks.file_stored(svc, done)
     return done, False
 
 

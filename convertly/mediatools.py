@@ -265,10 +265,10 @@ def _store_beside(svc: Services, tenant: str, source: StoredFile, path: Path,
     key = library.file_key(tenant, file_id, name)
     duration, pages = fileinfo.extent(path, out.mime_type)
     size = svc.storage.put_file(key, path, move=True)
-    return svc.files.add(StoredFile(
+    return webhooks.file_stored(svc, svc.files.add(StoredFile(
         id=file_id, tenant=tenant, key=key, filename=name, mime_type=out.mime_type,
         size_bytes=size, width=out.width, height=out.height, duration=duration,
-        page_count=pages, folder_id=source.folder_id, created_at=time.time()))
+        page_count=pages, folder_id=source.folder_id, created_at=time.time())))
 
 
 def check_options(tool: Tool, options: dict[str, str]) -> None:

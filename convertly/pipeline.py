@@ -288,6 +288,7 @@ class FileBatch:
             return self._skipped and awaits_finalize(self.svc, self.job_id)
         if stored:
             self.persist(lambda: self.svc.files.add_many(stored))
+            webhooks.files_stored(self.svc, stored)
         # Recorded again after a lost answer, a result is not counted twice, but "last" is
         # then False for every caller: the API's watchdog finalises such a job.
         last = self.persist(lambda: self.svc.jobs.record_files(results, self.job_id))

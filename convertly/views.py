@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from convertly.models import FileStatus, Job, JobType, extension_for, mime_for
 from convertly.signing import Grant, sign
+from convertly.state.records import StoredFile
 from convertly.streams.access import playback_query
 from convertly.streams.layout import CHAPTERS, DASH_MANIFEST, MASTER_PLAYLIST, caption_path
 from convertly.streams.model import Access, StreamStatus, VideoStream
@@ -35,6 +36,30 @@ def signed_url(svc: Services, base_url: str, *, key: str, tenant: str, filename:
     grant = Grant(key=key, tenant=tenant, filename=filename, mime_type=mime_type,
                   expires=int(time.time()) + svc.settings.download_url_ttl)
     return f"{base_url}/api/download/{sign(grant, svc.secret)}"
+
+
+def file_view(svc: Services, base_url: str, record: StoredFile) -> dict[str, Any]:
+    """A stored file as GET /api/files/{id} answers it (its `file`; file.uploaded events
+    carry the same), with its download link under `base_url`."""
+    url = signed_url(svc, base_url, key=record.key, tenant=record.tenant,
+                     filename=record.filename, mime_type=record.mime_type)
+    return {
+        "id": record.id,
+        "filename": record.filename,
+        "mime_type": record.mime_type,
+        "size_bytes": record.size_bytes,
+        "folder_id": record.folder_id,
+        "cdn_slug": None,
+        "width": record.width,
+        "height": record.height,
+        "duration": record.duration,
+        "metadata": {"tags": list(record.tags), "description": record.description,
+                     "jobId": record.job_id, "pageCount": record.page_count},
+        "created_at": iso(record.created_at),
+        "download_url": url,
+        "downloadUrl": url,
+        "expiresIn": svc.settings.download_url_ttl,
+    }
 
 
 def job_view(svc: Services, base_url: str, job: Job) -> dict[str, Any]:

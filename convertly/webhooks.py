@@ -1,10 +1,11 @@
-"""Webhooks: the events of a job's life, their signature, and the sender.
+"""Webhooks: the events of a job's life (and of video streams and stored files), their
+signature, and the sender.
 
-Any process records events (`job_started`, `job_progress`, `job_finished`: the API, pool
-workers, Celery workers), as deliveries in the webhook store; recording never raises, so a
-webhook can neither block nor fail a conversion. Every API process runs a `Dispatcher` that
-claims due deliveries from the store and POSTs them, so they survive restarts and any
-replica can send what another recorded.
+Any process records events (`job_started`, `job_progress`, `job_finished`, `files_stored`:
+the API, pool workers, Celery workers), as deliveries in the webhook store; recording never
+raises, so a webhook can neither block nor fail a conversion. Every API process runs a
+`Dispatcher` that claims due deliveries from the store and POSTs them, so they survive
+restarts and any replica can send what another recorded.
 
 Each request carries `convertly-signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">`,
 keyed with the endpoint's secret; the body is the event envelope
@@ -27,7 +28,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ from convertly.state.records import (
     COMPLETED,
     EVENT_TYPES,
     FAILED,
+    FILE_UPLOADED,
     PROGRESS,
     STARTED,
     STREAM_EVENTS,
@@ -49,10 +51,11 @@ from convertly.state.records import (
     DeliveryStatus,
     Endpoint,
     Shares,
+    StoredFile,
     new_id,
 )
 from convertly.streams.model import VideoStream
-from convertly.views import job_view, stream_view
+from convertly.views import file_view, job_view, stream_view
 
 if TYPE_CHECKING:
     from convertly.service import Services
@@ -251,6 +254,49 @@ def stream_event(svc: Services, stream: VideoStream, event_type: str) -> None:
                     event_type, exc)
 
 
+def files_stored(svc: Services, records: Sequence[StoredFile]) -> None:
+    """Files were added to a tenant's storage: one file.uploaded event per listed file for
+    each of the tenant's endpoints that wants it (once per file, whoever calls). Call it
+    after the records are stored. Recording never raises: the files stay stored whatever
+    happens to their events."""
+    listed = [record for record in records if not record.temporary]
+    if not listed:
+        return
+    try:
+        targets = [endpoint for endpoint in svc.webhooks.targets(listed[0].tenant, listed[0].id)
+                   if endpoint.job_id is None and endpoint.wants(FILE_UPLOADED)]
+    except Exception as exc:
+        log.warning("file %s: the file.uploaded webhook events were not recorded: %r",
+                    listed[0].id, exc)
+        return
+    if not targets:
+        return
+    for record in listed:
+        try:
+            now = time.time()
+            event_id = new_id("evt")
+            snapshot = json.dumps(record.to_dict())
+            deliveries = [
+                Delivery(id=new_id("wd"), tenant=record.tenant, endpoint_id=endpoint.id,
+                         job_id=record.id, event_id=event_id, event_type=FILE_UPLOADED,
+                         url=endpoint.url, snapshot=snapshot,
+                         max_attempts=svc.settings.webhook_max_attempts,
+                         next_attempt_at=now, created_at=now)
+                for endpoint in targets if endpoint.tenant == record.tenant
+            ]
+            svc.webhooks.emit(record.id, "terminal", 0, now, 0.0, deliveries,
+                              svc.settings.webhook_log_retention)
+        except Exception as exc:
+            log.warning("file %s: the file.uploaded webhook event was not recorded: %r",
+                        record.id, exc)
+
+
+def file_stored(svc: Services, record: StoredFile) -> StoredFile:
+    """`files_stored` for one file; returns it."""
+    files_stored(svc, [record])
+    return record
+
+
 def event_for(job: Job, kind: str) -> str | None:
     """The event type of `job`'s `kind` of moment ("started", "progress", "terminal"): a
     media tool's job has only its end, media.tool.completed or media.tool.failed."""
@@ -279,11 +325,13 @@ def job_from_snapshot(snapshot: str) -> Job:
 
 def envelope(svc: Services, base_url: str, delivery: Delivery) -> bytes:
     """The body of a delivery: its event, with the job rendered as GET /api/jobs/{id}
-    answers it, or the video stream as GET /api/video/streams/{id} does (links signed
-    now, under `base_url`)."""
+    answers it, the video stream as GET /api/video/streams/{id} does, or the file as
+    GET /api/files/{id} does (links signed now, under `base_url`)."""
     if delivery.event_type in STREAM_EVENTS:
         stream = VideoStream.from_dict(json.loads(delivery.snapshot))
         data = stream_view(svc, base_url, stream)
+    elif delivery.event_type == FILE_UPLOADED:
+        data = file_view(svc, base_url, StoredFile.from_dict(json.loads(delivery.snapshot)))
     else:
         data = job_view(svc, base_url, job_from_snapshot(delivery.snapshot))
     return json.dumps({"id": delivery.event_id, "type": delivery.event_type,

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from convertly import diskspace, filenames, library, service, taxonomy
+from convertly import diskspace, filenames, library, service, taxonomy, views
 from convertly.api import forms
 from convertly.api.requests import authenticate, base_url, download_url, query_int, services
 from convertly.errors import (
@@ -50,25 +50,7 @@ def _iso(ts: float) -> str:
 
 
 def render_file(request: Request, record: StoredFile) -> dict[str, Any]:
-    url = download_url(request, key=record.key, tenant=record.tenant,
-                       filename=record.filename, mime_type=record.mime_type)
-    return {
-        "id": record.id,
-        "filename": record.filename,
-        "mime_type": record.mime_type,
-        "size_bytes": record.size_bytes,
-        "folder_id": record.folder_id,
-        "cdn_slug": None,
-        "width": record.width,
-        "height": record.height,
-        "duration": record.duration,
-        "metadata": {"tags": list(record.tags), "description": record.description,
-                     "jobId": record.job_id, "pageCount": record.page_count},
-        "created_at": _iso(record.created_at),
-        "download_url": url,
-        "downloadUrl": url,
-        "expiresIn": services(request).settings.download_url_ttl,
-    }
+    return views.file_view(services(request), base_url(request), record)
 
 
 def render_folder(folder: Folder) -> dict[str, Any]:

@@ -313,6 +313,9 @@ STARTED = "conversion.started"
 PROGRESS = "conversion.progress"
 COMPLETED = "conversion.completed"
 FAILED = "conversion.failed"
+# A file record was added to the tenant's storage (listed: never a temporary one); its
+# `data` is the file.
+FILE_UPLOADED = "file.uploaded"
 # A video stream's events (`convertly.videostreams`); their `data` is the stream.
 STREAM_STARTED = "video.stream.started"
 STREAM_READY = "video.stream.ready"
@@ -321,7 +324,7 @@ STREAM_EVENTS = (STREAM_STARTED, STREAM_READY, STREAM_FAILED)
 # A media tool's job ends with one of these instead (it sends no started or progress event).
 TOOL_COMPLETED = "media.tool.completed"
 TOOL_FAILED = "media.tool.failed"
-EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED, TOOL_COMPLETED, TOOL_FAILED,
+EVENT_TYPES = (STARTED, PROGRESS, COMPLETED, FAILED, FILE_UPLOADED, TOOL_COMPLETED, TOOL_FAILED,
                *STREAM_EVENTS)
 
 

@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from convertly import pipeline, webhooks
+from convertly import library, pipeline, webhooks
 from convertly.errors import ServiceUnavailableError
 from convertly.settings import Settings
+from convertly.state.records import EVENT_TYPES
 from tests import images
+from tests.api.library_support import listed_ids, put_signed, start_upload, upload
 from tests.api.support import (
     AppEnv,
     Tenant,
@@ -38,6 +40,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 STARTED, PROGRESS, COMPLETED, FAILED = (
     "conversion.started", "conversion.progress", "conversion.completed", "conversion.failed")
 TOOL_COMPLETED, TOOL_FAILED = "media.tool.completed", "media.tool.failed"
+FILE_UPLOADED = "file.uploaded"
+JOB_EVENTS = [STARTED, PROGRESS, COMPLETED, FAILED]  # without each output's file.uploaded
 # Tiny delays so retries take milliseconds; receivers on loopback are allowed.
 HOOKS = {
     "webhook_allow_private": True,
@@ -233,8 +237,17 @@ def test_a_jobs_events_arrive_signed_and_in_order(hook_env: AppEnv, receiver: Re
     job = wait_for_job(client, tenant, job_id)
     assert job["status"] == "completed", job
 
+    # The account endpoint (every event) also gets each output's file.uploaded; the job's
+    # callback only the job's own events.
+    outputs = {r["storedFileId"] for r in job["results"]}
+    assert len(outputs) == 3
+    stored = receiver.wait_for(account_path, lambda got: len(
+        [r for r in got if _event(r)["type"] == FILE_UPLOADED]) == 3)
+    assert {_event(r)["data"]["id"] for r in stored
+            if _event(r)["type"] == FILE_UPLOADED} == outputs
     for path, secret in ((account_path, account["secret"]), (callback_path, callback_secret)):
-        got = receiver.wait_for(path, _ends_with(COMPLETED))
+        got = [r for r in receiver.wait_for(path, lambda got: COMPLETED in kinds(got))
+               if _event(r)["type"] != FILE_UPLOADED]
         types = kinds(got)
         assert types[0] == STARTED and types[-1] == COMPLETED, types
         assert set(types[1:-1]) <= {PROGRESS}, types
@@ -282,7 +295,7 @@ def test_progress_events_only_go_forward_and_are_throttled(
     """The files of a job run here, one by one, as a worker runs them."""
     client, tenant = hook_env.client, hook_env.new_tenant()
     path = _path("progress", tenant)
-    _endpoint(client, tenant, receiver.url(path))
+    _endpoint(client, tenant, receiver.url(path), events=JOB_EVENTS)
     svc = hook_env.services
     job = store_job(svc, tenant, [(f"{i}.jpg", images.jpeg(64, 48, seed=i)) for i in range(4)],
                     tmp_path / "spool")
@@ -307,7 +320,7 @@ def test_a_tool_job_ends_in_a_media_tool_event(hook_env: AppEnv, receiver: Recei
     account endpoint and its callback, media.tool.failed when the tool fails."""
     client, tenant = hook_env.client, hook_env.new_tenant()
     account, callback = _path("tool-account", tenant), _path("tool-callback", tenant)
-    _endpoint(client, tenant, receiver.url(account))
+    _endpoint(client, tenant, receiver.url(account), events=[TOOL_COMPLETED, TOOL_FAILED])
 
     def queue(name: str, data: bytes, **fields: str) -> str:
         response = client.post("/api/media/strip-metadata", headers=tenant.headers,
@@ -335,6 +348,79 @@ def test_a_tool_job_ends_in_a_media_tool_event(hook_env: AppEnv, receiver: Recei
     assert _event(got[-1])["data"]["jobId"] == broken
 
 
+def test_every_stored_file_sends_one_file_uploaded_event(
+        hook_env: AppEnv, receiver: Receiver, verify: Verify) -> None:
+    """An upload, a completed direct upload, a saveToStorage conversion (its source and
+    output) and a job's output (stored by a worker): one signed event each, carrying the
+    file as GET /api/files/{id} answers it; none for what is not a listed file."""
+    client, tenant = hook_env.client, hook_env.new_tenant()
+    files_path, jobs_path = _path("files", tenant), _path("files-jobs", tenant)
+    endpoint = _endpoint(client, tenant, receiver.url(files_path), events=[FILE_UPLOADED])
+    _endpoint(client, tenant, receiver.url(jobs_path), events=[COMPLETED])
+
+    uploaded = upload(client, tenant, "photo.jpg", images.jpeg(40, 30),
+                      content_type="image/jpeg")
+    photo = images.png(20, 10)
+    session = start_upload(client, tenant, "direct.png", len(photo), content_type="image/png")
+    # Pending, an upload is no file yet: no event.
+    assert put_signed(client, session["upload"]["signedUrl"], photo, "image/png").status_code \
+        == 200
+    for status in (201, 200):  # completing again is idempotent: still one event
+        response = client.post("/api/uploads/complete", headers=tenant.headers,
+                               json=session["complete"]["body"])
+        assert response.status_code == status, response.text
+    converted = client.post("/api/convert", headers=tenant.headers,
+                            files={"files": ("kept.jpg", images.jpeg(32, 24))},
+                            data={"format": "png", "saveToStorage": "true"})
+    assert converted.status_code == 200, converted.text
+    client.post("/api/convert", headers=tenant.headers,  # a temporary output: no event
+                files={"files": ("gone.jpg", images.jpeg(32, 24))}, data={"format": "png"})
+    job_id = create_job(client, tenant, [("job.jpg", images.jpeg(24, 16))], format="webp")
+    assert wait_for_job(client, tenant, job_id)["status"] == "completed"
+    receiver.wait_for(jobs_path, _ends_with(COMPLETED))
+    beside = None
+    for preview in (False, True):  # a tool's output stored beside its file; a preview is not
+        response = client.post(f"/api/files/{uploaded['id']}/tools", headers=tenant.headers,
+                               json={"tool": "strip-metadata", "preview": preview})
+        assert response.status_code == 200, response.text
+        beside = beside or response.json()["file"]["id"]
+
+    listed = set(listed_ids(client, tenant))
+    # The upload, the direct upload, the conversion's source and output, the job's output and
+    # the tool's.
+    assert len(listed) == 6 and beside in listed
+    receiver.wait_for(files_path, lambda got: len(got) >= len(listed))
+    time.sleep(0.3)  # nothing more arrives
+    got = receiver.at(files_path)
+    events = [_event(r) for r in got]
+    assert [e["type"] for e in events] == [FILE_UPLOADED] * len(listed)
+    assert {e["data"]["id"] for e in events} == listed
+    assert len({e["id"] for e in events}) == len(events)
+    for request, event in zip(got, events, strict=True):
+        assert verify(request.body, request.headers["convertly-signature"], endpoint["secret"])
+        assert request.headers["convertly-event"] == FILE_UPLOADED
+        assert request.headers["convertly-event-id"] == event["id"]
+        response = client.get(f"/api/files/{event['data']['id']}", headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        current = response.json()["file"]
+        links = {"download_url", "downloadUrl"}
+        assert {k: v for k, v in event["data"].items() if k not in links} == \
+            {k: v for k, v in current.items() if k not in links}
+        assert download(client, event["data"]["downloadUrl"]).content  # a working link
+    by_id = {e["data"]["id"]: e["data"] for e in events}
+    assert by_id[uploaded["id"]]["filename"] == "photo.jpg"
+    assert by_id[session["fileId"]]["size_bytes"] == len(photo)
+    job_outputs = [d for d in by_id.values() if d["metadata"]["jobId"] == job_id]
+    assert [d["filename"] for d in job_outputs] == ["job.webp"]
+    # The job's endpoint asked for conversion.completed only.
+    assert FILE_UPLOADED not in kinds(receiver.at(jobs_path))
+    log = _log_until(client, tenant, uploaded["id"],
+                     lambda ds: len(ds) == 1 and ds[0]["status"] == "succeeded")
+    assert log[0]["type"] == FILE_UPLOADED
+    spec = client.get("/openapi.json").json()["components"]["schemas"]
+    assert FILE_UPLOADED in spec["CreateWebhookRequest"]["properties"]["events"]["items"]["enum"]
+
+
 class _BrokenStore:
     """A webhook store whose every call fails, as an unreachable one would."""
 
@@ -353,6 +439,16 @@ def test_webhook_trouble_never_fails_a_conversion(hook_env: AppEnv, tmp_path: Pa
     assert pipeline.run_file(svc, job.id, 1) is True
     assert pipeline.finalize_job(svc, job.id).status.value == "completed"
     assert get_job(hook_env.client, tenant, job.id)["completedFiles"] == 2
+
+
+def test_webhook_trouble_never_fails_storing_a_file(hook_env: AppEnv,
+                                                     tmp_path: Path) -> None:
+    tenant = hook_env.new_tenant()
+    svc = dataclasses.replace(hook_env.services, webhooks=_BrokenStore())
+    spooled = tmp_path / "spooled.jpg"
+    spooled.write_bytes(images.jpeg(16, 12))
+    record = library.add_upload(svc, tenant.tenant, spooled, "kept.jpg", None, None)
+    assert listed_ids(hook_env.client, tenant) == [record.id]
 
 
 def test_a_cancelled_job_emits_failed(hook_env: AppEnv, receiver: Receiver,
@@ -376,7 +472,7 @@ def test_a_failing_receiver_is_retried_in_order(hook_env: AppEnv, receiver: Rece
     client, tenant = hook_env.client, hook_env.new_tenant()
     path = _path("flaky", tenant)
     receiver.answer(path, 500, 500)  # then 200
-    _endpoint(client, tenant, receiver.url(path))
+    _endpoint(client, tenant, receiver.url(path), events=JOB_EVENTS)
     job_id = create_job(client, tenant, [("a.jpg", jpeg_bytes)], format="webp")
     assert wait_for_job(client, tenant, job_id)["status"] == "completed"
 
@@ -482,6 +578,12 @@ def test_pending_deliveries_survive_a_restart(mode: str, tmp_path: Path, receive
                             lambda ds: ds[0]["status"] == "succeeded")
         assert done["attempts"] == len(receiver.at(path)) > tried
         assert get_job(env.client, tenant, job.id)["status"] == "failed"
+
+
+def test_the_readme_lists_every_event_type() -> None:
+    table = README.read_text().partition("<!-- webhook-events")[2].partition("\n\n")[0]
+    listed = re.findall(r"^\| `([a-z.]+)` \|", table, re.M)
+    assert listed == list(EVENT_TYPES)
 
 
 def test_signature_matches_the_documented_scheme(verify: Verify) -> None:
