@@ -42,7 +42,7 @@ run: setup ## serve the API on PORT (default 8000), embedded mode, data in ./dat
 serve: run
 
 test: setup ## run the whole test suite
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: setup ## the tests not marked slow (tests/conftest.py), in under two minutes
 	$(PY) -m pytest -q -m "not slow"
