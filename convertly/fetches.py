@@ -14,6 +14,9 @@ A download waits and runs with a `gone` awaitable beside it (the client hanging 
 that ends first, a waiting download leaves the queue and a running one is stopped at once
 (its socket is shut down under the thread, `outbound.Stop`), and `run` raises
 DownloadCancelled. All the bookkeeping happens on the event loop, so it needs no lock.
+
+`download_source` is the download itself (run on the pool), its failures said as the
+client's errors about its `sourceUrl`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import collections
 import concurrent.futures
 import contextlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
-from convertly import outbound
-from convertly.errors import QueueFullError
+from convertly import diskspace, outbound
+from convertly.errors import FileTooLargeError, InvalidFieldError, QueueFullError
+from convertly.settings import Settings
 
 T = TypeVar("T")
 
@@ -154,3 +159,26 @@ class FetchPool:
         for stop in list(self._stops):
             stop.set()
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def download_source(url: str, dest: Path, settings: Settings, stop: outbound.Stop | None
+                    ) -> outbound.Download:
+    """GET a `sourceUrl` into `dest` under the per-file size limit and the fetch settings
+    (blocking: run it on the pool). A refused or failed download is a 400 naming
+    `sourceUrl`, one over the limit a 413; a full disk is the server's 507, naming where
+    `dest` is; DownloadCancelled passes through."""
+    try:
+        return outbound.download(
+            url, dest, max_bytes=settings.max_file_bytes, timeout=settings.fetch_timeout,
+            allow_private=settings.fetch_allow_private, setting="CONVERTLY_FETCH_ALLOW_PRIVATE",
+            stop=stop, proxy=outbound.proxy_from(settings))
+    except outbound.RefusedURLError as exc:
+        raise InvalidFieldError("sourceUrl", str(exc)) from exc
+    except outbound.DownloadTooLarge as exc:
+        raise FileTooLargeError(
+            f"The file at sourceUrl is larger than the limit of {settings.max_file_bytes} bytes "
+            f"per file ({exc.message}; setting CONVERTLY_MAX_FILE_BYTES).") from exc
+    except outbound.DownloadFailed as exc:
+        if diskspace.is_full(exc):
+            raise diskspace.full(f"the upload spool {dest.parent.parent}", exc) from exc
+        raise InvalidFieldError("sourceUrl", f"could not be downloaded: {exc.message}.") from exc

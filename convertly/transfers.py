@@ -26,7 +26,7 @@ from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from convertly import filenames, library, limits, outbound, pipeline
+from convertly import fetches, filenames, library, limits, outbound, pipeline
 from convertly.converters.archive import unpacking
 from convertly.errors import (
     ArchiveTooLargeError,
@@ -131,22 +131,7 @@ def fetch(transfer: Transfer, settings: Settings, spool: Path,
 def _fetch_url(url: str, settings: Settings, spool: Path, stop: outbound.Stop | None
                ) -> Fetched:
     path = spool / "source-0"
-    try:
-        got = outbound.download(
-            url, path, max_bytes=settings.max_file_bytes, timeout=settings.fetch_timeout,
-            allow_private=settings.fetch_allow_private, setting=FETCH_SETTING, stop=stop,
-            proxy=outbound.proxy_from(settings))
-    except outbound.DownloadCancelled:
-        raise
-    except outbound.RefusedURLError as exc:
-        raise InvalidFieldError("sourceUrl", str(exc)) from exc
-    except outbound.DownloadTooLarge as exc:
-        raise FileTooLargeError(
-            f"The file at sourceUrl is larger than the limit of {settings.max_file_bytes} "
-            f"bytes per file ({exc.message}; setting CONVERTLY_MAX_FILE_BYTES).") from exc
-    except outbound.DownloadFailed as exc:
-        raise InvalidFieldError("sourceUrl", f"could not be downloaded: {exc.message}."
-                                ) from exc
+    got = fetches.download_source(url, path, settings, stop)
     return Fetched(filenames.neutral(got.filename), path, got.content_type, got.size)
 
 

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from convertly import diskspace, filenames, mediatools, outbound, webhooks
+from convertly import diskspace, fetches, filenames, mediatools, outbound, webhooks
 from convertly.conversions import ConvertRequest
 from convertly.converters.tools.base import Tool
 from convertly.errors import (
@@ -381,23 +381,7 @@ def fetch_source(form: ParsedForm, settings: Settings, stop: outbound.Stop | Non
     if form.files:
         raise InvalidFieldError("sourceUrl", "send either files or a sourceUrl, not both.")
     path = form.spool / "upload-0"
-    try:
-        got = outbound.download(
-            url, path, max_bytes=settings.max_file_bytes, timeout=settings.fetch_timeout,
-            allow_private=settings.fetch_allow_private, setting="CONVERTLY_FETCH_ALLOW_PRIVATE",
-            stop=stop, proxy=outbound.proxy_from(settings))
-    except outbound.DownloadCancelled:
-        raise
-    except outbound.RefusedURLError as exc:
-        raise InvalidFieldError("sourceUrl", str(exc)) from exc
-    except outbound.DownloadTooLarge as exc:
-        raise FileTooLargeError(
-            f"The file at sourceUrl is larger than the limit of {settings.max_file_bytes} bytes "
-            f"per file ({exc.message}; setting CONVERTLY_MAX_FILE_BYTES).") from exc
-    except outbound.DownloadFailed as exc:
-        if diskspace.is_full(exc):
-            raise diskspace.full(f"the upload spool {form.spool.parent}", exc) from exc
-        raise InvalidFieldError("sourceUrl", f"could not be downloaded: {exc.message}.") from exc
+    got = fetches.download_source(url, path, settings, stop)
     # The origin chose this name, not the client: neutralised rather than refused.
     form.files.append(UploadedFile(field="sourceUrl", filename=filenames.neutral(got.filename),
                                    content_type=got.content_type, path=path, size=got.size,

@@ -30,7 +30,8 @@ from convertly.converters.media.encryption import check_not_encrypted
 from convertly.converters.media.ffmpeg import PROBE_TIMEOUT, SOURCE_GUARD, input_url
 from convertly.converters.process import run, which
 from convertly.converters.tools.base import Tool, ToolOutput
-from convertly.errors import CorruptFileError, EncryptedFileError
+from convertly.converters.vector.pdf import read_pdf
+from convertly.errors import CorruptFileError
 from convertly.models import SourceInfo
 from convertly.sniff import Kind
 
@@ -118,14 +119,7 @@ def _pillow_image(src: Path, kind: Kind) -> dict[str, Any]:
 
 
 def _pdf(src: Path) -> dict[str, Any]:
-    try:
-        document = pdfium.PdfDocument(str(src))
-    except pdfium.PdfiumError as exc:
-        if exc.err_code in (pdfium.raw.FPDF_ERR_PASSWORD, pdfium.raw.FPDF_ERR_SECURITY):
-            raise EncryptedFileError(
-                "The PDF is password-protected (encrypted); remove the password and send it again."
-            ) from exc
-        raise CorruptFileError("The PDF is damaged or not a PDF and cannot be read.") from exc
+    document = read_pdf(src)
     try:
         pages = len(document)
         facts: dict[str, Any] = {"pages": pages, "pdfVersion": _pdf_version(document)}

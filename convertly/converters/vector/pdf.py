@@ -234,16 +234,21 @@ def _check_pages(pages: int, limits: Limits, *, what: str) -> None:
 # -- PDF -> images ---------------------------------------------------------------------------
 
 
-def open_pdf(src: Path, limits: Limits) -> pdfium.PdfDocument:
-    """Open a PDF with its page count checked; encrypted and corrupt files raise clearly."""
+def read_pdf(src: Path) -> pdfium.PdfDocument:
+    """Open a PDF; encrypted and corrupt files raise clearly. Nothing is checked yet."""
     try:
-        document = pdfium.PdfDocument(str(src))
+        return pdfium.PdfDocument(str(src))
     except pdfium.PdfiumError as exc:
         if exc.err_code in (pdfium.raw.FPDF_ERR_PASSWORD, pdfium.raw.FPDF_ERR_SECURITY):
             raise EncryptedFileError(
                 "The PDF is password-protected (encrypted); remove the password and send it again."
             ) from exc
         raise CorruptFileError("The PDF is damaged or not a PDF and cannot be read.") from exc
+
+
+def open_pdf(src: Path, limits: Limits) -> pdfium.PdfDocument:
+    """Open a PDF with its page count checked; encrypted and corrupt files raise clearly."""
+    document = read_pdf(src)
     pages = len(document)
     if pages == 0:
         document.close()
