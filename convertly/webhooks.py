@@ -214,17 +214,23 @@ def _emit(svc: Services, tenant: str, job_id: str, kind: str, job: Job | None) -
     event_type = event_for(job, kind)
     if event_type is None:
         return
-    event_id = new_id("evt")
-    snapshot = job_snapshot(job)
-    deliveries = [
-        Delivery(id=new_id("wd"), tenant=tenant, endpoint_id=endpoint.id, job_id=job_id,
-                 event_id=event_id, event_type=event_type, url=endpoint.url,
-                 snapshot=snapshot, max_attempts=svc.settings.webhook_max_attempts,
-                 next_attempt_at=now, created_at=now)
-        for endpoint in targets if endpoint.wants(event_type)
-    ]
+    deliveries = _deliveries(svc, tenant, job_id, event_type, job_snapshot(job),
+                             [e for e in targets if e.wants(event_type)], now)
     store.emit(job_id, kind, job.progress, now, interval, deliveries,
                svc.settings.webhook_log_retention)
+
+
+def _deliveries(svc: Services, tenant: str, subject_id: str, event_type: str, snapshot: str,
+                endpoints: Sequence[Endpoint], now: float) -> list[Delivery]:
+    """One event (one id, one snapshot) of `subject_id` (a job, stream or file) as a delivery
+    to each of `endpoints`, due now."""
+    event_id = new_id("evt")
+    return [Delivery(id=new_id("wd"), tenant=tenant, endpoint_id=endpoint.id,
+                     job_id=subject_id, event_id=event_id, event_type=event_type,
+                     url=endpoint.url, snapshot=snapshot,
+                     max_attempts=svc.settings.webhook_max_attempts,
+                     next_attempt_at=now, created_at=now)
+            for endpoint in endpoints]
 
 
 def stream_event(svc: Services, stream: VideoStream, event_type: str) -> None:
@@ -237,16 +243,9 @@ def stream_event(svc: Services, stream: VideoStream, event_type: str) -> None:
         if not targets:
             return
         now = time.time()
-        event_id = new_id("evt")
-        snapshot = json.dumps(stream.to_dict())
-        deliveries = [
-            Delivery(id=new_id("wd"), tenant=stream.tenant, endpoint_id=endpoint.id,
-                     job_id=stream.id, event_id=event_id, event_type=event_type,
-                     url=endpoint.url, snapshot=snapshot,
-                     max_attempts=svc.settings.webhook_max_attempts,
-                     next_attempt_at=now, created_at=now)
-            for endpoint in targets if endpoint.wants(event_type)
-        ]
+        deliveries = _deliveries(svc, stream.tenant, stream.id, event_type,
+                                 json.dumps(stream.to_dict()),
+                                 [e for e in targets if e.wants(event_type)], now)
         svc.webhooks.emit(stream.id, kind, 0, now, 0.0, deliveries,
                           svc.settings.webhook_log_retention)
     except Exception as exc:
@@ -274,16 +273,9 @@ def files_stored(svc: Services, records: Sequence[StoredFile]) -> None:
     for record in listed:
         try:
             now = time.time()
-            event_id = new_id("evt")
-            snapshot = json.dumps(record.to_dict())
-            deliveries = [
-                Delivery(id=new_id("wd"), tenant=record.tenant, endpoint_id=endpoint.id,
-                         job_id=record.id, event_id=event_id, event_type=FILE_UPLOADED,
-                         url=endpoint.url, snapshot=snapshot,
-                         max_attempts=svc.settings.webhook_max_attempts,
-                         next_attempt_at=now, created_at=now)
-                for endpoint in targets if endpoint.tenant == record.tenant
-            ]
+            deliveries = _deliveries(svc, record.tenant, record.id, FILE_UPLOADED,
+                                     json.dumps(record.to_dict()),
+                                     [e for e in targets if e.tenant == record.tenant], now)
             svc.webhooks.emit(record.id, "terminal", 0, now, 0.0, deliveries,
                               svc.settings.webhook_log_retention)
         except Exception as exc:

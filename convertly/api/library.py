@@ -105,16 +105,18 @@ def _limit_offset(request: Request) -> tuple[int, int]:
             query_int(request, "offset", 0, 0, 10**9))
 
 
-async def json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
-    """The body as a JSON object with no keys outside `allowed`."""
+async def json_object(request: Request, allowed: set[str] | None = None, *,
+                      max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """The body, at most `max_bytes`, as a JSON object with no keys outside `allowed` (any
+    keys when None: the caller checks them)."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_JSON_BYTES:
-        raise PayloadTooLargeError(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise PayloadTooLargeError(f"The JSON body is larger than {max_bytes} bytes.")
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_JSON_BYTES:
-            raise PayloadTooLargeError(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.")
+        if len(raw) > max_bytes:
+            raise PayloadTooLargeError(f"The JSON body is larger than {max_bytes} bytes.")
     try:
         body = json.loads(raw) if raw.strip() else None
         # Lone surrogates ("\ud800") parse, but are no text: nothing could store them.
@@ -124,11 +126,17 @@ async def json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("Send a JSON object as the body, in UTF-8 "
                                   "(Content-Type: application/json).")
+    if allowed is not None:
+        check_fields(body, allowed)
+    return body
+
+
+def check_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    """A 400 naming the first key of `body` outside `allowed`, and the ones allowed."""
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidFieldError(unknown[0], f"is not a field of this request; send "
                                 f"{', '.join(sorted(allowed))}.")
-    return body
 
 
 def _name(value: Any, field: str) -> str:

@@ -11,15 +11,16 @@ from starlette.responses import JSONResponse, Response
 
 from convertly import streamtracks, views
 from convertly.api import forms
+from convertly.api.library import json_object
 from convertly.api.requests import authenticate, base_url, services
-from convertly.api.streams import _json_body, render
+from convertly.api.streams import MAX_JSON_BYTES, render
 from convertly.errors import InvalidFieldError
 from convertly.streams import layout
 
 
 async def add_caption(request: Request) -> Response:
     key = authenticate(request)
-    body = await _json_body(request)
+    body = await json_object(request, max_bytes=MAX_JSON_BYTES)
     stream = await asyncio.to_thread(streamtracks.add_caption, services(request), key.tenant,
                                      request.path_params["stream_id"], body)
     return JSONResponse({"stream": render(request, stream)}, status_code=201)
@@ -35,7 +36,7 @@ async def remove_caption(request: Request) -> Response:
 
 async def replace_chapters(request: Request) -> Response:
     key = authenticate(request)
-    body = await _json_body(request)
+    body = await json_object(request, max_bytes=MAX_JSON_BYTES)
     stream = await asyncio.to_thread(streamtracks.replace_chapters, services(request),
                                      key.tenant, request.path_params["stream_id"], body)
     return JSONResponse({"stream": render(request, stream)})
@@ -55,7 +56,7 @@ async def set_poster(request: Request) -> Response:
     svc = services(request)
     stream_id = request.path_params["stream_id"]
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        body = await _json_body(request)
+        body = await json_object(request, max_bytes=MAX_JSON_BYTES)
         stream = await asyncio.to_thread(streamtracks.poster_at, svc, key.tenant, stream_id,
                                          body)
         return JSONResponse({"stream": render(request, stream)})

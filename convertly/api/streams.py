@@ -20,8 +20,9 @@ from starlette.responses import JSONResponse, Response
 
 from convertly import filenames, library, videostreams, views
 from convertly.api import forms
+from convertly.api.library import check_fields, json_object
 from convertly.api.requests import authenticate, base_url, executor, query_int, services
-from convertly.errors import InvalidFieldError, InvalidRequestError, PayloadTooLargeError
+from convertly.errors import InvalidFieldError, InvalidRequestError
 from convertly.streams.model import StreamStatus, VideoStream
 
 MAX_JSON_BYTES = 8 * 1024 * 1024  # captions travel in the body
@@ -35,22 +36,6 @@ def render(request: Request, stream: VideoStream) -> dict[str, Any]:
     return views.stream_view(services(request), base_url(request), stream)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_JSON_BYTES:
-            raise PayloadTooLargeError(f"The JSON body is larger than {MAX_JSON_BYTES} bytes.")
-    try:
-        body = json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        body = None
-    if not isinstance(body, dict):
-        raise InvalidRequestError("Send a JSON object as the body "
-                                  "(Content-Type: application/json).")
-    return body
-
-
 def _form_value(raw: str) -> Any:
     """A multipart field's value: JSON when it is a list, an object or a number."""
     text = raw.strip()
@@ -61,13 +46,6 @@ def _form_value(raw: str) -> Any:
             raise InvalidRequestError(f"The form field value {text[:40]!r} is not valid "
                                       "JSON.") from None
     return text
-
-
-def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidFieldError(unknown[0], "is not a field of this request; send "
-                                f"{', '.join(sorted(allowed))}.")
 
 
 async def _store(request: Request, tenant: str, form: forms.ParsedForm) -> str:
@@ -94,8 +72,8 @@ async def create_stream(request: Request) -> Response:
             body = {name: _form_value(value) for name, value in form.fields.items()
                     if value.strip()}
         else:
-            body = await _json_body(request)
-        _check_fields(body, _OPTION_FIELDS | set(_SOURCE_FIELDS))
+            body = await json_object(request, max_bytes=MAX_JSON_BYTES)
+        check_fields(body, _OPTION_FIELDS | set(_SOURCE_FIELDS))
         options = videostreams.parse_options({k: v for k, v in body.items()
                                               if k in _OPTION_FIELDS})
         source_id = body.get("sourceFileId")
@@ -157,7 +135,7 @@ async def get_stream(request: Request) -> Response:
 
 async def update_stream(request: Request) -> Response:
     key = authenticate(request)
-    body = await _json_body(request)
+    body = await json_object(request, max_bytes=MAX_JSON_BYTES)
     stream = await asyncio.to_thread(videostreams.update, services(request), key.tenant,
                                      request.path_params["stream_id"], body)
     return JSONResponse({"stream": render(request, stream)})
