@@ -17,12 +17,11 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import httpx2
@@ -38,6 +37,7 @@ from convertly.state.records import TenantLimits
 from tests import images
 from tests.api.support import Tenant, behind_socket, deployed, new_tenant, store_job
 from tests.cluster import Cluster
+from tests.origin import loopback_origin
 
 CLI_TIMEOUT = 120
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -368,19 +368,14 @@ def test_convert_a_url_the_server_fetches(embedded_cli: Cli, tmp_path: Path) -> 
     origin_dir.mkdir()
     _write(origin_dir, "photo.jpg", images.jpeg(320, 240))
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(origin_dir))
-    origin = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=origin.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{origin.server_address[1]}/photo.jpg"
+    with loopback_origin(handler) as base:
+        url = f"{base}/photo.jpg"
         result = _ok(embedded_cli("convert", url, "-f", "webp", "-o", "out"))
         assert result.stdout.split() == ["out/photo.webp"]
         out = images.decode((tmp_path / "out/photo.webp").read_bytes())
         assert (out.format, out.size) == ("WEBP", (320, 240))
         missing = embedded_cli("convert", url.replace("photo", "nothing"), "-f", "webp")
         assert missing.returncode == 1 and "HTTP 404" in missing.stderr, missing.stderr
-    finally:
-        origin.shutdown()
-        origin.server_close()
     mixed = embedded_cli("convert", url, "other.jpg", "-f", "webp")
     assert mixed.returncode == 2 and "one URL per command" in mixed.stderr
 
@@ -394,10 +389,7 @@ def test_transfer_downloads_stores_and_extracts(embedded_cli: Cli, tmp_path: Pat
         zf.writestr("icons/a.jpg", photo)
         zf.writestr("b.txt", b"hello")
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(origin_dir))
-    origin = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=origin.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{origin.server_address[1]}"
+    with loopback_origin(handler) as base:
         got = _ok(embedded_cli("transfer", f"{base}/photo.jpg", "-o", "in"))
         assert got.stdout.split() == ["in/photo.jpg"]
         assert (tmp_path / "in/photo.jpg").read_bytes() == photo
@@ -415,9 +407,6 @@ def test_transfer_downloads_stores_and_extracts(embedded_cli: Cli, tmp_path: Pat
         assert {f["name"] for f in unpacked["folders"]} == {"kit", "icons"}
         over = embedded_cli("transfer", f"{base}/kit.zip", "--extract", "--max-files", "1")
         assert over.returncode == 1 and "ARCHIVE_TOO_LARGE" in over.stderr, over.stderr
-    finally:
-        origin.shutdown()
-        origin.server_close()
     usage = embedded_cli("transfer", f"{base}/kit.zip", "--flat")
     assert usage.returncode == 2 and "go with --extract" in usage.stderr
 

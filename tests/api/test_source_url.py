@@ -5,15 +5,15 @@ which may fetch from this machine (CONVERTLY_FETCH_ALLOW_PRIVATE)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx2
 import pytest
 
 from tests import images
 from tests.api.support import AppEnv, assert_error, wait_for_job
+from tests.origin import loopback_origin
 
 PHOTO = images.jpeg(160, 120)
 BIG = b"\xff" * (200 * 1024)  # over the app's 64 KiB per file
@@ -60,14 +60,8 @@ class _Origin(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def origin() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_origin(_Origin) as base:
+        yield base
 
 
 def _convert(env: AppEnv, url: str, path: str = "/api/convert",

@@ -10,11 +10,10 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from tests.api.support import (
     multipart,
     running_app,
 )
+from tests.origin import loopback_origin
 from tests.streams.play import names, walk_dash, walk_hls
 from tests.streams.source import source_video
 
@@ -233,13 +233,8 @@ def origin(tiny_video: bytes) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_origin(Origin) as base:
+        yield f"{base}/clip.mp4"
 
 
 def test_an_upload_or_a_source_url_is_stored_first(limited_env: AppEnv, tiny_video: bytes,

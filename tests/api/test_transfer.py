@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import threading
 import time
 import uuid
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from convertly.watchdog import Watchdog
 from tests import images
 from tests.api.support import AppEnv, Tenant, assert_error, download, wait_for_job
 from tests.cluster import Cluster
+from tests.origin import loopback_origin
 
 PHOTO = images.jpeg(64, 48)
 
@@ -55,14 +55,8 @@ class _Origin(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def origin() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_origin(_Origin) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

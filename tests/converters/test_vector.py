@@ -3,7 +3,6 @@ from __future__ import annotations
 import functools
 import http.server
 import io
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ from tests.converters.conftest import (
     write_animation,
     write_image,
 )
+from tests.origin import loopback_origin
 
 F = OutputFormat
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -362,14 +362,8 @@ def web_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_origin(Recorder) as base:
+        yield base, hits
 
 
 def test_network_references_are_never_fetched(
