@@ -29,6 +29,8 @@ def test_tools_page_runs_a_tool_with_its_options_and_previews_the_output(
     page = tab.page
     page.get_by_role("link", name="Tools").click()
     page.get_by_role("heading", name="Media tools").wait_for()
+    # the list is filled once /openapi.json has arrived
+    page.locator("#tool-name option[value='watermark']").wait_for(state="attached")
     tools = page.locator("#tool-name option").all_inner_texts()
     assert {"watermark", "pdf-preview", "image-to-pdf", "remove-background",
             "strip-metadata"} <= set(tools)
